@@ -1,0 +1,3 @@
+from joulebot.bots.cli import app
+
+app()

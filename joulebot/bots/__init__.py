@@ -1,0 +1,1 @@
+"""Front ends (terminal, Telegram, Discord) and the platform-neutral core they share."""

@@ -1,0 +1,188 @@
+"""The terminal front end: `joulebot ask`, `compare`, `models`, `history`, `worker`.
+
+It goes through the same queue and worker as the chat bots: in embedded mode it
+starts the embedded Redis and worker on first use (they stay up for a while so
+the next question is fast).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from joulebot.bots.core import InputError, build_request
+from joulebot.bots.footer import energy_ratio, footer
+from joulebot.config import Settings, get_settings
+from joulebot.queue_worker.contract import Request, Result, Units
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+UnitsOption = Annotated[Units | None, typer.Option("--units", help="joules: energy; watts: average power and duration")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print the whole Result as JSON")]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"joulebot: {message}", markup=False)
+    return typer.Exit(code)
+
+
+def _cli_user() -> str:
+    return getpass.getuser()
+
+
+def _requests(settings: Settings, models: list[str | None], prompt: str, units: Units | None) -> list[Request]:
+    try:
+        return [
+            build_request(settings, platform="cli", user_id=_cli_user(), prompt=prompt, model=m, units=units)
+            for m in models
+        ]
+    except InputError as exc:
+        raise _fail(str(exc), 2) from None
+
+
+def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Result]:
+    """Queue the requests (in order, on the same worker) and wait for all Results."""
+    from joulebot.queue_worker.client import JobError, QueueClient
+
+    client = QueueClient(settings)
+    try:
+        jobs = [client.submit(r) for r in requests]
+    except JobError as exc:
+        raise _fail(str(exc)) from None
+    results: list[Result] = []
+    current = jobs[0]
+    try:
+        with err.status("queued", spinner="dots") as status:
+            for job in jobs:
+                current = job
+
+                def show(progress, job=job):
+                    label = f"[{jobs.index(job) + 1}/{len(jobs)}] " if len(jobs) > 1 else ""
+                    status.update(f"{label}{progress.text()}")
+
+                results.append(client.wait(job, None if quiet else show))
+    except JobError as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        pending = [j for j in jobs if j is current or jobs.index(j) > jobs.index(current)]
+        cancelled = [j for j in pending if client.cancel(j)]
+        if len(cancelled) == len(pending):
+            raise _fail("cancelled before it ran; nothing was recorded", 130) from None
+        raise _fail("stopped waiting; the answer is still being made and will be in `joulebot history`", 130) from None
+    return results
+
+
+@app.command()
+def ask(
+    prompt: Annotated[str, typer.Argument(help="what to ask")],
+    model: Annotated[str | None, typer.Option("--model", "-m", help="model name (see `joulebot models`)")] = None,
+    units: UnitsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask one model; print the answer and what it cost."""
+    settings = get_settings()
+    (request,) = _requests(settings, [model], prompt, units)
+    (result,) = _run(settings, [request], quiet=as_json)
+    if as_json:
+        out.print_json(result.model_dump_json())
+        return
+    out.print(result.answer, markup=False)
+    out.print()
+    out.print(footer(result), markup=False)
+
+
+@app.command()
+def compare(
+    model_a: Annotated[str, typer.Argument(help="first model")],
+    model_b: Annotated[str, typer.Argument(help="second model")],
+    prompt: Annotated[str, typer.Argument(help="what to ask both")],
+    units: UnitsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask two models the same thing, one after the other on the same worker."""
+    settings = get_settings()
+    requests = _requests(settings, [model_a, model_b], prompt, units)
+    a, b = _run(settings, requests, quiet=as_json)
+    if as_json:
+        out.print_json(json.dumps({"a": a.model_dump(mode="json"), "b": b.model_dump(mode="json")}))
+        return
+    for tag, result in (("A", a), ("B", b)):
+        out.print(f"── {tag}: {result.model} ──", markup=False)
+        out.print(result.answer, markup=False)
+        out.print()
+        out.print(footer(result), markup=False)
+        out.print()
+    out.print(energy_ratio(a, b), markup=False)
+
+
+@app.command()
+def models() -> None:
+    """List the models that can be asked here."""
+    from joulebot.models import available_models
+
+    settings = get_settings()
+    for entry in available_models():
+        default = " (default)" if entry.name == settings.default_model else ""
+        out.print(f"{entry.name}{default} · {entry.size_label()} · {entry.description}", markup=False)
+
+
+@app.command()
+def history(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="how many")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Show your last exchanges, newest first."""
+    from joulebot.history import HistoryStore
+
+    rows = HistoryStore(get_settings().sqlalchemy_url).recent("cli", _cli_user(), limit)
+    if as_json:
+        out.print_json(json.dumps([row.result for row in rows]))
+        return
+    if not rows:
+        out.print("no exchanges yet: try joulebot ask \"What is a joule?\"", markup=False)
+    for row in rows:
+        result = Result.model_validate(row.result)
+        when = row.started_at.strftime("%Y-%m-%d %H:%M")
+        out.print(f"#{row.id} {when} · {row.model} · {row.prompt[:60]}", markup=False)
+        out.print(f"   {footer(result).replace(chr(10), chr(10) + '   ')}", markup=False)
+
+
+@app.command()
+def worker(
+    idle_exit: Annotated[int | None, typer.Option(help="exit after this many idle seconds")] = None,
+    burst: Annotated[bool, typer.Option(help="exit when the queue is empty")] = False,
+) -> None:
+    """Run the measurement worker (one per metered box)."""
+    from joulebot.queue_worker.worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    run_worker(settings, idle_exit_s=idle_exit, burst=burst)
+
+
+def _not_yet(name: str) -> None:
+    raise _fail(f"the {name} bot is not built yet (see the open issues)", 2)
+
+
+@app.command()
+def telegram() -> None:
+    """Run the Telegram bot."""
+    _not_yet("Telegram")
+
+
+@app.command()
+def discord() -> None:
+    """Run the Discord bot."""
+    _not_yet("Discord")
+
+
+if __name__ == "__main__":
+    sys.exit(app())

@@ -1,0 +1,79 @@
+"""The footer under every answer: energy, carbon and model, each saying where it came from."""
+
+from __future__ import annotations
+
+import math
+
+from joulebot.metering import Energy
+from joulebot.queue_worker.contract import Result, Units
+
+
+def sig(value: float, digits: int = 3) -> str:
+    """`digits` significant figures, never in scientific notation."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    if abs(value) >= 10 ** digits:
+        return f"{value:.0f}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}"
+
+
+def grams(value: float) -> str:
+    """CO2eq mass readable at any size: mg below 0.01 g."""
+    return f"{sig(value * 1000)} mg" if abs(value) < 0.01 else f"{sig(value)} g"
+
+
+def source_label(energy: Energy) -> str:
+    reading = energy.machine
+    if reading.joules is None:
+        return f"unavailable: {reading.error or 'meter failed'}"
+    if not reading.measured:
+        return f"estimated, no meter here: {reading.method}"
+    where = "at the wall" if reading.scope == "machine" else f"{reading.scope} only"
+    return f"measured {where} by {reading.source}"
+
+
+def energy_line(energy: Energy, units: Units) -> str:
+    if energy.total_j is None:
+        return f"⚡ energy {source_label(energy)} · {sig(energy.seconds)} s"
+    idle_w = energy.idle.watts if energy.idle else None
+    if units == "watts":
+        above = "" if idle_w is None else f" ({sig(max(0.0, energy.avg_watts - idle_w))} W above {sig(idle_w)} W idle)"
+        return f"⚡ {sig(energy.avg_watts)} W avg over {sig(energy.seconds)} s{above} · {source_label(energy)}"
+    above = "" if energy.attributable_j is None else f" ({sig(energy.attributable_j)} J above idle)"
+    return (
+        f"⚡ {sig(energy.total_j)} J total{above} · {sig(energy.avg_watts)} W avg over {sig(energy.seconds)} s"
+        f" · {source_label(energy)}"
+    )
+
+
+def carbon_line(result: Result) -> str:
+    c = result.carbon
+    intensity = f"{sig(c.intensity.g_per_kwh)} g/kWh ({c.intensity.label()})"
+    if c.operational_g is None or c.sci_g is None:
+        return f"🌍 CO2e unavailable (no energy figure) · {intensity} · embodied {grams(c.embodied_g)}"
+    return f"🌍 {grams(c.operational_g)} CO2e · {intensity} · SCI {grams(c.sci_g)}/answer"
+
+
+def model_line(result: Result) -> str:
+    parts = [f"🤖 {result.model} ({result.model_size})", f"{result.completion_tokens} tokens"]
+    if result.j_per_token is not None:
+        parts.append(f"{sig(result.j_per_token)} J/token")
+    return " · ".join(parts)
+
+
+def footer(result: Result, units: Units | None = None) -> str:
+    lines = [energy_line(result.energy, units or result.request.units), carbon_line(result), model_line(result)]
+    if result.history_error:
+        lines.append(f"⚠️ {result.history_error}")
+    return "\n".join(lines)
+
+
+def energy_ratio(a: Result, b: Result) -> str:
+    """One sentence comparing two answers' total energy."""
+    ea, eb = a.energy.total_j, b.energy.total_j
+    if ea is None or eb is None or ea <= 0 or eb <= 0:
+        return "⚖️ no ratio: one of the energies is unavailable"
+    if ea >= eb:
+        return f"⚖️ {a.model} (A) used {sig(ea / eb, 2)}× the energy of {b.model} (B)"
+    return f"⚖️ {b.model} (B) used {sig(eb / ea, 2)}× the energy of {a.model} (A)"

@@ -1,0 +1,44 @@
+"""SCI per ISO/IEC 21031 (GSF spec 1.1): SCI = ((E × I) + M) per R.
+
+E is the whole machine's energy for the answer window in kWh (total, not
+above idle: all reserved hardware counts), I the grid intensity in gCO2eq/kWh,
+M the embodied share TE × (window / EL) × RS, and R one answer.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from joulebot.carbon.intensity import Intensity
+
+J_PER_KWH = 3_600_000.0
+SECONDS_PER_YEAR = 365 * 24 * 3600
+
+
+class Embodied(BaseModel):
+    """The box's embodied emissions and how much of them one answer reserves."""
+
+    te_g: float  # total embodied emissions of the box, gCO2eq
+    lifespan_years: float  # EL
+    resource_share: float = 1.0  # RS: share of the box reserved for the work
+
+    def share_g(self, seconds: float) -> float:
+        """M = TE × (TiR / EL) × RS."""
+        return self.te_g * (seconds / (self.lifespan_years * SECONDS_PER_YEAR)) * self.resource_share
+
+
+class Carbon(BaseModel):
+    """One answer's emissions. All in grams of CO2eq; None where energy is unknown."""
+
+    intensity: Intensity
+    operational_g: float | None  # E × I
+    embodied_g: float  # M
+    sci_g: float | None  # (E × I + M) / R, R = 1 answer
+
+
+def carbon_for(total_j: float | None, seconds: float, intensity: Intensity, embodied: Embodied) -> Carbon:
+    m = embodied.share_g(seconds)
+    if total_j is None:
+        return Carbon(intensity=intensity, operational_g=None, embodied_g=m, sci_g=None)
+    operational = total_j / J_PER_KWH * intensity.g_per_kwh
+    return Carbon(intensity=intensity, operational_g=operational, embodied_g=m, sci_g=operational + m)

@@ -1,0 +1,84 @@
+"""Every knob joulebot has, read from the environment and an optional `.env` file.
+
+Nothing configured means the embedded default: an embedded Redis and a SQLite
+file under the data directory, the SmolLM2 model through llama.cpp, an energy
+estimate when no meter is found, and the static grid intensity of `GRID_ZONE`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "joulebot"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # Where the embedded Redis, the SQLite file and the worker's log live.
+    data_dir: Path = Field(default_factory=_default_data_dir, alias="JOULEBOT_DATA_DIR")
+
+    # Queue: empty REDIS_URL means the embedded Redis server under data_dir.
+    redis_url: str = ""
+    queue_name: str = "joulebot"
+    job_timeout_s: int = 300
+    result_ttl_s: int = 86_400
+    embedded_worker_idle_exit_s: int = 600
+
+    # History: empty DATABASE_URL means SQLite under data_dir.
+    database_url: str = ""
+
+    # Models.
+    default_model: str = "smollm2-135m"
+    max_prompt_chars: int = 4000
+    max_tokens: int = 256
+    llama_threads: int = Field(default_factory=lambda: os.cpu_count() or 1)
+
+    # Metering.
+    meters: str = "auto"
+    idle_baseline_s: float = 2.0
+    estimate_idle_w: float = 5.0
+    estimate_w_per_core: float = 10.0
+    box_name: str = Field(default_factory=lambda: os.uname().nodename)
+
+    # Carbon and SCI.
+    grid_zone: str = "DE"
+    embodied_te_kg: float = 181.0
+    embodied_lifespan_years: float = 4.0
+    embodied_resource_share: float = 1.0
+
+    # Presentation.
+    default_units: Literal["joules", "watts"] = "joules"
+
+    @field_validator("grid_zone")
+    @classmethod
+    def _upper_zone(cls, value: str) -> str:
+        return value.strip().upper()
+
+    @property
+    def embedded_redis(self) -> bool:
+        return not self.redis_url
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            # Heroku-style URLs name the scheme "postgres"; SQLAlchemy wants the driver too.
+            for prefix in ("postgres://", "postgresql://"):
+                if self.database_url.startswith(prefix):
+                    return "postgresql+psycopg://" + self.database_url[len(prefix) :]
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'history.sqlite3'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,91 @@
+"""Reading and writing history. One HistoryStore per process; it owns the engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from joulebot.history.tables import Exchange, User
+from joulebot.queue_worker.contract import Result
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        # The worker writes while bots read: wait for the lock instead of failing at once.
+        return create_engine(url, connect_args={"timeout": 30})
+    return create_engine(url, pool_pre_ping=True)
+
+
+class HistoryStore:
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        SQLModel.metadata.create_all(self.engine)
+
+    def _user(self, session: Session, platform: str, platform_user_id: str) -> User:
+        query = select(User).where(User.platform == platform, User.platform_user_id == platform_user_id)
+        user = session.exec(query).first()
+        if user is None:
+            user = User(platform=platform, platform_user_id=platform_user_id)
+            session.add(user)
+            try:
+                session.commit()
+            except IntegrityError:  # created meanwhile by another process
+                session.rollback()
+                user = session.exec(query).one()
+            session.refresh(user)
+        return user
+
+    def record(self, result: Result) -> int:
+        """Store one finished exchange; returns its id. The Result's own id fields stay unset."""
+        req, energy, carbon = result.request, result.energy, result.carbon
+        with Session(self.engine) as session:
+            user = self._user(session, req.platform, req.user_id)
+            row = Exchange(
+                request_id=req.id,
+                user_id=user.id,
+                platform=req.platform,
+                model=result.model,
+                prompt=req.prompt,
+                answer=result.answer,
+                prompt_tokens=result.prompt_tokens,
+                completion_tokens=result.completion_tokens,
+                started_at=result.started_at,
+                seconds=energy.seconds,
+                load_s=result.load_s,
+                energy_total_j=energy.total_j,
+                energy_attributable_j=energy.attributable_j,
+                idle_w=energy.idle.watts if energy.idle else None,
+                energy_source=energy.machine.source,
+                energy_measured=energy.measured,
+                intensity_g_per_kwh=carbon.intensity.g_per_kwh,
+                intensity_zone=carbon.intensity.zone,
+                intensity_provenance=carbon.intensity.provenance,
+                operational_g=carbon.operational_g,
+                embodied_g=carbon.embodied_g,
+                sci_g=carbon.sci_g,
+                box=result.box,
+                result=result.model_dump(mode="json"),
+            )
+            session.add(row)
+            session.commit()
+            return row.id  # type: ignore[return-value]
+
+    def recent(self, platform: str, platform_user_id: str, limit: int = 10) -> list[Exchange]:
+        """A user's own last exchanges, newest first."""
+        with Session(self.engine) as session:
+            query = (
+                select(Exchange)
+                .join(User)
+                .where(User.platform == platform, User.platform_user_id == platform_user_id)
+                .order_by(Exchange.id.desc())  # type: ignore[union-attr]
+                .limit(limit)
+            )
+            return list(session.exec(query).all())
+
+    def get(self, exchange_id: int) -> Exchange | None:
+        with Session(self.engine) as session:
+            return session.get(Exchange, exchange_id)

@@ -1,0 +1,56 @@
+"""The tables. An Exchange keeps the footer's figures as columns (for queries and
+statistics) and the whole Result as JSON (so any footer can be shown again)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("platform", "platform_user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=32)
+    platform_user_id: str = Field(max_length=64)
+    default_model: str | None = Field(default=None, max_length=128)
+    units: str | None = Field(default=None, max_length=16)
+    created_at: datetime = Field(default_factory=_now)
+
+
+class Exchange(SQLModel, table=True):
+    __tablename__ = "exchanges"
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: str = Field(max_length=64, unique=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    platform: str = Field(max_length=32)
+    model: str = Field(max_length=128, index=True)
+    prompt: str = Field(sa_column=Column(Text, nullable=False))
+    answer: str = Field(sa_column=Column(Text, nullable=False))
+    prompt_tokens: int
+    completion_tokens: int
+    started_at: datetime
+    seconds: float
+    load_s: float
+    energy_total_j: float | None
+    energy_attributable_j: float | None
+    idle_w: float | None
+    energy_source: str = Field(max_length=32)
+    energy_measured: bool
+    intensity_g_per_kwh: float
+    intensity_zone: str = Field(max_length=32)
+    intensity_provenance: str = Field(max_length=16)
+    operational_g: float | None
+    embodied_g: float
+    sci_g: float | None
+    box: str = Field(max_length=128)
+    result: dict = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=_now)

@@ -1,0 +1,10 @@
+"""Meters behind one small interface: start a window, stop it, get a Reading.
+
+Each meter is a module of its own; `detect.py` picks the ones this machine has,
+`box.py` combines them into the machine figure and the idle baseline.
+"""
+
+from joulebot.metering.base import Meter, Window
+from joulebot.metering.reading import Energy, IdleBaseline, Reading
+
+__all__ = ["Energy", "IdleBaseline", "Meter", "Reading", "Window"]

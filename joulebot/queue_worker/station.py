@@ -1,0 +1,86 @@
+"""The measurement station: what the worker holds for the life of its process.
+
+Runners keep models loaded, the measurement box keeps its idle baseline, the
+history store keeps its engine. `run()` turns one Request into one Result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from joulebot.carbon import Embodied, carbon_for, static_intensity
+from joulebot.config import Settings
+from joulebot.history import HistoryStore
+from joulebot.metering.box import MeasurementBox
+from joulebot.metering.detect import select_meters
+from joulebot.models import ModelEntry, Runner, resolve_model
+from joulebot.models.llamacpp_runner import LlamaCppRunner
+from joulebot.queue_worker.contract import Request, Result
+
+log = logging.getLogger(__name__)
+
+StageCallback = Callable[[str], None]
+
+
+class Station:
+    def __init__(self, settings: Settings, history: HistoryStore | None = None) -> None:
+        self.settings = settings
+        self.box = MeasurementBox(select_meters(settings))
+        self.runners: dict[str, Runner] = {"llamacpp": LlamaCppRunner(threads=settings.llama_threads)}
+        self.history = history or HistoryStore(settings.sqlalchemy_url)
+        self.embodied = Embodied(
+            te_g=settings.embodied_te_kg * 1000,
+            lifespan_years=settings.embodied_lifespan_years,
+            resource_share=settings.embodied_resource_share,
+        )
+
+    def runner_for(self, entry: ModelEntry) -> Runner:
+        return self.runners[entry.runner]
+
+    def warm_up(self) -> None:
+        """Load the default model and measure idle power, before any job is taken."""
+        entry = resolve_model(self.settings.default_model)
+        load_s = self.runner_for(entry).load(entry)
+        idle = self.box.measure_idle(self.settings.idle_baseline_s)
+        log.info(
+            "warm: %s loaded in %.2f s; idle %.2f W (%s, %.1f s)",
+            entry.name, load_s, idle.watts, idle.source, idle.seconds,
+        )  # fmt: skip
+        if self.box.idle is None:
+            raise RuntimeError("no idle baseline")
+
+    def run(self, request: Request, stage: StageCallback = lambda _: None) -> Result:
+        entry = resolve_model(request.model)
+        runner = self.runner_for(entry)
+        stage("loading model")
+        load_s = runner.load(entry)  # outside the measured window, reported on its own
+        if self.box.idle is None:
+            self.box.measure_idle(self.settings.idle_baseline_s)
+        stage("generating")
+        started_at = datetime.now(UTC)
+        generation, energy = self.box.measure(lambda: runner.generate(entry, request.prompt, request.max_tokens))
+        carbon = carbon_for(energy.total_j, energy.seconds, static_intensity(self.settings.grid_zone), self.embodied)
+        result = Result(
+            request=request,
+            answer=generation.text,
+            model=entry.name,
+            model_size=entry.size_label(),
+            prompt_tokens=generation.prompt_tokens,
+            completion_tokens=generation.completion_tokens,
+            generation_s=generation.seconds,
+            load_s=load_s,
+            energy=energy,
+            carbon=carbon,
+            box=self.settings.box_name,
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+        )
+        stage("storing")
+        try:
+            result.exchange_id = self.history.record(result)
+        except Exception as exc:  # the answer still goes out; the loss is said, not hidden
+            log.exception("could not store exchange %s", request.id)
+            result.history_error = f"not stored in history: {type(exc).__name__}"
+        return result

@@ -1,0 +1,110 @@
+"""The measurement worker: one per metered box, one job at a time.
+
+It is an RQ `SimpleWorker`, on purpose: jobs run in the worker's own process,
+so the model stays loaded between answers (a forking worker reloads it for
+every job: 1.4 s per answer for SmolLM2 here) and the meters and the idle
+baseline live as long as the worker. The price is the per-job isolation of a
+fork, which a single-purpose measurement box does not need.
+
+In embedded mode the worker also owns the embedded Redis server: it starts it,
+and when it was spawned by `joulebot ask` it exits after a quiet period and
+shuts the server down with it (under the embedded lock, only if no job waits).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from rq import Queue, SimpleWorker
+from rq.serializers import JSONSerializer
+
+from joulebot.config import Settings
+from joulebot.queue_worker import connection as conn
+from joulebot.queue_worker.job import use_station
+from joulebot.queue_worker.station import Station
+
+log = logging.getLogger(__name__)
+
+
+def queue_for(settings: Settings, connection=None) -> Queue:
+    return Queue(settings.queue_name, connection=connection or conn.connect(settings), serializer=JSONSerializer)
+
+
+def pid_path(settings: Settings) -> Path:
+    return settings.data_dir / "worker.pid"
+
+
+def embedded_worker_alive(settings: Settings) -> bool:
+    try:
+        pid = int(pid_path(settings).read_text())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _claim_pid_file(settings: Settings) -> None:
+    pid_path(settings).write_text(str(os.getpid()))
+
+
+def _release_pid_file(settings: Settings) -> None:
+    try:
+        if int(pid_path(settings).read_text()) == os.getpid():
+            pid_path(settings).unlink()
+    except (FileNotFoundError, ValueError):
+        pass
+
+
+def run_worker(settings: Settings, idle_exit_s: int | None = None, burst: bool = False) -> None:
+    """Serve the queue until stopped (or idle for `idle_exit_s`, or empty with `burst`)."""
+    if settings.embedded_redis:
+        with conn.embedded_lock(settings):
+            conn.start_embedded_redis(settings)
+            _claim_pid_file(settings)
+    try:
+        station = Station(settings)
+        station.warm_up()
+        use_station(station)
+        queue = queue_for(settings)
+        while True:
+            SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer).work(
+                burst=burst, max_idle_time=idle_exit_s, logging_level="WARNING"
+            )
+            if burst or idle_exit_s is None or not settings.embedded_redis:
+                return
+            with conn.embedded_lock(settings):
+                if queue.count == 0:  # nobody enqueued meanwhile: stop the pair
+                    _release_pid_file(settings)
+                    conn.stop_embedded_redis(settings)
+                    return
+    finally:
+        if settings.embedded_redis:
+            _release_pid_file(settings)
+
+
+def ensure_embedded_stack(settings: Settings) -> None:
+    """Make sure the embedded Redis answers and an embedded worker serves it.
+
+    Returns as soon as the job can be queued: a worker that is still warming up
+    takes it when ready (the client shows that it waits).
+    """
+    with conn.embedded_lock(settings):
+        conn.start_embedded_redis(settings)
+        if embedded_worker_alive(settings):
+            return
+        with open(settings.data_dir / "worker.log", "ab") as log_file:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "joulebot", "worker", "--idle-exit", str(settings.embedded_worker_idle_exit_s)],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                start_new_session=True,  # Ctrl-C in the user's terminal must not reach it
+                env={**os.environ, "JOULEBOT_DATA_DIR": str(settings.data_dir)},
+            )
+        pid_path(settings).write_text(str(child.pid))  # before the lock is released: no second spawn
