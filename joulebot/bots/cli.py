@@ -168,6 +168,18 @@ def worker(
     run_worker(settings, idle_exit_s=idle_exit, burst=burst)
 
 
+@app.command()
+def stop() -> None:
+    """Stop the embedded worker and Redis (they also stop by themselves when idle)."""
+    from joulebot.queue_worker.worker import stop_embedded_stack
+
+    settings = get_settings()
+    if not settings.embedded_redis:
+        raise _fail("REDIS_URL is set: stop the worker with your process manager", 2)
+    graceful = stop_embedded_stack(settings)
+    out.print("stopped" if graceful else "stopped (the worker had to be killed)")
+
+
 def _not_yet(name: str) -> None:
     raise _fail(f"the {name} bot is not built yet (see the open issues)", 2)
 

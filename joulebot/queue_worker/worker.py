@@ -13,12 +13,16 @@ shuts the server down with it (under the embedded lock, only if no job waits).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
@@ -40,13 +44,10 @@ def pid_path(settings: Settings) -> Path:
 
 def embedded_worker_alive(settings: Settings) -> bool:
     try:
-        pid = int(pid_path(settings).read_text())
-        os.kill(pid, 0)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
+        process = psutil.Process(int(pid_path(settings).read_text()))
+        return process.status() != psutil.STATUS_ZOMBIE
+    except (FileNotFoundError, ValueError, psutil.NoSuchProcess):
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _claim_pid_file(settings: Settings) -> None:
@@ -73,10 +74,10 @@ def run_worker(settings: Settings, idle_exit_s: int | None = None, burst: bool =
         use_station(station)
         queue = queue_for(settings)
         while True:
-            SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer).work(
-                burst=burst, max_idle_time=idle_exit_s, logging_level="WARNING"
-            )
-            if burst or idle_exit_s is None or not settings.embedded_redis:
+            worker = SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer)
+            worker.work(burst=burst, max_idle_time=idle_exit_s, logging_level="WARNING")
+            stopped = getattr(worker, "_shutdown_requested_date", None) is not None  # SIGTERM/SIGINT
+            if stopped or burst or idle_exit_s is None or not settings.embedded_redis:
                 return
             with conn.embedded_lock(settings):
                 if queue.count == 0:  # nobody enqueued meanwhile: stop the pair
@@ -108,3 +109,38 @@ def ensure_embedded_stack(settings: Settings) -> None:
                 env={**os.environ, "JOULEBOT_DATA_DIR": str(settings.data_dir)},
             )
         pid_path(settings).write_text(str(child.pid))  # before the lock is released: no second spawn
+
+
+def stop_embedded_stack(settings: Settings, timeout_s: float = 30.0) -> bool:
+    """Stop the embedded worker (it finishes its current job) and the embedded Redis.
+
+    Returns False if the worker had to be killed because it did not stop in time.
+    """
+    graceful = True
+    with conn.embedded_lock(settings):
+        try:
+            pid = int(pid_path(settings).read_text())
+        except (FileNotFoundError, ValueError):
+            pid = None
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)  # RQ's warm shutdown: the running job completes
+                graceful = _wait_gone(pid, timeout_s)
+                if not graceful:
+                    os.kill(pid, signal.SIGKILL)
+                    _wait_gone(pid, 5)
+            pid_path(settings).unlink(missing_ok=True)
+        conn.stop_embedded_redis(settings)
+    return graceful
+
+
+def _wait_gone(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True  # exited; only its parent's reaping is left
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
