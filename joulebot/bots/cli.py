@@ -23,7 +23,7 @@ from joulebot.queue_worker.contract import Request, Result, Units
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 UnitsOption = Annotated[Units | None, typer.Option("--units", help="joules: energy; watts: average power and duration")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print the whole Result as JSON")]

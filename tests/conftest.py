@@ -1,0 +1,107 @@
+"""Shared fixtures. The real Redis and PostgreSQL servers are used when they answer;
+in CI (`CI=true`) a missing server fails the test instead of skipping it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import sqlalchemy
+
+from joulebot.config import Settings
+from joulebot.queue_worker.worker import stop_embedded_stack
+
+REDIS_URL = os.environ.get("JOULEBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+POSTGRES_URL = os.environ.get("JOULEBOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Environment variables that would point a test at something other than its own stack.
+CONFIG_VARS = ("REDIS_URL", "DATABASE_URL", "JOULEBOT_DATA_DIR", "QUEUE_NAME", "METERS", "DEFAULT_MODEL")
+
+
+def _server_missing(what: str, exc: Exception) -> None:
+    message = f"{what} is not reachable ({exc})"
+    if IN_CI:
+        pytest.fail(f"{message}: CI must run this test against the real server")
+    pytest.skip(message)
+
+
+def make_settings(data_dir: Path, **overrides) -> Settings:
+    values = {"JOULEBOT_DATA_DIR": data_dir, "idle_baseline_s": 0.5, "redis_url": "", "database_url": ""}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests configure joulebot explicitly; a developer's own environment must not leak in."""
+    for name in CONFIG_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "data")
+
+
+@pytest.fixture
+def system_redis_url() -> Iterator[str]:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        _server_missing("Redis at " + REDIS_URL, exc)
+    yield REDIS_URL
+    client.close()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    schema = f"jb_{uuid.uuid4().hex[:10]}"
+    try:
+        engine = sqlalchemy.create_engine(POSTGRES_URL)
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    except sqlalchemy.exc.OperationalError as exc:
+        _server_missing("PostgreSQL at " + POSTGRES_URL, exc)
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment for a `joulebot` subprocess using these settings."""
+    env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
+    env.update(
+        JOULEBOT_DATA_DIR=str(settings.data_dir),
+        IDLE_BASELINE_S=str(settings.idle_baseline_s),
+        REDIS_URL=settings.redis_url,
+        DATABASE_URL=settings.database_url,
+        QUEUE_NAME=settings.queue_name,
+    )
+    env.update(extra)
+    return env
+
+
+def run_cli(settings: Settings, *args: str, timeout: float = 180, **extra_env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "joulebot", *args],
+        env=cli_env(settings, **extra_env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def embedded(settings: Settings) -> Iterator[Settings]:
+    """Settings for the embedded default; stops the embedded worker and Redis afterwards."""
+    yield settings
+    stop_embedded_stack(settings, timeout_s=20)

@@ -1,0 +1,185 @@
+"""End to end: the `joulebot` command, the real queue, a real worker process and SmolLM2."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+import redis
+from conftest import cli_env, make_settings, run_cli
+
+from joulebot.bots.footer import footer
+from joulebot.history import HistoryStore
+from joulebot.queue_worker.contract import Result
+
+pytestmark = pytest.mark.e2e
+
+LONG_PROMPT = "Write the numbers from 1 to 500 separated by commas."  # SmolLM2 keeps going until max tokens
+
+
+def _history(settings) -> list:
+    return HistoryStore(settings.sqlalchemy_url).recent("cli", getpass.getuser(), limit=50)
+
+
+def _worker_pid(settings) -> int:
+    return int((settings.data_dir / "worker.pid").read_text())
+
+
+def test_ask_prints_answer_and_footer_that_history_holds(embedded):
+    proc = run_cli(embedded, "ask", "What is the capital of France?")
+    assert proc.returncode == 0, proc.stderr
+    answer, _, printed_footer = proc.stdout.rstrip("\n").rpartition("\n\n")
+    assert answer.strip(), "the model's answer is empty"
+
+    (row,) = _history(embedded)
+    stored = Result.model_validate(row.result)
+    assert printed_footer == footer(stored)
+    assert stored.answer == answer == row.answer
+    assert row.prompt == "What is the capital of France?"
+    # the printed figures are the stored columns
+    energy_line, carbon_line, model_line = printed_footer.splitlines()
+    total = float(re.match(r"⚡ ([\d.]+) J total", energy_line).group(1))
+    assert total == pytest.approx(row.energy_total_j, rel=5e-3)
+    assert "estimated, no meter here" in energy_line
+    assert f"{row.completion_tokens} tokens" in model_line
+    assert "(DE, static:" in carbon_line and row.intensity_zone == "DE"
+    assert row.energy_attributable_j < row.energy_total_j
+
+
+def test_json_units_and_a_warm_second_call(embedded):
+    first = run_cli(embedded, "ask", "Name a planet.", "--json")
+    assert first.returncode == 0, first.stderr
+    pid = _worker_pid(embedded)
+    second = run_cli(embedded, "ask", "Name a colour.", "--units", "watts")
+    assert second.returncode == 0, second.stderr
+    assert _worker_pid(embedded) == pid, "the second call must reuse the warm worker"
+    assert " W avg over " in second.stdout and " J total" not in second.stdout
+
+    result = Result.model_validate(json.loads(first.stdout))
+    row = HistoryStore(embedded.sqlalchemy_url).get(result.exchange_id)
+    assert row.request_id == result.request.id
+    assert row.energy_total_j == pytest.approx(result.energy.total_j)
+    assert result.energy.machine.measured is False
+    assert result.load_s >= 0 and result.energy.idle is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ask", ""], "the prompt is empty"),
+        (["ask", "x" * 4001], "the prompt has 4001 characters; the maximum is 4000"),
+        (["ask", "hi", "--model", "gpt-17"], "unknown model 'gpt-17'"),
+        (["compare", "smollm2", "nope", "hi"], "unknown model 'nope'"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_is_queued(settings, args, message):
+    proc = run_cli(settings, *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr
+    assert not (settings.data_dir / "redis.sock").exists(), "nothing may be started or queued"
+
+
+def test_compare_runs_both_and_gives_the_ratio(embedded):
+    proc = run_cli(embedded, "compare", "smollm2", "smollm2-135m", "Say hello.")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("── A: smollm2-135m ──") == 1 and proc.stdout.count("── B: smollm2-135m ──") == 1
+    assert proc.stdout.count("⚡ ") == 2
+    assert re.search(r"⚖️ smollm2-135m \([AB]\) used [\d.]+× the energy of smollm2-135m \([AB]\)", proc.stdout)
+    assert len(_history(embedded)) == 2
+
+
+def test_runner_failure_and_timeout_fail_the_job_and_the_worker_keeps_serving(embedded):
+    too_long = run_cli(embedded, "ask", "word " * 3000, MAX_PROMPT_CHARS="20000")
+    assert too_long.returncode == 1
+    assert "could not answer: Requested tokens" in too_long.stderr and "Traceback" not in too_long.stderr
+    pid = _worker_pid(embedded)
+
+    slow = run_cli(embedded, "ask", LONG_PROMPT, JOB_TIMEOUT_S="2", MAX_TOKENS="1500")
+    assert slow.returncode == 1
+    assert "the model did not finish within 2 s; job failed" in slow.stderr
+
+    ok = run_cli(embedded, "ask", "Say yes.")
+    assert ok.returncode == 0, ok.stderr
+    assert _worker_pid(embedded) == pid
+    assert [row.prompt for row in _history(embedded)] == ["Say yes."], "failed jobs are not recorded"
+
+
+def _popen_ask(settings, prompt: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "joulebot", "ask", prompt],
+        env=cli_env(settings, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def test_ctrl_c_cancels_a_queued_job_and_leaves_a_running_one_to_finish(embedded):
+    assert run_cli(embedded, "ask", "Warm up.").returncode == 0
+    client = redis.Redis(unix_socket_path=str(embedded.data_dir / "redis.sock"))
+    started = lambda: client.zcard(f"rq:wip:{embedded.queue_name}") > 0  # noqa: E731
+    queued = lambda: client.llen(f"rq:queue:{embedded.queue_name}") > 0  # noqa: E731
+
+    running = _popen_ask(embedded, LONG_PROMPT, MAX_TOKENS="400")
+    _wait_for(started)
+    waiting = _popen_ask(embedded, "I will be cancelled.")
+    _wait_for(queued)
+
+    waiting.send_signal(signal.SIGINT)
+    _, err = waiting.communicate(timeout=30)
+    assert waiting.returncode == 130
+    assert err.strip().endswith("cancelled before it ran; nothing was recorded")
+    assert "Traceback" not in err
+
+    running.send_signal(signal.SIGINT)
+    _, err = running.communicate(timeout=30)
+    assert running.returncode == 130
+    assert "will be in `joulebot history`" in err
+
+    _wait_for(lambda: any(row.prompt == LONG_PROMPT for row in _history(embedded)))
+    prompts = [row.prompt for row in _history(embedded)]
+    assert "I will be cancelled." not in prompts
+    row = next(row for row in _history(embedded) if row.prompt == LONG_PROMPT)
+    assert row.completion_tokens > 0 and row.energy_total_j > 0
+
+
+def test_system_redis_and_postgresql(tmp_path, system_redis_url, postgres_url):
+    settings = make_settings(
+        tmp_path / "data", redis_url=system_redis_url, database_url=postgres_url, queue_name=f"jb-{uuid.uuid4().hex}"
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "joulebot", "worker"],
+        env=cli_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        proc = run_cli(settings, "ask", "What is 2 + 2?", "--json")
+        assert proc.returncode == 0, proc.stderr
+        result = Result.model_validate(json.loads(proc.stdout))
+        row = HistoryStore(settings.sqlalchemy_url).get(result.exchange_id)
+        assert row.answer == result.answer and row.request_id == result.request.id
+        assert row.sci_g == pytest.approx(result.carbon.sci_g)
+        assert not (settings.data_dir / "redis.sock").exists(), "REDIS_URL set: no embedded server"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=30)
+        redis.Redis.from_url(system_redis_url).delete(f"rq:queue:{settings.queue_name}")
+    assert worker.returncode == 0, err
+    assert "warm: smollm2-135m loaded" in err

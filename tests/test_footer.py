@@ -1,0 +1,70 @@
+import math
+
+from factories import make_result
+from hypothesis import given
+from hypothesis import strategies as st
+
+from joulebot.bots.footer import energy_ratio, footer, grams, sig
+
+
+def test_sig_figures_without_scientific_notation():
+    assert sig(41.234) == "41.2"
+    assert sig(0.0043123) == "0.00431"
+    assert sig(12345.6) == "12346"
+    assert sig(0) == "0"
+
+
+@given(st.floats(min_value=1e-9, max_value=1e9, allow_nan=False))
+def test_sig_round_trips_to_three_significant_figures(value):
+    text = sig(value)
+    assert "e" not in text
+    assert math.isclose(float(text), value, rel_tol=5e-3)
+
+
+def test_grams_switch_to_mg_below_a_hundredth():
+    assert grams(0.0043) == "4.30 mg"
+    assert grams(0.173) == "0.173 g"
+
+
+def test_estimated_footer_says_so_and_gives_total_and_above_idle():
+    text = footer(make_result(total_j=41.2, seconds=6.1, idle_w=4.74))
+    energy, carbon, model = text.splitlines()
+    assert energy.startswith("⚡ 41.2 J total (12.3 J above idle) · 6.75 W avg over 6.10 s")
+    assert "estimated, no meter here: 5 W idle + 10 W per busy core" in energy
+    assert "measured" not in energy
+    assert "g/kWh (DE, static: Our World in Data" in carbon and "2023)" in carbon
+    assert "SCI" in carbon and "/answer" in carbon
+    assert model == "🤖 smollm2-135m (135M) · 48 tokens · 0.858 J/token"
+
+
+def test_watts_units_show_average_power_and_duration():
+    energy = footer(make_result(total_j=41.2, seconds=6.1, idle_w=4.74), units="watts").splitlines()[0]
+    assert energy.startswith("⚡ 6.75 W avg over 6.10 s (2.01 W above 4.74 W idle)")
+    assert " J " not in energy
+
+
+def test_measured_footer_names_the_meter():
+    energy = footer(make_result(measured=True, source="mcp39f511n")).splitlines()[0]
+    assert "measured at the wall by mcp39f511n" in energy
+    assert "estimated" not in energy
+
+
+def test_unavailable_energy_is_never_a_number():
+    text = footer(make_result(total_j=None))
+    assert "energy unavailable: serial port vanished" in text
+    assert "CO2e unavailable" in text
+    assert "J/token" not in text
+
+
+def test_history_error_is_shown():
+    result = make_result()
+    result.history_error = "not stored in history: OperationalError"
+    assert footer(result).splitlines()[-1] == "⚠️ not stored in history: OperationalError"
+
+
+def test_energy_ratio_names_the_hungrier_model():
+    a = make_result(total_j=34.0, model="mistral")
+    b = make_result(total_j=10.0, model="tinyllama")
+    assert energy_ratio(a, b) == "⚖️ mistral (A) used 3.4× the energy of tinyllama (B)"
+    assert energy_ratio(b, a) == "⚖️ mistral (B) used 3.4× the energy of tinyllama (A)"
+    assert "unavailable" in energy_ratio(a, make_result(total_j=None))
