@@ -183,3 +183,28 @@ def test_system_redis_and_postgresql(tmp_path, system_redis_url, postgres_url):
         redis.Redis.from_url(system_redis_url).delete(f"rq:queue:{settings.queue_name}")
     assert worker.returncode == 0, err
     assert "warm: smollm2-135m loaded" in err
+
+
+def test_live_intensity_reaches_the_footer_and_history(embedded):
+    from standins import HttpStandIn, Reply
+
+    api = HttpStandIn()
+    body = {"zone": "FR", "carbonIntensity": 42.0, "datetime": "2026-11-26T12:00:00.000Z", "isEstimated": False}
+    api.replies.append(Reply(200, body))
+    try:
+        proc = run_cli(
+            embedded,
+            "ask",
+            "Say hi.",
+            GRID_ZONE="FR",
+            ELECTRICITY_MAPS_TOKEN="tok-e2e-secret",
+            ELECTRICITY_MAPS_URL=api.url + "/v3",
+        )
+    finally:
+        api.close()
+    assert proc.returncode == 0, proc.stderr
+    assert "42.0 g/kWh (FR, live: Electricity Maps 2026-11-26 12:00 UTC)" in proc.stdout
+    (row,) = _history(embedded)
+    assert row.intensity_provenance == "live" and row.intensity_g_per_kwh == 42.0
+    assert "tok-e2e-secret" not in (embedded.data_dir / "worker.log").read_text()
+    assert "tok-e2e-secret" not in json.dumps(row.result)

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from joulebot.bots.core import InputError, build_request
-from joulebot.bots.footer import energy_ratio, footer
+from joulebot.bots.footer import energy_ratio, footer, sig
 from joulebot.config import Settings, get_settings
 from joulebot.queue_worker.contract import Request, Result, Units
 
@@ -132,6 +132,24 @@ def models() -> None:
     for entry in available_models():
         default = " (default)" if entry.name == settings.default_model else ""
         out.print(f"{entry.name}{default} · {entry.size_label()} · {entry.description}", markup=False)
+
+
+@app.command()
+def carbon() -> None:
+    """Show the grid zone, its current carbon intensity and where the figure comes from."""
+    from joulebot.carbon import Embodied, IntensityProvider
+
+    settings = get_settings()
+    intensity = IntensityProvider.from_settings(settings).current()
+    embodied = Embodied.from_settings(settings)
+    out.print(f"zone       {intensity.zone}", markup=False)
+    out.print(f"intensity  {intensity.g_per_kwh:g} gCO2eq/kWh ({intensity.provenance})", markup=False)
+    out.print(f"source     {intensity.label()}", markup=False)
+    out.print(
+        f"embodied   TE {settings.embodied_te_kg:g} kg over {settings.embodied_lifespan_years:g} years"
+        f" × share {settings.embodied_resource_share:g} = {sig(embodied.share_g(3600))} g per hour of use",
+        markup=False,
+    )
 
 
 @app.command()

@@ -20,15 +20,27 @@ class Intensity(BaseModel):
     source: str  # "Electricity Maps", or the static table's source
     year: int | None = None  # static: the year of the annual average
     observed_at: datetime | None = None  # live/cached: the API's datetime
-    note: str = ""  # e.g. "unknown zone: world average"
+    is_estimated: bool | None = None  # live/cached: the API's own isEstimated
+    age_s: float | None = None  # cached: seconds since it was fetched
+    note: str = ""  # e.g. "unknown zone, world average", "live unavailable: HTTP 401"
+
+    def with_note(self, note: str) -> Intensity:
+        return self.model_copy(update={"note": "; ".join(n for n in (self.note, note) if n)})
 
     def label(self) -> str:
         """Short provenance text for a footer."""
         if self.provenance == "static":
-            where = self.zone if not self.note else f"{self.zone}: {self.note}"
-            return f"{where}, static: {self.source} {self.year}"
-        when = self.observed_at.strftime("%Y-%m-%d %H:%M UTC") if self.observed_at else "time unknown"
-        return f"{self.zone}, {self.provenance}: {self.source} {when}"
+            text = f"{self.zone}, static: {self.source} {self.year}"
+        else:
+            when = self.observed_at.strftime("%Y-%m-%d %H:%M UTC") if self.observed_at else "time unknown"
+            estimated = ", estimated by the source" if self.is_estimated else ""
+            age = f" {_age(self.age_s)} old" if self.provenance == "cached" and self.age_s is not None else ""
+            text = f"{self.zone}, {self.provenance}{age}: {self.source} {when}{estimated}"
+        return f"{text}; {self.note}" if self.note else text
+
+
+def _age(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 @lru_cache(maxsize=1)

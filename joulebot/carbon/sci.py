@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from joulebot.carbon.intensity import Intensity
+from joulebot.config import Settings
 
 J_PER_KWH = 3_600_000.0
 SECONDS_PER_YEAR = 365 * 24 * 3600
@@ -21,6 +22,14 @@ class Embodied(BaseModel):
     te_g: float  # total embodied emissions of the box, gCO2eq
     lifespan_years: float  # EL
     resource_share: float = 1.0  # RS: share of the box reserved for the work
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Embodied:
+        return cls(
+            te_g=settings.embodied_te_kg * 1000,
+            lifespan_years=settings.embodied_lifespan_years,
+            resource_share=settings.embodied_resource_share,
+        )
 
     def share_g(self, seconds: float) -> float:
         """M = TE × (TiR / EL) × RS."""

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +52,14 @@ class Settings(BaseSettings):
 
     # Carbon and SCI.
     grid_zone: str = "DE"
+    grid_lat: float | None = None
+    grid_lon: float | None = None
+    electricity_maps_token: SecretStr = SecretStr("")
+    electricity_maps_url: str = "https://api.electricitymap.org/v3"
+    emission_factor_type: Literal["lifecycle", "direct"] = "lifecycle"
+    intensity_timeout_s: float = 3.0
+    intensity_cache_ttl_s: float = Field(default=300.0, ge=0)
+    intensity_max_age_s: float = Field(default=3600.0, ge=0)
     embodied_te_kg: float = 181.0
     embodied_lifespan_years: float = 4.0
     embodied_resource_share: float = 1.0

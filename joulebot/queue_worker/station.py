@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from joulebot.carbon import Embodied, carbon_for, static_intensity
+from joulebot.carbon import Embodied, IntensityProvider, carbon_for
 from joulebot.config import Settings
 from joulebot.history import HistoryStore
 from joulebot.metering.box import MeasurementBox
@@ -30,11 +30,8 @@ class Station:
         self.box = MeasurementBox(select_meters(settings))
         self.runners: dict[str, Runner] = {"llamacpp": LlamaCppRunner(threads=settings.llama_threads)}
         self.history = history or HistoryStore(settings.sqlalchemy_url)
-        self.embodied = Embodied(
-            te_g=settings.embodied_te_kg * 1000,
-            lifespan_years=settings.embodied_lifespan_years,
-            resource_share=settings.embodied_resource_share,
-        )
+        self.intensity = IntensityProvider.from_settings(settings)
+        self.embodied = Embodied.from_settings(settings)
 
     def runner_for(self, entry: ModelEntry) -> Runner:
         return self.runners[entry.runner]
@@ -61,7 +58,7 @@ class Station:
         stage("generating")
         started_at = datetime.now(UTC)
         generation, energy = self.box.measure(lambda: runner.generate(entry, request.prompt, request.max_tokens))
-        carbon = carbon_for(energy.total_j, energy.seconds, static_intensity(self.settings.grid_zone), self.embodied)
+        carbon = carbon_for(energy.total_j, energy.seconds, self.intensity.current(), self.embodied)
         result = Result(
             request=request,
             answer=generation.text,
