@@ -4,7 +4,7 @@ import pytest
 
 from joulebot.config import Settings
 from joulebot.metering.box import MeasurementBox
-from joulebot.metering.detect import MeterConfigError, select_meters
+from joulebot.metering.detect import MeterConfigError, detect_meters
 from joulebot.metering.estimate import EstimateMeter
 
 
@@ -64,8 +64,18 @@ def test_failed_work_propagates_and_yields_no_energy():
         box.measure(lambda: 1 / 0)
 
 
-def test_meter_selection():
-    assert [m.source for m in select_meters(Settings(_env_file=None))] == ["estimate"]
-    assert [m.source for m in select_meters(Settings(_env_file=None, meters="estimate"))] == ["estimate"]
-    with pytest.raises(MeterConfigError, match="unknown meter"):
-        select_meters(Settings(_env_file=None, meters="auto,wattmeter9000"))
+def test_auto_detection_on_a_machine_without_meters_keeps_the_estimate(tmp_path):
+    detection = detect_meters(Settings(_env_file=None, sysfs_root=tmp_path, mcp39f511n_port=""))
+    assert [m.source for m in detection.meters] == ["estimate"]
+    assert "no RAPL package or dram domain" in detection.absent["rapl"]
+    assert "NVIDIA" in detection.absent["nvml"] or "GPU" in detection.absent["nvml"]
+
+
+def test_explicit_meters_must_work_or_say_why(tmp_path):
+    assert [m.source for m in detect_meters(Settings(_env_file=None, meters="estimate")).meters] == ["estimate"]
+    with pytest.raises(MeterConfigError, match="unknown meter 'wattmeter9000'"):
+        detect_meters(Settings(_env_file=None, meters="rapl,wattmeter9000", sysfs_root=tmp_path))
+    with pytest.raises(MeterConfigError, match="METERS asks for rapl, but: no RAPL"):
+        detect_meters(Settings(_env_file=None, meters="rapl", sysfs_root=tmp_path))
+    with pytest.raises(MeterConfigError, match="METERS asks for mcp39f511n, but: mcp39f511n on /nonexistent: cannot open"):
+        detect_meters(Settings(_env_file=None, meters="mcp39f511n", mcp39f511n_port="/nonexistent", meter_retries=0))

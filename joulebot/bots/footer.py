@@ -28,9 +28,12 @@ def source_label(energy: Energy) -> str:
     if reading.joules is None:
         return f"unavailable: {reading.error or 'meter failed'}"
     if not reading.measured:
-        return f"estimated, no meter here: {reading.method}"
-    where = "at the wall" if reading.scope == "machine" else f"{reading.scope} only"
-    return f"measured {where} by {reading.source}"
+        return f"estimated, {reading.note or 'no meter here'}: {reading.method}"
+    if reading.scope == "machine":
+        label = f"measured at the wall by {reading.source}"
+    else:
+        label = f"measured by {reading.source} ({reading.method}), not the whole machine"
+    return f"{label}; {reading.note}" if reading.note else label
 
 
 def energy_line(energy: Energy, units: Units) -> str:

@@ -22,7 +22,7 @@ def _default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True)
 
     # Where the embedded Redis, the SQLite file and the worker's log live.
     data_dir: Path = Field(default_factory=_default_data_dir, alias="JOULEBOT_DATA_DIR")
@@ -45,7 +45,17 @@ class Settings(BaseSettings):
 
     # Metering.
     meters: str = "auto"
+    mcp39f511n_port: str = ""
+    mcp39f511n_channel: int = Field(default=1, ge=1, le=2)
+    meter_interval_s: float = Field(default=0.1, gt=0)
+    meter_retries: int = Field(default=3, ge=0)
+    sysfs_root: Path = Path("/sys")
+    nvml_gpus: str = ""
     idle_baseline_s: float = 2.0
+    idle_refresh_s: float = 1800.0
+    cooldown_above_c: float | None = None
+    cooldown_sleep_s: float = 60.0
+    cooldown_max_wait_s: float = 900.0
     estimate_idle_w: float = 5.0
     estimate_w_per_core: float = 10.0
     box_name: str = Field(default_factory=lambda: os.uname().nodename)

@@ -7,6 +7,10 @@ from abc import ABC, abstractmethod
 from joulebot.metering.reading import Reading, Scope
 
 
+class MeterAbsent(RuntimeError):
+    """This machine does not have the meter (or it cannot be read); `str()` says why and what to do."""
+
+
 class Window(ABC):
     """An open measurement window; `stop()` closes it exactly once."""
 

@@ -1,66 +1,122 @@
-"""The measurement box: its meters, its idle power, and one answer's Energy."""
+"""The measurement box: its meters, its idle power, and one answer's Energy.
+
+The machine figure comes from the wall meter when there is one; else from the
+sum of the component meters (CPU by RAPL, GPU by NVML), labelled as not the
+whole machine; else from the estimate. If the chosen source fails during a
+window, the next one in that order is used and the failure is said.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 
 from joulebot.metering.base import Meter
+from joulebot.metering.nvml import NvmlMeter
 from joulebot.metering.reading import Energy, IdleBaseline, Reading
+from joulebot.metering.temperature import hwmon_temperatures
 
 T = TypeVar("T")
 
 
 class MeasurementBox:
-    """Combines meters: the first machine-scope meter gives the machine figure."""
+    def __init__(self, meters: list[Meter], sysfs_root: Path = Path("/sys")) -> None:
+        self.sysfs_root = sysfs_root
+        estimates = [m for m in meters if not m.measured]
+        if not estimates:
+            raise ValueError("a measurement box needs the estimate meter as its fallback")
+        self.estimate = estimates[0]
+        walls = [m for m in meters if m.measured and m.scope == "machine"]
+        self.wall = walls[0] if walls else None
+        self.components = [m for m in meters if m.measured and m.scope in ("cpu", "gpu")]
+        self.meters = [m for m in (self.wall, *self.components, self.estimate) if m is not None]
+        self.idle_by_source: dict[str, IdleBaseline] = {}
 
-    def __init__(self, meters: list[Meter]) -> None:
-        if not meters:
-            raise ValueError("a measurement box needs at least one meter")
-        machine = [m for m in meters if m.scope == "machine"]
-        if not machine:
-            raise ValueError("no machine-scope meter (add the estimate as the fallback)")
-        self.machine_meter = machine[0]
-        self.component_meters = [m for m in meters if m.scope != "machine"]
-        self.idle: IdleBaseline | None = None
+    def temperatures(self) -> dict[str, float]:
+        """Every temperature the box can read: hwmon sensors, and GPUs through NVML."""
+        found = hwmon_temperatures(self.sysfs_root)
+        for meter in self.components:
+            if isinstance(meter, NvmlMeter):
+                found.update(meter.temperatures())
+        return found
+
+    def idle_age_s(self) -> float | None:
+        idle = self.idle
+        return None if idle is None else (datetime.now(UTC) - idle.measured_at).total_seconds()
+
+    @property
+    def idle(self) -> IdleBaseline | None:
+        """The idle baseline of the preferred machine figure."""
+        return next(iter(self.idle_by_source.values()), None)
+
+    def _window(self, work: Callable[[], T]) -> tuple[T, list[Reading]]:
+        windows = [m.start() for m in self.meters]
+        value = work()
+        return value, [w.stop() for w in reversed(windows)][::-1]
+
+    def _machine(self, readings: list[Reading]) -> tuple[Reading, list[Reading]]:
+        """The reading the machine figure comes from, in order of preference, and the rest."""
+        by_meter = dict(zip(self.meters, readings, strict=True))
+        failures = [f"{r.source} failed: {r.error}" for r in readings if r.joules is None]
+        candidates: list[Reading] = []
+        if self.wall is not None:
+            candidates.append(by_meter[self.wall])
+        parts = [by_meter[m] for m in self.components]
+        if parts and all(p.joules is not None for p in parts):
+            candidates.append(
+                Reading(
+                    source="+".join(p.source for p in parts),
+                    scope="components",
+                    measured=True,
+                    joules=sum(p.joules for p in parts),  # type: ignore[misc]
+                    seconds=max(p.seconds for p in parts),
+                    samples=min(p.samples for p in parts),
+                    method="sum of " + " + ".join(f"{p.source} ({p.scope})" for p in parts),
+                )
+            )
+        candidates.append(by_meter[self.estimate])
+        chosen = next(c for c in candidates if c.joules is not None or c is candidates[-1])
+        if failures and chosen.error is None:
+            chosen = chosen.model_copy(update={"note": "; ".join(failures)})
+        rest = [r for r in readings if r is not chosen and r.source != chosen.source]
+        return chosen, rest
 
     def measure_idle(self, seconds: float) -> IdleBaseline:
-        """Measure machine power with no job running, with the machine meter itself."""
-        window = self.machine_meter.start()
-        time.sleep(seconds)
-        reading = window.stop()
-        if reading.joules is None:
-            raise RuntimeError(f"idle baseline failed: {reading.error}")
-        self.idle = IdleBaseline(
-            watts=reading.joules / reading.seconds,
-            seconds=reading.seconds,
-            source=reading.source,
-            measured=reading.measured,
-            measured_at=datetime.now(UTC),
-        )
-        return self.idle
+        """Measure power with no job running, for every source of the machine figure at once."""
+        _, readings = self._window(lambda: time.sleep(seconds))
+        now = datetime.now(UTC)
+        idle: dict[str, IdleBaseline] = {}
+        machine, _ = self._machine(readings)
+        for reading in [machine, *readings]:
+            if reading.joules is not None and reading.seconds > 0 and reading.source not in idle:
+                idle[reading.source] = IdleBaseline(
+                    watts=reading.joules / reading.seconds, seconds=reading.seconds, source=reading.source,
+                    measured=reading.measured, measured_at=now,
+                )  # fmt: skip
+        if not idle:
+            raise RuntimeError("idle baseline failed: no meter gave a reading")
+        self.idle_by_source = idle
+        return next(iter(idle.values()))
 
     def measure(self, work: Callable[[], T]) -> tuple[T, Energy]:
         """Run `work` inside one window of every meter; exceptions propagate, no Energy."""
-        windows = [m.start() for m in self.component_meters]
-        machine_window = self.machine_meter.start()
-        value = work()
-        machine = machine_window.stop()
-        components = [w.stop() for w in windows]
-        return value, self.energy(machine, components)
+        value, readings = self._window(work)
+        machine, rest = self._machine(readings)
+        return value, self.energy(machine, rest)
 
     def energy(self, machine: Reading, components: list[Reading]) -> Energy:
-        total = machine.joules
+        idle = self.idle_by_source.get(machine.source)
         attributable = None
-        if total is not None and self.idle is not None:
-            attributable = max(0.0, total - self.idle.watts * machine.seconds)
+        if machine.joules is not None and idle is not None:
+            attributable = max(0.0, machine.joules - idle.watts * machine.seconds)
         return Energy(
-            total_j=total,
+            total_j=machine.joules,
             attributable_j=attributable,
             seconds=machine.seconds,
-            idle=self.idle,
+            idle=idle,
             machine=machine,
             components=components,
         )

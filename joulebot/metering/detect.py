@@ -1,23 +1,74 @@
-"""Which meters this machine has: `METERS=auto`, or an explicit list."""
+"""Which meters this machine has: `METERS=auto`, or an explicit list that must all work.
+
+The labelled estimate is always added last: it is the fallback when no meter is
+found, and the backup when a meter fails in the middle of an answer.
+"""
 
 from __future__ import annotations
 
-from joulebot.config import Settings
-from joulebot.metering.base import Meter
-from joulebot.metering.estimate import EstimateMeter
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
 
-KNOWN = ("estimate",)
+from joulebot.config import Settings
+from joulebot.metering.base import Meter, MeterAbsent
+from joulebot.metering.estimate import EstimateMeter
+from joulebot.metering.sampling import MeterUnavailable
+
+log = logging.getLogger(__name__)
+
+HARDWARE = ("mcp39f511n", "rapl", "nvml")
+DEFAULT_SERIAL_PORT = "/dev/ttyACM0"
 
 
 class MeterConfigError(ValueError):
     pass
 
 
-def select_meters(settings: Settings) -> list[Meter]:
-    """The meters to use, machine-scope first. Falls back to the estimate under `auto`."""
-    wanted = [name.strip().lower() for name in settings.meters.split(",") if name.strip()]
-    unknown = [name for name in wanted if name not in (*KNOWN, "auto")]
+@dataclass
+class Detection:
+    meters: list[Meter]
+    absent: dict[str, str] = field(default_factory=dict)  # meter name -> why it is not used
+
+
+def _build(name: str, settings: Settings) -> Meter:
+    if name == "mcp39f511n":
+        from joulebot.metering.mcp39f511n import McpMeter
+
+        port = settings.mcp39f511n_port or DEFAULT_SERIAL_PORT
+        if not settings.mcp39f511n_port and not Path(port).exists():
+            raise MeterAbsent(f"no serial port: set MCP39F511N_PORT ({DEFAULT_SERIAL_PORT} does not exist)")
+        try:
+            return McpMeter(port, settings.meter_interval_s, settings.mcp39f511n_channel, settings.meter_retries)
+        except MeterUnavailable as exc:
+            raise MeterAbsent(str(exc)) from None
+    if name == "rapl":
+        from joulebot.metering.rapl import RaplMeter
+
+        return RaplMeter(settings.sysfs_root)
+    if name == "nvml":
+        from joulebot.metering.nvml import NvmlMeter
+
+        gpus = [int(i) for i in settings.nvml_gpus.split(",") if i.strip()] or None
+        return NvmlMeter(gpus)
+    raise AssertionError(name)
+
+
+def detect_meters(settings: Settings) -> Detection:
+    wanted = [name.strip().lower() for name in settings.meters.split(",") if name.strip()] or ["auto"]
+    unknown = [n for n in wanted if n not in (*HARDWARE, "estimate", "auto")]
     if unknown:
-        raise MeterConfigError(f"unknown meter(s) in METERS: {', '.join(unknown)} (known: auto, {', '.join(KNOWN)})")
-    # No hardware meter is implemented yet: every choice ends in the labelled estimate.
-    return [EstimateMeter(settings.estimate_idle_w, settings.estimate_w_per_core)]
+        raise MeterConfigError(f"unknown meter {unknown[0]!r} in METERS (known: auto, {', '.join(HARDWARE)}, estimate)")
+    automatic = wanted == ["auto"]
+    names = list(HARDWARE) if automatic else [n for n in wanted if n != "estimate"]
+    detection = Detection(meters=[])
+    for name in names:
+        try:
+            detection.meters.append(_build(name, settings))
+        except MeterAbsent as exc:
+            if not automatic:
+                raise MeterConfigError(f"METERS asks for {name}, but: {exc}") from None
+            detection.absent[name] = str(exc)
+            log.info("meter %s not used: %s", name, exc)
+    detection.meters.append(EstimateMeter(settings.estimate_idle_w, settings.estimate_w_per_core))
+    return detection

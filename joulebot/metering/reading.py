@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-Scope = Literal["machine", "cpu", "gpu"]
+Scope = Literal["machine", "cpu", "gpu", "components"]  # components: a sum of cpu/gpu meters
 
 
 class Reading(BaseModel):
@@ -20,7 +20,8 @@ class Reading(BaseModel):
     seconds: float
     samples: int = 0
     method: str = ""  # how the figure was obtained, shown to users for estimates
-    error: str | None = None
+    error: str | None = None  # why this reading has no joules
+    note: str = ""  # why a preferred source was not used for this figure (e.g. "mcp39f511n failed: …")
 
     @property
     def watts(self) -> float | None:

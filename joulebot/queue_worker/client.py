@@ -18,7 +18,7 @@ from rq.results import Result as RQResult
 from joulebot.config import Settings
 from joulebot.queue_worker import connection as conn
 from joulebot.queue_worker.contract import Request, Result
-from joulebot.queue_worker.job import JOB_FUNCTION
+from joulebot.queue_worker.job import JOB_FUNCTION, box_status_key
 from joulebot.queue_worker.worker import ensure_embedded_stack, queue_for
 
 
@@ -35,12 +35,14 @@ class Progress:
     state: str  # "queued", "running", or the worker's stage ("generating", ...)
     position: int | None = None  # 0-based place in the queue while queued
     workers: int = 0  # workers serving the queue
+    box_status: str | None = None  # e.g. "cooling down (…)" while the worker waits
 
     def text(self) -> str:
         if self.state == "queued":
             ahead = "" if self.position is None else f" — position {self.position + 1}"
             waiting = "" if self.workers else " (waiting for a worker)"
-            return f"queued{ahead}{waiting}"
+            box = f" · box {self.box_status}" if self.box_status else ""
+            return f"queued{ahead}{waiting}{box}"
         return self.state
 
 
@@ -77,7 +79,8 @@ class QueueClient:
         status = job.get_status(refresh=True)
         if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED):
             workers = Worker.count(queue=self.queue)
-            return Progress("queued", job.get_position(), workers)
+            status = self.connection.get(box_status_key(self.queue.name))
+            return Progress("queued", job.get_position(), workers, status.decode() if status else None)
         job.refresh()
         return Progress(job.meta.get("stage", "running"), None, 1)
 

@@ -34,18 +34,36 @@ def _current_station() -> Station:
     return _station
 
 
-def _set_meta(**values: Any) -> None:
+def box_status_key(queue_name: str) -> str:
+    """Where the worker says what the box is doing, for users whose jobs still wait."""
+    return f"joulebot:box-status:{queue_name}"
+
+
+def _report_stage(stage: str) -> None:
+    job = get_current_job()
+    if job is None:
+        return
+    job.meta["stage"] = stage
+    job.save_meta()
+    key = box_status_key(job.origin)
+    if stage.startswith("cooling down"):
+        job.connection.set(key, stage, ex=int(get_settings().cooldown_sleep_s * 2) + 10)
+    else:
+        job.connection.delete(key)
+
+
+def _set_error(message: str) -> None:
     job = get_current_job()
     if job is not None:
-        job.meta.update(values)
+        job.meta["error"] = message
         job.save_meta()
 
 
 def run_request(payload: dict[str, Any]) -> dict[str, Any]:
     request = Request.model_validate(payload)
     try:
-        result = _current_station().run(request, stage=lambda s: _set_meta(stage=s))
+        result = _current_station().run(request, stage=_report_stage)
     except (RunnerError, UnknownModelError) as exc:
-        _set_meta(error=str(exc))
+        _set_error(str(exc))
         raise
     return result.model_dump(mode="json")

@@ -14,7 +14,8 @@ from joulebot.carbon import Embodied, IntensityProvider, carbon_for
 from joulebot.config import Settings
 from joulebot.history import HistoryStore
 from joulebot.metering.box import MeasurementBox
-from joulebot.metering.detect import select_meters
+from joulebot.metering.detect import detect_meters
+from joulebot.metering.temperature import wait_until_cool
 from joulebot.models import ModelEntry, Runner, resolve_model
 from joulebot.models.llamacpp_runner import LlamaCppRunner
 from joulebot.queue_worker.contract import Request, Result
@@ -27,7 +28,8 @@ StageCallback = Callable[[str], None]
 class Station:
     def __init__(self, settings: Settings, history: HistoryStore | None = None) -> None:
         self.settings = settings
-        self.box = MeasurementBox(select_meters(settings))
+        self.detection = detect_meters(settings)
+        self.box = MeasurementBox(self.detection.meters, settings.sysfs_root)
         self.runners: dict[str, Runner] = {"llamacpp": LlamaCppRunner(threads=settings.llama_threads)}
         self.history = history or HistoryStore(settings.sqlalchemy_url)
         self.intensity = IntensityProvider.from_settings(settings)
@@ -41,20 +43,35 @@ class Station:
         entry = resolve_model(self.settings.default_model)
         load_s = self.runner_for(entry).load(entry)
         idle = self.box.measure_idle(self.settings.idle_baseline_s)
+        meters = ", ".join(m.describe() for m in self.box.meters)
+        log.info("meters: %s; not used: %s", meters, self.detection.absent or "none")
         log.info(
             "warm: %s loaded in %.2f s; idle %.2f W (%s, %.1f s)",
             entry.name, load_s, idle.watts, idle.source, idle.seconds,
         )  # fmt: skip
-        if self.box.idle is None:
-            raise RuntimeError("no idle baseline")
+
+    def prepare(self, stage: StageCallback) -> None:
+        """Before a job: wait while the box is too hot, and refresh a stale idle baseline."""
+        cooled = 0.0
+        if self.settings.cooldown_above_c is not None:
+            cooled = wait_until_cool(
+                self.box.temperatures,
+                self.settings.cooldown_above_c,
+                self.settings.cooldown_sleep_s,
+                self.settings.cooldown_max_wait_s,
+                on_wait=stage,
+            )
+        age = self.box.idle_age_s()
+        if cooled or age is None or age > self.settings.idle_refresh_s:
+            stage("measuring idle power")
+            self.box.measure_idle(self.settings.idle_baseline_s)
 
     def run(self, request: Request, stage: StageCallback = lambda _: None) -> Result:
         entry = resolve_model(request.model)
         runner = self.runner_for(entry)
         stage("loading model")
         load_s = runner.load(entry)  # outside the measured window, reported on its own
-        if self.box.idle is None:
-            self.box.measure_idle(self.settings.idle_baseline_s)
+        self.prepare(stage)
         stage("generating")
         started_at = datetime.now(UTC)
         generation, energy = self.box.measure(lambda: runner.generate(entry, request.prompt, request.max_tokens))
