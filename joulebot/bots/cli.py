@@ -198,6 +198,76 @@ def stop() -> None:
     out.print("stopped" if graceful else "stopped (the worker had to be killed)")
 
 
+meter_app = typer.Typer(no_args_is_help=True, help="Check one meter, or simulate a wall meter.")
+app.add_typer(meter_app, name="meter")
+
+
+@app.command()
+def meters() -> None:
+    """Which meters this box has, what they read at idle, temperatures (run it on the box)."""
+    from joulebot.metering.detect import MeterConfigError
+    from joulebot.metering.doctor import report
+
+    settings = get_settings()
+    try:
+        with err.status(f"measuring idle power for {settings.idle_baseline_s:g} s"):
+            text = report(settings)
+    except MeterConfigError as exc:
+        raise _fail(str(exc), 2) from None
+    out.print(text, markup=False)
+
+
+@meter_app.command("read")
+def meter_read(
+    source: Annotated[str, typer.Option(help="mcp39f511n, rapl, nvml or estimate")],
+    seconds: Annotated[float, typer.Option(min=0.1, help="window length")] = 10.0,
+    port: Annotated[str | None, typer.Option(help="serial port of the MCP39F511N")] = None,
+    interval: Annotated[float | None, typer.Option(help="sampling interval in seconds (sampled meters)")] = None,
+) -> None:
+    """Read one meter for a while; print its average power and energy."""
+    from joulebot.metering.base import MeterAbsent
+    from joulebot.metering.doctor import build_meter, read_for
+
+    settings = get_settings()
+    overrides = {"mcp39f511n_port": port} if port else {}
+    if interval:
+        overrides["meter_interval_s"] = interval
+    try:
+        meter = build_meter(settings.model_copy(update=overrides), source.lower())
+    except MeterAbsent as exc:
+        raise _fail(str(exc), 2) from None
+    with err.status("reading") as status:
+        label = meter.describe()
+        reading = read_for(meter, seconds, lambda t: status.update(f"reading {label}: {t:.1f}/{seconds:g} s"))
+    if reading.joules is None:
+        raise _fail(f"no reading: {reading.error}")
+    kind = "measured" if reading.measured else f"estimated ({reading.method})"
+    out.print(
+        f"{reading.source}: {reading.watts:.3f} W average, {reading.joules:.3f} J over {reading.seconds:.2f} s"
+        f" ({reading.samples} samples, {reading.scope}, {kind})",
+        markup=False,
+    )
+
+
+@meter_app.command("simulate")
+def meter_simulate(
+    watts: Annotated[float, typer.Option(help="constant active power to report")] = 100.0,
+    power_range: Annotated[int, typer.Option("--range", help="power range register value")] = 19,
+) -> None:
+    """Run a simulated MCP39F511N on a pseudo-terminal until Ctrl-C (for trying the driver)."""
+    import time
+
+    from joulebot.metering.mcp39f511n_sim import SimulatedMCP39F511N
+
+    with SimulatedMCP39F511N(power_w=watts, power_range=power_range) as sim:
+        out.print(f"simulated MCP39F511N at {sim.port} ({watts:g} W); Ctrl-C to stop", markup=False)
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+
+
 def _not_yet(name: str) -> None:
     raise _fail(f"the {name} bot is not built yet (see the open issues)", 2)
 

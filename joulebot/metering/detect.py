@@ -31,7 +31,7 @@ class Detection:
     absent: dict[str, str] = field(default_factory=dict)  # meter name -> why it is not used
 
 
-def _build(name: str, settings: Settings) -> Meter:
+def build_hardware_meter(name: str, settings: Settings) -> Meter:
     if name == "mcp39f511n":
         from joulebot.metering.mcp39f511n import McpMeter
 
@@ -64,7 +64,7 @@ def detect_meters(settings: Settings) -> Detection:
     detection = Detection(meters=[])
     for name in names:
         try:
-            detection.meters.append(_build(name, settings))
+            detection.meters.append(build_hardware_meter(name, settings))
         except MeterAbsent as exc:
             if not automatic:
                 raise MeterConfigError(f"METERS asks for {name}, but: {exc}") from None

@@ -60,5 +60,8 @@ class EstimateMeter(Meter):
     def method(self) -> str:
         return f"{self.idle_w:g} W idle + {self.w_per_core:g} W per busy core"
 
+    def describe(self) -> str:
+        return f"estimate ({self.method}; not a measurement)"
+
     def start(self) -> EstimateWindow:
         return EstimateWindow(self)

@@ -154,6 +154,9 @@ class SimulatedMCP39F511N:
     def close(self) -> None:
         """Stop answering and close both ends: to the driver, the port vanished."""
         self._running = False
+        if threading.current_thread() is not self._thread:
+            # before the fds are closed: their numbers may be reused by the next pty at once
+            self._thread.join(timeout=2)
         for fd in (self._master, self._slave):
             with contextlib.suppress(OSError):
                 os.close(fd)

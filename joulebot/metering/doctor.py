@@ -1,0 +1,69 @@
+"""What an operator runs on a measurement box: which meters, what they read, idle, temperatures."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from joulebot.config import Settings
+from joulebot.metering.base import Meter, MeterAbsent
+from joulebot.metering.box import MeasurementBox
+from joulebot.metering.detect import HARDWARE, build_hardware_meter, detect_meters
+from joulebot.metering.estimate import EstimateMeter
+from joulebot.metering.reading import Reading
+
+SOURCES = (*HARDWARE, "estimate")
+
+
+def report(settings: Settings) -> str:
+    detection = detect_meters(settings)
+    box = MeasurementBox(detection.meters, settings.sysfs_root)
+    box.measure_idle(settings.idle_baseline_s)
+    lines = ["meters found:"]
+    for meter in box.meters:
+        idle = box.idle_by_source.get(meter.source)
+        reading = f"{idle.watts:.2f} W over {idle.seconds:.1f} s idle" if idle else "no reading"
+        lines.append(f"  {meter.describe()}: {reading}")
+    if detection.absent:
+        lines.append("not used:")
+        lines += [f"  {name}: {why}" for name, why in detection.absent.items()]
+    idle = box.idle
+    if box.wall is not None:
+        figure = f"the wall meter ({box.wall.source})"
+    elif box.components:
+        figure = "the sum of " + " + ".join(m.source for m in box.components) + " (not the whole machine)"
+    else:
+        figure = "the estimate (no meter found)"
+    lines.append(f"machine figure: {figure}")
+    if idle is not None:
+        lines.append(f"idle power: {idle.watts:.2f} W ({idle.source}, {idle.seconds:.1f} s)")
+    temperatures = box.temperatures()
+    if temperatures:
+        lines.append("temperatures: " + ", ".join(f"{k} {v:.1f} °C" for k, v in temperatures.items()))
+    else:
+        lines.append("temperatures: no sensor found (hwmon, NVML)")
+    if settings.cooldown_above_c is None:
+        lines.append("cool-down: off (set COOLDOWN_ABOVE_C to the box's base temperature plus a margin)")
+    else:
+        lines.append(f"cool-down: jobs wait while any sensor is above {settings.cooldown_above_c:g} °C")
+    return "\n".join(lines)
+
+
+def build_meter(settings: Settings, source: str) -> Meter:
+    """One meter by name, or MeterAbsent saying why it cannot be used here."""
+    if source == "estimate":
+        return EstimateMeter(settings.estimate_idle_w, settings.estimate_w_per_core)
+    if source not in HARDWARE:
+        raise MeterAbsent(f"unknown meter {source!r} (known: {', '.join(SOURCES)})")
+    return build_hardware_meter(source, settings)
+
+
+def read_for(meter: Meter, seconds: float, tick: Callable[[float], None] = lambda _: None) -> Reading:
+    """One window of `seconds` on one meter; `tick` gets the elapsed seconds about 10 times a second."""
+    window = meter.start()
+    start = time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        tick(elapsed)
+        time.sleep(min(0.1, seconds - elapsed))
+    return window.stop()
+

@@ -1,0 +1,47 @@
+"""Operator commands and the whole path with a (simulated) wall meter on the box."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import run_cli
+
+from joulebot.metering.mcp39f511n_sim import SimulatedMCP39F511N
+
+
+def test_meter_read_against_a_simulated_wall_meter(settings):
+    with SimulatedMCP39F511N(power_w=87.5) as sim:
+        proc = run_cli(settings, "meter", "read", "--source", "mcp39f511n", "--port", sim.port, "--seconds", "1")
+    assert proc.returncode == 0, proc.stderr
+    match = re.search(r"mcp39f511n: ([\d.]+) W average, ([\d.]+) J over ([\d.]+) s \((\d+) samples", proc.stdout)
+    watts, joules, seconds, samples = (float(g) for g in match.groups())
+    assert watts == pytest.approx(87.5, rel=1e-3)
+    assert joules == pytest.approx(87.5 * seconds, rel=1e-3)
+    assert samples >= 9
+
+
+def test_meter_read_refuses_what_is_not_there(settings):
+    proc = run_cli(settings, "meter", "read", "--source", "mcp39f511n", "--port", "/dev/no-tty", "--seconds", "1")
+    assert proc.returncode == 2 and "cannot open /dev/no-tty" in proc.stderr
+    proc = run_cli(settings, "meter", "read", "--source", "joulemeter", "--seconds", "1")
+    assert proc.returncode == 2 and "unknown meter 'joulemeter'" in proc.stderr
+
+
+def test_meters_report_names_what_is_found_and_why_not(settings):
+    with SimulatedMCP39F511N(power_w=60.0) as sim:
+        proc = run_cli(settings, "meters", MCP39F511N_PORT=sim.port, SYSFS_ROOT=str(settings.data_dir))
+    assert proc.returncode == 0, proc.stderr
+    assert f"mcp39f511n on {sim.port}, channel 1 (machine, at the wall): 60.00 W" in proc.stdout
+    assert "machine figure: the wall meter (mcp39f511n)" in proc.stdout
+    assert "rapl: no RAPL package or dram domain" in proc.stdout
+
+
+@pytest.mark.e2e
+def test_an_answer_measured_at_the_wall(embedded):
+    with SimulatedMCP39F511N(power_w=lambda t: 95.0) as sim:
+        proc = run_cli(embedded, "ask", "Say hi.", MCP39F511N_PORT=sim.port, METER_INTERVAL_S="0.02")
+    assert proc.returncode == 0, proc.stderr
+    energy_line = next(line for line in proc.stdout.splitlines() if line.startswith("⚡"))
+    assert energy_line.endswith("measured at the wall by mcp39f511n")
+    assert "95.0 W avg" in energy_line and "(0 J above idle)" in energy_line

@@ -1,0 +1,166 @@
+"""RAPL and hwmon against sysfs-like trees, and the box's choice of the machine figure."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from joulebot.bots.footer import source_label
+from joulebot.metering.base import MeterAbsent
+from joulebot.metering.box import MeasurementBox
+from joulebot.metering.estimate import EstimateMeter
+from joulebot.metering.mcp39f511n import McpMeter
+from joulebot.metering.mcp39f511n_sim import SimulatedMCP39F511N
+from joulebot.metering.rapl import RaplMeter
+from joulebot.metering.temperature import hwmon_temperatures, wait_until_cool
+
+
+class RaplTree:
+    """A powercap tree: package-0 with core and dram sub-zones, and psys."""
+
+    def __init__(self, root: Path, max_uj: int = 262_143_328_850) -> None:
+        self.powercap = root / "class" / "powercap"
+        self.max_uj = max_uj
+        self.zones = {}
+        for zone, name in [
+            ("intel-rapl:0", "package-0"),
+            ("intel-rapl:0:0", "core"),
+            ("intel-rapl:0:1", "dram"),
+            ("intel-rapl:1", "psys"),
+        ]:
+            path = self.powercap / zone
+            path.mkdir(parents=True)
+            (path / "name").write_text(name + "\n")
+            (path / "max_energy_range_uj").write_text(f"{max_uj}\n")
+            self.zones[name] = path
+            self.set(name, 1_000_000)
+
+    def set(self, name: str, uj: int) -> None:
+        (self.zones[name] / "energy_uj").write_text(f"{uj % self.max_uj}\n")
+
+    def get(self, name: str) -> int:
+        return int((self.zones[name] / "energy_uj").read_text())
+
+
+def test_rapl_sums_package_and_dram_only(tmp_path):
+    tree = RaplTree(tmp_path)
+    meter = RaplMeter(tmp_path)
+    assert [d.name for d in meter.domains] == ["package-0", "dram"]
+    window = meter.start()
+    tree.set("package-0", tree.get("package-0") + 12_500_000)  # +12.5 J
+    tree.set("dram", tree.get("dram") + 2_000_000)  # +2 J
+    tree.set("core", tree.get("core") + 9_000_000)  # inside the package: not added again
+    tree.set("psys", tree.get("psys") + 99_000_000)  # overlaps everything: not added
+    reading = window.stop()
+    assert reading.joules == pytest.approx(14.5)
+    assert reading.source == "rapl" and reading.scope == "cpu" and reading.measured
+    assert reading.method == "package-0 + dram counters"
+
+
+def test_rapl_counter_wrap_is_added_back(tmp_path):
+    tree = RaplTree(tmp_path, max_uj=50_000_000)
+    tree.set("package-0", 49_000_000)
+    window = RaplMeter(tmp_path).start()
+    tree.set("package-0", 49_000_000 + 3_000_000)  # wraps to 2_000_000
+    assert window.stop().joules == pytest.approx(3.0)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_rapl_permission_error_says_how_to_grant_access(tmp_path):
+    tree = RaplTree(tmp_path)
+    (tree.zones["package-0"] / "energy_uj").chmod(0)
+    with pytest.raises(MeterAbsent, match=r"readable by root only.*chmod"):
+        RaplMeter(tmp_path)
+
+
+def test_rapl_absent_without_zones(tmp_path):
+    with pytest.raises(MeterAbsent, match="no RAPL package or dram domain"):
+        RaplMeter(tmp_path)
+
+
+def _hwmon(root: Path, chip: str, name: str, sensors: dict[str, int]) -> None:
+    path = root / "class" / "hwmon" / chip
+    path.mkdir(parents=True)
+    (path / "name").write_text(name + "\n")
+    for i, (label, millideg) in enumerate(sensors.items(), start=1):
+        (path / f"temp{i}_input").write_text(f"{millideg}\n")
+        (path / f"temp{i}_label").write_text(label + "\n")
+
+
+def test_hwmon_temperatures(tmp_path):
+    _hwmon(tmp_path, "hwmon0", "coretemp", {"Package id 0": 71_000, "Core 0": 65_500})
+    _hwmon(tmp_path, "hwmon1", "nvme", {"Composite": 38_850})
+    assert hwmon_temperatures(tmp_path) == {
+        "coretemp/Package id 0": 71.0,
+        "coretemp/Core 0": 65.5,
+        "nvme/Composite": 38.85,
+    }
+    assert hwmon_temperatures(tmp_path / "empty") == {}
+
+
+def test_cool_down_waits_while_hot_and_says_so(tmp_path):
+    _hwmon(tmp_path, "hwmon0", "coretemp", {"Package id 0": 82_000})
+    sensor = tmp_path / "class" / "hwmon" / "hwmon0" / "temp1_input"
+    said, slept = [], []
+
+    def sleep(seconds: float) -> None:  # the box cools 5 °C per pause
+        slept.append(seconds)
+        sensor.write_text(str(int(sensor.read_text()) - 5000))
+
+    waited = wait_until_cool(lambda: hwmon_temperatures(tmp_path), 75.0, 60, 900, said.append, sleep)
+    assert waited == 120 and slept == [60, 60]
+    assert said[0] == "cooling down (coretemp/Package id 0 82 °C > 75 °C)"
+    assert wait_until_cool(lambda: {"x": 99.0}, 75.0, 60, 150, sleep=lambda s: None) == 150, "bounded"
+    assert wait_until_cool(dict, 75.0, 60, 900) == 0, "no sensors: no wait"
+
+
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_box_prefers_the_wall_meter_and_falls_back_honestly(tmp_path):
+    tree = RaplTree(tmp_path)
+    with SimulatedMCP39F511N(power_w=150.0) as sim:
+        wall = McpMeter(sim.port, interval_s=0.05, retries=0, timeout_s=0.2)
+        box = MeasurementBox([wall, RaplMeter(tmp_path), EstimateMeter(5, 10)], tmp_path)
+        idle = box.measure_idle(0.3)
+        assert idle.source == "mcp39f511n" and idle.watts == pytest.approx(150.0)
+        assert set(box.idle_by_source) == {"mcp39f511n", "rapl", "estimate"}
+
+        def work():
+            tree.set("package-0", tree.get("package-0") + 4_000_000)
+            _spin(0.3)
+
+        _, energy = box.measure(work)
+        assert energy.machine.source == "mcp39f511n" and energy.measured
+        assert energy.total_j == pytest.approx(150.0 * energy.seconds, rel=1e-3)
+        assert {r.source for r in energy.components} == {"rapl", "estimate"}
+        assert source_label(energy) == "measured at the wall by mcp39f511n"
+
+        # the wall meter dies mid-answer: RAPL alone is not the machine, so the figure is labelled
+        def dying_work():
+            sim.faults.extend(["nak"] * 50)
+            tree.set("package-0", tree.get("package-0") + 4_000_000)
+            _spin(0.3)
+
+        _, energy = box.measure(dying_work)
+    assert energy.machine.source == "rapl" and energy.machine.scope == "components"
+    assert energy.total_j == pytest.approx(4.0)
+    label = source_label(energy)
+    assert label.startswith("measured by rapl (sum of rapl (cpu)), not the whole machine; mcp39f511n failed:")
+    assert energy.attributable_j is not None  # against RAPL's own idle, not the wall's
+
+
+def test_box_without_hardware_uses_the_estimate_and_says_why_when_a_meter_failed(tmp_path):
+    with SimulatedMCP39F511N(power_w=80.0) as sim:
+        box = MeasurementBox([McpMeter(sim.port, interval_s=0.05, retries=0, timeout_s=0.2), EstimateMeter(5, 10)])
+        sim.faults.append("vanish")
+        _, energy = box.measure(lambda: _spin(0.3))
+    assert energy.machine.source == "estimate" and not energy.measured
+    assert source_label(energy).startswith("estimated, mcp39f511n failed: ")
+    assert energy.total_j > 0
