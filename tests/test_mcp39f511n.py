@@ -132,7 +132,7 @@ def test_sampled_energy_matches_a_known_trace():
         meter = McpMeter(sim.port, interval_s=0.02, timeout_s=0.3)
         start = time.perf_counter()
         window = meter.start()
-        offset = start - sim._t0
+        offset = start - sim.t0
         time.sleep(1.2)
         reading = window.stop()
     exact = 100.0 * max(0.0, 0.6 - offset) + 200.0 * (reading.seconds - max(0.0, 0.6 - offset))

@@ -60,11 +60,13 @@ class MCP39F511N:
         self.port = port
         self.timeout_s = timeout_s
         self._serial: serial.Serial | None = None
+        self._stale = False
 
     def open(self) -> None:
         self.close()
         try:
             self._serial = serial.Serial(self.port, 115200, bytesize=8, parity="N", stopbits=1, timeout=self.timeout_s)
+            self._serial.reset_input_buffer()
         except (serial.SerialException, OSError) as exc:
             raise MeterProtocolError(f"cannot open {self.port}: {exc}") from None
 
@@ -78,21 +80,27 @@ class MCP39F511N:
         if self._serial is None:
             self.open()
         try:
-            self._serial.reset_input_buffer()  # type: ignore[union-attr]
+            if self._stale:  # bytes of an answer we gave up on may still arrive: drop them first
+                self._serial.reset_input_buffer()  # type: ignore[union-attr]
+                self._stale = False
             self._serial.write(request)  # type: ignore[union-attr]
             head = self._serial.read(1)  # type: ignore[union-attr]
         except (serial.SerialException, OSError) as exc:
             self.close()
             raise MeterProtocolError(f"port error on {self.port}: {exc}") from None
         if not head:
-            raise MeterProtocolError(f"no answer within {self.timeout_s:g} s")
+            raise self._failed(f"no answer within {self.timeout_s:g} s")
         if head[0] == NAK:
-            raise MeterProtocolError("the meter answered NAK")
+            raise self._failed("the meter answered NAK")
         if head[0] == CHECKSUM_FAIL:
-            raise MeterProtocolError("the meter rejected our frame's checksum")
+            raise self._failed("the meter rejected our frame's checksum")
         if head[0] != ACK:
-            raise MeterProtocolError(f"unexpected answer byte 0x{head[0]:02X}")
+            raise self._failed(f"unexpected answer byte 0x{head[0]:02X}")
         return head[0]
+
+    def _failed(self, reason: str) -> MeterProtocolError:
+        self._stale = True
+        return MeterProtocolError(reason)
 
     def _read_exact(self, n: int) -> bytes:
         try:
@@ -101,18 +109,17 @@ class MCP39F511N:
             self.close()
             raise MeterProtocolError(f"port error on {self.port}: {exc}") from None
         if len(data) != n:
-            raise MeterProtocolError(f"short read: {len(data)} of {n} bytes")
+            raise self._failed(f"short read: {len(data)} of {n} bytes")
         return data
 
     def read(self, address: int, n: int) -> bytes:
         self._exchange(read_frame(address, n))
-        length = self._read_exact(1)[0]
+        rest = self._read_exact(n + 2)  # length, data, checksum: one read when all is well
+        length, data, received = rest[0], rest[1:-1], rest[-1]
         if length != n + 3:
-            raise MeterProtocolError(f"answer length {length}, expected {n + 3}")
-        rest = self._read_exact(length - 2)
-        data, received = rest[:-1], rest[-1]
+            raise self._failed(f"answer length {length}, expected {n + 3}")
         if checksum(bytes([ACK, length]) + data) != received:
-            raise MeterProtocolError("bad checksum in the meter's answer")
+            raise self._failed("bad checksum in the meter's answer")
         return data
 
     def write(self, address: int, data: bytes) -> None:

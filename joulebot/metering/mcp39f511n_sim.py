@@ -46,7 +46,7 @@ class SimulatedMCP39F511N:
         self.frames_seen = 0
         self.bad_frames = 0
         self._pointer = 0
-        self._t0 = time.perf_counter()
+        self.t0 = time.perf_counter()
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)  # no echo, no line discipline: bytes as they are
         self.port = os.ttyname(self._slave)
@@ -60,7 +60,7 @@ class SimulatedMCP39F511N:
         return max(0, round(watts * 1e6 / uw_per_lsb)).to_bytes(4, "little")
 
     def _refresh_power(self) -> None:
-        t = time.perf_counter() - self._t0
+        t = time.perf_counter() - self.t0
         self.registers[REG_ACTIVE_POWER : REG_ACTIVE_POWER + 8] = self._raw_power(self.power_w(t)) + self._raw_power(
             self.channel2_w
         )
