@@ -164,3 +164,38 @@ def test_box_without_hardware_uses_the_estimate_and_says_why_when_a_meter_failed
     assert energy.machine.source == "estimate" and not energy.measured
     assert source_label(energy).startswith("estimated, mcp39f511n failed: ")
     assert energy.total_j > 0
+
+
+@pytest.mark.e2e
+def test_a_hot_box_makes_jobs_wait_and_queued_users_are_told(embedded, monkeypatch):
+    """Real worker, real queue: the worker cools down before the job; a queued job's progress says so."""
+    from joulebot.bots.core import build_request
+    from joulebot.queue_worker.client import QueueClient
+    from joulebot.queue_worker.job import box_status_key
+
+    _hwmon(embedded.data_dir, "hwmon0", "coretemp", {"Package id 0": 90_000})
+    sensor = embedded.data_dir / "class" / "hwmon" / "hwmon0" / "temp1_input"
+    for name, value in {"SYSFS_ROOT": embedded.data_dir, "COOLDOWN_ABOVE_C": "75", "COOLDOWN_SLEEP_S": "0.2",
+                        "IDLE_BASELINE_S": "0.2", "JOULEBOT_DATA_DIR": embedded.data_dir}.items():  # fmt: skip
+        monkeypatch.setenv(name, str(value))
+    client = QueueClient(embedded)
+    first = client.submit(build_request(embedded, platform="cli", user_id="u1", prompt="Say one."))
+    second = client.submit(build_request(embedded, platform="cli", user_id="u2", prompt="Say two."))
+
+    deadline = time.monotonic() + 60
+    seen = set()
+    while time.monotonic() < deadline:
+        seen.add(client.progress(first).text())
+        progress = client.progress(second)
+        seen.add(progress.text())
+        if progress.box_status:
+            break
+        time.sleep(0.05)
+    assert "queued — position 1 · box cooling down (coretemp/Package id 0 90 °C > 75 °C)" in seen
+    assert "cooling down (coretemp/Package id 0 90 °C > 75 °C)" in seen
+
+    sensor.write_text("60000\n")  # the box has cooled
+    results = [client.wait(first, timeout_s=60), client.wait(second, timeout_s=60)]
+    assert all(r.answer for r in results)
+    assert results[0].energy.idle.measured_at > results[0].request.created_at, "idle re-measured after cooling"
+    assert client.connection.get(box_status_key(embedded.queue_name)) is None, "the status is cleared"
