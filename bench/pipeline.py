@@ -21,6 +21,7 @@ from pathlib import Path
 
 from joulebot.bots.core import build_request
 from joulebot.config import Settings
+from joulebot.models import build_catalog
 from joulebot.queue_worker.client import QueueClient
 from joulebot.queue_worker.worker import ensure_embedded_stack, stop_embedded_stack
 
@@ -32,9 +33,10 @@ def percentile(values: list[float], p: float) -> float:
 
 def overhead_ms(settings: Settings, n: int) -> list[float]:
     client = QueueClient(settings)
+    catalog = build_catalog(settings.max_model_params_b)
     samples = []
     for i in range(n + 3):
-        request = build_request(settings, platform="bench", user_id="bench", prompt="Hi")
+        request = build_request(settings, catalog, platform="bench", user_id="bench", prompt="Hi")
         t0 = time.perf_counter()
         result = client.wait(client.submit(request))
         elapsed = time.perf_counter() - t0

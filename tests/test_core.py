@@ -4,12 +4,14 @@ from hypothesis import strategies as st
 
 from joulebot.bots.core import InputError, build_request
 from joulebot.config import Settings
+from joulebot.models import build_catalog
 
 SETTINGS = Settings(_env_file=None, max_prompt_chars=100)
+CATALOG = build_catalog(9.0)
 
 
 def test_builds_a_request_with_defaults():
-    request = build_request(SETTINGS, platform="cli", user_id="alice", prompt="  What is RAPL?  ")
+    request = build_request(SETTINGS, CATALOG, platform="cli", user_id="alice", prompt="  What is RAPL?  ")
     assert request.prompt == "What is RAPL?"
     assert request.model == "smollm2-135m"
     assert request.units == "joules"
@@ -18,7 +20,7 @@ def test_builds_a_request_with_defaults():
 
 
 def test_model_aliases_resolve_to_the_catalog_name():
-    request = build_request(SETTINGS, platform="cli", user_id="a", prompt="hi", model="SmolLM2")
+    request = build_request(SETTINGS, CATALOG, platform="cli", user_id="a", prompt="hi", model="SmolLM2")
     assert request.model == "smollm2-135m"
 
 
@@ -29,17 +31,18 @@ def test_model_aliases_resolve_to_the_catalog_name():
         (" \n\t\x00 ", None, "the prompt is empty"),
         ("x" * 101, None, "the prompt has 101 characters; the maximum is 100"),
         ("hi", "gpt-17", "unknown model 'gpt-17'; available: smollm2-135m"),
+        ("hi", "llama3", "llama3 is not available here: OLLAMA_HOST is not set"),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_message(prompt, model, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(")):
-        build_request(SETTINGS, platform="cli", user_id="a", prompt=prompt, model=model)
+        build_request(SETTINGS, CATALOG, platform="cli", user_id="a", prompt=prompt, model=model)
 
 
 @given(st.text(max_size=300))
 def test_any_text_is_either_a_request_or_a_clear_refusal(text):
     try:
-        request = build_request(SETTINGS, platform="cli", user_id="a", prompt=text)
+        request = build_request(SETTINGS, CATALOG, platform="cli", user_id="a", prompt=text)
     except InputError as exc:
         assert str(exc).startswith("the prompt")
     else:

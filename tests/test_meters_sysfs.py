@@ -170,6 +170,7 @@ def test_box_without_hardware_uses_the_estimate_and_says_why_when_a_meter_failed
 def test_a_hot_box_makes_jobs_wait_and_queued_users_are_told(embedded, monkeypatch):
     """Real worker, real queue: the worker cools down before the job; a queued job's progress says so."""
     from joulebot.bots.core import build_request
+    from joulebot.models import build_catalog
     from joulebot.queue_worker.client import QueueClient
     from joulebot.queue_worker.job import box_status_key
 
@@ -179,8 +180,9 @@ def test_a_hot_box_makes_jobs_wait_and_queued_users_are_told(embedded, monkeypat
                         "IDLE_BASELINE_S": "0.2", "JOULEBOT_DATA_DIR": embedded.data_dir}.items():  # fmt: skip
         monkeypatch.setenv(name, str(value))
     client = QueueClient(embedded)
-    first = client.submit(build_request(embedded, platform="cli", user_id="u1", prompt="Say one."))
-    second = client.submit(build_request(embedded, platform="cli", user_id="u2", prompt="Say two."))
+    catalog = build_catalog(9.0)
+    first = client.submit(build_request(embedded, catalog, platform="cli", user_id="u1", prompt="Say one."))
+    second = client.submit(build_request(embedded, catalog, platform="cli", user_id="u2", prompt="Say two."))
 
     deadline = time.monotonic() + 60
     seen = set()

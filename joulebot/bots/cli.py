@@ -39,9 +39,12 @@ def _cli_user() -> str:
 
 
 def _requests(settings: Settings, models: list[str | None], prompt: str, units: Units | None) -> list[Request]:
+    from joulebot.queue_worker.published import catalog_for_front_end
+
+    catalog = catalog_for_front_end(settings)
     try:
         return [
-            build_request(settings, platform="cli", user_id=_cli_user(), prompt=prompt, model=m, units=units)
+            build_request(settings, catalog, platform="cli", user_id=_cli_user(), prompt=prompt, model=m, units=units)
             for m in models
         ]
     except InputError as exc:
@@ -123,15 +126,64 @@ def compare(
     out.print(energy_ratio(a, b), markup=False)
 
 
-@app.command()
-def models() -> None:
-    """List the models that can be asked here."""
-    from joulebot.models import available_models
+models_app = typer.Typer(help="The models this box can run (and, for admins, pulling more).")
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback(invoke_without_command=True)
+def models(ctx: typer.Context) -> None:
+    """List the models that can be asked here, and the ones that cannot (with why)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from joulebot.queue_worker.published import catalog_for_front_end
 
     settings = get_settings()
-    for entry in available_models():
+    catalog = catalog_for_front_end(settings)
+    for entry in catalog.available():
         default = " (default)" if entry.name == settings.default_model else ""
-        out.print(f"{entry.name}{default} · {entry.size_label()} · {entry.description}", markup=False)
+        out.print(f"{entry.name}{default} · {entry.size_label()} · {entry.family} · {entry.description}", markup=False)
+    unavailable = [o for o in catalog.offers if not o.available]
+    if unavailable:
+        out.print("\nnot available here:", markup=False)
+        for offer in unavailable:
+            out.print(f"  {offer.entry.name} · {offer.entry.size_label()} · {offer.reason}", markup=False)
+
+
+@models_app.command("pull")
+def models_pull(name: Annotated[str, typer.Argument(help="catalog name, alias or Ollama tag")]) -> None:
+    """Download a model onto this box's Ollama server (admin)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from joulebot.models import RunnerError
+    from joulebot.models.catalog import static_entries
+    from joulebot.models.inventory import ollama_runner
+    from joulebot.queue_worker.published import republish_catalog
+
+    settings = get_settings()
+    runner = ollama_runner(settings)
+    if runner is None:
+        raise _fail("OLLAMA_HOST is not set: the embedded model needs no pull", 2)
+    wanted = name.strip().lower()
+    entry = next((e for e in static_entries() if wanted in {n.lower() for n in e.names()}), None)
+    if entry is not None and entry.runner != "ollama":
+        raise _fail(f"{entry.name} is embedded: nothing to pull", 2)
+    if entry is not None and entry.parameters_b > settings.max_model_params_b:
+        limit = settings.max_model_params_b
+        raise _fail(f"{entry.name} has {entry.size_label()} parameters; this box runs models up to {limit:g}B", 2)
+    tag = entry.ollama_tag if entry and entry.ollama_tag else name
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=err) as progress:
+        task = progress.add_task(f"pulling {tag}", total=None)
+
+        def show(status: str, completed: int | None, total: int | None) -> None:
+            progress.update(task, description=f"{tag}: {status}", completed=completed or 0, total=total)
+
+        try:
+            runner.pull(tag, show)
+        except RunnerError as exc:
+            raise _fail(str(exc)) from None
+    republish_catalog(settings)
+    out.print(f"pulled {tag}", markup=False)
 
 
 @app.command()

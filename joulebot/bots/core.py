@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from joulebot.config import Settings
-from joulebot.models import UnknownModelError, resolve_model
+from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
 from joulebot.queue_worker.contract import Request, Units
 
 
@@ -22,6 +22,7 @@ def clean_prompt(prompt: str, max_chars: int) -> str:
 
 def build_request(
     settings: Settings,
+    catalog: Catalog,
     *,
     platform: str,
     user_id: str,
@@ -32,8 +33,8 @@ def build_request(
 ) -> Request:
     text = clean_prompt(prompt, settings.max_prompt_chars)
     try:
-        entry = resolve_model(model or settings.default_model)
-    except UnknownModelError as exc:
+        entry = catalog.resolve(model or settings.default_model)
+    except (UnknownModelError, ModelUnavailable) as exc:
         raise InputError(str(exc)) from exc
     return Request(
         platform=platform,

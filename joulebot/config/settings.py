@@ -39,6 +39,9 @@ class Settings(BaseSettings):
 
     # Models.
     default_model: str = "smollm2-135m"
+    ollama_host: str = ""
+    ollama_keep_alive: str = "30m"
+    max_model_params_b: float = 9.0
     max_prompt_chars: int = 4000
     max_tokens: int = 256
     llama_threads: int = Field(default_factory=lambda: os.cpu_count() or 1)

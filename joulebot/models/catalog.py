@@ -1,8 +1,15 @@
-"""Which models exist, what they are, and which runner serves each."""
+"""Which models exist, which this box can run now, and which runner serves each.
+
+The static catalog (config/data/models.json) names the models green-coding.ai
+offered, with their Ollama tags and sizes. It is merged with what the Ollama
+server really has (tags and parameter sizes), and a size limit applies: the
+measurement box's memory decides what it can run.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -33,16 +40,21 @@ class ModelEntry(BaseModel):
     description: str = ""
     aliases: list[str] = []
     gguf: GgufFile | None = None
-
-    def is_available(self) -> bool:
-        if self.runner == "llamacpp":
-            return self.gguf is not None and self.gguf.path() is not None
-        return False  # the Ollama runner is not wired in yet
+    ollama_tag: str | None = None
 
     def size_label(self) -> str:
         if self.parameters_b < 1:
             return f"{self.parameters_b * 1000:.0f}M"
-        return f"{self.parameters_b:g}B"
+        return f"{self.parameters_b:.1f}B"
+
+    def names(self) -> set[str]:
+        return {self.name, *self.aliases, *([self.ollama_tag] if self.ollama_tag else [])}
+
+
+class Offer(BaseModel):
+    entry: ModelEntry
+    available: bool
+    reason: str = ""  # why it is not available
 
 
 class UnknownModelError(LookupError):
@@ -52,21 +64,88 @@ class UnknownModelError(LookupError):
         super().__init__(f"unknown model {name!r}; available: {', '.join(choices) or 'none'}")
 
 
+class ModelUnavailable(LookupError):
+    """A known model this box cannot run now; `str()` says why."""
+
+
+class Catalog(BaseModel):
+    offers: list[Offer]
+    max_parameters_b: float
+
+    def available(self) -> list[ModelEntry]:
+        return [o.entry for o in self.offers if o.available]
+
+    def resolve(self, name: str) -> ModelEntry:
+        """The available entry for a name, alias or Ollama tag (case-insensitive)."""
+        wanted = name.strip().lower()
+        for offer in self.offers:
+            if wanted in {n.lower() for n in offer.entry.names()}:
+                if not offer.available:
+                    raise ModelUnavailable(f"{offer.entry.name} is not available here: {offer.reason}")
+                return offer.entry
+        raise UnknownModelError(name, [e.name for e in self.available()])
+
+
 @lru_cache(maxsize=1)
-def catalog() -> tuple[ModelEntry, ...]:
+def static_entries() -> tuple[ModelEntry, ...]:
     data = resources.files("joulebot.config") / "data" / "models.json"
     return tuple(ModelEntry.model_validate(m) for m in json.loads(data.read_text(encoding="utf-8"))["models"])
 
 
-def available_models() -> list[ModelEntry]:
-    return [m for m in catalog() if m.is_available()]
+def parse_parameter_size(text: str | None) -> float | None:
+    """Ollama's `parameter_size` ("8.0B", "135M", "1.6B") in billions."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*([KMBT])\s*", text or "", re.IGNORECASE)
+    if not match:
+        return None
+    scale = {"K": 1e-6, "M": 1e-3, "B": 1.0, "T": 1e3}[match.group(2).upper()]
+    return float(match.group(1)) * scale
 
 
-def resolve_model(name: str) -> ModelEntry:
-    """The available catalog entry for a name or alias (case-insensitive)."""
-    wanted = name.strip().lower()
-    available = available_models()
-    for entry in available:
-        if wanted == entry.name or wanted in entry.aliases:
-            return entry
-    raise UnknownModelError(name, [m.name for m in available])
+class OllamaModel(BaseModel):
+    """One model as the Ollama server lists it."""
+
+    tag: str
+    parameters_b: float | None = None
+    family: str = ""
+    quantization: str = ""
+
+
+def build_catalog(
+    max_parameters_b: float,
+    ollama: list[OllamaModel] | None = None,
+    ollama_problem: str = "OLLAMA_HOST is not set",
+) -> Catalog:
+    """Merge the static catalog with the Ollama server's inventory (None: no server answered)."""
+    served = {m.tag: m for m in ollama or []}
+    offers: list[Offer] = []
+    for entry in static_entries():
+        if entry.runner == "llamacpp":
+            ok = entry.gguf is not None and entry.gguf.path() is not None
+            offers.append(Offer(entry=entry, available=ok, reason="" if ok else "weights not installed"))
+            continue
+        model = served.pop(entry.ollama_tag or "", None)
+        if model is not None and model.parameters_b:
+            entry = entry.model_copy(update={"parameters_b": model.parameters_b})  # the server knows best
+        if ollama is None:
+            offers.append(Offer(entry=entry, available=False, reason=ollama_problem))
+        elif model is None:
+            offers.append(Offer(entry=entry, available=False, reason=f"not pulled (joulebot models pull {entry.name})"))
+        else:
+            offers.append(_sized(entry, max_parameters_b))
+    for model in served.values():  # on the server, not in the static catalog: offer it as it is
+        entry = ModelEntry(
+            name=model.tag, runner="ollama", family=model.family or "unknown", parameters_b=model.parameters_b or 0.0,
+            quantization=model.quantization, description="from the Ollama server", ollama_tag=model.tag,
+        )  # fmt: skip
+        offers.append(_sized(entry, max_parameters_b))
+    return Catalog(offers=offers, max_parameters_b=max_parameters_b)
+
+
+def _sized(entry: ModelEntry, max_parameters_b: float) -> Offer:
+    if entry.parameters_b > max_parameters_b:
+        return Offer(
+            entry=entry,
+            available=False,
+            reason=f"{entry.size_label()} parameters; this box runs models up to {max_parameters_b:g}B",
+        )
+    return Offer(entry=entry, available=True)

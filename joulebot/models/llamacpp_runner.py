@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from joulebot.models.catalog import ModelEntry
-from joulebot.models.runner import Generation, Runner, RunnerError
+from joulebot.models.runner import Generation, Runner, RunnerError, split_reasoning
 
 
 class LlamaCppRunner(Runner):
@@ -42,8 +42,10 @@ class LlamaCppRunner(Runner):
         seconds = time.perf_counter() - t0
         choice = out["choices"][0]
         usage = out.get("usage") or {}
+        text, reasoning = split_reasoning(choice["message"].get("content") or "")
         return Generation(
-            text=(choice["message"].get("content") or "").strip(),
+            text=text,
+            reasoning=reasoning,
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)),
             seconds=seconds,

@@ -42,6 +42,10 @@ class Result(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     generation_s: float
+    first_token_s: float | None = None
+    finish_reason: str | None = None
+    reasoning: str = ""  # a reasoning model's `<think>` text: stored, not shown
+    runner_stats: dict[str, float] = {}  # the runner's own timings, seconds
     load_s: float  # model load before the measured window: never inside `energy`
     energy: Energy
     carbon: Carbon

@@ -12,7 +12,7 @@ from typing import Any
 from rq import get_current_job
 
 from joulebot.config import get_settings
-from joulebot.models import RunnerError, UnknownModelError
+from joulebot.models import ModelUnavailable, RunnerError, UnknownModelError
 from joulebot.queue_worker.contract import Request
 from joulebot.queue_worker.station import Station
 
@@ -63,7 +63,7 @@ def run_request(payload: dict[str, Any]) -> dict[str, Any]:
     request = Request.model_validate(payload)
     try:
         result = _current_station().run(request, stage=_report_stage)
-    except (RunnerError, UnknownModelError) as exc:
+    except (RunnerError, UnknownModelError, ModelUnavailable) as exc:
         _set_error(str(exc))
         raise
     return result.model_dump(mode="json")

@@ -7,6 +7,7 @@ history store keeps its engine. `run()` turns one Request into one Result.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -16,7 +17,8 @@ from joulebot.history import HistoryStore
 from joulebot.metering.box import MeasurementBox
 from joulebot.metering.detect import detect_meters
 from joulebot.metering.temperature import wait_until_cool
-from joulebot.models import ModelEntry, Runner, resolve_model
+from joulebot.models import Catalog, ModelEntry, Runner, RunnerError
+from joulebot.models.inventory import current_catalog, ollama_runner
 from joulebot.models.llamacpp_runner import LlamaCppRunner
 from joulebot.queue_worker.contract import Request, Result
 
@@ -30,7 +32,13 @@ class Station:
         self.settings = settings
         self.detection = detect_meters(settings)
         self.box = MeasurementBox(self.detection.meters, settings.sysfs_root)
+        self.ollama = ollama_runner(settings)
         self.runners: dict[str, Runner] = {"llamacpp": LlamaCppRunner(threads=settings.llama_threads)}
+        if self.ollama is not None:
+            self.runners["ollama"] = self.ollama
+        self.on_catalog: Callable[[Catalog], None] = lambda _: None  # the worker publishes it
+        self.catalog = current_catalog(settings, self.ollama)
+        self.catalog_at = time.monotonic()
         self.history = history or HistoryStore(settings.sqlalchemy_url)
         self.intensity = IntensityProvider.from_settings(settings)
         self.embodied = Embodied.from_settings(settings)
@@ -38,16 +46,29 @@ class Station:
     def runner_for(self, entry: ModelEntry) -> Runner:
         return self.runners[entry.runner]
 
+    def refresh_catalog(self, max_age_s: float = 60.0) -> Catalog:
+        if time.monotonic() - self.catalog_at > max_age_s:
+            self.catalog = current_catalog(self.settings, self.ollama)
+            self.catalog_at = time.monotonic()
+        self.on_catalog(self.catalog)
+        return self.catalog
+
     def warm_up(self) -> None:
         """Load the default model and measure idle power, before any job is taken."""
-        entry = resolve_model(self.settings.default_model)
-        load_s = self.runner_for(entry).load(entry)
+        self.refresh_catalog(max_age_s=0)
+        load_s = 0.0
+        try:
+            entry = self.catalog.resolve(self.settings.default_model)
+            load_s = self.runner_for(entry).load(entry)
+        except (LookupError, RunnerError) as exc:
+            log.warning("default model not loaded: %s", exc)
+            entry = None
         idle = self.box.measure_idle(self.settings.idle_baseline_s)
         meters = ", ".join(m.describe() for m in self.box.meters)
         log.info("meters: %s; not used: %s", meters, self.detection.absent or "none")
         log.info(
             "warm: %s loaded in %.2f s; idle %.2f W (%s, %.1f s)",
-            entry.name, load_s, idle.watts, idle.source, idle.seconds,
+            entry.name if entry else "no model", load_s, idle.watts, idle.source, idle.seconds,
         )  # fmt: skip
 
     def prepare(self, stage: StageCallback) -> None:
@@ -67,7 +88,10 @@ class Station:
             self.box.measure_idle(self.settings.idle_baseline_s)
 
     def run(self, request: Request, stage: StageCallback = lambda _: None) -> Result:
-        entry = resolve_model(request.model)
+        try:
+            entry = self.refresh_catalog().resolve(request.model)
+        except LookupError:  # pulled or removed since the last look: look again before refusing
+            entry = self.refresh_catalog(max_age_s=0).resolve(request.model)
         runner = self.runner_for(entry)
         stage("loading model")
         load_s = runner.load(entry)  # outside the measured window, reported on its own
@@ -84,6 +108,10 @@ class Station:
             prompt_tokens=generation.prompt_tokens,
             completion_tokens=generation.completion_tokens,
             generation_s=generation.seconds,
+            first_token_s=generation.first_token_s,
+            finish_reason=generation.finish_reason,
+            reasoning=generation.reasoning,
+            runner_stats=generation.runner_stats,
             load_s=load_s,
             energy=energy,
             carbon=carbon,

@@ -29,6 +29,7 @@ from rq.serializers import JSONSerializer
 from joulebot.config import Settings
 from joulebot.queue_worker import connection as conn
 from joulebot.queue_worker.job import use_station
+from joulebot.queue_worker.published import publish_catalog
 from joulebot.queue_worker.station import Station
 
 log = logging.getLogger(__name__)
@@ -70,9 +71,10 @@ def run_worker(settings: Settings, idle_exit_s: int | None = None, burst: bool =
             _claim_pid_file(settings)
     try:
         station = Station(settings)
+        queue = queue_for(settings)
+        station.on_catalog = lambda catalog: publish_catalog(queue.connection, settings.queue_name, catalog)
         station.warm_up()
         use_station(station)
-        queue = queue_for(settings)
         while True:
             worker = SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer)
             worker.work(burst=burst, max_idle_time=idle_exit_s, logging_level="WARNING")

@@ -1,0 +1,24 @@
+"""The catalog as this box can serve it now: the static list merged with the Ollama server's."""
+
+from __future__ import annotations
+
+from joulebot.config import Settings
+from joulebot.models.catalog import Catalog, build_catalog
+from joulebot.models.ollama_runner import OllamaRunner
+from joulebot.models.runner import RunnerError
+
+
+def ollama_runner(settings: Settings) -> OllamaRunner | None:
+    if not settings.ollama_host:
+        return None
+    return OllamaRunner(settings.ollama_host, settings.ollama_keep_alive, float(settings.job_timeout_s))
+
+
+def current_catalog(settings: Settings, runner: OllamaRunner | None = None) -> Catalog:
+    runner = runner or ollama_runner(settings)
+    if runner is None:
+        return build_catalog(settings.max_model_params_b)
+    try:
+        return build_catalog(settings.max_model_params_b, runner.inventory())
+    except RunnerError as exc:
+        return build_catalog(settings.max_model_params_b, None, str(exc))

@@ -1,0 +1,121 @@
+"""The production runner: models served by Ollama on the measurement box.
+
+Streaming chat, so the first-token time is known; token counts and durations
+come from Ollama's final chunk. `load()` asks Ollama to load the model (and keep
+it loaded for `keep_alive`) before the measured window opens.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import httpx
+import ollama
+
+from joulebot.models.catalog import ModelEntry, OllamaModel, parse_parameter_size
+from joulebot.models.runner import Generation, Runner, RunnerError, split_reasoning
+
+NS = 1e9
+
+
+class OllamaRunner(Runner):
+    def __init__(self, host: str, keep_alive: str = "30m", timeout_s: float = 300.0) -> None:
+        self.host = host
+        self.keep_alive = keep_alive
+        self.client = ollama.Client(host=host, timeout=timeout_s)
+
+    def _tag(self, entry: ModelEntry) -> str:
+        return entry.ollama_tag or entry.name
+
+    def _error(self, entry: ModelEntry | None, exc: Exception) -> RunnerError:
+        name = entry.name if entry else "Ollama"
+        if isinstance(exc, ConnectionError | httpx.ConnectError):
+            return RunnerError(f"the Ollama server at {self.host} is not reachable")
+        if isinstance(exc, ollama.ResponseError):
+            message = str(exc.error)
+            if exc.status_code == 404 or "not found" in message.lower():
+                return RunnerError(f"{name} is not on the Ollama server (an admin can: joulebot models pull {name})")
+            if "memory" in message.lower():
+                return RunnerError(f"{name} does not fit in this box's memory ({message})")
+            return RunnerError(f"Ollama could not run {name}: {message}")
+        if isinstance(exc, httpx.TimeoutException):
+            return RunnerError(f"Ollama did not answer in time for {name}")
+        return RunnerError(f"the answer from Ollama broke off ({type(exc).__name__})")
+
+    def load(self, entry: ModelEntry) -> float:
+        try:
+            response = self.client.generate(model=self._tag(entry), prompt="", keep_alive=self.keep_alive)
+        except (ConnectionError, ollama.ResponseError, httpx.HTTPError) as exc:
+            raise self._error(entry, exc) from None
+        return (response.load_duration or 0) / NS
+
+    def generate(self, entry: ModelEntry, prompt: str, max_tokens: int) -> Generation:
+        parts: list[str] = []
+        thinking: list[str] = []
+        first_token_s = None
+        final = None
+        t0 = time.perf_counter()
+        try:
+            stream = self.client.chat(
+                model=self._tag(entry),
+                messages=[{"role": "user", "content": prompt}],
+                stream=True,
+                options={"num_predict": max_tokens, "seed": 0},
+                keep_alive=self.keep_alive,
+            )
+            for chunk in stream:
+                if chunk.message.content:
+                    if first_token_s is None:
+                        first_token_s = time.perf_counter() - t0
+                    parts.append(chunk.message.content)
+                if chunk.message.thinking:
+                    thinking.append(chunk.message.thinking)
+                if chunk.done:
+                    final = chunk
+        except (ConnectionError, ollama.ResponseError, httpx.HTTPError, json.JSONDecodeError) as exc:
+            raise self._error(entry, exc) from None
+        seconds = time.perf_counter() - t0
+        if final is None:
+            raise RunnerError(f"the answer from Ollama broke off before it was complete ({entry.name})")
+        text, reasoning = split_reasoning("".join(parts))
+        stats = {
+            key: (getattr(final, key) or 0) / NS
+            for key in ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
+        }
+        return Generation(
+            text=text,
+            reasoning="\n\n".join(filter(None, ["".join(thinking).strip(), reasoning])),
+            prompt_tokens=final.prompt_eval_count or 0,
+            completion_tokens=final.eval_count or 0,
+            seconds=seconds,
+            first_token_s=first_token_s,
+            finish_reason=final.done_reason,
+            runner_stats=stats,
+        )
+
+    def inventory(self) -> list[OllamaModel]:
+        """The models the server has, with their parameter sizes."""
+        try:
+            listed = self.client.list()
+        except (ConnectionError, ollama.ResponseError, httpx.HTTPError) as exc:
+            raise self._error(None, exc) from None
+        return [
+            OllamaModel(
+                tag=m.model or "",
+                parameters_b=parse_parameter_size(m.details.parameter_size if m.details else None),
+                family=(m.details.family or "") if m.details else "",
+                quantization=(m.details.quantization_level or "") if m.details else "",
+            )
+            for m in listed.models
+            if m.model
+        ]
+
+    def pull(self, tag: str, progress: Callable[[str, int | None, int | None], None]) -> None:
+        """Download a model on the server, reporting (status, completed bytes, total bytes)."""
+        try:
+            for update in self.client.pull(tag, stream=True):
+                progress(update.status or "", update.completed, update.total)
+        except (ConnectionError, ollama.ResponseError, httpx.HTTPError, json.JSONDecodeError) as exc:
+            raise self._error(None, exc) from None

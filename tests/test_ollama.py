@@ -1,0 +1,159 @@
+"""The Ollama runner (the real `ollama` client) and the catalog, against an Ollama stand-in."""
+
+from __future__ import annotations
+
+import pytest
+from standins import OllamaStandIn
+
+from joulebot.models import ModelUnavailable, RunnerError, UnknownModelError, build_catalog
+from joulebot.models.catalog import OllamaModel, parse_parameter_size, static_entries
+from joulebot.models.ollama_runner import OllamaRunner
+from joulebot.models.runner import split_reasoning
+
+
+@pytest.fixture
+def ollama():
+    server = OllamaStandIn()
+    yield server
+    server.close()
+
+
+def entry(name: str):
+    return next(e for e in static_entries() if e.name == name)
+
+
+def test_load_keeps_the_model_loaded_and_reports_load_time(ollama):
+    runner = OllamaRunner(ollama.url, keep_alive="30m")
+    assert runner.load(entry("llama3")) == pytest.approx(1.5)
+    assert runner.load(entry("llama3")) == pytest.approx(0.0009)
+    method, path, body = ollama.requests[0]
+    assert (method, path) == ("POST", "/api/generate")
+    assert body["model"] == "llama3:8b" and body["prompt"] == "" and body["keep_alive"] == "30m"
+
+
+def test_streamed_chat_gives_text_tokens_and_timings_without_the_reasoning(ollama):
+    generation = OllamaRunner(ollama.url).generate(entry("llama3"), "Capital of France?", max_tokens=64)
+    assert generation.text == "Paris is the capital of France."
+    assert generation.reasoning == "The user wants a capital."
+    assert generation.prompt_tokens == 14 and generation.completion_tokens == 10
+    assert generation.finish_reason == "stop"
+    assert generation.first_token_s is not None and generation.first_token_s <= generation.seconds
+    assert generation.runner_stats == pytest.approx(
+        {"total_duration": 0.812, "load_duration": 0.0009, "prompt_eval_duration": 0.061, "eval_duration": 0.7}
+    )
+    _, path, body = ollama.requests[-1]
+    assert path == "/api/chat" and body["stream"] is True
+    assert body["options"]["num_predict"] == 64 and body["messages"] == [
+        {"role": "user", "content": "Capital of France?"}
+    ]
+
+
+@pytest.mark.parametrize("break_after", [0, 2])
+def test_a_stream_cut_mid_answer_is_an_error_not_a_short_answer(ollama, break_after):
+    ollama.break_after = break_after
+    with pytest.raises(RunnerError, match="broke off"):
+        OllamaRunner(ollama.url).generate(entry("llama3"), "hi", 32)
+
+
+def test_missing_model_out_of_memory_and_server_down(ollama):
+    runner = OllamaRunner(ollama.url)
+    with pytest.raises(RunnerError, match=r"mistral is not on the Ollama server \(an admin can: joulebot models pull"):
+        runner.generate(entry("mistral"), "hi", 8)
+    ollama.out_of_memory.add("llama3:8b")
+    with pytest.raises(RunnerError, match="llama3 does not fit in this box's memory"):
+        runner.load(entry("llama3"))
+    with pytest.raises(RunnerError, match="not reachable"):
+        OllamaRunner("http://127.0.0.1:9").generate(entry("llama3"), "hi", 8)
+
+
+def test_inventory_and_pull_progress(ollama):
+    runner = OllamaRunner(ollama.url)
+    assert {m.tag: m.parameters_b for m in runner.inventory()} == {"llama3:8b": 8.0, "tinyllama:1.1b": 1.1}
+    updates = []
+    runner.pull("mistral:7b", lambda status, done, total: updates.append((status, done, total)))
+    assert updates[0] == ("pulling manifest", None, None) and updates[-1][0] == "success"
+    assert [u[1] for u in updates if u[1] is not None] == sorted(u[1] for u in updates if u[1] is not None)
+    assert "mistral:7b" in {m.tag for m in runner.inventory()}
+    with pytest.raises(RunnerError, match="file does not exist"):
+        runner.pull("nosuchmodel:1b", lambda *a: None)
+
+
+def test_catalog_merges_the_server_and_enforces_the_size_limit():
+    served = [
+        OllamaModel(tag="llama3:8b", parameters_b=8.0),
+        OllamaModel(tag="gemma:7b", parameters_b=8.5),
+        OllamaModel(tag="mixtral:8x7b", parameters_b=46.7, family="llama"),
+        OllamaModel(tag="phi3:mini", parameters_b=3.8, family="phi3"),
+    ]
+    catalog = build_catalog(9.0, served)
+    available = {e.name for e in catalog.available()}
+    assert {"smollm2-135m", "llama3", "gemma", "phi3:mini"} <= available
+    assert "mixtral:8x7b" not in available and "mistral" not in available
+    assert catalog.resolve("LLAMA3").ollama_tag == "llama3:8b"
+    assert catalog.resolve("llama3:8b").name == "llama3"
+    too_big = "mixtral:8x7b is not available here: 46.7B parameters; this box runs models up to 9B"
+    with pytest.raises(ModelUnavailable, match=too_big):
+        catalog.resolve("mixtral:8x7b")
+    not_pulled = r"mistral is not available here: not pulled \(joulebot models pull mistral\)"
+    with pytest.raises(ModelUnavailable, match=not_pulled):
+        catalog.resolve("mistral")
+    with pytest.raises(UnknownModelError, match="unknown model 'gpt-17'"):
+        catalog.resolve("gpt-17")
+    strict = build_catalog(8.0, served)
+    assert "gemma" not in {e.name for e in strict.available()} and "llama3" in {e.name for e in strict.available()}
+
+
+def test_catalog_without_a_server_offers_the_embedded_model_and_says_why_not_the_rest():
+    catalog = build_catalog(9.0, None, "the Ollama server at http://box:11434 is not reachable")
+    assert [e.name for e in catalog.available()] == ["smollm2-135m"]
+    with pytest.raises(ModelUnavailable, match="not reachable"):
+        catalog.resolve("tinyllama")
+
+
+@pytest.mark.parametrize(("text", "billions"), [("8.0B", 8.0), ("135M", 0.135), ("1.6b", 1.6), ("", None), ("x", None)])
+def test_parameter_size(text, billions):
+    assert parse_parameter_size(text) == (pytest.approx(billions) if billions else None)
+
+
+def test_split_reasoning():
+    assert split_reasoning("<think>a\nb</think>\n\nAnswer.") == ("Answer.", "a\nb")
+    assert split_reasoning("No thinking here.") == ("No thinking here.", "")
+    assert split_reasoning("<think>still thinking when cut") == ("", "still thinking when cut")
+
+
+@pytest.mark.e2e
+def test_ask_an_ollama_model_through_the_queue(embedded, ollama):
+    from conftest import run_cli
+
+    from joulebot.history import HistoryStore
+    from joulebot.queue_worker.contract import Result
+
+    env = {"OLLAMA_HOST": ollama.url}
+    listing = run_cli(embedded, "models", **env)
+    assert listing.returncode == 0, listing.stderr
+    assert "llama3 · 8.0B · Llama 3" in listing.stdout and "mistral · 7.2B · not pulled" in listing.stdout
+
+    proc = run_cli(embedded, "ask", "Capital of France?", "--model", "llama3", "--json", **env)
+    assert proc.returncode == 0, proc.stderr
+    result = Result.model_validate_json(proc.stdout)
+    assert result.model == "llama3" and result.answer == "Paris is the capital of France."
+    assert result.reasoning == "The user wants a capital." and result.completion_tokens == 10
+    assert result.runner_stats["eval_duration"] == pytest.approx(0.7) and result.first_token_s is not None
+    row = HistoryStore(embedded.sqlalchemy_url).get(result.exchange_id)
+    assert row.result["reasoning"] == "The user wants a capital." and "think" not in row.answer
+
+    ollama.break_after = 2
+    broken = run_cli(embedded, "ask", "Again?", "--model", "llama3", **env)
+    assert broken.returncode == 1 and "the answer from Ollama broke off" in broken.stderr
+    ollama.break_after = None
+    missing = run_cli(embedded, "ask", "Hi", "--model", "mistral", **env)
+    assert missing.returncode == 2 and "mistral is not available here: not pulled" in missing.stderr
+
+    pulled = run_cli(embedded, "models", "pull", "mistral", **env)
+    assert pulled.returncode == 0, pulled.stderr
+    assert "pulled mistral:7b" in pulled.stdout
+    now = run_cli(embedded, "ask", "Hi", "--model", "mistral", **env)
+    assert now.returncode == 0, now.stderr
+
+    rows = HistoryStore(embedded.sqlalchemy_url).recent("cli", result.request.user_id)
+    assert [r.model for r in rows] == ["mistral", "llama3"], "the broken answer was not recorded"
