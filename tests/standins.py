@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 from urllib.parse import parse_qs, urlparse
 
 
@@ -179,6 +182,143 @@ class OllamaStandIn:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class BotApiStandIn:
+    """Telegram's Bot API on 127.0.0.1: getMe, getUpdates (long polling), sendMessage,
+    editMessageText, answerCallbackQuery and the rest, recording every call in order.
+
+    `faults` holds (predicate(method, params), status, body) to answer the first matching call with."""
+
+    BOT: ClassVar[dict] = {"id": 777000, "is_bot": True, "first_name": "joulebot", "username": "joulebot_test_bot"}
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.updates: list[dict] = []
+        self.calls: list[tuple[str, dict]] = []
+        self.faults: list[tuple[Callable[[str, dict], bool], int, dict]] = []
+        self.cond = threading.Condition()
+        self._ids = itertools.count(1000)
+        self._update_ids = itertools.count(1)
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode()
+                if "json" in (self.headers.get("Content-Type") or ""):
+                    params = json.loads(raw or "{}")
+                else:
+                    params = {k: v[0] for k, v in parse_qs(raw).items()}
+                prefix = f"/bot{standin.token}/"
+                if not self.path.startswith(prefix):
+                    self._reply(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+                    return
+                status, body = standin.answer(self.path[len(prefix) :], params)
+                self._reply(status, body)
+
+            def _reply(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the bot hung up (it is stopping)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/bot"
+
+    def answer(self, method: str, params: dict) -> tuple[int, dict]:
+        if method == "getUpdates":
+            return 200, {"ok": True, "result": self._updates(params)}
+        with self.cond:
+            for fault in self.faults:
+                if fault[0](method, params):
+                    self.faults.remove(fault)
+                    self.calls.append((f"{method}!{fault[1]}", params))
+                    self.cond.notify_all()
+                    return fault[1], fault[2]
+            self.calls.append((method, params))
+            self.cond.notify_all()
+        if method == "getMe":
+            return 200, {"ok": True, "result": self.BOT}
+        if method in ("sendMessage", "editMessageText"):
+            message_id = int(params["message_id"]) if method == "editMessageText" else next(self._ids)
+            chat_id = int(params["chat_id"])
+            message = {"message_id": message_id, "date": int(time.time()), "text": params.get("text", ""),
+                       "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"}, "from": self.BOT}
+            return 200, {"ok": True, "result": message}
+        return 200, {"ok": True, "result": True}
+
+    def _updates(self, params: dict) -> list[dict]:
+        offset = int(params.get("offset") or 0)
+        deadline = time.monotonic() + min(float(params.get("timeout") or 0), 1.0)
+        with self.cond:
+            self.updates = [u for u in self.updates if u["update_id"] >= offset]
+            while not self.updates and time.monotonic() < deadline:
+                self.cond.wait(deadline - time.monotonic())
+            return list(self.updates)
+
+    def _push(self, update: dict) -> None:
+        with self.cond:
+            update["update_id"] = next(self._update_ids)
+            self.updates.append(update)
+            self.cond.notify_all()
+
+    def message(self, user_id: int, text: str, chat_id: int | None = None, chat_type: str = "private", **extra) -> None:
+        """A user's message; commands get their bot_command entity as Telegram sends them."""
+        entities = list(extra.pop("entities", []))
+        if text.startswith("/"):
+            entities.append({"type": "bot_command", "offset": 0, "length": len(text.split()[0])})
+        chat = {"id": chat_id or user_id, "type": chat_type}
+        if chat_type != "private":
+            chat["title"] = "energy nerds"
+        self._push({"message": {
+            "message_id": next(self._ids), "date": int(time.time()), "chat": chat, "text": text,
+            "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"}, "entities": entities, **extra,
+        }})  # fmt: skip
+
+    def press(self, user_id: int, message_id: int, data: str) -> None:
+        self._push({"callback_query": {
+            "id": str(next(self._ids)), "chat_instance": "ci", "data": data,
+            "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
+            "message": {"message_id": message_id, "date": int(time.time()), "chat": {"id": user_id, "type": "private"},
+                        "text": "keyboard", "from": self.BOT},
+        }})  # fmt: skip
+
+    def wait_for(self, predicate: Callable[[str, dict], bool], timeout: float = 60.0) -> tuple[str, dict]:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for call in self.calls:
+                    if predicate(*call):
+                        return call
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no matching Bot API call within {timeout} s; calls: {self.calls}")
+                self.cond.wait(remaining)
+
+    def to_chat(self, chat_id: int) -> list[tuple[str, dict]]:
+        with self.cond:
+            return [(m, p) for m, p in self.calls if str(p.get("chat_id")) == str(chat_id)]
 
     def close(self) -> None:
         self.server.shutdown()

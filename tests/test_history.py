@@ -1,8 +1,10 @@
 import pytest
 from factories import make_result
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
 
 from joulebot.history import HistoryStore
+from joulebot.history.tables import Exchange
 from joulebot.queue_worker.contract import Result
 
 
@@ -53,3 +55,41 @@ def test_a_request_is_recorded_once(store):
 def test_unknown_energy_is_stored_as_null_not_zero(store):
     row = store.get(store.record(make_result(total_j=None)))
     assert row.energy_total_j is None and row.sci_g is None and row.operational_g is None
+
+
+def test_preferences_persist_per_user(store):
+    assert store.preferences("telegram", "42") == (None, None)
+    store.set_preferences("telegram", "42", model="tinyllama")
+    store.set_preferences("telegram", "42", units="watts")
+    assert store.preferences("telegram", "42") == ("tinyllama", "watts")
+    assert store.preferences("discord", "42") == (None, None)
+
+
+def test_forget_scrubs_prompts_and_answers_but_keeps_anonymous_measurements(store):
+    store.record(make_result(user_id="alice", prompt="my secret", answer="secret answer", total_j=10.0))
+    store.record(make_result(user_id="alice", prompt="another", total_j=30.0))
+    store.record(make_result(user_id="bob", prompt="bob's", total_j=20.0))
+    store.set_preferences("cli", "alice", model="smollm2-135m")
+    before = {s.model: s for s in store.model_stats()}
+
+    assert store.forget("cli", "alice") == 2
+    assert store.recent("cli", "alice") == []
+    assert store.preferences("cli", "alice") == (None, None)
+    assert [r.prompt for r in store.recent("cli", "bob")] == ["bob's"]
+    after = {s.model: s for s in store.model_stats()}
+    assert after == before, "statistics keep the measurements"
+    with Session(store.engine) as session:
+        texts = " ".join(f"{row.prompt} {row.answer} {row.result}" for row in session.exec(select(Exchange)).all())
+    assert "secret" not in texts and "another" not in texts
+
+
+def test_model_stats_averages(store):
+    store.record(make_result(model="a", total_j=10.0, tokens=10, idle_w=None))
+    store.record(make_result(model="a", total_j=30.0, tokens=30, idle_w=None))
+    store.record(make_result(model="b", total_j=5.0, tokens=50, idle_w=None))
+    store.record(make_result(model="b", total_j=None))
+    stats = store.model_stats()
+    assert [s.model for s in stats] == ["b", "a"], "greenest first"
+    a = stats[1]
+    assert a.answers == 2 and a.mean_total_j == pytest.approx(20.0) and a.j_per_token == pytest.approx(1.0)
+    assert stats[0].answers == 1 and stats[0].j_per_token == pytest.approx(0.1)

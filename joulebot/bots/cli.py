@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import logging
 import sys
 from typing import Annotated
 
@@ -231,10 +230,11 @@ def worker(
     burst: Annotated[bool, typer.Option(help="exit when the queue is empty")] = False,
 ) -> None:
     """Run the measurement worker (one per metered box)."""
+    from joulebot.config.logs import configure_logging
     from joulebot.queue_worker.worker import run_worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
+    configure_logging(settings)
     run_worker(settings, idle_exit_s=idle_exit, burst=burst)
 
 
@@ -326,8 +326,15 @@ def _not_yet(name: str) -> None:
 
 @app.command()
 def telegram() -> None:
-    """Run the Telegram bot."""
-    _not_yet("Telegram")
+    """Run the Telegram bot (long polling, or a webhook with TELEGRAM_WEBHOOK_URL)."""
+    from joulebot.bots.telegram_bot import TelegramBot
+    from joulebot.config.logs import configure_logging
+
+    settings = get_settings()
+    if not settings.telegram_bot_token.get_secret_value():
+        raise _fail("TELEGRAM_BOT_TOKEN is not set (ask @BotFather for one)", 2)
+    configure_logging(settings)
+    TelegramBot(settings).run()
 
 
 @app.command()

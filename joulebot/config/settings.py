@@ -80,6 +80,24 @@ class Settings(BaseSettings):
     # Presentation.
     default_units: Literal["joules", "watts"] = "joules"
 
+    # Chat front ends (shared limits).
+    max_pending_per_user: int = Field(default=3, ge=1)
+    max_prompts_per_minute: int = Field(default=10, ge=1)
+
+    # Telegram.
+    telegram_bot_token: SecretStr = SecretStr("")
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+    telegram_allowed_users: str = ""  # comma-separated user ids; empty: everyone
+    telegram_admins: str = ""  # comma-separated user ids
+    telegram_webhook_url: str = ""  # set: webhook mode instead of long polling
+    telegram_webhook_listen: str = "127.0.0.1"
+    telegram_webhook_port: int = 8443
+    telegram_webhook_secret: SecretStr = SecretStr("")
+
+    @staticmethod
+    def id_set(value: str) -> set[str]:
+        return {part.strip() for part in value.split(",") if part.strip()}
+
     @field_validator("grid_zone")
     @classmethod
     def _upper_zone(cls, value: str) -> str:

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine
+from pydantic import BaseModel
+from sqlalchemy import Engine, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from joulebot.history.tables import Exchange, User
 from joulebot.queue_worker.contract import Result
+
+
+class ModelStats(BaseModel):
+    model: str
+    answers: int
+    mean_total_j: float
+    mean_attributable_j: float | None
+    mean_sci_g: float | None
+    j_per_token: float | None
 
 
 def make_engine(url: str) -> Engine:
@@ -85,6 +95,74 @@ class HistoryStore:
                 .limit(limit)
             )
             return list(session.exec(query).all())
+
+    def preferences(self, platform: str, platform_user_id: str) -> tuple[str | None, str | None]:
+        """(default model, units) the user chose, None where they did not."""
+        with Session(self.engine) as session:
+            user = self._user(session, platform, platform_user_id)
+            return user.default_model, user.units
+
+    def set_preferences(
+        self, platform: str, platform_user_id: str, *, model: str | None = None, units: str | None = None
+    ) -> None:
+        with Session(self.engine) as session:
+            user = self._user(session, platform, platform_user_id)
+            if model is not None:
+                user.default_model = model
+            if units is not None:
+                user.units = units
+            session.add(user)
+            session.commit()
+
+    def forget(self, platform: str, platform_user_id: str) -> int:
+        """Delete a user's prompts and answers; their anonymous measurements stay for the statistics.
+
+        Returns how many exchanges were scrubbed.
+        """
+        with Session(self.engine) as session:
+            user = self._user(session, platform, platform_user_id)
+            rows = session.exec(select(Exchange).where(Exchange.user_id == user.id)).all()
+            for row in rows:
+                result = dict(row.result)
+                request = dict(result.get("request", {}))
+                request.update(prompt="", user_id="", chat_id=None)
+                result.update(request=request, answer="", reasoning="")
+                row.prompt, row.answer, row.user_id, row.result = "", "", None, result
+                session.add(row)
+            user.default_model = user.units = None
+            session.add(user)
+            session.commit()
+            return len(rows)
+
+    def model_stats(self) -> list[ModelStats]:
+        """Per-model averages over every exchange with a measured or estimated total."""
+        with Session(self.engine) as session:
+            query = (
+                select(
+                    Exchange.model,
+                    func.count(),
+                    func.avg(Exchange.energy_total_j),
+                    func.avg(Exchange.energy_attributable_j),
+                    func.avg(Exchange.sci_g),
+                    func.sum(Exchange.energy_total_j),
+                    func.sum(Exchange.completion_tokens),
+                )
+                .where(Exchange.energy_total_j.is_not(None))  # type: ignore[union-attr]
+                .group_by(Exchange.model)
+                .order_by(func.avg(Exchange.energy_total_j))
+            )
+            rows = session.exec(query).all()
+        return [
+            ModelStats(
+                model=model,
+                answers=n,
+                mean_total_j=total,
+                mean_attributable_j=attributable,
+                mean_sci_g=sci,
+                j_per_token=(energy / tokens) if tokens else None,
+            )
+            for model, n, total, attributable, sci, energy, tokens in rows
+        ]
 
     def get(self, exchange_id: int) -> Exchange | None:
         with Session(self.engine) as session:

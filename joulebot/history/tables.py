@@ -30,7 +30,7 @@ class Exchange(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     request_id: str = Field(max_length=64, unique=True)
-    user_id: int = Field(foreign_key="users.id", index=True)
+    user_id: int | None = Field(default=None, foreign_key="users.id", index=True)  # None once forgotten
     platform: str = Field(max_length=32)
     model: str = Field(max_length=128, index=True)
     prompt: str = Field(sa_column=Column(Text, nullable=False))

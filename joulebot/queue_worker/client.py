@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import redis
 from rq import Queue, Worker
-from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.results import Result as RQResult
 
@@ -36,6 +35,7 @@ class Progress:
     position: int | None = None  # 0-based place in the queue while queued
     workers: int = 0  # workers serving the queue
     box_status: str | None = None  # e.g. "cooling down (…)" while the worker waits
+    box: str | None = None  # the measurement box running the job
 
     def text(self) -> str:
         if self.state == "queued":
@@ -82,16 +82,23 @@ class QueueClient:
             status = self.connection.get(box_status_key(self.queue.name))
             return Progress("queued", job.get_position(), workers, status.decode() if status else None)
         job.refresh()
-        return Progress(job.meta.get("stage", "running"), None, 1)
+        return Progress(job.meta.get("stage", "running"), None, 1, box=job.meta.get("box"))
+
+    def poll(self, job: Job, block_s: int = 1) -> Result | None:
+        """The Result if the job has ended (waiting up to `block_s`); JobError if it failed."""
+        outcome = job.latest_result(timeout=block_s)  # wakes at once when the result is written
+        if outcome is None or outcome.type == RQResult.Type.RETRIED:
+            return None
+        return self._to_result(job, outcome)
 
     def wait(self, job: Job, on_progress: ProgressCallback | None = None, timeout_s: float | None = None) -> Result:
         """Block until the job ends; report progress about once a second."""
         waited = 0
         last: Progress | None = None
         while timeout_s is None or waited < timeout_s:
-            outcome = job.latest_result(timeout=1)  # wakes at once when the result is written
-            if outcome is not None and outcome.type != RQResult.Type.RETRIED:
-                return self._to_result(job, outcome)
+            result = self.poll(job)
+            if result is not None:
+                return result
             waited += 1
             if on_progress is not None:
                 current = self.progress(job)
@@ -113,16 +120,6 @@ class QueueClient:
             raise JobError("the job was stopped before it finished")
         last_line = exc.strip().splitlines()[-1] if exc.strip() else "unknown error"
         raise JobError(f"the worker failed: {last_line.split(':')[0]} (see the worker log)")
-
-    def fetch(self, request_id: str) -> Result | None:
-        """The Result of an earlier job if it is ready (for front ends that restarted)."""
-        try:
-            outcome = self.job(request_id).latest_result()
-        except NoSuchJobError:
-            return None
-        if outcome is None or outcome.type == RQResult.Type.RETRIED:
-            return None
-        return self._to_result(self.job(request_id), outcome)
 
     def cancel(self, job: Job) -> bool:
         """Cancel a job that has not started; a running job is left to finish and be stored."""

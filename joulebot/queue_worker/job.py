@@ -44,6 +44,7 @@ def _report_stage(stage: str) -> None:
     if job is None:
         return
     job.meta["stage"] = stage
+    job.meta["box"] = _current_station().settings.box_name
     job.save_meta()
     key = box_status_key(job.origin)
     if stage.startswith("cooling down"):

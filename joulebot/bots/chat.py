@@ -1,0 +1,222 @@
+"""The platform-neutral chat core shared by the Telegram and Discord bots.
+
+It turns what a chat user asked for into Requests on the queue (after the
+limits), follows them to their Results, and writes every reply as plain text.
+The platform modules only parse their updates and render these texts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import redis
+from rq.exceptions import NoSuchJobError
+
+from joulebot.bots.core import InputError, build_request
+from joulebot.bots.footer import energy_ratio, footer, sig
+from joulebot.bots.limits import RateLimiter
+from joulebot.config import Settings
+from joulebot.history import HistoryStore
+from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
+from joulebot.queue_worker.client import JobError, Progress, QueueClient
+from joulebot.queue_worker.contract import Request, Result, Units
+from joulebot.queue_worker.deliveries import Delivery, DeliveryBook
+from joulebot.queue_worker.published import catalog_for_front_end
+from joulebot.queue_worker.worker import ensure_embedded_stack
+
+ProgressHandler = Callable[[str], Awaitable[None]]
+
+HELP = """joulebot answers with open LLMs and tells you what each answer cost: the energy the measurement \
+machine drew, the CO2e at the grid's current carbon intensity, and the SCI score.
+
+Send any text to ask your default model, or:
+/ask [model] prompt — ask a model
+/compare model_a model_b prompt — same prompt, two models, which was greener
+/model — show or choose your default model
+/models — the models, their size and measured energy per answer
+/units joules|watts — energy, or average power and duration
+/history — your last exchanges
+/stats — average energy per model
+/forget — delete your prompts and answers"""
+
+
+def status_text(progress: Progress) -> str:
+    """The status line a chat shows while a job waits or runs."""
+    if progress.state == "queued":
+        position = "" if progress.position is None else f" — position {progress.position + 1}"
+        box = f" · box {progress.box_status}" if progress.box_status else ""
+        waiting = "" if progress.workers else " (waiting for the measurement worker)"
+        return f"⏳ queued{position}{waiting}{box}"
+    if progress.state == "generating":
+        return "✍️ generating"
+    box = progress.box or "the measurement box"
+    if progress.state.startswith("cooling down"):
+        return f"⚙️ running on {box} · cooling down"
+    return f"⚙️ running on {box} · {progress.state}"
+
+
+def reply_parts(results: list[Result], units: Units) -> list[tuple[str, bool]]:
+    """The reply as (text, is_model_output) parts, in order: platforms render model output
+    (Markdown-ish, untrusted) and our own text (footers, headings) differently."""
+    parts: list[tuple[str, bool]] = []
+    for tag, result in zip("AB", results, strict=False):
+        if len(results) > 1:
+            parts.append((f"{tag}: {result.model}", False))
+        parts.append((result.answer or "(empty answer)", True))
+        parts.append((footer(result, units), False))
+    if len(results) == 2:
+        parts.append((energy_ratio(results[0], results[1]), False))
+    return parts
+
+
+def reply_text(results: list[Result], units: Units) -> str:
+    return "\n\n".join(text for text, _ in reply_parts(results, units))
+
+
+class ChatCore:
+    def __init__(self, settings: Settings, platform: str) -> None:
+        self.settings = settings
+        self.platform = platform
+        self.client = QueueClient(settings)
+        self.history = HistoryStore(settings.sqlalchemy_url)
+        self.deliveries = DeliveryBook(self.client.connection, platform)
+        self.rate = RateLimiter(self.client.connection, platform, settings.max_prompts_per_minute)
+
+    # -- preferences -------------------------------------------------------
+    def catalog(self) -> Catalog:
+        return catalog_for_front_end(self.settings, self.client.connection)
+
+    def units(self, user_id: str) -> Units:
+        _, units = self.history.preferences(self.platform, user_id)
+        return units if units in ("joules", "watts") else self.settings.default_units  # type: ignore[return-value]
+
+    def set_units(self, user_id: str, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("joules", "watts"):
+            raise InputError("units are joules (energy) or watts (average power and duration): /units watts")
+        self.history.set_preferences(self.platform, user_id, units=value)
+        return f"Units set to {value}."
+
+    def default_model(self, user_id: str) -> str:
+        model, _ = self.history.preferences(self.platform, user_id)
+        return model or self.settings.default_model
+
+    def set_model(self, user_id: str, name: str) -> str:
+        try:
+            entry = self.catalog().resolve(name)
+        except (UnknownModelError, ModelUnavailable) as exc:
+            raise InputError(str(exc)) from None
+        self.history.set_preferences(self.platform, user_id, model=entry.name)
+        return f"Your default model is now {entry.name} ({entry.size_label()})."
+
+    # -- asking -------------------------------------------------------------
+    def ensure_queue(self) -> None:
+        """In embedded mode, (re)start the embedded Redis and worker; they stop when idle."""
+        if self.settings.embedded_redis:
+            ensure_embedded_stack(self.settings)
+
+    def prepare(self, user_id: str, chat_id: str, prompt: str, models: list[str | None]) -> list[Request]:
+        """Validated Requests, or InputError with a friendly refusal. Nothing is queued here."""
+        try:
+            return self._prepare(user_id, chat_id, prompt, models)
+        except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
+            raise InputError("joulebot's queue is unavailable right now; please try again in a minute.") from None
+
+    def _prepare(self, user_id: str, chat_id: str, prompt: str, models: list[str | None]) -> list[Request]:
+        self.ensure_queue()
+        if self.deliveries.pending_for(user_id) >= self.settings.max_pending_per_user:
+            raise InputError(
+                f"You already have {self.settings.max_pending_per_user} questions waiting; "
+                "please wait for their answers first."
+            )
+        units = self.units(user_id)
+        catalog = self.catalog()
+        requests = [
+            build_request(
+                self.settings,
+                catalog,
+                platform=self.platform,
+                user_id=user_id,
+                chat_id=chat_id,
+                prompt=prompt,
+                model=model or self.default_model(user_id),
+                units=units,
+            )
+            for model in models
+        ]
+        if not self.rate.allow(user_id, cost=len(requests)):
+            raise InputError(
+                f"That is more than {self.settings.max_prompts_per_minute} prompts in a minute; try again shortly."
+            )
+        return requests
+
+    def submit(self, requests: list[Request], status_message_id: str | None, reply_to: str | None = None) -> Delivery:
+        first = requests[0]
+        delivery = Delivery(
+            request_ids=[r.id for r in requests], platform=self.platform, user_id=first.user_id,
+            chat_id=first.chat_id or "", kind="compare" if len(requests) > 1 else "ask", units=first.units,
+            status_message_id=status_message_id, reply_to=reply_to,
+        )  # fmt: skip
+        self.deliveries.add(delivery)  # before queueing: a crash in between leaves a delivery, not a lost answer
+        for request in requests:
+            self.client.submit(request)
+        return delivery
+
+    async def follow(self, delivery: Delivery, on_status: ProgressHandler) -> list[Result]:
+        """Wait for every Result of a delivery, reporting status text as it changes."""
+        results = []
+        for request_id in delivery.request_ids:
+            try:
+                job = await asyncio.to_thread(self.client.job, request_id)
+            except NoSuchJobError:
+                raise JobError("this answer expired before it could be delivered; please ask again") from None
+            while True:
+                result = await asyncio.to_thread(self.client.poll, job, 1)
+                if result is not None:
+                    results.append(result)
+                    break
+                await on_status(status_text(await asyncio.to_thread(self.client.progress, job)))
+        return results
+
+    # -- reading ------------------------------------------------------------
+    def models_text(self) -> str:
+        stats = {s.model: s for s in self.history.model_stats()}
+        lines = ["Models on this box (measured average energy per answer):"]
+        for entry in self.catalog().available():
+            measured = stats.get(entry.name)
+            energy = f"{sig(measured.mean_total_j)} J/answer ({measured.answers})" if measured else "not measured yet"
+            lines.append(f"• {entry.name} ({entry.size_label()}, {entry.family}) — {energy}")
+        return "\n".join(lines)
+
+    def history_text(self, user_id: str, limit: int = 5) -> str:
+        rows = self.history.recent(self.platform, user_id, limit)
+        if not rows:
+            return "No exchanges yet. Ask me something!"
+        lines = []
+        for row in rows:
+            result = Result.model_validate(row.result)
+            prompt = row.prompt if len(row.prompt) <= 80 else row.prompt[:79] + "…"
+            lines.append(f"#{row.id} {row.started_at:%Y-%m-%d %H:%M} · {row.model}\n“{prompt}”\n{footer(result)}")
+        return "\n\n".join(lines)
+
+    def stats_text(self) -> str:
+        stats = self.history.model_stats()
+        if not stats:
+            return "No measurements yet."
+        lines = ["Average per answer (greenest first):"]
+        for s in stats:
+            sci = f" · SCI {sig(s.mean_sci_g * 1000)} mg" if s.mean_sci_g is not None else ""
+            per_token = f" · {sig(s.j_per_token)} J/token" if s.j_per_token else ""
+            lines.append(f"• {s.model}: {sig(s.mean_total_j)} J{per_token}{sci} ({s.answers} answers)")
+        return "\n".join(lines)
+
+    def forget(self, user_id: str) -> str:
+        n = self.history.forget(self.platform, user_id)
+        return (
+            f"Deleted the prompts and answers of {n} exchanges. "
+            "Their anonymous energy figures stay in the statistics."
+        )
+
+
+__all__ = ["HELP", "ChatCore", "InputError", "JobError", "reply_parts", "reply_text", "status_text"]

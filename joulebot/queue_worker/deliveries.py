@@ -1,0 +1,51 @@
+"""Answers still owed to chat users, kept in Redis so a restarted bot delivers them.
+
+A bot records a Delivery when it queues a user's request(s) and removes it once
+the reply is sent. On start it resumes every Delivery of its platform: the
+Results wait in Redis (for `RESULT_TTL_S`), not in the bot's memory.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+import redis
+from pydantic import BaseModel, Field
+
+from joulebot.queue_worker.contract import Units
+
+
+class Delivery(BaseModel):
+    request_ids: list[str]  # one for /ask, two for /compare (in order)
+    platform: str
+    user_id: str
+    chat_id: str
+    kind: Literal["ask", "compare"]
+    units: Units
+    status_message_id: str | None = None  # the message to replace with the answer
+    reply_to: str | None = None  # platform extras (e.g. an interaction token)
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def key(self) -> str:
+        return self.request_ids[0]
+
+
+class DeliveryBook:
+    def __init__(self, connection: redis.Redis, platform: str) -> None:
+        self.connection = connection
+        self.platform = platform
+        self.hash = f"joulebot:deliveries:{platform}"
+
+    def add(self, delivery: Delivery) -> None:
+        self.connection.hset(self.hash, delivery.key, delivery.model_dump_json())
+
+    def done(self, delivery: Delivery) -> None:
+        self.connection.hdel(self.hash, delivery.key)
+
+    def pending(self) -> list[Delivery]:
+        return [Delivery.model_validate_json(raw) for raw in self.connection.hvals(self.hash)]
+
+    def pending_for(self, user_id: str) -> int:
+        return sum(1 for d in self.pending() if d.user_id == user_id)

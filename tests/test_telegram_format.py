@@ -1,0 +1,74 @@
+from html.parser import HTMLParser
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from joulebot.bots.telegram_format import LIMIT, split_html, to_html, visible_text
+
+
+class Balance(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.ok = True
+
+    def handle_starttag(self, tag, attrs):
+        self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        self.ok = self.ok and bool(self.stack) and self.stack.pop() == tag
+
+
+def balanced(markup: str) -> bool:
+    parser = Balance()
+    parser.feed(markup)
+    parser.close()
+    return parser.ok and not parser.stack
+
+
+def test_escaping_and_code_blocks():
+    text = "Use <b> & 'x'\n```python\nif a < b and c > d:\n    print('&')\n```\nor `a<b`."
+    assert to_html(text) == (
+        "Use &lt;b&gt; &amp; 'x'\n"
+        '<pre><code class="language-python">if a &lt; b and c &gt; d:\n    print(\'&amp;\')</code></pre>'
+        "\nor <code>a&lt;b</code>."
+    )
+
+
+def test_long_answer_splits_on_paragraphs():
+    paragraphs = [f"Paragraph {i}: " + "word " * 150 for i in range(12)]
+    pieces = split_html(to_html("\n\n".join(paragraphs)))
+    assert len(pieces) > 1 and all(len(p) <= LIMIT for p in pieces)
+    assert all(p.rstrip().endswith("word") for p in pieces[:-1]), "cut after a paragraph or line"
+    assert "".join(visible_text(p) for p in pieces) == "\n\n".join(paragraphs)
+
+
+def test_a_huge_code_block_is_closed_and_reopened():
+    code = "\n".join(f"line_{i} = {i} < {i + 1}" for i in range(900))
+    pieces = split_html(to_html(f"Here:\n```py\n{code}\n```\nDone."))
+    assert len(pieces) >= 3
+    assert all(balanced(p) and len(p) <= LIMIT for p in pieces)
+    assert pieces[1].startswith('<pre><code class="language-py">')
+    assert "".join(visible_text(p) for p in pieces) == f"Here:\n{code}\nDone."
+
+
+markdownish = st.lists(
+    st.one_of(st.text(max_size=300), st.sampled_from(["```", "```js\n", "`", "<", ">", "&", "&amp;", "\n\n", "\n"])),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(markdownish, st.integers(min_value=200, max_value=LIMIT))
+def test_any_output_splits_into_valid_pieces_that_keep_every_character(parts, limit):
+    text = "".join(parts)
+    markup = to_html(text)
+    pieces = split_html(markup, limit)
+    assert all(len(p) <= limit for p in pieces)
+    assert all(balanced(p) for p in pieces)
+    assert "".join(visible_text(p) for p in pieces) == visible_text(markup)
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="`"), max_size=3000))
+def test_without_code_marks_the_visible_text_is_exactly_the_answer(text):
+    assert "".join(visible_text(p) for p in split_html(to_html(text), 500)) == text
