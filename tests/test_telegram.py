@@ -174,3 +174,41 @@ def test_groups_answer_when_mentioned(bot, api):
     api.message(507, "/ask Say yes.", chat_id=group, chat_type="group")
     api.wait_for(lambda m, p: m == "sendMessage" and str(p["chat_id"]) == str(group) and len(
         [c for c in api.to_chat(group) if c[0] == "sendMessage"]) == 2)  # fmt: skip
+
+
+def test_webhook_mode(bot, api):
+    import socket
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    bot(TELEGRAM_WEBHOOK_URL="https://bots.example.org/joulebot/hook", TELEGRAM_WEBHOOK_PORT=str(port),
+        TELEGRAM_WEBHOOK_SECRET="hook-secret-1")  # fmt: skip
+    _, registered = api.wait_for(lambda m, p: m == "setWebhook")
+    assert registered["url"] == "https://bots.example.org/joulebot/hook"
+    assert registered["secret_token"] == "hook-secret-1"
+
+    update = {"update_id": 1, "message": {
+        "message_id": 5, "date": int(time.time()), "chat": {"id": 508, "type": "private"}, "text": "Say hi.",
+        "from": {"id": 508, "is_bot": False, "first_name": "Web"}}}  # fmt: skip
+
+    def post(secret: str) -> int:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/joulebot/hook", data=json.dumps(update).encode(), method="POST",
+            headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret},
+        )  # fmt: skip
+        for _ in range(100):  # the listener may come up just after setWebhook
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+            except urllib.error.URLError:
+                time.sleep(0.1)
+        raise AssertionError("the webhook listener never came up")
+
+    assert post("wrong") == 403
+    assert post("hook-secret-1") == 200
+    api.wait_for(answered(508))

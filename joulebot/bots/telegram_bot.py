@@ -14,6 +14,7 @@ import html
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlparse
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType, MessageEntityType, ParseMode
@@ -102,6 +103,7 @@ class TelegramBot:
             app.run_webhook(
                 listen=self.settings.telegram_webhook_listen,
                 port=self.settings.telegram_webhook_port,
+                url_path=urlparse(self.settings.telegram_webhook_url).path.lstrip("/"),
                 webhook_url=self.settings.telegram_webhook_url,
                 secret_token=self.settings.telegram_webhook_secret.get_secret_value() or None,
                 allowed_updates=["message", "callback_query"],
