@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import redis
 from rq.exceptions import NoSuchJobError
@@ -56,22 +57,40 @@ def status_text(progress: Progress) -> str:
     return f"⚙️ running on {box} · {progress.state}"
 
 
-def reply_parts(results: list[Result], units: Units) -> list[tuple[str, bool]]:
-    """The reply as (text, is_model_output) parts, in order: platforms render model output
-    (Markdown-ish, untrusted) and our own text (footers, headings) differently."""
-    parts: list[tuple[str, bool]] = []
-    for tag, result in zip("AB", results, strict=False):
-        if len(results) > 1:
-            parts.append((f"{tag}: {result.model}", False))
-        parts.append((result.answer or "(empty answer)", True))
-        parts.append((footer(result, units), False))
-    if len(results) == 2:
-        parts.append((energy_ratio(results[0], results[1]), False))
-    return parts
+@dataclass
+class Answer:
+    title: str  # "A: model" in a comparison, else empty
+    text: str  # the model's output: untrusted, Markdown-ish
+    footer: str
 
 
-def reply_text(results: list[Result], units: Units) -> str:
-    return "\n\n".join(text for text, _ in reply_parts(results, units))
+@dataclass
+class Reply:
+    answers: list[Answer]
+    closing: str = ""  # the energy ratio of a comparison, or an error
+
+    def parts(self) -> list[tuple[str, bool]]:
+        """(text, is_model_output) in reading order, for platforms that render one text."""
+        parts: list[tuple[str, bool]] = []
+        for answer in self.answers:
+            if answer.title:
+                parts.append((answer.title, False))
+            parts += [(answer.text, True), (answer.footer, False)]
+        if self.closing:
+            parts.append((self.closing, False))
+        return parts
+
+    def text(self) -> str:
+        return "\n\n".join(text for text, _ in self.parts())
+
+
+def make_reply(results: list[Result], units: Units) -> Reply:
+    compare = len(results) > 1
+    answers = [
+        Answer(f"{tag}: {r.model}" if compare else "", r.answer or "(empty answer)", footer(r, units))
+        for tag, r in zip("AB", results, strict=False)
+    ]
+    return Reply(answers, energy_ratio(results[0], results[1]) if compare else "")
 
 
 class ChatCore:
@@ -219,4 +238,4 @@ class ChatCore:
         )
 
 
-__all__ = ["HELP", "ChatCore", "InputError", "JobError", "reply_parts", "reply_text", "status_text"]
+__all__ = ["HELP", "Answer", "ChatCore", "InputError", "JobError", "Reply", "make_reply", "status_text"]

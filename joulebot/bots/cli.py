@@ -320,10 +320,6 @@ def meter_simulate(
             pass
 
 
-def _not_yet(name: str) -> None:
-    raise _fail(f"the {name} bot is not built yet (see the open issues)", 2)
-
-
 @app.command()
 def telegram() -> None:
     """Run the Telegram bot (long polling, or a webhook with TELEGRAM_WEBHOOK_URL)."""
@@ -338,9 +334,18 @@ def telegram() -> None:
 
 
 @app.command()
-def discord() -> None:
-    """Run the Discord bot."""
-    _not_yet("Discord")
+def discord(
+    sync: Annotated[bool, typer.Option("--sync", help="register the slash commands now (else only on change)")] = False,
+) -> None:
+    """Run the Discord bot (slash commands /ask, /compare, /model, /models, /units, /history, /forget, /stats)."""
+    from joulebot.bots.discord_bot import run
+    from joulebot.config.logs import configure_logging
+
+    settings = get_settings()
+    if not settings.discord_bot_token.get_secret_value():
+        raise _fail("DISCORD_BOT_TOKEN is not set (create an application at discord.com/developers)", 2)
+    configure_logging(settings)
+    run(settings, sync=sync)
 
 
 if __name__ == "__main__":

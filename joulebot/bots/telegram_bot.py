@@ -29,7 +29,7 @@ from telegram.ext import (
     filters,
 )
 
-from joulebot.bots.chat import HELP, ChatCore, InputError, JobError, reply_parts
+from joulebot.bots.chat import HELP, ChatCore, InputError, JobError, Reply, make_reply
 from joulebot.bots.telegram_format import split_html, to_html, visible_text
 from joulebot.config import Settings
 from joulebot.queue_worker.deliveries import Delivery
@@ -167,16 +167,18 @@ class TelegramBot:
         try:
             results = await self.core.follow(delivery, status.update)
         except JobError as exc:
-            parts = [(f"⚠️ {exc}", False)]
+            reply = Reply([], f"⚠️ {exc}")
         else:
-            parts = reply_parts(results, delivery.units)
-        if await self._deliver(bot, delivery, parts):
+            reply = make_reply(results, delivery.units)
+        if await self._deliver(bot, delivery, reply):
             await asyncio.to_thread(self.core.deliveries.done, delivery)
         # else: it stays owed in Redis, and the next start of the bot sends it again
 
-    async def _deliver(self, bot, delivery: Delivery, parts: list[tuple[str, bool]]) -> bool:
+    async def _deliver(self, bot, delivery: Delivery, reply: Reply) -> bool:
         """Replace the status message with the reply's first piece, send the rest; never lose it."""
-        markup = "\n\n".join(to_html(text) if is_model else html.escape(text, quote=False) for text, is_model in parts)
+        markup = "\n\n".join(
+            to_html(text) if is_model else html.escape(text, quote=False) for text, is_model in reply.parts()
+        )
         for index, piece in enumerate(split_html(markup)):
             edit = delivery.status_message_id if index == 0 else None
             if not await self._send(bot, delivery.chat_id, piece, edit):

@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     telegram_webhook_port: int = 8443
     telegram_webhook_secret: SecretStr = SecretStr("")
 
+    # Discord.
+    discord_bot_token: SecretStr = SecretStr("")
+    discord_allowed_guilds: str = ""  # comma-separated ids; empty: every server the bot is in
+    discord_allowed_channels: str = ""
+    discord_allowed_roles: str = ""
+    discord_sync_on_start: bool = False  # force command registration (normally only when changed)
+
     @staticmethod
     def id_set(value: str) -> set[str]:
         return {part.strip() for part in value.split(",") if part.strip()}

@@ -1,0 +1,175 @@
+"""The Discord commands with test interaction objects, the real queue, worker and SmolLM2 behind them.
+
+dpytest cannot simulate slash commands; the callbacks are awaited with an object that
+records what the bot sent, as discord.py's Interaction would carry it to Discord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+
+from joulebot.bots.discord_bot import ChannelTarget, DiscordBot, WebhookTarget
+from joulebot.history import HistoryStore
+from joulebot.queue_worker.deliveries import Delivery
+
+pytestmark = pytest.mark.e2e
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict]] = []
+
+    def record(self, name: str, **kwargs) -> None:
+        self.calls.append((name, kwargs))
+
+
+class RecordedInteraction:
+    """The part of discord.Interaction the bot uses, recording every call in order."""
+
+    def __init__(self, user_id: int, channel_id: int = 900, guild_id: int = 800, age: timedelta = timedelta()):
+        self.log = Recorder()
+        self.user = SimpleNamespace(id=user_id, roles=[SimpleNamespace(id=42)], mention=f"<@{user_id}>")
+        self.channel_id, self.guild_id = channel_id, guild_id
+        self.created_at = datetime.now(UTC) - age
+        self.application_id, self.token = 1234, "interaction-token"
+        log = self.log
+        done = {"v": False}
+
+        class Response:
+            async def defer(self, **kwargs):
+                done["v"] = True
+                log.record("defer", **kwargs)
+
+            async def send_message(self, content=None, **kwargs):
+                done["v"] = True
+                log.record("send_message", content=content, **kwargs)
+
+            def is_done(self):
+                return done["v"]
+
+        class Followup:
+            async def send(self, content=None, **kwargs):
+                log.record("followup", content=content, **kwargs)
+
+        self.response, self.followup = Response(), Followup()
+
+    async def edit_original_response(self, **kwargs):
+        self.log.record("edit", **kwargs)
+
+    async def delete_original_response(self):
+        self.log.record("delete")
+
+    def named(self, name: str) -> list[dict]:
+        return [kwargs for n, kwargs in self.log.calls if n == name]
+
+
+@pytest.fixture
+def bot(embedded):
+    return DiscordBot(embedded)
+
+
+def run(bot: DiscordBot, command: str, interaction: RecordedInteraction, **options) -> RecordedInteraction:
+    asyncio.run(bot.tree.get_command(command).callback(interaction, **options))
+    return interaction
+
+
+def test_ask_defers_at_once_and_answers_with_the_footer_in_an_embed(bot, embedded):
+    interaction = run(bot, "ask", RecordedInteraction(601), prompt="What is a joule?")
+    names = [name for name, _ in interaction.log.calls]
+    assert names[0] == "defer" and interaction.named("defer")[0]["thinking"] is True
+    final = interaction.named("edit")[-1]
+    (embed,) = final["embeds"]
+    assert embed.description and "J total" in embed.footer.text and "estimated" in embed.footer.text
+    assert final["allowed_mentions"].everyone is False
+    (row,) = HistoryStore(embedded.sqlalchemy_url).recent("discord", "601")
+    assert row.answer == embed.description
+
+
+def test_compare_shows_both_footers_and_the_ratio(bot):
+    interaction = run(bot, "compare", RecordedInteraction(602), model_a="smollm2", model_b="smollm2-135m", prompt="Hi.")
+    final = interaction.named("edit")[-1]
+    assert [e.title for e in final["embeds"]] == ["A: smollm2-135m", "B: smollm2-135m"]
+    assert all("J total" in e.footer.text for e in final["embeds"])
+    assert "used" in final["content"] and "× the energy of" in final["content"]
+
+
+def test_refusals_are_ephemeral_and_queue_nothing(bot, embedded):
+    interaction = run(bot, "ask", RecordedInteraction(603), prompt="Hi", model="gpt-17")
+    assert [n for n, _ in interaction.log.calls] == ["defer", "delete", "followup"]
+    refusal = interaction.named("followup")[0]
+    assert refusal["ephemeral"] is True and "unknown model 'gpt-17'" in refusal["content"]
+    assert bot.core.deliveries.pending_for("603") == 0
+
+
+def test_preferences_history_and_forget_are_private(bot, embedded):
+    run(bot, "units", RecordedInteraction(604), value="watts")
+    asked = run(bot, "ask", RecordedInteraction(604), prompt="Name a colour.")
+    assert "W avg over" in asked.named("edit")[-1]["embeds"][0].footer.text
+    history = run(bot, "history", RecordedInteraction(604))
+    (sent,) = history.named("send_message")
+    assert sent["ephemeral"] is True and "Name a colour." in sent["content"]
+    other = run(bot, "history", RecordedInteraction(699))
+    assert "Name a colour." not in other.named("send_message")[0]["content"]
+    warn = run(bot, "forget", RecordedInteraction(604))
+    assert "confirm:True" in warn.named("send_message")[0]["content"]
+    assert HistoryStore(embedded.sqlalchemy_url).recent("discord", "604")
+    done = run(bot, "forget", RecordedInteraction(604), confirm=True)
+    assert done.named("send_message")[0]["content"].startswith("Deleted the prompts and answers of 1")
+    assert HistoryStore(embedded.sqlalchemy_url).recent("discord", "604") == []
+
+
+def test_model_autocomplete_and_choice(bot):
+    choices = asyncio.run(bot.tree.get_command("ask")._params["model"].autocomplete(RecordedInteraction(605), "smol"))
+    assert [c.value for c in choices] == ["smollm2-135m"]
+    chosen = run(bot, "model", RecordedInteraction(605), name="smollm2")
+    assert chosen.named("send_message")[0]["content"].startswith("Your default model is now smollm2-135m")
+
+
+def test_an_answer_after_the_token_expired_goes_to_the_channel_mentioning_the_user(bot):
+    sent = []
+
+    class Channel:
+        async def send(self, **kwargs):
+            sent.append(kwargs)
+
+    bot.get_channel = lambda channel_id: Channel() if channel_id == 900 else None
+    late = RecordedInteraction(606, age=timedelta(minutes=16))
+    run(bot, "ask", late, prompt="Say hi.")
+    assert not late.named("edit"), "no edit with an expired token"
+    assert sent[0]["content"].startswith("<@606> here is your answer.")
+    assert [u.id for u in sent[0]["allowed_mentions"].users] == [606]
+
+
+def test_a_restarted_bot_resumes_through_the_webhook_or_the_channel(bot):
+    recent = Delivery(request_ids=["r1"], platform="discord", user_id="1", chat_id="900", kind="ask",
+                      units="joules", reply_to="1234:tok")  # fmt: skip
+    old = recent.model_copy(update={"created_at": datetime.now(UTC) - timedelta(minutes=20)})
+    assert isinstance(bot.resumed_target(recent), WebhookTarget)
+    assert isinstance(bot.resumed_target(old), ChannelTarget)
+
+
+def test_allow_lists(embedded):
+    bot = DiscordBot(embedded.model_copy(update={"discord_allowed_channels": "901", "discord_allowed_roles": "42"}))
+    refused = RecordedInteraction(607, channel_id=900)
+    assert asyncio.run(bot.tree.interaction_check(refused)) is False
+    assert refused.named("send_message")[0] == {
+        "content": "joulebot does not answer in this channel.", "ephemeral": True
+    }
+    assert asyncio.run(bot.tree.interaction_check(RecordedInteraction(607, channel_id=901))) is True
+
+
+def test_commands_are_registered_only_when_they_change(bot):
+    synced = []
+
+    async def sync():  # stands in for the HTTP call that registers commands with Discord
+        synced.append(True)
+
+    bot.core.ensure_queue()
+    assert asyncio.run(bot.sync_commands(sync=sync)) is True
+    assert asyncio.run(bot.sync_commands(sync=sync)) is False
+    assert asyncio.run(bot.sync_commands(force=True, sync=sync)) is True
+    assert len(synced) == 2
