@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
 from pydantic import BaseModel
 from sqlalchemy import Engine, func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, create_engine, select
 
+from joulebot.history.categories import classify
 from joulebot.history.tables import Exchange, User
 from joulebot.queue_worker.contract import Result
 
@@ -30,10 +34,32 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (Alembic), from empty or from any older one."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if engine.url.get_backend_name() == "sqlite" and engine.url.database:
+        lock_path = Path(f"{engine.url.database}.migrate-lock")
+        with open(lock_path, "w") as lock:  # SQLite has no advisory locks: a file lock across processes
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            _upgrade(config, engine)
+    else:
+        _upgrade(config, engine)
+
+
+def _upgrade(config: Config, engine: Engine) -> None:
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
 class HistoryStore:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
-        SQLModel.metadata.create_all(self.engine)
+        migrate(self.engine)
 
     def _user(self, session: Session, platform: str, platform_user_id: str) -> User:
         query = select(User).where(User.platform == platform, User.platform_user_id == platform_user_id)
@@ -59,6 +85,7 @@ class HistoryStore:
                 user_id=user.id,
                 platform=req.platform,
                 model=result.model,
+                category=req.category or classify(req.prompt),
                 prompt=req.prompt,
                 answer=result.answer,
                 prompt_tokens=result.prompt_tokens,

@@ -33,6 +33,7 @@ class Exchange(SQLModel, table=True):
     user_id: int | None = Field(default=None, foreign_key="users.id", index=True)  # None once forgotten
     platform: str = Field(max_length=32)
     model: str = Field(max_length=128, index=True)
+    category: str = Field(max_length=32, index=True)  # code, math, questions, sql, translation
     prompt: str = Field(sa_column=Column(Text, nullable=False))
     answer: str = Field(sa_column=Column(Text, nullable=False))
     prompt_tokens: int

@@ -29,6 +29,7 @@ class Request(BaseModel):
     prompt: str
     units: Units = "joules"
     max_tokens: int = 256
+    category: str | None = None  # set by the benchmark; otherwise classified when stored
     created_at: datetime = Field(default_factory=_now)
 
 
