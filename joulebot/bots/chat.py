@@ -24,7 +24,6 @@ from joulebot.queue_worker.client import JobError, Progress, QueueClient
 from joulebot.queue_worker.contract import Request, Result, Units
 from joulebot.queue_worker.deliveries import Delivery, DeliveryBook
 from joulebot.queue_worker.published import catalog_for_front_end
-from joulebot.queue_worker.worker import ensure_embedded_stack
 
 ProgressHandler = Callable[[str], Awaitable[None]]
 
@@ -132,8 +131,7 @@ class ChatCore:
     # -- asking -------------------------------------------------------------
     def ensure_queue(self) -> None:
         """In embedded mode, (re)start the embedded Redis and worker; they stop when idle."""
-        if self.settings.embedded_redis:
-            ensure_embedded_stack(self.settings)
+        self.client.ensure_ready()
 
     def prepare(self, user_id: str, chat_id: str, prompt: str, models: list[str | None]) -> list[Request]:
         """Validated Requests, or InputError with a friendly refusal. Nothing is queued here."""
@@ -220,14 +218,15 @@ class ChatCore:
         return "\n\n".join(lines)
 
     def stats_text(self) -> str:
-        stats = self.history.model_stats()
-        if not stats:
+        """Per task, the models from greenest to hungriest (mean energy per answer)."""
+        rows = self.history.category_stats()
+        if not rows:
             return "No measurements yet."
-        lines = ["Average per answer (greenest first):"]
-        for s in stats:
-            sci = f" · SCI {sig(s.mean_sci_g * 1000)} mg" if s.mean_sci_g is not None else ""
-            per_token = f" · {sig(s.j_per_token)} J/token" if s.j_per_token else ""
-            lines.append(f"• {s.model}: {sig(s.mean_total_j)} J{per_token}{sci} ({s.answers} answers)")
+        lines = ["Average energy per answer, by task (greenest first):"]
+        for category in sorted({r.category for r in rows}):
+            ranked = sorted((r for r in rows if r.category == category), key=lambda r: r.mean_total_j)
+            cells = [f"{r.model} {sig(r.mean_total_j)} J ({r.answers})" for r in ranked]
+            lines.append(f"• {category}: " + " · ".join(cells))
         return "\n".join(lines)
 
     def forget(self, user_id: str) -> str:

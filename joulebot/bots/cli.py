@@ -7,9 +7,11 @@ the next question is fast).
 
 from __future__ import annotations
 
+import csv
 import getpass
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,7 +22,9 @@ from joulebot.bots.footer import energy_ratio, footer, sig
 from joulebot.config import Settings, get_settings
 from joulebot.queue_worker.contract import Request, Result, Units
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0], pretty_exceptions_show_locals=False
+)
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -207,11 +211,27 @@ def carbon() -> None:
 def history(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="how many")] = 10,
     as_json: JsonOption = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="all your exchanges as CSV")] = False,
+    forget: Annotated[
+        str | None, typer.Option("--forget", help="delete a user's prompts and answers: PLATFORM:USER_ID")
+    ] = None,
 ) -> None:
-    """Show your last exchanges, newest first."""
+    """Show your last exchanges, newest first (or export them, or forget a user)."""
     from joulebot.history import HistoryStore
 
-    rows = HistoryStore(get_settings().sqlalchemy_url).recent("cli", _cli_user(), limit)
+    store = HistoryStore(get_settings().sqlalchemy_url)
+    if forget:
+        platform, _, user_id = forget.rpartition(":")
+        n = store.forget(platform or "cli", user_id)
+        out.print(f"forgot {n} exchanges of {platform or 'cli'}:{user_id} (their measurements stay)", markup=False)
+        return
+    if as_csv:
+        rows = store.export("cli", _cli_user())
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["id"])
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    rows = store.recent("cli", _cli_user(), limit)
     if as_json:
         out.print_json(json.dumps([row.result for row in rows]))
         return
@@ -220,8 +240,84 @@ def history(
     for row in rows:
         result = Result.model_validate(row.result)
         when = row.started_at.strftime("%Y-%m-%d %H:%M")
-        out.print(f"#{row.id} {when} · {row.model} · {row.prompt[:60]}", markup=False)
+        out.print(f"#{row.id} {when} · {row.model} · {row.category} · {row.prompt[:60]}", markup=False)
         out.print(f"   {footer(result).replace(chr(10), chr(10) + '   ')}", markup=False)
+
+
+@app.command()
+def stats(as_csv: Annotated[bool, typer.Option("--csv", help="per model and category, as CSV")] = False) -> None:
+    """Which model is greener for which kind of task: mean SCI and energy per answer."""
+    from joulebot.bots.bench import table
+    from joulebot.history import HistoryStore
+    from joulebot.history.categories import accuracy
+    from joulebot.history.store import CategoryStats
+
+    rows = HistoryStore(get_settings().sqlalchemy_url).category_stats()
+    if as_csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(CategoryStats.model_fields))
+        writer.writeheader()
+        writer.writerows(r.model_dump() for r in rows)
+        return
+    if not rows:
+        out.print("no measurements yet", markup=False)
+        return
+    overall, _ = accuracy()
+    out.print("mean SCI per answer (g CO2e):", markup=False)
+    out.print(table(rows, lambda r: r.mean_sci_g), markup=False)
+    out.print("\nmean energy per answer (J, total):", markup=False)
+    out.print(table(rows, lambda r: r.mean_total_j), markup=False)
+    out.print(f"\ncategories come from a keyword classifier ({overall:.0%} right on the shipped prompt sets)",
+              markup=False)  # fmt: skip
+
+
+@app.command()
+def bench(
+    models: Annotated[str, typer.Option(help="comma-separated models")],
+    categories: Annotated[str, typer.Option(help="comma-separated categories")] = "code,math,questions,sql,translation",
+    n: Annotated[int, typer.Option("--n", min=1, max=50, help="prompts per category")] = 50,
+    run: Annotated[str, typer.Option(help="run name: the same name resumes an interrupted run")] = "default",
+    out_dir: Annotated[Path, typer.Option("--out", help="where the CSV and the heatmap go")] = Path("bench-out"),
+) -> None:
+    """Run the shipped prompt sets through the real queue and worker; print the model × task table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from joulebot.bots.bench import heatmap, plan, run_bench, table, write_csv
+
+    settings = get_settings()
+    try:
+        requests = plan(settings, models.split(","), [c.strip() for c in categories.split(",")], n, run)
+    except InputError as exc:
+        raise _fail(str(exc), 2) from None
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err) as progress:
+        task = progress.add_task(f"bench {run}", total=len(requests))
+        done_before = len(requests)
+
+        def tick(request_id: str) -> None:
+            progress.update(task, advance=1, description=request_id.removeprefix(f"bench-{run}-"))
+
+        from joulebot.queue_worker.client import JobError
+
+        try:
+            outcome = run_bench(settings, requests, run, tick)
+        except JobError as exc:
+            raise _fail(str(exc)) from None
+        progress.update(task, completed=done_before)
+    out.print(f"{outcome.ran} answers measured, {outcome.skipped} already measured, {len(outcome.failed)} failed",
+              markup=False)  # fmt: skip
+    for failure in outcome.failed:
+        err.print(f"  failed: {failure}", markup=False)
+    if not outcome.stats:
+        raise _fail("no measurements to show")
+    out.print("\nmean SCI per answer (g CO2e):", markup=False)
+    out.print(table(outcome.stats, lambda r: r.mean_sci_g), markup=False)
+    out.print("\nmean energy per answer (J, total):", markup=False)
+    out.print(table(outcome.stats, lambda r: r.mean_total_j), markup=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(outcome.stats, out_dir / f"{run}.csv")
+    drawn = heatmap(outcome.stats, out_dir / f"{run}.png")
+    out.print(f"\nwrote {out_dir / f'{run}.csv'}" + (f" and {out_dir / f'{run}.png'}" if drawn else
+              " (pip install 'joulebot[bench]' for the heatmap)"), markup=False)  # fmt: skip
 
 
 @app.command()

@@ -67,6 +67,8 @@ def model_line(result: Result) -> str:
 
 def footer(result: Result, units: Units | None = None) -> str:
     lines = [energy_line(result.energy, units or result.request.units), carbon_line(result), model_line(result)]
+    if result.hint:
+        lines.append(f"💡 {result.hint}")
     if result.history_error:
         lines.append(f"⚠️ {result.history_error}")
     return "\n".join(lines)

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
 
     # History: empty DATABASE_URL means SQLite under data_dir.
     database_url: str = ""
+    history_retention_days: float = 0.0  # > 0: prompts and answers older than this are deleted
 
     # Models.
     default_model: str = "smollm2-135m"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fcntl
+import statistics
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alembic import command
@@ -12,9 +14,20 @@ from sqlalchemy import Engine, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, create_engine, select
 
-from joulebot.history.categories import classify
 from joulebot.history.tables import Exchange, User
 from joulebot.queue_worker.contract import Result
+
+
+class CategoryStats(BaseModel):
+    model: str
+    category: str
+    answers: int
+    mean_total_j: float
+    mean_attributable_j: float | None
+    mean_co2e_g: float | None
+    mean_sci_g: float | None
+    j_per_token: float | None
+    stdev_total_j: float  # spread of the total energy between answers (0 for one answer)
 
 
 class ModelStats(BaseModel):
@@ -85,7 +98,7 @@ class HistoryStore:
                 user_id=user.id,
                 platform=req.platform,
                 model=result.model,
-                category=req.category or classify(req.prompt),
+                category=result.category,
                 prompt=req.prompt,
                 answer=result.answer,
                 prompt_tokens=result.prompt_tokens,
@@ -150,11 +163,8 @@ class HistoryStore:
             user = self._user(session, platform, platform_user_id)
             rows = session.exec(select(Exchange).where(Exchange.user_id == user.id)).all()
             for row in rows:
-                result = dict(row.result)
-                request = dict(result.get("request", {}))
-                request.update(prompt="", user_id="", chat_id=None)
-                result.update(request=request, answer="", reasoning="")
-                row.prompt, row.answer, row.user_id, row.result = "", "", None, result
+                _scrub(row)
+                row.user_id = None
                 session.add(row)
             user.default_model = user.units = None
             session.add(user)
@@ -191,6 +201,87 @@ class HistoryStore:
             for model, n, total, attributable, sci, energy, tokens in rows
         ]
 
+    def category_stats(self, request_id_prefix: str | None = None) -> list[CategoryStats]:
+        """Per model and task category, over every exchange with a total energy (or one run's)."""
+        columns = (
+            Exchange.model, Exchange.category, Exchange.energy_total_j, Exchange.energy_attributable_j,
+            Exchange.operational_g, Exchange.sci_g, Exchange.completion_tokens,
+        )  # fmt: skip
+        query = select(*columns).where(Exchange.energy_total_j.is_not(None))  # type: ignore[union-attr]
+        if request_id_prefix:
+            query = query.where(Exchange.request_id.startswith(request_id_prefix))  # type: ignore[attr-defined]
+        groups: dict[tuple[str, str], list] = {}
+        with Session(self.engine) as session:
+            for row in session.exec(query).all():
+                groups.setdefault((row[0], row[1]), []).append(row)
+        return [_summarise(model, category, rows) for (model, category), rows in sorted(groups.items())]
+
+    def greener_hint(self, category: str, model: str, candidates: list[str], min_answers: int = 5) -> str | None:
+        """'for translation, tinyllama averaged 9× less energy than mistral here', when it did (≥ 2×)."""
+        stats = {s.model: s for s in self.category_stats() if s.category == category and s.answers >= min_answers}
+        mine = stats.get(model)
+        others = [stats[c] for c in candidates if c in stats and c != model]
+        if mine is None or not others:
+            return None
+        best = min(others, key=lambda s: s.mean_total_j)
+        if best.mean_total_j <= 0 or mine.mean_total_j / best.mean_total_j < 2:
+            return None
+        factor = mine.mean_total_j / best.mean_total_j
+        return f"for {category}, {best.model} averaged {factor:.0f}× less energy than {model} here"
+
+    def request_ids(self, prefix: str) -> set[str]:
+        with Session(self.engine) as session:
+            query = select(Exchange.request_id).where(Exchange.request_id.startswith(prefix))  # type: ignore[attr-defined]
+            return set(session.exec(query).all())
+
+    def export(self, platform: str, platform_user_id: str) -> list[dict]:
+        """A user's own exchanges as flat rows (for CSV), oldest first."""
+        rows = reversed(self.recent(platform, platform_user_id, limit=1_000_000))
+        keep = [c for c in Exchange.model_fields if c not in ("result", "user_id")]
+        return [{c: getattr(row, c) for c in keep} for row in rows]
+
+    def scrub_older_than(self, days: float) -> int:
+        """Retention: prompts and answers older than `days` are deleted; the measurements stay."""
+        cutoff = datetime.now(UTC) - timedelta(days=days)
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(Exchange).where(Exchange.started_at < cutoff, Exchange.prompt != "")
+            ).all()
+            for row in rows:
+                _scrub(row)
+                session.add(row)
+            session.commit()
+            return len(rows)
+
     def get(self, exchange_id: int) -> Exchange | None:
         with Session(self.engine) as session:
             return session.get(Exchange, exchange_id)
+
+
+def _scrub(row: Exchange) -> None:
+    """Remove the words of an exchange (prompt, answer, reasoning, who asked); keep its figures."""
+    result = dict(row.result)
+    request = dict(result.get("request", {}))
+    request.update(prompt="", user_id="", chat_id=None)
+    result.update(request=request, answer="", reasoning="", hint=None)
+    row.prompt, row.answer, row.result = "", "", result
+
+
+def _summarise(model: str, category: str, rows: list) -> CategoryStats:
+    def mean(values: list) -> float | None:
+        present = [v for v in values if v is not None]
+        return statistics.fmean(present) if present else None
+
+    totals = [r[2] for r in rows]
+    tokens = sum(r[6] for r in rows)
+    return CategoryStats(
+        model=model,
+        category=category,
+        answers=len(rows),
+        mean_total_j=statistics.fmean(totals),
+        mean_attributable_j=mean([r[3] for r in rows]),
+        mean_co2e_g=mean([r[4] for r in rows]),
+        mean_sci_g=mean([r[5] for r in rows]),
+        j_per_token=sum(totals) / tokens if tokens else None,
+        stdev_total_j=statistics.stdev(totals) if len(totals) > 1 else 0.0,
+    )

@@ -55,11 +55,18 @@ class QueueClient:
         self.connection = conn.connect(settings)
         self.queue: Queue = queue_for(settings, self.connection)
 
-    def submit(self, request: Request) -> Job:
-        """Queue a Request (starting the embedded worker first if that is the mode)."""
+    def ensure_ready(self) -> None:
+        """In embedded mode, start the embedded Redis and worker if they are not running."""
         try:
             if self.settings.embedded_redis:
                 ensure_embedded_stack(self.settings)
+        except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError, RuntimeError) as exc:
+            raise QueueUnavailable(f"the embedded queue could not be started: {exc}") from exc
+
+    def submit(self, request: Request) -> Job:
+        """Queue a Request (starting the embedded worker first if that is the mode)."""
+        self.ensure_ready()
+        try:
             return self.queue.enqueue(
                 JOB_FUNCTION,
                 request.model_dump(mode="json"),

@@ -53,6 +53,8 @@ class Result(BaseModel):
     box: str
     started_at: datetime
     finished_at: datetime
+    category: str = "questions"  # the kind of task (history/categories.py)
+    hint: str | None = None  # a greener model for this kind of task, from measured history
     exchange_id: int | None = None  # the history row; None if it could not be stored
     history_error: str | None = None
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from joulebot.carbon import Embodied, IntensityProvider, carbon_for
 from joulebot.config import Settings
 from joulebot.history import HistoryStore
+from joulebot.history.categories import classify
 from joulebot.metering.box import MeasurementBox
 from joulebot.metering.detect import detect_meters
 from joulebot.metering.temperature import wait_until_cool
@@ -39,6 +40,7 @@ class Station:
         self.on_catalog: Callable[[Catalog], None] = lambda _: None  # the worker publishes it
         self.catalog = current_catalog(settings, self.ollama)
         self.catalog_at = time.monotonic()
+        self._retention_at = float("-inf")
         self.history = history or HistoryStore(settings.sqlalchemy_url)
         self.intensity = IntensityProvider.from_settings(settings)
         self.embodied = Embodied.from_settings(settings)
@@ -82,6 +84,7 @@ class Station:
                 self.settings.cooldown_max_wait_s,
                 on_wait=stage,
             )
+        self.apply_retention()
         age = self.box.idle_age_s()
         if cooled or age is None or age > self.settings.idle_refresh_s:
             stage("measuring idle power")
@@ -118,11 +121,21 @@ class Station:
             box=self.settings.box_name,
             started_at=started_at,
             finished_at=datetime.now(UTC),
+            category=request.category or classify(request.prompt),
         )
         stage("storing")
         try:
             result.exchange_id = self.history.record(result)
+            others = [e.name for e in self.catalog.available()]
+            result.hint = self.history.greener_hint(result.category, result.model, others)
         except Exception as exc:  # the answer still goes out; the loss is said, not hidden
             log.exception("could not store exchange %s", request.id)
             result.history_error = f"not stored in history: {type(exc).__name__}"
         return result
+
+    def apply_retention(self) -> None:
+        if self.settings.history_retention_days > 0 and time.monotonic() - self._retention_at > 3600:
+            self._retention_at = time.monotonic()
+            scrubbed = self.history.scrub_older_than(self.settings.history_retention_days)
+            if scrubbed:
+                log.info("retention: removed the words of %d exchanges", scrubbed)
