@@ -41,6 +41,7 @@ def test_users_see_only_their_own_history_newest_first(store):
     assert [row.prompt for row in alice] == ["alice 2", "alice 1", "alice 0"]
     assert [row.prompt for row in store.recent("cli", "bob")] == ["bob's secret"]
     assert [row.prompt for row in store.recent("cli", "alice", limit=2)] == ["alice 2", "alice 1"]
+    assert [row.prompt for row in store.recent("cli", "alice", limit=2, offset=2)] == ["alice 0"]
     assert store.recent("cli", "carol") == []
 
 

@@ -209,7 +209,8 @@ def carbon() -> None:
 
 @app.command()
 def history(
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="how many")] = 10,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="how many per page")] = 10,
+    page: Annotated[int, typer.Option("--page", "-p", min=1, help="1: the newest")] = 1,
     as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="all your exchanges as CSV")] = False,
     forget: Annotated[
@@ -231,7 +232,7 @@ def history(
         writer.writeheader()
         writer.writerows(rows)
         return
-    rows = store.recent("cli", _cli_user(), limit)
+    rows = store.recent("cli", _cli_user(), limit, offset=(page - 1) * limit)
     if as_json:
         out.print_json(json.dumps([row.result for row in rows]))
         return

@@ -124,14 +124,15 @@ class HistoryStore:
             session.commit()
             return row.id  # type: ignore[return-value]
 
-    def recent(self, platform: str, platform_user_id: str, limit: int = 10) -> list[Exchange]:
-        """A user's own last exchanges, newest first."""
+    def recent(self, platform: str, platform_user_id: str, limit: int = 10, offset: int = 0) -> list[Exchange]:
+        """A user's own exchanges, newest first, one page of `limit` after skipping `offset`."""
         with Session(self.engine) as session:
             query = (
                 select(Exchange)
                 .join(User)
                 .where(User.platform == platform, User.platform_user_id == platform_user_id)
                 .order_by(Exchange.id.desc())  # type: ignore[union-attr]
+                .offset(offset)
                 .limit(limit)
             )
             return list(session.exec(query).all())
