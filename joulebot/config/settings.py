@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     job_timeout_s: int = 300
     result_ttl_s: int = 86_400
     embedded_worker_idle_exit_s: int = 600
+    worker_lost_after_s: float = Field(default=30.0, gt=1)  # a running job whose worker is silent this long is lost
 
     # History: empty DATABASE_URL means SQLite under data_dir.
     database_url: str = ""

@@ -18,7 +18,7 @@ from joulebot.config import Settings
 from joulebot.queue_worker import connection as conn
 from joulebot.queue_worker.contract import Request, Result
 from joulebot.queue_worker.job import JOB_FUNCTION, box_status_key
-from joulebot.queue_worker.worker import ensure_embedded_stack, queue_for
+from joulebot.queue_worker.worker import alive_key, ensure_embedded_stack, queue_for
 
 
 class JobError(RuntimeError):
@@ -95,8 +95,25 @@ class QueueClient:
         """The Result if the job has ended (waiting up to `block_s`); JobError if it failed."""
         outcome = job.latest_result(timeout=block_s)  # wakes at once when the result is written
         if outcome is None or outcome.type == RQResult.Type.RETRIED:
+            self._check_worker(job)
             return None
         return self._to_result(job, outcome)
+
+    def _check_worker(self, job: Job) -> None:
+        """A started job whose worker stopped heartbeating will never end: say so."""
+        if job.get_status(refresh=True) != JobStatus.STARTED:
+            return
+        if self.connection.exists(alive_key(self.queue.name)):
+            return
+        if self.poll_result_once(job):  # it finished just now, as the worker exited
+            return
+        raise JobError(
+            "the measurement worker stopped in the middle of this answer; nothing was recorded — please ask again"
+        )
+
+    def poll_result_once(self, job: Job) -> bool:
+        outcome = job.latest_result()
+        return outcome is not None and outcome.type != RQResult.Type.RETRIED
 
     def wait(self, job: Job, on_progress: ProgressCallback | None = None, timeout_s: float | None = None) -> Result:
         """Block until the job ends; report progress about once a second."""

@@ -22,6 +22,7 @@ from joulebot.models import Catalog, ModelEntry, Runner, RunnerError
 from joulebot.models.inventory import current_catalog, ollama_runner
 from joulebot.models.llamacpp_runner import LlamaCppRunner
 from joulebot.queue_worker.contract import Request, Result
+from joulebot.queue_worker.outbox import HistoryOutbox
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Station:
         self.catalog = current_catalog(settings, self.ollama)
         self.catalog_at = time.monotonic()
         self._retention_at = float("-inf")
+        self.outbox: HistoryOutbox | None = None  # the worker sets it (it holds the Redis connection)
         self.history = history or HistoryStore(settings.sqlalchemy_url)
         self.intensity = IntensityProvider.from_settings(settings)
         self.embodied = Embodied.from_settings(settings)
@@ -84,6 +86,8 @@ class Station:
                 self.settings.cooldown_max_wait_s,
                 on_wait=stage,
             )
+        if self.outbox is not None:
+            self.outbox.drain(self.history)
         self.apply_retention()
         age = self.box.idle_age_s()
         if cooled or age is None or age > self.settings.idle_refresh_s:
@@ -128,9 +132,13 @@ class Station:
             result.exchange_id = self.history.record(result)
             others = [e.name for e in self.catalog.available()]
             result.hint = self.history.greener_hint(result.category, result.model, others)
-        except Exception as exc:  # the answer still goes out; the loss is said, not hidden
-            log.exception("could not store exchange %s", request.id)
-            result.history_error = f"not stored in history: {type(exc).__name__}"
+        except Exception as exc:  # the answer still goes out; what happens to the record is said
+            log.warning("could not store exchange %s: %s", request.id, type(exc).__name__)
+            if self.outbox is not None:
+                self.outbox.push(result)
+                result.history_error = "history is unavailable: this exchange will be stored when it is back"
+            else:
+                result.history_error = f"not stored in history: {type(exc).__name__}"
         return result
 
     def apply_retention(self) -> None:

