@@ -84,6 +84,11 @@ class OllamaStandIn:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self) -> None:
+                super().setup()
+                # small streamed chunks + Nagle + delayed ACKs would add ~40 ms per answer
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def log_message(self, *args) -> None:
                 pass
 

@@ -219,16 +219,20 @@ class HistoryStore:
 
     def greener_hint(self, category: str, model: str, candidates: list[str], min_answers: int = 5) -> str | None:
         """'for translation, tinyllama averaged 9× less energy than mistral here', when it did (≥ 2×)."""
-        stats = {s.model: s for s in self.category_stats() if s.category == category and s.answers >= min_answers}
-        mine = stats.get(model)
-        others = [stats[c] for c in candidates if c in stats and c != model]
-        if mine is None or not others:
+        query = (
+            select(Exchange.model, func.count(), func.avg(Exchange.energy_total_j))
+            .where(Exchange.category == category, Exchange.energy_total_j.is_not(None))  # type: ignore[union-attr]
+            .group_by(Exchange.model)
+        )
+        with Session(self.engine) as session:
+            means = {m: avg for m, n, avg in session.exec(query).all() if n >= min_answers}
+        others = {m: means[m] for m in candidates if m in means and m != model}
+        if model not in means or not others:
             return None
-        best = min(others, key=lambda s: s.mean_total_j)
-        if best.mean_total_j <= 0 or mine.mean_total_j / best.mean_total_j < 2:
+        best = min(others, key=others.__getitem__)
+        if others[best] <= 0 or means[model] / others[best] < 2:
             return None
-        factor = mine.mean_total_j / best.mean_total_j
-        return f"for {category}, {best.model} averaged {factor:.0f}× less energy than {model} here"
+        return f"for {category}, {best} averaged {means[model] / others[best]:.0f}× less energy than {model} here"
 
     def request_ids(self, prefix: str) -> set[str]:
         with Session(self.engine) as session:

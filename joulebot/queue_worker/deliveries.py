@@ -38,14 +38,23 @@ class DeliveryBook:
         self.platform = platform
         self.hash = f"joulebot:deliveries:{platform}"
 
+    def _user_set(self, user_id: str) -> str:
+        return f"{self.hash}:user:{user_id}"
+
     def add(self, delivery: Delivery) -> None:
-        self.connection.hset(self.hash, delivery.key, delivery.model_dump_json())
+        with self.connection.pipeline() as pipe:  # MULTI/EXEC: both or neither
+            pipe.hset(self.hash, delivery.key, delivery.model_dump_json())
+            pipe.sadd(self._user_set(delivery.user_id), delivery.key)
+            pipe.execute()
 
     def done(self, delivery: Delivery) -> None:
-        self.connection.hdel(self.hash, delivery.key)
+        with self.connection.pipeline() as pipe:
+            pipe.hdel(self.hash, delivery.key)
+            pipe.srem(self._user_set(delivery.user_id), delivery.key)
+            pipe.execute()
 
     def pending(self) -> list[Delivery]:
         return [Delivery.model_validate_json(raw) for raw in self.connection.hvals(self.hash)]
 
     def pending_for(self, user_id: str) -> int:
-        return sum(1 for d in self.pending() if d.user_id == user_id)
+        return int(self.connection.scard(self._user_set(user_id)))
