@@ -15,6 +15,25 @@ from typing import ClassVar
 from urllib.parse import parse_qs, urlparse
 
 
+class LocalServer:
+    """An HTTP server on 127.0.0.1, on its own thread, for a stand-in's handler class."""
+
+    server: ThreadingHTTPServer
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @dataclass
 class Reply:
     status: int = 200
@@ -23,7 +42,7 @@ class Reply:
 
 
 @dataclass
-class HttpStandIn:
+class HttpStandIn(LocalServer):
     """An HTTP server on 127.0.0.1 answering from a queue of Replies, recording every request."""
 
     replies: list[Reply] = field(default_factory=list)
@@ -53,21 +72,10 @@ class HttpStandIn:
             def log_message(self, *args) -> None:  # keep test output clean
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
 
 
-class OllamaStandIn:
+class OllamaStandIn(LocalServer):
     """Speaks Ollama's HTTP API on 127.0.0.1: /api/tags, /api/show, /api/generate (load),
     /api/chat (streamed NDJSON with final statistics), /api/pull (streamed progress), error bodies."""
 
@@ -174,10 +182,7 @@ class OllamaStandIn:
                 else:
                     self._json(404, {"error": "not found"})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self._serve(Handler)
 
     def listing(self, tag: str) -> dict:
         return {
@@ -186,16 +191,8 @@ class OllamaStandIn:
             "families": [tag.split(":")[0]], "parameter_size": self.models[tag], "quantization_level": "Q4_0"},
         }  # fmt: skip
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class BotApiStandIn:
+class BotApiStandIn(LocalServer):
     """Telegram's Bot API on 127.0.0.1: getMe, getUpdates (long polling), sendMessage,
     editMessageText, answerCallbackQuery and the rest, recording every call in order.
 
@@ -244,14 +241,11 @@ class BotApiStandIn:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the bot hung up (it is stopping)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self._serve(Handler)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/bot"
+        return f"{self.url}/bot"
 
     def answer(self, method: str, params: dict) -> tuple[int, dict]:
         if method == "getUpdates":
@@ -326,10 +320,6 @@ class BotApiStandIn:
     def to_chat(self, chat_id: int) -> list[tuple[str, dict]]:
         with self.cond:
             return [(m, p) for m, p in self.calls if str(p.get("chat_id")) == str(chat_id)]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class TcpProxy:
