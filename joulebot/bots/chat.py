@@ -79,9 +79,6 @@ class Reply:
             parts.append((self.closing, False))
         return parts
 
-    def text(self) -> str:
-        return "\n\n".join(text for text, _ in self.parts())
-
 
 def make_reply(results: list[Result], units: Units) -> Reply:
     compare = len(results) > 1

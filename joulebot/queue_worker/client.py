@@ -105,13 +105,13 @@ class QueueClient:
             return
         if self.connection.exists(alive_key(self.queue.name)):
             return
-        if self.poll_result_once(job):  # it finished just now, as the worker exited
+        if self._has_result(job):  # it finished just now, as the worker exited
             return
         raise JobError(
             "the measurement worker stopped in the middle of this answer; nothing was recorded — please ask again"
         )
 
-    def poll_result_once(self, job: Job) -> bool:
+    def _has_result(self, job: Job) -> bool:
         outcome = job.latest_result()
         return outcome is not None and outcome.type != RQResult.Type.RETRIED
 
