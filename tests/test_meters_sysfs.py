@@ -172,7 +172,7 @@ def test_a_hot_box_makes_jobs_wait_and_queued_users_are_told(embedded, monkeypat
     from joulebot.bots.core import build_request
     from joulebot.models import build_catalog
     from joulebot.queue_worker.client import QueueClient
-    from joulebot.queue_worker.job import box_status_key
+    from joulebot.queue_worker.keys import box_status_key
 
     _hwmon(embedded.data_dir, "hwmon0", "coretemp", {"Package id 0": 90_000})
     sensor = embedded.data_dir / "class" / "hwmon" / "hwmon0" / "temp1_input"

@@ -20,7 +20,7 @@ from joulebot.bots.core import InputError, build_request
 from joulebot.history import HistoryStore
 from joulebot.models import build_catalog
 from joulebot.queue_worker.client import JobError, QueueClient
-from joulebot.queue_worker.worker import queue_for
+from joulebot.queue_worker.connection import queue_for
 
 pytestmark = pytest.mark.e2e
 
@@ -164,7 +164,7 @@ def test_database_down_still_answers_and_stores_the_exchange_when_it_is_back(tmp
         assert prompts == ["Say three.", "Say two.", "Say one."]
     finally:
         proxy.stop()
-        from joulebot.queue_worker.worker import stop_embedded_stack
+        from joulebot.queue_worker.embedded import stop_embedded_stack
 
         stop_embedded_stack(settings, timeout_s=20)
 
@@ -173,3 +173,13 @@ def _user() -> str:
     import getpass
 
     return getpass.getuser()
+
+
+def test_an_embedded_worker_that_cannot_start_is_reported_not_waited_for(embedded):
+    nowhere = f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/test"
+    t0 = time.monotonic()
+    proc = run_cli(embedded, "ask", "Say hi.", DATABASE_URL=nowhere, timeout=120)
+    assert proc.returncode == 1
+    assert f"the embedded worker does not start; see {embedded.data_dir / 'worker.log'}" in proc.stderr
+    assert time.monotonic() - t0 < 60
+    assert "OperationalError" in (embedded.data_dir / "worker.log").read_text()

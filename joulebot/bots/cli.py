@@ -338,7 +338,7 @@ def worker(
 @app.command()
 def stop() -> None:
     """Stop the embedded worker and Redis (they also stop by themselves when idle)."""
-    from joulebot.queue_worker.worker import stop_embedded_stack
+    from joulebot.queue_worker.embedded import stop_embedded_stack
 
     settings = get_settings()
     if not settings.embedded_redis:

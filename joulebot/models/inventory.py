@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from joulebot.config import Settings
 from joulebot.models.catalog import Catalog, build_catalog
-from joulebot.models.ollama_runner import OllamaRunner
 from joulebot.models.runner import RunnerError
+
+if TYPE_CHECKING:
+    from joulebot.models.ollama_runner import OllamaRunner
 
 
 def ollama_runner(settings: Settings) -> OllamaRunner | None:
     if not settings.ollama_host:
         return None
+    from joulebot.models.ollama_runner import OllamaRunner  # the HTTP client only where Ollama is used
+
     return OllamaRunner(settings.ollama_host, settings.ollama_keep_alive, float(settings.job_timeout_s))
 
 

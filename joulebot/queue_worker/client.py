@@ -17,8 +17,8 @@ from rq.results import Result as RQResult
 from joulebot.config import Settings
 from joulebot.queue_worker import connection as conn
 from joulebot.queue_worker.contract import Request, Result
-from joulebot.queue_worker.job import JOB_FUNCTION, box_status_key
-from joulebot.queue_worker.worker import alive_key, ensure_embedded_stack, queue_for
+from joulebot.queue_worker.embedded import embedded_worker_alive, ensure_embedded_stack
+from joulebot.queue_worker.keys import JOB_FUNCTION, alive_key, box_status_key
 
 
 class JobError(RuntimeError):
@@ -53,7 +53,8 @@ class QueueClient:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.connection = conn.connect(settings)
-        self.queue: Queue = queue_for(settings, self.connection)
+        self.queue: Queue = conn.queue_for(settings, self.connection)
+        self._embedded_restarts = 0
 
     def ensure_ready(self) -> None:
         """In embedded mode, start the embedded Redis and worker if they are not running."""
@@ -100,8 +101,11 @@ class QueueClient:
         return self._to_result(job, outcome)
 
     def _check_worker(self, job: Job) -> None:
-        """A started job whose worker stopped heartbeating will never end: say so."""
-        if job.get_status(refresh=True) != JobStatus.STARTED:
+        """A job no worker will ever run or finish: say so rather than wait forever."""
+        status = job.get_status(refresh=True)
+        if status == JobStatus.QUEUED and self.settings.embedded_redis:
+            self._check_embedded_worker()
+        if status != JobStatus.STARTED:
             return
         if self.connection.exists(alive_key(self.queue.name)):
             return
@@ -110,6 +114,15 @@ class QueueClient:
         raise JobError(
             "the measurement worker stopped in the middle of this answer; nothing was recorded — please ask again"
         )
+
+    def _check_embedded_worker(self) -> None:
+        """The embedded worker may have exited (idle, or failed at start): start it once more, then give up."""
+        if embedded_worker_alive(self.settings):
+            return
+        if self._embedded_restarts >= 1:
+            raise JobError(f"the embedded worker does not start; see {self.settings.data_dir / 'worker.log'}")
+        self._embedded_restarts += 1
+        self.ensure_ready()
 
     def _has_result(self, job: Job) -> bool:
         outcome = job.latest_result()

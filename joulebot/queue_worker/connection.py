@@ -17,6 +17,8 @@ from pathlib import Path
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
+from rq import Queue
+from rq.serializers import JSONSerializer
 
 from joulebot.config import Settings
 
@@ -103,3 +105,7 @@ def stop_embedded_redis(settings: Settings) -> None:
     connection = connect(settings, retries=0)
     with contextlib.suppress(redis.ConnectionError, FileNotFoundError):
         connection.shutdown(save=True)
+
+
+def queue_for(settings: Settings, connection=None) -> Queue:
+    return Queue(settings.queue_name, connection=connection or connect(settings), serializer=JSONSerializer)

@@ -14,9 +14,8 @@ from rq import get_current_job
 from joulebot.config import get_settings
 from joulebot.models import ModelUnavailable, RunnerError, UnknownModelError
 from joulebot.queue_worker.contract import Request
+from joulebot.queue_worker.keys import box_status_key
 from joulebot.queue_worker.station import Station
-
-JOB_FUNCTION = "joulebot.queue_worker.job.run_request"
 
 _station: Station | None = None
 
@@ -32,11 +31,6 @@ def _current_station() -> Station:
     if _station is None:  # a job run by a plain `rq worker`: build the station on first use
         _station = Station(get_settings())
     return _station
-
-
-def box_status_key(queue_name: str) -> str:
-    """Where the worker says what the box is doing, for users whose jobs still wait."""
-    return f"joulebot:box-status:{queue_name}"
 
 
 def _report_stage(stage: str) -> None:

@@ -16,58 +16,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 
-import psutil
-from rq import Queue, SimpleWorker
+from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from joulebot.config import Settings
 from joulebot.queue_worker import connection as conn
+from joulebot.queue_worker.embedded import claim_pid_file, release_pid_file
 from joulebot.queue_worker.job import use_station
+from joulebot.queue_worker.keys import alive_key
 from joulebot.queue_worker.outbox import HistoryOutbox
 from joulebot.queue_worker.published import publish_catalog
 from joulebot.queue_worker.station import Station
 
 log = logging.getLogger(__name__)
-
-
-def queue_for(settings: Settings, connection=None) -> Queue:
-    return Queue(settings.queue_name, connection=connection or conn.connect(settings), serializer=JSONSerializer)
-
-
-def pid_path(settings: Settings) -> Path:
-    return settings.data_dir / "worker.pid"
-
-
-def embedded_worker_alive(settings: Settings) -> bool:
-    try:
-        process = psutil.Process(int(pid_path(settings).read_text()))
-        return process.status() != psutil.STATUS_ZOMBIE
-    except (FileNotFoundError, ValueError, psutil.NoSuchProcess):
-        return False
-
-
-def _claim_pid_file(settings: Settings) -> None:
-    pid_path(settings).write_text(str(os.getpid()))
-
-
-def _release_pid_file(settings: Settings) -> None:
-    try:
-        if int(pid_path(settings).read_text()) == os.getpid():
-            pid_path(settings).unlink()
-    except (FileNotFoundError, ValueError):
-        pass
-
-
-def alive_key(queue_name: str) -> str:
-    """Present while the queue's measurement worker process lives (it refreshes it on a thread)."""
-    return f"joulebot:worker-alive:{queue_name}"
 
 
 class Heartbeat(threading.Thread):
@@ -100,10 +63,10 @@ def run_worker(settings: Settings, idle_exit_s: int | None = None, burst: bool =
     if settings.embedded_redis:
         with conn.embedded_lock(settings):
             conn.start_embedded_redis(settings)
-            _claim_pid_file(settings)
+            claim_pid_file(settings)
     try:
         station = Station(settings)
-        queue = queue_for(settings)
+        queue = conn.queue_for(settings)
         station.on_catalog = lambda catalog: publish_catalog(queue.connection, settings.queue_name, catalog)
         station.outbox = HistoryOutbox(queue.connection, settings.queue_name)
         heartbeat = Heartbeat(queue.connection, settings.queue_name, settings.worker_lost_after_s)
@@ -119,68 +82,13 @@ def run_worker(settings: Settings, idle_exit_s: int | None = None, burst: bool =
             with conn.embedded_lock(settings):
                 if queue.count == 0:  # nobody enqueued meanwhile: stop the pair
                     heartbeat.stop()
-                    _release_pid_file(settings)
+                    release_pid_file(settings)
                     conn.stop_embedded_redis(settings)
                     return
     finally:
         if "heartbeat" in locals():
             heartbeat.stop()
         if settings.embedded_redis:
-            _release_pid_file(settings)
+            release_pid_file(settings)
 
 
-def ensure_embedded_stack(settings: Settings) -> None:
-    """Make sure the embedded Redis answers and an embedded worker serves it.
-
-    Returns as soon as the job can be queued: a worker that is still warming up
-    takes it when ready (the client shows that it waits).
-    """
-    with conn.embedded_lock(settings):
-        conn.start_embedded_redis(settings)
-        if embedded_worker_alive(settings):
-            return
-        with open(settings.data_dir / "worker.log", "ab") as log_file:
-            child = subprocess.Popen(
-                [sys.executable, "-m", "joulebot", "worker", "--idle-exit", str(settings.embedded_worker_idle_exit_s)],
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=log_file,
-                start_new_session=True,  # Ctrl-C in the user's terminal must not reach it
-                env={**os.environ, "JOULEBOT_DATA_DIR": str(settings.data_dir)},
-            )
-        pid_path(settings).write_text(str(child.pid))  # before the lock is released: no second spawn
-
-
-def stop_embedded_stack(settings: Settings, timeout_s: float = 30.0) -> bool:
-    """Stop the embedded worker (it finishes its current job) and the embedded Redis.
-
-    Returns False if the worker had to be killed because it did not stop in time.
-    """
-    graceful = True
-    with conn.embedded_lock(settings):
-        try:
-            pid = int(pid_path(settings).read_text())
-        except (FileNotFoundError, ValueError):
-            pid = None
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)  # RQ's warm shutdown: the running job completes
-                graceful = _wait_gone(pid, timeout_s)
-                if not graceful:
-                    os.kill(pid, signal.SIGKILL)
-                    _wait_gone(pid, 5)
-            pid_path(settings).unlink(missing_ok=True)
-        conn.stop_embedded_redis(settings)
-    return graceful
-
-
-def _wait_gone(pid: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True  # exited; only its parent's reaping is left
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.05)
-    return False

@@ -1,0 +1,103 @@
+"""The embedded stack of a machine with nothing configured: a Redis server and one worker.
+
+The embedded worker owns the embedded Redis: front ends start both when needed
+(`ensure_embedded_stack`, under a file lock so two never race), and the worker
+stops itself and the server after a quiet period. `joulebot stop` stops both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from joulebot.config import Settings
+from joulebot.queue_worker import connection as conn
+
+
+def pid_path(settings: Settings) -> Path:
+    return settings.data_dir / "worker.pid"
+
+
+def embedded_worker_alive(settings: Settings) -> bool:
+    """The pid file names a live joulebot process (not a zombie, not a recycled pid)."""
+    try:
+        process = psutil.Process(int(pid_path(settings).read_text()))
+        return process.status() != psutil.STATUS_ZOMBIE and "joulebot" in " ".join(process.cmdline())
+    except (FileNotFoundError, ValueError, psutil.Error):
+        return False
+
+
+def claim_pid_file(settings: Settings) -> None:
+    pid_path(settings).write_text(str(os.getpid()))
+
+
+def release_pid_file(settings: Settings) -> None:
+    try:
+        if int(pid_path(settings).read_text()) == os.getpid():
+            pid_path(settings).unlink()
+    except (FileNotFoundError, ValueError):
+        pass
+
+
+def ensure_embedded_stack(settings: Settings) -> None:
+    """Make sure the embedded Redis answers and an embedded worker serves it.
+
+    Returns as soon as the job can be queued: a worker that is still warming up
+    takes it when ready (the client shows that it waits).
+    """
+    with conn.embedded_lock(settings):
+        conn.start_embedded_redis(settings)
+        if embedded_worker_alive(settings):
+            return
+        with open(settings.data_dir / "worker.log", "ab") as log_file:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "joulebot", "worker", "--idle-exit", str(settings.embedded_worker_idle_exit_s)],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                start_new_session=True,  # Ctrl-C in the user's terminal must not reach it
+                env={**os.environ, "JOULEBOT_DATA_DIR": str(settings.data_dir)},
+            )
+        pid_path(settings).write_text(str(child.pid))  # before the lock is released: no second spawn
+
+
+def stop_embedded_stack(settings: Settings, timeout_s: float = 30.0) -> bool:
+    """Stop the embedded worker (it finishes its current job) and the embedded Redis.
+
+    Returns False if the worker had to be killed because it did not stop in time.
+    """
+    graceful = True
+    with conn.embedded_lock(settings):
+        try:
+            pid = int(pid_path(settings).read_text())
+        except (FileNotFoundError, ValueError):
+            pid = None
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)  # RQ's warm shutdown: the running job completes
+                graceful = _wait_gone(pid, timeout_s)
+                if not graceful:
+                    os.kill(pid, signal.SIGKILL)
+                    _wait_gone(pid, 5)
+            pid_path(settings).unlink(missing_ok=True)
+        conn.stop_embedded_redis(settings)
+    return graceful
+
+
+def _wait_gone(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True  # exited; only its parent's reaping is left
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
