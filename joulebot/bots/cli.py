@@ -78,7 +78,7 @@ def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Resul
     except JobError as exc:
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:
-        pending = [j for j in jobs if j is current or jobs.index(j) > jobs.index(current)]
+        pending = jobs[jobs.index(current) :]
         cancelled = [j for j in pending if client.cancel(j)]
         if len(cancelled) == len(pending):
             raise _fail("cancelled before it ran; nothing was recorded", 130) from None
