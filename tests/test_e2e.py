@@ -151,7 +151,7 @@ def test_ctrl_c_cancels_a_queued_job_and_leaves_a_running_one_to_finish(embedded
     assert running.returncode == 130
     assert "will be in `joulebot history`" in err
 
-    _wait_for(lambda: any(row.prompt == LONG_PROMPT for row in _history(embedded)))
+    _wait_for(lambda: any(row.prompt == LONG_PROMPT for row in _history(embedded)), timeout=180)
     prompts = [row.prompt for row in _history(embedded)]
     assert "I will be cancelled." not in prompts
     row = next(row for row in _history(embedded) if row.prompt == LONG_PROMPT)

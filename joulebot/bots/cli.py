@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import getpass
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -55,32 +56,33 @@ def _requests(settings: Settings, models: list[str | None], prompt: str, units: 
 
 
 def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Result]:
-    """Queue the requests (in order, on the same worker) and wait for all Results."""
+    """Queue the requests (in order, on the same worker) and wait for all Results.
+
+    Ctrl-C at any point cancels what has not started (nothing recorded) and leaves a
+    running answer to finish and be stored.
+    """
     from joulebot.queue_worker.client import JobError, QueueClient
 
     client = QueueClient(settings)
-    try:
-        jobs = [client.submit(r) for r in requests]
-    except JobError as exc:
-        raise _fail(str(exc)) from None
+    jobs = []
     results: list[Result] = []
-    current = jobs[0]
     try:
+        for request in requests:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # no Ctrl-C between queueing and noting it
+            try:
+                jobs.append(client.submit(request))
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         with err.status("queued", spinner="dots") as status:
-            for job in jobs:
-                current = job
-
-                def show(progress, job=job):
-                    label = f"[{jobs.index(job) + 1}/{len(jobs)}] " if len(jobs) > 1 else ""
-                    status.update(f"{label}{progress.text()}")
-
-                results.append(client.wait(job, None if quiet else show))
+            for number, job in enumerate(jobs, start=1):
+                label = f"[{number}/{len(jobs)}] " if len(jobs) > 1 else ""
+                show = None if quiet else (lambda progress, label=label: status.update(f"{label}{progress.text()}"))
+                results.append(client.wait(job, show))
     except JobError as exc:
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:
-        pending = jobs[jobs.index(current) :]
-        cancelled = [j for j in pending if client.cancel(j)]
-        if len(cancelled) == len(pending):
+        cancelled = [client.cancel(job) for job in jobs[len(results) :]]  # every one, not just up to a running one
+        if all(cancelled):
             raise _fail("cancelled before it ran; nothing was recorded", 130) from None
         raise _fail("stopped waiting; the answer is still being made and will be in `joulebot history`", 130) from None
     return results
