@@ -102,9 +102,14 @@ class ChatCore:
     def catalog(self) -> Catalog:
         return catalog_for_front_end(self.settings, self.client.connection)
 
+    def _preferences(self, user_id: str) -> tuple[str, Units]:
+        """The user's default model and units, with the configured defaults where they chose none."""
+        model, units = self.history.preferences(self.platform, user_id)
+        chosen_units = units if units in ("joules", "watts") else self.settings.default_units
+        return model or self.settings.default_model, chosen_units  # type: ignore[return-value]
+
     def units(self, user_id: str) -> Units:
-        _, units = self.history.preferences(self.platform, user_id)
-        return units if units in ("joules", "watts") else self.settings.default_units  # type: ignore[return-value]
+        return self._preferences(user_id)[1]
 
     def set_units(self, user_id: str, value: str) -> str:
         value = value.strip().lower()
@@ -114,8 +119,7 @@ class ChatCore:
         return f"Units set to {value}."
 
     def default_model(self, user_id: str) -> str:
-        model, _ = self.history.preferences(self.platform, user_id)
-        return model or self.settings.default_model
+        return self._preferences(user_id)[0]
 
     def set_model(self, user_id: str, name: str) -> str:
         try:
@@ -144,7 +148,7 @@ class ChatCore:
                 f"You already have {self.settings.max_pending_per_user} questions waiting; "
                 "please wait for their answers first."
             )
-        units = self.units(user_id)
+        default_model, units = self._preferences(user_id)  # one read for every request of this message
         catalog = self.catalog()
         requests = [
             build_request(
@@ -154,7 +158,7 @@ class ChatCore:
                 user_id=user_id,
                 chat_id=chat_id,
                 prompt=prompt,
-                model=model or self.default_model(user_id),
+                model=model or default_model,
                 units=units,
             )
             for model in models

@@ -138,10 +138,13 @@ class HistoryStore:
             return list(session.exec(query).all())
 
     def preferences(self, platform: str, platform_user_id: str) -> tuple[str | None, str | None]:
-        """(default model, units) the user chose, None where they did not."""
+        """(default model, units) the user chose, None where they did not. A read only: no user row is made."""
         with Session(self.engine) as session:
-            user = self._user(session, platform, platform_user_id)
-            return user.default_model, user.units
+            query = select(User.default_model, User.units).where(
+                User.platform == platform, User.platform_user_id == platform_user_id
+            )
+            row = session.exec(query).first()
+        return (row[0], row[1]) if row else (None, None)
 
     def set_preferences(
         self, platform: str, platform_user_id: str, *, model: str | None = None, units: str | None = None

@@ -37,12 +37,13 @@ def _report_stage(stage: str) -> None:
     job = get_current_job()
     if job is None:
         return
+    settings = _current_station().settings
     job.meta["stage"] = stage
-    job.meta["box"] = _current_station().settings.box_name
+    job.meta["box"] = settings.box_name
     job.save_meta()
     key = box_status_key(job.origin)
     if stage.startswith("cooling down"):
-        job.connection.set(key, stage, ex=int(get_settings().cooldown_sleep_s * 2) + 10)
+        job.connection.set(key, stage, ex=int(settings.cooldown_sleep_s * 2) + 10)
     else:
         job.connection.delete(key)
 

@@ -51,15 +51,16 @@ class Station:
         return self.runners[entry.runner]
 
     def refresh_catalog(self, max_age_s: float = 60.0) -> Catalog:
+        """The catalog, looked up again (and published) once it is older than `max_age_s`."""
         if time.monotonic() - self.catalog_at > max_age_s:
             self.catalog = current_catalog(self.settings, self.ollama)
             self.catalog_at = time.monotonic()
-        self.on_catalog(self.catalog)
+            self.on_catalog(self.catalog)
         return self.catalog
 
     def warm_up(self) -> None:
         """Load the default model and measure idle power, before any job is taken."""
-        self.refresh_catalog(max_age_s=0)
+        self.on_catalog(self.catalog)  # built a moment ago in __init__
         load_s = 0.0
         try:
             entry = self.catalog.resolve(self.settings.default_model)
