@@ -21,10 +21,10 @@ from typing import Literal
 import discord
 from discord import app_commands
 
-from joulebot.bots.chat import HELP, ChatCore, InputError, JobError, Reply, make_reply
-from joulebot.bots.discord_format import Message, render
+from joulebot.chat.core import HELP, ChatCore, InputError, JobError, Reply, make_reply
+from joulebot.chat.deliveries import Delivery
+from joulebot.chat.discord_format import Message, render
 from joulebot.config import Settings
-from joulebot.queue_worker.deliveries import Delivery
 
 log = logging.getLogger(__name__)
 

@@ -29,10 +29,10 @@ from telegram.ext import (
     filters,
 )
 
-from joulebot.bots.chat import HELP, ChatCore, InputError, JobError, Reply, make_reply
-from joulebot.bots.telegram_format import split_html, to_html, visible_text
+from joulebot.chat.core import HELP, ChatCore, InputError, JobError, Reply, make_reply
+from joulebot.chat.deliveries import Delivery
+from joulebot.chat.telegram_format import split_html, to_html, visible_text
 from joulebot.config import Settings
-from joulebot.queue_worker.deliveries import Delivery
 
 log = logging.getLogger(__name__)
 

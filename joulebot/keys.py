@@ -6,7 +6,7 @@ Kept light to import: front ends and the worker both read it.
 from __future__ import annotations
 
 PREFIX = "joulebot"
-JOB_FUNCTION = "joulebot.queue_worker.job.run_request"
+JOB_FUNCTION = "joulebot.worker.job.run_request"
 
 
 def box_status_key(queue_name: str) -> str:
