@@ -43,17 +43,27 @@ def _cli_user() -> str:
     return getpass.getuser()
 
 
-def _requests(settings: Settings, models: list[str | None], prompt: str, units: Units | None) -> list[Request]:
+BoxOption = Annotated[str | None, typer.Option("--box", help="run on this box (see `joulebot boxes`)")]
+
+
+def _requests(
+    settings: Settings, models: list[str | None], prompt: str, units: Units | None, box: str | None = None
+) -> list[Request]:
+    """Validated Requests with their box chosen (all on one box); exit 2 on bad input."""
     from joulebot.queueing.catalog import catalog_for_front_end
+    from joulebot.queueing.client import JobError, NoBox, QueueClient
 
     catalog = catalog_for_front_end(settings)
     try:
-        return [
+        requests = [
             build_request(settings, catalog, platform="cli", user_id=_cli_user(), prompt=prompt, model=m, units=units)
             for m in models
         ]
-    except InputError as exc:
+        return QueueClient(settings).route(requests, box)
+    except (InputError, NoBox) as exc:
         raise _fail(str(exc), 2) from None
+    except JobError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Result]:
@@ -95,10 +105,11 @@ def ask(
     model: Annotated[str | None, typer.Option("--model", "-m", help="model name (see `joulebot models`)")] = None,
     units: UnitsOption = None,
     as_json: JsonOption = False,
+    box: BoxOption = None,
 ) -> None:
     """Ask one model; print the answer and what it cost."""
     settings = get_settings()
-    (request,) = _requests(settings, [model], prompt, units)
+    (request,) = _requests(settings, [model], prompt, units, box)
     (result,) = _run(settings, [request], quiet=as_json)
     if as_json:
         out.print_json(result.model_dump_json())
@@ -115,10 +126,11 @@ def compare(
     prompt: Annotated[str, typer.Argument(help="what to ask both")],
     units: UnitsOption = None,
     as_json: JsonOption = False,
+    box: BoxOption = None,
 ) -> None:
-    """Ask two models the same thing, one after the other on the same worker."""
+    """Ask two models the same thing, one after the other on the same box (so the ratio is fair)."""
     settings = get_settings()
-    requests = _requests(settings, [model_a, model_b], prompt, units)
+    requests = _requests(settings, [model_a, model_b], prompt, units, box)
     a, b = _run(settings, requests, quiet=as_json)
     if as_json:
         out.print_json(json.dumps({"a": a.model_dump(mode="json"), "b": b.model_dump(mode="json")}))
@@ -130,6 +142,34 @@ def compare(
         out.print(footer(result), markup=False)
         out.print()
     out.print(energy_ratio(a, b), markup=False)
+
+
+@app.command()
+def boxes(as_json: JsonOption = False) -> None:
+    """Every measurement box, alive or lately seen: zone, intensity, meters, models, queue and state."""
+    import redis
+
+    from joulebot.chat.boxes import box_lines
+    from joulebot.queueing import connection as conn
+    from joulebot.queueing.fleet import Fleet
+
+    settings = get_settings()
+    connection = conn.connect(settings, retries=0)
+    try:
+        views = Fleet(connection, settings.worker_lost_after_s).boxes() if conn.is_up(connection) else []
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise _fail(f"the queue is unavailable ({conn.describe(settings)}): {type(exc).__name__}") from None
+    if as_json:
+        out.print_json(json.dumps([v.model_dump(mode="json") for v in views]))
+        return
+    if not views:
+        where = (
+            "the embedded box starts on the first question" if settings.embedded_redis else "start `joulebot worker`"
+        )
+        out.print(f"no box has announced itself yet ({where})", markup=False)
+        return
+    for line in box_lines(views, brief=False):
+        out.print(line, markup=False)
 
 
 models_app = typer.Typer(help="The models this box can run (and, for admins, pulling more).")
@@ -249,27 +289,31 @@ def history(
 
 
 @app.command()
-def stats(as_csv: Annotated[bool, typer.Option("--csv", help="per model and category, as CSV")] = False) -> None:
-    """Which model is greener for which kind of task: mean SCI and energy per answer."""
-    from joulebot.campaign.runner import table
+def stats(
+    as_csv: Annotated[bool, typer.Option("--csv", help="per box, model and category, as CSV")] = False,
+    box: Annotated[str | None, typer.Option("--box", help="only this box (default: one table per box)")] = None,
+) -> None:
+    """Which model is greener for which kind of task, per box: mean SCI and energy per answer."""
+    from joulebot.campaign.runner import print_tables
     from joulebot.history import HistoryStore
     from joulebot.history.categories import accuracy
     from joulebot.history.store import CategoryStats
 
-    rows = HistoryStore.open(get_settings().sqlalchemy_url).category_stats()
+    store = HistoryStore.open(get_settings().sqlalchemy_url)
+    known = store.boxes()
+    if box is not None and box not in known:
+        raise _fail(f"no measurements from box {box!r}; boxes in history: {', '.join(known) or 'none'}", 2)
+    per_box = {name: store.category_stats(box=name) for name in ([box] if box else known)}
     if as_csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(CategoryStats.model_fields))
+        writer = csv.DictWriter(sys.stdout, fieldnames=["box", *CategoryStats.model_fields])
         writer.writeheader()
-        writer.writerows(r.model_dump() for r in rows)
+        writer.writerows({"box": name, **r.model_dump()} for name, rows in per_box.items() for r in rows)
         return
-    if not rows:
+    if not any(per_box.values()):
         out.print("no measurements yet", markup=False)
         return
     overall, _ = accuracy()
-    out.print("mean SCI per answer (g CO2e):", markup=False)
-    out.print(table(rows, lambda r: r.mean_sci_g), markup=False)
-    out.print("\nmean energy per answer (J, total):", markup=False)
-    out.print(table(rows, lambda r: r.mean_total_j), markup=False)
+    print_tables(out, per_box)
     out.print(f"\ncategories come from a keyword classifier ({overall:.0%} right on the shipped prompt sets)",
               markup=False)  # fmt: skip
 
@@ -281,15 +325,17 @@ def bench(
     n: Annotated[int, typer.Option("--n", min=1, max=50, help="prompts per category")] = 50,
     run: Annotated[str, typer.Option(help="run name: the same name resumes an interrupted run")] = "default",
     out_dir: Annotated[Path, typer.Option("--out", help="where the CSV and the heatmap go")] = Path("bench-out"),
+    boxes: Annotated[str | None, typer.Option("--boxes", help="comma-separated boxes: the run on each")] = None,
 ) -> None:
-    """Run the shipped prompt sets through the real queue and worker; print the model × task table."""
+    """Run the shipped prompt sets through the real queue and worker; print the model × task table per box."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from joulebot.campaign.runner import heatmap, plan, run_bench, table, write_csv
+    from joulebot.campaign.runner import heatmap, plan, print_tables, run_bench, write_csv
 
     settings = get_settings()
+    chosen = [b.strip() for b in boxes.split(",") if b.strip()] if boxes else None
     try:
-        requests = plan(settings, models.split(","), [c.strip() for c in categories.split(",")], n, run)
+        requests = plan(settings, models.split(","), [c.strip() for c in categories.split(",")], n, run, chosen)
     except InputError as exc:
         raise _fail(str(exc), 2) from None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -313,15 +359,14 @@ def bench(
         err.print(f"  failed: {failure}", markup=False)
     if not outcome.stats:
         raise _fail("no measurements to show")
-    out.print("\nmean SCI per answer (g CO2e):", markup=False)
-    out.print(table(outcome.stats, lambda r: r.mean_sci_g), markup=False)
-    out.print("\nmean energy per answer (J, total):", markup=False)
-    out.print(table(outcome.stats, lambda r: r.mean_total_j), markup=False)
+    print_tables(out, outcome.stats)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_csv(outcome.stats, out_dir / f"{run}.csv")
-    drawn = heatmap(outcome.stats, out_dir / f"{run}.png")
-    out.print(f"\nwrote {out_dir / f'{run}.csv'}" + (f" and {out_dir / f'{run}.png'}" if drawn else
-              " (pip install 'joulebot[bench]' for the heatmap)"), markup=False)  # fmt: skip
+    for box, rows in outcome.stats.items():
+        name = run if len(outcome.stats) == 1 else f"{run}-{box}"
+        write_csv(rows, out_dir / f"{name}.csv")
+        drawn = heatmap(rows, out_dir / f"{name}.png")
+        out.print(f"\nwrote {out_dir / f'{name}.csv'}" + (f" and {out_dir / f'{name}.png'}" if drawn else
+                  " (pip install 'joulebot[bench]' for the heatmap)"), markup=False)  # fmt: skip
 
 
 @app.command()

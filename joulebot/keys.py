@@ -47,3 +47,28 @@ def deliveries_key(platform: str) -> str:
 def user_deliveries_key(platform: str, user_id: str) -> str:
     """The request ids one user still waits for on a platform (a set)."""
     return f"{deliveries_key(platform)}:user:{user_id}"
+
+
+def box_profiles_key() -> str:
+    """Every box's profile (a hash: box name -> JSON), written by its worker's heartbeat."""
+    return f"{PREFIX}:box-profiles"
+
+
+def box_seen_key() -> str:
+    """When each box's heartbeat last beat (a hash: box name -> Redis server time, seconds)."""
+    return f"{PREFIX}:box-seen"
+
+
+def box_queues_key() -> str:
+    """The queue each box serves (a hash: box name -> queue name)."""
+    return f"{PREFIX}:box-queues"
+
+
+def rq_queue_key(queue_name: str) -> str:
+    """RQ's list of a queue's waiting job ids (RQ's own key, read by the routing script)."""
+    return f"rq:queue:{queue_name}"
+
+
+def rq_started_key(queue_name: str) -> str:
+    """RQ's registry of a queue's running jobs (RQ's own key, read by the routing script)."""
+    return f"rq:wip:{queue_name}"

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
+
 from joulebot.chat.build import InputError
 from joulebot.chat.footer import sig
 from joulebot.config import Settings
@@ -21,12 +23,12 @@ from joulebot.history.categories import CATEGORIES, prompt_set
 from joulebot.history.store import CategoryStats
 from joulebot.models import ModelUnavailable, UnknownModelError
 from joulebot.queueing.catalog import catalog_for_front_end
-from joulebot.queueing.client import JobError, QueueClient
+from joulebot.queueing.client import JobError, NoBox, QueueClient
 
 
 @dataclass
 class BenchOutcome:
-    stats: list[CategoryStats]
+    stats: dict[str, list[CategoryStats]]  # per box: energy on two boxes is not one population
     ran: int
     skipped: int  # already measured by an earlier, interrupted run
     failed: list[str]
@@ -36,8 +38,10 @@ def bench_prefix(run: str) -> str:
     return f"bench-{run}-"
 
 
-def plan(settings: Settings, models: list[str], categories: list[str], n: int, run: str) -> list[Request]:
-    """The Requests of a run, in order, without the ones already measured."""
+def plan(
+    settings: Settings, models: list[str], categories: list[str], n: int, run: str, boxes: list[str] | None = None
+) -> list[Request]:
+    """The Requests of a run, in order, each with its box chosen; one set per box when `boxes` are named."""
     catalog = catalog_for_front_end(settings)
     try:
         entries = [catalog.resolve(m) for m in models]
@@ -46,20 +50,27 @@ def plan(settings: Settings, models: list[str], categories: list[str], n: int, r
     unknown = [c for c in categories if c not in CATEGORIES]
     if unknown:
         raise InputError(f"unknown category {unknown[0]!r} (known: {', '.join(CATEGORIES)})")
-    return [
-        Request(
-            id=f"{bench_prefix(run)}{entry.name}-{category}-{index:02d}",
-            platform="bench",
-            user_id=run,
-            model=entry.name,
-            prompt=prompt,
-            category=category,
-            max_tokens=settings.max_tokens,
-        )
-        for entry in entries
-        for category in categories
-        for index, prompt in enumerate(prompt_set(category)[:n])
-    ]
+    client = QueueClient(settings)
+    requests = []
+    for box in boxes or [None]:
+        where = f"{box}-" if box else ""
+        for entry in entries:
+            for category in categories:
+                for index, prompt in enumerate(prompt_set(category)[:n]):
+                    request = Request(
+                        id=f"{bench_prefix(run)}{where}{entry.name}-{category}-{index:02d}",
+                        platform="bench",
+                        user_id=run,
+                        model=entry.name,
+                        prompt=prompt,
+                        category=category,
+                        max_tokens=settings.max_tokens,
+                    )
+                    try:
+                        requests += client.route([request], box)
+                    except NoBox as exc:
+                        raise InputError(str(exc)) from None
+    return requests
 
 
 def run_bench(
@@ -85,7 +96,20 @@ def run_bench(
         except JobError as exc:
             failed.append(f"{request.id}: {exc}")
         tick(request.id)
-    return BenchOutcome(history.category_stats(bench_prefix(run)), len(todo), len(requests) - len(todo), failed)
+    prefix = bench_prefix(run)
+    per_box = {box: history.category_stats(prefix, box=box) for box in history.boxes()}
+    return BenchOutcome({b: rows for b, rows in per_box.items() if rows}, len(todo), len(requests) - len(todo), failed)
+
+
+def print_tables(console: Console, per_box: dict[str, list[CategoryStats]]) -> None:
+    """One table per box, never one across boxes (a GPU box and a CPU box are not one population)."""
+    for box, rows in per_box.items():
+        if not rows:
+            continue
+        console.print(f"\n── box {box} ──\nmean SCI per answer (g CO2e):", markup=False)
+        console.print(table(rows, lambda r: r.mean_sci_g), markup=False)
+        console.print("\nmean energy per answer (J, total):", markup=False)
+        console.print(table(rows, lambda r: r.mean_total_j), markup=False)
 
 
 def table(stats: list[CategoryStats], value: Callable[[CategoryStats], float | None], digits: int = 4) -> str:

@@ -65,8 +65,16 @@ def model_line(result: Result) -> str:
     return " · ".join(parts)
 
 
+def routing_line(result: Result) -> str | None:
+    """Which box answered and why it was chosen (fleets only: one box needs no reason)."""
+    routing = result.routing
+    return None if routing is None else f"📍 {result.box}: {routing.reason}"
+
+
 def footer(result: Result, units: Units | None = None) -> str:
     lines = [energy_line(result.energy, units or result.request.units), carbon_line(result), model_line(result)]
+    if (where := routing_line(result)) is not None:
+        lines.append(where)
     if result.hint:
         lines.append(f"💡 {result.hint}")
     if result.history_error:

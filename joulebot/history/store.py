@@ -183,8 +183,8 @@ class HistoryStore:
             session.commit()
             return len(rows)
 
-    def model_stats(self) -> list[ModelStats]:
-        """Per-model averages over every exchange with a measured or estimated total."""
+    def model_stats(self, box: str | None = None) -> list[ModelStats]:
+        """Per-model averages over every exchange with a measured or estimated total (on one box, if named)."""
         with Session(self.engine) as session:
             query = (
                 select(
@@ -200,6 +200,8 @@ class HistoryStore:
                 .group_by(Exchange.model)
                 .order_by(func.avg(Exchange.energy_total_j))
             )
+            if box is not None:
+                query = query.where(Exchange.box == box)
             rows = session.exec(query).all()
         return [
             ModelStats(
@@ -213,8 +215,8 @@ class HistoryStore:
             for model, n, total, attributable, sci, energy, tokens in rows
         ]
 
-    def category_stats(self, request_id_prefix: str | None = None) -> list[CategoryStats]:
-        """Per model and task category, over every exchange with a total energy (or one run's)."""
+    def category_stats(self, request_id_prefix: str | None = None, box: str | None = None) -> list[CategoryStats]:
+        """Per model and task category, over every exchange with a total energy (or one run's, or one box's)."""
         columns = (
             Exchange.model, Exchange.category, Exchange.energy_total_j, Exchange.energy_attributable_j,
             Exchange.operational_g, Exchange.sci_g, Exchange.completion_tokens,
@@ -222,19 +224,28 @@ class HistoryStore:
         query = select(*columns).where(Exchange.energy_total_j.is_not(None))  # type: ignore[union-attr]
         if request_id_prefix:
             query = query.where(Exchange.request_id.startswith(request_id_prefix))  # type: ignore[attr-defined]
+        if box is not None:
+            query = query.where(Exchange.box == box)
         groups: dict[tuple[str, str], list] = {}
         with Session(self.engine) as session:
             for row in session.exec(query).all():
                 groups.setdefault((row[0], row[1]), []).append(row)
         return [_summarise(model, category, rows) for (model, category), rows in sorted(groups.items())]
 
-    def greener_hint(self, category: str, model: str, candidates: list[str], min_answers: int = 5) -> str | None:
-        """'for translation, tinyllama averaged 9× less energy than mistral here', when it did (≥ 2×)."""
+    def greener_hint(
+        self, category: str, model: str, candidates: list[str], min_answers: int = 5, box: str | None = None
+    ) -> str | None:
+        """'for translation, tinyllama averaged 9× less energy than mistral here', when it did (≥ 2×).
+
+        With `box`, only that box's answers count: a GPU box and a CPU box are not one population.
+        """
         query = (
             select(Exchange.model, func.count(), func.avg(Exchange.energy_total_j))
             .where(Exchange.category == category, Exchange.energy_total_j.is_not(None))  # type: ignore[union-attr]
             .group_by(Exchange.model)
         )
+        if box is not None:
+            query = query.where(Exchange.box == box)
         with Session(self.engine) as session:
             means = {m: avg for m, n, avg in session.exec(query).all() if n >= min_answers}
         others = {m: means[m] for m in candidates if m in means and m != model}
@@ -244,6 +255,29 @@ class HistoryStore:
         if others[best] <= 0 or means[model] / others[best] < 2:
             return None
         return f"for {category}, {best} averaged {means[model] / others[best]:.0f}× less energy than {model} here"
+
+    def box_means(self, box: str) -> list[dict]:
+        """One box's mean total energy and answer time per model and task (what routing expects)."""
+        query = (
+            select(
+                Exchange.model,
+                Exchange.category,
+                func.count(),
+                func.avg(Exchange.energy_total_j),
+                func.avg(Exchange.seconds),
+            )
+            .where(Exchange.box == box, Exchange.energy_total_j.is_not(None))  # type: ignore[union-attr]
+            .group_by(Exchange.model, Exchange.category)
+        )
+        with Session(self.engine) as session:
+            rows = session.exec(query).all()
+        return [{"model": m, "category": c, "answers": n, "mean_total_j": j, "mean_seconds": s}
+                for m, c, n, j, s in rows]  # fmt: skip
+
+    def boxes(self) -> list[str]:
+        """Every box that has answers in history."""
+        with Session(self.engine) as session:
+            return sorted(session.exec(select(Exchange.box).distinct()).all())
 
     def request_ids(self, prefix: str) -> set[str]:
         with Session(self.engine) as session:
@@ -260,9 +294,7 @@ class HistoryStore:
         """Retention: prompts and answers older than `days` are deleted; the measurements stay."""
         cutoff = datetime.now(UTC) - timedelta(days=days)
         with Session(self.engine) as session:
-            rows = session.exec(
-                select(Exchange).where(Exchange.started_at < cutoff, Exchange.prompt != "")
-            ).all()
+            rows = session.exec(select(Exchange).where(Exchange.started_at < cutoff, Exchange.prompt != "")).all()
             for row in rows:
                 _scrub(row)
                 session.add(row)

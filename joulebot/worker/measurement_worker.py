@@ -40,6 +40,7 @@ from joulebot.queueing import connection as conn
 from joulebot.queueing.box_lock import BoxLock, BoxTaken
 from joulebot.queueing.catalog import publish_catalog
 from joulebot.queueing.embedded import claim_pid_file, release_pid_file
+from joulebot.queueing.fleet import Fleet
 from joulebot.worker.heartbeat import REDIS_ERRORS, Heartbeat
 from joulebot.worker.job import serving
 from joulebot.worker.outbox import HistoryOutbox
@@ -206,6 +207,8 @@ def serve(settings: Settings, idle_exit_s: int | None = None, burst: bool = Fals
         heartbeat.start()
         try:
             station = _warm_station(settings, control)
+            heartbeat.profile = station.profile  # from now on each beat publishes the box's profile
+            heartbeat.beat()
             _dequeue_loop(settings, station, conn.queue_for(settings, control), heartbeat, idle_exit_s, burst)
         finally:
             heartbeat.stop()
@@ -218,6 +221,7 @@ def _warm_station(settings: Settings, control: redis.Redis) -> Station:
         station.on_catalog = lambda catalog: publish_catalog(control, settings.queue_name, catalog)
         station.outbox = HistoryOutbox(control, settings.queue_name)
         station.warm_up()
+        Fleet(control, settings.worker_lost_after_s).forget_older_than(settings.box_forget_after_s)
     except REDIS_ERRORS as exc:
         raise WorkerExit(1, f"lost Redis ({conn.describe(settings)}) while starting: {type(exc).__name__}") from None
     return station

@@ -7,6 +7,8 @@ history store keeps its engine. `run()` turns one Request into one Result.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,6 +24,7 @@ from joulebot.metering.temperature import wait_until_cool
 from joulebot.models import Catalog, ModelEntry, Runner, RunnerError
 from joulebot.models.inventory import current_catalog, ollama_runner
 from joulebot.models.llamacpp_runner import LlamaCppRunner
+from joulebot.queueing.fleet import BoxModel, BoxProfile, MeanEnergy
 from joulebot.worker.outbox import HistoryOutbox
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,38 @@ class Station:
         self.history = history or HistoryStore.open(settings.sqlalchemy_url)
         self.intensity = IntensityProvider.from_settings(settings)
         self.embodied = Embodied.from_settings(settings)
+        self.state = "starting"  # what the box does now, for its profile
+        self.means: list[MeanEnergy] = []  # this box's measured means, refreshed after each answer
+
+    def profile(self) -> BoxProfile:
+        """What the fleet's front ends need to route to this box (published by the heartbeat)."""
+        intensity = self.intensity.current()  # cached by the provider: a live fetch every few minutes at most
+        scope = "wall" if self.box.wall else "components" if self.box.components else "estimate"
+        return BoxProfile(
+            box=self.settings.box_name,
+            queue=self.settings.queue_name,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            zone=intensity.zone,
+            intensity_g_per_kwh=intensity.g_per_kwh,
+            intensity_provenance=intensity.provenance,
+            intensity_label=intensity.label(),
+            meter_scope=scope,
+            meters=[m.describe() for m in self.box.meters],
+            models=[
+                BoxModel(name=e.name, size=e.size_label(), parameters_b=e.parameters_b)
+                for e in self.catalog.available()
+            ],
+            state=self.state,
+            means=self.means,
+            embodied_g_per_s=self.embodied.share_g(1.0),
+        )
+
+    def refresh_means(self) -> None:
+        try:
+            self.means = [MeanEnergy.model_validate(row) for row in self.history.box_means(self.settings.box_name)]
+        except Exception as exc:  # history down: keep the last known means
+            log.info("could not read this box's means: %s", type(exc).__name__)
 
     def runner_for(self, entry: ModelEntry) -> Runner:
         return self.runners[entry.runner]
@@ -75,6 +110,8 @@ class Station:
             "warm: %s loaded in %.2f s; idle %.2f W (%s, %.1f s)",
             entry.name if entry else "no model", load_s, idle.watts, idle.source, idle.seconds,
         )  # fmt: skip
+        self.refresh_means()
+        self.state = "idle"
 
     def prepare(self, stage: StageCallback) -> None:
         """Before a job: wait while the box is too hot, and refresh a stale idle baseline."""
@@ -96,6 +133,16 @@ class Station:
             self.box.measure_idle(self.settings.idle_baseline_s)
 
     def run(self, request: Request, stage: StageCallback = lambda _: None) -> Result:
+        def staged(name: str) -> None:
+            self.state = name
+            stage(name)
+
+        try:
+            return self._run(request, staged)
+        finally:
+            self.state = "idle"
+
+    def _run(self, request: Request, stage: StageCallback) -> Result:
         try:
             entry = self.refresh_catalog().resolve(request.model)
         except LookupError:  # pulled or removed since the last look: look again before refusing
@@ -132,7 +179,8 @@ class Station:
         try:
             result.exchange_id = self.history.record(result)
             others = [e.name for e in self.catalog.available()]
-            result.hint = self.history.greener_hint(result.category, result.model, others)
+            result.hint = self.history.greener_hint(result.category, result.model, others, box=result.box)
+            self.refresh_means()
         except Exception as exc:  # the answer still goes out; what happens to the record is said
             log.warning("could not store exchange %s: %s", request.id, type(exc).__name__)
             if self.outbox is not None:
