@@ -160,7 +160,7 @@ def boxes(as_json: JsonOption = False) -> None:
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise _fail(f"the queue is unavailable ({conn.describe(settings)}): {type(exc).__name__}") from None
     if as_json:
-        out.print_json(json.dumps([v.model_dump(mode="json") for v in views]))
+        out.print_json(json.dumps([v.as_json() for v in views]))
         return
     if not views:
         where = (

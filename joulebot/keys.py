@@ -59,6 +59,11 @@ def box_seen_key() -> str:
     return f"{PREFIX}:box-seen"
 
 
+def box_profile_versions_key() -> str:
+    """How often each box's profile changed (a hash: box name -> counter), so readers skip unchanged ones."""
+    return f"{PREFIX}:box-profile-versions"
+
+
 def box_queues_key() -> str:
     """The queue each box serves (a hash: box name -> queue name)."""
     return f"{PREFIX}:box-queues"

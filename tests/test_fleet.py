@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 from conftest import CONFIG_VARS, POSTGRES_URL, _server_missing, make_settings
-from standins import ElectricityMapsStandIn, OllamaStandIn, PrivateRedis
+from standins import BotApiStandIn, ElectricityMapsStandIn, OllamaStandIn, PrivateRedis
 
 from joulebot.chat.build import build_request
 from joulebot.chat.footer import footer
@@ -274,6 +274,63 @@ def test_stats_are_per_box(three):
     assert unknown.returncode == 2 and "boxes in history: box-de, box-fr, box-pl" in unknown.stderr
 
 
+def test_the_benchmark_fans_out_over_boxes_with_one_table_each(three, tmp_path):
+    ran = three.cli("bench", "--models", "tinyllama", "--categories", "math,sql", "--n", "1", "--run", "fan",
+                    "--boxes", "box-fr,box-pl", "--out", str(tmp_path))  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert "4 answers measured" in ran.stdout
+    assert "── box box-fr ──" in ran.stdout and "── box box-pl ──" in ran.stdout and "box-de" not in ran.stdout
+    for box in ("box-fr", "box-pl"):
+        rows = (tmp_path / f"fan-{box}.csv").read_text().splitlines()
+        assert rows[0].startswith("model,category") and len(rows) == 3  # math and sql, this box only
+    refused = three.cli("bench", "--models", "llama3", "--n", "1", "--boxes", "box-pl", "--run", "no")
+    assert refused.returncode == 2 and "box box-pl does not offer llama3" in refused.stderr
+
+
+# --- chat --------------------------------------------------------------------------------------
+
+
+def test_telegram_lists_the_boxes_and_a_user_pins_one(three):
+    token = "123456:FLEET-token"
+    api = BotApiStandIn(token)
+    env = three._env(TELEGRAM_BOT_TOKEN=token, TELEGRAM_API_BASE_URL=api.base_url, DEFAULT_MODEL="llama3")
+    bot = subprocess.Popen([sys.executable, "-m", "joulebot", "telegram"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
+    try:
+        api.message(601, "/boxes")
+        _, listing = api.wait_for(lambda m, p: m == "sendMessage" and p["text"].startswith("Measurement boxes"))
+        assert "box-fr — live" in listing["text"] and "FR 50 g/kWh" in listing["text"]
+        assert "box-pl — live" in listing["text"] and "tinyllama (1.1B)" in listing["text"]
+        api.message(601, "/models")
+        _, models = api.wait_for(lambda m, p: m == "sendMessage" and p["text"].startswith("Models on the live boxes"))
+        llama3 = next(line for line in models["text"].splitlines() if line.startswith("• llama3 (8.0B, "))
+        assert "box-fr" in llama3 and "box-de" in llama3 and "box-pl" not in llama3
+        api.message(601, "/box box-xx")
+        api.wait_for(lambda m, p: m == "sendMessage" and p["text"] == "no live box named 'box-xx'; "
+                     "live boxes: box-de, box-fr, box-pl")  # fmt: skip
+        api.message(601, "/box box-de")
+        api.wait_for(lambda m, p: m == "sendMessage" and p["text"].startswith("Your questions now go to box-de"))
+        api.message(601, "Capital of Austria?")
+        _, answer = api.wait_for(lambda m, p: m == "editMessageText" and "📍" in p["text"], timeout=90)
+        assert "📍 box-de: pinned, 400 g/kWh" in answer["text"]
+        api.message(601, "/box auto")
+        api.wait_for(lambda m, p: m == "sendMessage" and p["text"].startswith("Your questions go to the box chosen"))
+        api.message(601, "Capital of Hungary?")
+
+        # routing decides again (which box depends on what the earlier tests measured on each)
+        def second_answer(method: str, params: dict) -> bool:
+            later = method == "editMessageText" and params["message_id"] != answer["message_id"]
+            return later and "📍" in params["text"]
+
+        _, routed = api.wait_for(second_answer, timeout=90)
+        assert "📍 box-de: pinned" not in routed["text"] and "lowest" in routed["text"]
+    finally:
+        bot.send_signal(signal.SIGINT)
+        logs, _ = bot.communicate(timeout=30)
+        api.close()
+    assert "Traceback" not in logs and token.split(":")[1] not in logs, logs
+
+
 # --- failover ----------------------------------------------------------------------------------
 
 
@@ -341,7 +398,7 @@ def _view(name: str, g_per_kwh: float, means: list[tuple[str, str, int, float]] 
         models=[BoxModel(name=m, size="8.0B", parameters_b=8.0) for m in models],
         means=[MeanEnergy(model=m, category=c, answers=n, mean_total_j=j, mean_seconds=10.0) for m, c, n, j in means],
     )  # fmt: skip
-    return BoxView(profile=profile, seen_age_s=1.0 if live else 600.0, queued=queued, running=0, live=live)
+    return BoxView(profile, seen_age_s=1.0 if live else 600.0, queued=queued, running=0, live=live)
 
 
 def test_expected_co2e_beats_intensity_when_both_boxes_have_measured_it():

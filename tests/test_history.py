@@ -59,11 +59,15 @@ def test_unknown_energy_is_stored_as_null_not_zero(store):
 
 
 def test_preferences_persist_per_user(store):
-    assert store.preferences("telegram", "42") == (None, None)
+    assert store.preferences("telegram", "42") == (None, None, None)
     store.set_preferences("telegram", "42", model="tinyllama")
     store.set_preferences("telegram", "42", units="watts")
-    assert store.preferences("telegram", "42") == ("tinyllama", "watts")
-    assert store.preferences("discord", "42") == (None, None)
+    assert store.preferences("telegram", "42") == ("tinyllama", "watts", None)
+    store.set_preferences("telegram", "42", box="box-fr")
+    assert store.preferences("telegram", "42") == ("tinyllama", "watts", "box-fr")
+    store.set_preferences("telegram", "42", box="")  # /box auto
+    assert store.preferences("telegram", "42")[2] is None
+    assert store.preferences("discord", "42") == (None, None, None)
 
 
 def test_forget_scrubs_prompts_and_answers_but_keeps_anonymous_measurements(store):

@@ -280,6 +280,16 @@ class DiscordBot(discord.Client):
             text = await asyncio.to_thread(core.stats_text)
             await interaction.response.send_message(text[:2000], allowed_mentions=NO_MENTIONS)
 
+        @tree.command(description="The measurement boxes: grid, intensity, meters, queue")
+        async def boxes(interaction: discord.Interaction) -> None:
+            await private(interaction, core.boxes_text)
+
+        @tree.command(description="Pin the box that answers you (a name), or let joulebot choose (auto)")
+        @app_commands.describe(name="a box from /boxes, or auto")
+        async def box(interaction: discord.Interaction, name: str | None = None) -> None:
+            user_id = str(interaction.user.id)
+            await private(interaction, lambda: core.box_text(user_id, name or ""))
+
         @tree.command(description="What joulebot does")
         async def help(interaction: discord.Interaction) -> None:
             await interaction.response.send_message(HELP.replace("/compare model_a model_b prompt", "/compare"),

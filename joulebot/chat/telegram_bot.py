@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 STATUS_EDIT_INTERVAL_S = 2.0
 SEND_ATTEMPTS = 6
-COMMANDS = ("start", "help", "ask", "compare", "model", "models", "units", "history", "stats", "forget")
+COMMANDS = ("start", "help", "ask", "compare", "model", "models", "units", "history", "stats", "boxes", "box",
+            "forget")  # fmt: skip
 
 
 def _seconds(retry_after) -> float:
@@ -282,6 +283,13 @@ class TelegramBot:
 
     async def _cmd_stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._reply(update.effective_message, self.core.stats_text)
+
+    async def _cmd_boxes(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._reply(update.effective_message, self.core.boxes_text)
+
+    async def _cmd_box(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        user_id, wanted = str(update.effective_user.id), self._argument(update.effective_message)
+        await self._reply(update.effective_message, lambda: self.core.box_text(user_id, wanted))
 
     async def _cmd_forget(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         buttons = [[InlineKeyboardButton("Yes, delete", callback_data="forget:yes"),

@@ -145,24 +145,34 @@ class HistoryStore:
             )
             return list(session.exec(query).all())
 
-    def preferences(self, platform: str, platform_user_id: str) -> tuple[str | None, str | None]:
-        """(default model, units) the user chose, None where they did not. A read only: no user row is made."""
+    def preferences(self, platform: str, platform_user_id: str) -> tuple[str | None, str | None, str | None]:
+        """(default model, units, pinned box) the user chose, None where they did not. A read only: no user
+        row is made."""
         with Session(self.engine) as session:
-            query = select(User.default_model, User.units).where(
+            query = select(User.default_model, User.units, User.box).where(
                 User.platform == platform, User.platform_user_id == platform_user_id
             )
             row = session.exec(query).first()
-        return (row[0], row[1]) if row else (None, None)
+        return (row[0], row[1], row[2]) if row else (None, None, None)
 
     def set_preferences(
-        self, platform: str, platform_user_id: str, *, model: str | None = None, units: str | None = None
+        self,
+        platform: str,
+        platform_user_id: str,
+        *,
+        model: str | None = None,
+        units: str | None = None,
+        box: str | None = None,
     ) -> None:
+        """Set what is given; `box=""` unpins (routing decides again)."""
         with Session(self.engine) as session:
             user = self._user(session, platform, platform_user_id)
             if model is not None:
                 user.default_model = model
             if units is not None:
                 user.units = units
+            if box is not None:
+                user.box = box or None
             session.add(user)
             session.commit()
 
@@ -178,7 +188,7 @@ class HistoryStore:
                 _scrub(row)
                 row.user_id = None
                 session.add(row)
-            user.default_model = user.units = None
+            user.default_model = user.units = user.box = None
             session.add(user)
             session.commit()
             return len(rows)

@@ -22,6 +22,7 @@ class User(SQLModel, table=True):
     platform_user_id: str = Field(max_length=64)
     default_model: str | None = Field(default=None, max_length=128)
     units: str | None = Field(default=None, max_length=16)
+    box: str | None = Field(default=None, max_length=128)  # pinned with /box NAME; None: routing decides
     created_at: datetime = Field(default_factory=_now)
 
 

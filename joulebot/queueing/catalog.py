@@ -35,7 +35,7 @@ def catalog_for_front_end(settings: Settings, connection: redis.Redis | None = N
             connection = None
     if connection is not None:
         try:
-            if not settings.embedded_redis and (fleet := fleet_catalog(settings, connection)) is not None:
+            if not settings.follows_one_queue and (fleet := fleet_catalog(settings, connection)) is not None:
                 return fleet
             raw = connection.get(catalog_key(settings.queue_name))
         except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):

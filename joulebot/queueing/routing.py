@@ -54,31 +54,36 @@ def _names(views: Iterable[BoxView]) -> str:
     return ", ".join(v.name for v in views) or "none"
 
 
-def _fleet_mean(views: list[BoxView], scope: str, model: str, category: str | None) -> tuple[float, float] | None:
-    """Answers-weighted mean (energy, seconds) over the boxes metered like `scope`, each with enough answers."""
-    rows = [
-        m
-        for v in views
-        if v.profile.meter_scope == scope
-        for m in v.profile.means
-        if m.model == model and m.category == category and m.answers >= MIN_ANSWERS
-    ]
-    answers = sum(m.answers for m in rows)
-    if not answers:
-        return None
-    energy = sum(m.mean_total_j * m.answers for m in rows) / answers
-    return energy, sum(m.mean_seconds * m.answers for m in rows) / answers
+class FleetMeans:
+    """The fleet's mean for one model and task per meter scope: answers-weighted over the boxes with
+    enough answers, computed only when a box lacks its own, and once per decision."""
+
+    def __init__(self, views: list[BoxView], model: str, category: str | None) -> None:
+        self.views, self.model, self.category = views, model, category
+        self._means: dict[str, tuple[float, float]] | None = None
+
+    def get(self, scope: str) -> tuple[float, float] | None:
+        if self._means is None:
+            sums: dict[str, list[float]] = {}
+            for view in self.views:
+                m = view.profile.mean(self.model, self.category)
+                if m is not None and m.answers >= MIN_ANSWERS:
+                    acc = sums.setdefault(view.profile.meter_scope, [0.0, 0.0, 0.0])
+                    acc[0] += m.mean_total_j * m.answers
+                    acc[1] += m.mean_seconds * m.answers
+                    acc[2] += m.answers
+            self._means = {key: (j / n, s / n) for key, (j, s, n) in sums.items()}
+        return self._means.get(scope)
 
 
-def expect(view: BoxView, fleet: list[BoxView], model: str, category: str | None) -> Expectation:
+def expect(view: BoxView, fleet: FleetMeans, model: str, category: str | None) -> Expectation:
     profile = view.profile
     own = profile.mean(model, category)
-    per_answer = _answer_seconds(view)
-    wait = view.load * per_answer
+    wait = view.load * _answer_seconds(view)
     if own is not None and own.answers >= MIN_ANSWERS:
         return Expectation(view, own.mean_total_j, f"measured here ({own.answers} answers)", own.mean_seconds, wait)
     seconds = profile.mean_seconds(model)
-    fleet_mean = _fleet_mean(fleet, profile.meter_scope, model, category)
+    fleet_mean = fleet.get(profile.meter_scope)
     if fleet_mean is not None:
         basis = f"mean of the {profile.meter_scope}-metered boxes"
         return Expectation(view, fleet_mean[0], basis, seconds or fleet_mean[1], wait)
@@ -87,9 +92,8 @@ def expect(view: BoxView, fleet: list[BoxView], model: str, category: str | None
 
 def _answer_seconds(view: BoxView) -> float:
     """The box's mean answer time over everything it answered (for its queue's expected wait)."""
-    means = view.profile.means
-    answers = sum(m.answers for m in means)
-    return sum(m.mean_seconds * m.answers for m in means) / answers if answers else DEFAULT_ANSWER_S
+    seconds = view.profile.answer_seconds
+    return DEFAULT_ANSWER_S if seconds is None else seconds
 
 
 def _two_figures(value: float) -> float:
@@ -115,7 +119,8 @@ def route(
     offering = [v for v in live if all(v.profile.offers(m) for m in wanted)]
     if not offering:
         raise RoutingRefused(_nobody_offers(boxes, live, wanted))
-    expectations = [expect(v, boxes, model, category) for v in offering]
+    fleet = FleetMeans(boxes, model, category)
+    expectations = [expect(v, fleet, model, category) for v in offering]
     if policy == "fastest":
         best = min(expectations, key=lambda e: (e.wait_s + (e.seconds or 0.0), e.view.load, e.intensity))
         return _decision(best, "fastest", f"shortest expected wait (~{best.wait_s:.0f} s)", len(offering), category)
@@ -172,7 +177,7 @@ def _pinned(
     if missing:
         offered = ", ".join(m.name for m in view.profile.models) or "none"
         raise RoutingRefused(f"box {view.name} does not offer {missing[0]}; it offers: {offered}")
-    chosen = expect(view, boxes, models[0], category)
+    chosen = expect(view, FleetMeans(boxes, models[0], category), models[0], category)
     return _decision(chosen, "pinned", f"pinned, {chosen.intensity:.3g} g/kWh", 1, category)
 
 

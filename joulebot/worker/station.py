@@ -64,7 +64,7 @@ class Station:
             zone=intensity.zone,
             intensity_g_per_kwh=intensity.g_per_kwh,
             intensity_provenance=intensity.provenance,
-            intensity_label=intensity.label(),
+            intensity_label=intensity.model_copy(update={"age_s": None}).label(),  # stable between fetches
             meter_scope=scope,
             meters=[m.describe() for m in self.box.meters],
             models=[
