@@ -47,3 +47,13 @@ def deliveries_key(platform: str) -> str:
 def user_deliveries_key(platform: str, user_id: str) -> str:
     """The request ids one user still waits for on a platform (a set)."""
     return f"{deliveries_key(platform)}:user:{user_id}"
+
+
+def commands_key(platform: str, queue_name: str) -> str:
+    """The digest of the slash commands last registered with the platform (Discord: 200 a day)."""
+    return f"{PREFIX}:{platform}:commands:{queue_name}"
+
+
+def rate_key(platform: str, user_id: str, minute: int) -> str:
+    """Prompts one user sent in one calendar minute (expires after two)."""
+    return f"{PREFIX}:rate:{platform}:{user_id}:{minute}"

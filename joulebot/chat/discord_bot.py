@@ -153,13 +153,11 @@ class DiscordBot(discord.Client):
 
     async def sync_commands(self, force: bool = False, sync: Callable[[], Awaitable[object]] | None = None) -> bool:
         """Register the commands with Discord only when they changed (200 creations a day per guild)."""
-        key = f"joulebot:discord:commands:{self.settings.queue_name}"
         current = self.commands_hash()
-        stored = await asyncio.to_thread(self.core.client.connection.get, key)
-        if not force and stored is not None and stored.decode() == current:
+        if not force and await asyncio.to_thread(self.core.commands_registered, current):
             return False
         await (sync or self.tree.sync)()
-        await asyncio.to_thread(self.core.client.connection.set, key, current)
+        await asyncio.to_thread(self.core.note_commands_registered, current)
         log.info("slash commands registered")
         return True
 
@@ -171,7 +169,7 @@ class DiscordBot(discord.Client):
         if self._resumed:
             return
         self._resumed = True
-        for delivery in await asyncio.to_thread(self.core.deliveries.pending):
+        for delivery in await asyncio.to_thread(self.core.pending_deliveries):
             asyncio.get_running_loop().create_task(self.follow(delivery, self.resumed_target(delivery)))
 
     def resumed_target(self, delivery: Delivery) -> ReplyTarget:
@@ -207,17 +205,14 @@ class DiscordBot(discord.Client):
         except discord.HTTPException as exc:
             log.error("could not deliver to channel %s (%s); kept for the next start", delivery.chat_id, exc)
             return
-        await asyncio.to_thread(self.core.deliveries.done, delivery)
+        await asyncio.to_thread(self.core.delivered, delivery)
 
     # -- commands -------------------------------------------------------------
     def _register(self) -> None:
         tree, core = self.tree, self.core
 
         async def private(interaction: discord.Interaction, produce: Callable[[], str]) -> None:
-            try:
-                text = await asyncio.to_thread(produce)
-            except InputError as exc:
-                text = str(exc)
+            text = await core.text_of(produce)
             await interaction.response.send_message(text[:2000], ephemeral=True, allowed_mentions=NO_MENTIONS)
 
         async def model_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
