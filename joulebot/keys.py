@@ -70,10 +70,16 @@ def box_queues_key() -> str:
 
 
 def rq_queue_key(queue_name: str) -> str:
-    """RQ's list of a queue's waiting job ids (RQ's own key, read by the routing script)."""
+    """RQ's list of a queue's waiting job ids (RQ's own key; the fleet's read script spells it, and
+    RQ's started registry `rq:wip:<queue>`, itself)."""
     return f"rq:queue:{queue_name}"
 
 
-def rq_started_key(queue_name: str) -> str:
-    """RQ's registry of a queue's running jobs (RQ's own key, read by the routing script)."""
-    return f"rq:wip:{queue_name}"
+def commands_key(platform: str, queue_name: str) -> str:
+    """The digest of the slash commands last registered with the platform (Discord: 200 a day)."""
+    return f"{PREFIX}:{platform}:commands:{queue_name}"
+
+
+def rate_key(platform: str, user_id: str, minute: int) -> str:
+    """Prompts one user sent in one calendar minute (expires after two)."""
+    return f"{PREFIX}:rate:{platform}:{user_id}:{minute}"
