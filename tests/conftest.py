@@ -67,6 +67,11 @@ def system_redis_url() -> Iterator[str]:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    yield from postgres_schema()
+
+
+def postgres_schema() -> Iterator[str]:
+    """A fresh schema's URL until the generator is closed (for fixtures of any scope)."""
     schema = f"jb_{uuid.uuid4().hex[:10]}"
     try:
         engine = sqlalchemy.create_engine(POSTGRES_URL)

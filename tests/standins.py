@@ -79,6 +79,15 @@ class HttpStandIn(LocalServer):
         self._serve(Handler)
 
 
+def send_json(handler: BaseHTTPRequestHandler, status: int, body: dict) -> None:
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 class ElectricityMapsStandIn(LocalServer):
     """Electricity Maps' v3 `GET /carbon-intensity/latest?zone=Z` (auth-token header), one intensity per
     zone, answering as the API documents: zone, carbonIntensity (gCO2eq/kWh), datetime, updatedAt,
@@ -94,12 +103,7 @@ class ElectricityMapsStandIn(LocalServer):
                 pass
 
             def _json(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, body)
 
             def do_GET(self) -> None:
                 url = urlparse(self.path)
@@ -157,12 +161,7 @@ class OllamaStandIn(LocalServer):
                 return json.loads(self.rfile.read(length) or b"{}")
 
             def _json(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, body)
 
             def _stream(self, lines: list[dict], break_after: int | None = None) -> None:
                 self.send_response(200)

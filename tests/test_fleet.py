@@ -14,21 +14,21 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import sqlalchemy
-from conftest import CONFIG_VARS, POSTGRES_URL, _server_missing, make_settings
+from conftest import CONFIG_VARS, make_settings, postgres_schema
+from rq.job import Job
 from standins import BotApiStandIn, ElectricityMapsStandIn, OllamaStandIn, PrivateRedis
 
 from joulebot.chat.build import build_request
 from joulebot.chat.footer import footer
+from joulebot.chat.status import status_text
 from joulebot.exchange import Request, Result
 from joulebot.queueing.catalog import catalog_for_front_end
-from joulebot.queueing.client import JobError, QueueClient
+from joulebot.queueing.client import JobError, Progress, QueueClient
 from joulebot.queueing.fleet import BoxModel, BoxProfile, BoxView, Fleet, MeanEnergy
 from joulebot.queueing.routing import RoutingRefused, route
 
@@ -127,17 +127,8 @@ def _ask(client: QueueClient, model: str, prompt: str, box: str | None = None) -
 
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
-    schema = f"jb_{uuid.uuid4().hex[:10]}"
-    try:
-        engine = sqlalchemy.create_engine(POSTGRES_URL)
-        with engine.begin() as connection:
-            connection.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
-    except sqlalchemy.exc.OperationalError as exc:
-        _server_missing("PostgreSQL at " + POSTGRES_URL, exc)
-    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    with engine.begin() as connection:
-        connection.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
-    engine.dispose()
+    """One PostgreSQL schema for the module's fleet (its boxes' history is what the stats tests read)."""
+    yield from postgres_schema()
 
 
 @pytest.fixture(scope="module")
@@ -334,14 +325,20 @@ def test_telegram_lists_the_boxes_and_a_user_pins_one(three):
 # --- failover ----------------------------------------------------------------------------------
 
 
-def test_a_box_stopped_with_sigterm_finishes_its_answer_and_its_queue_moves(two):
-    a = two.boxes["box-a"]
-    a.ollama.chunk_delay_s = 0.6  # ~3 s per answer
+def _one_running_one_waiting_on_box_a(two: Rig, seconds_per_chunk: float) -> tuple[QueueClient, Job, Job]:
+    """A slow answer running on box-a (the greenest) and a second one queued behind it."""
+    two.boxes["box-a"].ollama.chunk_delay_s = seconds_per_chunk
     client = two.client()
-    running = _submit(client, "llama3", "Capital of Portugal?")
-    _wait(lambda: client.progress(running).state != "queued", what="the first answer to start on box-a")
-    waiting = _submit(client, "llama3", "Capital of Greece?")
+    running = _submit(client, "llama3", "Capital of Kenya?")
+    _wait(lambda: client.progress(running).state != "queued", what="the answer to start on box-a")
+    waiting = _submit(client, "llama3", "Capital of Ghana?")
     assert Request.model_validate(waiting.args[0]).routing.box == "box-a"  # queued behind the running one
+    return client, running, waiting
+
+
+def test_a_box_stopped_with_sigterm_finishes_its_answer_and_its_queue_moves(two):
+    client, running, waiting = _one_running_one_waiting_on_box_a(two, 0.6)  # ~3 s per answer
+    a = two.boxes["box-a"]
     a.process.send_signal(signal.SIGTERM)
     assert client.wait(running, timeout_s=60).box == "box-a"  # warm shutdown: the running answer completes
     moved = client.wait(waiting, timeout_s=60)
@@ -356,13 +353,8 @@ def test_a_box_stopped_with_sigterm_finishes_its_answer_and_its_queue_moves(two)
 
 
 def test_a_killed_box_drops_out_and_its_queued_job_moves(two):
-    a = two.boxes["box-a"]
-    a.ollama.chunk_delay_s = 1.0
-    client = two.client()
-    running = _submit(client, "llama3", "Capital of Kenya?")
-    _wait(lambda: client.progress(running).state != "queued", what="the answer to start on box-a")
-    waiting = _submit(client, "llama3", "Capital of Ghana?")
-    a.process.kill()
+    client, running, waiting = _one_running_one_waiting_on_box_a(two, 1.0)
+    two.boxes["box-a"].process.kill()
     with pytest.raises(JobError, match="stopped in the middle"):
         client.wait(running, timeout_s=60)
     moved = client.wait(waiting, timeout_s=60)  # once box-a's heartbeat lapsed
@@ -375,13 +367,8 @@ def test_a_queued_job_that_no_live_box_can_take_is_refused_not_left_waiting(two)
     b = two.boxes["box-b"]
     b.process.send_signal(signal.SIGTERM)
     assert b.process.wait(30) == 0
-    a = two.boxes["box-a"]
-    a.ollama.chunk_delay_s = 0.6
-    client = two.client()
-    running = _submit(client, "llama3", "Capital of Chad?")
-    _wait(lambda: client.progress(running).state != "queued", what="the answer to start on box-a")
-    waiting = _submit(client, "llama3", "Capital of Niger?")
-    a.process.send_signal(signal.SIGTERM)
+    client, running, waiting = _one_running_one_waiting_on_box_a(two, 0.6)
+    two.boxes["box-a"].process.send_signal(signal.SIGTERM)
     client.wait(running, timeout_s=60)
     with pytest.raises(JobError, match="box box-a stopped before running this question, and no measurement box"):
         client.wait(waiting, timeout_s=60)
@@ -433,3 +420,12 @@ def test_ties_go_to_the_shorter_queue_and_refusals_name_what_is_available():
         route([busy, idle, down], "gemma", None, "greenest")
     with pytest.raises(RoutingRefused, match=r"no measurement box is live \(lately seen: c \(10 min ago\)\)"):
         route([down], "llama3", None, "fastest")
+
+
+def test_the_status_line_names_the_box_and_why():
+    waiting = Progress("queued", 0, 1, None, box="box-fr", why="lowest expected CO2e, 50 g/kWh")
+    assert status_text(waiting) == "⏳ queued on box-fr (lowest expected CO2e, 50 g/kWh) — position 1"
+    assert status_text(Progress("generating", box="box-fr", why="pinned, 50 g/kWh")) == (
+        "✍️ generating on box-fr (pinned, 50 g/kWh)"
+    )
+    assert status_text(Progress("queued", 2, 1)) == "⏳ queued — position 3"  # one box, as before fleets
