@@ -64,6 +64,11 @@ def box_profile_versions_key() -> str:
     return f"{PREFIX}:box-profile-versions"
 
 
+def box_states_key() -> str:
+    """What each box does now (a hash: box name -> idle, generating, cooling down (…), stopped, …)."""
+    return f"{PREFIX}:box-states"
+
+
 def box_queues_key() -> str:
     """The queue each box serves (a hash: box name -> queue name)."""
     return f"{PREFIX}:box-queues"

@@ -172,7 +172,7 @@ def test_boxes_announce_themselves_and_the_front_end_lists_them(three):
         assert profile["intensity_provenance"] in ("live", "cached")  # from the Electricity Maps stand-in
         assert "Electricity Maps" in profile["intensity_label"]
         assert profile["meter_scope"] == "estimate" and profile["meters"]
-        assert profile["state"] == "idle"
+        assert boxes[name]["state"] == "idle"
     assert {m["name"] for m in boxes["box-pl"]["profile"]["models"]} >= {"tinyllama"}
     assert "llama3" not in {m["name"] for m in boxes["box-pl"]["profile"]["models"]}
     assert {"llama3", "tinyllama"} <= {m["name"] for m in boxes["box-fr"]["profile"]["models"]}
@@ -347,7 +347,7 @@ def test_a_box_stopped_with_sigterm_finishes_its_answer_and_its_queue_moves(two)
     assert a.process.wait(30) == 0
     assert _ask(client, "llama3", "Capital of Egypt?").box == "box-b"
     down = {v.name: v for v in two.fleet().boxes()}["box-a"]
-    assert not down.live and down.profile.state == "stopped"
+    assert not down.live and down.state == "stopped"
     refused = two.cli("ask", "-m", "llama3", "--box", "box-a", "Hello?")
     assert refused.returncode == 2 and "box box-a is down" in refused.stderr and "live boxes: box-b" in refused.stderr
 
@@ -381,11 +381,11 @@ def _view(name: str, g_per_kwh: float, means: list[tuple[str, str, int, float]] 
           scope: str = "wall", live: bool = True, models: tuple[str, ...] = ("llama3",)) -> BoxView:  # fmt: skip
     profile = BoxProfile(
         box=name, queue=name, zone="XX", intensity_g_per_kwh=g_per_kwh, intensity_provenance="static",
-        intensity_label="XX", meter_scope=scope, meters=["m"], state="idle",
+        intensity_label="XX", meter_scope=scope, meters=["m"],
         models=[BoxModel(name=m, size="8.0B", parameters_b=8.0) for m in models],
         means=[MeanEnergy(model=m, category=c, answers=n, mean_total_j=j, mean_seconds=10.0) for m, c, n, j in means],
     )  # fmt: skip
-    return BoxView(profile, seen_age_s=1.0 if live else 600.0, queued=queued, running=0, live=live)
+    return BoxView(profile, seen_age_s=1.0 if live else 600.0, queued=queued, running=0, live=live, state="idle")
 
 
 def test_expected_co2e_beats_intensity_when_both_boxes_have_measured_it():

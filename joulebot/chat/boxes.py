@@ -14,7 +14,7 @@ def box_lines(views: list[BoxView], brief: bool) -> list[str]:
         p = view.profile
         alive = "live" if view.live else f"down, last seen {ago(view.seen_age_s)} ago"
         load = f"queue {view.queued}" + (f" + {view.running} running" if view.running else "")
-        state = p.state if view.live else "—"
+        state = view.state if view.live else "—"
         intensity = f"{p.intensity_g_per_kwh:.3g} g/kWh ({p.intensity_provenance})"
         models = ", ".join(f"{m.name} ({m.size})" for m in p.models) or "none"
         if brief:

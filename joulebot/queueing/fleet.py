@@ -1,12 +1,14 @@
 """The fleet: each measurement worker publishes its box's profile; front ends read them all.
 
-A worker's heartbeat writes its profile (zone, intensity, meters, models, state,
-measured means) into one hash and the Redis server's clock into another, by one
-script, every few seconds. Front ends read every box with one script call (one
-round trip, whatever the fleet's size): profile, last beat, and the queue's
-waiting and running counts from RQ's own keys. A box whose last beat is older
-than `WORKER_LOST_AFTER_S`, or that said it stopped, is not live. Times come from
-the Redis server, so the boxes' and the bots' clocks need not agree.
+A worker's heartbeat writes its profile (zone, intensity, meters, models,
+measured means), its state (idle, generating, …) and the Redis server's clock,
+each into a hash of its own, by one script, every few seconds. The profile
+changes about once an answer; the state, more often, travels on its own. Front
+ends read every box with one script call (one round trip, whatever the fleet's
+size): state, last beat, the queue's waiting and running counts from RQ's own
+keys, and only the profiles that changed since their last read. A box whose last
+beat is older than `WORKER_LOST_AFTER_S`, or that said it stopped, is not live.
+Times come from the Redis server, so the boxes' and the bots' clocks need not agree.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from typing import Literal
 import redis
 from pydantic import BaseModel, ValidationError
 
-from joulebot.keys import box_profile_versions_key, box_profiles_key, box_queues_key, box_seen_key
+from joulebot.keys import box_profile_versions_key, box_profiles_key, box_queues_key, box_seen_key, box_states_key
 
 MeterScope = Literal["wall", "components", "estimate"]
 
-# KEYS: profiles, seen, queues, versions. ARGV: box, profile JSON, queue.
+# KEYS: profiles, seen, queues, versions, states. ARGV: box, profile JSON, queue, state.
 # A profile that changed is stamped with the next value of the fleet's change counter (field "*"),
 # so that a reader asks only for what changed since the counter value it last saw.
 _PUBLISH = """
@@ -35,11 +37,12 @@ if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
 end
 redis.call('HSET', KEYS[2], ARGV[1], tostring(t[1] + t[2] / 1000000))
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[4])
 return 1
 """
 
-# KEYS: profiles, seen, queues, versions. ARGV: the change counter the reader saw last (0: none).
-# Returns the server's time, the counter, one JSON array of [box, last beat, waiting, running], then
+# KEYS: profiles, seen, queues, versions, states. ARGV: the change counter the reader saw last (0: none).
+# Returns the server's time, the counter, one JSON array of [box, last beat, waiting, running, state], then
 # box, profile pairs for the profiles changed since the reader's counter (all of them if the counter
 # went back: a Redis that lost its data). Reads RQ's queue list and started registry of each box's
 # queue (not declared in KEYS: fine on the one Redis server joulebot uses).
@@ -50,7 +53,7 @@ local function map(key)
   for i = 1, #flat, 2 do m[flat[i]] = flat[i + 1] end
   return m
 end
-local seen, versions = map(KEYS[2]), map(KEYS[4])
+local seen, versions, states = map(KEYS[2]), map(KEYS[4]), map(KEYS[5])
 local counter = tonumber(versions['*'] or '0')
 local since = tonumber(ARGV[1])
 if counter < since then since = -1 end
@@ -59,7 +62,7 @@ local queues = redis.call('HGETALL', KEYS[3])
 for i = 1, #queues, 2 do
   local box, queue = queues[i], queues[i + 1]
   rows[#rows + 1] = {box, tonumber(seen[box] or '0'), redis.call('LLEN', 'rq:queue:' .. queue),
-                     redis.call('ZCARD', 'rq:wip:' .. queue)}
+                     redis.call('ZCARD', 'rq:wip:' .. queue), states[box] or 'starting'}
   if tonumber(versions[box] or '0') > since then
     out[#out + 1] = box
     out[#out + 1] = redis.call('HGET', KEYS[1], box) or ''
@@ -69,13 +72,13 @@ if #rows > 0 then out[3] = cjson.encode(rows) else out[3] = '[]' end
 return out
 """
 
-# KEYS: profiles, seen, queues, versions. ARGV: box.
+# KEYS: profiles, seen, queues, versions, states. ARGV: box.
 _FORGET = """
-for i = 1, 4 do redis.call('HDEL', KEYS[i], ARGV[1]) end
+for i = 1, 5 do redis.call('HDEL', KEYS[i], ARGV[1]) end
 return 1
 """
 
-KEYS = (box_profiles_key(), box_seen_key(), box_queues_key(), box_profile_versions_key())
+KEYS = (box_profiles_key(), box_seen_key(), box_queues_key(), box_profile_versions_key(), box_states_key())
 
 
 class BoxModel(BaseModel):
@@ -106,7 +109,6 @@ class BoxProfile(BaseModel):
     meter_scope: MeterScope  # what the box's energy figures cover
     meters: list[str]  # each meter, described
     models: list[BoxModel]
-    state: str = "starting"  # idle, generating, cooling down (…), loading model, …, stopped
     means: list[MeanEnergy] = []
     embodied_g_per_s: float = 0.0  # the embodied share of one second of this box
 
@@ -154,6 +156,7 @@ class BoxView:
     queued: int  # jobs waiting in its queue
     running: int  # jobs its worker runs now (0 or 1)
     live: bool
+    state: str  # idle, generating, cooling down (…), loading model, …, stopped
 
     @property
     def name(self) -> str:
@@ -165,11 +168,11 @@ class BoxView:
 
     def as_json(self) -> dict:
         return {"profile": self.profile.model_dump(mode="json"), "seen_age_s": self.seen_age_s,
-                "queued": self.queued, "running": self.running, "live": self.live}  # fmt: skip
+                "queued": self.queued, "running": self.running, "live": self.live, "state": self.state}  # fmt: skip
 
 
-def publish_profile(connection: redis.Redis, profile: BoxProfile) -> None:
-    connection.eval(_PUBLISH, len(KEYS), *KEYS, profile.box, profile.model_dump_json(), profile.queue)
+def publish_profile(connection: redis.Redis, profile: BoxProfile, state: str) -> None:
+    connection.eval(_PUBLISH, len(KEYS), *KEYS, profile.box, profile.model_dump_json(), profile.queue, state)
 
 
 class Fleet:
@@ -194,13 +197,13 @@ class Fleet:
             self._profiles[reply[i].decode()] = _parse(reply[i + 1])
         self._counter = counter
         views = []
-        for box, seen, queued, running in rows:
+        for box, seen, queued, running, state in rows:
             profile = self._profiles.get(box)
             if profile is None:
                 continue
             age = max(0.0, now - seen)
-            live = age < self.lost_after_s and profile.state != "stopped"
-            views.append(BoxView(profile, age, queued, running, live))
+            live = age < self.lost_after_s and state != "stopped"
+            views.append(BoxView(profile, age, queued, running, live, state))
         return sorted(views, key=lambda v: v.name)
 
     def live(self) -> list[BoxView]:
@@ -224,4 +227,4 @@ def _parse(raw: bytes) -> BoxProfile | None:
 def mark_stopped(connection: redis.Redis, profile: BoxProfile) -> None:
     """A worker that stops says so at once: front ends need not wait for its heartbeat to lapse."""
     with contextlib.suppress(redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
-        publish_profile(connection, profile.model_copy(update={"state": "stopped"}))
+        publish_profile(connection, profile, "stopped")

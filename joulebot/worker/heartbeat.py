@@ -34,7 +34,8 @@ class Heartbeat(threading.Thread):
     def __init__(self, connection: redis.Redis, queue_name: str, lock: BoxLock, ttl_s: float) -> None:
         super().__init__(name="joulebot-heartbeat", daemon=True)
         self.connection, self.key, self.lock, self.ttl_s = connection, alive_key(queue_name), lock, ttl_s
-        self.profile: Callable[[], BoxProfile] | None = None  # the worker sets it once its station is warm
+        self.profile: Callable[[], BoxProfile] | None = None  # the worker sets both once its station is warm
+        self.state: Callable[[], str] = lambda: "starting"
         self.stopped = threading.Event()
         self._publishing = threading.Lock()  # a beat in flight must not publish "idle" after "stopped"
         self.lost_box = False
@@ -53,7 +54,7 @@ class Heartbeat(threading.Thread):
                 os.kill(os.getpid(), signal.SIGTERM)  # warm shutdown: the running job completes
             with self._publishing:
                 if self.profile is not None and not self.lost_box and not self.stopped.is_set():
-                    publish_profile(self.connection, self.profile())
+                    publish_profile(self.connection, self.profile(), self.state())
         except REDIS_ERRORS:
             pass  # a Redis hiccup must not kill the worker; the lock is renewed on the next beat
 

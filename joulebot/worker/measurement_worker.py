@@ -207,7 +207,7 @@ def serve(settings: Settings, idle_exit_s: int | None = None, burst: bool = Fals
         heartbeat.start()
         try:
             station = _warm_station(settings, control)
-            heartbeat.profile = station.profile  # from now on each beat publishes the box's profile
+            heartbeat.profile, heartbeat.state = station.profile, lambda: station.state  # published each beat
             heartbeat.beat()
             _dequeue_loop(settings, station, conn.queue_for(settings, control), heartbeat, idle_exit_s, burst)
         finally:

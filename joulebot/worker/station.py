@@ -71,7 +71,6 @@ class Station:
                 BoxModel(name=e.name, size=e.size_label(), parameters_b=e.parameters_b)
                 for e in self.catalog.available()
             ],
-            state=self.state,
             means=self.means,
             embodied_g_per_s=self.embodied.share_g(1.0),
         )
