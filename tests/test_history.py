@@ -79,7 +79,7 @@ def test_forget_scrubs_prompts_and_answers_but_keeps_anonymous_measurements(stor
 
     assert store.forget("cli", "alice") == 2
     assert store.recent("cli", "alice") == []
-    assert store.preferences("cli", "alice") == (None, None)
+    assert store.preferences("cli", "alice") == (None, None, None)
     assert [r.prompt for r in store.recent("cli", "bob")] == ["bob's"]
     after = {s.model: s for s in store.model_stats()}
     assert after == before, "statistics keep the measurements"

@@ -53,6 +53,6 @@ class Exchange(SQLModel, table=True):
     operational_g: float | None
     embodied_g: float
     sci_g: float | None
-    box: str = Field(max_length=128)
+    box: str = Field(max_length=128, index=True)  # statistics are per box
     result: dict = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=_now)
