@@ -277,9 +277,7 @@ def _variant_pattern(variant: str) -> re.Pattern[str]:
 def check_question(reference: QuestionReference, answer: str) -> Verdict:
     texts = (_fold(answer), _fold(words_to_digits(answer)))
     missing = [
-        group
-        for group in reference.accept
-        if not any(_variant_pattern(v).search(t) for v in group for t in texts)
+        group for group in reference.accept if not any(_variant_pattern(v).search(t) for v in group for t in texts)
     ]
     if missing:
         return Verdict(False, 0.0, f"does not say {missing[0][0].rstrip('*')!r} (or a variant)")

@@ -3,18 +3,33 @@
 Reads {"blocks", "name", "kind", "tests"} as JSON on stdin, runs each code block
 (a block that does not compile or raises is skipped: models often add an
 "Output:" block), finds the function or class to test, runs every test, and
-writes {"passed", "note"} on the file descriptor named by argv[1].
+writes {"passed", "note"} on the file descriptor named by argv[1]. Before any of
+that it limits itself: CPU seconds, address space and file size from argv[2:5],
+64 open files, no core dumps.
 """
 
 import contextlib
 import io
 import json
 import os
+import resource
 import sys
+
+
+def limit(cpu_s: int, memory: int, file_size: int) -> None:
+    for which, value in (
+        (resource.RLIMIT_CPU, cpu_s),
+        (resource.RLIMIT_AS, memory),
+        (resource.RLIMIT_FSIZE, file_size),
+        (resource.RLIMIT_NOFILE, 64),
+        (resource.RLIMIT_CORE, 0),
+    ):
+        resource.setrlimit(which, (value, value))
 
 
 def main() -> None:
     out = os.fdopen(int(sys.argv[1]), "w")
+    limit(*map(int, sys.argv[2:5]))
     spec = json.loads(sys.stdin.read())
     sys.stdin = io.StringIO("")  # input() in the model's code ends instead of waiting
     namespace = {"__name__": "solution", "__builtins__": __builtins__}
@@ -29,11 +44,11 @@ def main() -> None:
         try:
             with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
                 exec(code, namespace)
-        except BaseException as exc:  # noqa: BLE001  (SystemExit and all: the model's code is untrusted)
+        except BaseException as exc:  # SystemExit and all: the model's code is untrusted
             problems.append(f"a block raised {type(exc).__name__}")
     name, kind = spec["name"], spec["kind"]
     target = namespace.get(name)
-    if target is None and kind != "script":  # the model chose its own name: take its first function (or class) that is no test
+    if target is None and kind != "script":  # the model chose its own name: its first function (or class), no test
         wanted = type if kind == "class" else type(main)
         own = [
             v
@@ -51,7 +66,7 @@ def main() -> None:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 exec(compile(test, "<test>", "exec"), scope)
             passed += 1
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             failures.append(f"{test.splitlines()[0][:60]}: {type(exc).__name__}")
     note = f"{passed}/{len(spec['tests'])} tests pass" + (f"; first failure: {failures[0]}" if failures else "")
     out.write(json.dumps({"passed": passed, "note": note}))

@@ -23,9 +23,12 @@ class ReferenceError(ValueError):
     """A reference file that cannot be used; the message names the file and line."""
 
 
+_Text = Annotated[str, Field(min_length=1)]
+
+
 class _Reference(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    prompt: Annotated[str, Field(min_length=1)]
+    prompt: _Text
 
 
 class MathReference(_Reference):
@@ -46,7 +49,7 @@ class MathReference(_Reference):
 class SqlReference(_Reference):
     """The model's query must return the rows one of `queries` returns on the shipped database."""
 
-    queries: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    queries: Annotated[list[_Text], Field(min_length=1)]
     ordered: bool = False  # the prompt asks for an order (top 3, second page): rows compare in order
 
     def example_answer(self) -> str:
@@ -61,8 +64,8 @@ class CodeReference(_Reference):
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z_]\w*$")]
     kind: Literal["function", "class", "script"] = "function"
-    tests: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
-    solution: Annotated[str, Field(min_length=1)]  # the project's own answer: must pass the tests
+    tests: Annotated[list[_Text], Field(min_length=1)]
+    solution: _Text  # the project's own answer: must pass the tests
 
     @field_validator("tests", "solution")
     @classmethod
@@ -81,7 +84,7 @@ class CodeReference(_Reference):
 class TranslationReference(_Reference):
     """Accepted translations; the answer's best chrF against them must reach the threshold."""
 
-    references: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    references: Annotated[list[_Text], Field(min_length=1)]
 
     def example_answer(self) -> str:
         return f'The translation is: "{self.references[0]}"'
@@ -94,7 +97,7 @@ class QuestionReference(_Reference):
     makes it a prefix ("evaporat*" matches "evaporates").
     """
 
-    accept: Annotated[list[Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]], Field(min_length=1)]
+    accept: Annotated[list[Annotated[list[_Text], Field(min_length=1)]], Field(min_length=1)]
 
     def example_answer(self) -> str:
         return "In short: " + ", ".join(group[0].rstrip("*") for group in self.accept) + "."

@@ -3,16 +3,18 @@
 The child is a fresh interpreter in isolated mode (-I: no user site, no PYTHON*
 variables), in a temporary directory that is its working and home directory,
 with an empty environment, limits on CPU time, address space, file size and open
-files (setrlimit), a wall-clock timeout, and its own process group, killed
-whole when time is up. Its verdict comes back on a pipe of its own, so what
-the model's code prints cannot forge it.
+files (setrlimit, set by the harness itself before it reads the model's code: no
+preexec_fn, which is unsafe in a process with threads such as the progress bar),
+a wall-clock timeout, and its own process group, killed whole when time is up.
+Its verdict comes back on a pipe of its own, so what the model's code prints
+cannot forge it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -35,14 +37,6 @@ class RunOutcome:
     note: str
 
 
-def _limit() -> None:  # runs in the child between fork and exec
-    resource.setrlimit(resource.RLIMIT_CPU, (CPU_S, CPU_S))
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_BYTES, FILE_BYTES))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
 def run_tests(blocks: list[str], name: str, kind: str, tests: list[str], wall_s: float = WALL_S) -> RunOutcome:
     """Execute the code blocks in a fresh process, bind `name`, run the tests; count the passes."""
     spec = json.dumps({"blocks": blocks, "name": name, "kind": kind, "tests": tests})
@@ -51,14 +45,13 @@ def run_tests(blocks: list[str], name: str, kind: str, tests: list[str], wall_s:
         env = {"PATH": "/usr/bin:/bin", "HOME": folder, "TMPDIR": folder, "LANG": "C.UTF-8"}
         try:
             child = subprocess.Popen(
-                [sys.executable, "-I", str(_HARNESS), str(write_end)],
+                [sys.executable, "-I", str(_HARNESS), str(write_end), str(CPU_S), str(MEMORY_BYTES), str(FILE_BYTES)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 cwd=folder,
                 env=env,
                 pass_fds=(write_end,),
-                preexec_fn=_limit,  # noqa: PLW1509  (no threads start children here)
                 start_new_session=True,
             )
         finally:
@@ -82,8 +75,6 @@ def run_tests(blocks: list[str], name: str, kind: str, tests: list[str], wall_s:
 
 
 def _kill_group(child: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     child.wait()
