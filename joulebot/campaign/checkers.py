@@ -30,10 +30,12 @@ from joulebot.campaign.sandbox import run_tests
 
 # chrF (character 6-grams, β = 2, lowercased) an answer must reach against one of the accepted
 # translations. Chosen on the shipped references (tests/test_checkers.py measures both sides):
-# a right translation that words things differently from our reference ("Bonjour !" for
-# "Bonjour") stays well above 50, while the best wrong one (the reference of another prompt,
-# or the source sentence left untranslated) stays far below it.
-CHRF_THRESHOLD = 50.0
+# right translations worded differently from ours score 62–96 ("Good morning everybody" for
+# "Good morning, everyone" is the lowest), while wrong ones — every other prompt's reference,
+# and the source sentence left untranslated — score at most 53. Recall-weighted chrF does give
+# a partial translation much credit ("Good morning" for "Buongiorno a tutti": 72); that
+# counts as right here, as a reader would likely count it.
+CHRF_THRESHOLD = 60.0
 SQL_MAX_STEPS = 5_000_000  # SQLite virtual-machine steps before a query is called runaway
 
 
