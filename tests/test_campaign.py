@@ -88,3 +88,18 @@ def test_bench_refuses_a_malformed_reference_before_queueing_and_leaves_unrefere
     (row,) = [r for r in csv.DictReader((tmp_path / "partial-answers.csv").open()) if "questions" in r["request_id"]]
     assert row["correct"] == "" and row["score_note"] == "unscored: no reference for this prompt"
     assert re.search(r"--heatmap\b", run_cli(embedded, "bench", "--help").stdout)
+
+
+def test_chat_stats_show_accuracy_beside_energy_where_scored(tmp_path, system_redis_url):
+    from conftest import make_settings
+    from factories import make_result
+
+    from joulebot.bots.chat import ChatCore
+
+    core = ChatCore(make_settings(tmp_path / "data", redis_url=system_redis_url), "telegram")
+    for right in (True, False, True, True):
+        exchange_id = core.history.record(make_result(model="tinyllama", total_j=5.0))
+        core.history.set_score(exchange_id, right, float(right), "test")
+    core.history.record(make_result(model="mistral", total_j=50.0))
+    text = core.stats_text()
+    assert "• questions: tinyllama 5.00 J (4, 75% right of 4 checked) · mistral 50.0 J (1)" in text

@@ -155,6 +155,10 @@ def test_bench_end_to_end_resumes_and_writes_the_table(embedded, tmp_path):
         ("smollm2-135m", "translation", "2"),
     }
     assert (out / "default.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    answers = list(csv.DictReader((out / "default-answers.csv").open()))
+    assert len(answers) == 4 and all(a["correct"] in ("True", "False") for a in answers), "every answer is scored"
+    assert "accuracy (share correct, 95 % Wilson interval in %)" in first.stdout
+    assert "energy per correct answer" in first.stdout and "SCI per correct answer" in first.stdout
 
     stats = run_cli(embedded, "stats", "--csv")
     assert len(list(csv.DictReader(io.StringIO(stats.stdout)))) == 2
