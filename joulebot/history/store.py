@@ -236,7 +236,10 @@ class HistoryStore:
         ]
 
     def category_stats(self, request_id_prefix: str | None = None) -> list[CategoryStats]:
-        """Per model and task category, over every exchange with a total energy (or one run's)."""
+        """Per model, task category, box and meter, over every exchange with a total energy (or one run's).
+
+        Figures from different boxes or meters are never averaged together: each pair is its own row.
+        """
         columns = (
             Exchange.model, Exchange.category, Exchange.energy_total_j, Exchange.energy_attributable_j,
             Exchange.operational_g, Exchange.sci_g, Exchange.completion_tokens, Exchange.correct,
