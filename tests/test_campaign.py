@@ -44,7 +44,7 @@ def test_bench_scores_the_answers_through_the_real_queue_and_worker(embedded, ol
     per_correct = float(_cell(first.stdout, "energy per correct answer", "questions"))
     mean = float(_cell(first.stdout, "mean energy per answer", "questions"))
     assert per_correct == pytest.approx(3 * mean, rel=0.01), "three answers' energy for one correct one"
-    assert "energy from estimate on" in first.stdout
+    assert "energy: estimated (no meter) on" in first.stdout
 
     answers = list(csv.DictReader((out / "standin-answers.csv").open()))
     assert len(answers) == 15
@@ -59,6 +59,9 @@ def test_bench_scores_the_answers_through_the_real_queue_and_worker(embedded, ol
     again = run_cli(embedded, *args, **env)
     assert "0 answers measured, 15 already measured" in again.stdout
     assert "0 correct, 0 wrong, 0 unscored (newly checked)" in again.stdout, "a scored answer is not checked twice"
+    rescored = run_cli(embedded, *args, "--rescore", **env)
+    assert "0 answers measured, 15 already measured" in rescored.stdout
+    assert "1 correct, 14 wrong, 0 unscored (newly checked)" in rescored.stdout
 
     stats = run_cli(embedded, "stats", **env)
     assert stats.returncode == 0, stats.stderr

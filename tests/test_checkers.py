@@ -116,6 +116,11 @@ def test_sql_with_prose_around_it_with_and_without_fences():
     assert check_sql(older, fenced).correct is True
     assert check_sql(older, "```\nSELECT * FROM users WHERE age >= 30;\n```").correct is False  # Annie is 30
     assert check_sql(older, "You should ask your database administrator.").note == "no SELECT query in the answer"
+    per_customer = ref("sql", "Write a SQL query that counts the orders per customer.")
+    counts_only = "SELECT COUNT(*) FROM orders GROUP BY customer_id"
+    assert check_sql(per_customer, counts_only).correct is False, "counts without whose are not the answer"
+    more = "SELECT customer_id, COUNT(*) AS n, MAX(order_date) AS latest FROM orders GROUP BY customer_id"
+    assert check_sql(per_customer, more).correct is True, "extra columns are allowed"
     broken = check_sql(older, "```sql\nSELECT * FROM people WHERE age > 30;\n```")
     assert broken.correct is False and "no such table: people" in broken.note
 

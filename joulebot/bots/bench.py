@@ -77,8 +77,11 @@ def run_bench(
     run: str,
     references: dict[str, dict[str, Reference]],
     tick: Callable[[str], None] = lambda _: None,
+    rescore: bool = False,
 ) -> BenchOutcome:
     history = HistoryStore(settings.sqlalchemy_url)
+    if rescore:  # the measurements stay; every answer of the run is checked again below
+        history.clear_scores(bench_prefix(run))
     done = history.request_ids(bench_prefix(run))
     todo = [r for r in requests if r.id not in done]
     client = QueueClient(settings)
@@ -176,7 +179,11 @@ HEATMAP_VALUES: dict[str, tuple[str, Callable[[CategoryStats], float | None], fl
 def sources_line(stats: list[CategoryStats]) -> str:
     """Where the energy figures come from, said once under the tables."""
     pairs = sorted({(s.box, s.energy_source) for s in stats})
-    return "energy from " + "; ".join(f"{source} on {box}" for box, source in pairs)
+
+    def said(box: str, source: str) -> str:
+        return f"{'estimated (no meter)' if source == 'estimate' else f'measured by {source}'} on {box}"
+
+    return "energy: " + "; ".join(said(box, source) for box, source in pairs)
 
 
 def write_csv(stats: list[CategoryStats], path: Path) -> None:

@@ -288,6 +288,7 @@ def bench(
     heatmap_of: Annotated[
         str, typer.Option("--heatmap", help="accuracy, energy, energy-per-correct, sci or sci-per-correct")
     ] = "sci",
+    rescore: Annotated[bool, typer.Option(help="check the run's answers again (after changing references)")] = False,
 ) -> None:
     """Run the shipped prompt sets through the real queue and worker, score the answers; print model × task tables."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -324,7 +325,7 @@ def bench(
         from joulebot.queue_worker.client import JobError
 
         try:
-            outcome = run_bench(settings, requests, run, checked, tick)
+            outcome = run_bench(settings, requests, run, checked, tick, rescore)
         except JobError as exc:
             raise _fail(str(exc)) from None
         progress.update(task, completed=done_before)

@@ -149,18 +149,21 @@ def _key(value: object) -> tuple[str, str]:
     return (type(value).__name__, repr(value))
 
 
-def rows_match(got: list[tuple], want: list[tuple], ordered: bool) -> bool:
-    """Same rows (in order when asked), allowing extra columns on either side.
+def rows_match(got: list[tuple], want: list[tuple], ordered: bool, fewer_columns_ok: bool = False) -> bool:
+    """Same rows (in order when asked); the answer may have more columns than the reference.
 
-    The model cannot know which columns the reference selects: `SELECT *` where the
-    reference asks for names (or the reverse) matches when the narrower result is a
-    projection of the wider one, column values compared after rounding to 2 decimals.
+    The model cannot know which columns the reference selects: its result matches when
+    the reference's columns are a projection of it, values compared after rounding to 2
+    decimals. Where the reference selects whole rows (`SELECT *`), the answer may also
+    select fewer columns (a projection the other way), as long as the rows are the same.
     """
     if len(got) != len(want) or not got:
         return not got and not want
     got = [tuple(map(_cell, r)) for r in got]
     want = [tuple(map(_cell, r)) for r in want]
-    narrow, wide = (got, want) if len(got[0]) <= len(want[0]) else (want, got)
+    if len(got[0]) < len(want[0]) and not fewer_columns_ok:
+        return False
+    narrow, wide = (got, want) if len(got[0]) < len(want[0]) else (want, got)
 
     def column(rows: list[tuple], i: int) -> Counter:
         return Counter(_key(r[i]) for r in rows)
@@ -179,6 +182,9 @@ def rows_match(got: list[tuple], want: list[tuple], ordered: bool) -> bool:
     return False
 
 
+_WHOLE_ROWS = re.compile(r"^\s*(?:WITH\b.*\))?\s*SELECT\s+(?:\w+\.)?\*", re.IGNORECASE | re.DOTALL)
+
+
 def check_sql(reference: SqlReference, answer: str) -> Verdict:
     statements = sql_statements(answer)
     if not statements:
@@ -191,7 +197,7 @@ def check_sql(reference: SqlReference, answer: str) -> Verdict:
             errors.append(str(exc)[:80])
             continue
         for query in reference.queries:
-            if rows_match(got, run_query(query), reference.ordered):
+            if rows_match(got, run_query(query), reference.ordered, bool(_WHOLE_ROWS.match(query))):
                 return Verdict(True, 1.0, f"{len(got)} rows as expected")
         return Verdict(False, 0.0, f"{len(got)} rows, not the expected ones")
     return Verdict(False, 0.0, f"the query does not run on the shipped SQLite database: {errors[0]}")

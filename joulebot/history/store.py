@@ -313,6 +313,16 @@ class HistoryStore:
             rows = session.exec(query).all()
         return [ScoreTask(id=i, request_id=r, category=c, prompt=p, answer=a) for i, r, c, p, a in rows]
 
+    def clear_scores(self, request_id_prefix: str) -> int:
+        """Forget the scores of a benchmark run (to check it again with changed references)."""
+        with Session(self.engine) as session:
+            rows = session.exec(select(Exchange).where(Exchange.request_id.startswith(request_id_prefix))).all()  # type: ignore[attr-defined]
+            for row in rows:
+                row.correct = row.score = row.score_note = None
+                session.add(row)
+            session.commit()
+            return len(rows)
+
     def set_score(self, exchange_id: int, correct: bool | None, score: float | None, note: str) -> None:
         with Session(self.engine) as session:
             row = session.get(Exchange, exchange_id)
