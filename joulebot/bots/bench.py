@@ -220,9 +220,11 @@ def heatmap(stats: list[CategoryStats], path: Path, metric: str = "sci") -> bool
     image = axes.imshow(grid, cmap="YlGn" if metric == "accuracy" else "YlOrRd", aspect="auto")
     axes.set_xticks(range(len(categories)), categories)
     axes.set_yticks(range(len(models)), models)
+    measured = {(label(s), s.category) for s in stats}
     for y, row in enumerate(grid):
         for x, v in enumerate(row):
-            axes.text(x, y, "" if v != v else sig(v, 3), ha="center", va="center", fontsize=9)
+            blank = "—" if (models[y], categories[x]) in measured else ""  # e.g. no correct answer to divide by
+            axes.text(x, y, blank if v != v else sig(v, 3), ha="center", va="center", fontsize=9)
     figure.colorbar(image, ax=axes, label=title)
     axes.set_title(f"joulebot: {title.split(' (')[0]} by model and task")
     figure.tight_layout()
