@@ -80,7 +80,7 @@ def test_bench_refuses_a_malformed_reference_before_queueing_and_leaves_unrefere
     refused = run_cli(embedded, *args, "--references", str(references), **env)
     assert refused.returncode == 2
     assert refused.stderr.strip() == f"joulebot: {references / 'math.jsonl'}:2: prompt: Input should be a valid string"
-    assert HistoryStore(embedded.sqlalchemy_url).request_ids("bench-") == set(), "nothing was queued"
+    assert HistoryStore.open(embedded.sqlalchemy_url).request_ids("bench-") == set(), "nothing was queued"
 
     (references / "math.jsonl").write_text('{"prompt": "What is 17 times 23?", "answer": 391}\n')
     partial = run_cli(embedded, *args, "--run", "partial", "--references", str(references), **env)
@@ -97,7 +97,7 @@ def test_chat_stats_show_accuracy_beside_energy_where_scored(tmp_path, system_re
     from conftest import make_settings
     from factories import make_result
 
-    from joulebot.bots.chat import ChatCore
+    from joulebot.chat.core import ChatCore
 
     core = ChatCore(make_settings(tmp_path / "data", redis_url=system_redis_url), "telegram")
     for right in (True, False, True, True):

@@ -27,7 +27,7 @@ def url(request, tmp_path) -> str:
 
 
 def test_migrations_up_from_empty_and_idempotent(url):
-    store = HistoryStore(url)
+    store = HistoryStore.open(url)
     with store.engine.connect() as connection:
         assert connection.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == "0019"
         tables = set(sqlalchemy.inspect(connection).get_table_names())
@@ -36,7 +36,7 @@ def test_migrations_up_from_empty_and_idempotent(url):
     assert {"correct", "score", "score_note"} <= columns
     migrate(store.engine)  # a second start changes nothing
     store.record(make_result())
-    assert len(HistoryStore(url).recent("cli", "alice")) == 1
+    assert len(HistoryStore.open(url).recent("cli", "alice")) == 1
     store.engine.dispose()
 
 
@@ -66,7 +66,7 @@ def _record_scored(store: HistoryStore, model: str, energies: list[float], right
 
 
 def test_category_statistics_with_spread_and_the_greener_hint(url):
-    store = HistoryStore(url)
+    store = HistoryStore.open(url)
     _record_scored(store, "mistral", [40.0, 60.0, 50.0, 45.0, 55.0], right=4)
     _record_scored(store, "tinyllama", [4.0, 6.0, 5.0, 5.0, 5.0], right=3)
     _record_scored(store, "qwen", [1.0] * 10, right=1)
@@ -93,7 +93,7 @@ def test_category_statistics_with_spread_and_the_greener_hint(url):
 
 
 def test_no_greener_hint_without_scores_and_none_across_meters(tmp_path):
-    store = HistoryStore(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     for energy in (40.0, 60.0, 50.0, 45.0, 55.0):
         store.record(make_result(model="mistral", total_j=energy))
         store.record(make_result(model="tinyllama", total_j=energy / 10))
@@ -117,7 +117,7 @@ def test_wilson_interval():
 
 
 def test_unscored_answers_are_neither_right_nor_wrong(tmp_path):
-    store = HistoryStore(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     right = store.record(make_result(total_j=10.0))
     unscored = store.record(make_result(total_j=30.0))
     store.set_score(right, True, 1.0, "names Paris")
@@ -128,7 +128,7 @@ def test_unscored_answers_are_neither_right_nor_wrong(tmp_path):
 
 
 def test_retention_removes_old_words_and_keeps_figures(tmp_path):
-    store = HistoryStore(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     old = make_result(prompt="old secret")
     old.started_at = NOW - timedelta(days=400)
     store.record(old)

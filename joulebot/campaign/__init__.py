@@ -1,1 +1,1 @@
-"""The benchmark campaign's scoring: references for the shipped prompts, checkers, and scores in history."""
+"""The benchmark campaign: shipped prompt sets through the real queue, scored against references; its tables."""
