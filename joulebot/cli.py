@@ -290,32 +290,48 @@ def history(
 
 @app.command()
 def stats(
-    as_csv: Annotated[bool, typer.Option("--csv", help="per box, model and category, as CSV")] = False,
-    box: Annotated[str | None, typer.Option("--box", help="only this box (default: one table per box)")] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="per model, category, box and meter, as CSV")] = False,
+    box: Annotated[str | None, typer.Option("--box", help="only this box (default: one set of tables per box)")] = None,
 ) -> None:
-    """Which model is greener for which kind of task, per box: mean SCI and energy per answer."""
-    from joulebot.campaign.runner import print_tables
+    """Which model is greener for which kind of task, per box: mean SCI and energy per answer, and accuracy where
+    scored."""
     from joulebot.history import HistoryStore
     from joulebot.history.categories import accuracy
     from joulebot.history.store import CategoryStats
 
     store = HistoryStore.open(get_settings().sqlalchemy_url)
-    known = store.boxes()
-    if box is not None and box not in known:
+    if box is not None and box not in (known := store.boxes()):
         raise _fail(f"no measurements from box {box!r}; boxes in history: {', '.join(known) or 'none'}", 2)
-    per_box = {name: store.category_stats(box=name) for name in ([box] if box else known)}
+    rows = store.category_stats(box=box)
     if as_csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=["box", *CategoryStats.model_fields])
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(CategoryStats.model_fields))
         writer.writeheader()
-        writer.writerows({"box": name, **r.model_dump()} for name, rows in per_box.items() for r in rows)
+        writer.writerows(r.model_dump() for r in rows)
         return
-    if not any(per_box.values()):
+    if not rows:
         out.print("no measurements yet", markup=False)
         return
     overall, _ = accuracy()
-    print_tables(out, per_box)
-    out.print(f"\ncategories come from a keyword classifier ({overall:.0%} right on the shipped prompt sets)",
+    shown = ["sci", "energy"] + (["accuracy", "energy-per-correct"] if any(r.scored for r in rows) else [])
+    _tables_per_box(rows, shown)
+    out.print(f"categories come from a keyword classifier ({overall:.0%} right on the shipped prompt sets)",
               markup=False)  # fmt: skip
+
+
+def _tables_per_box(rows: list, metrics: list[str]) -> None:
+    """The model × task tables of each box on its own (a GPU box and a CPU box are not one population),
+    then where the energy figures come from."""
+    from joulebot.campaign.runner import METRICS, by_box, sources_line, table
+
+    boxes = by_box(rows)
+    for number, (box, box_rows) in enumerate(boxes.items()):
+        if len(boxes) > 1:
+            out.print(("\n" if number else "") + f"── box {box} ──", markup=False)
+        for index, name in enumerate(metrics):
+            title, cell = METRICS[name]
+            out.print(("\n" if index or number else "") + f"{title}:", markup=False)
+            out.print(table(box_rows, cell), markup=False)
+    out.print(f"\n{sources_line(rows)}", markup=False)
 
 
 @app.command()
@@ -324,19 +340,38 @@ def bench(
     categories: Annotated[str, typer.Option(help="comma-separated categories")] = "code,math,questions,sql,translation",
     n: Annotated[int, typer.Option("--n", min=1, max=50, help="prompts per category")] = 50,
     run: Annotated[str, typer.Option(help="run name: the same name resumes an interrupted run")] = "default",
-    out_dir: Annotated[Path, typer.Option("--out", help="where the CSV and the heatmap go")] = Path("bench-out"),
-    boxes: Annotated[str | None, typer.Option("--boxes", help="comma-separated boxes: the run on each")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="where the CSVs and the heatmap go")] = Path("bench-out"),
+    references: Annotated[
+        Path | None, typer.Option(help="folder of <category>.jsonl reference files (default: the shipped ones)")
+    ] = None,
+    heatmap_of: Annotated[
+        str, typer.Option("--heatmap", help="accuracy, energy, energy-per-correct, sci or sci-per-correct")
+    ] = "sci",
+    rescore: Annotated[bool, typer.Option(help="check the run's answers again (after changing references)")] = False,
+    boxes: Annotated[str | None, typer.Option("--boxes", help="comma-separated boxes: the whole run on each")] = None,
 ) -> None:
-    """Run the shipped prompt sets through the real queue and worker; print the model × task table per box."""
+    """Run the shipped prompt sets through the real queue and worker, score the answers; print model × task tables
+    (per box)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from joulebot.campaign.runner import heatmap, plan, print_tables, run_bench, write_csv
+    from joulebot.campaign.references import ReferenceError, load_references
+    from joulebot.campaign.runner import (
+        HEATMAP_VALUES,
+        heatmap,
+        plan,
+        run_bench,
+        write_answers_csv,
+        write_csv,
+    )
 
+    if heatmap_of not in HEATMAP_VALUES:
+        raise _fail(f"unknown heatmap {heatmap_of!r} (known: {', '.join(HEATMAP_VALUES)})", 2)
     settings = get_settings()
     chosen = [b.strip() for b in boxes.split(",") if b.strip()] if boxes else None
     try:
+        checked = load_references(references)  # before anything is queued: a bad file costs no energy
         requests = plan(settings, models.split(","), [c.strip() for c in categories.split(",")], n, run, chosen)
-    except InputError as exc:
+    except (InputError, ReferenceError) as exc:
         raise _fail(str(exc), 2) from None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err) as progress:
@@ -349,24 +384,27 @@ def bench(
         from joulebot.queueing.client import JobError
 
         try:
-            outcome = run_bench(settings, requests, run, tick)
+            outcome = run_bench(settings, requests, run, checked, tick, rescore)
         except JobError as exc:
             raise _fail(str(exc)) from None
         progress.update(task, completed=done_before)
     out.print(f"{outcome.ran} answers measured, {outcome.skipped} already measured, {len(outcome.failed)} failed",
               markup=False)  # fmt: skip
+    scores = outcome.scores
+    out.print(f"{scores.correct} correct, {scores.wrong} wrong, {scores.unscored} unscored (newly checked)",
+              markup=False)  # fmt: skip
     for failure in outcome.failed:
         err.print(f"  failed: {failure}", markup=False)
     if not outcome.stats:
         raise _fail("no measurements to show")
-    print_tables(out, outcome.stats)
+    _tables_per_box(outcome.stats, ["accuracy", "energy", "energy-per-correct", "sci", "sci-per-correct"])
     out_dir.mkdir(parents=True, exist_ok=True)
-    for box, rows in outcome.stats.items():
-        name = run if len(outcome.stats) == 1 else f"{run}-{box}"
-        write_csv(rows, out_dir / f"{name}.csv")
-        drawn = heatmap(rows, out_dir / f"{name}.png")
-        out.print(f"\nwrote {out_dir / f'{name}.csv'}" + (f" and {out_dir / f'{name}.png'}" if drawn else
-                  " (pip install 'joulebot[bench]' for the heatmap)"), markup=False)  # fmt: skip
+    write_csv(outcome.stats, out_dir / f"{run}.csv")
+    write_answers_csv(outcome.answers, out_dir / f"{run}-answers.csv")
+    drawn = heatmap(outcome.stats, out_dir / f"{run}.png", heatmap_of)
+    written = f"{out_dir / f'{run}.csv'}, {out_dir / f'{run}-answers.csv'}"
+    out.print(f"\nwrote {written}" + (f" and {out_dir / f'{run}.png'} ({heatmap_of})" if drawn else
+              " (pip install 'joulebot[bench]' for the heatmap)"), markup=False)  # fmt: skip
 
 
 @app.command()

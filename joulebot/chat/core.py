@@ -281,19 +281,28 @@ class ChatCore:
         return "\n\n".join(lines)
 
     def stats_text(self) -> str:
-        """Per box and task, the models from greenest to hungriest (mean energy per answer)."""
-        boxes = self.history.boxes()
-        per_box = {box: self.history.category_stats(box=box) for box in boxes}
-        if not any(per_box.values()):
+        """Per box and task, the models from greenest to hungriest (mean energy per answer); figures from
+        different boxes or meters are never ranked together."""
+        every = self.history.category_stats()
+        if not every:
             return "No measurements yet."
+        boxes = sorted({r.box for r in every})
         lines = ["Average energy per answer, by task (greenest first; each box on its own):"]
-        for box, rows in per_box.items():
-            if len(per_box) > 1:
+        for box in boxes:
+            rows = [r for r in every if r.box == box]
+            if len(boxes) > 1:
                 lines.append(f"📦 {box}")
-            for category in sorted({r.category for r in rows}):
-                ranked = sorted((r for r in rows if r.category == category), key=lambda r: r.mean_total_j)
-                cells = [f"{r.model} {sig(r.mean_total_j)} J ({r.answers})" for r in ranked]
-                lines.append(f"• {category}: " + " · ".join(cells))
+            several_meters = len({r.energy_source for r in rows}) > 1
+            for category in sorted({(r.category, r.energy_source) for r in rows}):
+                ranked = sorted((r for r in rows if (r.category, r.energy_source) == category),
+                                key=lambda r: r.mean_total_j)  # fmt: skip
+                cells = [
+                    f"{r.model} {sig(r.mean_total_j)} J ({r.answers}"
+                    + (f", {r.accuracy:.0%} right of {r.scored} checked)" if r.accuracy is not None else ")")
+                    for r in ranked
+                ]
+                meter = f" ({category[1]})" if several_meters else ""
+                lines.append(f"• {category[0]}{meter}: " + " · ".join(cells))
         return "\n".join(lines)
 
     def forget(self, user_id: str) -> str:
