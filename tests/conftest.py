@@ -4,6 +4,7 @@ in CI (`CI=true`) a missing server fails the test instead of skipping it."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -105,3 +106,17 @@ def embedded(settings: Settings) -> Iterator[Settings]:
     """Settings for the embedded default; stops the embedded worker and Redis afterwards."""
     yield settings
     stop_embedded_stack(settings, timeout_s=20)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def history_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A history database URL on each backend: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

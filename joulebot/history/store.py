@@ -50,10 +50,15 @@ def make_engine(url: str) -> Engine:
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (Alembic), from empty or from any older one."""
+def alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (Alembic), from empty or from any older one."""
+    config = alembic_config()
     if engine.url.get_backend_name() == "sqlite" and engine.url.database:
         lock_path = Path(f"{engine.url.database}.migrate-lock")
         with open(lock_path, "w") as lock:  # SQLite has no advisory locks: a file lock across processes
@@ -118,7 +123,11 @@ class HistoryStore:
                 embodied_g=carbon.embodied_g,
                 sci_g=carbon.sci_g,
                 box=result.box,
-                result=result.model_dump(mode="json"),
+                # the samples go in their own column, once
+                result=result.model_dump(mode="json", exclude={"energy": {"machine": {"trace"}}}),
+                power_trace=[list(point) for point in energy.machine.trace] or None,
+                share_token=result.share_token,
+                meter_failures=sum(r.joules is None for r in (energy.machine, *energy.components)),
             )
             session.add(row)
             session.commit()

@@ -54,4 +54,8 @@ class Exchange(SQLModel, table=True):
     sci_g: float | None
     box: str = Field(max_length=128)
     result: dict = Field(sa_column=Column(JSON, nullable=False))
+    # (seconds since the window's start, watts) of a sampled meter (the wall meter); None without samples
+    power_trace: list | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    share_token: str | None = Field(default=None, max_length=64, unique=True)  # the answer's private link
+    meter_failures: int = 0  # meters that failed in this answer's window (the figure came from the next source)
     created_at: datetime = Field(default_factory=_now)
