@@ -21,8 +21,10 @@ import sqlalchemy
 from alembic import command
 from conftest import cli_env, free_port, make_settings, run_cli
 from factories import make_result
+from markupsafe import escape
 from rq import Queue
 from rq.serializers import JSONSerializer
+from standins import OllamaStandIn
 from starlette.testclient import TestClient
 from webdata import SECRET_ANSWER, SECRET_PROMPT, fill
 
@@ -347,3 +349,31 @@ def test_joulebot_web_serves_over_uvicorn_and_refuses_a_busy_port(tmp_path, fill
     finally:
         process.terminate()
         process.wait(20)
+
+
+@pytest.mark.e2e
+def test_a_prompt_asked_through_the_cli_is_only_on_its_private_link(embedded):
+    """Through the real CLI, queue and worker (the model answers through the Ollama stand-in)."""
+    prompt = f"Translate 'green pancake {uuid.uuid4().hex[:6]}' into French"
+    ollama = OllamaStandIn()
+    try:
+        asked = run_cli(embedded, "ask", prompt, "--model", "llama3", OLLAMA_HOST=ollama.url,
+                        PUBLIC_URL="https://joule.example/")  # fmt: skip
+    finally:
+        ollama.close()
+    assert asked.returncode == 0, asked.stderr
+    link = re.search(r"🔗 https://joule\.example/a/(\S+)", asked.stdout)
+    assert link, asked.stdout
+    token = link.group(1)
+    with TestClient(create_app(embedded)) as client:
+        answers = client.get("/api/answers.json").json()["answers"]
+        assert [a["model"] for a in answers] == ["llama3"]
+        exchange_id = answers[0]["id"]
+        for route in [*PUBLIC_ROUTES, f"/answers/{exchange_id}", f"/api/answers/{exchange_id}.json", "/models/llama3"]:
+            response = client.get(route)
+            assert response.status_code in (200, 404), route  # the fixed routes name models and boxes of other tests
+            assert prompt not in response.text and str(escape(prompt)) not in response.text, route
+            assert "green pancake" not in response.text and token not in response.text, route
+        private = client.get(f"/a/{token}").text
+        assert str(escape(prompt)) in private and "Paris is the capital of France." in private
+        assert client.get(f"/a/{token[:-2]}").status_code == 404
