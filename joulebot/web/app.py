@@ -227,25 +227,23 @@ def create_app(settings: Settings) -> Starlette:
         chart = charts.power_trace(answer["trace"], answer["seconds"], answer["idle_w"], avg_w, label)
         return {"a": answer, "chart": chart, "avg_w": avg_w, "arith": _arithmetic(answer)}
 
-    async def answer_page(request: Request) -> Response:
+    async def _answer_response(request: Request, lookup, key: Any, missing: str, private: bool) -> Response:
         _check_params(request, set())
         page = Page()
-        answer = await run_in_threadpool(page.history, history.answer, request.path_params["id"])
+        answer = await run_in_threadpool(page.history, lookup, key)
         if answer is None:
             if page.banners:
                 return render(request, "base.html", page, status=503)
-            raise HTTPException(404, f"No answer #{request.path_params['id']} in history.")
-        return render(request, "answer.html", page, private=False, **_answer_context(answer))
+            raise HTTPException(404, missing)
+        return render(request, "answer.html", page, private=private, **_answer_context(answer))
+
+    async def answer_page(request: Request) -> Response:
+        number = request.path_params["id"]
+        return await _answer_response(request, history.answer, number, f"No answer #{number} in history.", False)
 
     async def private_answer(request: Request) -> Response:
-        _check_params(request, set())
-        page = Page()
-        answer = await run_in_threadpool(page.history, history.by_token, request.path_params["token"])
-        if answer is None:
-            if page.banners:
-                return render(request, "base.html", page, status=503)
-            raise HTTPException(404, "No answer behind this link (it may be mistyped).")
-        response = render(request, "answer.html", page, private=True, **_answer_context(answer))
+        missing = "No answer behind this link (it may be mistyped)."
+        response = await _answer_response(request, history.by_token, request.path_params["token"], missing, True)
         response.headers["cache-control"] = "private, no-store"
         response.headers["referrer-policy"] = "no-referrer"  # the token must not leak through a link click
         response.headers["x-robots-tag"] = "noindex"
