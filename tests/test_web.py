@@ -148,6 +148,22 @@ def test_the_answer_page_draws_the_measured_power_trace_and_spells_out_the_arith
     assert "prompt" not in data and "answer" not in data and "share_token" not in data
 
 
+def test_the_model_page_draws_distributions_and_days_per_box_and_source(client, filled):
+    html = client.get("/models/tinyllama").text
+    assert html.count('class="bar"') == 4 * 20  # J/answer and J/token, on two populations, 20 bins each
+    assert html.count('class="box"') == 4 and 'class="day"' in html
+    assert "measured by rapl+nvml, not the whole machine" in html and "estimated by estimate" in html
+    data = client.get("/api/models/tinyllama.json").json()
+    j_answer = [d for d in data["distributions"] if d["metric"] == "j_answer"]
+    per_answer = {(d["box"], d["source"]): sorted(d["values"]) for d in j_answer}
+    assert per_answer == {
+        ("gpubox", "rapl+nvml"): sorted(filled.energies[("gpubox", "rapl+nvml", "tinyllama", "math")]),
+        ("testbox", "estimate"): sorted(filled.energies[("testbox", "estimate", "tinyllama", "math")]),
+    }
+    (gpu_day,) = [d["days"] for d in data["daily"] if d["box"] == "gpubox"]
+    assert gpu_day[0]["date"] == "2026-11-26" and gpu_day[0]["n"] == 3 and gpu_day[0]["mean"] == pytest.approx(310.0)
+
+
 def test_the_private_link_shows_the_words_until_forget(client, filled, history_url):
     token = filled.measured.share_token
     html = client.get(f"/a/{token}").text
@@ -220,6 +236,7 @@ def test_the_worker_serves_its_own_box_only(web_settings, filled):
         ("/api/answers/999999.json", 404, "No answer #999999 in history."),
         ("/api/models/nope.json", 404, "No model named 'nope' has answers in history."),
         ("/api/table.csv?metric=x", 400, "'metric' must be one of"),
+        ("/api/table.json?box=nowhere", 404, "No box named 'nowhere' has answers in history."),
     ],
 )
 def test_bad_input_is_a_404_or_400_page_with_a_sentence(client, route, status, sentence):

@@ -134,15 +134,19 @@ def create_app(settings: Settings) -> Starlette:
             for (model, category), mean in sorted(s.cells.items())
         ]
 
-    async def table_json(request: Request) -> Response:
+    async def _table_api(request: Request) -> tuple[Metric, list[dict]]:
         _check_params(request, {"metric", "box"})
-        metric = _metric_param(request)
-        rows = await _api(_table_rows, metric, request.query_params.get("box"))
+        metric, box = _metric_param(request), request.query_params.get("box")
+        if box is not None and box not in await _api(history.boxes):
+            raise HTTPException(404, f"No box named {box!r} has answers in history.")
+        return metric, await _api(_table_rows, metric, box)
+
+    async def table_json(request: Request) -> Response:
+        metric, rows = await _table_api(request)
         return JSONResponse({"metric": metric.key, "unit": metric.unit, "label": metric.label, "rows": rows})
 
     async def table_csv(request: Request) -> Response:
-        _check_params(request, {"metric", "box"})
-        rows = await _api(_table_rows, _metric_param(request), request.query_params.get("box"))
+        _, rows = await _table_api(request)
         buffer = io.StringIO()
         fields = ["box", "source", "measured", "model", "category", "metric", "unit", "n", "mean", "ci95"]
         writer = csv.DictWriter(buffer, fieldnames=fields)
@@ -269,6 +273,10 @@ def create_app(settings: Settings) -> Starlette:
             for population, values in sorted(history.distribution(name, metric).items(), key=lambda kv: kv[0].slug):
                 chart = charts.histogram(values, metric.unit, f"{name}: {metric.label}, {population.slug}")
                 charts_out.append({"metric": metric, "population": population, "chart": chart, "values": values})
+        metric = METRICS["j_answer"]
+        for population, days in sorted(history.daily(name, metric).items(), key=lambda kv: kv[0].slug):
+            chart = charts.timeline(days, metric.unit, f"{name}: mean {metric.label} per day, {population.slug}")
+            charts_out.append({"metric": metric, "population": population, "chart": chart, "days": days})
         return charts_out
 
     async def model_page(request: Request) -> Response:
@@ -289,12 +297,19 @@ def create_app(settings: Settings) -> Starlette:
         if name not in await _api(history.models):
             raise HTTPException(404, f"No model named {name!r} has answers in history.")
         data = await _api(_distributions, name)
-        distributions = [
-            {"metric": d["metric"].key, "unit": d["metric"].unit, "box": d["population"].box,
-             "source": d["population"].source, "measured": d["population"].measured, "values": d["values"]}
+
+        def population(d: dict) -> dict:
+            p = d["population"]
+            return {"metric": d["metric"].key, "unit": d["metric"].unit, "box": p.box, "source": p.source,
+                    "measured": p.measured}  # fmt: skip
+
+        distributions = [{**population(d), "values": d["values"]} for d in data if "values" in d]
+        daily = [
+            {**population(d), "days": [{"date": day, "n": m.n, "mean": m.mean, "ci95": m.ci95} for day, m in d["days"]]}
             for d in data
-        ]  # fmt: skip
-        return JSONResponse({"model": name, "distributions": distributions})
+            if "days" in d
+        ]
+        return JSONResponse({"model": name, "distributions": distributions, "daily": daily})
 
     async def metrics(request: Request) -> Response:
         body = await run_in_threadpool(generate_latest, registry)

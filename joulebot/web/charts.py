@@ -12,6 +12,7 @@ from html import escape
 from markupsafe import Markup
 
 from joulebot.bots.footer import sig
+from joulebot.web.stats import Mean
 
 FONT = 'font-family="sans-serif" font-size="11"'
 
@@ -159,4 +160,35 @@ def histogram(values: Sequence[float], unit: str, label: str, bins: int = 20) ->
     body.append(_text(left, height - 18, f"{sig(low)} {unit}", "start"))
     body.append(_text(left + plot_w, height - 18, f"{sig(high)} {unit}", "end"))
     body.append(_text(left + plot_w / 2, height - 4, f"n = {len(ordered)} · median {sig(median)} {unit}", "middle"))
+    return _svg(width, height, body, label)
+
+
+def timeline(days: Sequence[tuple[str, Mean]], unit: str, label: str) -> Markup:
+    """Mean per day with its 95 % interval as a bar (days with one answer have none)."""
+    width, height, left, right, top, bottom = 640, 200, 56, 16, 14, 34
+    plot_w, plot_h = width - left - right, height - top - bottom
+    high = max(m.mean + (m.ci95 or 0.0) for _, m in days) * 1.1 or 1.0
+    step = plot_w / max(1, len(days))
+
+    def y(v: float) -> float:
+        return top + plot_h * (1 - max(0.0, v) / high)
+
+    body = [f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#ccc"/>']
+    for v in _ticks(high):
+        body.append(_text(left - 4, y(v) + 4, f"{sig(v)}" if v else "0", "end"))
+    points = []
+    for i, (day, mean) in enumerate(days):
+        x = left + step * (i + 0.5)
+        points.append(f"{x:.1f},{y(mean.mean):.1f}")
+        if mean.ci95 is not None:
+            low, up = y(mean.mean - mean.ci95), y(mean.mean + mean.ci95)
+            body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{low:.1f}" y2="{up:.1f}" stroke="#999"/>')
+        body.append(
+            f'<circle class="day" cx="{x:.1f}" cy="{y(mean.mean):.1f}" r="3" fill="#2171b5">'
+            f"<title>{escape(day)}: {sig(mean.mean)} {escape(unit)}, n = {mean.n}</title></circle>"
+        )
+    body.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="#2171b5"/>')
+    body.append(_text(left, height - 18, days[0][0], "start"))
+    body.append(_text(left + plot_w, height - 18, days[-1][0], "end"))
+    body.append(_text(left + plot_w / 2, height - 4, f"mean per day ({unit}), bars: 95 % interval", "middle"))
     return _svg(width, height, body, label)

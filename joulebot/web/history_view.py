@@ -251,6 +251,22 @@ class HistoryView:
             values.setdefault(Population(box, source, bool(measured)), []).append(float(value))
         return values
 
+    def daily(self, model: str, metric: Metric) -> dict[Population, list[tuple[str, Mean]]]:
+        """One model's mean per day (UTC dates as the database writes them), per population, oldest first."""
+        x, day = metric.column, sa.func.date(C.started_at)
+        query = (
+            sa.select(C.box, C.energy_source, C.energy_measured, day, sa.func.count(x), sa.func.sum(x),
+                      sa.func.sum(x * x))
+            .where(C.model == model, x.is_not(None))
+            .group_by(C.box, C.energy_source, C.energy_measured, day)
+            .order_by(day)
+        )  # fmt: skip
+        days: dict[Population, list[tuple[str, Mean]]] = {}
+        for box, source, measured, date, n, total, squares in self._rows(query):
+            mean = Mean.from_sums(int(n), float(total), float(squares))
+            days.setdefault(Population(box, source, bool(measured)), []).append((str(date), mean))
+        return days
+
     # -- /metrics ----------------------------------------------------------------------------------------------
     def totals(self, box: str | None = None) -> list[Any]:
         """(model, box, category, source, measured, answers, joules, meter failures) for the counters.
