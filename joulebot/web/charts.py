@@ -119,8 +119,12 @@ def power_trace(
     return _svg(width, height, body, label)
 
 
-def histogram(values: Sequence[float], unit: str, label: str, bins: int = 20) -> Markup:
-    """Counts per bin, with a box plot (quartiles, median, 5th–95th percentile whiskers) above the bars."""
+def histogram(values: Sequence[float], unit: str, label: str) -> Markup:
+    """Counts per bin, with a box plot (quartiles, median, 5th–95th percentile whiskers) above the bars.
+
+    Bins: twice the square root of n, from 5 to 30 (enough to show a shape, few enough to fill them).
+    """
+    bins = max(5, min(30, int(2 * math.sqrt(len(values)))))
     width, height, left, right, top, bottom = 640, 220, 48, 16, 40, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     ordered = sorted(values)
