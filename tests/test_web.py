@@ -285,6 +285,9 @@ def test_the_app_keeps_serving_with_the_database_or_redis_down(tmp_path, filled,
         assert "Redis" not in client.get("/").text and "n = 4" in client.get("/?metric=j_answer").text
         boxes = client.get("/boxes").text
         assert "Redis is not reachable" in boxes and "wallbox" in boxes
+    with TestClient(create_app(make_settings(tmp_path / "f", database_url=history_url))) as client:
+        assert "The embedded Redis is not running" in client.get("/boxes").text  # and nothing started it
+    assert not (tmp_path / "f" / "redis.sock").exists()
 
 
 def test_the_dashboard_writes_nothing(tmp_path, filled, history_url, system_redis_url, queue_name):

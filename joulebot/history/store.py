@@ -254,7 +254,7 @@ class HistoryStore:
     def export(self, platform: str, platform_user_id: str) -> list[dict]:
         """A user's own exchanges as flat rows (for CSV), oldest first."""
         rows = reversed(self.recent(platform, platform_user_id, limit=1_000_000))
-        keep = [c for c in Exchange.model_fields if c not in ("result", "user_id")]
+        keep = [c for c in Exchange.model_fields if c not in ("result", "user_id", "power_trace")]
         return [{c: getattr(row, c) for c in keep} for row in rows]
 
     def scrub_older_than(self, days: float) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -231,7 +232,9 @@ def create_app(settings: Settings) -> Starlette:
         chart = charts.power_trace(answer["trace"], answer["seconds"], answer["idle_w"], avg_w, label)
         return {"a": answer, "chart": chart, "avg_w": avg_w, "arith": _arithmetic(answer)}
 
-    async def _answer_response(request: Request, lookup, key: Any, missing: str, private: bool) -> Response:
+    async def _answer_response(
+        request: Request, lookup: Callable[[Any], dict | None], key: Any, missing: str, private: bool
+    ) -> Response:
         _check_params(request, set())
         page = Page()
         answer = await run_in_threadpool(page.history, lookup, key)

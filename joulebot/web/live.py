@@ -81,6 +81,11 @@ def read_queues(settings: Settings) -> list[QueueState]:
     try:
         return [queue_state(connection, name) for name in queue_names(connection, settings.queue_name)]
     except REDIS_ERRORS as exc:
+        if not settings.redis_url:
+            raise RedisUnavailable(
+                "The embedded Redis is not running (joulebot ask or joulebot worker starts it): "
+                "queue lengths and box states are missing."
+            ) from None
         raise RedisUnavailable(
             f"Redis is not reachable ({type(exc).__name__}): queue lengths and box states are missing."
         ) from None
