@@ -369,7 +369,8 @@ def web(
     except OSError as exc:
         raise _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 2) from None
     err.print(f"dashboard on http://{host}:{port}/ (read-only; Ctrl-C stops it)", markup=False)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    # no access log: a private answer link's token is in its path, and secrets never reach a log
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
 
 
 meter_app = typer.Typer(no_args_is_help=True, help="Check one meter, or simulate a wall meter.")
