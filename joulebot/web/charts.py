@@ -92,6 +92,10 @@ def power_trace(
         return top + plot_h * (1 - w / w_high)
 
     body = [f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#ccc"/>']
+    if points:  # the area under the power curve is the total energy; above the idle band, the above-idle share
+        outline = " ".join(f"{x(t):.1f},{y(w):.1f}" for t, w in points)
+        base = f"{x(points[-1][0]):.1f},{y(0):.1f} {x(points[0][0]):.1f},{y(0):.1f}"
+        body.append(f'<polygon class="energy" points="{outline} {base}" fill="#fdae6b" fill-opacity="0.35"/>')
     for w in _ticks(w_high):
         body.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(w):.1f}" y2="{y(w):.1f}" stroke="#e4e4e4"/>')
         body.append(_text(left - 4, y(w) + 4, f"{sig(w)} W" if w else "0", "end"))
@@ -101,7 +105,7 @@ def power_trace(
         band = top + plot_h - y(idle_w)
         body.append(
             f'<rect class="idle" x="{left}" y="{y(idle_w):.1f}" width="{plot_w}" height="{band:.1f}"'
-            ' fill="#9ecae1" fill-opacity="0.45"/>'
+            ' fill="#6baed6" fill-opacity="0.6"/>'
         )
         body.append(_text(left + 4, y(idle_w) - 4, f"idle baseline {sig(idle_w)} W", extra='fill="#2171b5"'))
     for t, name in ((0.0, "window start"), (seconds, "window end")):
