@@ -32,7 +32,6 @@ from joulebot.bots.footer import footer
 from joulebot.history import HistoryStore
 from joulebot.history.store import alembic_config, migrate
 from joulebot.queue_worker.keys import alive_key, box_status_key
-from joulebot.queue_worker.worker import Heartbeat
 from joulebot.web.app import create_app
 from joulebot.web.metrics import serve_worker_metrics
 from joulebot.web.stats import Mean, t95
@@ -70,15 +69,13 @@ def client(web_settings, filled):
 
 @pytest.fixture
 def live_queue(web_settings, queue_name):
-    """A queue as a worker makes it: its heartbeat (the worker's own class), one job waiting, cooling down."""
+    """A queue as a worker makes it: its heartbeat key, one job waiting, cooling down."""
     connection = redis.Redis.from_url(web_settings.redis_url)
-    heartbeat = Heartbeat(connection, queue_name, ttl_s=20)
-    heartbeat.start()
+    connection.set(alive_key(queue_name), "4242", ex=60)
     queue = Queue(queue_name, connection=connection, serializer=JSONSerializer)
     queue.enqueue("joulebot.queue_worker.job.run_request", {"never": "run"})
     connection.set(box_status_key(queue_name), "cooling down: 61 °C > 55 °C", ex=60)
     yield connection
-    heartbeat.stop()
     queue.delete(delete_jobs=True)
     connection.delete(box_status_key(queue_name), alive_key(queue_name))
     connection.close()

@@ -16,8 +16,7 @@ from conftest import IN_CI, free_port, make_settings
 from webdata import SECRET_PROMPT, fill
 
 from joulebot.history import HistoryStore
-from joulebot.queue_worker.keys import box_status_key
-from joulebot.queue_worker.worker import Heartbeat
+from joulebot.queue_worker.keys import alive_key, box_status_key
 from joulebot.web.app import create_app
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -106,8 +105,7 @@ def test_the_boxes_page_refreshes_itself(browser, served, system_redis_url):
 
     base, _, queue = served
     connection = redis.Redis.from_url(system_redis_url)
-    heartbeat = Heartbeat(connection, queue, ttl_s=20)
-    heartbeat.start()
+    connection.set(alive_key(queue), "4242", ex=60)  # as the worker's heartbeat does
     try:
         browser.get(f"{base}/boxes")
 
@@ -120,6 +118,5 @@ def test_the_boxes_page_refreshes_itself(browser, served, system_redis_url):
         connection.set(box_status_key(queue), "cooling down: 70 °C > 55 °C", ex=60)
         WebDriverWait(browser, 20, poll_frequency=0.5).until(lambda d: state_of_queue(d).startswith("cooling down"))
     finally:
-        heartbeat.stop()
-        connection.delete(box_status_key(queue))
+        connection.delete(box_status_key(queue), alive_key(queue))
         connection.close()

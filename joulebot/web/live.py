@@ -17,8 +17,7 @@ from rq.serializers import JSONSerializer
 from joulebot.config import Settings
 from joulebot.models import Catalog
 from joulebot.queue_worker.connection import socket_path
-from joulebot.queue_worker.keys import alive_key, box_status_key
-from joulebot.queue_worker.published import catalog_key
+from joulebot.queue_worker.keys import alive_key, box_status_key, catalog_key
 
 REDIS_ERRORS = (redis.RedisError, OSError)
 
