@@ -31,7 +31,7 @@ from webdata import SECRET_ANSWER, SECRET_PROMPT, fill
 from joulebot.bots.footer import footer
 from joulebot.history import HistoryStore
 from joulebot.history.store import alembic_config, migrate
-from joulebot.queue_worker.keys import alive_key, box_status_key
+from joulebot.queue_worker.keys import alive_key, box_lock_key, box_status_key
 from joulebot.web.app import create_app
 from joulebot.web.metrics import serve_worker_metrics
 from joulebot.web.stats import Mean, t95
@@ -69,15 +69,17 @@ def client(web_settings, filled):
 
 @pytest.fixture
 def live_queue(web_settings, queue_name):
-    """A queue as a worker makes it: its heartbeat key, one job waiting, cooling down."""
+    """A queue as the worker of box "wallbox" makes it: its heartbeat and box lock, one job waiting, cooling down."""
     connection = redis.Redis.from_url(web_settings.redis_url)
     connection.set(alive_key(queue_name), "4242", ex=60)
+    lock = json.dumps({"host": "wallbox", "pid": 4242, "queue": queue_name, "token": uuid.uuid4().hex})
+    connection.set(box_lock_key("wallbox"), lock, ex=60)
     queue = Queue(queue_name, connection=connection, serializer=JSONSerializer)
     queue.enqueue("joulebot.queue_worker.job.run_request", {"never": "run"})
     connection.set(box_status_key(queue_name), "cooling down: 61 °C > 55 °C", ex=60)
     yield connection
     queue.delete(delete_jobs=True)
-    connection.delete(box_status_key(queue_name), alive_key(queue_name))
+    connection.delete(box_status_key(queue_name), alive_key(queue_name), box_lock_key("wallbox"))
     connection.close()
 
 
@@ -183,8 +185,9 @@ def test_boxes_show_queue_state_length_and_history(client, live_queue, queue_nam
     data = client.get("/api/boxes.json").json()
     mine = next(b for b in data["boxes"] if b["queue"] == queue_name)
     assert mine["worker_alive"] is True and mine["queued"] == 1 and mine["state"].startswith("cooling down")
-    wall = next(b for b in data["boxes"] if b["box"] == "wallbox")
-    assert wall["idle_w"] == pytest.approx(60.0, abs=0.5) and wall["intensity"]["zone"] == "DE"
+    # the live queue and the box's history are one row, joined through the worker's box lock
+    assert mine["box"] == "wallbox" and [b["box"] for b in data["boxes"]].count("wallbox") == 1
+    assert mine["idle_w"] == pytest.approx(60.0, abs=0.5) and mine["intensity"]["zone"] == "DE"
     assert data["missing"] == []
 
 

@@ -173,7 +173,10 @@ def create_app(settings: Settings) -> Starlette:
             page.banners.append(str(exc))
             queues = []
         unseen = {"last_answer_at": None, "meter": None, "idle_w": None, "intensity": None, "answers_last_hour": None}
-        rows = [{"queue": q, **summaries.pop(q.queue, {**unseen, "box": q.queue})} for q in queues]
+        rows = []
+        for q in queues:
+            box = q.box or q.queue  # a queue without a live worker: its name is the best guess (often the box's)
+            rows.append({"queue": q, **summaries.pop(box, {**unseen, "box": box})})
         return rows + [{"queue": None, **summary} for summary in summaries.values()]
 
     async def boxes(request: Request) -> Response:

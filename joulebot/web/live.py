@@ -1,13 +1,15 @@
 """What the dashboard reads from Redis: the queues, their workers and what each box is doing now.
 
 Today a worker publishes its catalog (`joulebot:catalog:QUEUE`), its heartbeat
-(`joulebot:worker-alive:QUEUE`) and, while it cools down, a status line
-(`joulebot:box-status:QUEUE`); RQ keeps the queue and the jobs it is running.
-Everything else a box page shows comes from history.
+(`joulebot:worker-alive:QUEUE`), its box lock (`joulebot:box-lock:BOX`, naming its
+queue) and, while it cools down, a status line (`joulebot:box-status:QUEUE`); RQ
+keeps the queue and the jobs it is running. Everything else a box page shows
+comes from history.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import redis
@@ -17,7 +19,7 @@ from rq.serializers import JSONSerializer
 from joulebot.config import Settings
 from joulebot.models import Catalog
 from joulebot.queue_worker.connection import socket_path
-from joulebot.queue_worker.keys import alive_key, box_status_key, catalog_key
+from joulebot.queue_worker.keys import alive_key, box_lock_key, box_status_key, catalog_key
 
 REDIS_ERRORS = (redis.RedisError, OSError)
 
@@ -29,6 +31,7 @@ class RedisUnavailable(RuntimeError):
 @dataclass
 class QueueState:
     queue: str
+    box: str | None  # the box whose worker holds this queue now (its lock), None when none does
     worker_alive: bool
     state: str  # "idle", "generating", "cooling down…", "no worker"
     queued: int
@@ -59,7 +62,18 @@ def queue_names(connection: redis.Redis, configured: str) -> list[str]:
     return sorted(names)
 
 
-def queue_state(connection: redis.Redis, name: str) -> QueueState:
+def boxes_by_queue(connection: redis.Redis) -> dict[str, str]:
+    """Queue → box, from the locks the live workers hold (the lock's value names its queue)."""
+    found = {}
+    for box in _names(connection, box_lock_key("*")):
+        try:
+            found[str(json.loads(connection.get(box_lock_key(box)) or b"{}")["queue"])] = box
+        except (ValueError, KeyError, TypeError):
+            continue  # lapsed meanwhile, or not ours to read
+    return found
+
+
+def queue_state(connection: redis.Redis, name: str, box: str | None = None) -> QueueState:
     queue = Queue(name, connection=connection, serializer=JSONSerializer)
     alive = bool(connection.exists(alive_key(name)))
     status = connection.get(box_status_key(name))
@@ -72,13 +86,14 @@ def queue_state(connection: redis.Redis, name: str) -> QueueState:
         state = "generating" if running else "idle"
     raw = connection.get(catalog_key(name))
     models = [e.name for e in Catalog.model_validate_json(raw).available()] if raw else []
-    return QueueState(name, alive, state, queue.count, running if alive else 0, models)
+    return QueueState(name, box, alive, state, queue.count, running if alive else 0, models)
 
 
 def read_queues(settings: Settings) -> list[QueueState]:
     connection = connect(settings)
     try:
-        return [queue_state(connection, name) for name in queue_names(connection, settings.queue_name)]
+        boxes = boxes_by_queue(connection)
+        return [queue_state(connection, name, boxes.get(name)) for name in queue_names(connection, settings.queue_name)]
     except REDIS_ERRORS as exc:
         if not settings.redis_url:
             raise RedisUnavailable(
