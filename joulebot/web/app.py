@@ -105,10 +105,13 @@ def create_app(settings: Settings) -> Starlette:
         _check_params(request, {"metric", "box"})
         metric, box = _metric_param(request), request.query_params.get("box")
         page = Page()
-        boxes = await run_in_threadpool(page.history, history.boxes, default=[])
-        if box is not None and not page.banners and box not in boxes:
-            raise HTTPException(404, f"No box named {box!r} has answers in history.")
+        boxes: list[str] = []
+        if box is not None:  # the toggle needs every box; unfiltered, the table's own groups name them
+            boxes = await run_in_threadpool(page.history, history.boxes, default=[])
+            if not page.banners and box not in boxes:
+                raise HTTPException(404, f"No box named {box!r} has answers in history.")
         sections = await run_in_threadpool(page.history, history.table, metric, box, default=[])
+        boxes = boxes or sorted({s.population.box for s in sections})
         for section in sections:
             means = {key: m.mean for key, m in section.cells.items()}
             section.chart = charts.heatmap(
