@@ -127,6 +127,9 @@ def test_table_json_and_csv_carry_the_same_figures(client, filled):
     parsed = list(csv.DictReader(io.StringIO(response.text)))
     assert len(parsed) == len(data["rows"])
     assert float(parsed[0]["mean"]) == pytest.approx(data["rows"][0]["mean"])
+    per_token = client.get("/api/table.json?metric=j_token").json()["rows"]
+    translation = next(r for r in per_token if r["model"] == "smollm2-135m" and r["category"] == "translation")
+    assert translation["n"] == 2 and translation["mean"] == pytest.approx((20.0 + 25.0) / 2 / 48)  # not the 0 tokens
     sci = client.get("/api/table.json").json()
     assert sci["metric"] == "sci" and sci["unit"] == "g CO2e" and all(r["mean"] > 0 for r in sci["rows"])
 

@@ -100,6 +100,7 @@ def test_table_and_answer_pages_render_cells_and_charts(browser, served, tmp_pat
 
 
 def test_the_boxes_page_refreshes_itself(browser, served, system_redis_url):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -114,9 +115,11 @@ def test_the_boxes_page_refreshes_itself(browser, served, system_redis_url):
             mine = [r for r in rows if queue in r.text]
             return mine[0].find_element(By.CSS_SELECTOR, "td.state").text if mine else ""
 
-        assert state_of_queue(browser) == "idle"
+        # the rows are swapped in under the reader's feet every 5 s: a stale element just means "look again"
+        wait = WebDriverWait(browser, 20, poll_frequency=0.5, ignored_exceptions=[StaleElementReferenceException])
+        wait.until(lambda d: state_of_queue(d) == "idle")
         connection.set(box_status_key(queue), "cooling down: 70 °C > 55 °C", ex=60)
-        WebDriverWait(browser, 20, poll_frequency=0.5).until(lambda d: state_of_queue(d).startswith("cooling down"))
+        wait.until(lambda d: state_of_queue(d).startswith("cooling down"))
     finally:
         connection.delete(box_status_key(queue), alive_key(queue))
         connection.close()

@@ -55,14 +55,15 @@ def fill(store: HistoryStore) -> Filled:
     filled.energies[("wallbox", "mcp39f511n", "smollm2-135m", "math")] = [result.energy.total_j or 0.0]
     plan = [
         ("testbox", "estimate", False, "smollm2-135m", "math", [40.0, 42.0, 47.0, 41.0]),
-        ("testbox", "estimate", False, "smollm2-135m", "translation", [20.0, 25.0]),
+        ("testbox", "estimate", False, "smollm2-135m", "translation", [20.0, 25.0, 30.0]),  # the last: 0 tokens
         ("testbox", "estimate", False, "tinyllama", "math", [90.0, 110.0, 100.0]),
         ("gpubox", "rapl+nvml", True, "tinyllama", "math", [300.0, 320.0, 310.0]),
     ]
     for number, (box, source, measured, model, category, energies) in enumerate(plan):
         for i, joules in enumerate(energies):
+            tokens = 0 if joules == 30.0 else 48
             r = make_result(total_j=joules, source=source, measured=measured, model=model, prompt=SECRET_PROMPT,
-                            answer=SECRET_ANSWER, user_id=f"user{number}-{i}")  # fmt: skip
+                            answer=SECRET_ANSWER, user_id=f"user{number}-{i}", tokens=tokens)  # fmt: skip
             r = r.model_copy(
                 update={"box": box, "category": category, "share_token": secrets.token_urlsafe(16),
                         "started_at": NOW + timedelta(minutes=number * 10 + i)}

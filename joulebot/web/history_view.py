@@ -43,11 +43,13 @@ class Metric:
     key: str
     label: str
     unit: str
-    column: Any  # a SQL expression, one value per answer (NULL: not counted)
+    column: Any  # a SQL expression, one value per answer
+    only: Any = None  # which answers have a value (beside the column not being NULL)
 
-
-def _per_token() -> Any:
-    return sa.case((C.completion_tokens > 0, C.energy_total_j / C.completion_tokens), else_=None)
+    @property
+    def present(self) -> Any:
+        """The WHERE clause of the answers that count."""
+        return self.column.is_not(None) if self.only is None else sa.and_(self.column.is_not(None), self.only)
 
 
 METRICS = {
@@ -56,7 +58,14 @@ METRICS = {
         Metric("sci", "SCI per answer (E × I + M)", "g CO2e", C.sci_g),
         Metric("j_answer", "energy per answer, total", "J", C.energy_total_j),
         Metric("j_above_idle", "energy per answer, above idle", "J", C.energy_attributable_j),
-        Metric("j_token", "energy per generated token, total", "J/token", _per_token()),
+        # a plain division with the zero-token answers left out by WHERE: cheaper than a CASE in every aggregate
+        Metric(
+            "j_token",
+            "energy per generated token, total",
+            "J/token",
+            C.energy_total_j / C.completion_tokens,
+            C.completion_tokens > 0,
+        ),
     )
 }
 
@@ -155,7 +164,7 @@ class HistoryView:
                 C.box, C.energy_source, C.energy_measured, C.model, C.category,
                 sa.func.count(x), sa.func.sum(x), sa.func.sum(x * x),
             )
-            .where(x.is_not(None))
+            .where(metric.present)
             .group_by(C.box, C.energy_source, C.energy_measured, C.model, C.category)
         )  # fmt: skip
         if box is not None:
@@ -242,7 +251,7 @@ class HistoryView:
         """One model's per-answer values (the newest `limit`), per population, for histograms."""
         query = (
             sa.select(C.box, C.energy_source, C.energy_measured, metric.column)
-            .where(C.model == model, metric.column.is_not(None))
+            .where(C.model == model, metric.present)
             .order_by(C.id.desc())
             .limit(limit)
         )
@@ -257,7 +266,7 @@ class HistoryView:
         query = (
             sa.select(C.box, C.energy_source, C.energy_measured, day, sa.func.count(x), sa.func.sum(x),
                       sa.func.sum(x * x))
-            .where(C.model == model, x.is_not(None))
+            .where(C.model == model, metric.present)
             .group_by(C.box, C.energy_source, C.energy_measured, day)
             .order_by(day)
         )  # fmt: skip
