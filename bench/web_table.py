@@ -29,10 +29,10 @@ from starlette.testclient import TestClient
 
 from joulebot.carbon import Embodied, carbon_for, static_intensity
 from joulebot.config import Settings
+from joulebot.exchange import Request, Result
 from joulebot.history import HistoryStore
 from joulebot.history.tables import Exchange
 from joulebot.metering import Energy, IdleBaseline, Reading
-from joulebot.queue_worker.contract import Request, Result
 from joulebot.web.app import create_app
 from joulebot.web.history_view import METRICS, HistoryView
 
@@ -58,7 +58,7 @@ def template_result() -> dict:
 
 
 def fill(url: str, n: int) -> None:
-    store = HistoryStore(url)  # migrates
+    store = HistoryStore.open(url)  # migrates
     result, rng, start = template_result(), random.Random(17), datetime.now(UTC) - timedelta(days=30)
     table, batch = Exchange.__table__, []  # type: ignore[attr-defined]
     with store.engine.begin() as connection:

@@ -4,7 +4,6 @@ in CI (`CI=true`) a missing server fails the test instead of skipping it."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -16,7 +15,7 @@ import redis
 import sqlalchemy
 
 from joulebot.config import Settings
-from joulebot.queue_worker.embedded import stop_embedded_stack
+from joulebot.queueing.embedded import stop_embedded_stack
 
 REDIS_URL = os.environ.get("JOULEBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_URL = os.environ.get("JOULEBOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -117,9 +116,3 @@ def history_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'history.sqlite3'}"
     return request.getfixturevalue("postgres_url")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

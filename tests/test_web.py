@@ -19,19 +19,19 @@ import pytest
 import redis
 import sqlalchemy
 from alembic import command
-from conftest import cli_env, free_port, make_settings, run_cli
+from conftest import cli_env, make_settings, run_cli
 from factories import make_result
 from markupsafe import escape
 from rq import Queue
 from rq.serializers import JSONSerializer
-from standins import OllamaStandIn
+from standins import OllamaStandIn, free_port
 from starlette.testclient import TestClient
 from webdata import SECRET_ANSWER, SECRET_PROMPT, fill
 
-from joulebot.bots.footer import footer
+from joulebot.chat.footer import footer
 from joulebot.history import HistoryStore
 from joulebot.history.store import alembic_config, migrate
-from joulebot.queue_worker.keys import alive_key, box_lock_key, box_status_key
+from joulebot.keys import JOB_FUNCTION, alive_key, box_lock_key, box_status_key
 from joulebot.web.app import create_app
 from joulebot.web.metrics import serve_worker_metrics
 from joulebot.web.stats import Mean, t95
@@ -56,7 +56,7 @@ def web_settings(tmp_path, history_url, system_redis_url, queue_name):
 
 @pytest.fixture
 def filled(history_url):
-    store = HistoryStore(history_url)
+    store = HistoryStore.open(history_url)
     yield fill(store)
     store.engine.dispose()
 
@@ -75,7 +75,7 @@ def live_queue(web_settings, queue_name):
     lock = json.dumps({"host": "wallbox", "pid": 4242, "queue": queue_name, "token": uuid.uuid4().hex})
     connection.set(box_lock_key("wallbox"), lock, ex=60)
     queue = Queue(queue_name, connection=connection, serializer=JSONSerializer)
-    queue.enqueue("joulebot.queue_worker.job.run_request", {"never": "run"})
+    queue.enqueue(JOB_FUNCTION, {"never": "run"})
     connection.set(box_status_key(queue_name), "cooling down: 61 °C > 55 °C", ex=60)
     yield connection
     queue.delete(delete_jobs=True)
@@ -255,7 +255,7 @@ def test_bad_input_is_a_404_or_400_page_with_a_sentence(client, route, status, s
 
 def test_an_empty_history_says_how_to_get_data(tmp_path, history_url, system_redis_url):
     if history_url.startswith("postgresql"):
-        HistoryStore(history_url).engine.dispose()  # migrated, no rows
+        HistoryStore.open(history_url).engine.dispose()  # migrated, no rows
     settings = make_settings(tmp_path / "d", database_url=history_url, redis_url=system_redis_url)
     with TestClient(create_app(settings)) as client:
         for route in ("/", "/answers", "/models", "/boxes"):

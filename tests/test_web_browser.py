@@ -12,11 +12,12 @@ from collections.abc import Iterator
 import pytest
 import redis
 import uvicorn
-from conftest import IN_CI, free_port, make_settings
+from conftest import IN_CI, make_settings
+from standins import free_port
 from webdata import SECRET_PROMPT, fill
 
 from joulebot.history import HistoryStore
-from joulebot.queue_worker.keys import alive_key, box_status_key
+from joulebot.keys import alive_key, box_status_key
 from joulebot.web.app import create_app
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -53,7 +54,7 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator:
 def served(tmp_path, system_redis_url) -> Iterator[tuple[str, object, str]]:
     """uvicorn serving the app over a filled SQLite history, on a free port, in this process."""
     url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
-    store = HistoryStore(url)
+    store = HistoryStore.open(url)
     filled = fill(store)
     queue = f"webtest-{uuid.uuid4().hex[:8]}"
     settings = make_settings(tmp_path / "data", database_url=url, redis_url=system_redis_url, queue_name=queue)

@@ -11,12 +11,12 @@ from datetime import timedelta
 from factories import NOW, make_result
 
 from joulebot.carbon import Embodied, carbon_for, static_intensity
+from joulebot.exchange import Result
 from joulebot.history import HistoryStore
 from joulebot.metering.box import MeasurementBox
 from joulebot.metering.estimate import EstimateMeter
 from joulebot.metering.mcp39f511n import McpMeter
 from joulebot.metering.mcp39f511n_sim import SimulatedMCP39F511N
-from joulebot.queue_worker.contract import Result
 
 SECRET_PROMPT = "Tell me the secret 7f3c9a of the pancakes"
 SECRET_ANSWER = "The secret answer is b41e07 and nobody else sees it"

@@ -24,8 +24,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from joulebot.bots.footer import grams, sig
 from joulebot.carbon.sci import J_PER_KWH
+from joulebot.chat.footer import grams, sig
 from joulebot.config import Settings
 from joulebot.web import charts
 from joulebot.web.history_view import HOW_TO_GET_DATA, METRICS, HistoryUnavailable, HistoryView, Metric

@@ -17,9 +17,9 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from joulebot.config import Settings
+from joulebot.keys import alive_key, box_lock_key, box_status_key, catalog_key
 from joulebot.models import Catalog
-from joulebot.queue_worker.connection import socket_path
-from joulebot.queue_worker.keys import alive_key, box_lock_key, box_status_key, catalog_key
+from joulebot.queueing.connection import socket_path
 
 REDIS_ERRORS = (redis.RedisError, OSError)
 
