@@ -76,3 +76,8 @@ class Exchange(SQLModel, table=True):
     share_token: str | None = Field(default=None, max_length=64, unique=True)  # the answer's private link
     meter_failures: int = 0  # meters that failed in this answer's window (the figure came from the next source)
     created_at: datetime = Field(default_factory=_now)
+    # The benchmark's score, set after the answer was measured; score_note None = not scored yet,
+    # correct None with a note = unscored (no reference), never counted as wrong.
+    correct: bool | None = None
+    score: float | None = None  # 1/0, share of unit tests passed, or chrF
+    score_note: str | None = Field(default=None, max_length=200)

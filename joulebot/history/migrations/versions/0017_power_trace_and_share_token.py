@@ -1,14 +1,14 @@
 """power trace, share token and meter failures per exchange (the dashboard)
 
 Revision ID: 0017
-Revises: 0001
+Revises: 0019
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
-down_revision = "0001"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
