@@ -152,8 +152,9 @@ class QueueClient:
         status = job.get_status()
         if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED):
             workers = Worker.count(queue=self._queue(job.origin))
-            status = self.connection.get(box_status_key(job.origin))
-            return Progress("queued", job.get_position(), workers, status.decode() if status else None, box, why)
+            raw = self.connection.get(box_status_key(job.origin))
+            box_status = raw.decode() if isinstance(raw, bytes) else raw
+            return Progress("queued", job.get_position(), workers, box_status, box, why)
         return Progress(job.meta.get("stage", "running"), None, 1, box=job.meta.get("box") or box, why=why)
 
     def poll(self, job: Job, block_s: int = 1) -> Result | None:

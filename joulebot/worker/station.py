@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable
@@ -173,6 +174,7 @@ class Station:
             started_at=started_at,
             finished_at=datetime.now(UTC),
             category=request.category or classify(request.prompt),
+            share_token=secrets.token_urlsafe(16),
         )
         stage("storing")
         try:
