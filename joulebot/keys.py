@@ -47,3 +47,8 @@ def deliveries_key(platform: str) -> str:
 def user_deliveries_key(platform: str, user_id: str) -> str:
     """The request ids one user still waits for on a platform (a set)."""
     return f"{deliveries_key(platform)}:user:{user_id}"
+
+
+def idle_baseline_key(box_name: str, source: str) -> str:
+    """The last idle baseline one meter (source) of one box measured, with its meter's identity."""
+    return f"{PREFIX}:idle-baseline:{box_name}:{source}"

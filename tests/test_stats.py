@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import csv
 import io
+import statistics
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy
+from alembic.script import ScriptDirectory
 from conftest import run_cli
 from factories import NOW, make_result
 
 from joulebot.history import HistoryStore
 from joulebot.history.categories import CATEGORIES, accuracy, classify, prompt_set
-from joulebot.history.store import migrate
+from joulebot.history.store import MIGRATIONS, migrate
 
 HELD_OUT = Path(__file__).parent / "data" / "heldout_prompts.tsv"
+HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -29,7 +32,7 @@ def url(request, tmp_path) -> str:
 def test_migrations_up_from_empty_and_idempotent(url):
     store = HistoryStore.open(url)
     with store.engine.connect() as connection:
-        assert connection.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert connection.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == HEAD
         tables = set(sqlalchemy.inspect(connection).get_table_names())
     assert {"users", "exchanges", "alembic_version"} <= tables
     migrate(store.engine)  # a second start changes nothing
@@ -70,6 +73,66 @@ def test_category_statistics_with_spread_and_the_greener_hint(tmp_path):
     assert hint == "for questions, tinyllama averaged 10× less energy than mistral here"
     assert store.greener_hint("questions", "tinyllama", ["mistral", "tinyllama"]) is None
     assert store.greener_hint("questions", "mistral", ["mistral", "tinyllama"], min_answers=6) is None
+
+
+def test_sql_statistics_equal_the_python_ones(url):
+    """count, means, J/token and the sample stdev (from sums of squares) as Python computes them."""
+    store = HistoryStore.open(url)
+    energies = {"mistral": [40.0, 61.5, 50.25, 45.0, 55.0, 1e-3], "tinyllama": [4.0, 6.0, 5.5], "phi": [7.25]}
+    for model, values in energies.items():
+        for i, energy in enumerate(values):
+            store.record(make_result(model=model, total_j=energy, tokens=10 + i, seconds=1.0 + i,
+                                     idle_w=None if i == 1 else 2.0))  # fmt: skip
+    store.record(make_result(model="mistral", total_j=None))  # no figure: not in any statistic
+    stats = {s.model: s for s in store.category_stats()}
+    assert [s.model for s in store.category_stats()] == sorted(energies)
+    for model, values in energies.items():
+        got = stats[model]
+        tokens = [10 + i for i in range(len(values))]
+        attributable = [max(0.0, e - 2.0 * (1.0 + i)) for i, e in enumerate(values) if i != 1]
+        assert got.answers == len(values)
+        assert got.mean_total_j == pytest.approx(statistics.fmean(values), rel=1e-12)
+        assert got.stdev_total_j == pytest.approx(statistics.stdev(values) if len(values) > 1 else 0.0, rel=1e-9)
+        assert got.j_per_token == pytest.approx(sum(values) / sum(tokens), rel=1e-12)
+        assert got.mean_attributable_j == pytest.approx(statistics.fmean(attributable), rel=1e-12)
+    by_model = {s.model: s for s in store.model_stats()}
+    assert by_model["tinyllama"].answers == 3
+    assert by_model["tinyllama"].mean_total_j == pytest.approx(statistics.fmean(energies["tinyllama"]))
+    store.engine.dispose()
+
+
+def test_constant_series_has_zero_spread_not_a_math_error(url):
+    store = HistoryStore.open(url)
+    for _ in range(4):
+        store.record(make_result(total_j=0.1 + 0.2))  # 0.30000000000000004: rounding in the sums of squares
+    (only,) = store.category_stats()
+    assert only.stdev_total_j == pytest.approx(0.0, abs=1e-9)
+    store.engine.dispose()
+
+
+def test_statistics_read_only_the_covering_index(tmp_path):
+    """The hint in every footer and `joulebot stats` never touch the exchange rows (SQLite's own plan
+    for the statements the store sends)."""
+    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    for energy in range(6):
+        store.record(make_result(total_j=float(energy + 1)))
+    sent: list[tuple[str, tuple]] = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _many) -> None:
+        sent.append((statement, parameters))
+
+    sqlalchemy.event.listen(store.engine, "before_cursor_execute", capture)
+    store.greener_hint("questions", "smollm2-135m", ["tinyllama"])
+    store.category_stats()
+    sqlalchemy.event.remove(store.engine, "before_cursor_execute", capture)
+    assert len(sent) == 2  # one aggregate each
+    with store.engine.connect() as connection:
+        for statement, parameters in sent:
+            rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+            plan = " | ".join(row[-1] for row in rows)
+            assert "COVERING INDEX ix_exchanges_stats" in plan and "TEMP B-TREE" not in plan, plan
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    store.engine.dispose()
 
 
 def test_retention_removes_old_words_and_keeps_figures(tmp_path):

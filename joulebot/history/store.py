@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import fcntl
-import statistics
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, event, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, create_engine, select
 
@@ -43,8 +44,27 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         # The worker writes while bots read: wait for the lock instead of failing at once.
-        return create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL with synchronous=NORMAL: a commit appends to the log without waiting for the disk.
+
+    Readers (the bots) no longer block the writer (the worker), and a commit costs ~1 ms
+    instead of ~2 ms (~20 ms on a busy machine). Durability: an application crash loses
+    nothing; a power loss or OS crash can lose the last commits since the previous
+    checkpoint (the database itself stays consistent). See README "Configuration".
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "memory":  # :memory: has no WAL
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
 
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -214,29 +234,46 @@ class HistoryStore:
         ]
 
     def category_stats(self, request_id_prefix: str | None = None) -> list[CategoryStats]:
-        """Per model and task category, over every exchange with a total energy (or one run's)."""
-        columns = (
-            Exchange.model, Exchange.category, Exchange.energy_total_j, Exchange.energy_attributable_j,
-            Exchange.operational_g, Exchange.sci_g, Exchange.completion_tokens,
-        )  # fmt: skip
-        query = select(*columns).where(Exchange.energy_total_j.is_not(None))  # type: ignore[union-attr]
+        """Per model and task category, over every exchange with a total energy (or one run's).
+
+        One aggregate query (served by the covering index `ix_exchanges_stats`): the database
+        returns count, means and the sums for the spread; no exchange row is loaded here.
+        """
+        total = Exchange.energy_total_j
+        query = (
+            select(
+                Exchange.model,
+                Exchange.category,
+                func.count(),
+                func.avg(total),
+                func.avg(Exchange.energy_attributable_j),
+                func.avg(Exchange.operational_g),
+                func.avg(Exchange.sci_g),
+                func.sum(total),
+                func.sum(total * total),
+                func.sum(Exchange.completion_tokens),
+            )
+            .where(total.is_not(None))  # type: ignore[union-attr]
+            .group_by(Exchange.category, Exchange.model)  # the index's order: no sort
+        )
         if request_id_prefix:
             query = query.where(Exchange.request_id.startswith(request_id_prefix))  # type: ignore[attr-defined]
-        groups: dict[tuple[str, str], list] = {}
         with Session(self.engine) as session:
-            for row in session.exec(query).all():
-                groups.setdefault((row[0], row[1]), []).append(row)
-        return [_summarise(model, category, rows) for (model, category), rows in sorted(groups.items())]
+            rows = session.exec(query).all()
+        return sorted((_category_stats(*row) for row in rows), key=lambda s: (s.model, s.category))
 
     def greener_hint(self, category: str, model: str, candidates: list[str], min_answers: int = 5) -> str | None:
         """'for translation, tinyllama averaged 9× less energy than mistral here', when it did (≥ 2×)."""
-        query = (
-            select(Exchange.model, func.count(), func.avg(Exchange.energy_total_j))
-            .where(Exchange.category == category, Exchange.energy_total_j.is_not(None))  # type: ignore[union-attr]
+        total = Exchange.energy_total_j
+        query = (  # one aggregate, an index-only range scan of `ix_exchanges_stats`
+            select(Exchange.model, func.avg(total))
+            .where(Exchange.category == category, Exchange.model.in_({model, *candidates}))  # type: ignore[attr-defined]
+            .where(total.is_not(None))  # type: ignore[union-attr]
             .group_by(Exchange.model)
+            .having(func.count(total) >= min_answers)
         )
         with Session(self.engine) as session:
-            means = {m: avg for m, n, avg in session.exec(query).all() if n >= min_answers}
+            means = dict(session.exec(query).all())
         others = {m: means[m] for m in candidates if m in means and m != model}
         if model not in means or not others:
             return None
@@ -260,9 +297,7 @@ class HistoryStore:
         """Retention: prompts and answers older than `days` are deleted; the measurements stay."""
         cutoff = datetime.now(UTC) - timedelta(days=days)
         with Session(self.engine) as session:
-            rows = session.exec(
-                select(Exchange).where(Exchange.started_at < cutoff, Exchange.prompt != "")
-            ).all()
+            rows = session.exec(select(Exchange).where(Exchange.started_at < cutoff, Exchange.prompt != "")).all()
             for row in rows:
                 _scrub(row)
                 session.add(row)
@@ -283,21 +318,29 @@ def _scrub(row: Exchange) -> None:
     row.prompt, row.answer, row.result = "", "", result
 
 
-def _summarise(model: str, category: str, rows: list) -> CategoryStats:
-    def mean(values: list) -> float | None:
-        present = [v for v in values if v is not None]
-        return statistics.fmean(present) if present else None
-
-    totals = [r[2] for r in rows]
-    tokens = sum(r[6] for r in rows)
+def _category_stats(
+    model: str, category: str, n: int, mean: float, attributable: float | None, co2e: float | None,
+    sci: float | None, energy: float, squares: float, tokens: int | None,
+) -> CategoryStats:  # fmt: skip
     return CategoryStats(
         model=model,
         category=category,
-        answers=len(rows),
-        mean_total_j=statistics.fmean(totals),
-        mean_attributable_j=mean([r[3] for r in rows]),
-        mean_co2e_g=mean([r[4] for r in rows]),
-        mean_sci_g=mean([r[5] for r in rows]),
-        j_per_token=sum(totals) / tokens if tokens else None,
-        stdev_total_j=statistics.stdev(totals) if len(totals) > 1 else 0.0,
+        answers=n,
+        mean_total_j=mean,
+        mean_attributable_j=attributable,
+        mean_co2e_g=co2e,
+        mean_sci_g=sci,
+        j_per_token=energy / tokens if tokens else None,
+        stdev_total_j=sample_stdev(n, energy, squares),
     )
+
+
+def sample_stdev(n: int, total: float, squares: float) -> float:
+    """Sample standard deviation from a count, a sum and a sum of squares (what SQL can aggregate).
+
+    Both databases sum in double precision; the difference is clamped at 0 where rounding makes
+    a constant series come out a hair negative. 0 for a single answer.
+    """
+    if n < 2:
+        return 0.0
+    return math.sqrt(max(0.0, (squares - total * total / n) / (n - 1)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -25,8 +25,17 @@ class User(SQLModel, table=True):
     created_at: datetime = Field(default_factory=_now)
 
 
+# The statistics read only these columns: with them all in one index, the per-category
+# aggregates (`joulebot stats`, the greener-model hint in every footer) are index-only scans
+# and stay flat as history grows (migration 0018).
+STATS_INDEX_COLUMNS = (
+    "category", "model", "energy_total_j", "energy_attributable_j", "operational_g", "sci_g", "completion_tokens",
+)  # fmt: skip
+
+
 class Exchange(SQLModel, table=True):
     __tablename__ = "exchanges"
+    __table_args__ = (Index("ix_exchanges_stats", *STATS_INDEX_COLUMNS),)
 
     id: int | None = Field(default=None, primary_key=True)
     request_id: str = Field(max_length=64, unique=True)
