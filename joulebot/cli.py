@@ -8,15 +8,15 @@ the next question is fast).
 from __future__ import annotations
 
 import csv
+import functools
 import getpass
 import json
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from joulebot.chat.build import InputError, build_request
 from joulebot.chat.footer import energy_ratio, footer, sig
@@ -24,18 +24,67 @@ from joulebot.chat.status import status_text
 from joulebot.config import Settings, get_settings
 from joulebot.exchange import Request, Result, Units
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.status import Status
+
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0], pretty_exceptions_show_locals=False
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+# `joulebot ask` on a warm worker is mostly Python starting up: its path imports only what it
+# uses. rich (the spinner, JSON, progress bars) is loaded on first use, and the answer and its
+# footer are plain text written with print().
+@functools.cache
+def _console(stderr: bool) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+class _LazyConsole:
+    def __init__(self, stderr: bool) -> None:
+        self.stderr = stderr
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_console(self.stderr), name)
+
+
+out = _LazyConsole(stderr=False)
+err = _LazyConsole(stderr=True)
+
+
+def _say(text: str = "") -> None:
+    """A line of plain text on stdout, exactly as given (no markup, no emoji codes)."""
+    print(text, flush=True)
+
+
+class _Spinner:
+    """The waiting line on stderr, shown from the first progress report on: a warm answer comes
+    before the first report (about a second), and then rich is never imported."""
+
+    def __init__(self) -> None:
+        self.status: Status | None = None
+
+    def update(self, text: str) -> None:
+        if self.status is None:
+            self.status = _console(True).status(text, spinner="dots")
+            self.status.start()
+        else:
+            self.status.update(text)
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+
 
 UnitsOption = Annotated[Units | None, typer.Option("--units", help="joules: energy; watts: average power and duration")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print the whole Result as JSON")]
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"joulebot: {message}", markup=False)
+    print(f"joulebot: {message}", file=sys.stderr, flush=True)
     return typer.Exit(code)
 
 
@@ -74,11 +123,14 @@ def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Resul
                 jobs.append(client.submit(request))
             finally:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        with err.status("queued", spinner="dots") as status:
+        spinner = _Spinner()
+        try:
             for number, job in enumerate(jobs, start=1):
                 label = f"[{number}/{len(jobs)}] " if len(jobs) > 1 else ""
-                show = None if quiet else (lambda p, label=label: status.update(f"{label}{status_text(p)}"))
+                show = None if quiet else (lambda p, label=label: spinner.update(f"{label}{status_text(p)}"))
                 results.append(client.wait(job, show))
+        finally:
+            spinner.stop()
     except JobError as exc:
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:
@@ -103,9 +155,9 @@ def ask(
     if as_json:
         out.print_json(result.model_dump_json())
         return
-    out.print(result.answer, markup=False)
-    out.print()
-    out.print(footer(result), markup=False)
+    _say(result.answer)
+    _say()
+    _say(footer(result))
 
 
 @app.command()
@@ -124,12 +176,12 @@ def compare(
         out.print_json(json.dumps({"a": a.model_dump(mode="json"), "b": b.model_dump(mode="json")}))
         return
     for tag, result in (("A", a), ("B", b)):
-        out.print(f"── {tag}: {result.model} ──", markup=False)
-        out.print(result.answer, markup=False)
-        out.print()
-        out.print(footer(result), markup=False)
-        out.print()
-    out.print(energy_ratio(a, b), markup=False)
+        _say(f"── {tag}: {result.model} ──")
+        _say(result.answer)
+        _say()
+        _say(footer(result))
+        _say()
+    _say(energy_ratio(a, b))
 
 
 models_app = typer.Typer(help="The models this box can run (and, for admins, pulling more).")

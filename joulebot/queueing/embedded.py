@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import redis
 
 from joulebot.config import Settings
@@ -31,10 +30,9 @@ def embedded_worker_alive(settings: Settings) -> bool:
     """A worker serves this data directory: the pid file names a live joulebot process, or a
     live process holds the box lock (an orphan whose pid file could not be written)."""
     try:
-        process = psutil.Process(int(pid_path(settings).read_text()))
-        if process.status() != psutil.STATUS_ZOMBIE and "joulebot" in " ".join(process.cmdline()):
+        if _live_joulebot(int(pid_path(settings).read_text())):
             return True
-    except (FileNotFoundError, ValueError, psutil.Error):
+    except (FileNotFoundError, ValueError):
         pass
     connection = conn.connect(settings, retries=0)
     try:
@@ -44,6 +42,28 @@ def embedded_worker_alive(settings: Settings) -> bool:
     finally:
         connection.close()
     return holder is not None and not BoxLock.dead_here(holder)
+
+
+def _live_joulebot(pid: int) -> bool:
+    """A live (not zombie) process whose command line names joulebot.
+
+    Read from /proc where there is one: this runs on every `joulebot ask`, and importing
+    psutil costs more than the rest of the check.
+    """
+    if not Path("/proc/self/stat").exists():
+        import psutil
+
+        try:
+            process = psutil.Process(pid)
+            return process.status() != psutil.STATUS_ZOMBIE and "joulebot" in " ".join(process.cmdline())
+        except psutil.Error:
+            return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, IndexError):
+        return False
+    return state != "Z" and "joulebot" in cmdline
 
 
 def claim_pid_file(settings: Settings) -> None:
@@ -108,6 +128,8 @@ def stop_embedded_stack(settings: Settings, timeout_s: float = 30.0) -> bool:
 
 
 def _wait_gone(pid: int, timeout_s: float) -> bool:
+    import psutil
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
