@@ -11,7 +11,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel
-from sqlalchemy import Engine, event, func
+from sqlalchemy import Engine, event, func, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, create_engine, select
 
@@ -116,14 +116,19 @@ class HistoryStore:
             session.refresh(user)
         return user
 
+    def _user_id(self, session: Session, platform: str, platform_user_id: str) -> int:
+        """The user's row id (made if new), read without loading the row."""
+        query = select(User.id).where(User.platform == platform, User.platform_user_id == platform_user_id)
+        found = session.exec(query).first()
+        return found if found is not None else self._user(session, platform, platform_user_id).id  # type: ignore[return-value]
+
     def record(self, result: Result) -> int:
         """Store one finished exchange; returns its id. The Result's own id fields stay unset."""
         req, energy, carbon = result.request, result.energy, result.carbon
         with Session(self.engine) as session:
-            user = self._user(session, req.platform, req.user_id)
             row = Exchange(
                 request_id=req.id,
-                user_id=user.id,
+                user_id=self._user_id(session, req.platform, req.user_id),
                 platform=req.platform,
                 model=result.model,
                 category=result.category,
@@ -148,9 +153,11 @@ class HistoryStore:
                 box=result.box,
                 result=result.model_dump(mode="json"),
             )
-            session.add(row)
+            # A Core insert of the row's columns: on the answer's path, the ORM's unit of work
+            # (flush, then reloading the row for its id) cost more CPU than the write itself.
+            inserted = session.connection().execute(insert(Exchange.__table__), row.model_dump(exclude={"id"}))
             session.commit()
-            return row.id  # type: ignore[return-value]
+            return inserted.inserted_primary_key[0]
 
     def recent(self, platform: str, platform_user_id: str, limit: int = 10, offset: int = 0) -> list[Exchange]:
         """A user's own exchanges, newest first, one page of `limit` after skipping `offset`."""
@@ -167,11 +174,11 @@ class HistoryStore:
 
     def preferences(self, platform: str, platform_user_id: str) -> tuple[str | None, str | None]:
         """(default model, units) the user chose, None where they did not. A read only: no user row is made."""
-        with Session(self.engine) as session:
-            query = select(User.default_model, User.units).where(
-                User.platform == platform, User.platform_user_id == platform_user_id
-            )
-            row = session.exec(query).first()
+        query = select(User.default_model, User.units).where(
+            User.platform == platform, User.platform_user_id == platform_user_id
+        )
+        with self.engine.connect() as connection:  # Core, not an ORM session: read once per chat message
+            row = connection.execute(query).first()
         return (row[0], row[1]) if row else (None, None)
 
     def set_preferences(
@@ -272,8 +279,8 @@ class HistoryStore:
             .group_by(Exchange.model)
             .having(func.count(total) >= min_answers)
         )
-        with Session(self.engine) as session:
-            means = dict(session.exec(query).all())
+        with self.engine.connect() as connection:  # Core, not an ORM session: it runs for every answer
+            means = dict(connection.execute(query).all())  # type: ignore[arg-type]
         others = {m: means[m] for m in candidates if m in means and m != model}
         if model not in means or not others:
             return None
