@@ -48,7 +48,10 @@ class Settings(BaseSettings):
     max_model_params_b: float = 9.0
     max_prompt_chars: int = 4000
     max_tokens: int = 256
-    llama_threads: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    # One core left to the rest of the box (the worker's Python, Redis, the bots): llama.cpp's threads
+    # spin while they wait for each other, and with every core taken one busy neighbour stalls them
+    # all (bench/threads.py on 2 busy cores: 15.5 tokens/s with 1 thread, 0.8 with 2).
+    llama_threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1) - 1), ge=1)
 
     # Metering.
     meters: str = "auto"
