@@ -53,8 +53,7 @@ class LoadReport:
     worker_s: float = 0.0
 
     def percentile(self, p: float) -> float:
-        ordered = sorted(self.enqueue_ms)
-        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+        return percentile(self.enqueue_ms, p)
 
 
 def load_settings(base: Path, redis_url: str, ollama_url: str, **extra) -> Settings:

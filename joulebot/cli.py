@@ -230,7 +230,7 @@ def models_pull(name: Annotated[str, typer.Argument(help="catalog name, alias or
         raise _fail(f"{entry.name} has {entry.size_label()} parameters; this box runs models up to {limit:g}B", 2)
     tag = entry.ollama_tag if entry and entry.ollama_tag else name
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*columns, console=err) as progress:
+    with Progress(*columns, console=_console(True)) as progress:
         task = progress.add_task(f"pulling {tag}", total=None)
 
         def show(status: str, completed: int | None, total: int | None) -> None:
@@ -345,7 +345,7 @@ def bench(
     except InputError as exc:
         raise _fail(str(exc), 2) from None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err) as progress:
+    with Progress(*columns, console=_console(True)) as progress:
         task = progress.add_task(f"bench {run}", total=len(requests))
         done_before = len(requests)
 

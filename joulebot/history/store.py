@@ -211,34 +211,53 @@ class HistoryStore:
             return len(rows)
 
     def model_stats(self) -> list[ModelStats]:
-        """Per-model averages over every exchange with a measured or estimated total."""
-        with Session(self.engine) as session:
-            query = (
-                select(
-                    Exchange.model,
-                    func.count(),
-                    func.avg(Exchange.energy_total_j),
-                    func.avg(Exchange.energy_attributable_j),
-                    func.avg(Exchange.sci_g),
-                    func.sum(Exchange.energy_total_j),
-                    func.sum(Exchange.completion_tokens),
-                )
-                .where(Exchange.energy_total_j.is_not(None))  # type: ignore[union-attr]
-                .group_by(Exchange.model)
-                .order_by(func.avg(Exchange.energy_total_j))
+        """Per-model averages over every exchange with a measured or estimated total.
+
+        Summed per (category, model) first, in the covering index's order, then per model:
+        grouped by model alone, SQLite would sort every row or read them from the table.
+        """
+        total, attributable, sci = Exchange.energy_total_j, Exchange.energy_attributable_j, Exchange.sci_g
+        parts = (
+            select(
+                Exchange.model.label("model"),  # type: ignore[attr-defined]
+                func.count().label("n"),
+                func.sum(total).label("total"),
+                func.count(attributable).label("n_attributable"),
+                func.sum(attributable).label("attributable"),
+                func.count(sci).label("n_sci"),
+                func.sum(sci).label("sci"),
+                func.sum(Exchange.completion_tokens).label("tokens"),
             )
-            rows = session.exec(query).all()
-        return [
+            .where(total.is_not(None))  # type: ignore[union-attr]
+            .group_by(Exchange.category, Exchange.model)
+            .subquery()
+        )
+        query = select(
+            parts.c.model,
+            func.sum(parts.c.n),
+            func.sum(parts.c.total),
+            func.sum(parts.c.n_attributable),
+            func.sum(parts.c.attributable),
+            func.sum(parts.c.n_sci),
+            func.sum(parts.c.sci),
+            func.sum(parts.c.tokens),
+        ).group_by(parts.c.model)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        # PostgreSQL sums bigint counts into numeric (Decimal): counts back to int
+        rows = [(m, int(n), e, int(na), a, int(ns), sc, int(t or 0)) for m, n, e, na, a, ns, sc, t in rows]
+        stats = [
             ModelStats(
                 model=model,
                 answers=n,
-                mean_total_j=total,
-                mean_attributable_j=attributable,
-                mean_sci_g=sci,
+                mean_total_j=energy / n,
+                mean_attributable_j=attributable_sum / n_attributable if n_attributable else None,
+                mean_sci_g=sci_sum / n_sci if n_sci else None,
                 j_per_token=(energy / tokens) if tokens else None,
             )
-            for model, n, total, attributable, sci, energy, tokens in rows
+            for model, n, energy, n_attributable, attributable_sum, n_sci, sci_sum, tokens in rows
         ]
+        return sorted(stats, key=lambda s: s.mean_total_j)
 
     def category_stats(self, request_id_prefix: str | None = None) -> list[CategoryStats]:
         """Per model and task category, over every exchange with a total energy (or one run's).
