@@ -135,6 +135,36 @@ def test_statistics_read_only_the_covering_index(tmp_path):
     store.engine.dispose()
 
 
+def test_the_hint_follows_its_own_writes_without_reading_again_and_others_after_a_refresh(tmp_path):
+    url = f"sqlite:///{tmp_path / 'h.sqlite3'}"
+    store, other = HistoryStore.open(url), HistoryStore(url)
+    for _ in range(5):
+        store.record(make_result(model="mistral", total_j=50.0))
+    assert store.greener_hint("questions", "mistral", ["tinyllama"]) is None  # the category's sums read here
+    selects: list[str] = []
+
+    def capture(_conn, _cursor, statement, _parameters, _context, _many) -> None:
+        selects.extend([statement] if statement.lstrip().upper().startswith("SELECT") and "sum(" in statement else [])
+
+    sqlalchemy.event.listen(store.engine, "before_cursor_execute", capture)
+    for _ in range(5):
+        store.record(make_result(model="tinyllama", total_j=5.0))
+    hint = store.greener_hint("questions", "mistral", ["tinyllama"])
+    assert hint == "for questions, tinyllama averaged 10× less energy than mistral here"
+    assert selects == [], "the store's own writes update the sums it holds"
+
+    for _ in range(5):  # another process (another box on the same database) writes
+        other.record(make_result(model="phi", total_j=1.0))
+    assert "phi" not in (store.greener_hint("questions", "mistral", ["tinyllama", "phi"]) or "")
+    store.HINT_REFRESH_S = 0.0  # the next read (every minute by default) counts them
+    hint = store.greener_hint("questions", "mistral", ["tinyllama", "phi"])
+    assert hint == "for questions, phi averaged 50× less energy than mistral here"
+    assert len(selects) == 1
+    sqlalchemy.event.remove(store.engine, "before_cursor_execute", capture)
+    store.engine.dispose()
+    other.engine.dispose()
+
+
 def test_retention_removes_old_words_and_keeps_figures(tmp_path):
     store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     old = make_result(prompt="old secret")

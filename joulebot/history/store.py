@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import math
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -92,8 +93,15 @@ def _upgrade(config: Config, engine: Engine) -> None:
 class HistoryStore:
     """Queries over one database. `HistoryStore.open(url)` also brings its schema up to date."""
 
+    # The greener-model hint runs after every answer. Its per-category sums are read with one
+    # aggregate at most this often and kept up to date by this store's own writes in between, so
+    # the hint costs the same at 100k exchanges as at none; other processes' writes (another box
+    # on the same database) count from the next read.
+    HINT_REFRESH_S = 60.0
+
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
+        self._hint_sums: dict[str, tuple[float, dict[str, tuple[int, float]]]] = {}  # category → (read at, sums)
 
     @classmethod
     def open(cls, url: str) -> HistoryStore:
@@ -157,7 +165,11 @@ class HistoryStore:
             # (flush, then reloading the row for its id) cost more CPU than the write itself.
             inserted = session.connection().execute(insert(Exchange.__table__), row.model_dump(exclude={"id"}))
             session.commit()
-            return inserted.inserted_primary_key[0]
+        if result.category in self._hint_sums and energy.total_j is not None:
+            sums = self._hint_sums[result.category][1]
+            n, total = sums.get(result.model, (0, 0.0))
+            sums[result.model] = (n + 1, total + energy.total_j)
+        return inserted.inserted_primary_key[0]
 
     def recent(self, platform: str, platform_user_id: str, limit: int = 10, offset: int = 0) -> list[Exchange]:
         """A user's own exchanges, newest first, one page of `limit` after skipping `offset`."""
@@ -290,16 +302,8 @@ class HistoryStore:
 
     def greener_hint(self, category: str, model: str, candidates: list[str], min_answers: int = 5) -> str | None:
         """'for translation, tinyllama averaged 9× less energy than mistral here', when it did (≥ 2×)."""
-        total = Exchange.energy_total_j
-        query = (  # one aggregate, an index-only range scan of `ix_exchanges_stats`
-            select(Exchange.model, func.avg(total))
-            .where(Exchange.category == category, Exchange.model.in_({model, *candidates}))  # type: ignore[attr-defined]
-            .where(total.is_not(None))  # type: ignore[union-attr]
-            .group_by(Exchange.model)
-            .having(func.count(total) >= min_answers)
-        )
-        with self.engine.connect() as connection:  # Core, not an ORM session: it runs for every answer
-            means = dict(connection.execute(query).all())  # type: ignore[arg-type]
+        sums = self._category_sums(category)
+        means = {m: total / n for m, (n, total) in sums.items() if n >= min_answers and m in {model, *candidates}}
         others = {m: means[m] for m in candidates if m in means and m != model}
         if model not in means or not others:
             return None
@@ -307,6 +311,21 @@ class HistoryStore:
         if others[best] <= 0 or means[model] / others[best] < 2:
             return None
         return f"for {category}, {best} averaged {means[model] / others[best]:.0f}× less energy than {model} here"
+
+    def _category_sums(self, category: str) -> dict[str, tuple[int, float]]:
+        """{model: (answers with a total, sum of totals)} for one category (see HINT_REFRESH_S)."""
+        read_at, sums = self._hint_sums.get(category, (float("-inf"), {}))
+        if time.monotonic() - read_at > self.HINT_REFRESH_S:
+            total = Exchange.energy_total_j
+            query = (  # one aggregate, an index-only range scan of `ix_exchanges_stats`
+                select(Exchange.model, func.count(total), func.sum(total))
+                .where(Exchange.category == category, total.is_not(None))  # type: ignore[union-attr]
+                .group_by(Exchange.model)
+            )
+            with self.engine.connect() as connection:  # Core, not an ORM session
+                sums = {m: (int(n), float(t)) for m, n, t in connection.execute(query).all()}
+            self._hint_sums[category] = (time.monotonic(), sums)
+        return sums
 
     def request_ids(self, prefix: str) -> set[str]:
         with Session(self.engine) as session:
