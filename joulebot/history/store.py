@@ -7,12 +7,12 @@ import math
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel
-from sqlalchemy import Engine, event, func, insert
+from sqlalchemy import Engine, case, event, func, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, create_engine, select
 
@@ -20,9 +20,21 @@ from joulebot.exchange import Result
 from joulebot.history.tables import Exchange, User
 
 
+def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95 % by default) of a share correct: sound for small n and 0 % or 100 %."""
+    if n == 0:
+        return 0.0, 1.0
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 class CategoryStats(BaseModel):
     model: str
     category: str
+    box: str
+    energy_source: str  # never averaged across boxes or meters: each pair is its own row
     answers: int
     mean_total_j: float
     mean_attributable_j: float | None
@@ -30,6 +42,32 @@ class CategoryStats(BaseModel):
     mean_sci_g: float | None
     j_per_token: float | None
     stdev_total_j: float  # spread of the total energy between answers (0 for one answer)
+    scored: int = 0  # answers checked against a reference (unscored ones are neither right nor wrong)
+    correct: int = 0
+    accuracy: float | None = None  # correct ÷ scored
+    accuracy_low: float | None = None  # 95 % Wilson interval
+    accuracy_high: float | None = None
+    j_per_correct: float | None = None  # total energy of the scored answers ÷ correct answers
+    sci_per_correct_g: float | None = None  # SCI of the scored answers ÷ correct answers
+
+
+class ScoreTask(BaseModel):
+    """A measured benchmark answer that has not been scored yet."""
+
+    id: int
+    request_id: str
+    category: str
+    prompt: str
+    answer: str
+
+
+class HintSums(NamedTuple):
+    """What the greener-model hint needs of one model's answers in one category, box and meter."""
+
+    answers: int = 0  # with a total energy
+    total_j: float = 0.0
+    scored: int = 0
+    right: int = 0
 
 
 class ModelStats(BaseModel):
@@ -101,7 +139,7 @@ class HistoryStore:
 
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
-        self._hint_sums: dict[str, tuple[float, dict[str, tuple[int, float]]]] = {}  # category → (read at, sums)
+        self._hint_sums: dict[tuple[str, str, str], tuple[float, dict[str, HintSums]]] = {}  # (category, box, source)
 
     @classmethod
     def open(cls, url: str) -> HistoryStore:
@@ -165,10 +203,10 @@ class HistoryStore:
             # (flush, then reloading the row for its id) cost more CPU than the write itself.
             inserted = session.connection().execute(insert(Exchange.__table__), row.model_dump(exclude={"id"}))
             session.commit()
-        if result.category in self._hint_sums and energy.total_j is not None:
-            sums = self._hint_sums[result.category][1]
-            n, total = sums.get(result.model, (0, 0.0))
-            sums[result.model] = (n + 1, total + energy.total_j)
+        kept = self._hint_sums.get((result.category, result.box, energy.machine.source))
+        if kept is not None and energy.total_j is not None:  # an answer is scored later: set_score forgets
+            sums = kept[1].get(result.model, HintSums())
+            kept[1][result.model] = sums._replace(answers=sums.answers + 1, total_j=sums.total_j + energy.total_j)
         return inserted.inserted_primary_key[0]
 
     def recent(self, platform: str, platform_user_id: str, limit: int = 10, offset: int = 0) -> list[Exchange]:
@@ -225,7 +263,7 @@ class HistoryStore:
     def model_stats(self) -> list[ModelStats]:
         """Per-model averages over every exchange with a measured or estimated total.
 
-        Summed per (category, model) first, in the covering index's order, then per model:
+        Summed per (category, box, meter, model) first, in the covering index's order, then per model:
         grouped by model alone, SQLite would sort every row or read them from the table.
         """
         total, attributable, sci = Exchange.energy_total_j, Exchange.energy_attributable_j, Exchange.sci_g
@@ -241,7 +279,7 @@ class HistoryStore:
                 func.sum(Exchange.completion_tokens).label("tokens"),
             )
             .where(total.is_not(None))  # type: ignore[union-attr]
-            .group_by(Exchange.category, Exchange.model)
+            .group_by(Exchange.category, Exchange.box, Exchange.energy_source, Exchange.model)  # the index's order
             .subquery()
         )
         query = select(
@@ -272,60 +310,142 @@ class HistoryStore:
         return sorted(stats, key=lambda s: s.mean_total_j)
 
     def category_stats(self, request_id_prefix: str | None = None) -> list[CategoryStats]:
-        """Per model and task category, over every exchange with a total energy (or one run's).
+        """Per model, task category, box and meter, over every exchange with a total energy (or one run's).
 
+        Figures from different boxes or meters are never averaged together: each pair is its own row.
         One aggregate query (served by the covering index `ix_exchanges_stats`): the database
-        returns count, means and the sums for the spread; no exchange row is loaded here.
+        returns counts, means and the sums for the spread and the scores; no row is loaded here.
         """
-        total = Exchange.energy_total_j
+        total, sci = Exchange.energy_total_j, Exchange.sci_g
+        scored = Exchange.correct.is_not(None)  # type: ignore[union-attr]
         query = (
             select(
                 Exchange.model,
                 Exchange.category,
+                Exchange.box,
+                Exchange.energy_source,
                 func.count(),
                 func.avg(total),
                 func.avg(Exchange.energy_attributable_j),
                 func.avg(Exchange.operational_g),
-                func.avg(Exchange.sci_g),
+                func.avg(sci),
                 func.sum(total),
                 func.sum(total * total),
                 func.sum(Exchange.completion_tokens),
+                func.count(Exchange.correct),
+                func.sum(case((Exchange.correct.is_(True), 1), else_=0)),  # type: ignore[union-attr]
+                func.sum(case((scored, total))),
+                func.sum(case((scored, sci))),
+                func.count(case((scored, sci))),
             )
             .where(total.is_not(None))  # type: ignore[union-attr]
-            .group_by(Exchange.category, Exchange.model)  # the index's order: no sort
+            .group_by(Exchange.category, Exchange.box, Exchange.energy_source, Exchange.model)  # the index's order
         )
         if request_id_prefix:
             query = query.where(Exchange.request_id.startswith(request_id_prefix))  # type: ignore[attr-defined]
-        with Session(self.engine) as session:
-            rows = session.exec(query).all()
-        return sorted((_category_stats(*row) for row in rows), key=lambda s: (s.model, s.category))
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        stats = [_category_stats(*row) for row in rows]
+        return sorted(stats, key=lambda s: (s.model, s.category, s.box, s.energy_source))
 
-    def greener_hint(self, category: str, model: str, candidates: list[str], min_answers: int = 5) -> str | None:
-        """'for translation, tinyllama averaged 9× less energy than mistral here', when it did (≥ 2×)."""
-        sums = self._category_sums(category)
-        means = {m: total / n for m, (n, total) in sums.items() if n >= min_answers and m in {model, *candidates}}
-        others = {m: means[m] for m in candidates if m in means and m != model}
-        if model not in means or not others:
-            return None
-        best = min(others, key=others.__getitem__)
-        if others[best] <= 0 or means[model] / others[best] < 2:
-            return None
-        return f"for {category}, {best} averaged {means[model] / others[best]:.0f}× less energy than {model} here"
+    def greener_hint(
+        self, category: str, model: str, candidates: list[str], box: str, source: str, min_scored: int = 5
+    ) -> str | None:
+        """'as accurate on translation here (80 % vs 70 % right), tinyllama: 4× less energy than mistral'.
 
-    def _category_sums(self, category: str) -> dict[str, tuple[int, float]]:
-        """{model: (answers with a total, sum of totals)} for one category (see HINT_REFRESH_S)."""
-        read_at, sums = self._hint_sums.get(category, (float("-inf"), {}))
+        Only from this box and meter, only for a model whose measured accuracy on the task is
+        not worse than this one's within the intervals (its 95 % Wilson interval reaches this
+        model's share correct), and only when it used at least 2× less energy on average.
+        Without scores for both models there is no hint: cheaper is no use if it is wrong.
+        """
+        sums = self._hint_sums_for(category, box, source)
+        found = {m: (s.total_j / s.answers, s.scored, s.right) for m, s in sums.items() if s.scored >= min_scored}
+        if model not in found:
+            return None
+        mean_j, n, right = found[model]
+        share = right / n
+        good = {
+            m: found[m]
+            for m in candidates
+            if m in found and m != model and wilson(found[m][2], found[m][1])[1] >= share and found[m][0] > 0
+        }
+        if not good:
+            return None
+        best = min(good, key=lambda m: good[m][0])
+        ratio = mean_j / good[best][0]
+        if ratio < 2:
+            return None
+        other_share = good[best][2] / good[best][1]
+        return (
+            f"as accurate on {category} here ({other_share:.0%} vs {share:.0%} right), "
+            f"{best} used {ratio:.0f}× less energy than {model}"
+        )
+
+    def _hint_sums_for(self, category: str, box: str, source: str) -> dict[str, HintSums]:
+        """Per model, for one category on one box and meter (see HINT_REFRESH_S)."""
+        key = (category, box, source)
+        read_at, sums = self._hint_sums.get(key, (float("-inf"), {}))
         if time.monotonic() - read_at > self.HINT_REFRESH_S:
             total = Exchange.energy_total_j
             query = (  # one aggregate, an index-only range scan of `ix_exchanges_stats`
-                select(Exchange.model, func.count(total), func.sum(total))
-                .where(Exchange.category == category, total.is_not(None))  # type: ignore[union-attr]
+                select(
+                    Exchange.model,
+                    func.count(total),
+                    func.sum(total),
+                    func.count(Exchange.correct),
+                    func.sum(case((Exchange.correct.is_(True), 1), else_=0)),  # type: ignore[union-attr]
+                )
+                .where(Exchange.category == category, Exchange.box == box, Exchange.energy_source == source)
+                .where(total.is_not(None))  # type: ignore[union-attr]
                 .group_by(Exchange.model)
             )
             with self.engine.connect() as connection:  # Core, not an ORM session
-                sums = {m: (int(n), float(t)) for m, n, t in connection.execute(query).all()}
-            self._hint_sums[category] = (time.monotonic(), sums)
+                rows = connection.execute(query).all()
+            sums = {m: HintSums(int(n), float(t), int(k), int(r or 0)) for m, n, t, k, r in rows}
+            self._hint_sums[key] = (time.monotonic(), sums)
         return sums
+
+    def to_score(self, request_id_prefix: str) -> list[ScoreTask]:
+        """The measured exchanges of a benchmark run that have no score yet, in order."""
+        query = (
+            select(Exchange.id, Exchange.request_id, Exchange.category, Exchange.prompt, Exchange.answer)
+            .where(Exchange.request_id.startswith(request_id_prefix), Exchange.score_note.is_(None))  # type: ignore[attr-defined,union-attr]
+            .order_by(Exchange.id)  # type: ignore[arg-type]
+        )
+        with Session(self.engine) as session:
+            rows = session.exec(query).all()
+        return [ScoreTask(id=i, request_id=r, category=c, prompt=p, answer=a) for i, r, c, p, a in rows]
+
+    def clear_scores(self, request_id_prefix: str) -> int:
+        """Forget the scores of a benchmark run (to check it again with changed references)."""
+        with Session(self.engine) as session:
+            rows = session.exec(select(Exchange).where(Exchange.request_id.startswith(request_id_prefix))).all()  # type: ignore[attr-defined]
+            for row in rows:
+                row.correct = row.score = row.score_note = None
+                session.add(row)
+            session.commit()
+        self._hint_sums.clear()  # the hint's sums count scores
+        return len(rows)
+
+    def set_score(self, exchange_id: int, correct: bool | None, score: float | None, note: str) -> None:
+        with Session(self.engine) as session:
+            row = session.get(Exchange, exchange_id)
+            if row is None:
+                return
+            row.correct, row.score, row.score_note = correct, score, note[:200]
+            session.add(row)
+            session.commit()
+        self._hint_sums.clear()  # the hint's sums count scores
+
+    def answer_rows(self, request_id_prefix: str) -> list[dict]:
+        """One benchmark run, one row per answer (for its CSV), with its score."""
+        keep = (
+            "request_id", "model", "category", "box", "energy_source", "energy_measured", "energy_total_j",
+            "energy_attributable_j", "sci_g", "completion_tokens", "seconds", "correct", "score", "score_note",
+        )  # fmt: skip
+        query = select(Exchange).where(Exchange.request_id.startswith(request_id_prefix)).order_by(Exchange.id)  # type: ignore[attr-defined,arg-type]
+        with Session(self.engine) as session:
+            return [{c: getattr(row, c) for c in keep} for row in session.exec(query).all()]
 
     def request_ids(self, prefix: str) -> set[str]:
         with Session(self.engine) as session:
@@ -364,12 +484,24 @@ def _scrub(row: Exchange) -> None:
 
 
 def _category_stats(
-    model: str, category: str, n: int, mean: float, attributable: float | None, co2e: float | None,
-    sci: float | None, energy: float, squares: float, tokens: int | None,
+    model: str, category: str, box: str, source: str, n: int, mean: float, attributable: float | None,
+    co2e: float | None, sci: float | None, energy: float, squares: float, tokens: int | None, scored: int,
+    correct: int | None, scored_j: float | None, scored_sci: float | None, scored_with_sci: int,
 ) -> CategoryStats:  # fmt: skip
+    correct = int(correct or 0)
+    low, high = wilson(correct, scored) if scored else (None, None)
     return CategoryStats(
         model=model,
         category=category,
+        box=box,
+        energy_source=source,
+        scored=scored,
+        correct=correct,
+        accuracy=correct / scored if scored else None,
+        accuracy_low=low,
+        accuracy_high=high,
+        j_per_correct=scored_j / correct if correct and scored_j is not None else None,
+        sci_per_correct_g=scored_sci / correct if correct and scored_with_sci == scored else None,
         answers=n,
         mean_total_j=mean,
         mean_attributable_j=attributable,

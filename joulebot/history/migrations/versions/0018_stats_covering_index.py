@@ -1,19 +1,20 @@
-"""a covering index for the statistics (category, model and the figures they average)
+"""a covering index for the statistics (category, box, meter, model and the figures they average)
 
 Revision ID: 0018
-Revises: 0001
+Revises: 0019
 """
 
 from alembic import op
 
 revision = "0018"
-down_revision = "0001"
+down_revision = "0019"  # it covers 0019's `correct`
 branch_labels = None
 depends_on = None
 
 # Spelled out, not imported from the tables: a migration must not change when the models do.
 COLUMNS = [
-    "category", "model", "energy_total_j", "energy_attributable_j", "operational_g", "sci_g", "completion_tokens",
+    "category", "box", "energy_source", "model",
+    "energy_total_j", "energy_attributable_j", "operational_g", "sci_g", "completion_tokens", "correct",
 ]  # fmt: skip
 
 
