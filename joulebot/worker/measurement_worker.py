@@ -206,6 +206,7 @@ def serve(settings: Settings, idle_exit_s: int | None = None, burst: bool = Fals
         heartbeat = Heartbeat(control, settings.queue_name, lock, settings.worker_lost_after_s)
         heartbeat.start()
         keeper: IdleKeeper | None = None
+        metrics = _serve_metrics(settings)
         try:
             station, keeper = _warm_station(settings, control)
             keeper.start()
@@ -214,6 +215,18 @@ def serve(settings: Settings, idle_exit_s: int | None = None, burst: bool = Fals
             if keeper is not None:
                 keeper.stop()
             heartbeat.stop()
+            if metrics is not None:
+                metrics.shutdown()
+
+
+def _serve_metrics(settings: Settings) -> Any:
+    """With METRICS_PORT: this box's /metrics on a thread, for boxes that run no dashboard."""
+    if settings.metrics_port is None:
+        return None
+    from joulebot.web.metrics import serve_worker_metrics  # only where it is asked for
+
+    server, _thread = serve_worker_metrics(settings)
+    return server
 
 
 def _warm_station(settings: Settings, control: redis.Redis) -> tuple[Station, IdleKeeper]:

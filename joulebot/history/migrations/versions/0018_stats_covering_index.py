@@ -1,13 +1,13 @@
 """a covering index for the statistics (category, box, meter, model and the figures they average)
 
 Revision ID: 0018
-Revises: 0019
+Revises: 0017
 """
 
 from alembic import op
 
 revision = "0018"
-down_revision = "0019"  # it covers 0019's `correct`
+down_revision = "0017"  # the head when written; it covers 0019's `correct`
 branch_labels = None
 depends_on = None
 
