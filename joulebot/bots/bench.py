@@ -8,11 +8,11 @@ model, category and prompt, so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rq.exceptions import NoSuchJobError
 from rq.job import JobStatus
 
 from joulebot.bots.core import InputError
@@ -22,7 +22,7 @@ from joulebot.history import HistoryStore
 from joulebot.history.categories import CATEGORIES, prompt_set
 from joulebot.history.store import CategoryStats
 from joulebot.models import ModelUnavailable, UnknownModelError
-from joulebot.queue_worker.client import JobError, QueueClient
+from joulebot.queue_worker.client import JobError, JobLost, QueueClient
 from joulebot.queue_worker.contract import Request
 from joulebot.queue_worker.published import catalog_for_front_end
 
@@ -35,12 +35,26 @@ class BenchOutcome:
     failed: list[str]
 
 
+# A run name becomes part of job ids (RQ accepts letters, digits, "-" and "_") and of file names.
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
+
+
+def check_run_name(run: str) -> str:
+    if not RUN_NAME.fullmatch(run):
+        raise InputError(
+            f"--run {run!r} is not a run name: 1 to 40 letters, digits, '-' or '_', starting with a letter or digit"
+            " (e.g. v1-2)"
+        )
+    return run
+
+
 def bench_prefix(run: str) -> str:
     return f"bench-{run}-"
 
 
 def plan(settings: Settings, models: list[str], categories: list[str], n: int, run: str) -> list[Request]:
     """The Requests of a run, in order, without the ones already measured."""
+    check_run_name(run)
     catalog = catalog_for_front_end(settings)
     try:
         entries = [catalog.resolve(m) for m in models]
@@ -81,8 +95,8 @@ def run_bench(
         try:  # still queued from an interrupted run: wait for it rather than queue it twice
             job = client.job(request.id)
             if job.get_status() in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, None):
-                raise NoSuchJobError
-        except NoSuchJobError:
+                job = client.submit(request)
+        except JobLost:
             job = client.submit(request)
         jobs.append((request, job))
     failed = []

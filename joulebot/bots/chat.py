@@ -8,11 +8,11 @@ The platform modules only parse their updates and render these texts.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-
-import redis
-from rq.exceptions import NoSuchJobError
+from typing import Protocol
 
 from joulebot.bots.core import InputError, build_request
 from joulebot.bots.footer import energy_ratio, footer, sig
@@ -20,12 +20,25 @@ from joulebot.bots.limits import RateLimiter
 from joulebot.config import Settings
 from joulebot.history import HistoryStore
 from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
-from joulebot.queue_worker.client import JobError, Progress, QueueClient
+from joulebot.queue_worker.client import JobError, JobLost, Progress, QueueClient, QueueUnavailable
 from joulebot.queue_worker.contract import Request, Result, Units
 from joulebot.queue_worker.deliveries import Delivery, DeliveryBook
 from joulebot.queue_worker.published import catalog_for_front_end
 
-ProgressHandler = Callable[[str], Awaitable[None]]
+log = logging.getLogger(__name__)
+
+
+class ProgressHandler(Protocol):
+    """Shows a status text; `urgent` ones are shown even if the last edit was a moment ago."""
+
+    def __call__(self, text: str, *, urgent: bool = False) -> Awaitable[None]: ...
+
+
+QUEUE_WENT_AWAY = (
+    "⚠️ joulebot's queue went away while your answer was being made. "
+    "I will send it here as soon as the queue is back (or tell you if it was lost)."
+)
+QUEUE_RETRY_S = 2.0  # how often a waiting delivery asks whether Redis is back
 
 HELP = """joulebot answers with open LLMs and tells you what each answer cost: the energy the measurement \
 machine drew, the CO2e at the grid's current carbon intensity, and the SCI score.
@@ -39,6 +52,19 @@ Send any text to ask your default model, or:
 /history — your last exchanges
 /stats — average energy per model
 /forget — delete your prompts and answers"""
+
+
+def spawn(tasks: set[asyncio.Task], coroutine: Awaitable[None], what: str) -> None:
+    """Run `coroutine` in the background: referenced in `tasks` until it ends, and its failure logged, not lost."""
+    task = asyncio.get_running_loop().create_task(coroutine)  # type: ignore[arg-type]
+    tasks.add(task)  # a task nobody references can be garbage-collected mid-answer
+
+    def finished(task: asyncio.Task) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", what, exc_info=task.exception())
+
+    task.add_done_callback(finished)
 
 
 def status_text(progress: Progress) -> str:
@@ -138,7 +164,7 @@ class ChatCore:
         """Validated Requests, or InputError with a friendly refusal. Nothing is queued here."""
         try:
             return self._prepare(user_id, chat_id, prompt, models)
-        except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
+        except QueueUnavailable:
             raise InputError("joulebot's queue is unavailable right now; please try again in a minute.") from None
 
     def _prepare(self, user_id: str, chat_id: str, prompt: str, models: list[str | None]) -> list[Request]:
@@ -182,20 +208,59 @@ class ChatCore:
         return delivery
 
     async def follow(self, delivery: Delivery, on_status: ProgressHandler) -> list[Result]:
-        """Wait for every Result of a delivery, reporting status text as it changes."""
-        results = []
-        for request_id in delivery.request_ids:
+        """Wait for every Result of a delivery, reporting status text as it changes.
+
+        If Redis goes away meanwhile, the user is told at once and the wait goes on
+        until it answers again: then the answer is delivered (it was in Redis), or
+        JobLost says it was lost (Redis came back without it). JobError otherwise.
+        """
+        return [await self._follow_one(request_id, on_status) for request_id in delivery.request_ids]
+
+    async def _follow_one(self, request_id: str, on_status: ProgressHandler) -> Result:
+        outage = False
+        while True:
             try:
                 job = await asyncio.to_thread(self.client.job, request_id)
-            except NoSuchJobError:
-                raise JobError("this answer expired before it could be delivered; please ask again") from None
-            while True:
-                result = await asyncio.to_thread(self.client.poll, job, 1)
-                if result is not None:
-                    results.append(result)
-                    break
-                await on_status(status_text(await asyncio.to_thread(self.client.progress, job)))
-        return results
+                while True:
+                    result = await asyncio.to_thread(self.client.poll, job, 1)
+                    if result is not None:
+                        return result
+                    await on_status(status_text(await asyncio.to_thread(self.client.progress, job)))
+            except QueueUnavailable as exc:
+                if not outage:
+                    log.warning("%s while following %s; waiting for it to come back", exc, request_id)
+                    await on_status(QUEUE_WENT_AWAY, urgent=True)
+                outage = True
+                await self._until_queue_returns()
+            except JobLost:
+                if outage:
+                    raise JobLost(
+                        "joulebot's queue restarted without your question, so its answer was lost; please ask again."
+                    ) from None
+                raise JobLost("this answer expired before it could be delivered; please ask again") from None
+
+    async def _until_queue_returns(self) -> None:
+        """Sleep until Redis answers; JobLost if that takes longer than a Result would be kept anyway."""
+        deadline = time.monotonic() + self.settings.result_ttl_s
+        while not await asyncio.to_thread(self.client.reachable):
+            if time.monotonic() > deadline:
+                raise JobLost(f"joulebot's queue was away for over {self.settings.result_ttl_s} s; your answer was lost")
+            await asyncio.sleep(QUEUE_RETRY_S)
+
+    def pending(self) -> list[Delivery]:
+        """What this platform still owes (empty while Redis does not answer: the next start resumes it)."""
+        try:
+            return self.deliveries.pending()
+        except QueueUnavailable as exc:
+            log.warning("cannot resume pending answers: %s", exc)
+            return []
+
+    def delivered(self, delivery: Delivery) -> None:
+        """The reply went out: forget the delivery (if Redis is away, it is sent once more at the next start)."""
+        try:
+            self.deliveries.done(delivery)
+        except QueueUnavailable as exc:
+            log.warning("could not mark %s delivered: %s", delivery.key, exc)
 
     # -- reading ------------------------------------------------------------
     def models_text(self) -> str:
@@ -238,4 +303,16 @@ class ChatCore:
         )
 
 
-__all__ = ["HELP", "Answer", "ChatCore", "InputError", "JobError", "Reply", "make_reply", "status_text"]
+__all__ = [
+    "HELP",
+    "QUEUE_WENT_AWAY",
+    "Answer",
+    "ChatCore",
+    "InputError",
+    "JobError",
+    "QueueUnavailable",
+    "Reply",
+    "make_reply",
+    "spawn",
+    "status_text",
+]

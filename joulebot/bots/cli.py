@@ -8,8 +8,8 @@ the next question is fast).
 from __future__ import annotations
 
 import csv
-import getpass
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -20,7 +20,7 @@ from rich.console import Console
 
 from joulebot.bots.core import InputError, build_request
 from joulebot.bots.footer import energy_ratio, footer, sig
-from joulebot.config import Settings, get_settings
+from joulebot.config import Settings, SettingsError, get_settings
 from joulebot.queue_worker.contract import Request, Result, Units
 
 app = typer.Typer(
@@ -38,8 +38,30 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+@app.callback()
+def _settings_first() -> None:
+    # Every setting is checked before any command runs: one line naming the variable, exit 2.
+    if "--help" in sys.argv[1:]:
+        return
+    try:
+        get_settings()
+    except SettingsError as exc:
+        raise _fail(str(exc), 2) from None
+
+
 def _cli_user() -> str:
-    return getpass.getuser()
+    """The terminal user is the OS account: its numeric id, which the environment cannot change ($LOGNAME can)."""
+    return str(os.getuid())
+
+
+def _history(settings: Settings):
+    """The history store, or one line naming DATABASE_URL (exit 2) if it cannot be opened."""
+    from joulebot.history import HistoryUnavailable, open_history
+
+    try:
+        return open_history(settings.sqlalchemy_url, settings.redact)
+    except HistoryUnavailable as exc:
+        raise _fail(f"DATABASE_URL: {exc}", 2) from None
 
 
 def _requests(settings: Settings, models: list[str | None], prompt: str, units: Units | None) -> list[Request]:
@@ -61,7 +83,7 @@ def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Resul
     Ctrl-C at any point cancels what has not started (nothing recorded) and leaves a
     running answer to finish and be stored.
     """
-    from joulebot.queue_worker.client import JobError, QueueClient
+    from joulebot.queue_worker.client import JobError, QueueClient, QueueUnavailable
 
     client = QueueClient(settings)
     jobs = []
@@ -78,10 +100,19 @@ def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Resul
                 label = f"[{number}/{len(jobs)}] " if len(jobs) > 1 else ""
                 show = None if quiet else (lambda progress, label=label: status.update(f"{label}{progress.text()}"))
                 results.append(client.wait(job, show))
+    except QueueUnavailable as exc:
+        if not jobs:  # nothing was queued
+            raise _fail(str(exc)) from None
+        raise _fail("the queue went away while waiting; your answer may still be stored: joulebot history") from None
     except JobError as exc:
         raise _fail(str(exc)) from None
+    except SettingsError as exc:
+        raise _fail(str(exc), 2) from None
     except KeyboardInterrupt:
-        cancelled = [client.cancel(job) for job in jobs[len(results) :]]  # every one, not just up to a running one
+        try:
+            cancelled = [client.cancel(job) for job in jobs[len(results) :]]  # every one, not just up to a running one
+        except QueueUnavailable:
+            raise _fail("stopped waiting; the queue does not answer, so nothing could be cancelled", 130) from None
         if all(cancelled):
             raise _fail("cancelled before it ran; nothing was recorded", 130) from None
         raise _fail("stopped waiting; the answer is still being made and will be in `joulebot history`", 130) from None
@@ -220,9 +251,7 @@ def history(
     ] = None,
 ) -> None:
     """Show your last exchanges, newest first (or export them, or forget a user)."""
-    from joulebot.history import HistoryStore
-
-    store = HistoryStore(get_settings().sqlalchemy_url)
+    store = _history(get_settings())
     if forget:
         platform, _, user_id = forget.rpartition(":")
         n = store.forget(platform or "cli", user_id)
@@ -251,11 +280,10 @@ def history(
 def stats(as_csv: Annotated[bool, typer.Option("--csv", help="per model and category, as CSV")] = False) -> None:
     """Which model is greener for which kind of task: mean SCI and energy per answer."""
     from joulebot.bots.bench import table
-    from joulebot.history import HistoryStore
     from joulebot.history.categories import accuracy
     from joulebot.history.store import CategoryStats
 
-    rows = HistoryStore(get_settings().sqlalchemy_url).category_stats()
+    rows = _history(get_settings()).category_stats()
     if as_csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=list(CategoryStats.model_fields))
         writer.writeheader()

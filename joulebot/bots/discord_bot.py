@@ -21,7 +21,7 @@ from typing import Literal
 import discord
 from discord import app_commands
 
-from joulebot.bots.chat import HELP, ChatCore, InputError, JobError, Reply, make_reply
+from joulebot.bots.chat import HELP, ChatCore, InputError, JobError, Reply, make_reply, spawn
 from joulebot.bots.discord_format import Message, render
 from joulebot.config import Settings
 from joulebot.queue_worker.deliveries import Delivery
@@ -51,7 +51,7 @@ def render_reply(reply: Reply) -> list[Message]:
 class ReplyTarget:
     """Where a reply goes: the interaction while its token lives, else the channel."""
 
-    async def status(self, text: str) -> None: ...
+    async def status(self, text: str, *, urgent: bool = False) -> None: ...
 
     async def deliver(self, messages: list[Message]) -> None: ...
 
@@ -66,10 +66,15 @@ class InteractionTarget(ReplyTarget):
     def _alive(self) -> bool:
         return datetime.now(UTC) - self.interaction.created_at < TOKEN_LIFETIME - TOKEN_MARGIN
 
-    async def status(self, text: str) -> None:
+    async def status(self, text: str, *, urgent: bool = False) -> None:
         now = time.monotonic()
-        if text == self.shown or now - self.edited_at < STATUS_EDIT_INTERVAL_S or not self._alive():
+        if text == self.shown or not self._alive():
             return
+        if now - self.edited_at < STATUS_EDIT_INTERVAL_S:
+            if not urgent:
+                return
+            await asyncio.sleep(self.edited_at + STATUS_EDIT_INTERVAL_S - now)  # a notice the user must see
+            now = time.monotonic()
         try:
             await self.interaction.edit_original_response(content=text)
             self.shown, self.edited_at = text, now
@@ -144,6 +149,7 @@ class DiscordBot(discord.Client):
         self.core = ChatCore(settings, "discord")
         self.tree = GuardedTree(self, settings)
         self._resumed = False
+        self._tasks: set[asyncio.Task] = set()
         self._register()
 
     # -- start-up ----------------------------------------------------------
@@ -171,8 +177,8 @@ class DiscordBot(discord.Client):
         if self._resumed:
             return
         self._resumed = True
-        for delivery in await asyncio.to_thread(self.core.deliveries.pending):
-            asyncio.get_running_loop().create_task(self.follow(delivery, self.resumed_target(delivery)))
+        for delivery in await asyncio.to_thread(self.core.pending):
+            spawn(self._tasks, self.follow(delivery, self.resumed_target(delivery)), "resuming an answer")
 
     def resumed_target(self, delivery: Delivery) -> ReplyTarget:
         """After a restart: a follow-up through the interaction's webhook while its token lives."""
@@ -207,7 +213,7 @@ class DiscordBot(discord.Client):
         except discord.HTTPException as exc:
             log.error("could not deliver to channel %s (%s); kept for the next start", delivery.chat_id, exc)
             return
-        await asyncio.to_thread(self.core.deliveries.done, delivery)
+        await asyncio.to_thread(self.core.delivered, delivery)
 
     # -- commands -------------------------------------------------------------
     def _register(self) -> None:

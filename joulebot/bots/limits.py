@@ -6,6 +6,8 @@ import time
 
 import redis
 
+from joulebot.queue_worker.client import queue_errors
+
 
 class RateLimiter:
     """At most `per_minute` prompts per user in any calendar minute."""
@@ -17,7 +19,7 @@ class RateLimiter:
 
     def allow(self, user_id: str, cost: int = 1) -> bool:
         key = f"joulebot:rate:{self.platform}:{user_id}:{int(time.time() // 60)}"
-        with self.connection.pipeline() as pipe:
+        with queue_errors(), self.connection.pipeline() as pipe:
             pipe.incrby(key, cost)
             pipe.expire(key, 120)
             used, _ = pipe.execute()

@@ -1,20 +1,26 @@
 """Submitting a Request and waiting for its Result: what every front end uses.
 
 The Result waits in Redis (for `RESULT_TTL_S`), keyed by the request id, so a
-front end that restarts can still collect it with `fetch(request_id)`.
+front end that restarts can still collect it with `job(request_id)`.
+
+Front ends never see redis' or RQ's exceptions: Redis not answering is
+`QueueUnavailable`, a job Redis no longer has is `JobLost`, a `REDIS_URL` the
+server refuses is `SettingsError` (see `queue_errors`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import redis
 from rq import Queue, Worker
+from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.results import Result as RQResult
 
-from joulebot.config import Settings
+from joulebot.config import Settings, SettingsError
 from joulebot.queue_worker import connection as conn
 from joulebot.queue_worker.contract import Request, Result
 from joulebot.queue_worker.embedded import embedded_worker_alive, ensure_embedded_stack
@@ -26,7 +32,34 @@ class JobError(RuntimeError):
 
 
 class QueueUnavailable(JobError):
-    pass
+    """Redis does not answer (stopped, restarting, unreachable); what was queued may still be there."""
+
+
+class JobLost(JobError):
+    """Redis answers but no longer has the job: its Result expired, or Redis restarted without it."""
+
+
+# What redis-py raises when the server is not there (a missing unix socket can surface as FileNotFoundError).
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, FileNotFoundError, ConnectionRefusedError)
+
+
+@contextlib.contextmanager
+def queue_errors(settings: Settings | None = None) -> Iterator[None]:
+    """Translate redis' exceptions into ours for everything said to Redis inside."""
+    where = conn.describe(settings) if settings is not None else "the queue's Redis"
+    try:
+        yield
+    except redis.ResponseError as exc:
+        if "DB index" in str(exc) or "invalid database" in str(exc).lower():
+            raise SettingsError(
+                "REDIS_URL names a database index this Redis server does not have"
+                " (0–15 on a default server; more only with `databases` in redis.conf)"
+            ) from None
+        raise
+    except UNREACHABLE as exc:
+        if "invalid database" in str(exc).lower():  # redis-py's wording when SELECT fails on connect
+            raise SettingsError("REDIS_URL names a database index this Redis server does not have") from None
+        raise QueueUnavailable(f"the queue ({where}) does not answer") from exc
 
 
 @dataclass(frozen=True)
@@ -64,26 +97,45 @@ class QueueClient:
         except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError, RuntimeError) as exc:
             raise QueueUnavailable(f"the embedded queue could not be started: {exc}") from exc
 
+    def reachable(self) -> bool:
+        """Does Redis answer again? In embedded mode this (re)starts the embedded Redis and worker."""
+        try:
+            with queue_errors(self.settings):
+                self.ensure_ready()
+                return bool(self.connection.ping())
+        except QueueUnavailable:
+            return False
+
     def submit(self, request: Request) -> Job:
         """Queue a Request (starting the embedded worker first if that is the mode)."""
         self.ensure_ready()
         try:
-            return self.queue.enqueue(
+            with queue_errors(self.settings):
+                return self.queue.enqueue(
                 JOB_FUNCTION,
                 request.model_dump(mode="json"),
-                job_id=request.id,
-                job_timeout=self.settings.job_timeout_s,
-                result_ttl=self.settings.result_ttl_s,
-                failure_ttl=self.settings.result_ttl_s,
-                description=f"{request.platform} {request.model}",
-            )
-        except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError) as exc:
+                    job_id=request.id,
+                    job_timeout=self.settings.job_timeout_s,
+                    result_ttl=self.settings.result_ttl_s,
+                    failure_ttl=self.settings.result_ttl_s,
+                    description=f"{request.platform} {request.model}",
+                )
+        except QueueUnavailable as exc:
             raise QueueUnavailable(f"the queue is unavailable ({conn.describe(self.settings)}); try again") from exc
 
     def job(self, request_id: str) -> Job:
-        return Job.fetch(request_id, connection=self.connection, serializer=self.queue.serializer)
+        """The queued job of a request; JobLost if Redis no longer has it."""
+        try:
+            with queue_errors(self.settings):
+                return Job.fetch(request_id, connection=self.connection, serializer=self.queue.serializer)
+        except NoSuchJobError:
+            raise JobLost(f"Redis no longer has the job {request_id}") from None
 
     def progress(self, job: Job) -> Progress:
+        with queue_errors(self.settings):
+            return self._progress(job)
+
+    def _progress(self, job: Job) -> Progress:
         status = job.get_status(refresh=True)
         if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED):
             workers = Worker.count(queue=self.queue)
@@ -94,6 +146,12 @@ class QueueClient:
 
     def poll(self, job: Job, block_s: int = 1) -> Result | None:
         """The Result if the job has ended (waiting up to `block_s`); JobError if it failed."""
+        with queue_errors(self.settings):
+            return self._poll(job, block_s)
+
+    def _poll(self, job: Job, block_s: int) -> Result | None:
+        if not job.exists(job.id, connection=self.connection):  # e.g. Redis restarted without persistence
+            raise JobLost(f"Redis no longer has the job {job.id}")
         outcome = job.latest_result(timeout=block_s)  # wakes at once when the result is written
         if outcome is None or outcome.type == RQResult.Type.RETRIED:
             self._check_worker(job)
@@ -160,7 +218,8 @@ class QueueClient:
 
     def cancel(self, job: Job) -> bool:
         """Cancel a job that has not started; a running job is left to finish and be stored."""
-        if job.get_status(refresh=True) in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
-            job.cancel()
-            return True
+        with queue_errors(self.settings):
+            if job.get_status(refresh=True) in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
+                job.cancel()
+                return True
         return False

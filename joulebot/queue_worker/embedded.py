@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 
 from joulebot.config import Settings
+from joulebot.config.files import PRIVATE_UMASK, private_umask
 from joulebot.queue_worker import connection as conn
 
 
@@ -35,7 +36,8 @@ def embedded_worker_alive(settings: Settings) -> bool:
 
 
 def claim_pid_file(settings: Settings) -> None:
-    pid_path(settings).write_text(str(os.getpid()))
+    with private_umask():
+        pid_path(settings).write_text(str(os.getpid()))
 
 
 def release_pid_file(settings: Settings) -> None:
@@ -56,7 +58,7 @@ def ensure_embedded_stack(settings: Settings) -> None:
         conn.start_embedded_redis(settings)
         if embedded_worker_alive(settings):
             return
-        with open(settings.data_dir / "worker.log", "ab") as log_file:
+        with private_umask(), open(settings.data_dir / "worker.log", "ab") as log_file:
             child = subprocess.Popen(
                 [sys.executable, "-m", "joulebot", "worker", "--idle-exit", str(settings.embedded_worker_idle_exit_s)],
                 stdin=subprocess.DEVNULL,
@@ -64,8 +66,9 @@ def ensure_embedded_stack(settings: Settings) -> None:
                 stderr=log_file,
                 start_new_session=True,  # Ctrl-C in the user's terminal must not reach it
                 env={**os.environ, "JOULEBOT_DATA_DIR": str(settings.data_dir)},
+                umask=PRIVATE_UMASK,  # what the worker writes (history, pid file) is private
             )
-        pid_path(settings).write_text(str(child.pid))  # before the lock is released: no second spawn
+            pid_path(settings).write_text(str(child.pid))  # before the lock is released: no second spawn
 
 
 def stop_embedded_stack(settings: Settings, timeout_s: float = 30.0) -> bool:
