@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -244,7 +244,8 @@ class ChatCore:
         deadline = time.monotonic() + self.settings.result_ttl_s
         while not await asyncio.to_thread(self.client.reachable):
             if time.monotonic() > deadline:
-                raise JobLost(f"joulebot's queue was away for over {self.settings.result_ttl_s} s; your answer was lost")
+                away = self.settings.result_ttl_s
+                raise JobLost(f"joulebot's queue was away for over {away} s; your answer was lost")
             await asyncio.sleep(QUEUE_RETRY_S)
 
     def pending(self) -> list[Delivery]:
@@ -298,8 +299,7 @@ class ChatCore:
     def forget(self, user_id: str) -> str:
         n = self.history.forget(self.platform, user_id)
         return (
-            f"Deleted the prompts and answers of {n} exchanges. "
-            "Their anonymous energy figures stay in the statistics."
+            f"Deleted the prompts and answers of {n} exchanges. Their anonymous energy figures stay in the statistics."
         )
 
 

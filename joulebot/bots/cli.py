@@ -38,17 +38,6 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-@app.callback()
-def _settings_first() -> None:
-    # Every setting is checked before any command runs: one line naming the variable, exit 2.
-    if "--help" in sys.argv[1:]:
-        return
-    try:
-        get_settings()
-    except SettingsError as exc:
-        raise _fail(str(exc), 2) from None
-
-
 def _cli_user() -> str:
     """The terminal user is the OS account: its numeric id, which the environment cannot change ($LOGNAME can)."""
     return str(os.getuid())
@@ -106,8 +95,6 @@ def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Resul
         raise _fail("the queue went away while waiting; your answer may still be stored: joulebot history") from None
     except JobError as exc:
         raise _fail(str(exc)) from None
-    except SettingsError as exc:
-        raise _fail(str(exc), 2) from None
     except KeyboardInterrupt:
         try:
             cancelled = [client.cancel(job) for job in jobs[len(results) :]]  # every one, not just up to a running one
@@ -268,7 +255,7 @@ def history(
         out.print_json(json.dumps([row.result for row in rows]))
         return
     if not rows:
-        out.print("no exchanges yet: try joulebot ask \"What is a joule?\"", markup=False)
+        out.print('no exchanges yet: try joulebot ask "What is a joule?"', markup=False)
     for row in rows:
         result = Result.model_validate(row.result)
         when = row.started_at.strftime("%Y-%m-%d %H:%M")
@@ -475,5 +462,19 @@ def discord(
     run(settings, sync=sync)
 
 
+def main() -> None:
+    """The `joulebot` command. A setting that cannot work is one line naming it, exit 2, wherever it shows."""
+    from joulebot.config.files import private_dir
+
+    try:
+        settings = get_settings()  # every setting, before any command runs
+        if settings.data_dir.exists():
+            private_dir(settings.data_dir)  # one made by an older joulebot may be 0755 with 0644 files
+        app()
+    except SettingsError as exc:
+        err.print(f"joulebot: {exc}", markup=False)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    sys.exit(app())
+    main()

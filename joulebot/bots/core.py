@@ -31,7 +31,7 @@ def clean_prompt(prompt: str, max_chars: int) -> str:
         ) from None
     text = prompt.replace("\x00", "").strip()
     if not any(_visible(char) for char in text):  # only spaces, zero-width or format characters
-        raise InputError("the prompt is empty: ask something, e.g. joulebot ask \"What is RAPL?\"")
+        raise InputError('the prompt is empty: ask something, e.g. joulebot ask "What is RAPL?"')
     if len(text) > max_chars:
         raise InputError(f"the prompt has {len(text)} characters; the maximum is {max_chars}")
     return text

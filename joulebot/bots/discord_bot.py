@@ -277,8 +277,10 @@ class DiscordBot(discord.Client):
             else:
                 await private(
                     interaction,
-                    lambda: "This deletes all your prompts and answers (anonymous energy figures stay). "
-                    "Run /forget confirm:True to go ahead.",
+                    lambda: (
+                        "This deletes all your prompts and answers (anonymous energy figures stay). "
+                        "Run /forget confirm:True to go ahead."
+                    ),
                 )
 
         @tree.command(description="Average energy per model")

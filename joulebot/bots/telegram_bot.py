@@ -346,8 +346,10 @@ class TelegramBot:
             me = context.bot.username or ""
             mentions = message.parse_entities([MessageEntityType.MENTION]).values()
             mentioned = any(m.lower() == f"@{me}".lower() for m in mentions)
-            replied = message.reply_to_message is not None and message.reply_to_message.from_user is not None and (
-                message.reply_to_message.from_user.id == context.bot.id
+            replied = (
+                message.reply_to_message is not None
+                and message.reply_to_message.from_user is not None
+                and (message.reply_to_message.from_user.id == context.bot.id)
             )
             if not (mentioned or replied):
                 return

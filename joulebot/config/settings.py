@@ -135,7 +135,7 @@ class Settings(BaseSettings):
         if not ok:
             raise ValueError(f"should be {REDIS_URL_FORMS}")
         if not db.isdigit():
-            raise ValueError(f"the database index must be a whole number ≥ 0 (0–15 on a default server): {REDIS_URL_FORMS}")
+            raise ValueError(f"the database index must be a whole number (0–15 on a default server): {REDIS_URL_FORMS}")
         return value
 
     @field_validator("database_url")

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlmodel import Session, create_engine, select
 
-from joulebot.config.files import private_file
+from joulebot.config.files import private_file, private_umask
 from joulebot.history.tables import Exchange, User
 from joulebot.queue_worker.contract import Result
 
@@ -58,7 +58,7 @@ def migrate(engine: Engine) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     if engine.url.get_backend_name() == "sqlite" and engine.url.database:
         lock_path = Path(f"{engine.url.database}.migrate-lock")
-        with open(lock_path, "w") as lock:  # SQLite has no advisory locks: a file lock across processes
+        with private_umask(), open(lock_path, "w") as lock:  # SQLite has no advisory locks: a file lock across processes
             fcntl.flock(lock, fcntl.LOCK_EX)
             _upgrade(config, engine)
     else:
@@ -272,9 +272,7 @@ class HistoryStore:
         """Retention: prompts and answers older than `days` are deleted; the measurements stay."""
         cutoff = datetime.now(UTC) - timedelta(days=days)
         with Session(self.engine) as session:
-            rows = session.exec(
-                select(Exchange).where(Exchange.started_at < cutoff, Exchange.prompt != "")
-            ).all()
+            rows = session.exec(select(Exchange).where(Exchange.started_at < cutoff, Exchange.prompt != "")).all()
             for row in rows:
                 _scrub(row)
                 session.add(row)

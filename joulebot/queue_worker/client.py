@@ -112,8 +112,8 @@ class QueueClient:
         try:
             with queue_errors(self.settings):
                 return self.queue.enqueue(
-                JOB_FUNCTION,
-                request.model_dump(mode="json"),
+                    JOB_FUNCTION,
+                    request.model_dump(mode="json"),
                     job_id=request.id,
                     job_timeout=self.settings.job_timeout_s,
                     result_ttl=self.settings.result_ttl_s,

@@ -13,6 +13,7 @@ from joulebot.config import Settings
 from joulebot.models import Catalog
 from joulebot.models.inventory import current_catalog
 from joulebot.queue_worker import connection as conn
+from joulebot.queue_worker.client import QueueUnavailable, queue_errors
 
 
 def catalog_key(queue_name: str) -> str:
@@ -34,8 +35,9 @@ def catalog_for_front_end(settings: Settings, connection: redis.Redis | None = N
             connection = None
     if connection is not None:
         try:
-            raw = connection.get(catalog_key(settings.queue_name))
-        except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
+            with queue_errors(settings):  # a REDIS_URL the server refuses is a SettingsError
+                raw = connection.get(catalog_key(settings.queue_name))
+        except QueueUnavailable:
             raw = None
         if raw:
             return Catalog.model_validate_json(raw)
