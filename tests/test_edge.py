@@ -199,6 +199,7 @@ def test_prompts_refused_before_queueing(queue_settings):
     one_line_refusal(ask(b"caf\xff au lait?"), "not valid UTF-8")  # bytes from argv that are not UTF-8
     one_line_refusal(ask("\u200b\u200d\ufeff\u2060 \u3164"), "empty")  # only zero-width / blank characters
     one_line_refusal(ask("金" * 3000, "--model", "tinyllama"), "tokens (estimated)", "context of 2048")
+    one_line_refusal(ask("金" * 1000, "--model", "smollm2"), "the prompt is 2000 tokens;", "leaves 1752")  # exact
     one_line_refusal(ask("Say hi.", "--model", ""), "model name is empty")
     assert queue_for(settings).count == 0, "nothing was queued"
 

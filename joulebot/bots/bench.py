@@ -18,7 +18,7 @@ from rq.job import JobStatus
 from joulebot.bots.core import InputError
 from joulebot.bots.footer import sig
 from joulebot.config import Settings
-from joulebot.history import HistoryStore
+from joulebot.history import open_history
 from joulebot.history.categories import CATEGORIES, prompt_set
 from joulebot.history.store import CategoryStats
 from joulebot.models import ModelUnavailable, UnknownModelError
@@ -85,7 +85,7 @@ def run_bench(
     run: str,
     tick: Callable[[str], None] = lambda _: None,
 ) -> BenchOutcome:
-    history = HistoryStore(settings.sqlalchemy_url)
+    history = open_history(settings.sqlalchemy_url, settings.redact)
     done = history.request_ids(bench_prefix(run))
     todo = [r for r in requests if r.id not in done]
     client = QueueClient(settings)

@@ -18,7 +18,7 @@ from joulebot.bots.core import InputError, build_request
 from joulebot.bots.footer import energy_ratio, footer, sig
 from joulebot.bots.limits import RateLimiter
 from joulebot.config import Settings
-from joulebot.history import HistoryStore
+from joulebot.history import open_history
 from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
 from joulebot.queue_worker.client import JobError, JobLost, Progress, QueueClient, QueueUnavailable
 from joulebot.queue_worker.contract import Request, Result, Units
@@ -120,7 +120,7 @@ class ChatCore:
         self.settings = settings
         self.platform = platform
         self.client = QueueClient(settings)
-        self.history = HistoryStore(settings.sqlalchemy_url)
+        self.history = open_history(settings.sqlalchemy_url, settings.redact)  # HistoryUnavailable: one line
         self.deliveries = DeliveryBook(self.client.connection, platform)
         self.rate = RateLimiter(self.client.connection, platform, settings.max_prompts_per_minute)
 

@@ -7,11 +7,13 @@ the next question is fast).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -43,14 +45,23 @@ def _cli_user() -> str:
     return str(os.getuid())
 
 
-def _history(settings: Settings):
-    """The history store, or one line naming DATABASE_URL (exit 2) if it cannot be opened."""
-    from joulebot.history import HistoryUnavailable, open_history
+@contextlib.contextmanager
+def _history_errors() -> Iterator[None]:
+    """A history database that cannot be opened: one line naming DATABASE_URL, exit 2."""
+    from joulebot.history import HistoryUnavailable
 
     try:
-        return open_history(settings.sqlalchemy_url, settings.redact)
+        yield
     except HistoryUnavailable as exc:
         raise _fail(f"DATABASE_URL: {exc}", 2) from None
+
+
+def _history(settings: Settings):
+    """The history store for a command that reads it."""
+    from joulebot.history import open_history
+
+    with _history_errors():
+        return open_history(settings.sqlalchemy_url, settings.redact)
 
 
 def _requests(settings: Settings, models: list[str | None], prompt: str, units: Units | None) -> list[Request]:
@@ -317,7 +328,8 @@ def bench(
         from joulebot.queue_worker.client import JobError
 
         try:
-            outcome = run_bench(settings, requests, run, tick)
+            with _history_errors():
+                outcome = run_bench(settings, requests, run, tick)
         except JobError as exc:
             raise _fail(str(exc)) from None
         progress.update(task, completed=done_before)
@@ -444,7 +456,9 @@ def telegram() -> None:
     if not settings.telegram_bot_token.get_secret_value():
         raise _fail("TELEGRAM_BOT_TOKEN is not set (ask @BotFather for one)", 2)
     configure_logging(settings)
-    TelegramBot(settings).run()
+    with _history_errors():
+        bot = TelegramBot(settings)
+    bot.run()
 
 
 @app.command()
@@ -459,7 +473,8 @@ def discord(
     if not settings.discord_bot_token.get_secret_value():
         raise _fail("DISCORD_BOT_TOKEN is not set (create an application at discord.com/developers)", 2)
     configure_logging(settings)
-    run(settings, sync=sync)
+    with _history_errors():
+        run(settings, sync=sync)
 
 
 def main() -> None:

@@ -58,7 +58,8 @@ def migrate(engine: Engine) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     if engine.url.get_backend_name() == "sqlite" and engine.url.database:
         lock_path = Path(f"{engine.url.database}.migrate-lock")
-        with private_umask(), open(lock_path, "w") as lock:  # SQLite has no advisory locks: a file lock across processes
+        # SQLite has no advisory locks: a file lock across processes.
+        with private_umask(), open(lock_path, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             _upgrade(config, engine)
     else:

@@ -4,7 +4,7 @@ Honest and cheap, per runner:
 - llama.cpp (SmolLM2): its tokenizer is byte-level BPE, so a prompt never has more
   tokens than UTF-8 bytes. A prompt that fits by that bound is accepted without
   counting; a longer one is counted exactly with the model's own tokenizer,
-  loaded vocabulary-only (no weights, milliseconds) from the installed GGUF.
+  loaded vocabulary-only (no weights; ~0.4 s on the 2-core VM) from the installed GGUF.
 - Ollama: the server's tokenizer is out of reach without a request, so the count
   is an estimate of one token per 4 UTF-8 bytes (about right for English, low
   for code and most non-Latin scripts). Only a prompt that does not fit even by
@@ -14,13 +14,14 @@ Either way `TEMPLATE_TOKENS` is reserved for the chat template around the prompt
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 from joulebot.models.catalog import ModelEntry
 
-TEMPLATE_TOKENS = 40  # SmolLM2's chat template with its default system prompt is 31 tokens
+TEMPLATE_TOKENS = 40  # SmolLM2's chat template with its default system prompt is 30 tokens (BOS included)
 OLLAMA_BYTES_PER_TOKEN = 4
 
 
@@ -34,11 +35,14 @@ class PromptSize:
     exact: bool  # counted with the model's tokenizer, else an estimate or a bound
 
 
-@lru_cache(maxsize=4)
-def _tokenizer(gguf_path: str):
+def _count_with_tokenizer(gguf_path: str, text: str) -> int:
+    """Exact tokens by the model's own tokenizer: vocabulary only, about 0.4 s, freed at once (never cached)."""
     from llama_cpp import Llama  # only for long prompts to the embedded model
 
-    return Llama(model_path=gguf_path, vocab_only=True, verbose=False)
+    with contextlib.redirect_stderr(io.StringIO()):  # llama.cpp's log callback prints a context warning here
+        vocab = Llama(model_path=gguf_path, vocab_only=True, verbose=False)
+    with contextlib.closing(vocab):
+        return len(vocab.tokenize(text.encode("utf-8"), add_bos=False))
 
 
 def prompt_size(entry: ModelEntry, prompt: str, room: int) -> PromptSize:
@@ -51,7 +55,7 @@ def prompt_size(entry: ModelEntry, prompt: str, room: int) -> PromptSize:
     path = entry.gguf.path() if entry.gguf else None
     if path is None:
         return PromptSize(size, exact=False)
-    return PromptSize(len(_tokenizer(str(path)).tokenize(prompt.encode("utf-8"), add_bos=False)), exact=True)
+    return PromptSize(_count_with_tokenizer(str(path), prompt), exact=True)
 
 
 def check_fits(entry: ModelEntry, prompt: str, max_tokens: int) -> None:
