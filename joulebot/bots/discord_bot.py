@@ -21,9 +21,10 @@ from typing import Literal
 import discord
 from discord import app_commands
 
-from joulebot.bots.chat import HELP, ChatCore, InputError, JobError, Reply, make_reply, spawn
+from joulebot.bots.chat import HELP, ChatCore, InputError, JobError, QueueUnavailable, Reply, make_reply, spawn
 from joulebot.bots.discord_format import Message, render
 from joulebot.config import Settings
+from joulebot.queue_worker.client import queue_errors
 from joulebot.queue_worker.deliveries import Delivery
 
 log = logging.getLogger(__name__)
@@ -161,17 +162,22 @@ class DiscordBot(discord.Client):
         """Register the commands with Discord only when they changed (200 creations a day per guild)."""
         key = f"joulebot:discord:commands:{self.settings.queue_name}"
         current = self.commands_hash()
-        stored = await asyncio.to_thread(self.core.client.connection.get, key)
+        with queue_errors(self.settings):
+            stored = await asyncio.to_thread(self.core.client.connection.get, key)
         if not force and stored is not None and stored.decode() == current:
             return False
         await (sync or self.tree.sync)()
-        await asyncio.to_thread(self.core.client.connection.set, key, current)
+        with queue_errors(self.settings):
+            await asyncio.to_thread(self.core.client.connection.set, key, current)
         log.info("slash commands registered")
         return True
 
     async def setup_hook(self) -> None:
-        await asyncio.to_thread(self.core.ensure_queue)
-        await self.sync_commands(force=self.settings.discord_sync_on_start)
+        try:
+            await asyncio.to_thread(self.core.ensure_queue)
+            await self.sync_commands(force=self.settings.discord_sync_on_start)
+        except QueueUnavailable as exc:  # the bot still starts: questions get "queue unavailable" until it is back
+            log.warning("%s; slash commands not checked (run with --sync once it is back if they changed)", exc)
 
     async def on_ready(self) -> None:
         if self._resumed:
