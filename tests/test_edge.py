@@ -296,6 +296,11 @@ def test_history_in_a_telegram_group_goes_to_the_private_chat(tmp_path, system_r
         assert "private chat" in notice["text"] and "my secret plan" not in notice["text"]
         _, private = api.wait_for(lambda m, p: m == "sendMessage" and str(p["chat_id"]) == "77")
         assert "my secret plan" in private["text"]
+        # a user who never started a private chat: Telegram refuses (403), the group is told what to do
+        forbidden = {"ok": False, "error_code": 403, "description": "Forbidden: bot can't initiate conversation"}
+        api.faults.append((lambda m, p: m == "sendMessage" and str(p["chat_id"]) == "78", 403, forbidden))
+        api.message(78, "/history", chat_id=-500, chat_type="group")
+        api.wait_for(lambda m, p: m == "sendMessage" and "Open a chat with @joulebot_test_bot" in p.get("text", ""))
         assert all("my secret plan" not in p.get("text", "") for _, p in api.to_chat(-500))
     finally:
         bot.stop()
