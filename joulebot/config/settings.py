@@ -11,7 +11,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -152,7 +152,7 @@ class Settings(BaseSettings):
         except (ArgumentError, ValueError):
             raise ValueError(f"should be {DATABASE_URL_FORMS}") from None
         backend = url.get_backend_name()
-        if backend not in ("postgresql", "sqlite") or (backend == "postgresql" and not url.host and not url.query):
+        if backend not in ("postgresql", "sqlite") or (backend == "postgresql" and not (url.host or url.database)):
             raise ValueError(f"should be {DATABASE_URL_FORMS}")
         return value
 
@@ -180,7 +180,7 @@ class Settings(BaseSettings):
             except ValueError:
                 password = None
             if password:
-                values += [password, quote(password, safe="")]
+                values += [password, unquote(password)]  # as written in the URL, and decoded
         return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)  # longest first: no partial leak
 
     def redact(self, text: str) -> str:
