@@ -55,22 +55,26 @@ class StatusMessage:
         self.blocked_until = 0.0
 
     async def update(self, text: str, *, urgent: bool = False) -> None:
-        now = time.monotonic()
-        if self.message_id is None or text == self.text:
-            return
-        ready_at = max(self.edited_at + STATUS_EDIT_INTERVAL_S, self.blocked_until)
-        if now < ready_at:
-            if not urgent:
-                return
-            await asyncio.sleep(ready_at - now)  # a notice the user must see: wait for the next allowed edit
+        """Show `text`; an `urgent` one waits for the next allowed edit (and out flood control), never skipped."""
+        for _ in range(SEND_ATTEMPTS if urgent else 1):
             now = time.monotonic()
-        try:
-            await self.bot.edit_message_text(text, chat_id=self.chat_id, message_id=int(self.message_id))
-            self.text, self.edited_at = text, now
-        except RetryAfter as exc:  # flood control: skip status edits for a while, the answer still comes
-            self.blocked_until = now + _seconds(exc.retry_after)
-        except TelegramError as exc:
-            log.info("status edit skipped: %s", exc)
+            if self.message_id is None or text == self.text:
+                return
+            ready_at = max(self.edited_at + STATUS_EDIT_INTERVAL_S, self.blocked_until)
+            if now < ready_at:
+                if not urgent:
+                    return
+                await asyncio.sleep(ready_at - now)
+                now = time.monotonic()
+            try:
+                await self.bot.edit_message_text(text, chat_id=self.chat_id, message_id=int(self.message_id))
+                self.text, self.edited_at = text, now
+                return
+            except RetryAfter as exc:  # flood control: skip status edits for a while, the answer still comes
+                self.blocked_until = now + _seconds(exc.retry_after)
+            except TelegramError as exc:
+                log.info("status edit skipped: %s", exc)
+                return
 
 
 class TelegramBot:
