@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy
 from conftest import cli_env, make_settings, run_cli
 from factories import make_result
-from standins import HttpStandIn, OllamaStandIn, Reply
-from test_reliability import PrivateRedis, _free_port, _wait
+from standins import HttpStandIn, OllamaStandIn, PrivateRedis, Reply, free_port
+from test_reliability import _wait
 from test_telegram import TOKEN, Bot
 
 from joulebot.bots.chat import QUEUE_WENT_AWAY
@@ -68,8 +68,7 @@ def test_cli_losing_redis_while_waiting_is_one_line_not_a_traceback(queue_settin
     ask = subprocess.Popen([sys.executable, "-m", "joulebot", "ask", "Say hi."], env=env_of(settings),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     _wait(lambda: queue_for(settings).count == 1, 60)  # queued; no worker runs it
-    server.process.kill()  # Redis goes away (SIGKILL: no goodbye)
-    server.process.wait(10)
+    server.kill()  # Redis goes away (SIGKILL: no goodbye)
     _, stderr = ask.communicate(timeout=60)
     assert ask.returncode == 1
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == GONE, stderr
@@ -182,7 +181,7 @@ def test_a_redis_db_index_the_server_lacks_is_one_line_exit_2(settings, system_r
 
 
 def test_an_unreachable_database_is_one_line_on_history(settings):
-    url = f"postgresql://postgres:s3cr3t-pw@127.0.0.1:{_free_port()}/test"
+    url = f"postgresql://postgres:s3cr3t-pw@127.0.0.1:{free_port()}/test"
     proc = run_cli(settings, "history", DATABASE_URL=url, timeout=60)
     line = one_line_refusal(proc, "DATABASE_URL", "cannot be opened")
     assert "s3cr3t-pw" not in line
