@@ -1,3 +1,3 @@
-from joulebot.bots.cli import main
+from joulebot.cli import main
 
 main()

@@ -19,13 +19,13 @@ from standins import HttpStandIn, OllamaStandIn, PrivateRedis, Reply, free_port
 from test_reliability import _wait
 from test_telegram import TOKEN, Bot
 
-from joulebot.bots.chat import QUEUE_WENT_AWAY
-from joulebot.bots.core import InputError, build_request
 from joulebot.carbon import IntensityProvider
+from joulebot.chat.build import InputError, build_request
+from joulebot.chat.core import QUEUE_WENT_AWAY
 from joulebot.config import Settings
 from joulebot.history import HistoryStore
 from joulebot.models import build_catalog
-from joulebot.queue_worker.connection import queue_for
+from joulebot.queueing.connection import queue_for
 
 GONE = "joulebot: the queue went away while waiting; your answer may still be stored: joulebot history"
 
@@ -126,7 +126,7 @@ def test_discord_user_is_told_when_redis_goes_away_and_gets_the_answer_when_it_i
 
     from test_discord import RecordedInteraction, run
 
-    from joulebot.bots.discord_bot import DiscordBot
+    from joulebot.chat.discord_bot import DiscordBot
 
     settings, server = queue_settings
     bot = DiscordBot(settings)
@@ -232,7 +232,7 @@ def mode(path) -> int:
 
 
 def test_data_directory_is_private_and_an_old_one_is_tightened(embedded):
-    from joulebot.queue_worker.embedded import ensure_embedded_stack
+    from joulebot.queueing.embedded import ensure_embedded_stack
 
     old = embedded.data_dir
     old.mkdir(mode=0o755, parents=True)
@@ -266,7 +266,7 @@ def test_upstream_text_is_redacted_of_every_secret(settings, caplog):
 
 
 def test_history_forget_makes_no_user_rows_and_the_cli_user_is_the_os_account(settings):
-    store = HistoryStore(settings.sqlalchemy_url)
+    store = HistoryStore.open(settings.sqlalchemy_url)
     store.record(make_result(user_id=str(os.getuid()), prompt="mine"))
     store.record(make_result(user_id="mallory", prompt="not mine"))
     proc = run_cli(settings, "history", "--json", LOGNAME="mallory", USER="mallory", timeout=60)
@@ -285,7 +285,7 @@ def test_history_in_a_telegram_group_goes_to_the_private_chat(tmp_path, system_r
     from standins import BotApiStandIn
 
     settings = make_settings(tmp_path / "data", redis_url=system_redis_url, queue_name=f"edge-{uuid.uuid4().hex[:8]}")
-    store = HistoryStore(settings.sqlalchemy_url)
+    store = HistoryStore.open(settings.sqlalchemy_url)
     store.record(make_result(platform="telegram", user_id="77", prompt="my secret plan"))
     api = BotApiStandIn(TOKEN)
     bot = Bot(settings, api).start()

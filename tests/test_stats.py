@@ -27,14 +27,14 @@ def url(request, tmp_path) -> str:
 
 
 def test_migrations_up_from_empty_and_idempotent(url):
-    store = HistoryStore(url)
+    store = HistoryStore.open(url)
     with store.engine.connect() as connection:
         assert connection.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
         tables = set(sqlalchemy.inspect(connection).get_table_names())
     assert {"users", "exchanges", "alembic_version"} <= tables
     migrate(store.engine)  # a second start changes nothing
     store.record(make_result())
-    assert len(HistoryStore(url).recent("cli", "alice")) == 1
+    assert len(HistoryStore.open(url).recent("cli", "alice")) == 1
     store.engine.dispose()
 
 
@@ -57,7 +57,7 @@ def test_classifier_accuracy_on_shipped_and_held_out_prompts():
 
 
 def test_category_statistics_with_spread_and_the_greener_hint(tmp_path):
-    store = HistoryStore(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     for energy in (40.0, 60.0, 50.0, 45.0, 55.0):
         store.record(make_result(model="mistral", total_j=energy, prompt="Translate 'hi' into French."))
     for energy in (4.0, 6.0, 5.0, 5.0, 5.0):
@@ -73,7 +73,7 @@ def test_category_statistics_with_spread_and_the_greener_hint(tmp_path):
 
 
 def test_retention_removes_old_words_and_keeps_figures(tmp_path):
-    store = HistoryStore(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     old = make_result(prompt="old secret")
     old.started_at = NOW - timedelta(days=400)
     store.record(old)

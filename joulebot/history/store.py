@@ -16,8 +16,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlmodel import Session, create_engine, select
 
 from joulebot.config.files import private_file, private_umask
+from joulebot.exchange import Result
 from joulebot.history.tables import Exchange, User
-from joulebot.queue_worker.contract import Result
 
 
 class CategoryStats(BaseModel):
@@ -79,7 +79,7 @@ class HistoryUnavailable(RuntimeError):
 def open_history(url: str, redact: Callable[[str], str] = lambda text: text) -> HistoryStore:
     """A HistoryStore for a front end: HistoryUnavailable (one line) instead of a driver's traceback."""
     try:
-        return HistoryStore(url)
+        return HistoryStore.open(url)
     except (DBAPIError, ArgumentError, OSError) as exc:
         text = str(getattr(exc, "orig", None) or exc).strip()
         reason = text.splitlines()[0] if text else type(exc).__name__
@@ -88,9 +88,17 @@ def open_history(url: str, redact: Callable[[str], str] = lambda text: text) -> 
 
 
 class HistoryStore:
+    """Queries over one database. `HistoryStore.open(url)` also brings its schema up to date."""
+
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
-        migrate(self.engine)
+
+    @classmethod
+    def open(cls, url: str) -> HistoryStore:
+        """A store whose schema is at the newest revision (migrated first if needed)."""
+        store = cls(url)
+        migrate(store.engine)
+        return store
 
     def _user(self, session: Session, platform: str, platform_user_id: str) -> User:
         query = select(User).where(User.platform == platform, User.platform_user_id == platform_user_id)

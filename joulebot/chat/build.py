@@ -5,9 +5,9 @@ from __future__ import annotations
 import unicodedata
 
 from joulebot.config import Settings
+from joulebot.exchange import Request, Units
 from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
 from joulebot.models.tokens import ContextOverflow, check_fits
-from joulebot.queue_worker.contract import Request, Units
 
 # Letters that render as blank space (Hangul fillers, the braille blank) although they are not format characters.
 BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")

@@ -13,18 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rq.job import JobStatus
-
-from joulebot.bots.core import InputError
-from joulebot.bots.footer import sig
+from joulebot.chat.build import InputError
+from joulebot.chat.footer import sig
 from joulebot.config import Settings
+from joulebot.exchange import Request
 from joulebot.history import open_history
 from joulebot.history.categories import CATEGORIES, prompt_set
 from joulebot.history.store import CategoryStats
 from joulebot.models import ModelUnavailable, UnknownModelError
-from joulebot.queue_worker.client import JobError, JobLost, QueueClient
-from joulebot.queue_worker.contract import Request
-from joulebot.queue_worker.published import catalog_for_front_end
+from joulebot.queueing.catalog import catalog_for_front_end
+from joulebot.queueing.client import JobError, QueueClient
 
 
 @dataclass
@@ -92,12 +90,8 @@ def run_bench(
     client.ensure_ready()
     jobs = []
     for request in todo:
-        try:  # still queued from an interrupted run: wait for it rather than queue it twice
-            job = client.job(request.id)
-            if job.get_status() in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, None):
-                job = client.submit(request)
-        except JobLost:
-            job = client.submit(request)
+        # still queued from an interrupted run: wait for it rather than queue it twice
+        job = client.resumable(request.id) or client.submit(request)
         jobs.append((request, job))
     failed = []
     for request, job in jobs:

@@ -6,7 +6,8 @@ import time
 
 import redis
 
-from joulebot.queue_worker.client import queue_errors
+from joulebot.keys import rate_key
+from joulebot.queueing.client import queue_errors
 
 
 class RateLimiter:
@@ -18,7 +19,7 @@ class RateLimiter:
         self.per_minute = per_minute
 
     def allow(self, user_id: str, cost: int = 1) -> bool:
-        key = f"joulebot:rate:{self.platform}:{user_id}:{int(time.time() // 60)}"
+        key = rate_key(self.platform, user_id, int(time.time() // 60))
         with queue_errors(), self.connection.pipeline() as pipe:
             pipe.incrby(key, cost)
             pipe.expire(key, 120)

@@ -20,10 +20,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from joulebot.bots.core import InputError, build_request
-from joulebot.bots.footer import energy_ratio, footer, sig
+from joulebot.chat.build import InputError, build_request
+from joulebot.chat.footer import energy_ratio, footer, sig
+from joulebot.chat.status import status_text
 from joulebot.config import Settings, SettingsError, get_settings
-from joulebot.queue_worker.contract import Request, Result, Units
+from joulebot.exchange import Request, Result, Units
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0], pretty_exceptions_show_locals=False
@@ -65,7 +66,7 @@ def _history(settings: Settings):
 
 
 def _requests(settings: Settings, models: list[str | None], prompt: str, units: Units | None) -> list[Request]:
-    from joulebot.queue_worker.published import catalog_for_front_end
+    from joulebot.queueing.catalog import catalog_for_front_end
 
     catalog = catalog_for_front_end(settings)
     try:
@@ -83,7 +84,7 @@ def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Resul
     Ctrl-C at any point cancels what has not started (nothing recorded) and leaves a
     running answer to finish and be stored.
     """
-    from joulebot.queue_worker.client import JobError, QueueClient, QueueUnavailable
+    from joulebot.queueing.client import JobError, QueueClient, QueueUnavailable
 
     client = QueueClient(settings)
     jobs = []
@@ -98,7 +99,7 @@ def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Resul
         with err.status("queued", spinner="dots") as status:
             for number, job in enumerate(jobs, start=1):
                 label = f"[{number}/{len(jobs)}] " if len(jobs) > 1 else ""
-                show = None if quiet else (lambda progress, label=label: status.update(f"{label}{progress.text()}"))
+                show = None if quiet else (lambda p, label=label: status.update(f"{label}{status_text(p)}"))
                 results.append(client.wait(job, show))
     except QueueUnavailable as exc:
         if not jobs:  # nothing was queued
@@ -169,7 +170,7 @@ def models(ctx: typer.Context) -> None:
     """List the models that can be asked here, and the ones that cannot (with why)."""
     if ctx.invoked_subcommand is not None:
         return
-    from joulebot.queue_worker.published import catalog_for_front_end
+    from joulebot.queueing.catalog import catalog_for_front_end
 
     settings = get_settings()
     catalog = catalog_for_front_end(settings)
@@ -191,7 +192,7 @@ def models_pull(name: Annotated[str, typer.Argument(help="catalog name, alias or
     from joulebot.models import RunnerError
     from joulebot.models.catalog import static_entries
     from joulebot.models.inventory import ollama_runner
-    from joulebot.queue_worker.published import republish_catalog
+    from joulebot.queueing.catalog import republish_catalog
 
     settings = get_settings()
     runner = ollama_runner(settings)
@@ -277,7 +278,7 @@ def history(
 @app.command()
 def stats(as_csv: Annotated[bool, typer.Option("--csv", help="per model and category, as CSV")] = False) -> None:
     """Which model is greener for which kind of task: mean SCI and energy per answer."""
-    from joulebot.bots.bench import table
+    from joulebot.campaign.runner import table
     from joulebot.history.categories import accuracy
     from joulebot.history.store import CategoryStats
 
@@ -310,7 +311,7 @@ def bench(
     """Run the shipped prompt sets through the real queue and worker; print the model × task table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from joulebot.bots.bench import heatmap, plan, run_bench, table, write_csv
+    from joulebot.campaign.runner import heatmap, plan, run_bench, table, write_csv
 
     settings = get_settings()
     try:
@@ -325,7 +326,7 @@ def bench(
         def tick(request_id: str) -> None:
             progress.update(task, advance=1, description=request_id.removeprefix(f"bench-{run}-"))
 
-        from joulebot.queue_worker.client import JobError
+        from joulebot.queueing.client import JobError
 
         try:
             with _history_errors():
@@ -357,7 +358,7 @@ def worker(
 ) -> None:
     """Run the measurement worker (one per metered box)."""
     from joulebot.config.logs import configure_logging
-    from joulebot.queue_worker.worker import WorkerExit, serve
+    from joulebot.worker.measurement_worker import WorkerExit, serve
 
     settings = get_settings()
     configure_logging(settings)
@@ -370,7 +371,7 @@ def worker(
 @app.command()
 def stop() -> None:
     """Stop the embedded worker and Redis (they also stop by themselves when idle)."""
-    from joulebot.queue_worker.embedded import stop_embedded_stack
+    from joulebot.queueing.embedded import stop_embedded_stack
 
     settings = get_settings()
     if not settings.embedded_redis:
@@ -452,7 +453,7 @@ def meter_simulate(
 @app.command()
 def telegram() -> None:
     """Run the Telegram bot (long polling, or a webhook with TELEGRAM_WEBHOOK_URL)."""
-    from joulebot.bots.telegram_bot import TelegramBot
+    from joulebot.chat.telegram_bot import TelegramBot
     from joulebot.config.logs import configure_logging
 
     settings = get_settings()
@@ -469,7 +470,7 @@ def discord(
     sync: Annotated[bool, typer.Option("--sync", help="register the slash commands now (else only on change)")] = False,
 ) -> None:
     """Run the Discord bot (slash commands /ask, /compare, /model, /models, /units, /history, /forget, /stats)."""
-    from joulebot.bots.discord_bot import run
+    from joulebot.chat.discord_bot import run
     from joulebot.config.logs import configure_logging
 
     settings = get_settings()

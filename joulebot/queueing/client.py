@@ -1,11 +1,10 @@
 """Submitting a Request and waiting for its Result: what every front end uses.
 
 The Result waits in Redis (for `RESULT_TTL_S`), keyed by the request id, so a
-front end that restarts can still collect it with `job(request_id)`.
-
-Front ends never see redis' or RQ's exceptions: Redis not answering is
-`QueueUnavailable`, a job Redis no longer has is `JobLost`, a `REDIS_URL` the
-server refuses is `SettingsError` (see `queue_errors`).
+front end that restarts can still collect it with `job(request_id)`. RQ stays
+behind this module: front ends see our exceptions, never RQ's or redis': Redis not
+answering is `QueueUnavailable`, a job Redis no longer has is `JobGone`, a
+`REDIS_URL` the server refuses is `SettingsError` (see `queue_errors`).
 """
 
 from __future__ import annotations
@@ -21,10 +20,10 @@ from rq.job import Job, JobStatus
 from rq.results import Result as RQResult
 
 from joulebot.config import Settings, SettingsError
-from joulebot.queue_worker import connection as conn
-from joulebot.queue_worker.contract import Request, Result
-from joulebot.queue_worker.embedded import embedded_worker_alive, ensure_embedded_stack
-from joulebot.queue_worker.keys import JOB_FUNCTION, alive_key, box_status_key
+from joulebot.exchange import Request, Result
+from joulebot.keys import JOB_FUNCTION, alive_key, box_status_key
+from joulebot.queueing import connection as conn
+from joulebot.queueing.embedded import embedded_worker_alive, ensure_embedded_stack
 
 
 class JobError(RuntimeError):
@@ -32,11 +31,12 @@ class JobError(RuntimeError):
 
 
 class QueueUnavailable(JobError):
-    """Redis does not answer (stopped, restarting, unreachable); what was queued may still be there."""
+    """Redis does not answer (stopped, restarting, unreachable, or the embedded one cannot be started);
+    what was queued may still be there."""
 
 
-class JobLost(JobError):
-    """Redis answers but no longer has the job: its Result expired, or Redis restarted without it."""
+class JobGone(JobError):
+    """The job is no longer in Redis: its Result expired, or Redis restarted without it."""
 
 
 # What redis-py raises when the server is not there (a missing unix socket can surface as FileNotFoundError).
@@ -69,14 +69,6 @@ class Progress:
     workers: int = 0  # workers serving the queue
     box_status: str | None = None  # e.g. "cooling down (…)" while the worker waits
     box: str | None = None  # the measurement box running the job
-
-    def text(self) -> str:
-        if self.state == "queued":
-            ahead = "" if self.position is None else f" — position {self.position + 1}"
-            waiting = "" if self.workers else " (waiting for a worker)"
-            box = f" · box {self.box_status}" if self.box_status else ""
-            return f"queued{ahead}{waiting}{box}"
-        return self.state
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -124,12 +116,23 @@ class QueueClient:
             raise QueueUnavailable(f"the queue is unavailable ({conn.describe(self.settings)}); try again") from exc
 
     def job(self, request_id: str) -> Job:
-        """The queued job of a request; JobLost if Redis no longer has it."""
+        """The queued job of a request; JobGone if Redis no longer has it."""
         try:
             with queue_errors(self.settings):
                 return Job.fetch(request_id, connection=self.connection, serializer=self.queue.serializer)
         except NoSuchJobError:
-            raise JobLost(f"Redis no longer has the job {request_id}") from None
+            raise JobGone("this answer expired before it could be delivered; please ask again") from None
+
+    def resumable(self, request_id: str) -> Job | None:
+        """A job queued earlier that still waits, runs or holds its Result; None if it must be queued again."""
+        try:
+            job = self.job(request_id)
+        except JobGone:
+            return None
+        with queue_errors(self.settings):
+            if job.get_status() in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, None):
+                return None
+        return job
 
     def progress(self, job: Job) -> Progress:
         with queue_errors(self.settings):
@@ -151,7 +154,7 @@ class QueueClient:
 
     def _poll(self, job: Job, block_s: int) -> Result | None:
         if not job.exists(job.id, connection=self.connection):  # e.g. Redis restarted without persistence
-            raise JobLost(f"Redis no longer has the job {job.id}")
+            raise JobGone("this question is no longer in joulebot's queue (it restarted without it); please ask again")
         outcome = job.latest_result(timeout=block_s)  # wakes at once when the result is written
         if outcome is None or outcome.type == RQResult.Type.RETRIED:
             self._check_worker(job)
@@ -208,12 +211,10 @@ class QueueClient:
         job.refresh()
         if "error" in job.meta:
             raise JobError(job.meta["error"])
-        exc = outcome.exc_string or ""
-        if "JobTimeoutException" in exc:
-            raise JobError(f"the model did not finish within {self.settings.job_timeout_s} s; job failed")
         if outcome.type == RQResult.Type.STOPPED:
             raise JobError("the job was stopped before it finished")
-        last_line = exc.strip().splitlines()[-1] if exc.strip() else "unknown error"
+        exc = (outcome.exc_string or "").strip()
+        last_line = exc.splitlines()[-1] if exc else "unknown error"
         raise JobError(f"the worker failed: {last_line.split(':')[0]} (see the worker log)")
 
     def cancel(self, job: Job) -> bool:

@@ -10,20 +10,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from joulebot.bots.core import InputError, build_request
-from joulebot.bots.footer import energy_ratio, footer, sig
-from joulebot.bots.limits import RateLimiter
+from joulebot.chat.build import InputError, build_request
+from joulebot.chat.deliveries import Delivery, DeliveryBook
+from joulebot.chat.footer import energy_ratio, footer, sig
+from joulebot.chat.limits import RateLimiter
+from joulebot.chat.status import status_text
 from joulebot.config import Settings
+from joulebot.exchange import Request, Result, Units
 from joulebot.history import open_history
+from joulebot.keys import commands_key
 from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
-from joulebot.queue_worker.client import JobError, JobLost, Progress, QueueClient, QueueUnavailable
-from joulebot.queue_worker.contract import Request, Result, Units
-from joulebot.queue_worker.deliveries import Delivery, DeliveryBook
-from joulebot.queue_worker.published import catalog_for_front_end
+from joulebot.queueing.catalog import catalog_for_front_end
+from joulebot.queueing.client import JobError, JobGone, QueueClient, QueueUnavailable, queue_errors
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +67,6 @@ def spawn(tasks: set[asyncio.Task], coroutine: Awaitable[None], what: str) -> No
             log.error("%s failed", what, exc_info=task.exception())
 
     task.add_done_callback(finished)
-
-
-def status_text(progress: Progress) -> str:
-    """The status line a chat shows while a job waits or runs."""
-    if progress.state == "queued":
-        position = "" if progress.position is None else f" — position {progress.position + 1}"
-        box = f" · box {progress.box_status}" if progress.box_status else ""
-        waiting = "" if progress.workers else " (waiting for the measurement worker)"
-        return f"⏳ queued{position}{waiting}{box}"
-    if progress.state == "generating":
-        return "✍️ generating"
-    box = progress.box or "the measurement box"
-    if progress.state.startswith("cooling down"):
-        return f"⚙️ running on {box} · cooling down"
-    return f"⚙️ running on {box} · {progress.state}"
 
 
 @dataclass
@@ -199,7 +186,7 @@ class ChatCore:
         first = requests[0]
         delivery = Delivery(
             request_ids=[r.id for r in requests], platform=self.platform, user_id=first.user_id,
-            chat_id=first.chat_id or "", kind="compare" if len(requests) > 1 else "ask", units=first.units,
+            chat_id=first.chat_id or "", units=first.units,
             status_message_id=status_message_id, reply_to=reply_to,
         )  # fmt: skip
         self.deliveries.add(delivery)  # before queueing: a crash in between leaves a delivery, not a lost answer
@@ -212,7 +199,7 @@ class ChatCore:
 
         If Redis goes away meanwhile, the user is told at once and the wait goes on
         until it answers again: then the answer is delivered (it was in Redis), or
-        JobLost says it was lost (Redis came back without it). JobError otherwise.
+        JobGone says it was lost (Redis came back without it). JobError otherwise.
         """
         return [await self._follow_one(request_id, on_status) for request_id in delivery.request_ids]
 
@@ -232,24 +219,26 @@ class ChatCore:
                     await on_status(QUEUE_WENT_AWAY, urgent=True)
                 outage = True
                 await self._until_queue_returns()
-            except JobLost:
+            except JobGone:
                 if outage:
-                    raise JobLost(
+                    raise JobGone(
                         "joulebot's queue restarted without your question, so its answer was lost; please ask again."
                     ) from None
-                raise JobLost("this answer expired before it could be delivered; please ask again") from None
+                raise
 
     async def _until_queue_returns(self) -> None:
-        """Sleep until Redis answers; JobLost if that takes longer than a Result would be kept anyway."""
+        """Sleep until Redis answers; JobGone if that takes longer than a Result would be kept anyway."""
         deadline = time.monotonic() + self.settings.result_ttl_s
         while not await asyncio.to_thread(self.client.reachable):
             if time.monotonic() > deadline:
                 away = self.settings.result_ttl_s
-                raise JobLost(f"joulebot's queue was away for over {away} s; your answer was lost")
+                raise JobGone(f"joulebot's queue was away for over {away} s; your answer was lost")
             await asyncio.sleep(QUEUE_RETRY_S)
 
-    def pending(self) -> list[Delivery]:
-        """What this platform still owes (empty while Redis does not answer: the next start resumes it)."""
+    # -- what is owed ---------------------------------------------------------
+    def pending_deliveries(self) -> list[Delivery]:
+        """Answers this platform still owes (from before a restart, too); none while Redis does not answer
+        (the next start resumes them)."""
         try:
             return self.deliveries.pending()
         except QueueUnavailable as exc:
@@ -262,6 +251,24 @@ class ChatCore:
             self.deliveries.done(delivery)
         except QueueUnavailable as exc:
             log.warning("could not mark %s delivered: %s", delivery.key, exc)
+
+    def commands_registered(self, digest: str) -> bool:
+        """The platform's command list with this digest was registered already (Discord limits it)."""
+        with queue_errors(self.settings):
+            stored = self.client.connection.get(commands_key(self.platform, self.settings.queue_name))
+        return stored is not None and stored.decode() == digest
+
+    def note_commands_registered(self, digest: str) -> None:
+        with queue_errors(self.settings):
+            self.client.connection.set(commands_key(self.platform, self.settings.queue_name), digest)
+
+    @staticmethod
+    async def text_of(produce: Callable[[], str]) -> str:
+        """Run a blocking reply builder (history, catalog) off the event loop; a refusal is its text."""
+        try:
+            return await asyncio.to_thread(produce)
+        except InputError as exc:
+            return str(exc)
 
     # -- reading ------------------------------------------------------------
     def models_text(self) -> str:
