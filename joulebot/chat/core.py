@@ -299,7 +299,11 @@ class ChatCore:
         lines = ["Average energy per answer, by task (greenest first):"]
         for category in sorted({r.category for r in rows}):
             ranked = sorted((r for r in rows if r.category == category), key=lambda r: r.mean_total_j)
-            cells = [f"{r.model} {sig(r.mean_total_j)} J ({r.answers})" for r in ranked]
+            cells = [
+                f"{r.model} {sig(r.mean_total_j)} J ({r.answers}"
+                + (f", {r.accuracy:.0%} right of {r.scored} checked)" if r.accuracy is not None else ")")
+                for r in ranked
+            ]
             lines.append(f"• {category}: " + " · ".join(cells))
         return "\n".join(lines)
 

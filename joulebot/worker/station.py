@@ -132,7 +132,9 @@ class Station:
         try:
             result.exchange_id = self.history.record(result)
             others = [e.name for e in self.catalog.available()]
-            result.hint = self.history.greener_hint(result.category, result.model, others)
+            result.hint = self.history.greener_hint(
+                result.category, result.model, others, box=result.box, source=energy.machine.source
+            )
         except Exception as exc:  # the answer still goes out; what happens to the record is said
             log.warning("could not store exchange %s: %s", request.id, type(exc).__name__)
             if self.outbox is not None:
