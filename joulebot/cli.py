@@ -7,12 +7,14 @@ the next question is fast).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
-import getpass
 import json
+import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,7 +23,7 @@ import typer
 from joulebot.chat.build import InputError, build_request
 from joulebot.chat.footer import energy_ratio, footer, sig
 from joulebot.chat.status import status_text
-from joulebot.config import Settings, get_settings
+from joulebot.config import Settings, SettingsError, get_settings
 from joulebot.exchange import Request, Result, Units
 
 if TYPE_CHECKING:
@@ -89,7 +91,27 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _cli_user() -> str:
-    return getpass.getuser()
+    """The terminal user is the OS account: its numeric id, which the environment cannot change ($LOGNAME can)."""
+    return str(os.getuid())
+
+
+@contextlib.contextmanager
+def _history_errors() -> Iterator[None]:
+    """A history database that cannot be opened: one line naming DATABASE_URL, exit 2."""
+    from joulebot.history import HistoryUnavailable
+
+    try:
+        yield
+    except HistoryUnavailable as exc:
+        raise _fail(f"DATABASE_URL: {exc}", 2) from None
+
+
+def _history(settings: Settings):
+    """The history store for a command that reads it."""
+    from joulebot.history import open_history
+
+    with _history_errors():
+        return open_history(settings.sqlalchemy_url, settings.redact)
 
 
 def _requests(settings: Settings, models: list[str | None], prompt: str, units: Units | None) -> list[Request]:
@@ -111,7 +133,7 @@ def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Resul
     Ctrl-C at any point cancels what has not started (nothing recorded) and leaves a
     running answer to finish and be stored.
     """
-    from joulebot.queueing.client import JobError, QueueClient
+    from joulebot.queueing.client import JobError, QueueClient, QueueUnavailable
 
     client = QueueClient(settings)
     jobs = []
@@ -131,10 +153,17 @@ def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Resul
                 results.append(client.wait(job, show))
         finally:
             spinner.stop()
+    except QueueUnavailable as exc:
+        if not jobs:  # nothing was queued
+            raise _fail(str(exc)) from None
+        raise _fail("the queue went away while waiting; your answer may still be stored: joulebot history") from None
     except JobError as exc:
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:
-        cancelled = [client.cancel(job) for job in jobs[len(results) :]]  # every one, not just up to a running one
+        try:
+            cancelled = [client.cancel(job) for job in jobs[len(results) :]]  # every one, not just up to a running one
+        except QueueUnavailable:
+            raise _fail("stopped waiting; the queue does not answer, so nothing could be cancelled", 130) from None
         if all(cancelled):
             raise _fail("cancelled before it ran; nothing was recorded", 130) from None
         raise _fail("stopped waiting; the answer is still being made and will be in `joulebot history`", 130) from None
@@ -273,9 +302,7 @@ def history(
     ] = None,
 ) -> None:
     """Show your last exchanges, newest first (or export them, or forget a user)."""
-    from joulebot.history import HistoryStore
-
-    store = HistoryStore.open(get_settings().sqlalchemy_url)
+    store = _history(get_settings())
     if forget:
         platform, _, user_id = forget.rpartition(":")
         n = store.forget(platform or "cli", user_id)
@@ -292,7 +319,7 @@ def history(
         out.print_json(json.dumps([row.result for row in rows]))
         return
     if not rows:
-        out.print("no exchanges yet: try joulebot ask \"What is a joule?\"", markup=False)
+        out.print('no exchanges yet: try joulebot ask "What is a joule?"', markup=False)
     for row in rows:
         result = Result.model_validate(row.result)
         when = row.started_at.strftime("%Y-%m-%d %H:%M")
@@ -304,11 +331,10 @@ def history(
 def stats(as_csv: Annotated[bool, typer.Option("--csv", help="per model and category, as CSV")] = False) -> None:
     """Which model is greener for which kind of task: mean SCI and energy per answer, and accuracy where scored."""
     from joulebot.campaign.runner import METRICS, sources_line, table
-    from joulebot.history import HistoryStore
     from joulebot.history.categories import accuracy
     from joulebot.history.store import CategoryStats
 
-    rows = HistoryStore.open(get_settings().sqlalchemy_url).category_stats()
+    rows = _history(get_settings()).category_stats()
     if as_csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=list(CategoryStats.model_fields))
         writer.writeheader()
@@ -378,7 +404,8 @@ def bench(
         from joulebot.queueing.client import JobError
 
         try:
-            outcome = run_bench(settings, requests, run, checked, tick, rescore)
+            with _history_errors():
+                outcome = run_bench(settings, requests, run, checked, tick, rescore)
         except JobError as exc:
             raise _fail(str(exc)) from None
         progress.update(task, completed=done_before)
@@ -538,7 +565,9 @@ def telegram() -> None:
     if not settings.telegram_bot_token.get_secret_value():
         raise _fail("TELEGRAM_BOT_TOKEN is not set (ask @BotFather for one)", 2)
     configure_logging(settings)
-    TelegramBot(settings).run()
+    with _history_errors():
+        bot = TelegramBot(settings)
+    bot.run()
 
 
 @app.command()
@@ -553,8 +582,23 @@ def discord(
     if not settings.discord_bot_token.get_secret_value():
         raise _fail("DISCORD_BOT_TOKEN is not set (create an application at discord.com/developers)", 2)
     configure_logging(settings)
-    run(settings, sync=sync)
+    with _history_errors():
+        run(settings, sync=sync)
+
+
+def main() -> None:
+    """The `joulebot` command. A setting that cannot work is one line naming it, exit 2, wherever it shows."""
+    from joulebot.config.files import private_dir
+
+    try:
+        settings = get_settings()  # every setting, before any command runs
+        if settings.data_dir.exists():
+            private_dir(settings.data_dir)  # one made by an older joulebot may be 0755 with 0644 files
+        app()
+    except SettingsError as exc:
+        err.print(f"joulebot: {exc}", markup=False)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
-    sys.exit(app())
+    main()

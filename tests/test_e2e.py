@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
 import json
+import os
 import re
 import signal
 import subprocess
@@ -25,7 +25,7 @@ LONG_PROMPT = "Write the numbers from 1 to 500 separated by commas."  # SmolLM2 
 
 
 def _history(settings) -> list:
-    return HistoryStore.open(settings.sqlalchemy_url).recent("cli", getpass.getuser(), limit=50)
+    return HistoryStore.open(settings.sqlalchemy_url).recent("cli", str(os.getuid()), limit=50)  # the OS account
 
 
 def _worker_pid(settings) -> int:

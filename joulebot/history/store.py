@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -12,10 +13,11 @@ from typing import Any, NamedTuple
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel
-from sqlalchemy import Engine, case, event, func, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, case, event, func, insert, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlmodel import Session, create_engine, select
 
+from joulebot.config.files import private_file, private_umask
 from joulebot.exchange import Result
 from joulebot.history.tables import Exchange, User
 
@@ -80,8 +82,8 @@ class ModelStats(BaseModel):
 
 
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        private_file(Path(url.removeprefix("sqlite:///")))  # 0600; SQLite gives its journals the same mode
         # The worker writes while bots read: wait for the lock instead of failing at once.
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -120,7 +122,8 @@ def migrate(engine: Engine) -> None:
     config = alembic_config()
     if engine.url.get_backend_name() == "sqlite" and engine.url.database:
         lock_path = Path(f"{engine.url.database}.migrate-lock")
-        with open(lock_path, "w") as lock:  # SQLite has no advisory locks: a file lock across processes
+        # SQLite has no advisory locks: a file lock across processes.
+        with private_umask(), open(lock_path, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             _upgrade(config, engine)
     else:
@@ -131,6 +134,21 @@ def _upgrade(config: Config, engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+class HistoryUnavailable(RuntimeError):
+    """The history database cannot be opened; `str()` is one line, without credentials."""
+
+
+def open_history(url: str, redact: Callable[[str], str] = lambda text: text) -> HistoryStore:
+    """A HistoryStore for a front end: HistoryUnavailable (one line) instead of a driver's traceback."""
+    try:
+        return HistoryStore.open(url)
+    except (DBAPIError, ArgumentError, OSError) as exc:
+        text = str(getattr(exc, "orig", None) or exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        where = make_url(url).render_as_string(hide_password=True) if "://" in url else url
+        raise HistoryUnavailable(redact(f"the history database {where} cannot be opened: {reason}")) from None
 
 
 class HistoryStore:
@@ -258,7 +276,10 @@ class HistoryStore:
         Returns how many exchanges were scrubbed.
         """
         with Session(self.engine) as session:
-            user = self._user(session, platform, platform_user_id)
+            query = select(User).where(User.platform == platform, User.platform_user_id == platform_user_id)
+            user = session.exec(query).first()
+            if user is None:  # nobody by that id: nothing to forget, and no row made for them
+                return 0
             rows = session.exec(select(Exchange).where(Exchange.user_id == user.id)).all()
             for row in rows:
                 _scrub(row)

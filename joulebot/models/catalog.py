@@ -45,6 +45,9 @@ class ModelEntry(BaseModel):
     aliases: list[str] = []
     gguf: GgufFile | None = None
     ollama_tag: str | None = None
+    # The context window joulebot runs it with (prompt, chat template and answer together): llama.cpp is
+    # started with it; for Ollama it is the server's smallest default `num_ctx` (joulebot does not set one).
+    context_tokens: int = 2048
 
     def size_label(self) -> str:
         if self.parameters_b < 1:

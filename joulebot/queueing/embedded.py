@@ -18,6 +18,7 @@ from pathlib import Path
 import redis
 
 from joulebot.config import Settings
+from joulebot.config.files import PRIVATE_UMASK, private_umask
 from joulebot.queueing import connection as conn
 from joulebot.queueing.box_lock import BoxLock
 
@@ -67,7 +68,8 @@ def _live_joulebot(pid: int) -> bool:
 
 
 def claim_pid_file(settings: Settings) -> None:
-    pid_path(settings).write_text(str(os.getpid()))
+    with private_umask():
+        pid_path(settings).write_text(str(os.getpid()))
 
 
 def release_pid_file(settings: Settings) -> None:
@@ -88,7 +90,7 @@ def ensure_embedded_stack(settings: Settings) -> None:
         conn.start_embedded_redis(settings)
         if embedded_worker_alive(settings):
             return
-        with open(settings.data_dir / "worker.log", "ab") as log_file:
+        with private_umask(), open(settings.data_dir / "worker.log", "ab") as log_file:
             child = subprocess.Popen(
                 [sys.executable, "-m", "joulebot", "worker", "--idle-exit", str(settings.embedded_worker_idle_exit_s)],
                 stdin=subprocess.DEVNULL,
@@ -96,12 +98,13 @@ def ensure_embedded_stack(settings: Settings) -> None:
                 stderr=log_file,
                 start_new_session=True,  # Ctrl-C in the user's terminal must not reach it
                 env={**os.environ, "JOULEBOT_DATA_DIR": str(settings.data_dir)},
+                umask=PRIVATE_UMASK,  # what the worker writes (history, pid file) is private
             )
-        try:
-            pid_path(settings).write_text(str(child.pid))  # before the lock is released: no second spawn
-        except OSError:
-            child.kill()  # no orphan: a worker nobody can find or stop
-            raise
+            try:
+                pid_path(settings).write_text(str(child.pid))  # before the lock is released: no second spawn (0600)
+            except OSError:
+                child.kill()  # no orphan: a worker nobody can find or stop
+                raise
 
 
 def stop_embedded_stack(settings: Settings, timeout_s: float = 30.0) -> bool:
