@@ -17,6 +17,7 @@ from joulebot.models import Catalog
 from joulebot.models.catalog import Offer
 from joulebot.models.inventory import current_catalog
 from joulebot.queueing import connection as conn
+from joulebot.queueing.client import QueueUnavailable, queue_errors
 from joulebot.queueing.fleet import Fleet
 
 
@@ -35,10 +36,11 @@ def catalog_for_front_end(settings: Settings, connection: redis.Redis | None = N
             connection = None
     if connection is not None:
         try:
-            if not settings.follows_one_queue and (fleet := fleet_catalog(settings, connection)) is not None:
-                return fleet
-            raw = connection.get(catalog_key(settings.queue_name))
-        except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
+            with queue_errors(settings):  # a REDIS_URL the server refuses is a SettingsError
+                if not settings.follows_one_queue and (fleet := fleet_catalog(settings, connection)) is not None:
+                    return fleet
+                raw = connection.get(catalog_key(settings.queue_name))
+        except QueueUnavailable:
             raw = None
         if raw:
             return Catalog.model_validate_json(raw)

@@ -1,14 +1,14 @@
 """users.box: the box a user pinned (/box NAME), empty: routing decides; an index on exchanges.box (per-box stats)
 
 Revision ID: 0016
-Revises: 0017 (re-chained after main's 0019 and 0017)
+Revises: 0018 (re-chained after main's 0019, 0017 and 0018)
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0017"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
