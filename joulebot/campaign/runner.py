@@ -71,7 +71,8 @@ def plan(
         raise InputError(f"unknown category {unknown[0]!r} (known: {', '.join(CATEGORIES)})")
     client = QueueClient(settings)
     requests = []
-    for box in boxes or [None]:
+    chosen: list[str | None] = list(boxes) if boxes else [None]  # None: routing decides, request by request
+    for box in chosen:
         where = f"{box}-" if box else ""
         for entry in entries:
             for category in categories:

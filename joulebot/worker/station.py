@@ -28,7 +28,7 @@ from joulebot.metering.temperature import wait_until_cool
 from joulebot.models import Catalog, ModelEntry, Runner, RunnerError
 from joulebot.models.inventory import current_catalog, ollama_runner
 from joulebot.models.llamacpp_runner import LlamaCppRunner
-from joulebot.queueing.fleet import BoxModel, BoxProfile, MeanEnergy
+from joulebot.queueing.fleet import BoxModel, BoxProfile, MeanEnergy, MeterScope
 from joulebot.worker.outbox import HistoryOutbox
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class Station:
     def profile(self) -> BoxProfile:
         """What the fleet's front ends need to route to this box (published by the heartbeat)."""
         intensity = self.intensity.current()  # cached by the provider: a live fetch every few minutes at most
-        scope = "wall" if self.box.wall else "components" if self.box.components else "estimate"
+        scope: MeterScope = "wall" if self.box.wall else "components" if self.box.components else "estimate"
         return BoxProfile(
             box=self.settings.box_name,
             queue=self.settings.queue_name,
