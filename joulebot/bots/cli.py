@@ -239,7 +239,7 @@ def history(
         out.print_json(json.dumps([row.result for row in rows]))
         return
     if not rows:
-        out.print("no exchanges yet: try joulebot ask \"What is a joule?\"", markup=False)
+        out.print('no exchanges yet: try joulebot ask "What is a joule?"', markup=False)
     for row in rows:
         result = Result.model_validate(row.result)
         when = row.started_at.strftime("%Y-%m-%d %H:%M")
@@ -392,25 +392,33 @@ def meter_read(
         reading = read_for(meter, seconds, lambda t: status.update(f"reading {label}: {t:.1f}/{seconds:g} s"))
     if reading.joules is None:
         raise _fail(f"no reading: {reading.error}")
-    kind = "measured" if reading.measured else f"estimated ({reading.method})"
+    kind = "measured" if reading.measured else "estimated"
+    band = f" ± {reading.uncertainty_j:.3f} J" if reading.uncertainty_j is not None else ""
     out.print(
-        f"{reading.source}: {reading.watts:.3f} W average, {reading.joules:.3f} J over {reading.seconds:.2f} s"
+        f"{reading.source}: {reading.watts:.3f} W average, {reading.joules:.3f} J{band} over {reading.seconds:.3f} s"
         f" ({reading.samples} samples, {reading.scope}, {kind})",
         markup=False,
     )
+    if reading.method:
+        out.print(f"  how: {reading.method}", markup=False)
+    if reading.short_window:
+        out.print(f"  short window: under 10 of the meter's {reading.update_s * 1000:g} ms updates", markup=False)
 
 
 @meter_app.command("simulate")
 def meter_simulate(
     watts: Annotated[float, typer.Option(help="constant active power to report")] = 100.0,
     power_range: Annotated[int, typer.Option("--range", help="power range register value")] = 19,
+    mains_hz: Annotated[float, typer.Option(help="mains frequency of the simulated supply")] = 50.0,
 ) -> None:
-    """Run a simulated MCP39F511N on a pseudo-terminal until Ctrl-C (for trying the driver)."""
+    """Run a simulated MCP39F511N on a pseudo-terminal until Ctrl-C (for trying the driver).
+
+    Like the chip, its power register averages over 2^N mains cycles (N: factory 4, writable)."""
     import time
 
     from joulebot.metering.mcp39f511n_sim import SimulatedMCP39F511N
 
-    with SimulatedMCP39F511N(power_w=watts, power_range=power_range) as sim:
+    with SimulatedMCP39F511N(power_w=watts, power_range=power_range, mains_hz=mains_hz) as sim:
         out.print(f"simulated MCP39F511N at {sim.port} ({watts:g} W); Ctrl-C to stop", markup=False)
         try:
             while True:

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     meters: str = "auto"
     mcp39f511n_port: str = ""
     mcp39f511n_channel: int = Field(default=1, ge=1, le=2)
+    # 2^N mains cycles per averaging interval, set at every open; "keep": read it and use it as found
+    mcp39f511n_accumulation_n: int | Literal["keep"] = Field(default=1, ge=1, le=10)
+    mains_hz: float = Field(default=50.0, gt=0)
     meter_interval_s: float = Field(default=0.1, gt=0)
     meter_retries: int = Field(default=3, ge=0)
     sysfs_root: Path = Path("/sys")

@@ -23,8 +23,11 @@ T = TypeVar("T")
 
 
 class MeasurementBox:
-    def __init__(self, meters: list[Meter], sysfs_root: Path = Path("/sys")) -> None:
+    def __init__(
+        self, meters: list[Meter], sysfs_root: Path = Path("/sys"), refused: dict[str, str] | None = None
+    ) -> None:
         self.sysfs_root = sysfs_root
+        self.refused = dict(refused or {})  # meters that are there but not used, and why: said in every figure
         estimates = [m for m in meters if not m.measured]
         if not estimates:
             raise ValueError("a measurement box needs the estimate meter as its fallback")
@@ -60,7 +63,8 @@ class MeasurementBox:
     def _machine(self, readings: list[Reading]) -> tuple[Reading, list[Reading]]:
         """The reading the machine figure comes from, in order of preference, and the rest."""
         by_meter = dict(zip(self.meters, readings, strict=True))
-        failures = [f"{r.source} failed: {r.error}" for r in readings if r.joules is None]
+        failures = [f"{name} not used: {why}" for name, why in self.refused.items()]
+        failures += [f"{r.source} failed: {r.error}" for r in readings if r.joules is None]
         candidates: list[Reading] = []
         if self.wall is not None:
             candidates.append(by_meter[self.wall])

@@ -22,6 +22,19 @@ class Reading(BaseModel):
     method: str = ""  # how the figure was obtained, shown to users for estimates
     error: str | None = None  # why this reading has no joules
     note: str = ""  # why a preferred source was not used for this figure (e.g. "mcp39f511n failed: …")
+    uncertainty_j: float | None = None  # ± J you would bet on at about 95 %; None when joules is None
+    update_s: float | None = None  # how often the meter's figure can change (its time resolution)
+
+    @property
+    def short_window(self) -> bool:
+        """Shorter than ten of the meter's update periods: the edges weigh heavily (see uncertainty_j)."""
+        return self.update_s is not None and self.seconds < 10 * self.update_s
+
+    @property
+    def relative_uncertainty(self) -> float | None:
+        if self.joules is None or self.uncertainty_j is None or self.joules <= 0:
+            return None
+        return self.uncertainty_j / self.joules
 
     @property
     def watts(self) -> float | None:

@@ -1,43 +1,150 @@
-"""Power sampled on a thread and integrated over a window (for meters without a counter)."""
+"""Power sampled on a thread and integrated over a window (for meters without a counter).
+
+How samples become joules depends on what the sampled value *is*, so the
+window takes an integrator:
+- `InstantPower`: the value is the power at the moment it was read (NVML's
+  instant field): trapezoids through the samples;
+- `BlockAverages`: the value is the mean power of the meter's last completed
+  averaging interval (the MCP39F511N's active-power register): each value is
+  put back on the interval it averages before integrating.
+Each integrator also says how far off its figure can be (± J at about 95 %).
+"""
 
 from __future__ import annotations
 
+import bisect
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 from joulebot.metering.base import Window
 from joulebot.metering.reading import Reading, Scope
+
+Sample = tuple[float, float]  # (time.perf_counter() at the middle of the read, watts)
 
 
 class MeterUnavailable(RuntimeError):
     """The meter could not give a sample even after retries; `str()` is the reason."""
 
 
-def integrate(samples: list[tuple[float, float]], start: float, stop: float) -> float:
+class MeterSetupRefused(MeterUnavailable):
+    """The meter answers, but its setup (range, averaging interval) cannot be read, set or trusted."""
+
+
+@dataclass(frozen=True)
+class Account:
+    joules: float
+    uncertainty_j: float  # ± J, about 95 %, from timing and averaging (the accuracy class is added by the caller)
+
+
+class Integrator(Protocol):
+    tail_s: float  # how long to keep sampling after the window's end before the account can be made
+
+    def account(self, samples: list[Sample], start: float, stop: float) -> Account: ...
+
+
+def integrate(samples: list[Sample], start: float, stop: float) -> float:
     """Trapezoids through (time, watts) samples, held constant out to the window's edges."""
     inside = [s for s in samples if start < s[0] < stop]
     points = [(start, samples[0][1]), *inside, (stop, samples[-1][1])]
     return sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in itertools.pairwise(points))
 
 
-class SampledWindow(Window):
-    """Calls `sample()` every `interval_s` on its own thread from start to stop.
+class InstantPower:
+    """Samples of instantaneous power: trapezoids. A change between two samples is placed
+    anywhere in the gap, so each gap contributes up to gap/2 × |ΔP| (combined in quadrature)."""
 
-    A sample is stamped at the middle of the call. The first failed sample ends
-    sampling; the window's Reading is then unavailable, with the reason.
+    tail_s = 0.0
+
+    def account(self, samples: list[Sample], start: float, stop: float) -> Account:
+        inside = [s for s in samples if start < s[0] < stop]
+        points = [(start, samples[0][1]), *inside, (stop, samples[-1][1])]
+        bounds = [(t1 - t0) / 2 * abs(p1 - p0) for (t0, p0), (t1, p1) in itertools.pairwise(points)]
+        return Account(integrate(samples, start, stop), math.sqrt(sum(b * b for b in bounds)))
+
+
+class BlockAverages:
+    """Samples of a register that holds the mean power of the last *completed* interval of
+    `period_s` (back-to-back intervals, phase unknown).
+
+    The register R(t) is a step function that changes at interval ends, so the power over
+    [τ, τ + period) is what R shows one period later: P(τ) = R(τ + period) for whole
+    intervals. The window's energy is therefore ∫ R over [start + period, stop + period],
+    which needs samples until one period after the window's end (`tail_s`).
+
+    R's steps are placed half-way between the two reads that differ (± half the gap; these
+    errors are independent and add in quadrature). The intervals cut by the window's edges
+    are where the averaging hides what happened: only their mean m is known. Assuming the
+    power inside never fell below the lowest mean around it (p_min), the part inside the
+    window is off by at most period × (m − p_min) at each edge. Both edges can err the same
+    way (an answer's load rises at the start and falls at the end), so they add linearly.
     """
 
-    def __init__(self, sample: Callable[[], float], interval_s: float, source: str, scope: Scope) -> None:
+    def __init__(self, period_s: float) -> None:
+        self.period_s = period_s
+        self.tail_s = 2 * period_s  # the edge bound looks at the interval after the last one
+
+    def account(self, samples: list[Sample], start: float, stop: float) -> Account:
+        times = [t for t, _ in samples]
+        changes = [
+            ((t0 + t1) / 2, (t1 - t0) / 2, p1 - p0) for (t0, p0), (t1, p1) in itertools.pairwise(samples) if p1 != p0
+        ]
+
+        def value_at(t: float) -> float:
+            return samples[max(0, bisect.bisect_right(times, t) - 1)][1]
+
+        period = self.period_s
+        a, b = start + period, stop + period
+        cuts = [a, *(t for t, _, _ in changes if a < t < b), b]
+        joules = sum((t1 - t0) * value_at((t0 + t1) / 2) for t0, t1 in itertools.pairwise(cuts))
+        timing = math.sqrt(sum((half * step) ** 2 for t, half, step in changes if a < t < b))
+        edges = 0.0
+        for edge in (start, stop):
+            # R at edge: the interval before the cut one; at edge + period: the cut one; then the one after
+            around = [value_at(edge), *(p for t, p in samples if edge <= t <= edge + 2 * period)]
+            around.append(value_at(edge + 2 * period))
+            edges += period * (value_at(edge + period) - min(around))
+        return Account(joules, edges + timing)
+
+
+class SampledWindow(Window):
+    """Calls `sample()` every `interval_s` on its own thread from start to stop (and on for
+    the integrator's tail). A sample is stamped at the middle of the call. The first failed
+    sample ends sampling; the window's Reading is then unavailable, with the reason.
+
+    `accuracy` is the meter's accuracy class (a fraction of the reading); `lsb_w` its
+    resolution in watts; `method` says how the figure was obtained.
+    """
+
+    def __init__(
+        self,
+        sample: Callable[[], float],
+        interval_s: float,
+        source: str,
+        scope: Scope,
+        integrator: Integrator,
+        *,
+        accuracy: float,
+        lsb_w: float = 0.0,
+        update_s: float | None = None,
+        method: str = "",
+    ) -> None:
         self.sample = sample
         self.interval_s = interval_s
         self.source, self.scope = source, scope
-        self.samples: list[tuple[float, float]] = []
+        self.integrator = integrator
+        self.accuracy, self.lsb_w, self.update_s = accuracy, lsb_w, update_s
+        self.method = method or f"power sampled every {interval_s * 1000:g} ms"
+        self.samples: list[Sample] = []
         self.error: str | None = None
         self.thread_cpu_s = 0.0  # CPU time the sampling thread used (for overhead benchmarks)
         self._stop = threading.Event()
         self.start = time.perf_counter()
+        self.end: float | None = None
         self._thread = threading.Thread(target=self._run, name=f"{source}-sampler", daemon=True)
         self._thread.start()
 
@@ -61,7 +168,10 @@ class SampledWindow(Window):
         self.thread_cpu_s = time.thread_time() - cpu0
 
     def stop(self) -> Reading:
-        end = time.perf_counter()
+        end = self.end = time.perf_counter()
+        if self.integrator.tail_s > 0 and self.error is None:
+            # what the meter shows now still averages the past: wait for the window's end to come out
+            time.sleep(max(0.0, end + self.integrator.tail_s + self.interval_s - time.perf_counter()))
         self._stop.set()
         self._thread.join()
         if self.error is None:
@@ -70,9 +180,18 @@ class SampledWindow(Window):
         if self.error is not None or not self.samples:
             return Reading(
                 source=self.source, scope=self.scope, measured=True, joules=None, seconds=seconds,
-                samples=len(self.samples), error=self.error or "no sample",
+                samples=len(self.samples), error=self.error or "no sample", update_s=self.update_s,
             )  # fmt: skip
+        account = self.integrator.account(self.samples, self.start, end)
+        resolution = self.lsb_w * seconds
+        uncertainty = self.accuracy * abs(account.joules) + math.hypot(account.uncertainty_j, resolution)
         return Reading(
-            source=self.source, scope=self.scope, measured=True, joules=integrate(self.samples, self.start, end),
-            seconds=seconds, samples=len(self.samples), method=f"power sampled every {self.interval_s * 1000:g} ms",
+            source=self.source, scope=self.scope, measured=True, joules=account.joules, seconds=seconds,
+            samples=len(self.samples), method=self.method, uncertainty_j=uncertainty, update_s=self.update_s,
         )  # fmt: skip
+
+    def old_style_joules(self) -> float:
+        """The energy as the driver computed it before it knew about averaging: samples stamped at
+        read time, trapezoids over the window only (kept for `bench/meter_accuracy.py`)."""
+        assert self.end is not None
+        return integrate([s for s in self.samples if s[0] <= self.end], self.start, self.end)
