@@ -32,7 +32,9 @@ def _server_missing(what: str, exc: Exception) -> None:
 
 
 def make_settings(data_dir: Path, **overrides) -> Settings:
-    values = {"JOULEBOT_DATA_DIR": data_dir, "idle_baseline_s": 0.5, "redis_url": "", "database_url": ""}
+    values = {
+        "JOULEBOT_DATA_DIR": data_dir, "idle_baseline_s": 0.5, "idle_settle_s": 0.1, "redis_url": "", "database_url": ""
+    }  # fmt: skip
     values.update(overrides)
     return Settings(_env_file=None, **values)
 
@@ -82,6 +84,7 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     env.update(
         JOULEBOT_DATA_DIR=str(settings.data_dir),
         IDLE_BASELINE_S=str(settings.idle_baseline_s),
+        IDLE_SETTLE_S=str(settings.idle_settle_s),
         REDIS_URL=settings.redis_url,
         DATABASE_URL=settings.database_url,
         QUEUE_NAME=settings.queue_name,

@@ -1,3 +1,4 @@
+import math
 import time
 
 import pytest
@@ -51,6 +52,12 @@ def test_box_idle_baseline_and_attributable_energy():
     assert energy.attributable_j == pytest.approx(energy.total_j - idle.watts * energy.seconds)
     assert 0 < energy.attributable_j < energy.total_j
     assert energy.measured is False
+    # the estimate's honest band: ±100 %; above idle adds the idle baseline's own spread
+    assert energy.uncertainty_j == pytest.approx(energy.total_j)
+    assert energy.attributable_uncertainty_j == pytest.approx(
+        math.hypot(energy.uncertainty_j, idle.uncertainty_w * energy.seconds)
+    )
+    assert idle.uncertainty_w >= idle.watts  # the estimate's ±100 % carries into its idle figure
 
 
 def test_box_without_baseline_leaves_attributable_unknown():
@@ -78,6 +85,4 @@ def test_explicit_meters_must_work_or_say_why(tmp_path):
     with pytest.raises(MeterConfigError, match="METERS asks for rapl, but: no RAPL"):
         detect_meters(Settings(_env_file=None, meters="rapl", sysfs_root=tmp_path))
     with pytest.raises(MeterConfigError, match=r"METERS asks for mcp39f511n, but: .*cannot open"):
-        detect_meters(
-            Settings(_env_file=None, meters="mcp39f511n", mcp39f511n_port="/nonexistent", meter_retries=0)
-        )
+        detect_meters(Settings(_env_file=None, meters="mcp39f511n", mcp39f511n_port="/nonexistent", meter_retries=0))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from standins import OllamaStandIn
 
@@ -136,6 +138,9 @@ def test_ask_an_ollama_model_through_the_queue(embedded, ollama):
     proc = run_cli(embedded, "ask", "Capital of France?", "--model", "llama3", "--json", **env)
     assert proc.returncode == 0, proc.stderr
     result = Result.model_validate_json(proc.stdout)
+    energy = json.loads(proc.stdout)["energy"]
+    assert energy["uncertainty_j"] == pytest.approx(energy["total_j"])  # the estimate: an honest ±100 %
+    assert energy["attributable_uncertainty_j"] >= energy["uncertainty_j"]
     assert result.model == "llama3" and result.answer == "Paris is the capital of France."
     assert result.reasoning == "The user wants a capital." and result.completion_tokens == 10
     assert result.runner_stats["eval_duration"] == pytest.approx(0.7) and result.first_token_s is not None

@@ -14,7 +14,7 @@ from factories import NOW, make_result
 
 from joulebot.history import HistoryStore
 from joulebot.history.categories import CATEGORIES, accuracy, classify, prompt_set
-from joulebot.history.store import migrate
+from joulebot.history.store import Basis, migrate
 
 HELD_OUT = Path(__file__).parent / "data" / "heldout_prompts.tsv"
 
@@ -29,7 +29,7 @@ def url(request, tmp_path) -> str:
 def test_migrations_up_from_empty_and_idempotent(url):
     store = HistoryStore(url)
     with store.engine.connect() as connection:
-        assert connection.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert connection.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == "0014"
         tables = set(sqlalchemy.inspect(connection).get_table_names())
     assert {"users", "exchanges", "alembic_version"} <= tables
     migrate(store.engine)  # a second start changes nothing
@@ -66,10 +66,67 @@ def test_category_statistics_with_spread_and_the_greener_hint(tmp_path):
     mistral = stats[("mistral", "questions")]  # make_result does not set a category: the default bucket
     assert mistral.answers == 5 and mistral.mean_total_j == pytest.approx(50.0)
     assert mistral.stdev_total_j == pytest.approx(7.9057, rel=1e-3)
-    hint = store.greener_hint("questions", "mistral", ["mistral", "tinyllama"])
-    assert hint == "for questions, tinyllama averaged 10× less energy than mistral here"
-    assert store.greener_hint("questions", "tinyllama", ["mistral", "tinyllama"]) is None
-    assert store.greener_hint("questions", "mistral", ["mistral", "tinyllama"], min_answers=6) is None
+    # t(4) × s/√5 from the scatter, plus each answer's own ±100 % (estimates) shrunk by √5
+    assert mistral.ci95_total_j == pytest.approx(2.776 * 7.9057 / 5**0.5 + 50.0 / 5**0.5, rel=1e-3)
+    assert not mistral.measured and mistral.energy_source == "estimate" and mistral.box == "testbox"
+    estimates = Basis(box="testbox", energy_source="estimate", measured=False)
+    hint = store.greener_hint("questions", "mistral", ["mistral", "tinyllama"], estimates)
+    assert hint == "for questions, tinyllama averaged 10× less energy than mistral here (estimates, not measurements)"
+    assert store.greener_hint("questions", "tinyllama", ["mistral", "tinyllama"], estimates) is None
+    assert store.greener_hint("questions", "mistral", ["mistral", "tinyllama"], estimates, min_answers=6) is None
+    assert store.greener_hint("questions", "mistral", ["mistral", "tinyllama"], estimates.model_copy(
+        update={"box": "elsewhere"})) is None  # fmt: skip
+
+
+def test_measured_and_estimated_answers_are_never_averaged_or_compared(tmp_path):
+    store = HistoryStore(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    for energy in (40.0, 60.0, 50.0, 45.0, 55.0):  # five estimates of mistral
+        store.record(make_result(model="mistral", total_j=energy))
+    store.record(make_result(model="mistral", total_j=500.0, measured=True, source="mcp39f511n"))
+    for energy in (5.0, 5.1, 4.9, 5.0, 5.0):  # tinyllama, measured at the wall, on another box
+        store.record(make_result(model="tinyllama", total_j=energy, measured=True, source="mcp39f511n", box="b2"))
+    for energy in (4.0, 4.1, 3.9, 4.0, 4.0):  # tinyllama, measured at the wall, on this box
+        store.record(make_result(model="tinyllama", total_j=energy, measured=True, source="mcp39f511n"))
+    rows = {(s.model, s.box, s.energy_source, s.measured): s for s in store.model_stats()}
+    assert rows[("mistral", "testbox", "estimate", False)].answers == 5
+    assert rows[("mistral", "testbox", "mcp39f511n", True)].mean_total_j == pytest.approx(500.0)
+    assert rows[("tinyllama", "b2", "mcp39f511n", True)].answers == 5
+    wall = Basis(box="testbox", energy_source="mcp39f511n", measured=True)
+    estimate = Basis(box="testbox", energy_source="estimate", measured=False)
+    # mistral has one wall answer here (fewer than 5): no hint, however its estimates compare
+    assert store.greener_hint("questions", "mistral", ["mistral", "tinyllama"], wall) is None
+    assert "tinyllama" not in (store.greener_hint("questions", "mistral", ["mistral", "tinyllama"], estimate) or "")
+    for energy in (500.0, 510.0, 490.0, 505.0):
+        store.record(make_result(model="mistral", total_j=energy, measured=True, source="mcp39f511n"))
+    hint = store.greener_hint("questions", "mistral", ["mistral", "tinyllama"], wall)
+    assert hint == "for questions, tinyllama averaged 125× less energy than mistral here"
+
+    single = next(s for s in store.category_stats() if s.model == "mistral" and s.measured)
+    assert single.ci95_total_j > 0
+
+
+def test_a_cell_of_three_answers_says_how_little_it_knows(tmp_path):
+    store = HistoryStore(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    for energy in (40.0, 60.0, 50.0):
+        store.record(make_result(model="m", total_j=energy, measured=True, source="mcp39f511n", uncertainty_j=1.0))
+    (row,) = store.category_stats()
+    assert row.ci95_total_j == pytest.approx(4.303 * 10.0 / 3**0.5 + 1.0 / 3**0.5, rel=1e-3)  # ≈ ± 25 J
+    from joulebot.bots.bench import table
+
+    assert "50.00 ± 25 (3)" in table([row], lambda r: r.mean_total_j, lambda r: r.ci95_total_j)
+
+
+def test_stats_label_estimates_in_the_table_and_the_csv(settings):
+    store = HistoryStore(settings.sqlalchemy_url)
+    store.record(make_result(model="m", total_j=40.0))
+    store.record(make_result(model="m", total_j=4.0, measured=True, source="rapl+nvml", scope="components"))
+    proc = run_cli(settings, "stats")
+    assert proc.returncode == 0, proc.stderr
+    assert "testbox · estimate (estimated, not a measurement):" in proc.stdout
+    assert "testbox · rapl+nvml (measured):" in proc.stdout
+    rows = list(csv.DictReader(io.StringIO(run_cli(settings, "stats", "--csv").stdout)))
+    kinds = {(r["energy_source"], r["kind"]) for r in rows}
+    assert kinds == {("estimate", "estimated (not a measurement)"), ("rapl+nvml", "measured")}
 
 
 def test_retention_removes_old_words_and_keeps_figures(tmp_path):

@@ -20,7 +20,7 @@ from joulebot.bots.footer import sig
 from joulebot.config import Settings
 from joulebot.history import HistoryStore
 from joulebot.history.categories import CATEGORIES, prompt_set
-from joulebot.history.store import CategoryStats
+from joulebot.history.store import CategoryStats, by_basis
 from joulebot.models import ModelUnavailable, UnknownModelError
 from joulebot.queue_worker.client import JobError, QueueClient
 from joulebot.queue_worker.contract import Request
@@ -95,13 +95,37 @@ def run_bench(
     return BenchOutcome(history.category_stats(bench_prefix(run)), len(todo), len(requests) - len(todo), failed)
 
 
-def table(stats: list[CategoryStats], value: Callable[[CategoryStats], float | None], digits: int = 4) -> str:
-    """Rows = models, columns = categories, in the layout green-coding.ai published."""
+def table(
+    stats: list[CategoryStats],
+    value: Callable[[CategoryStats], float | None],
+    band: Callable[[CategoryStats], float | None] = lambda _: None,
+    digits: int = 4,
+) -> str:
+    """Rows = models, columns = categories, in the layout green-coding.ai published; one table per
+    basis, headed by it (estimates say so). A cell is mean ± 95 % interval (answers)."""
+    groups = by_basis(stats).items()
+    return "\n\n".join(f"{basis.label()}:\n{_table(rows, value, band, digits)}" for basis, rows in groups)
+
+
+def _table(
+    stats: list[CategoryStats],
+    value: Callable[[CategoryStats], float | None],
+    band: Callable[[CategoryStats], float | None],
+    digits: int,
+) -> str:
     categories = [c for c in CATEGORIES if any(s.category == c for s in stats)]
     models = sorted({s.model for s in stats})
-    cell = {(s.model, s.category): value(s) for s in stats}
+    by_cell = {(s.model, s.category): s for s in stats}
+
+    def cell(model: str, category: str) -> str:
+        row = by_cell.get((model, category))
+        if row is None or value(row) is None:
+            return ""
+        plus = band(row)
+        return sig(value(row), digits) + ("" if plus is None else f" ± {sig(plus, 2)}") + f" ({row.answers})"  # type: ignore[arg-type]
+
     header = ["", *categories]
-    rows = [[m] + [("" if cell.get((m, c)) is None else sig(cell[(m, c)], digits)) for c in categories] for m in models]
+    rows = [[m] + [cell(m, c) for c in categories] for m in models]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
@@ -111,11 +135,16 @@ def table(stats: list[CategoryStats], value: Callable[[CategoryStats], float | N
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
+def csv_row(row: CategoryStats) -> dict:
+    """A CSV row: every figure, and what it is (`kind`: measured or estimated, never mixed)."""
+    return {**row.model_dump(), "kind": "measured" if row.measured else "estimated (not a measurement)"}
+
+
 def write_csv(stats: list[CategoryStats], path: Path) -> None:
     with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(CategoryStats.model_fields))
+        writer = csv.DictWriter(handle, fieldnames=[*CategoryStats.model_fields, "kind"])
         writer.writeheader()
-        writer.writerows(s.model_dump() for s in stats)
+        writer.writerows(csv_row(s) for s in stats)
 
 
 def heatmap(stats: list[CategoryStats], path: Path) -> bool:
@@ -128,18 +157,24 @@ def heatmap(stats: list[CategoryStats], path: Path) -> bool:
     except ImportError:
         return False
     categories = [c for c in CATEGORIES if any(s.category == c for s in stats)]
-    models = sorted({s.model for s in stats})
-    cell = {(s.model, s.category): (s.mean_sci_g or 0.0) * 1000 for s in stats}
-    grid = [[cell.get((m, c), float("nan")) for c in categories] for m in models]
-    figure, axes = plt.subplots(figsize=(1.6 * len(categories) + 3.5, 0.6 * len(models) + 1.8))
+    groups = by_basis(stats)
+    # one row per model and basis: a model measured at the wall and estimated elsewhere is two rows
+    rows = sorted({(s.model, s.basis.label()) for s in stats})
+    labels = [model if len(groups) == 1 else f"{model} · {basis}" for model, basis in rows]
+    cell = {(s.model, s.basis.label(), s.category): (s.mean_sci_g or 0.0) * 1000 for s in stats}
+    grid = [[cell.get((m, b, c), float("nan")) for c in categories] for m, b in rows]
+    figure, axes = plt.subplots(figsize=(1.6 * len(categories) + 3.5, 0.6 * len(rows) + 1.8))
     image = axes.imshow(grid, cmap="YlOrRd", aspect="auto")
     axes.set_xticks(range(len(categories)), categories)
-    axes.set_yticks(range(len(models)), models)
+    axes.set_yticks(range(len(labels)), labels)
     for y, row in enumerate(grid):
         for x, v in enumerate(row):
             axes.text(x, y, "" if v != v else sig(v, 3), ha="center", va="center", fontsize=9)
     figure.colorbar(image, ax=axes, label="mean SCI per answer (mg CO2e)")
-    axes.set_title("joulebot: SCI per answer by model and task")
+    title = "joulebot: SCI per answer by model and task"
+    if len(groups) == 1:
+        title += f"\n{next(iter(groups)).label()}"
+    axes.set_title(title)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

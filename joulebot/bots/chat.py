@@ -19,6 +19,7 @@ from joulebot.bots.footer import energy_ratio, footer, sig
 from joulebot.bots.limits import RateLimiter
 from joulebot.config import Settings
 from joulebot.history import HistoryStore
+from joulebot.history.store import by_basis
 from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
 from joulebot.queue_worker.client import JobError, Progress, QueueClient
 from joulebot.queue_worker.contract import Request, Result, Units
@@ -199,11 +200,17 @@ class ChatCore:
 
     # -- reading ------------------------------------------------------------
     def models_text(self) -> str:
-        stats = {s.model: s for s in self.history.model_stats()}
-        lines = ["Models on this box (measured average energy per answer):"]
+        stats: dict[str, list] = {}
+        for row in self.history.model_stats():
+            stats.setdefault(row.model, []).append(row)
+        lines = ["Models on this box (average energy per answer ± 95 % interval, per box and energy source):"]
         for entry in self.catalog().available():
-            measured = stats.get(entry.name)
-            energy = f"{sig(measured.mean_total_j)} J/answer ({measured.answers})" if measured else "not measured yet"
+            rows = stats.get(entry.name, [])
+            figures = [
+                f"{sig(r.mean_total_j)} ± {sig(r.ci95_total_j, 2)} J/answer ({r.answers}, {r.basis.label()})"
+                for r in sorted(rows, key=lambda r: (not r.measured, r.box, r.energy_source))
+            ]
+            energy = "; ".join(figures) or "not measured yet"
             lines.append(f"• {entry.name} ({entry.size_label()}, {entry.family}) — {energy}")
         return "\n".join(lines)
 
@@ -219,22 +226,24 @@ class ChatCore:
         return "\n\n".join(lines)
 
     def stats_text(self) -> str:
-        """Per task, the models from greenest to hungriest (mean energy per answer)."""
+        """Per basis (box, energy source, measured or estimated) and task, the models from greenest to
+        hungriest (mean energy per answer ± 95 % interval): never ranked across bases."""
         rows = self.history.category_stats()
         if not rows:
             return "No measurements yet."
-        lines = ["Average energy per answer, by task (greenest first):"]
-        for category in sorted({r.category for r in rows}):
-            ranked = sorted((r for r in rows if r.category == category), key=lambda r: r.mean_total_j)
-            cells = [f"{r.model} {sig(r.mean_total_j)} J ({r.answers})" for r in ranked]
-            lines.append(f"• {category}: " + " · ".join(cells))
+        lines = ["Average energy per answer ± 95 % interval (answers), by task, greenest first:"]
+        for basis, group in by_basis(rows).items():
+            lines.append(f"{basis.label()}:")
+            for category in sorted({r.category for r in group}):
+                ranked = sorted((r for r in group if r.category == category), key=lambda r: r.mean_total_j)
+                cells = [f"{r.model} {sig(r.mean_total_j)} ± {sig(r.ci95_total_j, 2)} J ({r.answers})" for r in ranked]
+                lines.append(f"• {category}: " + " · ".join(cells))
         return "\n".join(lines)
 
     def forget(self, user_id: str) -> str:
         n = self.history.forget(self.platform, user_id)
         return (
-            f"Deleted the prompts and answers of {n} exchanges. "
-            "Their anonymous energy figures stay in the statistics."
+            f"Deleted the prompts and answers of {n} exchanges. Their anonymous energy figures stay in the statistics."
         )
 
 

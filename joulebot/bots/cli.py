@@ -203,7 +203,7 @@ def carbon() -> None:
     out.print(f"intensity  {intensity.g_per_kwh:g} gCO2eq/kWh ({intensity.provenance})", markup=False)
     out.print(f"source     {intensity.label()}", markup=False)
     out.print(
-        f"embodied   TE {settings.embodied_te_kg:g} kg over {settings.embodied_lifespan_years:g} years"
+        f"embodied   {embodied.source()} over {settings.embodied_lifespan_years:g} years"
         f" × share {settings.embodied_resource_share:g} = {sig(embodied.share_g(3600))} g per hour of use",
         markup=False,
     )
@@ -250,26 +250,27 @@ def history(
 @app.command()
 def stats(as_csv: Annotated[bool, typer.Option("--csv", help="per model and category, as CSV")] = False) -> None:
     """Which model is greener for which kind of task: mean SCI and energy per answer."""
-    from joulebot.bots.bench import table
+    from joulebot.bots.bench import csv_row, table
     from joulebot.history import HistoryStore
     from joulebot.history.categories import accuracy
-    from joulebot.history.store import CategoryStats
 
     rows = HistoryStore(get_settings().sqlalchemy_url).category_stats()
     if as_csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(CategoryStats.model_fields))
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(csv_row(rows[0])) if rows else ["model"])
         writer.writeheader()
-        writer.writerows(r.model_dump() for r in rows)
+        writer.writerows(csv_row(r) for r in rows)
         return
     if not rows:
         out.print("no measurements yet", markup=False)
         return
     overall, _ = accuracy()
-    out.print("mean SCI per answer (g CO2e):", markup=False)
-    out.print(table(rows, lambda r: r.mean_sci_g), markup=False)
-    out.print("\nmean energy per answer (J, total):", markup=False)
-    out.print(table(rows, lambda r: r.mean_total_j), markup=False)
-    out.print(f"\ncategories come from a keyword classifier ({overall:.0%} right on the shipped prompt sets)",
+    out.print("mean SCI per answer (g CO2e) ± 95 % interval of the mean (answers), per box and energy source:",
+              markup=False)  # fmt: skip
+    out.print(table(rows, lambda r: r.mean_sci_g, lambda r: r.ci95_sci_g), markup=False)
+    out.print("\nmean energy per answer (J, total) ± 95 % interval of the mean (answers):", markup=False)
+    out.print(table(rows, lambda r: r.mean_total_j, lambda r: r.ci95_total_j), markup=False)
+    out.print("\nfigures of different boxes, energy sources, or measured vs estimated are never compared", markup=False)
+    out.print(f"categories come from a keyword classifier ({overall:.0%} right on the shipped prompt sets)",
               markup=False)  # fmt: skip
 
 
@@ -312,10 +313,10 @@ def bench(
         err.print(f"  failed: {failure}", markup=False)
     if not outcome.stats:
         raise _fail("no measurements to show")
-    out.print("\nmean SCI per answer (g CO2e):", markup=False)
-    out.print(table(outcome.stats, lambda r: r.mean_sci_g), markup=False)
-    out.print("\nmean energy per answer (J, total):", markup=False)
-    out.print(table(outcome.stats, lambda r: r.mean_total_j), markup=False)
+    out.print("\nmean SCI per answer (g CO2e) ± 95 % interval of the mean (answers):", markup=False)
+    out.print(table(outcome.stats, lambda r: r.mean_sci_g, lambda r: r.ci95_sci_g), markup=False)
+    out.print("\nmean energy per answer (J, total) ± 95 % interval of the mean (answers):", markup=False)
+    out.print(table(outcome.stats, lambda r: r.mean_total_j, lambda r: r.ci95_total_j), markup=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(outcome.stats, out_dir / f"{run}.csv")
     drawn = heatmap(outcome.stats, out_dir / f"{run}.png")

@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     sysfs_root: Path = Path("/sys")
     nvml_gpus: str = ""
     idle_baseline_s: float = 2.0
+    idle_settle_s: float = Field(default=1.0, ge=0)  # quiet before the idle baseline (after a model load, a job)
     idle_refresh_s: float = 1800.0
     cooldown_above_c: float | None = None
     cooldown_sleep_s: float = 60.0

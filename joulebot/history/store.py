@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import fcntl
+import math
 import statistics
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from pydantic import BaseModel
-from sqlalchemy import Engine, func
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, create_engine, select
 
@@ -18,25 +19,74 @@ from joulebot.history.tables import Exchange, User
 from joulebot.queue_worker.contract import Result
 
 
+class Basis(BaseModel):
+    """What makes two energy figures comparable: the same box, the same energy source
+    (meter, or sum of meters, or the estimate), and measured vs estimated. Statistics
+    are computed within one basis and never compared across two."""
+
+    model_config = ConfigDict(frozen=True)
+
+    box: str
+    energy_source: str
+    measured: bool
+
+    def label(self) -> str:
+        kind = "measured" if self.measured else "estimated, not a measurement"
+        return f"{self.box} · {self.energy_source} ({kind})"
+
+
 class CategoryStats(BaseModel):
     model: str
     category: str
+    box: str
+    energy_source: str
+    measured: bool  # False: every figure of this row is an estimate
     answers: int
     mean_total_j: float
+    ci95_total_j: float  # ± J: 95 % confidence interval of the mean (spread and each answer's own band)
     mean_attributable_j: float | None
     mean_co2e_g: float | None
     mean_sci_g: float | None
+    ci95_sci_g: float | None
     j_per_token: float | None
     stdev_total_j: float  # spread of the total energy between answers (0 for one answer)
 
+    @property
+    def basis(self) -> Basis:
+        return Basis(box=self.box, energy_source=self.energy_source, measured=self.measured)
 
-class ModelStats(BaseModel):
-    model: str
-    answers: int
-    mean_total_j: float
-    mean_attributable_j: float | None
-    mean_sci_g: float | None
-    j_per_token: float | None
+
+def by_basis(stats: list[CategoryStats]) -> dict[Basis, list[CategoryStats]]:
+    """Rows grouped by what makes them comparable (box, energy source, measured or estimated)."""
+    groups: dict[Basis, list[CategoryStats]] = {}
+    for row in stats:
+        groups.setdefault(row.basis, []).append(row)
+    return groups
+
+
+# Student's t, two-sided 95 %, by degrees of freedom (1.96 beyond the table)
+T95 = {1: 12.71, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+       12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042, 60: 2.000, 120: 1.980}  # fmt: skip
+
+
+def t95(df: int) -> float:
+    return next((T95[k] for k in sorted(T95) if k >= df), 1.96)
+
+
+def spread_ci95(values: list[float]) -> float:
+    """Student's t on the spread of `values`: ± of their mean from the scatter alone (0 for one value)."""
+    n = len(values)
+    return t95(n - 1) * statistics.stdev(values) / math.sqrt(n) if n > 1 else 0.0
+
+
+def own_band(bands: list[float | None]) -> float:
+    """The answers' own mean band, shrunk by √n (one answer: its own band); rows from before bands count 0."""
+    return statistics.fmean(b or 0.0 for b in bands) / math.sqrt(len(bands)) if bands else 0.0
+
+
+def mean_ci95(values: list[float], bands: list[float | None]) -> float:
+    """± of the mean of `values` at about 95 %: the scatter between answers plus their own bands."""
+    return spread_ci95(values) + own_band(bands)
 
 
 def make_engine(url: str) -> Engine:
@@ -111,6 +161,10 @@ class HistoryStore:
                 idle_w=energy.idle.watts if energy.idle else None,
                 energy_source=energy.machine.source,
                 energy_measured=energy.measured,
+                energy_uncertainty_j=energy.uncertainty_j,
+                energy_attributable_uncertainty_j=energy.attributable_uncertainty_j,
+                energy_scope=energy.machine.scope,
+                energy_includes_reload=energy.includes_reload,
                 intensity_g_per_kwh=carbon.intensity.g_per_kwh,
                 intensity_zone=carbon.intensity.zone,
                 intensity_provenance=carbon.intensity.provenance,
@@ -175,67 +229,62 @@ class HistoryStore:
             session.commit()
             return len(rows)
 
-    def model_stats(self) -> list[ModelStats]:
-        """Per-model averages over every exchange with a measured or estimated total."""
-        with Session(self.engine) as session:
-            query = (
-                select(
-                    Exchange.model,
-                    func.count(),
-                    func.avg(Exchange.energy_total_j),
-                    func.avg(Exchange.energy_attributable_j),
-                    func.avg(Exchange.sci_g),
-                    func.sum(Exchange.energy_total_j),
-                    func.sum(Exchange.completion_tokens),
-                )
-                .where(Exchange.energy_total_j.is_not(None))  # type: ignore[union-attr]
-                .group_by(Exchange.model)
-                .order_by(func.avg(Exchange.energy_total_j))
-            )
-            rows = session.exec(query).all()
-        return [
-            ModelStats(
-                model=model,
-                answers=n,
-                mean_total_j=total,
-                mean_attributable_j=attributable,
-                mean_sci_g=sci,
-                j_per_token=(energy / tokens) if tokens else None,
-            )
-            for model, n, total, attributable, sci, energy, tokens in rows
-        ]
+    def model_stats(self) -> list[CategoryStats]:
+        """Per model and basis (box, energy source, measured or estimated), all categories together
+        (`category` is empty): never averaged across bases."""
+        return sorted(self._stats(by_category=False), key=lambda s: s.mean_total_j)
 
     def category_stats(self, request_id_prefix: str | None = None) -> list[CategoryStats]:
-        """Per model and task category, over every exchange with a total energy (or one run's)."""
+        """Per model, task category and basis, over every exchange with a total energy (or one run's)."""
+        return self._stats(request_id_prefix, by_category=True)
+
+    def _stats(
+        self, request_id_prefix: str | None = None, by_category: bool = True, *, category: str | None = None,
+        basis: Basis | None = None,
+    ) -> list[CategoryStats]:  # fmt: skip
         columns = (
-            Exchange.model, Exchange.category, Exchange.energy_total_j, Exchange.energy_attributable_j,
+            Exchange.model, Exchange.category, Exchange.box, Exchange.energy_source, Exchange.energy_measured,
+            Exchange.energy_total_j, Exchange.energy_uncertainty_j, Exchange.energy_attributable_j,
             Exchange.operational_g, Exchange.sci_g, Exchange.completion_tokens,
         )  # fmt: skip
         query = select(*columns).where(Exchange.energy_total_j.is_not(None))  # type: ignore[union-attr]
         if request_id_prefix:
             query = query.where(Exchange.request_id.startswith(request_id_prefix))  # type: ignore[attr-defined]
-        groups: dict[tuple[str, str], list] = {}
+        if category is not None:
+            query = query.where(Exchange.category == category)
+        if basis is not None:
+            query = query.where(
+                Exchange.box == basis.box, Exchange.energy_source == basis.energy_source,
+                Exchange.energy_measured == basis.measured,
+            )  # fmt: skip
+        groups: dict[tuple, list] = {}
         with Session(self.engine) as session:
             for row in session.exec(query).all():
-                groups.setdefault((row[0], row[1]), []).append(row)
-        return [_summarise(model, category, rows) for (model, category), rows in sorted(groups.items())]
+                model, category, box, source, measured = row[:5]
+                key = (model, category if by_category else "", box, source, bool(measured))
+                groups.setdefault(key, []).append(row[5:])
+        return [_summarise(key, rows) for key, rows in sorted(groups.items())]
 
-    def greener_hint(self, category: str, model: str, candidates: list[str], min_answers: int = 5) -> str | None:
-        """'for translation, tinyllama averaged 9× less energy than mistral here', when it did (≥ 2×)."""
-        query = (
-            select(Exchange.model, func.count(), func.avg(Exchange.energy_total_j))
-            .where(Exchange.category == category, Exchange.energy_total_j.is_not(None))  # type: ignore[union-attr]
-            .group_by(Exchange.model)
-        )
-        with Session(self.engine) as session:
-            means = {m: avg for m, n, avg in session.exec(query).all() if n >= min_answers}
+    def greener_hint(
+        self, category: str, model: str, candidates: list[str], basis: Basis, min_answers: int = 5
+    ) -> str | None:
+        """'for translation, tinyllama averaged 9× less energy than mistral here', when it did (≥ 2×) and the
+        difference is larger than both means' confidence intervals; only within one basis (same box, same
+        energy source, both measured or both estimated)."""
+        rows = self._stats(category=category, basis=basis)
+        means = {s.model: s for s in rows if s.answers >= min_answers}
         others = {m: means[m] for m in candidates if m in means and m != model}
         if model not in means or not others:
             return None
-        best = min(others, key=others.__getitem__)
-        if others[best] <= 0 or means[model] / others[best] < 2:
+        mine = means[model]
+        best = min(others.values(), key=lambda s: s.mean_total_j)
+        if best.mean_total_j <= 0 or mine.mean_total_j / best.mean_total_j < 2:
             return None
-        return f"for {category}, {best} averaged {means[model] / others[best]:.0f}× less energy than {model} here"
+        if mine.mean_total_j - mine.ci95_total_j <= best.mean_total_j + best.ci95_total_j:
+            return None  # the intervals overlap: no claim
+        ratio = mine.mean_total_j / best.mean_total_j
+        estimated = "" if basis.measured else " (estimates, not measurements)"
+        return f"for {category}, {best.model} averaged {ratio:.0f}× less energy than {model} here{estimated}"
 
     def request_ids(self, prefix: str) -> set[str]:
         with Session(self.engine) as session:
@@ -252,9 +301,7 @@ class HistoryStore:
         """Retention: prompts and answers older than `days` are deleted; the measurements stay."""
         cutoff = datetime.now(UTC) - timedelta(days=days)
         with Session(self.engine) as session:
-            rows = session.exec(
-                select(Exchange).where(Exchange.started_at < cutoff, Exchange.prompt != "")
-            ).all()
+            rows = session.exec(select(Exchange).where(Exchange.started_at < cutoff, Exchange.prompt != "")).all()
             for row in rows:
                 _scrub(row)
                 session.add(row)
@@ -275,21 +322,35 @@ def _scrub(row: Exchange) -> None:
     row.prompt, row.answer, row.result = "", "", result
 
 
-def _summarise(model: str, category: str, rows: list) -> CategoryStats:
+def _summarise(key: tuple, rows: list) -> CategoryStats:
     def mean(values: list) -> float | None:
         present = [v for v in values if v is not None]
         return statistics.fmean(present) if present else None
 
-    totals = [r[2] for r in rows]
-    tokens = sum(r[6] for r in rows)
+    model, category, box, source, measured = key
+    totals = [r[0] for r in rows]
+    bands = [r[1] for r in rows]
+    tokens = sum(r[5] for r in rows)
+    ci_total = mean_ci95(totals, bands)
+    mean_total = statistics.fmean(totals)
+    mean_operational, mean_sci = mean([r[3] for r in rows]), mean([r[4] for r in rows])
+    ci_sci = None
+    if mean_sci is not None and mean_operational is not None and mean_total > 0:
+        sci = [r[4] for r in rows if r[4] is not None]
+        ci_sci = spread_ci95(sci) + own_band(bands) * mean_operational / mean_total  # energy bands in grams
     return CategoryStats(
         model=model,
         category=category,
+        box=box,
+        energy_source=source,
+        measured=measured,
         answers=len(rows),
-        mean_total_j=statistics.fmean(totals),
-        mean_attributable_j=mean([r[3] for r in rows]),
-        mean_co2e_g=mean([r[4] for r in rows]),
-        mean_sci_g=mean([r[5] for r in rows]),
+        mean_total_j=mean_total,
+        ci95_total_j=ci_total,
+        mean_attributable_j=mean([r[2] for r in rows]),
+        mean_co2e_g=mean_operational,
+        mean_sci_g=mean_sci,
+        ci95_sci_g=ci_sci,
         j_per_token=sum(totals) / tokens if tokens else None,
         stdev_total_j=statistics.stdev(totals) if len(totals) > 1 else 0.0,
     )

@@ -46,6 +46,10 @@ class Exchange(SQLModel, table=True):
     idle_w: float | None
     energy_source: str = Field(max_length=32)
     energy_measured: bool
+    energy_uncertainty_j: float | None = None  # ± J, about 95 % (None: stored before bands existed)
+    energy_attributable_uncertainty_j: float | None = None
+    energy_scope: str | None = Field(default=None, max_length=16)  # machine, components (cpu+gpu only)
+    energy_includes_reload: bool = False  # the model was loaded again inside the measured window
     intensity_g_per_kwh: float
     intensity_zone: str = Field(max_length=32)
     intensity_provenance: str = Field(max_length=16)

@@ -17,12 +17,14 @@ SOURCES = (*HARDWARE, "estimate")
 
 def report(settings: Settings) -> str:
     detection = detect_meters(settings)
-    box = MeasurementBox(detection.meters, settings.sysfs_root)
-    box.measure_idle(settings.idle_baseline_s)
+    box = MeasurementBox(detection.meters, settings.sysfs_root, detection.refused)
+    box.measure_idle(settings.idle_baseline_s, settings.idle_settle_s)
     lines = ["meters found:"]
     for meter in box.meters:
         idle = box.idle_by_source.get(meter.source)
-        reading = f"{idle.watts:.2f} W over {idle.seconds:.1f} s idle" if idle else "no reading"
+        reading = (
+            f"{idle.watts:.2f} ± {idle.uncertainty_w:.2f} W over {idle.seconds:.1f} s idle" if idle else "no reading"
+        )
         lines.append(f"  {meter.describe()}: {reading}")
     if detection.absent:
         lines.append("not used:")
@@ -36,7 +38,11 @@ def report(settings: Settings) -> str:
         figure = "the estimate (no meter found)"
     lines.append(f"machine figure: {figure}")
     if idle is not None:
-        lines.append(f"idle power: {idle.watts:.2f} W ({idle.source}, {idle.seconds:.1f} s)")
+        lines.append(f"idle power: {idle.watts:.2f} ± {idle.uncertainty_w:.2f} W ({idle.source}, {idle.seconds:.1f} s)")
+    composite = "+".join(m.source for m in box.components)
+    if box.wall is not None and composite in box.idle_by_source:
+        backup = box.idle_by_source[composite]
+        lines.append(f"idle power of the backup figure ({composite}, not the whole machine): {backup.watts:.2f} W")
     temperatures = box.temperatures()
     if temperatures:
         lines.append("temperatures: " + ", ".join(f"{k} {v:.1f} °C" for k, v in temperatures.items()))
@@ -66,4 +72,3 @@ def read_for(meter: Meter, seconds: float, tick: Callable[[float], None] = lambd
         tick(elapsed)
         time.sleep(min(0.1, seconds - elapsed))
     return window.stop()
-

@@ -12,6 +12,11 @@ from __future__ import annotations
 from joulebot.metering.base import Meter, MeterAbsent
 from joulebot.metering.counters import CounterWindow
 
+# Our H200 measurement: the counter moves every ~100 ms (p10 88 ms, p90 119 ms).
+COUNTER_UPDATE_S = 0.1
+# NVIDIA does not document the counter's accuracy; we assume the ±5 % its power readings are usually given.
+ACCURACY = 0.05
+
 
 class NvmlMeter(Meter):
     source = "nvml"
@@ -50,7 +55,10 @@ class NvmlMeter(Meter):
 
     def start(self) -> CounterWindow:
         method = "energy counter of GPU " + ", ".join(str(i) for i, _ in self.handles)
-        return CounterWindow(self._read, [None] * len(self.handles), self.source, self.scope, method)
+        return CounterWindow(
+            self._read, [None] * len(self.handles), self.source, self.scope, method,
+            accuracy=ACCURACY, update_s=COUNTER_UPDATE_S,
+        )  # fmt: skip
 
     def temperatures(self) -> dict[str, float]:
         sensor = self._nvml.NVML_TEMPERATURE_GPU

@@ -51,6 +51,9 @@ class IdleBaseline(BaseModel):
     source: str
     measured: bool
     measured_at: datetime
+    # ± W at about 95 %: how far the idle power during an answer may be from `watts`
+    # (twice the spread between sub-windows of the baseline, with the meter's own uncertainty)
+    uncertainty_w: float = 0.0
 
 
 class Energy(BaseModel):
@@ -62,6 +65,17 @@ class Energy(BaseModel):
     idle: IdleBaseline | None
     machine: Reading  # the reading the machine figure comes from
     components: list[Reading] = []
+    uncertainty_j: float | None = None  # ± J (about 95 %) of total_j
+    attributable_uncertainty_j: float | None = None  # ± J of attributable_j: adds the idle baseline's spread
+    includes_reload: bool = False  # the runner loaded the model again inside the window (its energy is in here)
+
+    @property
+    def short_window(self) -> bool:
+        return self.machine.short_window
+
+    @property
+    def relative_uncertainty(self) -> float | None:
+        return self.machine.relative_uncertainty
 
     @property
     def measured(self) -> bool:

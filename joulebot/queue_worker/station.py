@@ -15,6 +15,7 @@ from joulebot.carbon import Embodied, IntensityProvider, carbon_for
 from joulebot.config import Settings
 from joulebot.history import HistoryStore
 from joulebot.history.categories import classify
+from joulebot.history.store import Basis
 from joulebot.metering.box import MeasurementBox
 from joulebot.metering.detect import detect_meters
 from joulebot.metering.temperature import wait_until_cool
@@ -33,7 +34,7 @@ class Station:
     def __init__(self, settings: Settings, history: HistoryStore | None = None) -> None:
         self.settings = settings
         self.detection = detect_meters(settings)
-        self.box = MeasurementBox(self.detection.meters, settings.sysfs_root)
+        self.box = MeasurementBox(self.detection.meters, settings.sysfs_root, self.detection.refused)
         self.ollama = ollama_runner(settings)
         self.runners: dict[str, Runner] = {"llamacpp": LlamaCppRunner(threads=settings.llama_threads)}
         if self.ollama is not None:
@@ -68,7 +69,7 @@ class Station:
         except (LookupError, RunnerError) as exc:
             log.warning("default model not loaded: %s", exc)
             entry = None
-        idle = self.box.measure_idle(self.settings.idle_baseline_s)
+        idle = self.box.measure_idle(self.settings.idle_baseline_s, self.settings.idle_settle_s)
         meters = ", ".join(m.describe() for m in self.box.meters)
         log.info("meters: %s; not used: %s", meters, self.detection.absent or "none")
         log.info(
@@ -93,7 +94,7 @@ class Station:
         age = self.box.idle_age_s()
         if cooled or age is None or age > self.settings.idle_refresh_s:
             stage("measuring idle power")
-            self.box.measure_idle(self.settings.idle_baseline_s)
+            self.box.measure_idle(self.settings.idle_baseline_s, self.settings.idle_settle_s)
 
     def run(self, request: Request, stage: StageCallback = lambda _: None) -> Result:
         try:
@@ -132,7 +133,8 @@ class Station:
         try:
             result.exchange_id = self.history.record(result)
             others = [e.name for e in self.catalog.available()]
-            result.hint = self.history.greener_hint(result.category, result.model, others)
+            basis = Basis(box=result.box, energy_source=energy.machine.source, measured=energy.measured)
+            result.hint = self.history.greener_hint(result.category, result.model, others, basis)
         except Exception as exc:  # the answer still goes out; what happens to the record is said
             log.warning("could not store exchange %s: %s", request.id, type(exc).__name__)
             if self.outbox is not None:
