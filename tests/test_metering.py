@@ -86,3 +86,22 @@ def test_explicit_meters_must_work_or_say_why(tmp_path):
         detect_meters(Settings(_env_file=None, meters="rapl", sysfs_root=tmp_path))
     with pytest.raises(MeterConfigError, match=r"METERS asks for mcp39f511n, but: .*cannot open"):
         detect_meters(Settings(_env_file=None, meters="mcp39f511n", mcp39f511n_port="/nonexistent", meter_retries=0))
+
+
+@pytest.mark.parametrize("seconds", [0.5, 1.0])
+def test_instant_power_polled_at_100_hz_holds_a_step_that_starts_half_way(seconds):
+    """How GPUs without an energy counter are metered: the instant power field, polled and integrated."""
+    from joulebot.metering.sampling import InstantPower, SampledWindow
+
+    t0 = time.perf_counter()
+    step_at = t0 + seconds / 2
+
+    def instant_w() -> float:  # 120 W idle, 400 W once the work starts half-way through the window
+        return 120.0 if time.perf_counter() < step_at else 400.0
+
+    window = SampledWindow(instant_w, 0.01, "nvml", "gpu", InstantPower(), accuracy=0.05, update_s=0.01)
+    time.sleep(seconds)
+    reading = window.stop()
+    truth = 120.0 * (step_at - window.start) + 400.0 * (window.end - step_at)
+    assert abs(reading.joules - truth) <= reading.uncertainty_j
+    assert reading.uncertainty_j < 0.1 * reading.joules

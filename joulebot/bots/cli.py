@@ -390,7 +390,7 @@ def meter_read(
         raise _fail(str(exc), 2) from None
     with err.status("reading") as status:
         label = meter.describe()
-        reading = read_for(meter, seconds, lambda t: status.update(f"reading {label}: {t:.1f}/{seconds:g} s"))
+        reading, polled = read_for(meter, seconds, lambda t: status.update(f"reading {label}: {t:.1f}/{seconds:g} s"))
     if reading.joules is None:
         raise _fail(f"no reading: {reading.error}")
     kind = "measured" if reading.measured else "estimated"
@@ -402,8 +402,19 @@ def meter_read(
     )
     if reading.method:
         out.print(f"  how: {reading.method}", markup=False)
+    if reading.note:
+        out.print(f"  note: {reading.note}", markup=False)
     if reading.short_window:
         out.print(f"  short window: under 10 of the meter's {reading.update_s * 1000:g} ms updates", markup=False)
+    if polled is not None and polled.joules is not None and reading.joules:
+        off = (polled.joules - reading.joules) / reading.joules * 100
+        out.print(
+            f"  same window, {polled.method}: {polled.watts:.3f} W average, {polled.joules:.3f} J"
+            f" ({off:+.1f} % against the energy counter; {polled.samples} samples)",
+            markup=False,
+        )
+    elif polled is not None:
+        out.print(f"  instant power over the same window: no reading ({polled.error})", markup=False)
 
 
 @meter_app.command("simulate")

@@ -61,6 +61,8 @@ def energy_line(energy: Energy, units: Units) -> str:
             f"⚡ {sig(energy.avg_watts)}{plus_minus(band)} W avg over {sig(energy.seconds)} s{above}{short}"
             f" · {source_label(energy)}"
         )
+    if energy.includes_reload:
+        short += f" · includes a model reload ({sig(energy.reload_s or 0.0)} s): not comparable"
     above = ""
     if energy.attributable_j is not None:
         above = f" ({sig(energy.attributable_j)}{plus_minus(energy.attributable_uncertainty_j)} J above idle)"
@@ -95,6 +97,10 @@ def model_line(result: Result) -> str:
     parts = [f"🤖 {result.model} ({result.model_size})", f"{result.completion_tokens} tokens"]
     if result.j_per_token is not None:
         parts.append(f"{sig(result.j_per_token)} J/token")
+    warmup = result.warmup_energy
+    if warmup is not None and warmup.total_j is not None:
+        spent = f"{sig(warmup.total_j)}{plus_minus(warmup.uncertainty_j)} J"
+        parts.append(f"loaded in {sig(result.load_s)} s and warmed up ({spent}) before this answer, not counted in it")
     return " · ".join(parts)
 
 

@@ -247,7 +247,10 @@ class HistoryStore:
             Exchange.energy_total_j, Exchange.energy_uncertainty_j, Exchange.energy_attributable_j,
             Exchange.operational_g, Exchange.sci_g, Exchange.completion_tokens,
         )  # fmt: skip
-        query = select(*columns).where(Exchange.energy_total_j.is_not(None))  # type: ignore[union-attr]
+        query = select(*columns).where(
+            Exchange.energy_total_j.is_not(None),  # type: ignore[union-attr]
+            Exchange.energy_includes_reload.is_(False),  # type: ignore[attr-defined]  # a reload is not comparable
+        )
         if request_id_prefix:
             query = query.where(Exchange.request_id.startswith(request_id_prefix))  # type: ignore[attr-defined]
         if category is not None:

@@ -79,6 +79,7 @@ class MeasurementBox:
             method="sum of " + " + ".join(f"{p.source} ({p.scope})" for p in parts),
             uncertainty_j=math.sqrt(sum((p.uncertainty_j or 0.0) ** 2 for p in parts)),  # independent meters
             update_s=max(updates) if updates else None,
+            note="; ".join(p.note for p in parts if p.note),  # e.g. a GPU without an energy counter
         )
 
     def _machine(self, readings: list[Reading]) -> tuple[Reading, list[Reading]]:
@@ -95,7 +96,7 @@ class MeasurementBox:
         candidates.append(by_meter[self.estimate])
         chosen = next(c for c in candidates if c.joules is not None or c is candidates[-1])
         if failures and chosen.error is None:
-            chosen = chosen.model_copy(update={"note": "; ".join(failures)})
+            chosen = chosen.model_copy(update={"note": "; ".join([*failures, *filter(None, [chosen.note])])})
         rest = [r for r in readings if r is not chosen and r.source != chosen.source]
         return chosen, rest
 

@@ -10,6 +10,7 @@ from joulebot.metering.base import Meter, MeterAbsent
 from joulebot.metering.box import MeasurementBox
 from joulebot.metering.detect import HARDWARE, build_hardware_meter, detect_meters
 from joulebot.metering.estimate import EstimateMeter
+from joulebot.metering.nvml import NvmlMeter
 from joulebot.metering.reading import Reading
 
 SOURCES = (*HARDWARE, "estimate")
@@ -64,11 +65,17 @@ def build_meter(settings: Settings, source: str) -> Meter:
     return build_hardware_meter(source, settings)
 
 
-def read_for(meter: Meter, seconds: float, tick: Callable[[float], None] = lambda _: None) -> Reading:
-    """One window of `seconds` on one meter; `tick` gets the elapsed seconds about 10 times a second."""
-    window = meter.start()
+def read_for(
+    meter: Meter, seconds: float, tick: Callable[[float], None] = lambda _: None
+) -> tuple[Reading, Reading | None]:
+    """One window of `seconds` on one meter; `tick` gets the elapsed seconds about 10 times a second.
+
+    Returns the reading, and for NVML GPUs with an energy counter, their instant power polled
+    over the same window (to compare the two: what a check on a real GPU needs)."""
+    window = meter.start(compare=True) if isinstance(meter, NvmlMeter) else meter.start()
     start = time.perf_counter()
     while (elapsed := time.perf_counter() - start) < seconds:
         tick(elapsed)
         time.sleep(min(0.1, seconds - elapsed))
-    return window.stop()
+    reading = window.stop()
+    return reading, getattr(window, "comparison_reading", None)

@@ -68,6 +68,7 @@ class Energy(BaseModel):
     uncertainty_j: float | None = None  # ± J (about 95 %) of total_j
     attributable_uncertainty_j: float | None = None  # ± J of attributable_j: adds the idle baseline's spread
     includes_reload: bool = False  # the runner loaded the model again inside the window (its energy is in here)
+    reload_s: float | None = None  # how long that reload took, by the runner's own account
 
     @property
     def short_window(self) -> bool:

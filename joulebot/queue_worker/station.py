@@ -16,6 +16,7 @@ from joulebot.config import Settings
 from joulebot.history import HistoryStore
 from joulebot.history.categories import classify
 from joulebot.history.store import Basis
+from joulebot.metering import Energy
 from joulebot.metering.box import MeasurementBox
 from joulebot.metering.detect import detect_meters
 from joulebot.metering.temperature import wait_until_cool
@@ -26,6 +27,12 @@ from joulebot.queue_worker.contract import Request, Result
 from joulebot.queue_worker.outbox import HistoryOutbox
 
 log = logging.getLogger(__name__)
+
+WARMUP_PROMPT = "Say hello."
+WARMUP_TOKENS = 8
+# a runner that reports more load time than this inside the window loaded the model again (Ollama
+# evicted it between the warm-up and the answer): that answer's energy includes a reload
+RELOAD_S = 0.1
 
 StageCallback = Callable[[str], None]
 
@@ -47,6 +54,7 @@ class Station:
         self.history = history or HistoryStore(settings.sqlalchemy_url)
         self.intensity = IntensityProvider.from_settings(settings)
         self.embodied = Embodied.from_settings(settings)
+        self.warm: set[str] = set()  # models that had their warm-up generation since they were last loaded
 
     def runner_for(self, entry: ModelEntry) -> Runner:
         return self.runners[entry.runner]
@@ -66,6 +74,7 @@ class Station:
         try:
             entry = self.catalog.resolve(self.settings.default_model)
             load_s = self.runner_for(entry).load(entry)
+            self.warm_model(entry, load_s)
         except (LookupError, RunnerError) as exc:
             log.warning("default model not loaded: %s", exc)
             entry = None
@@ -76,6 +85,19 @@ class Station:
             "warm: %s loaded in %.2f s; idle %.2f W (%s, %.1f s)",
             entry.name if entry else "no model", load_s, idle.watts, idle.source, idle.seconds,
         )  # fmt: skip
+
+    def needs_warmup(self, entry: ModelEntry, load_s: float) -> bool:
+        return entry.name not in self.warm or load_s > RELOAD_S
+
+    def warm_model(self, entry: ModelEntry, load_s: float) -> Energy | None:
+        """One short generation after a model load, before its first measured answer (first calls
+        are slower: caches, allocations). Its energy is measured and returned, never folded in."""
+        if not self.needs_warmup(entry, load_s):
+            return None
+        runner = self.runner_for(entry)
+        _, energy = self.box.measure(lambda: runner.generate(entry, WARMUP_PROMPT, WARMUP_TOKENS))
+        self.warm.add(entry.name)
+        return energy
 
     def prepare(self, stage: StageCallback) -> None:
         """Before a job: wait while the box is too hot, and refresh a stale idle baseline."""
@@ -104,10 +126,16 @@ class Station:
         runner = self.runner_for(entry)
         stage("loading model")
         load_s = runner.load(entry)  # outside the measured window, reported on its own
+        if self.needs_warmup(entry, load_s):
+            stage("warming up")
+        warmup = self.warm_model(entry, load_s)  # likewise
         self.prepare(stage)
         stage("generating")
         started_at = datetime.now(UTC)
         generation, energy = self.box.measure(lambda: runner.generate(entry, request.prompt, request.max_tokens))
+        reload_s = generation.runner_stats.get("load_duration", 0.0)
+        if reload_s > RELOAD_S:  # evicted and loaded again inside the window: not comparable, and said so
+            energy = energy.model_copy(update={"includes_reload": True, "reload_s": reload_s})
         carbon = carbon_for(energy.total_j, energy.seconds, self.intensity.current(), self.embodied)
         result = Result(
             request=request,
@@ -122,6 +150,7 @@ class Station:
             reasoning=generation.reasoning,
             runner_stats=generation.runner_stats,
             load_s=load_s,
+            warmup_energy=warmup,
             energy=energy,
             carbon=carbon,
             box=self.settings.box_name,
