@@ -77,11 +77,16 @@ class BlockAverages:
     which needs samples until one period after the window's end (`tail_s`).
 
     R's steps are placed half-way between the two reads that differ (± half the gap; these
-    errors are independent and add in quadrature). The intervals cut by the window's edges
-    are where the averaging hides what happened: only their mean m is known. Assuming the
-    power inside never fell below the lowest mean around it (p_min), the part inside the
-    window is off by at most period × (m − p_min) at each edge. Both edges can err the same
-    way (an answer's load rises at the start and falls at the end), so they add linearly.
+    errors are independent and add in quadrature).
+
+    The intervals cut by the window's edges are where averaging hides what happened: only
+    their mean m is known. Where the cut interval's bounds can be seen (its value appeared
+    and was replaced one period later), the part *outside* the window is taken at the
+    neighbouring interval's mean (the load before the answer, the load after it) and the
+    rest of m × period is the window's: exact when the load changes at the window's edge,
+    the real case of an answer on an otherwise idle box. Else the interval is taken as
+    uniform. Either way each edge may be off by up to period × the spread of the means
+    around it; both edges can err the same way, so they add linearly.
     """
 
     def __init__(self, period_s: float) -> None:
@@ -93,21 +98,49 @@ class BlockAverages:
         changes = [
             ((t0 + t1) / 2, (t1 - t0) / 2, p1 - p0) for (t0, p0), (t1, p1) in itertools.pairwise(samples) if p1 != p0
         ]
+        change_times = [t for t, _, _ in changes]
 
         def value_at(t: float) -> float:
-            return samples[max(0, bisect.bisect_right(times, t) - 1)][1]
+            """R(t) with its steps half-way between reads: the value of the nearest read."""
+            i = bisect.bisect_left(times, t)
+            if i == 0 or (i < len(times) and times[i] - t < t - times[i - 1]):
+                return samples[min(i, len(samples) - 1)][1]
+            return samples[i - 1][1]
 
         period = self.period_s
         a, b = start + period, stop + period
-        cuts = [a, *(t for t, _, _ in changes if a < t < b), b]
+        cuts = [a, *(t for t in change_times if a < t < b), b]
         joules = sum((t1 - t0) * value_at((t0 + t1) / 2) for t0, t1 in itertools.pairwise(cuts))
+
+        def cut_interval(edge: float) -> tuple[float, float, float, float] | None:
+            """(begin, end, mean before, mean after) of the interval cut by `edge`, when its bounds were seen."""
+            i = bisect.bisect_right(change_times, edge + period) - 1
+            if i < 0 or i + 1 >= len(changes):
+                return None
+            (c1, h1, _), (c2, h2, _) = changes[i], changes[i + 1]
+            if abs(c2 - c1 - period) > period / 4 + h1 + h2:
+                return None  # several intervals of the same mean: the cut one cannot be told apart
+            begin, end = c1 - period, c2 - period
+            if not begin <= edge <= end:
+                return None
+            return begin, end, value_at(c1 - h1 / 2), value_at(c2 + h2 / 2)
+
+        for edge, inside_after in ((start, True), (stop, False)):
+            found = cut_interval(edge)
+            if found is None:
+                continue
+            begin, end, before, after = found
+            mean = value_at(edge + period)
+            # uniform: mean over the inside part; instead, the outside part at its neighbour's mean
+            joules += (mean - before) * (edge - begin) if inside_after else (mean - after) * (end - edge)
+
         timing = math.sqrt(sum((half * step) ** 2 for t, half, step in changes if a < t < b))
         edges = 0.0
         for edge in (start, stop):
             # R at edge: the interval before the cut one; at edge + period: the cut one; then the one after
             around = [value_at(edge), *(p for t, p in samples if edge <= t <= edge + 2 * period)]
             around.append(value_at(edge + 2 * period))
-            edges += period * (value_at(edge + period) - min(around))
+            edges += period * (max(around) - min(around))
         return Account(joules, edges + timing)
 
 
