@@ -162,3 +162,27 @@ def test_bench_end_to_end_resumes_and_writes_the_table(embedded, tmp_path):
     assert len(list(csv.DictReader(io.StringIO(stats.stdout)))) == 2
     refused = run_cli(embedded, "bench", "--models", "smollm2", "--categories", "poetry", "--n", "1")
     assert refused.returncode == 2 and "unknown category 'poetry'" in refused.stderr
+
+
+def test_migration_0014_down_and_up_keeps_the_rows(url):
+    from alembic import command
+    from alembic.config import Config
+
+    from joulebot.history.store import MIGRATIONS
+
+    store = HistoryStore(url)
+    store.record(make_result(measured=True, source="mcp39f511n", uncertainty_j=0.5))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0001")
+    with store.engine.connect() as connection:
+        columns = {c["name"] for c in sqlalchemy.inspect(connection).get_columns("exchanges")}
+    assert "energy_uncertainty_j" not in columns
+    migrate(store.engine)  # an old database, brought up to date: the rows stay, the new figures are unknown
+    (row,) = store.recent("cli", "alice")
+    assert row.energy_uncertainty_j is None and row.energy_includes_reload is False
+    (stats,) = store.category_stats()
+    assert stats.answers == 1 and stats.ci95_total_j == 0.0
+    store.engine.dispose()
