@@ -21,7 +21,7 @@ REDIS_URL = os.environ.get("JOULEBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15
 POSTGRES_URL = os.environ.get("JOULEBOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Environment variables that would point a test at something other than its own stack.
-CONFIG_VARS = ("REDIS_URL", "DATABASE_URL", "JOULEBOT_DATA_DIR", "QUEUE_NAME", "METERS", "DEFAULT_MODEL")
+CONFIG_VARS = ("REDIS_URL", "DATABASE_URL", "JOULEBOT_DATA_DIR", "QUEUE_NAME", "METERS", "DEFAULT_MODEL", "BOX_NAME")
 
 
 def _server_missing(what: str, exc: Exception) -> None:
@@ -32,9 +32,9 @@ def _server_missing(what: str, exc: Exception) -> None:
 
 
 def make_settings(data_dir: Path, **overrides) -> Settings:
-    values = {
-        "JOULEBOT_DATA_DIR": data_dir, "idle_baseline_s": 0.5, "idle_settle_s": 0.1, "redis_url": "", "database_url": ""
-    }  # fmt: skip
+    # each test's worker is a box of its own: tests sharing a Redis must not contend for one box lock
+    values = {"JOULEBOT_DATA_DIR": data_dir, "idle_baseline_s": 0.5, "idle_settle_s": 0.1, "redis_url": "",
+              "database_url": "", "box_name": f"test-box-{uuid.uuid4().hex[:8]}"}  # fmt: skip
     values.update(overrides)
     return Settings(_env_file=None, **values)
 
@@ -88,6 +88,7 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
         REDIS_URL=settings.redis_url,
         DATABASE_URL=settings.database_url,
         QUEUE_NAME=settings.queue_name,
+        BOX_NAME=settings.box_name,
     )
     env.update(extra)
     return env

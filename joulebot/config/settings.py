@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     result_ttl_s: int = 86_400
     embedded_worker_idle_exit_s: int = 600
     worker_lost_after_s: float = Field(default=30.0, gt=1)  # a running job whose worker is silent this long is lost
+    redis_reconnect_attempts: int = Field(default=10, ge=1)  # the worker then exits non-zero (to be restarted)
+    redis_reconnect_wait_s: float = Field(default=3.0, gt=0)  # between the worker's reconnect attempts
 
     # History: empty DATABASE_URL means SQLite under data_dir.
     database_url: str = ""

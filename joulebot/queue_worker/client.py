@@ -61,7 +61,7 @@ class QueueClient:
         try:
             if self.settings.embedded_redis:
                 ensure_embedded_stack(self.settings)
-        except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError, RuntimeError) as exc:
+        except (redis.ConnectionError, redis.TimeoutError, OSError, RuntimeError) as exc:
             raise QueueUnavailable(f"the embedded queue could not be started: {exc}") from exc
 
     def submit(self, request: Request) -> Job:

@@ -27,15 +27,31 @@ def socket_path(settings: Settings) -> Path:
     return settings.data_dir / "redis.sock"
 
 
-def connect(settings: Settings, retries: int = 3) -> redis.Redis:
-    """A client connection. No socket timeout: result waits block on the server.
+# Clients never block longer than a second (a result wait); 10 s without an answer means trouble.
+CLIENT_SOCKET_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 5.0
 
+
+def connect(
+    settings: Settings, retries: int = 3, socket_timeout: float | None = CLIENT_SOCKET_TIMEOUT_S
+) -> redis.Redis:
+    """A connection with timeouts fitted to what it does.
+
+    redis-py 8 gives every socket a 5 s read timeout unless told otherwise. Clients keep
+    a short one (`CLIENT_SOCKET_TIMEOUT_S`); the worker's blocking dequeue passes its own
+    (longer than RQ's dequeue timeout), see `MeasurementWorker`.
     `retries=0` for probes and shutdown, where redis-py's backoff would only add seconds.
     """
     retry = Retry(ExponentialBackoff(), retries) if retries else Retry(NoBackoff(), 0)
+    options = {
+        "retry": retry,
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+        "health_check_interval": 30,
+    }
     if settings.redis_url:
-        return redis.Redis.from_url(settings.redis_url, retry=retry)
-    return redis.Redis(unix_socket_path=str(socket_path(settings)), retry=retry)
+        return redis.Redis.from_url(settings.redis_url, socket_keepalive=True, **options)
+    return redis.Redis(unix_socket_path=str(socket_path(settings)), **options)
 
 
 def describe(settings: Settings) -> str:

@@ -14,6 +14,7 @@ import redis
 from pydantic import BaseModel, Field
 
 from joulebot.queue_worker.contract import Units
+from joulebot.queue_worker.keys import deliveries_key, user_deliveries_key
 
 
 class Delivery(BaseModel):
@@ -36,10 +37,10 @@ class DeliveryBook:
     def __init__(self, connection: redis.Redis, platform: str) -> None:
         self.connection = connection
         self.platform = platform
-        self.hash = f"joulebot:deliveries:{platform}"
+        self.hash = deliveries_key(platform)
 
     def _user_set(self, user_id: str) -> str:
-        return f"{self.hash}:user:{user_id}"
+        return user_deliveries_key(self.platform, user_id)
 
     def add(self, delivery: Delivery) -> None:
         with self.connection.pipeline() as pipe:  # MULTI/EXEC: both or neither

@@ -16,9 +16,11 @@ import time
 from pathlib import Path
 
 import psutil
+import redis
 
 from joulebot.config import Settings
 from joulebot.queue_worker import connection as conn
+from joulebot.queue_worker.box_lock import BoxLock
 
 
 def pid_path(settings: Settings) -> Path:
@@ -26,12 +28,22 @@ def pid_path(settings: Settings) -> Path:
 
 
 def embedded_worker_alive(settings: Settings) -> bool:
-    """The pid file names a live joulebot process (not a zombie, not a recycled pid)."""
+    """A worker serves this data directory: the pid file names a live joulebot process, or a
+    live process holds the box lock (an orphan whose pid file could not be written)."""
     try:
         process = psutil.Process(int(pid_path(settings).read_text()))
-        return process.status() != psutil.STATUS_ZOMBIE and "joulebot" in " ".join(process.cmdline())
+        if process.status() != psutil.STATUS_ZOMBIE and "joulebot" in " ".join(process.cmdline()):
+            return True
     except (FileNotFoundError, ValueError, psutil.Error):
+        pass
+    connection = conn.connect(settings, retries=0)
+    try:
+        holder = BoxLock(connection, settings.box_name, settings.queue_name, settings.worker_lost_after_s).holder()
+    except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
         return False
+    finally:
+        connection.close()
+    return holder is not None and not BoxLock.dead_here(holder)
 
 
 def claim_pid_file(settings: Settings) -> None:
@@ -65,7 +77,11 @@ def ensure_embedded_stack(settings: Settings) -> None:
                 start_new_session=True,  # Ctrl-C in the user's terminal must not reach it
                 env={**os.environ, "JOULEBOT_DATA_DIR": str(settings.data_dir)},
             )
-        pid_path(settings).write_text(str(child.pid))  # before the lock is released: no second spawn
+        try:
+            pid_path(settings).write_text(str(child.pid))  # before the lock is released: no second spawn
+        except OSError:
+            child.kill()  # no orphan: a worker nobody can find or stop
+            raise
 
 
 def stop_embedded_stack(settings: Settings, timeout_s: float = 30.0) -> bool:

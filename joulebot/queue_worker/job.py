@@ -1,51 +1,63 @@
-"""The RQ job function. It runs in the measurement worker's process.
+"""The RQ job function. It runs in the measurement worker's process, and only there.
 
 Jobs carry a Request as JSON and return a Result as JSON. A failure the user
 should read (unknown model, a model that cannot answer) is put in the job's
-meta as `error` before the job fails, so clients never parse tracebacks.
+meta as `error` before the job fails; the queue client reads that, and RQ's own
+outcome types (timeout, stopped), never the traceback text.
+
+The station (models, meters, history) belongs to the `MeasurementWorker`; it
+hands it to the job for the job's duration through a context variable, the way
+RQ hands the current job to `get_current_job()`.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
+import redis
 from rq import get_current_job
 
-from joulebot.config import get_settings
 from joulebot.models import ModelUnavailable, RunnerError, UnknownModelError
 from joulebot.queue_worker.contract import Request
 from joulebot.queue_worker.keys import box_status_key
 from joulebot.queue_worker.station import Station
 
-_station: Station | None = None
+_serving: ContextVar[Station | None] = ContextVar("joulebot_station", default=None)
 
 
-def use_station(station: Station) -> None:
-    """Called by the worker at start, so jobs find the warm models and the idle baseline."""
-    global _station
-    _station = station
+@contextlib.contextmanager
+def serving(station: Station) -> Iterator[None]:
+    """While a job runs, the job function reaches the worker's station."""
+    token = _serving.set(station)
+    try:
+        yield
+    finally:
+        _serving.reset(token)
 
 
-def _current_station() -> Station:
-    global _station
-    if _station is None:  # a job run by a plain `rq worker`: build the station on first use
-        _station = Station(get_settings())
-    return _station
+class NotAMeasurementWorker(RuntimeError):
+    """The job was taken by something other than `joulebot worker` (e.g. a plain `rq worker`)."""
 
 
-def _report_stage(stage: str) -> None:
+def _report_stage(station: Station, stage: str) -> None:
+    """Tell waiting users what the box does. Cosmetic: a Redis hiccup must not fail the answer."""
     job = get_current_job()
     if job is None:
         return
-    settings = _current_station().settings
+    settings = station.settings
     job.meta["stage"] = stage
     job.meta["box"] = settings.box_name
-    job.save_meta()
     key = box_status_key(job.origin)
-    if stage.startswith("cooling down"):
-        job.connection.set(key, stage, ex=int(settings.cooldown_sleep_s * 2) + 10)
-    else:
-        job.connection.delete(key)
+    with contextlib.suppress(redis.ConnectionError, redis.TimeoutError), job.connection.pipeline() as pipe:
+        job.save_meta()
+        if stage.startswith("cooling down"):
+            pipe.set(key, stage, ex=int(settings.cooldown_sleep_s * 2) + 10)
+        else:
+            pipe.delete(key)
+        pipe.execute()
 
 
 def _set_error(message: str) -> None:
@@ -56,9 +68,12 @@ def _set_error(message: str) -> None:
 
 
 def run_request(payload: dict[str, Any]) -> dict[str, Any]:
+    station = _serving.get()
+    if station is None:
+        raise NotAMeasurementWorker("joulebot jobs run only in `joulebot worker` (it holds the meters)")
     request = Request.model_validate(payload)
     try:
-        result = _current_station().run(request, stage=_report_stage)
+        result = station.run(request, stage=lambda stage: _report_stage(station, stage))
     except (RunnerError, UnknownModelError, ModelUnavailable) as exc:
         _set_error(str(exc))
         raise

@@ -1,17 +1,49 @@
-"""Names shared by the worker and its clients, kept light to import."""
+"""Every Redis key joulebot writes, in one place (RQ's own keys are RQ's).
+
+Kept light to import: front ends and the worker both read it.
+"""
 
 from __future__ import annotations
 
+PREFIX = "joulebot"
 JOB_FUNCTION = "joulebot.queue_worker.job.run_request"
 
 
 def box_status_key(queue_name: str) -> str:
     """Where the worker says what the box is doing, for users whose jobs still wait."""
-    return f"joulebot:box-status:{queue_name}"
+    return f"{PREFIX}:box-status:{queue_name}"
 
 
 def alive_key(queue_name: str) -> str:
     """Present while the queue's measurement worker process lives (it refreshes it on a thread)."""
-    return f"joulebot:worker-alive:{queue_name}"
+    return f"{PREFIX}:worker-alive:{queue_name}"
 
 
+def box_lock_key(box_name: str) -> str:
+    """Held by the one measurement worker of a box while its heartbeat lives."""
+    return f"{PREFIX}:box-lock:{box_name}"
+
+
+def refused_jobs_key(queue_name: str) -> str:
+    """How many jobs the worker refused to run (not joulebot's job function)."""
+    return f"{PREFIX}:refused-jobs:{queue_name}"
+
+
+def catalog_key(queue_name: str) -> str:
+    """The models the queue's worker can run now, as it last looked them up."""
+    return f"{PREFIX}:catalog:{queue_name}"
+
+
+def history_outbox_key(queue_name: str) -> str:
+    """Results the history database could not take yet, oldest first."""
+    return f"{PREFIX}:history-outbox:{queue_name}"
+
+
+def deliveries_key(platform: str) -> str:
+    """Answers a chat platform still owes its users (a hash by request id)."""
+    return f"{PREFIX}:deliveries:{platform}"
+
+
+def user_deliveries_key(platform: str, user_id: str) -> str:
+    """The request ids one user still waits for on a platform (a set)."""
+    return f"{deliveries_key(platform)}:user:{user_id}"

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from joulebot.history import HistoryStore
 from joulebot.queue_worker.contract import Result
+from joulebot.queue_worker.keys import history_outbox_key
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 class HistoryOutbox:
     def __init__(self, connection: redis.Redis, queue_name: str) -> None:
         self.connection = connection
-        self.key = f"joulebot:history-outbox:{queue_name}"
+        self.key = history_outbox_key(queue_name)
 
     def push(self, result: Result) -> None:
         self.connection.rpush(self.key, result.model_dump_json())

@@ -13,10 +13,7 @@ from joulebot.config import Settings
 from joulebot.models import Catalog
 from joulebot.models.inventory import current_catalog
 from joulebot.queue_worker import connection as conn
-
-
-def catalog_key(queue_name: str) -> str:
-    return f"joulebot:catalog:{queue_name}"
+from joulebot.queue_worker.keys import catalog_key
 
 
 def publish_catalog(connection: redis.Redis, queue_name: str, catalog: Catalog) -> None:

@@ -1,14 +1,24 @@
-"""The measurement worker: one per metered box, one job at a time.
+"""The measurement worker: one per metered box, one job at a time, only our job.
 
-It is an RQ `SimpleWorker`, on purpose: jobs run in the worker's own process,
-so the model stays loaded between answers (a forking worker reloads it for
-every job: 1.4 s per answer for SmolLM2 here) and the meters and the idle
-baseline live as long as the worker. The price is the per-job isolation of a
-fork, which a single-purpose measurement box does not need.
+`MeasurementWorker` is an RQ `SimpleWorker`, on purpose: jobs run in the
+worker's own process, so the model stays loaded between answers (a forking
+worker reloads it for every job: 1.4 s per answer for SmolLM2 here) and the
+meters and the idle baseline live as long as the worker. It overrides a few of
+RQ's public hooks, and nothing private:
 
-In embedded mode the worker also owns the embedded Redis server: it starts it,
-and when it was spawned by `joulebot ask` it exits after a quiet period and
-shuts the server down with it (under the embedded lock, only if no job waits).
+- `perform_job` refuses any job that is not joulebot's job function (whoever
+  can write to Redis must not be able to run code on the box) and hands the
+  worker's station to the one that is;
+- `heartbeat` counts failed reconnects, so a worker that lost Redis for good
+  exits non-zero (a process manager restarts it) instead of spinning forever;
+- the three steps that write a job's outcome wait for Redis to come back, so
+  a Redis restart mid-answer never strands the job in the started registry.
+
+`serve()` is the process: box lock, heartbeat, warm-up, then the dequeue loop,
+restarted after a connection loss. In embedded mode the worker also owns the
+embedded Redis server: when spawned by `joulebot ask` it exits after a quiet
+period and shuts the server down with it (under the embedded lock, only if no
+job waits).
 """
 
 from __future__ import annotations
@@ -16,79 +26,277 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
-from rq import SimpleWorker
+import redis
+from rq import Queue, SimpleWorker
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from joulebot.config import Settings
 from joulebot.queue_worker import connection as conn
+from joulebot.queue_worker.box_lock import BoxLock, BoxTaken
 from joulebot.queue_worker.embedded import claim_pid_file, release_pid_file
-from joulebot.queue_worker.job import use_station
-from joulebot.queue_worker.keys import alive_key
+from joulebot.queue_worker.job import serving
+from joulebot.queue_worker.keys import JOB_FUNCTION, alive_key, refused_jobs_key
 from joulebot.queue_worker.outbox import HistoryOutbox
 from joulebot.queue_worker.published import publish_catalog
 from joulebot.queue_worker.station import Station
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, FileNotFoundError, ConnectionError)
+
+
+class RedisLost(RuntimeError):
+    """Redis stayed unreachable through every reconnect: exit non-zero so a process manager restarts us."""
+
+
+class WorkerExit(SystemExit):
+    """The worker stops with a reason (exit status 1 or 2); the CLI prints the reason on one line."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(code)
+        self.reason = reason
+
+
+def refusal(job: Job) -> str | None:
+    """Why this job must not run here, or None for joulebot's own job."""
+    if job.func_name != JOB_FUNCTION:
+        return f"not joulebot's job function: {job.func_name!r}"
+    stored = job.to_dict(include_meta=False, include_result=False)
+    if any(stored.get(f"{kind}_callback_name") for kind in ("success", "failure", "stopped")):
+        return "carries callbacks (they would run arbitrary functions)"
+    if job.kwargs or len(job.args) != 1 or not isinstance(job.args[0], dict):
+        return "arguments are not one Request"
+    return None
+
+
+class MeasurementWorker(SimpleWorker):
+    def __init__(self, queue: Queue, station: Station, reconnect_attempts: int, reconnect_wait_s: float) -> None:
+        # A connection of its own: RQ sets its socket timeout above the blocking dequeue's, and
+        # connections made earlier with redis-py's 5 s default would time the dequeue out.
+        connection = conn.connect(station.settings, socket_timeout=None)
+        super().__init__(
+            [Queue(queue.name, connection=connection, serializer=JSONSerializer)],
+            connection=connection,
+            serializer=JSONSerializer,
+        )
+        self.station = station
+        self.reconnect_attempts = reconnect_attempts
+        self.reconnect_wait_s = reconnect_wait_s
+        self.max_connection_wait_time = reconnect_wait_s  # RQ's own backoff between reconnects, capped
+        self.stop_requested = False
+        self.idle_exited = False
+        self.failed_reconnects = 0
+        self.lost_redis: RedisLost | None = None
+
+    # --- what runs -------------------------------------------------------------------------
+    def perform_job(self, job: Job, queue: Queue, execution: Any) -> bool:
+        reason = refusal(job)
+        if reason is not None:
+            log.error("refused job %s: %s", job.id, reason)
+            self.connection.incr(refused_jobs_key(queue.name))
+            job.retries_left = 0  # a refused job is never retried
+            self.prepare_job_execution(job)
+            self.handle_job_failure(job, queue, exc_string=f"refused: {reason}", execution=execution)
+            return False
+        with serving(self.station):
+            return super().perform_job(job, queue, execution)
+
+    # --- staying up ------------------------------------------------------------------------
+    def request_stop(self, signum: int, frame: Any) -> None:
+        self.stop_requested = True
+        super().request_stop(signum, frame)
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        self.idle_exited = result is None and max_idle_time is not None
+        return result
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        if pipeline is not None:  # part of a job's bookkeeping transaction: nothing sent yet
+            return super().heartbeat(timeout, pipeline)
+        try:
+            super().heartbeat(timeout, pipeline)
+        except REDIS_ERRORS as exc:
+            self.failed_reconnects += 1
+            if self.failed_reconnects > self.reconnect_attempts:  # RQ's loop logs it and returns
+                self.lost_redis = RedisLost(f"Redis unreachable after {self.reconnect_attempts} reconnects: {exc}")
+                raise self.lost_redis from exc
+            raise  # RQ's dequeue loop waits (with backoff) and tries again
+        if self.failed_reconnects:
+            log.warning("Redis is back after %d failed attempts", self.failed_reconnects)
+            self.failed_reconnects = 0
+            if not self.connection.exists(self.key):  # a restarted Redis lost the worker's registration
+                self.register_birth()
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        except REDIS_ERRORS:  # registering our death needs the Redis we just lost; it expires anyway
+            log.warning("could not unregister the worker: Redis is unreachable")
+
+    # --- writing a job's outcome ------------------------------------------------------------
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
+        self._patiently(lambda: super(MeasurementWorker, self).handle_execution_ended(job, queue, heartbeat_ttl))
+
+    def handle_job_success(self, job: Job, queue: Queue, started_job_registry: Any, execution: Any) -> None:
+        self._patiently(
+            lambda: super(MeasurementWorker, self).handle_job_success(job, queue, started_job_registry, execution)
+        )
+
+    def handle_job_failure(self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = "",
+                           execution: Any = None) -> None:  # fmt: skip
+        self._wait_for_redis()  # RQ swallows a failed write here; make sure Redis answers first
+        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+
+    def _patiently(self, write: Callable[[], T]) -> T:
+        """Run a write of the job's outcome, waiting through a Redis restart (bounded)."""
+        deadline = time.monotonic() + self.reconnect_attempts * self.reconnect_wait_s
+        while True:
+            try:
+                return write()
+            except REDIS_ERRORS as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("Redis unavailable while storing a job's outcome (%s); retrying", type(exc).__name__)
+                self._wait_for_redis()
+
+    def _wait_for_redis(self) -> None:
+        for _ in range(self.reconnect_attempts):
+            if conn.is_up(self.connection):
+                return
+            time.sleep(self.reconnect_wait_s)
+
 
 class Heartbeat(threading.Thread):
-    """Keeps `alive_key` set while the process lives, also during a long job.
+    """Keeps `alive_key` and the box lock while the process lives, also during a long job.
 
     RQ's SimpleWorker does not heartbeat while it runs a job in its own thread, so a
     long answer and a killed worker look alike from outside; this key tells them apart
-    (one SET every few seconds: negligible next to the answer's energy).
+    (two commands every few seconds: negligible next to the answer's energy). If the box
+    lock was taken by another worker (ours lapsed during a long outage), the process
+    asks itself to stop: two workers must never measure one box.
     """
 
-    def __init__(self, connection, queue_name: str, ttl_s: float) -> None:
+    def __init__(self, connection: redis.Redis, queue_name: str, lock: BoxLock, ttl_s: float) -> None:
         super().__init__(name="joulebot-heartbeat", daemon=True)
-        self.connection, self.key, self.ttl_s = connection, alive_key(queue_name), ttl_s
+        self.connection, self.key, self.lock, self.ttl_s = connection, alive_key(queue_name), lock, ttl_s
         self.stopped = threading.Event()
+        self.lost_box = False
 
     def run(self) -> None:
         while not self.stopped.is_set():
-            with contextlib.suppress(Exception):  # a Redis hiccup must not kill the worker
-                self.connection.set(self.key, str(os.getpid()), px=int(self.ttl_s * 1000))
+            self.beat()
             self.stopped.wait(self.ttl_s / 4)
+
+    def beat(self) -> None:
+        try:
+            self.connection.set(self.key, str(os.getpid()), px=int(self.ttl_s * 1000))
+            if not self.lock.renew() and not self.lost_box:
+                self.lost_box = True
+                log.error("box lock lost to another worker (%s); stopping", self.lock.holder())
+                os.kill(os.getpid(), signal.SIGTERM)  # warm shutdown: the running job completes
+        except REDIS_ERRORS:
+            pass  # a Redis hiccup must not kill the worker; the lock is renewed on the next beat
 
     def stop(self) -> None:
         self.stopped.set()
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(*REDIS_ERRORS):
             self.connection.delete(self.key)
+            self.lock.release()
 
 
-def run_worker(settings: Settings, idle_exit_s: int | None = None, burst: bool = False) -> None:
-    """Serve the queue until stopped (or idle for `idle_exit_s`, or empty with `burst`)."""
-    if settings.embedded_redis:
-        with conn.embedded_lock(settings):
-            conn.start_embedded_redis(settings)
-            claim_pid_file(settings)
+@contextlib.contextmanager
+def _embedded_server(settings: Settings) -> Iterator[None]:
+    """In embedded mode: start the embedded Redis and note our pid; forget the pid at exit."""
+    if not settings.embedded_redis:
+        yield
+        return
+    with conn.embedded_lock(settings):
+        conn.start_embedded_redis(settings)
+        claim_pid_file(settings)
+    try:
+        yield
+    finally:
+        release_pid_file(settings)
+
+
+def serve(settings: Settings, idle_exit_s: int | None = None, burst: bool = False) -> None:
+    """Serve the queue until stopped (or idle for `idle_exit_s`, or empty with `burst`).
+
+    Raises WorkerExit with a reason when the worker cannot serve: the box is taken
+    (exit 2), or Redis stayed unreachable (exit 1).
+    """
+    with _embedded_server(settings):
+        control = conn.connect(settings)  # short timeouts: heartbeat, lock, catalog, outbox
+        lock = BoxLock(control, settings.box_name, settings.queue_name, settings.worker_lost_after_s)
+        try:
+            lock.acquire()
+        except BoxTaken as exc:
+            raise WorkerExit(2, str(exc)) from None
+        except REDIS_ERRORS as exc:
+            raise WorkerExit(1, f"Redis is unreachable ({conn.describe(settings)}): {type(exc).__name__}") from None
+        heartbeat = Heartbeat(control, settings.queue_name, lock, settings.worker_lost_after_s)
+        heartbeat.start()
+        try:
+            station = _warm_station(settings, control)
+            _dequeue_loop(settings, station, conn.queue_for(settings, control), heartbeat, idle_exit_s, burst)
+        finally:
+            heartbeat.stop()
+
+
+def _warm_station(settings: Settings, control: redis.Redis) -> Station:
+    """Models loaded, idle measured, catalog published: ready for the first job."""
     try:
         station = Station(settings)
-        queue = conn.queue_for(settings)
-        station.on_catalog = lambda catalog: publish_catalog(queue.connection, settings.queue_name, catalog)
-        station.outbox = HistoryOutbox(queue.connection, settings.queue_name)
-        heartbeat = Heartbeat(queue.connection, settings.queue_name, settings.worker_lost_after_s)
-        heartbeat.start()
+        station.on_catalog = lambda catalog: publish_catalog(control, settings.queue_name, catalog)
+        station.outbox = HistoryOutbox(control, settings.queue_name)
         station.warm_up()
-        use_station(station)
-        while True:
-            worker = SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer)
-            worker.work(burst=burst, max_idle_time=idle_exit_s, logging_level="WARNING")
-            stopped = getattr(worker, "_shutdown_requested_date", None) is not None  # SIGTERM/SIGINT
-            if stopped or burst or idle_exit_s is None or not settings.embedded_redis:
+    except REDIS_ERRORS as exc:
+        raise WorkerExit(1, f"lost Redis ({conn.describe(settings)}) while starting: {type(exc).__name__}") from None
+    return station
+
+
+def _dequeue_loop(settings: Settings, station: Station, queue: Queue, heartbeat: Heartbeat,
+                  idle_exit_s: int | None, burst: bool) -> None:  # fmt: skip
+    """Run RQ's loop; start it again after it gave up on Redis, until stopped or idle."""
+    restarts = 0
+    while True:
+        worker = MeasurementWorker(queue, station, settings.redis_reconnect_attempts, settings.redis_reconnect_wait_s)
+        worked = worker.work(burst=burst, max_idle_time=idle_exit_s, logging_level="WARNING")
+        if worker.lost_redis is not None:
+            raise WorkerExit(1, f"{worker.lost_redis}; exiting so that the process manager restarts the worker")
+        if heartbeat.lost_box:
+            raise WorkerExit(2, f"box {settings.box_name!r} was taken over by another worker")
+        if worker.stop_requested or burst:
+            return
+        if not worker.idle_exited:  # RQ left its loop on an error (a Redis timeout or loss): serve on
+            restarts = 0 if worked else restarts + 1
+            if restarts > settings.redis_reconnect_attempts:
+                raise WorkerExit(1, "the worker loop keeps failing without doing any work; see the log above")
+            _reconnect(settings, worker)
+            continue
+        if not settings.embedded_redis:
+            return
+        with conn.embedded_lock(settings):
+            if queue.count == 0:  # nobody enqueued meanwhile: stop the pair
+                heartbeat.stop()
+                conn.stop_embedded_redis(settings)
                 return
-            with conn.embedded_lock(settings):
-                if queue.count == 0:  # nobody enqueued meanwhile: stop the pair
-                    heartbeat.stop()
-                    release_pid_file(settings)
-                    conn.stop_embedded_redis(settings)
-                    return
-    finally:
-        if "heartbeat" in locals():
-            heartbeat.stop()
-        if settings.embedded_redis:
-            release_pid_file(settings)
 
 
+def _reconnect(settings: Settings, worker: MeasurementWorker) -> None:
+    for attempt in range(1, settings.redis_reconnect_attempts + 1):
+        if conn.is_up(worker.connection):
+            log.warning("Redis connection lost and regained; serving again")
+            return
+        log.warning("Redis unreachable (attempt %d/%d)", attempt, settings.redis_reconnect_attempts)
+        time.sleep(settings.redis_reconnect_wait_s)
+    raise WorkerExit(1, f"Redis unreachable after {settings.redis_reconnect_attempts} reconnects; exiting")
