@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import redis
+
 from joulebot.carbon import Embodied, IntensityProvider, carbon_for
 from joulebot.config import Settings
 from joulebot.history import HistoryStore
@@ -111,7 +113,10 @@ class Station:
                 on_wait=stage,
             )
         if self.outbox is not None:
-            self.outbox.drain(self.history)
+            try:
+                self.outbox.drain(self.history)
+            except redis.RedisError as exc:  # Redis restarting: what waits, waits for the next job
+                log.info("outbox not drained: %s", type(exc).__name__)
         self.apply_retention()
         age = self.box.idle_age_s()
         if cooled or age is None or age > self.settings.idle_refresh_s:
