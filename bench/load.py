@@ -26,12 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from standins import OllamaStandIn
 
-from joulebot.bots.chat import ChatCore, InputError
+from joulebot.chat.core import ChatCore, InputError
 from joulebot.config import Settings
 from joulebot.history import HistoryStore
 from joulebot.models.inventory import current_catalog
-from joulebot.queue_worker.client import QueueClient
-from joulebot.queue_worker.published import publish_catalog
+from joulebot.queueing.catalog import publish_catalog
+from joulebot.queueing.client import QueueClient
 
 
 @dataclass
@@ -112,7 +112,7 @@ def deliver_all(settings: Settings) -> None:
 def check(settings: Settings, report: LoadReport) -> list[str]:
     """What must hold: none lost, none duplicated, each user's answers in sending order."""
     problems = []
-    rows = HistoryStore(settings.sqlalchemy_url)
+    rows = HistoryStore.open(settings.sqlalchemy_url)
     sent = [rid for ids in report.accepted.values() for rid in ids]
     stored = rows.request_ids("")
     if missing := set(sent) - stored:

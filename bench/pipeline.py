@@ -19,11 +19,11 @@ import time
 import uuid
 from pathlib import Path
 
-from joulebot.bots.core import build_request
+from joulebot.chat.build import build_request
 from joulebot.config import Settings
 from joulebot.models import build_catalog
-from joulebot.queue_worker.client import QueueClient
-from joulebot.queue_worker.embedded import ensure_embedded_stack, stop_embedded_stack
+from joulebot.queueing.client import QueueClient
+from joulebot.queueing.embedded import ensure_embedded_stack, stop_embedded_stack
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -1,3 +1,3 @@
-from joulebot.bots.cli import app
+from joulebot.cli import app
 
 app()

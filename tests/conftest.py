@@ -15,7 +15,7 @@ import redis
 import sqlalchemy
 
 from joulebot.config import Settings
-from joulebot.queue_worker.embedded import stop_embedded_stack
+from joulebot.queueing.embedded import stop_embedded_stack
 
 REDIS_URL = os.environ.get("JOULEBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_URL = os.environ.get("JOULEBOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -6,8 +6,8 @@ import math
 from datetime import UTC, datetime, timedelta
 
 from joulebot.carbon import Embodied, carbon_for, static_intensity
+from joulebot.exchange import Request, Result
 from joulebot.metering import Energy, IdleBaseline, Reading
-from joulebot.queue_worker.contract import Request, Result
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

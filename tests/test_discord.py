@@ -12,9 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from joulebot.bots.discord_bot import ChannelTarget, DiscordBot, WebhookTarget
+from joulebot.chat.deliveries import Delivery
+from joulebot.chat.discord_bot import ChannelTarget, DiscordBot, WebhookTarget
 from joulebot.history import HistoryStore
-from joulebot.queue_worker.deliveries import Delivery
 
 pytestmark = pytest.mark.e2e
 
@@ -73,7 +73,9 @@ def bot(embedded):
 
 
 def run(bot: DiscordBot, command: str, interaction: RecordedInteraction, **options) -> RecordedInteraction:
-    asyncio.run(bot.tree.get_command(command).callback(interaction, **options))
+    interaction.client = bot
+    slash = bot.tree.get_command(command)
+    asyncio.run(slash.callback(slash.binding, interaction, **options))
     return interaction
 
 
@@ -85,7 +87,7 @@ def test_ask_defers_at_once_and_answers_with_the_footer_in_an_embed(bot, embedde
     (embed,) = final["embeds"]
     assert embed.description and "J total" in embed.footer.text and "estimated" in embed.footer.text
     assert final["allowed_mentions"].everyone is False
-    (row,) = HistoryStore(embedded.sqlalchemy_url).recent("discord", "601")
+    (row,) = HistoryStore.open(embedded.sqlalchemy_url).recent("discord", "601")
     assert row.answer == embed.description
 
 
@@ -116,14 +118,16 @@ def test_preferences_history_and_forget_are_private(bot, embedded):
     assert "Name a colour." not in other.named("send_message")[0]["content"]
     warn = run(bot, "forget", RecordedInteraction(604))
     assert "confirm:True" in warn.named("send_message")[0]["content"]
-    assert HistoryStore(embedded.sqlalchemy_url).recent("discord", "604")
+    assert HistoryStore.open(embedded.sqlalchemy_url).recent("discord", "604")
     done = run(bot, "forget", RecordedInteraction(604), confirm=True)
     assert done.named("send_message")[0]["content"].startswith("Deleted the prompts and answers of 1")
-    assert HistoryStore(embedded.sqlalchemy_url).recent("discord", "604") == []
+    assert HistoryStore.open(embedded.sqlalchemy_url).recent("discord", "604") == []
 
 
 def test_model_autocomplete_and_choice(bot):
-    choices = asyncio.run(bot.tree.get_command("ask")._params["model"].autocomplete(RecordedInteraction(605), "smol"))
+    interaction = RecordedInteraction(605)
+    interaction.client = bot
+    choices = asyncio.run(bot.tree.get_command("ask")._params["model"].autocomplete(interaction, "smol"))
     assert [c.value for c in choices] == ["smollm2-135m"]
     chosen = run(bot, "model", RecordedInteraction(605), name="smollm2")
     assert chosen.named("send_message")[0]["content"].startswith("Your default model is now smollm2-135m")
@@ -145,7 +149,7 @@ def test_an_answer_after_the_token_expired_goes_to_the_channel_mentioning_the_us
 
 
 def test_a_restarted_bot_resumes_through_the_webhook_or_the_channel(bot):
-    recent = Delivery(request_ids=["r1"], platform="discord", user_id="1", chat_id="900", kind="ask",
+    recent = Delivery(request_ids=["r1"], platform="discord", user_id="1", chat_id="900",
                       units="joules", reply_to="1234:tok")  # fmt: skip
     old = recent.model_copy(update={"created_at": datetime.now(UTC) - timedelta(minutes=20)})
     assert isinstance(bot.resumed_target(recent), WebhookTarget)

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from joulebot.bots.discord_format import (
+from joulebot.chat.discord_format import (
     CONTENT,
     DESCRIPTION,
     EMBED_TOTAL,

@@ -15,9 +15,9 @@ import pytest
 import redis
 from conftest import cli_env, make_settings, run_cli
 
-from joulebot.bots.footer import footer
+from joulebot.chat.footer import footer
+from joulebot.exchange import Result
 from joulebot.history import HistoryStore
-from joulebot.queue_worker.contract import Result
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ LONG_PROMPT = "Write the numbers from 1 to 500 separated by commas."  # SmolLM2 
 
 
 def _history(settings) -> list:
-    return HistoryStore(settings.sqlalchemy_url).recent("cli", getpass.getuser(), limit=50)
+    return HistoryStore.open(settings.sqlalchemy_url).recent("cli", getpass.getuser(), limit=50)
 
 
 def _worker_pid(settings) -> int:
@@ -64,7 +64,7 @@ def test_json_units_and_a_warm_second_call(embedded):
     assert " W avg over " in second.stdout and " J total" not in second.stdout
 
     result = Result.model_validate(json.loads(first.stdout))
-    row = HistoryStore(embedded.sqlalchemy_url).get(result.exchange_id)
+    row = HistoryStore.open(embedded.sqlalchemy_url).get(result.exchange_id)
     assert row.request_id == result.request.id
     assert row.energy_total_j == pytest.approx(result.energy.total_j)
     assert result.energy.machine.measured is False
@@ -175,7 +175,7 @@ def test_system_redis_and_postgresql(tmp_path, system_redis_url, postgres_url):
         proc = run_cli(settings, "ask", "What is 2 + 2?", "--json")
         assert proc.returncode == 0, proc.stderr
         result = Result.model_validate(json.loads(proc.stdout))
-        row = HistoryStore(settings.sqlalchemy_url).get(result.exchange_id)
+        row = HistoryStore.open(settings.sqlalchemy_url).get(result.exchange_id)
         assert row.answer == result.answer and row.request_id == result.request.id
         assert row.sci_g == pytest.approx(result.carbon.sci_g)
         assert not (settings.data_dir / "redis.sock").exists(), "REDIS_URL set: no embedded server"

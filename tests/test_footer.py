@@ -4,7 +4,7 @@ from factories import make_result
 from hypothesis import given
 from hypothesis import strategies as st
 
-from joulebot.bots.footer import energy_ratio, footer, grams, sig
+from joulebot.chat.footer import energy_ratio, footer, grams, sig
 
 
 def test_sig_figures_without_scientific_notation():

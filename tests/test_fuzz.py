@@ -8,9 +8,9 @@ from factories import make_result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from joulebot.bots.chat import ChatCore, InputError, make_reply
-from joulebot.bots.discord_bot import render_reply
-from joulebot.bots.telegram_format import split_html, to_html, visible_text
+from joulebot.chat.core import ChatCore, InputError, make_reply
+from joulebot.chat.discord_bot import render_reply
+from joulebot.chat.telegram_format import split_html, to_html, visible_text
 
 HOSTILE = st.one_of(
     st.text(max_size=500),

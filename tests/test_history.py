@@ -3,9 +3,9 @@ from factories import make_result
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from joulebot.exchange import Result
 from joulebot.history import HistoryStore
 from joulebot.history.tables import Exchange
-from joulebot.queue_worker.contract import Result
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -14,7 +14,7 @@ def store(request, tmp_path) -> HistoryStore:
         url = f"sqlite:///{tmp_path / 'nested' / 'history.sqlite3'}"
     else:
         url = request.getfixturevalue("postgres_url")
-    store = HistoryStore(url)
+    store = HistoryStore.open(url)
     yield store
     store.engine.dispose()
 

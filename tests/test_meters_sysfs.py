@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from joulebot.bots.footer import source_label
+from joulebot.chat.footer import source_label
 from joulebot.metering.base import MeterAbsent
 from joulebot.metering.box import MeasurementBox
 from joulebot.metering.estimate import EstimateMeter
@@ -174,10 +174,11 @@ def test_box_without_hardware_uses_the_estimate_and_says_why_when_a_meter_failed
 @pytest.mark.e2e
 def test_a_hot_box_makes_jobs_wait_and_queued_users_are_told(embedded, monkeypatch):
     """Real worker, real queue: the worker cools down before the job; a queued job's progress says so."""
-    from joulebot.bots.core import build_request
+    from joulebot.chat.build import build_request
+    from joulebot.chat.status import status_text
+    from joulebot.keys import box_status_key
     from joulebot.models import build_catalog
-    from joulebot.queue_worker.client import QueueClient
-    from joulebot.queue_worker.keys import box_status_key
+    from joulebot.queueing.client import QueueClient
 
     _hwmon(embedded.data_dir, "hwmon0", "coretemp", {"Package id 0": 90_000})
     sensor = embedded.data_dir / "class" / "hwmon" / "hwmon0" / "temp1_input"
@@ -192,12 +193,12 @@ def test_a_hot_box_makes_jobs_wait_and_queued_users_are_told(embedded, monkeypat
     deadline = time.monotonic() + 60
     seen: set[str] = set()
     wanted = {
-        "queued — position 1 · box cooling down (coretemp/Package id 0 90 °C > 75 °C)",
-        "cooling down (coretemp/Package id 0 90 °C > 75 °C)",
+        "⏳ queued — position 1 · box cooling down (coretemp/Package id 0 90 °C > 75 °C)",
+        f"⚙️ running on {embedded.box_name} · cooling down (coretemp/Package id 0 90 °C > 75 °C)",
     }
     while not wanted <= seen and time.monotonic() < deadline:
-        seen.add(client.progress(first).text())
-        seen.add(client.progress(second).text())
+        seen.add(status_text(client.progress(first)))
+        seen.add(status_text(client.progress(second)))
         time.sleep(0.05)
     assert wanted <= seen, seen
 

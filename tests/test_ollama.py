@@ -127,8 +127,8 @@ def test_split_reasoning():
 def test_ask_an_ollama_model_through_the_queue(embedded, ollama):
     from conftest import run_cli
 
+    from joulebot.exchange import Result
     from joulebot.history import HistoryStore
-    from joulebot.queue_worker.contract import Result
 
     env = {"OLLAMA_HOST": ollama.url}
     listing = run_cli(embedded, "models", **env)
@@ -144,7 +144,7 @@ def test_ask_an_ollama_model_through_the_queue(embedded, ollama):
     assert result.model == "llama3" and result.answer == "Paris is the capital of France."
     assert result.reasoning == "The user wants a capital." and result.completion_tokens == 10
     assert result.runner_stats["eval_duration"] == pytest.approx(0.7) and result.first_token_s is not None
-    row = HistoryStore(embedded.sqlalchemy_url).get(result.exchange_id)
+    row = HistoryStore.open(embedded.sqlalchemy_url).get(result.exchange_id)
     assert row.result["reasoning"] == "The user wants a capital." and "think" not in row.answer
 
     ollama.break_after = 2
@@ -160,15 +160,15 @@ def test_ask_an_ollama_model_through_the_queue(embedded, ollama):
     now = run_cli(embedded, "ask", "Hi", "--model", "mistral", **env)
     assert now.returncode == 0, now.stderr
 
-    rows = HistoryStore(embedded.sqlalchemy_url).recent("cli", result.request.user_id)
+    rows = HistoryStore.open(embedded.sqlalchemy_url).recent("cli", result.request.user_id)
     assert [r.model for r in rows] == ["mistral", "llama3"], "the broken answer was not recorded"
 
 
 def test_a_model_is_warmed_up_after_a_load_and_a_reload_inside_the_window_is_said(ollama, settings):
     """The station (the worker's side) with the real Ollama client against the stand-in; no queue needed."""
-    from joulebot.bots.footer import footer
-    from joulebot.queue_worker.contract import Request
-    from joulebot.queue_worker.station import WARMUP_PROMPT, Station
+    from joulebot.chat.footer import footer
+    from joulebot.exchange import Request
+    from joulebot.worker.station import WARMUP_PROMPT, Station
 
     station = Station(settings.model_copy(update={"ollama_host": ollama.url, "meters": "estimate"}))
     ask = lambda: station.run(Request(platform="cli", user_id="u", model="llama3", prompt="Capital?"))  # noqa: E731

@@ -12,12 +12,12 @@ import pytest
 from conftest import cli_env, make_settings, run_cli
 from standins import PrivateRedis, TcpProxy, free_port
 
-from joulebot.bots.chat import ChatCore
-from joulebot.bots.core import InputError, build_request
+from joulebot.chat.build import InputError, build_request
+from joulebot.chat.core import ChatCore
 from joulebot.history import HistoryStore
 from joulebot.models import build_catalog
-from joulebot.queue_worker.client import JobError, QueueClient
-from joulebot.queue_worker.connection import queue_for
+from joulebot.queueing.client import JobError, QueueClient
+from joulebot.queueing.connection import queue_for
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +52,7 @@ def test_a_killed_worker_is_reported_within_the_bound_and_records_nothing(embedd
         client.wait(job, timeout_s=60)
     told_after = time.monotonic() - t0
     assert told_after <= 3 + 7, f"the user waited {told_after:.1f} s"  # bound 3 s + one poll, with slack for a busy CI
-    assert HistoryStore(embedded.sqlalchemy_url).recent("cli", "u") == []
+    assert HistoryStore.open(embedded.sqlalchemy_url).recent("cli", "u") == []
     # the next question gets a fresh worker
     result = client.wait(client.submit(_request(embedded, "Say yes.")), timeout_s=60)
     assert result.exchange_id is not None
@@ -122,11 +122,11 @@ def test_database_down_still_answers_and_stores_the_exchange_when_it_is_back(tmp
         assert "⚠️ history is unavailable: this exchange will be stored when it is back" in down.stdout
         proxy.start()
         assert run_cli(settings, "ask", "Say three.").returncode == 0
-        prompts = [row.prompt for row in HistoryStore(url).recent("cli", os.environ.get("USER") or _user())]
+        prompts = [row.prompt for row in HistoryStore.open(url).recent("cli", os.environ.get("USER") or _user())]
         assert prompts == ["Say three.", "Say two.", "Say one."]
     finally:
         proxy.stop()
-        from joulebot.queue_worker.embedded import stop_embedded_stack
+        from joulebot.queueing.embedded import stop_embedded_stack
 
         stop_embedded_stack(settings, timeout_s=20)
 

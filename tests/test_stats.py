@@ -27,14 +27,14 @@ def url(request, tmp_path) -> str:
 
 
 def test_migrations_up_from_empty_and_idempotent(url):
-    store = HistoryStore(url)
+    store = HistoryStore.open(url)
     with store.engine.connect() as connection:
         assert connection.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == "0014"
         tables = set(sqlalchemy.inspect(connection).get_table_names())
     assert {"users", "exchanges", "alembic_version"} <= tables
     migrate(store.engine)  # a second start changes nothing
     store.record(make_result())
-    assert len(HistoryStore(url).recent("cli", "alice")) == 1
+    assert len(HistoryStore.open(url).recent("cli", "alice")) == 1
     store.engine.dispose()
 
 
@@ -57,7 +57,7 @@ def test_classifier_accuracy_on_shipped_and_held_out_prompts():
 
 
 def test_category_statistics_with_spread_and_the_greener_hint(tmp_path):
-    store = HistoryStore(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     for energy in (40.0, 60.0, 50.0, 45.0, 55.0):
         store.record(make_result(model="mistral", total_j=energy, prompt="Translate 'hi' into French."))
     for energy in (4.0, 6.0, 5.0, 5.0, 5.0):
@@ -79,7 +79,7 @@ def test_category_statistics_with_spread_and_the_greener_hint(tmp_path):
 
 
 def test_measured_and_estimated_answers_are_never_averaged_or_compared(tmp_path):
-    store = HistoryStore(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     for energy in (40.0, 60.0, 50.0, 45.0, 55.0):  # five estimates of mistral
         store.record(make_result(model="mistral", total_j=energy))
     store.record(make_result(model="mistral", total_j=500.0, measured=True, source="mcp39f511n"))
@@ -106,18 +106,18 @@ def test_measured_and_estimated_answers_are_never_averaged_or_compared(tmp_path)
 
 
 def test_a_cell_of_three_answers_says_how_little_it_knows(tmp_path):
-    store = HistoryStore(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     for energy in (40.0, 60.0, 50.0):
         store.record(make_result(model="m", total_j=energy, measured=True, source="mcp39f511n", uncertainty_j=1.0))
     (row,) = store.category_stats()
     assert row.ci95_total_j == pytest.approx(4.303 * 10.0 / 3**0.5 + 1.0 / 3**0.5, rel=1e-3)  # ≈ ± 25 J
-    from joulebot.bots.bench import table
+    from joulebot.campaign.runner import table
 
     assert "50.00 ± 25 (3)" in table([row], lambda r: r.mean_total_j, lambda r: r.ci95_total_j)
 
 
 def test_stats_label_estimates_in_the_table_and_the_csv(settings):
-    store = HistoryStore(settings.sqlalchemy_url)
+    store = HistoryStore.open(settings.sqlalchemy_url)
     store.record(make_result(model="m", total_j=40.0))
     store.record(make_result(model="m", total_j=4.0, measured=True, source="rapl+nvml", scope="components"))
     proc = run_cli(settings, "stats")
@@ -130,7 +130,7 @@ def test_stats_label_estimates_in_the_table_and_the_csv(settings):
 
 
 def test_retention_removes_old_words_and_keeps_figures(tmp_path):
-    store = HistoryStore(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     old = make_result(prompt="old secret")
     old.started_at = NOW - timedelta(days=400)
     store.record(old)
@@ -170,7 +170,7 @@ def test_migration_0014_down_and_up_keeps_the_rows(url):
 
     from joulebot.history.store import MIGRATIONS
 
-    store = HistoryStore(url)
+    store = HistoryStore.open(url)
     store.record(make_result(measured=True, source="mcp39f511n", uncertainty_j=0.5))
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))

@@ -83,7 +83,7 @@ def test_a_message_gets_a_status_then_the_answer_with_its_footer(bot, api, embed
     assert "J total" in final["text"] and "estimated, no meter here" in final["text"]
     edits = [p["text"] for m, p in calls if m == "editMessageText"]
     assert len(edits) == len(set(edits)), "no edit repeats the text already shown"
-    (row,) = HistoryStore(embedded.sqlalchemy_url).recent("telegram", "501")
+    (row,) = HistoryStore.open(embedded.sqlalchemy_url).recent("telegram", "501")
     assert row.prompt == "What is the capital of France?" and row.answer.split()[0] in final["text"]
 
 
@@ -115,7 +115,7 @@ def test_commands_preferences_history_and_forget(bot, api, embedded):
     api.wait_for(lambda m, p: m == "sendMessage" and "forget:yes" in p.get("reply_markup", ""))
     api.press(502, 2, "forget:yes")
     api.wait_for(lambda m, p: m == "editMessageText" and p["text"].startswith("Deleted the prompts and answers of 1"))
-    assert HistoryStore(embedded.sqlalchemy_url).recent("telegram", "502") == []
+    assert HistoryStore.open(embedded.sqlalchemy_url).recent("telegram", "502") == []
 
 
 def test_flood_control_and_a_parse_error_never_lose_the_answer(bot, api):

@@ -3,7 +3,7 @@ from html.parser import HTMLParser
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from joulebot.bots.telegram_format import LIMIT, split_html, to_html, visible_text
+from joulebot.chat.telegram_format import LIMIT, split_html, to_html, visible_text
 
 
 class Balance(HTMLParser):

@@ -23,9 +23,9 @@ from rq.serializers import JSONSerializer
 from standins import OllamaStandIn, PrivateRedis
 
 from joulebot.config import Settings
-from joulebot.queue_worker.client import QueueClient
-from joulebot.queue_worker.contract import Request
-from joulebot.queue_worker.keys import JOB_FUNCTION, box_lock_key, refused_jobs_key
+from joulebot.exchange import Request
+from joulebot.keys import JOB_FUNCTION, box_lock_key, refused_jobs_key
+from joulebot.queueing.client import QueueClient
 
 
 @pytest.fixture
@@ -203,7 +203,7 @@ def test_a_redis_restart_mid_answer_still_delivers_the_answer(tmp_path, private_
 
 def test_the_embedded_stack_never_runs_two_workers(embedded, monkeypatch, ollama):
     """A worker whose pid file was lost (disk full, deleted) still holds the box: no second spawn."""
-    from joulebot.queue_worker.embedded import ensure_embedded_stack, pid_path
+    from joulebot.queueing.embedded import ensure_embedded_stack, pid_path
 
     settings = embedded.model_copy(update={"ollama_host": ollama.url, "default_model": "llama3"})
     for name, value in {"OLLAMA_HOST": ollama.url, "DEFAULT_MODEL": "llama3", "BOX_NAME": settings.box_name}.items():

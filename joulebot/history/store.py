@@ -15,8 +15,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, create_engine, select
 
+from joulebot.exchange import Result
 from joulebot.history.tables import Exchange, User
-from joulebot.queue_worker.contract import Result
 
 
 class Basis(BaseModel):
@@ -120,9 +120,17 @@ def _upgrade(config: Config, engine: Engine) -> None:
 
 
 class HistoryStore:
+    """Queries over one database. `HistoryStore.open(url)` also brings its schema up to date."""
+
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
-        migrate(self.engine)
+
+    @classmethod
+    def open(cls, url: str) -> HistoryStore:
+        """A store whose schema is at the newest revision (migrated first if needed)."""
+        store = cls(url)
+        migrate(store.engine)
+        return store
 
     def _user(self, session: Session, platform: str, platform_user_id: str) -> User:
         query = select(User).where(User.platform == platform, User.platform_user_id == platform_user_id)

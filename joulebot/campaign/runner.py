@@ -12,19 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rq.exceptions import NoSuchJobError
-from rq.job import JobStatus
-
-from joulebot.bots.core import InputError
-from joulebot.bots.footer import sig
+from joulebot.chat.build import InputError
+from joulebot.chat.footer import sig
 from joulebot.config import Settings
+from joulebot.exchange import Request
 from joulebot.history import HistoryStore
 from joulebot.history.categories import CATEGORIES, prompt_set
 from joulebot.history.store import CategoryStats, by_basis
 from joulebot.models import ModelUnavailable, UnknownModelError
-from joulebot.queue_worker.client import JobError, QueueClient
-from joulebot.queue_worker.contract import Request
-from joulebot.queue_worker.published import catalog_for_front_end
+from joulebot.queueing.catalog import catalog_for_front_end
+from joulebot.queueing.client import JobError, QueueClient
 
 
 @dataclass
@@ -71,19 +68,15 @@ def run_bench(
     run: str,
     tick: Callable[[str], None] = lambda _: None,
 ) -> BenchOutcome:
-    history = HistoryStore(settings.sqlalchemy_url)
+    history = HistoryStore.open(settings.sqlalchemy_url)
     done = history.request_ids(bench_prefix(run))
     todo = [r for r in requests if r.id not in done]
     client = QueueClient(settings)
     client.ensure_ready()
     jobs = []
     for request in todo:
-        try:  # still queued from an interrupted run: wait for it rather than queue it twice
-            job = client.job(request.id)
-            if job.get_status() in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, None):
-                raise NoSuchJobError
-        except NoSuchJobError:
-            job = client.submit(request)
+        # still queued from an interrupted run: wait for it rather than queue it twice
+        job = client.resumable(request.id) or client.submit(request)
         jobs.append((request, job))
     failed = []
     for request, job in jobs:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from joulebot.config import Settings
+from joulebot.exchange import Request, Units
 from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
-from joulebot.queue_worker.contract import Request, Units
 
 
 class InputError(ValueError):

@@ -25,9 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -38,19 +35,19 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from joulebot.config import Settings
-from joulebot.queue_worker import connection as conn
-from joulebot.queue_worker.box_lock import BoxLock, BoxTaken
-from joulebot.queue_worker.embedded import claim_pid_file, release_pid_file
-from joulebot.queue_worker.job import serving
-from joulebot.queue_worker.keys import JOB_FUNCTION, alive_key, refused_jobs_key
-from joulebot.queue_worker.outbox import HistoryOutbox
-from joulebot.queue_worker.published import publish_catalog
-from joulebot.queue_worker.station import Station
+from joulebot.keys import JOB_FUNCTION, refused_jobs_key
+from joulebot.queueing import connection as conn
+from joulebot.queueing.box_lock import BoxLock, BoxTaken
+from joulebot.queueing.catalog import publish_catalog
+from joulebot.queueing.embedded import claim_pid_file, release_pid_file
+from joulebot.worker.heartbeat import REDIS_ERRORS, Heartbeat
+from joulebot.worker.job import serving
+from joulebot.worker.outbox import HistoryOutbox
+from joulebot.worker.station import Station
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, FileNotFoundError, ConnectionError)
 
 
 class RedisLost(RuntimeError):
@@ -173,44 +170,6 @@ class MeasurementWorker(SimpleWorker):
             if conn.is_up(self.connection):
                 return
             time.sleep(self.reconnect_wait_s)
-
-
-class Heartbeat(threading.Thread):
-    """Keeps `alive_key` and the box lock while the process lives, also during a long job.
-
-    RQ's SimpleWorker does not heartbeat while it runs a job in its own thread, so a
-    long answer and a killed worker look alike from outside; this key tells them apart
-    (two commands every few seconds: negligible next to the answer's energy). If the box
-    lock was taken by another worker (ours lapsed during a long outage), the process
-    asks itself to stop: two workers must never measure one box.
-    """
-
-    def __init__(self, connection: redis.Redis, queue_name: str, lock: BoxLock, ttl_s: float) -> None:
-        super().__init__(name="joulebot-heartbeat", daemon=True)
-        self.connection, self.key, self.lock, self.ttl_s = connection, alive_key(queue_name), lock, ttl_s
-        self.stopped = threading.Event()
-        self.lost_box = False
-
-    def run(self) -> None:
-        while not self.stopped.is_set():
-            self.beat()
-            self.stopped.wait(self.ttl_s / 4)
-
-    def beat(self) -> None:
-        try:
-            self.connection.set(self.key, str(os.getpid()), px=int(self.ttl_s * 1000))
-            if not self.lock.renew() and not self.lost_box:
-                self.lost_box = True
-                log.error("box lock lost to another worker (%s); stopping", self.lock.holder())
-                os.kill(os.getpid(), signal.SIGTERM)  # warm shutdown: the running job completes
-        except REDIS_ERRORS:
-            pass  # a Redis hiccup must not kill the worker; the lock is renewed on the next beat
-
-    def stop(self) -> None:
-        self.stopped.set()
-        with contextlib.suppress(*REDIS_ERRORS):
-            self.connection.delete(self.key)
-            self.lock.release()
 
 
 @contextlib.contextmanager

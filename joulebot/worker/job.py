@@ -1,9 +1,9 @@
 """The RQ job function. It runs in the measurement worker's process, and only there.
 
 Jobs carry a Request as JSON and return a Result as JSON. A failure the user
-should read (unknown model, a model that cannot answer) is put in the job's
-meta as `error` before the job fails; the queue client reads that, and RQ's own
-outcome types (timeout, stopped), never the traceback text.
+should read (unknown model, a model that cannot answer, the job timeout) is
+put in the job's meta as `error` before the job fails; the queue client shows
+that. Anything else is a bug: the client names only its exception type.
 
 The station (models, meters, history) belongs to the `MeasurementWorker`; it
 hands it to the job for the job's duration through a context variable, the way
@@ -19,11 +19,12 @@ from typing import Any
 
 import redis
 from rq import get_current_job
+from rq.timeouts import JobTimeoutException
 
+from joulebot.exchange import Request
+from joulebot.keys import box_status_key
 from joulebot.models import ModelUnavailable, RunnerError, UnknownModelError
-from joulebot.queue_worker.contract import Request
-from joulebot.queue_worker.keys import box_status_key
-from joulebot.queue_worker.station import Station
+from joulebot.worker.station import Station
 
 _serving: ContextVar[Station | None] = ContextVar("joulebot_station", default=None)
 
@@ -76,5 +77,8 @@ def run_request(payload: dict[str, Any]) -> dict[str, Any]:
         result = station.run(request, stage=lambda stage: _report_stage(station, stage))
     except (RunnerError, UnknownModelError, ModelUnavailable) as exc:
         _set_error(str(exc))
+        raise
+    except JobTimeoutException:  # RQ's death penalty, raised into this frame
+        _set_error(f"the model did not finish within {station.settings.job_timeout_s} s; job failed")
         raise
     return result.model_dump(mode="json")

@@ -10,10 +10,10 @@ from __future__ import annotations
 import redis
 
 from joulebot.config import Settings
+from joulebot.keys import catalog_key
 from joulebot.models import Catalog
 from joulebot.models.inventory import current_catalog
-from joulebot.queue_worker import connection as conn
-from joulebot.queue_worker.keys import catalog_key
+from joulebot.queueing import connection as conn
 
 
 def publish_catalog(connection: redis.Redis, queue_name: str, catalog: Catalog) -> None:

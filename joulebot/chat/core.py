@@ -12,19 +12,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import redis
-from rq.exceptions import NoSuchJobError
 
-from joulebot.bots.core import InputError, build_request
-from joulebot.bots.footer import energy_ratio, footer, sig
-from joulebot.bots.limits import RateLimiter
+from joulebot.chat.build import InputError, build_request
+from joulebot.chat.deliveries import Delivery, DeliveryBook
+from joulebot.chat.footer import energy_ratio, footer, sig
+from joulebot.chat.limits import RateLimiter
+from joulebot.chat.status import status_text
 from joulebot.config import Settings
+from joulebot.exchange import Request, Result, Units
 from joulebot.history import HistoryStore
 from joulebot.history.store import by_basis
+from joulebot.keys import commands_key
 from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
-from joulebot.queue_worker.client import JobError, Progress, QueueClient
-from joulebot.queue_worker.contract import Request, Result, Units
-from joulebot.queue_worker.deliveries import Delivery, DeliveryBook
-from joulebot.queue_worker.published import catalog_for_front_end
+from joulebot.queueing.catalog import catalog_for_front_end
+from joulebot.queueing.client import JobError, QueueClient
 
 ProgressHandler = Callable[[str], Awaitable[None]]
 
@@ -40,21 +41,6 @@ Send any text to ask your default model, or:
 /history — your last exchanges
 /stats — average energy per model
 /forget — delete your prompts and answers"""
-
-
-def status_text(progress: Progress) -> str:
-    """The status line a chat shows while a job waits or runs."""
-    if progress.state == "queued":
-        position = "" if progress.position is None else f" — position {progress.position + 1}"
-        box = f" · box {progress.box_status}" if progress.box_status else ""
-        waiting = "" if progress.workers else " (waiting for the measurement worker)"
-        return f"⏳ queued{position}{waiting}{box}"
-    if progress.state == "generating":
-        return "✍️ generating"
-    box = progress.box or "the measurement box"
-    if progress.state.startswith("cooling down"):
-        return f"⚙️ running on {box} · cooling down"
-    return f"⚙️ running on {box} · {progress.state}"
 
 
 @dataclass
@@ -95,7 +81,7 @@ class ChatCore:
         self.settings = settings
         self.platform = platform
         self.client = QueueClient(settings)
-        self.history = HistoryStore(settings.sqlalchemy_url)
+        self.history = HistoryStore.open(settings.sqlalchemy_url)
         self.deliveries = DeliveryBook(self.client.connection, platform)
         self.rate = RateLimiter(self.client.connection, platform, settings.max_prompts_per_minute)
 
@@ -174,7 +160,7 @@ class ChatCore:
         first = requests[0]
         delivery = Delivery(
             request_ids=[r.id for r in requests], platform=self.platform, user_id=first.user_id,
-            chat_id=first.chat_id or "", kind="compare" if len(requests) > 1 else "ask", units=first.units,
+            chat_id=first.chat_id or "", units=first.units,
             status_message_id=status_message_id, reply_to=reply_to,
         )  # fmt: skip
         self.deliveries.add(delivery)  # before queueing: a crash in between leaves a delivery, not a lost answer
@@ -186,10 +172,7 @@ class ChatCore:
         """Wait for every Result of a delivery, reporting status text as it changes."""
         results = []
         for request_id in delivery.request_ids:
-            try:
-                job = await asyncio.to_thread(self.client.job, request_id)
-            except NoSuchJobError:
-                raise JobError("this answer expired before it could be delivered; please ask again") from None
+            job = await asyncio.to_thread(self.client.job, request_id)  # JobGone if it expired
             while True:
                 result = await asyncio.to_thread(self.client.poll, job, 1)
                 if result is not None:
@@ -197,6 +180,30 @@ class ChatCore:
                     break
                 await on_status(status_text(await asyncio.to_thread(self.client.progress, job)))
         return results
+
+    # -- what is owed ---------------------------------------------------------
+    def pending_deliveries(self) -> list[Delivery]:
+        """Answers this platform still owes (from before a restart, too)."""
+        return self.deliveries.pending()
+
+    def delivered(self, delivery: Delivery) -> None:
+        self.deliveries.done(delivery)
+
+    def commands_registered(self, digest: str) -> bool:
+        """The platform's command list with this digest was registered already (Discord limits it)."""
+        stored = self.client.connection.get(commands_key(self.platform, self.settings.queue_name))
+        return stored is not None and stored.decode() == digest
+
+    def note_commands_registered(self, digest: str) -> None:
+        self.client.connection.set(commands_key(self.platform, self.settings.queue_name), digest)
+
+    @staticmethod
+    async def text_of(produce: Callable[[], str]) -> str:
+        """Run a blocking reply builder (history, catalog) off the event loop; a refusal is its text."""
+        try:
+            return await asyncio.to_thread(produce)
+        except InputError as exc:
+            return str(exc)
 
     # -- reading ------------------------------------------------------------
     def models_text(self) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import psutil
 import redis
 
-from joulebot.queue_worker.keys import box_lock_key
+from joulebot.keys import box_lock_key
 
 # Renew only while we still hold it: a lock that lapsed and was taken over stays the new holder's.
 _RENEW = """

@@ -8,13 +8,12 @@ Results wait in Redis (for `RESULT_TTL_S`), not in the bot's memory.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
 
 import redis
 from pydantic import BaseModel, Field
 
-from joulebot.queue_worker.contract import Units
-from joulebot.queue_worker.keys import deliveries_key, user_deliveries_key
+from joulebot.exchange import Units
+from joulebot.keys import deliveries_key, user_deliveries_key
 
 
 class Delivery(BaseModel):
@@ -22,7 +21,6 @@ class Delivery(BaseModel):
     platform: str
     user_id: str
     chat_id: str
-    kind: Literal["ask", "compare"]
     units: Units
     status_message_id: str | None = None  # the message to replace with the answer
     reply_to: str | None = None  # platform extras (e.g. an interaction token)

@@ -11,9 +11,9 @@ import logging
 import redis
 from sqlalchemy.exc import IntegrityError
 
+from joulebot.exchange import Result
 from joulebot.history import HistoryStore
-from joulebot.queue_worker.contract import Result
-from joulebot.queue_worker.keys import history_outbox_key
+from joulebot.keys import history_outbox_key
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,9 @@
 """Submitting a Request and waiting for its Result: what every front end uses.
 
 The Result waits in Redis (for `RESULT_TTL_S`), keyed by the request id, so a
-front end that restarts can still collect it with `fetch(request_id)`.
+front end that restarts can still collect it with `job(request_id)`. RQ stays
+behind this module: front ends see our exceptions (JobError and its kinds),
+never RQ's.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from dataclasses import dataclass
 
 import redis
 from rq import Queue, Worker
+from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.results import Result as RQResult
 
 from joulebot.config import Settings
-from joulebot.queue_worker import connection as conn
-from joulebot.queue_worker.contract import Request, Result
-from joulebot.queue_worker.embedded import embedded_worker_alive, ensure_embedded_stack
-from joulebot.queue_worker.keys import JOB_FUNCTION, alive_key, box_status_key
+from joulebot.exchange import Request, Result
+from joulebot.keys import JOB_FUNCTION, alive_key, box_status_key
+from joulebot.queueing import connection as conn
+from joulebot.queueing.embedded import embedded_worker_alive, ensure_embedded_stack
 
 
 class JobError(RuntimeError):
@@ -26,7 +29,11 @@ class JobError(RuntimeError):
 
 
 class QueueUnavailable(JobError):
-    pass
+    """Redis cannot be reached (or the embedded one cannot be started)."""
+
+
+class JobGone(JobError):
+    """The job is no longer in Redis: its Result expired, or it was never queued there."""
 
 
 @dataclass(frozen=True)
@@ -36,14 +43,6 @@ class Progress:
     workers: int = 0  # workers serving the queue
     box_status: str | None = None  # e.g. "cooling down (…)" while the worker waits
     box: str | None = None  # the measurement box running the job
-
-    def text(self) -> str:
-        if self.state == "queued":
-            ahead = "" if self.position is None else f" — position {self.position + 1}"
-            waiting = "" if self.workers else " (waiting for a worker)"
-            box = f" · box {self.box_status}" if self.box_status else ""
-            return f"queued{ahead}{waiting}{box}"
-        return self.state
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -81,7 +80,20 @@ class QueueClient:
             raise QueueUnavailable(f"the queue is unavailable ({conn.describe(self.settings)}); try again") from exc
 
     def job(self, request_id: str) -> Job:
-        return Job.fetch(request_id, connection=self.connection, serializer=self.queue.serializer)
+        try:
+            return Job.fetch(request_id, connection=self.connection, serializer=self.queue.serializer)
+        except NoSuchJobError:
+            raise JobGone("this answer expired before it could be delivered; please ask again") from None
+
+    def resumable(self, request_id: str) -> Job | None:
+        """A job queued earlier that still waits, runs or holds its Result; None if it must be queued again."""
+        try:
+            job = self.job(request_id)
+        except JobGone:
+            return None
+        if job.get_status() in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, None):
+            return None
+        return job
 
     def progress(self, job: Job) -> Progress:
         status = job.get_status(refresh=True)
@@ -150,12 +162,10 @@ class QueueClient:
         job.refresh()
         if "error" in job.meta:
             raise JobError(job.meta["error"])
-        exc = outcome.exc_string or ""
-        if "JobTimeoutException" in exc:
-            raise JobError(f"the model did not finish within {self.settings.job_timeout_s} s; job failed")
         if outcome.type == RQResult.Type.STOPPED:
             raise JobError("the job was stopped before it finished")
-        last_line = exc.strip().splitlines()[-1] if exc.strip() else "unknown error"
+        exc = (outcome.exc_string or "").strip()
+        last_line = exc.splitlines()[-1] if exc else "unknown error"
         raise JobError(f"the worker failed: {last_line.split(':')[0]} (see the worker log)")
 
     def cancel(self, job: Job) -> bool:

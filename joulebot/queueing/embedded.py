@@ -19,8 +19,8 @@ import psutil
 import redis
 
 from joulebot.config import Settings
-from joulebot.queue_worker import connection as conn
-from joulebot.queue_worker.box_lock import BoxLock
+from joulebot.queueing import connection as conn
+from joulebot.queueing.box_lock import BoxLock
 
 
 def pid_path(settings: Settings) -> Path:

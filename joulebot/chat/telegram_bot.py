@@ -29,16 +29,15 @@ from telegram.ext import (
     filters,
 )
 
-from joulebot.bots.chat import HELP, ChatCore, InputError, JobError, Reply, make_reply
-from joulebot.bots.telegram_format import split_html, to_html, visible_text
+from joulebot.chat.core import HELP, ChatCore, InputError, JobError, Reply, make_reply
+from joulebot.chat.deliveries import Delivery
+from joulebot.chat.telegram_format import split_html, to_html, visible_text
 from joulebot.config import Settings
-from joulebot.queue_worker.deliveries import Delivery
 
 log = logging.getLogger(__name__)
 
 STATUS_EDIT_INTERVAL_S = 2.0
 SEND_ATTEMPTS = 6
-COMMANDS = ("start", "help", "ask", "compare", "model", "models", "units", "history", "stats", "forget")
 
 
 def _seconds(retry_after) -> float:
@@ -90,8 +89,15 @@ class TelegramBot:
             .post_init(self._resume)
             .build()
         )
-        for name in COMMANDS:
-            app.add_handler(CommandHandler(name, self._guarded(getattr(self, f"_cmd_{name}"))))
+        app.add_handler(CommandHandler(["start", "help"], self._guarded(self._cmd_start)))
+        app.add_handler(CommandHandler("ask", self._guarded(self._cmd_ask)))
+        app.add_handler(CommandHandler("compare", self._guarded(self._cmd_compare)))
+        app.add_handler(CommandHandler("model", self._guarded(self._cmd_model)))
+        app.add_handler(CommandHandler("models", self._guarded(self._cmd_models)))
+        app.add_handler(CommandHandler("units", self._guarded(self._cmd_units)))
+        app.add_handler(CommandHandler("history", self._guarded(self._cmd_history)))
+        app.add_handler(CommandHandler("stats", self._guarded(self._cmd_stats)))
+        app.add_handler(CommandHandler("forget", self._guarded(self._cmd_forget)))
         app.add_handler(CallbackQueryHandler(self._guarded(self._on_button)))
         app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self._guarded(self._on_text)))
         app.add_error_handler(self._on_error)
@@ -114,7 +120,7 @@ class TelegramBot:
     async def _resume(self, app: Application) -> None:
         """Deliver what a previous run of the bot still owed."""
         await asyncio.to_thread(self.core.ensure_queue)
-        pending = await asyncio.to_thread(self.core.deliveries.pending)
+        pending = await asyncio.to_thread(self.core.pending_deliveries)
         for delivery in pending:
             self._background(self._follow(app.bot, delivery))
         if pending:
@@ -171,7 +177,7 @@ class TelegramBot:
         else:
             reply = make_reply(results, delivery.units)
         if await self._deliver(bot, delivery, reply):
-            await asyncio.to_thread(self.core.deliveries.done, delivery)
+            await asyncio.to_thread(self.core.delivered, delivery)
         # else: it stays owed in Redis, and the next start of the bot sends it again
 
     async def _deliver(self, bot, delivery: Delivery, reply: Reply) -> bool:
@@ -229,8 +235,6 @@ class TelegramBot:
 
     async def _cmd_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await update.effective_message.reply_text(HELP)
-
-    _cmd_help = _cmd_start
 
     async def _cmd_ask(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         text = self._argument(update.effective_message)
@@ -293,29 +297,23 @@ class TelegramBot:
 
     async def _reply(self, message: Message, produce: Callable[[], str]) -> None:
         """Send what `produce` (blocking: history, catalog) returns, or its refusal."""
-        try:
-            text = await asyncio.to_thread(produce)
-        except InputError as exc:
-            text = str(exc)
+        text = await self.core.text_of(produce)
         for piece in split_html(html.escape(text, quote=False)):
             await self._send(message.get_bot(), str(message.chat_id), piece, None)
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
+        await query.answer()  # first: the user's client shows a spinner until the query is answered
         user_id = str(update.effective_user.id)
         action, _, value = (query.data or "").partition(":")
-        try:
-            if action == "model":
-                text = await asyncio.to_thread(self.core.set_model, user_id, value)
-            elif action == "forget" and value == "yes":
-                text = await asyncio.to_thread(self.core.forget, user_id)
-            elif action == "forget":
-                text = "Nothing was deleted."
-            else:
-                text = "That button has expired."
-        except InputError as exc:
-            text = str(exc)
-        await query.answer()
+        if action == "model":
+            text = await self.core.text_of(lambda: self.core.set_model(user_id, value))
+        elif action == "forget" and value == "yes":
+            text = await self.core.text_of(lambda: self.core.forget(user_id))
+        elif action == "forget":
+            text = "Nothing was deleted."
+        else:
+            text = "That button has expired."
         await query.edit_message_text(text)
 
     async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -15,6 +15,7 @@ import redis
 
 from joulebot.carbon import Embodied, IntensityProvider, carbon_for
 from joulebot.config import Settings
+from joulebot.exchange import Request, Result
 from joulebot.history import HistoryStore
 from joulebot.history.categories import classify
 from joulebot.history.store import Basis
@@ -25,8 +26,7 @@ from joulebot.metering.temperature import wait_until_cool
 from joulebot.models import Catalog, ModelEntry, Runner, RunnerError
 from joulebot.models.inventory import current_catalog, ollama_runner
 from joulebot.models.llamacpp_runner import LlamaCppRunner
-from joulebot.queue_worker.contract import Request, Result
-from joulebot.queue_worker.outbox import HistoryOutbox
+from joulebot.worker.outbox import HistoryOutbox
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Station:
         self.catalog_at = time.monotonic()
         self._retention_at = float("-inf")
         self.outbox: HistoryOutbox | None = None  # the worker sets it (it holds the Redis connection)
-        self.history = history or HistoryStore(settings.sqlalchemy_url)
+        self.history = history or HistoryStore.open(settings.sqlalchemy_url)
         self.intensity = IntensityProvider.from_settings(settings)
         self.embodied = Embodied.from_settings(settings)
         self.warm: set[str] = set()  # models that had their warm-up generation since they were last loaded

@@ -6,7 +6,7 @@ Kept light to import: front ends and the worker both read it.
 from __future__ import annotations
 
 PREFIX = "joulebot"
-JOB_FUNCTION = "joulebot.queue_worker.job.run_request"
+JOB_FUNCTION = "joulebot.worker.job.run_request"
 
 
 def box_status_key(queue_name: str) -> str:
@@ -47,3 +47,13 @@ def deliveries_key(platform: str) -> str:
 def user_deliveries_key(platform: str, user_id: str) -> str:
     """The request ids one user still waits for on a platform (a set)."""
     return f"{deliveries_key(platform)}:user:{user_id}"
+
+
+def commands_key(platform: str, queue_name: str) -> str:
+    """The digest of the slash commands last registered with the platform (Discord: 200 a day)."""
+    return f"{PREFIX}:{platform}:commands:{queue_name}"
+
+
+def rate_key(platform: str, user_id: str, minute: int) -> str:
+    """Prompts one user sent in one calendar minute (expires after two)."""
+    return f"{PREFIX}:rate:{platform}:{user_id}:{minute}"

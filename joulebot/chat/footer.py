@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
+from joulebot.exchange import Result, Units
 from joulebot.metering import Energy
-from joulebot.queue_worker.contract import Result, Units
 
 
 def sig(value: float, digits: int = 3) -> str:

@@ -18,10 +18,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from joulebot.bots.core import InputError, build_request
-from joulebot.bots.footer import energy_ratio, footer, sig
+from joulebot.chat.build import InputError, build_request
+from joulebot.chat.footer import energy_ratio, footer, sig
+from joulebot.chat.status import status_text
 from joulebot.config import Settings, get_settings
-from joulebot.queue_worker.contract import Request, Result, Units
+from joulebot.exchange import Request, Result, Units
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0], pretty_exceptions_show_locals=False
@@ -43,7 +44,7 @@ def _cli_user() -> str:
 
 
 def _requests(settings: Settings, models: list[str | None], prompt: str, units: Units | None) -> list[Request]:
-    from joulebot.queue_worker.published import catalog_for_front_end
+    from joulebot.queueing.catalog import catalog_for_front_end
 
     catalog = catalog_for_front_end(settings)
     try:
@@ -61,7 +62,7 @@ def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Resul
     Ctrl-C at any point cancels what has not started (nothing recorded) and leaves a
     running answer to finish and be stored.
     """
-    from joulebot.queue_worker.client import JobError, QueueClient
+    from joulebot.queueing.client import JobError, QueueClient
 
     client = QueueClient(settings)
     jobs = []
@@ -76,7 +77,7 @@ def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Resul
         with err.status("queued", spinner="dots") as status:
             for number, job in enumerate(jobs, start=1):
                 label = f"[{number}/{len(jobs)}] " if len(jobs) > 1 else ""
-                show = None if quiet else (lambda progress, label=label: status.update(f"{label}{progress.text()}"))
+                show = None if quiet else (lambda p, label=label: status.update(f"{label}{status_text(p)}"))
                 results.append(client.wait(job, show))
     except JobError as exc:
         raise _fail(str(exc)) from None
@@ -140,7 +141,7 @@ def models(ctx: typer.Context) -> None:
     """List the models that can be asked here, and the ones that cannot (with why)."""
     if ctx.invoked_subcommand is not None:
         return
-    from joulebot.queue_worker.published import catalog_for_front_end
+    from joulebot.queueing.catalog import catalog_for_front_end
 
     settings = get_settings()
     catalog = catalog_for_front_end(settings)
@@ -162,7 +163,7 @@ def models_pull(name: Annotated[str, typer.Argument(help="catalog name, alias or
     from joulebot.models import RunnerError
     from joulebot.models.catalog import static_entries
     from joulebot.models.inventory import ollama_runner
-    from joulebot.queue_worker.published import republish_catalog
+    from joulebot.queueing.catalog import republish_catalog
 
     settings = get_settings()
     runner = ollama_runner(settings)
@@ -222,7 +223,7 @@ def history(
     """Show your last exchanges, newest first (or export them, or forget a user)."""
     from joulebot.history import HistoryStore
 
-    store = HistoryStore(get_settings().sqlalchemy_url)
+    store = HistoryStore.open(get_settings().sqlalchemy_url)
     if forget:
         platform, _, user_id = forget.rpartition(":")
         n = store.forget(platform or "cli", user_id)
@@ -250,11 +251,11 @@ def history(
 @app.command()
 def stats(as_csv: Annotated[bool, typer.Option("--csv", help="per model and category, as CSV")] = False) -> None:
     """Which model is greener for which kind of task: mean SCI and energy per answer."""
-    from joulebot.bots.bench import csv_row, table
+    from joulebot.campaign.runner import csv_row, table
     from joulebot.history import HistoryStore
     from joulebot.history.categories import accuracy
 
-    rows = HistoryStore(get_settings().sqlalchemy_url).category_stats()
+    rows = HistoryStore.open(get_settings().sqlalchemy_url).category_stats()
     if as_csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=list(csv_row(rows[0])) if rows else ["model"])
         writer.writeheader()
@@ -285,7 +286,7 @@ def bench(
     """Run the shipped prompt sets through the real queue and worker; print the model × task table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from joulebot.bots.bench import heatmap, plan, run_bench, table, write_csv
+    from joulebot.campaign.runner import heatmap, plan, run_bench, table, write_csv
 
     settings = get_settings()
     try:
@@ -300,7 +301,7 @@ def bench(
         def tick(request_id: str) -> None:
             progress.update(task, advance=1, description=request_id.removeprefix(f"bench-{run}-"))
 
-        from joulebot.queue_worker.client import JobError
+        from joulebot.queueing.client import JobError
 
         try:
             outcome = run_bench(settings, requests, run, tick)
@@ -331,7 +332,7 @@ def worker(
 ) -> None:
     """Run the measurement worker (one per metered box)."""
     from joulebot.config.logs import configure_logging
-    from joulebot.queue_worker.worker import WorkerExit, serve
+    from joulebot.worker.measurement_worker import WorkerExit, serve
 
     settings = get_settings()
     configure_logging(settings)
@@ -344,7 +345,7 @@ def worker(
 @app.command()
 def stop() -> None:
     """Stop the embedded worker and Redis (they also stop by themselves when idle)."""
-    from joulebot.queue_worker.embedded import stop_embedded_stack
+    from joulebot.queueing.embedded import stop_embedded_stack
 
     settings = get_settings()
     if not settings.embedded_redis:
@@ -445,7 +446,7 @@ def meter_simulate(
 @app.command()
 def telegram() -> None:
     """Run the Telegram bot (long polling, or a webhook with TELEGRAM_WEBHOOK_URL)."""
-    from joulebot.bots.telegram_bot import TelegramBot
+    from joulebot.chat.telegram_bot import TelegramBot
     from joulebot.config.logs import configure_logging
 
     settings = get_settings()
@@ -460,7 +461,7 @@ def discord(
     sync: Annotated[bool, typer.Option("--sync", help="register the slash commands now (else only on change)")] = False,
 ) -> None:
     """Run the Discord bot (slash commands /ask, /compare, /model, /models, /units, /history, /forget, /stats)."""
-    from joulebot.bots.discord_bot import run
+    from joulebot.chat.discord_bot import run
     from joulebot.config.logs import configure_logging
 
     settings = get_settings()

@@ -1,1 +1,0 @@
-"""Front ends (terminal, Telegram, Discord) and the platform-neutral core they share."""
