@@ -7,6 +7,7 @@ shares no constant with the driver: its register map, byte values and scaling ar
 from __future__ import annotations
 
 import ast
+import math
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from joulebot.metering.mcp39f511n import (
     write_frame,
 )
 from joulebot.metering.mcp39f511n_sim import SimulatedMCP39F511N, Steps
-from joulebot.metering.sampling import MeterSetupRefused, MeterUnavailable, integrate
+from joulebot.metering.sampling import BlockAverages, MeterSetupRefused, MeterUnavailable, integrate
 
 IDLE_W, BUSY_W = 60.0, 150.0
 
@@ -247,3 +248,40 @@ def test_the_factory_interval_is_accounted_for_too(seconds):
     assert abs(measured - truth) <= uncertainty, (measured, uncertainty, truth)
     assert (old - truth) / truth < -0.1, "stamping at read time loses the lag (what this change fixes)"
     assert abs(measured - truth) < abs(old - truth) / 2
+
+
+def register_reads(period: float, phase: float, start: float, stop: float, read_at: list[float]) -> list:
+    """What a chip averaging over `period` shows at each read time, for a 60 → 150 → 60 W pulse."""
+
+    def energy(t0: float, t1: float) -> float:
+        busy = max(0.0, min(t1, stop) - max(t0, start))
+        return IDLE_W * (t1 - t0) + (BUSY_W - IDLE_W) * busy
+
+    def shown(t: float) -> float:
+        begin = phase + (math.floor((t - phase) / period) - 1) * period  # the last completed interval
+        return round(energy(begin, begin + period) / period, 2)
+
+    return [(t, shown(t)) for t in read_at]
+
+
+@pytest.mark.parametrize("stall_at", [0.0, 0.1, 0.25, 0.45])
+def test_a_sampler_held_up_widens_the_band_instead_of_missing_the_truth(stall_at):
+    period, start, stop = 0.04, 1.0, 1.5
+    times = [start + 0.001 + 0.01 * k for k in range(70)]
+    times = [t for t in times if not start + stall_at < t < start + stall_at + 0.15]  # 150 ms without a read
+    samples = register_reads(period, 0.013, start, stop, times)
+    account = BlockAverages(period).account(samples, start, stop)
+    truth = BUSY_W * (stop - start)
+    assert abs(account.joules - truth) <= account.uncertainty_j + 0.005 * truth
+    assert 0.05 < account.blind_s <= 0.16  # the part of the stall inside the window (shifted by one interval)
+
+
+def test_a_window_the_sampler_mostly_missed_has_no_figure():
+    with SimulatedMCP39F511N(power_w=80.0) as sim:
+        meter = McpMeter(sim.port, timeout_s=0.3)
+        window = meter.start()
+        window._stop.set()  # the sampling thread stops reading: as if starved for the whole window
+        time.sleep(0.3)
+        window._stop.clear()
+        reading = window.stop()
+    assert reading.joules is None and reading.error.startswith("read too rarely: the sampler was held up for")

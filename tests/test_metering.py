@@ -52,8 +52,9 @@ def test_box_idle_baseline_and_attributable_energy():
     value, energy = box.measure(lambda: _spin(0.3))
     assert value > 0
     assert energy.idle == idle
-    assert energy.attributable_j == pytest.approx(energy.total_j - idle.watts * energy.seconds)
-    assert 0 < energy.attributable_j < energy.total_j
+    # above idle: never negative (a busy shared box can idle higher than it answers)
+    assert energy.attributable_j == pytest.approx(max(0.0, energy.total_j - idle.watts * energy.seconds))
+    assert 0 <= energy.attributable_j < energy.total_j
     assert energy.measured is False
     # the estimate's honest band: ±100 %; above idle adds the idle baseline's own spread
     assert energy.uncertainty_j == pytest.approx(energy.total_j)

@@ -39,6 +39,7 @@ class MeterSetupRefused(MeterUnavailable):
 class Account:
     joules: float
     uncertainty_j: float  # ± J, about 95 %, from timing and averaging (the accuracy class is added by the caller)
+    blind_s: float = 0.0  # how much of the window the meter was not read often enough to see
 
 
 class Integrator(Protocol):
@@ -118,6 +119,8 @@ class BlockAverages:
             if i < 0 or i + 1 >= len(changes):
                 return None
             (c1, h1, _), (c2, h2, _) = changes[i], changes[i + 1]
+            if max(h1, h2) > period / 4:
+                return None  # a bound not seen closely enough (the sampler was held up): keep it uniform
             if abs(c2 - c1 - period) > period / 4 + h1 + h2:
                 return None  # several intervals of the same mean: the cut one cannot be told apart
             begin, end = c1 - period, c2 - period
@@ -134,14 +137,25 @@ class BlockAverages:
             # uniform: mean over the inside part; instead, the outside part at its neighbour's mean
             joules += (mean - before) * (edge - begin) if inside_after else (mean - after) * (end - edge)
 
-        timing = math.sqrt(sum((half * step) ** 2 for t, half, step in changes if a < t < b))
+        # each seen step: ± half its gap. A gap longer than an interval (the sampler was held up)
+        # hides whole intervals whose means are unknown: that stretch counts ± its length × the
+        # highest mean seen around it (the load could have been anything from nothing to that twice)
+        timing = math.sqrt(sum((half * step) ** 2 for t, half, step in changes if a < t < b and 2 * half <= period))
+        blind_s = 0.0
+        # the window opened at `start` and ends being seen at b: reads missing there are gaps too
+        edges_read = [(min(start, times[0]), samples[0][1]), *samples, (max(b, times[-1]), samples[-1][1])]
+        for (t0, _), (t1, _) in itertools.pairwise(edges_read):
+            blind = min(t1, b) - max(t0, a)
+            if t1 - t0 > period and blind > 0:
+                blind_s += blind
+                timing += blind * max(p for t, p in edges_read if t0 - period <= t <= t1 + period)
         edges = 0.0
         for edge in (start, stop):
             # R at edge: the interval before the cut one; at edge + period: the cut one; then the one after
             around = [value_at(edge), *(p for t, p in samples if edge <= t <= edge + 2 * period)]
             around.append(value_at(edge + 2 * period))
             edges += period * (max(around) - min(around))
-        return Account(joules, edges + timing)
+        return Account(joules, edges + timing, blind_s)
 
 
 class SampledWindow(Window):
@@ -216,6 +230,12 @@ class SampledWindow(Window):
                 samples=len(self.samples), error=self.error or "no sample", update_s=self.update_s,
             )  # fmt: skip
         account = self.integrator.account(self.samples, self.start, end)
+        if account.blind_s > seconds / 2:
+            return Reading(
+                source=self.source, scope=self.scope, measured=True, joules=None, seconds=seconds,
+                samples=len(self.samples), update_s=self.update_s,
+                error=f"read too rarely: the sampler was held up for {account.blind_s:.2f} s of {seconds:.2f} s",
+            )  # fmt: skip
         resolution = self.lsb_w * seconds
         uncertainty = self.accuracy * abs(account.joules) + math.hypot(account.uncertainty_j, resolution)
         return Reading(
