@@ -14,7 +14,7 @@ from factories import NOW, make_result
 
 from joulebot.history import HistoryStore
 from joulebot.history.categories import CATEGORIES, accuracy, classify, prompt_set
-from joulebot.history.store import Basis, migrate
+from joulebot.history.store import migrate, wilson
 
 HELD_OUT = Path(__file__).parent / "data" / "heldout_prompts.tsv"
 
@@ -31,7 +31,9 @@ def test_migrations_up_from_empty_and_idempotent(url):
     with store.engine.connect() as connection:
         assert connection.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == "0014"
         tables = set(sqlalchemy.inspect(connection).get_table_names())
+        columns = {c["name"] for c in sqlalchemy.inspect(connection).get_columns("exchanges")}
     assert {"users", "exchanges", "alembic_version"} <= tables
+    assert {"correct", "score", "score_note"} <= columns
     migrate(store.engine)  # a second start changes nothing
     store.record(make_result())
     assert len(HistoryStore.open(url).recent("cli", "alice")) == 1
@@ -56,64 +58,105 @@ def test_classifier_accuracy_on_shipped_and_held_out_prompts():
     assert held_out >= 0.85
 
 
-def test_category_statistics_with_spread_and_the_greener_hint(tmp_path):
-    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
-    for energy in (40.0, 60.0, 50.0, 45.0, 55.0):
-        store.record(make_result(model="mistral", total_j=energy, prompt="Translate 'hi' into French."))
-    for energy in (4.0, 6.0, 5.0, 5.0, 5.0):
-        store.record(make_result(model="tinyllama", total_j=energy, prompt="Translate 'yes' into German."))
+def _record_scored(store: HistoryStore, model: str, energies: list[float], right: int, **kwargs) -> None:
+    """Answers of one model, the first `right` of them scored correct and the rest wrong."""
+    for number, energy in enumerate(energies):
+        exchange_id = store.record(make_result(model=model, total_j=energy, **kwargs))
+        store.set_score(exchange_id, number < right, float(number < right), "test")
+
+
+def test_category_statistics_with_spread_and_the_greener_hint(url):
+    store = HistoryStore.open(url)
+    _record_scored(store, "mistral", [40.0, 60.0, 50.0, 45.0, 55.0], right=4)
+    _record_scored(store, "tinyllama", [4.0, 6.0, 5.0, 5.0, 5.0], right=3)
+    _record_scored(store, "qwen", [1.0] * 10, right=1)
     stats = {(s.model, s.category): s for s in store.category_stats()}
     mistral = stats[("mistral", "questions")]  # make_result does not set a category: the default bucket
     assert mistral.answers == 5 and mistral.mean_total_j == pytest.approx(50.0)
     assert mistral.stdev_total_j == pytest.approx(7.9057, rel=1e-3)
+    assert (mistral.scored, mistral.correct, mistral.accuracy) == (5, 4, pytest.approx(0.8))
+    assert mistral.j_per_correct == pytest.approx(250.0 / 4)
+    assert mistral.box == "testbox" and mistral.energy_source == "estimate" and not mistral.measured
     # t(4) × s/√5 from the scatter, plus each answer's own ±100 % (estimates) shrunk by √5
     assert mistral.ci95_total_j == pytest.approx(2.776 * 7.9057 / 5**0.5 + 50.0 / 5**0.5, rel=1e-3)
-    assert not mistral.measured and mistral.energy_source == "estimate" and mistral.box == "testbox"
-    estimates = Basis(box="testbox", energy_source="estimate", measured=False)
-    hint = store.greener_hint("questions", "mistral", ["mistral", "tinyllama"], estimates)
-    assert hint == "for questions, tinyllama averaged 10× less energy than mistral here (estimates, not measurements)"
-    assert store.greener_hint("questions", "tinyllama", ["mistral", "tinyllama"], estimates) is None
-    assert store.greener_hint("questions", "mistral", ["mistral", "tinyllama"], estimates, min_answers=6) is None
-    assert store.greener_hint("questions", "mistral", ["mistral", "tinyllama"], estimates.model_copy(
-        update={"box": "elsewhere"})) is None  # fmt: skip
+
+    # 3/5 right: its interval (23–88 %) reaches mistral's 80 %; qwen's 1/10 (2–40 %) does not, greener as it is
+    def hint(model: str, candidates: list[str], box: str = "testbox", source: str = "estimate", **kw) -> str | None:
+        return store.greener_hint("questions", model, candidates, box=box, source=source, **kw)
+
+    everyone = ["mistral", "tinyllama", "qwen"]
+    assert hint("mistral", everyone) == (
+        "as accurate on questions here (60% vs 80% right), tinyllama used 10× less energy than mistral"
+        " (estimates, not measurements)"
+    )
+    assert hint("tinyllama", everyone) is None
+    assert hint("mistral", everyone, box="otherbox") is None and hint("mistral", everyone, source="rapl") is None
+    assert hint("mistral", ["mistral"]) is None and hint("mistral", everyone, min_scored=6) is None
+    store.engine.dispose()
 
 
-def test_measured_and_estimated_answers_are_never_averaged_or_compared(tmp_path):
+def test_no_greener_hint_without_scores_and_none_across_meters(tmp_path):
+    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    for energy in (40.0, 60.0, 50.0, 45.0, 55.0):
+        store.record(make_result(model="mistral", total_j=energy))
+        store.record(make_result(model="tinyllama", total_j=energy / 10))
+    assert store.greener_hint("questions", "mistral", ["tinyllama"], box="testbox", source="estimate") is None
+    _record_scored(store, "tinyllama", [1.0] * 5, right=5, source="rapl", measured=True)
+    _record_scored(store, "mistral", [50.0] * 5, right=5, source="rapl", measured=True)
+    stats = store.category_stats()
+    assert {(s.model, s.energy_source, s.scored) for s in stats} == {
+        ("mistral", "estimate", 0), ("tinyllama", "estimate", 0), ("mistral", "rapl", 5), ("tinyllama", "rapl", 5),
+    }  # fmt: skip
+    hint = store.greener_hint("questions", "mistral", ["tinyllama"], box="testbox", source="rapl")
+    assert hint == "as accurate on questions here (100% vs 100% right), tinyllama used 50× less energy than mistral"
+
+
+def test_wilson_interval():
+    assert wilson(0, 5) == (0.0, pytest.approx(0.4345, abs=1e-4))
+    assert wilson(5, 5) == (pytest.approx(0.5655, abs=1e-4), 1.0)
+    low, high = wilson(8, 10)
+    assert low == pytest.approx(0.4902, abs=1e-4) and high == pytest.approx(0.9433, abs=1e-4)
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_unscored_answers_are_neither_right_nor_wrong(tmp_path):
+    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    right = store.record(make_result(total_j=10.0))
+    unscored = store.record(make_result(total_j=30.0))
+    store.set_score(right, True, 1.0, "names Paris")
+    store.set_score(unscored, None, None, "unscored: no reference for this prompt")
+    (only,) = store.category_stats()
+    assert (only.answers, only.scored, only.correct, only.accuracy) == (2, 1, 1, 1.0)
+    assert only.j_per_correct == pytest.approx(10.0), "energy per correct counts the scored answers only"
+
+
+def test_measured_and_estimated_answers_are_never_averaged_together(tmp_path):
     store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     for energy in (40.0, 60.0, 50.0, 45.0, 55.0):  # five estimates of mistral
         store.record(make_result(model="mistral", total_j=energy))
     store.record(make_result(model="mistral", total_j=500.0, measured=True, source="mcp39f511n"))
     for energy in (5.0, 5.1, 4.9, 5.0, 5.0):  # tinyllama, measured at the wall, on another box
         store.record(make_result(model="tinyllama", total_j=energy, measured=True, source="mcp39f511n", box="b2"))
-    for energy in (4.0, 4.1, 3.9, 4.0, 4.0):  # tinyllama, measured at the wall, on this box
-        store.record(make_result(model="tinyllama", total_j=energy, measured=True, source="mcp39f511n"))
     rows = {(s.model, s.box, s.energy_source, s.measured): s for s in store.model_stats()}
-    assert rows[("mistral", "testbox", "estimate", False)].answers == 5
+    assert set(rows) == {
+        ("mistral", "testbox", "estimate", False), ("mistral", "testbox", "mcp39f511n", True),
+        ("tinyllama", "b2", "mcp39f511n", True),
+    }  # fmt: skip
+    assert rows[("mistral", "testbox", "estimate", False)].mean_total_j == pytest.approx(50.0)
     assert rows[("mistral", "testbox", "mcp39f511n", True)].mean_total_j == pytest.approx(500.0)
-    assert rows[("tinyllama", "b2", "mcp39f511n", True)].answers == 5
-    wall = Basis(box="testbox", energy_source="mcp39f511n", measured=True)
-    estimate = Basis(box="testbox", energy_source="estimate", measured=False)
-    # mistral has one wall answer here (fewer than 5): no hint, however its estimates compare
-    assert store.greener_hint("questions", "mistral", ["mistral", "tinyllama"], wall) is None
-    assert "tinyllama" not in (store.greener_hint("questions", "mistral", ["mistral", "tinyllama"], estimate) or "")
-    for energy in (500.0, 510.0, 490.0, 505.0):
-        store.record(make_result(model="mistral", total_j=energy, measured=True, source="mcp39f511n"))
-    hint = store.greener_hint("questions", "mistral", ["mistral", "tinyllama"], wall)
-    assert hint == "for questions, tinyllama averaged 125× less energy than mistral here"
-
-    single = next(s for s in store.category_stats() if s.model == "mistral" and s.measured)
-    assert single.ci95_total_j > 0
+    single = rows[("mistral", "testbox", "mcp39f511n", True)]
+    assert single.ci95_total_j == pytest.approx(0.01 * 500.0), "one answer: its own band"
 
 
 def test_a_cell_of_three_answers_says_how_little_it_knows(tmp_path):
+    from joulebot.campaign.runner import table, with_band
+
     store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     for energy in (40.0, 60.0, 50.0):
         store.record(make_result(model="m", total_j=energy, measured=True, source="mcp39f511n", uncertainty_j=1.0))
     (row,) = store.category_stats()
     assert row.ci95_total_j == pytest.approx(4.303 * 10.0 / 3**0.5 + 1.0 / 3**0.5, rel=1e-3)  # ≈ ± 25 J
-    from joulebot.campaign.runner import table
-
-    assert "50.00 ± 25 (3)" in table([row], lambda r: r.mean_total_j, lambda r: r.ci95_total_j)
+    assert "50.0 ± 25 (3)" in table([row], with_band(lambda r: r.mean_total_j, lambda r: r.ci95_total_j))
 
 
 def test_stats_label_estimates_in_the_table_and_the_csv(settings):
@@ -122,8 +165,8 @@ def test_stats_label_estimates_in_the_table_and_the_csv(settings):
     store.record(make_result(model="m", total_j=4.0, measured=True, source="rapl+nvml", scope="components"))
     proc = run_cli(settings, "stats")
     assert proc.returncode == 0, proc.stderr
-    assert "testbox · estimate (estimated, not a measurement):" in proc.stdout
-    assert "testbox · rapl+nvml (measured):" in proc.stdout
+    assert "m @ testbox (estimate)" in proc.stdout and "m @ testbox (rapl+nvml)" in proc.stdout
+    assert "energy: estimated (no meter) on testbox; measured by rapl+nvml on testbox" in proc.stdout
     rows = list(csv.DictReader(io.StringIO(run_cli(settings, "stats", "--csv").stdout)))
     kinds = {(r["energy_source"], r["kind"]) for r in rows}
     assert kinds == {("estimate", "estimated (not a measurement)"), ("rapl+nvml", "measured")}
@@ -157,6 +200,10 @@ def test_bench_end_to_end_resumes_and_writes_the_table(embedded, tmp_path):
         ("smollm2-135m", "translation", "2"),
     }
     assert (out / "default.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    answers = list(csv.DictReader((out / "default-answers.csv").open()))
+    assert len(answers) == 4 and all(a["correct"] in ("True", "False") for a in answers), "every answer is scored"
+    assert "accuracy (share correct, 95 % Wilson interval in %)" in first.stdout
+    assert "energy per correct answer" in first.stdout and "SCI per correct answer" in first.stdout
 
     stats = run_cli(embedded, "stats", "--csv")
     assert len(list(csv.DictReader(io.StringIO(stats.stdout)))) == 2

@@ -243,7 +243,11 @@ class ChatCore:
             lines.append(f"{basis.label()}:")
             for category in sorted({r.category for r in group}):
                 ranked = sorted((r for r in group if r.category == category), key=lambda r: r.mean_total_j)
-                cells = [f"{r.model} {sig(r.mean_total_j)} ± {sig(r.ci95_total_j, 2)} J ({r.answers})" for r in ranked]
+                cells = [
+                    f"{r.model} {sig(r.mean_total_j)} ± {sig(r.ci95_total_j, 2)} J ({r.answers}"
+                    + (f", {r.accuracy:.0%} right of {r.scored} checked)" if r.accuracy is not None else ")")
+                    for r in ranked
+                ]
                 lines.append(f"• {category}: " + " · ".join(cells))
         return "\n".join(lines)
 

@@ -11,12 +11,22 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine
+from sqlalchemy import Engine, case, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, create_engine, select
 
 from joulebot.exchange import Result
 from joulebot.history.tables import Exchange, User
+
+
+def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95 % by default) of a share correct: sound for small n and 0 % or 100 %."""
+    if n == 0:
+        return 0.0, 1.0
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 class Basis(BaseModel):
@@ -39,7 +49,7 @@ class CategoryStats(BaseModel):
     model: str
     category: str
     box: str
-    energy_source: str
+    energy_source: str  # never averaged across boxes or meters: each pair is its own row
     measured: bool  # False: every figure of this row is an estimate
     answers: int
     mean_total_j: float
@@ -50,10 +60,27 @@ class CategoryStats(BaseModel):
     ci95_sci_g: float | None
     j_per_token: float | None
     stdev_total_j: float  # spread of the total energy between answers (0 for one answer)
+    scored: int = 0  # answers checked against a reference (unscored ones are neither right nor wrong)
+    correct: int = 0
+    accuracy: float | None = None  # correct ÷ scored
+    accuracy_low: float | None = None  # 95 % Wilson interval
+    accuracy_high: float | None = None
+    j_per_correct: float | None = None  # total energy of the scored answers ÷ correct answers
+    sci_per_correct_g: float | None = None  # SCI of the scored answers ÷ correct answers
 
     @property
     def basis(self) -> Basis:
         return Basis(box=self.box, energy_source=self.energy_source, measured=self.measured)
+
+
+class ScoreTask(BaseModel):
+    """A measured benchmark answer that has not been scored yet."""
+
+    id: int
+    request_id: str
+    category: str
+    prompt: str
+    answer: str
 
 
 def by_basis(stats: list[CategoryStats]) -> dict[Basis, list[CategoryStats]]:
@@ -246,14 +273,11 @@ class HistoryStore:
         """Per model, task category and basis, over every exchange with a total energy (or one run's)."""
         return self._stats(request_id_prefix, by_category=True)
 
-    def _stats(
-        self, request_id_prefix: str | None = None, by_category: bool = True, *, category: str | None = None,
-        basis: Basis | None = None,
-    ) -> list[CategoryStats]:  # fmt: skip
+    def _stats(self, request_id_prefix: str | None = None, by_category: bool = True) -> list[CategoryStats]:
         columns = (
             Exchange.model, Exchange.category, Exchange.box, Exchange.energy_source, Exchange.energy_measured,
             Exchange.energy_total_j, Exchange.energy_uncertainty_j, Exchange.energy_attributable_j,
-            Exchange.operational_g, Exchange.sci_g, Exchange.completion_tokens,
+            Exchange.operational_g, Exchange.sci_g, Exchange.completion_tokens, Exchange.correct,
         )  # fmt: skip
         query = select(*columns).where(
             Exchange.energy_total_j.is_not(None),  # type: ignore[union-attr]
@@ -261,41 +285,103 @@ class HistoryStore:
         )
         if request_id_prefix:
             query = query.where(Exchange.request_id.startswith(request_id_prefix))  # type: ignore[attr-defined]
-        if category is not None:
-            query = query.where(Exchange.category == category)
-        if basis is not None:
-            query = query.where(
-                Exchange.box == basis.box, Exchange.energy_source == basis.energy_source,
-                Exchange.energy_measured == basis.measured,
-            )  # fmt: skip
         groups: dict[tuple, list] = {}
         with Session(self.engine) as session:
             for row in session.exec(query).all():
-                model, category, box, source, measured = row[:5]
-                key = (model, category if by_category else "", box, source, bool(measured))
+                model, task, box, source, measured = row[:5]
+                key = (model, task if by_category else "", box, source, bool(measured))
                 groups.setdefault(key, []).append(row[5:])
         return [_summarise(key, rows) for key, rows in sorted(groups.items())]
 
     def greener_hint(
-        self, category: str, model: str, candidates: list[str], basis: Basis, min_answers: int = 5
+        self, category: str, model: str, candidates: list[str], box: str, source: str, min_scored: int = 5
     ) -> str | None:
-        """'for translation, tinyllama averaged 9× less energy than mistral here', when it did (≥ 2×) and the
-        difference is larger than both means' confidence intervals; only within one basis (same box, same
-        energy source, both measured or both estimated)."""
-        rows = self._stats(category=category, basis=basis)
-        means = {s.model: s for s in rows if s.answers >= min_answers}
-        others = {m: means[m] for m in candidates if m in means and m != model}
-        if model not in means or not others:
+        """'as accurate on translation here (80 % vs 70 % right), tinyllama: 4× less energy than mistral'.
+
+        Only from this box and meter, only for a model whose measured accuracy on the task is
+        not worse than this one's within the intervals (its 95 % Wilson interval reaches this
+        model's share correct), and only when it used at least 2× less energy on average.
+        Without scores for both models there is no hint: cheaper is no use if it is wrong.
+        """
+        query = (
+            select(
+                Exchange.model,
+                func.avg(Exchange.energy_total_j),
+                func.count(Exchange.correct),
+                func.sum(case((Exchange.correct.is_(True), 1), else_=0)),  # type: ignore[union-attr]
+            )
+            .where(
+                Exchange.category == category,
+                Exchange.box == box,
+                Exchange.energy_source == source,
+                Exchange.energy_total_j.is_not(None),  # type: ignore[union-attr]
+                Exchange.energy_includes_reload.is_(False),  # type: ignore[attr-defined]  # not comparable
+            )
+            .group_by(Exchange.model)
+        )
+        with Session(self.engine) as session:
+            found = {m: (avg, n, right or 0) for m, avg, n, right in session.exec(query).all() if n >= min_scored}
+        if model not in found:
             return None
-        mine = means[model]
-        best = min(others.values(), key=lambda s: s.mean_total_j)
-        if best.mean_total_j <= 0 or mine.mean_total_j / best.mean_total_j < 2:
+        mean_j, n, right = found[model]
+        share = right / n
+        good = {
+            m: found[m]
+            for m in candidates
+            if m in found and m != model and wilson(found[m][2], found[m][1])[1] >= share and found[m][0] > 0
+        }
+        if not good:
             return None
-        if mine.mean_total_j - mine.ci95_total_j <= best.mean_total_j + best.ci95_total_j:
-            return None  # the intervals overlap: no claim
-        ratio = mine.mean_total_j / best.mean_total_j
-        estimated = "" if basis.measured else " (estimates, not measurements)"
-        return f"for {category}, {best.model} averaged {ratio:.0f}× less energy than {model} here{estimated}"
+        best = min(good, key=lambda m: good[m][0])
+        ratio = mean_j / good[best][0]
+        if ratio < 2:
+            return None
+        other_share = good[best][2] / good[best][1]
+        estimated = " (estimates, not measurements)" if source == "estimate" else ""
+        return (
+            f"as accurate on {category} here ({other_share:.0%} vs {share:.0%} right), "
+            f"{best} used {ratio:.0f}× less energy than {model}{estimated}"
+        )
+
+    def to_score(self, request_id_prefix: str) -> list[ScoreTask]:
+        """The measured exchanges of a benchmark run that have no score yet, in order."""
+        query = (
+            select(Exchange.id, Exchange.request_id, Exchange.category, Exchange.prompt, Exchange.answer)
+            .where(Exchange.request_id.startswith(request_id_prefix), Exchange.score_note.is_(None))  # type: ignore[attr-defined,union-attr]
+            .order_by(Exchange.id)  # type: ignore[arg-type]
+        )
+        with Session(self.engine) as session:
+            rows = session.exec(query).all()
+        return [ScoreTask(id=i, request_id=r, category=c, prompt=p, answer=a) for i, r, c, p, a in rows]
+
+    def clear_scores(self, request_id_prefix: str) -> int:
+        """Forget the scores of a benchmark run (to check it again with changed references)."""
+        with Session(self.engine) as session:
+            rows = session.exec(select(Exchange).where(Exchange.request_id.startswith(request_id_prefix))).all()  # type: ignore[attr-defined]
+            for row in rows:
+                row.correct = row.score = row.score_note = None
+                session.add(row)
+            session.commit()
+            return len(rows)
+
+    def set_score(self, exchange_id: int, correct: bool | None, score: float | None, note: str) -> None:
+        with Session(self.engine) as session:
+            row = session.get(Exchange, exchange_id)
+            if row is None:
+                return
+            row.correct, row.score, row.score_note = correct, score, note[:200]
+            session.add(row)
+            session.commit()
+
+    def answer_rows(self, request_id_prefix: str) -> list[dict]:
+        """One benchmark run, one row per answer (for its CSV), with its score."""
+        keep = (
+            "request_id", "model", "category", "box", "energy_source", "energy_measured", "energy_total_j",
+            "energy_attributable_j", "sci_g", "completion_tokens", "seconds", "correct", "score", "score_note",
+        )  # fmt: skip
+        query = select(Exchange).where(Exchange.request_id.startswith(request_id_prefix)).order_by(Exchange.id)  # type: ignore[attr-defined,arg-type]
+        with Session(self.engine) as session:
+            return [{c: getattr(row, c) for c in keep} for row in session.exec(query).all()]
 
     def request_ids(self, prefix: str) -> set[str]:
         with Session(self.engine) as session:
@@ -334,6 +420,8 @@ def _scrub(row: Exchange) -> None:
 
 
 def _summarise(key: tuple, rows: list) -> CategoryStats:
+    """rows: (total J, ± J, above-idle J, CO2e g, SCI g, tokens, correct) of one model, category and basis."""
+
     def mean(values: list) -> float | None:
         present = [v for v in values if v is not None]
         return statistics.fmean(present) if present else None
@@ -342,22 +430,32 @@ def _summarise(key: tuple, rows: list) -> CategoryStats:
     totals = [r[0] for r in rows]
     bands = [r[1] for r in rows]
     tokens = sum(r[5] for r in rows)
-    ci_total = mean_ci95(totals, bands)
     mean_total = statistics.fmean(totals)
     mean_operational, mean_sci = mean([r[3] for r in rows]), mean([r[4] for r in rows])
     ci_sci = None
     if mean_sci is not None and mean_operational is not None and mean_total > 0:
         sci = [r[4] for r in rows if r[4] is not None]
         ci_sci = spread_ci95(sci) + own_band(bands) * mean_operational / mean_total  # energy bands in grams
+    scored = [r for r in rows if r[6] is not None]
+    correct = sum(bool(r[6]) for r in scored)
+    low, high = wilson(correct, len(scored)) if scored else (None, None)
+    scored_sci = [r[4] for r in scored]
     return CategoryStats(
         model=model,
         category=category,
         box=box,
         energy_source=source,
         measured=measured,
+        scored=len(scored),
+        correct=correct,
+        accuracy=correct / len(scored) if scored else None,
+        accuracy_low=low,
+        accuracy_high=high,
+        j_per_correct=sum(r[0] for r in scored) / correct if correct else None,
+        sci_per_correct_g=sum(scored_sci) / correct if correct and None not in scored_sci else None,
         answers=len(rows),
         mean_total_j=mean_total,
-        ci95_total_j=ci_total,
+        ci95_total_j=mean_ci95(totals, bands),
         mean_attributable_j=mean([r[2] for r in rows]),
         mean_co2e_g=mean_operational,
         mean_sci_g=mean_sci,

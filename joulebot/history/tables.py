@@ -59,3 +59,8 @@ class Exchange(SQLModel, table=True):
     box: str = Field(max_length=128)
     result: dict = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=_now)
+    # The benchmark's score, set after the answer was measured; score_note None = not scored yet,
+    # correct None with a note = unscored (no reference), never counted as wrong.
+    correct: bool | None = None
+    score: float | None = None  # 1/0, share of unit tests passed, or chrF
+    score_note: str | None = Field(default=None, max_length=200)

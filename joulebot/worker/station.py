@@ -18,7 +18,6 @@ from joulebot.config import Settings
 from joulebot.exchange import Request, Result
 from joulebot.history import HistoryStore
 from joulebot.history.categories import classify
-from joulebot.history.store import Basis
 from joulebot.metering import Energy
 from joulebot.metering.box import MeasurementBox
 from joulebot.metering.detect import detect_meters
@@ -167,8 +166,9 @@ class Station:
         try:
             result.exchange_id = self.history.record(result)
             others = [e.name for e in self.catalog.available()]
-            basis = Basis(box=result.box, energy_source=energy.machine.source, measured=energy.measured)
-            result.hint = self.history.greener_hint(result.category, result.model, others, basis)
+            result.hint = self.history.greener_hint(
+                result.category, result.model, others, box=result.box, source=energy.machine.source
+            )
         except Exception as exc:  # the answer still goes out; what happens to the record is said
             log.warning("could not store exchange %s: %s", request.id, type(exc).__name__)
             if self.outbox is not None:
