@@ -105,7 +105,7 @@ def ask(
         return
     out.print(result.answer, markup=False)
     out.print()
-    out.print(footer(result), markup=False)
+    out.print(footer(result, public_url=settings.public_url), markup=False)
 
 
 @app.command()
@@ -127,7 +127,7 @@ def compare(
         out.print(f"── {tag}: {result.model} ──", markup=False)
         out.print(result.answer, markup=False)
         out.print()
-        out.print(footer(result), markup=False)
+        out.print(footer(result, public_url=settings.public_url), markup=False)
         out.print()
     out.print(energy_ratio(a, b), markup=False)
 
@@ -379,6 +379,30 @@ def stop() -> None:
         raise _fail("REDIS_URL is set: stop the worker with your process manager", 2)
     graceful = stop_embedded_stack(settings)
     out.print("stopped" if graceful else "stopped (the worker had to be killed)")
+
+
+@app.command()
+def web(
+    host: Annotated[str | None, typer.Option(help="address to listen on (WEB_HOST; default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="port (WEB_PORT; default 8080)")] = None,
+) -> None:
+    """Serve the read-only dashboard and /metrics from history and Redis."""
+    import socket
+
+    import uvicorn
+
+    from joulebot.web.app import create_app
+
+    settings = get_settings()
+    host, port = host or settings.web_host, port or settings.web_port
+    try:  # one clear line instead of uvicorn's traceback-free but noisy bind failure
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 2) from None
+    err.print(f"dashboard on http://{host}:{port}/ (read-only; Ctrl-C stops it)", markup=False)
+    # no access log: a private answer link's token is in its path, and secrets never reach a log
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
 
 
 meter_app = typer.Typer(no_args_is_help=True, help="Check one meter, or simulate a wall meter.")

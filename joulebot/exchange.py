@@ -58,6 +58,7 @@ class Result(BaseModel):
     hint: str | None = None  # a greener model for this kind of task, from measured history
     exchange_id: int | None = None  # the history row; None if it could not be stored
     history_error: str | None = None
+    share_token: str | None = None  # unguessable: the answer's private page on the dashboard (PUBLIC_URL/a/TOKEN)
 
     @property
     def j_per_token(self) -> float | None:

@@ -67,10 +67,10 @@ class Reply:
         return parts
 
 
-def make_reply(results: list[Result], units: Units) -> Reply:
+def make_reply(results: list[Result], units: Units, public_url: str = "") -> Reply:
     compare = len(results) > 1
     answers = [
-        Answer(f"{tag}: {r.model}" if compare else "", r.answer or "(empty answer)", footer(r, units))
+        Answer(f"{tag}: {r.model}" if compare else "", r.answer or "(empty answer)", footer(r, units, public_url))
         for tag, r in zip("AB", results, strict=False)
     ]
     return Reply(answers, energy_ratio(results[0], results[1]) if compare else "")

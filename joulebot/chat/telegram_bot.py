@@ -175,7 +175,7 @@ class TelegramBot:
         except JobError as exc:
             reply = Reply([], f"⚠️ {exc}")
         else:
-            reply = make_reply(results, delivery.units)
+            reply = make_reply(results, delivery.units, self.settings.public_url)
         if await self._deliver(bot, delivery, reply):
             await asyncio.to_thread(self.core.delivered, delivery)
         # else: it stays owed in Redis, and the next start of the bot sends it again

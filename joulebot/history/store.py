@@ -127,10 +127,15 @@ def make_engine(url: str) -> Engine:
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (Alembic), from empty or from any older one."""
+def alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (Alembic), from empty or from any older one."""
+    config = alembic_config()
     if engine.url.get_backend_name() == "sqlite" and engine.url.database:
         lock_path = Path(f"{engine.url.database}.migrate-lock")
         with open(lock_path, "w") as lock:  # SQLite has no advisory locks: a file lock across processes
@@ -207,7 +212,11 @@ class HistoryStore:
                 embodied_g=carbon.embodied_g,
                 sci_g=carbon.sci_g,
                 box=result.box,
-                result=result.model_dump(mode="json"),
+                # the samples go in their own column, once
+                result=result.model_dump(mode="json", exclude={"energy": {"machine": {"trace"}}}),
+                power_trace=[list(point) for point in energy.machine.trace] or None,
+                share_token=result.share_token,
+                meter_failures=sum(r.joules is None for r in (energy.machine, *energy.components)),
             )
             session.add(row)
             session.commit()
@@ -391,7 +400,7 @@ class HistoryStore:
     def export(self, platform: str, platform_user_id: str) -> list[dict]:
         """A user's own exchanges as flat rows (for CSV), oldest first."""
         rows = reversed(self.recent(platform, platform_user_id, limit=1_000_000))
-        keep = [c for c in Exchange.model_fields if c not in ("result", "user_id")]
+        keep = [c for c in Exchange.model_fields if c not in ("result", "user_id", "power_trace")]
         return [{c: getattr(row, c) for c in keep} for row in rows]
 
     def scrub_older_than(self, days: float) -> int:

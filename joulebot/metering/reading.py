@@ -24,6 +24,7 @@ class Reading(BaseModel):
     note: str = ""  # why a preferred source was not used for this figure (e.g. "mcp39f511n failed: …")
     uncertainty_j: float | None = None  # ± J you would bet on at about 95 %; None when joules is None
     update_s: float | None = None  # how often the meter's figure can change (its time resolution)
+    trace: list[tuple[float, float]] = []  # sampled meters: (seconds since the window's start, watts)
 
     @property
     def short_window(self) -> bool:

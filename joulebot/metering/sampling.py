@@ -44,6 +44,7 @@ class Account:
 
 class Integrator(Protocol):
     tail_s: float  # how long to keep sampling after the window's end before the account can be made
+    lag_s: float  # how long after the power it describes a sampled value is read
 
     def account(self, samples: list[Sample], start: float, stop: float) -> Account: ...
 
@@ -60,6 +61,7 @@ class InstantPower:
     anywhere in the gap, so each gap contributes up to gap/2 × |ΔP| (combined in quadrature)."""
 
     tail_s = 0.0
+    lag_s = 0.0
 
     def account(self, samples: list[Sample], start: float, stop: float) -> Account:
         inside = [s for s in samples if start < s[0] < stop]
@@ -93,6 +95,7 @@ class BlockAverages:
     def __init__(self, period_s: float) -> None:
         self.period_s = period_s
         self.tail_s = 2 * period_s  # the edge bound looks at the interval after the last one
+        self.lag_s = period_s  # a value read at t is (about) the power over the interval before t
 
     def account(self, samples: list[Sample], start: float, stop: float) -> Account:
         times = [t for t, _ in samples]
@@ -241,7 +244,14 @@ class SampledWindow(Window):
         return Reading(
             source=self.source, scope=self.scope, measured=True, joules=account.joules, seconds=seconds,
             samples=len(self.samples), method=self.method, uncertainty_j=uncertainty, update_s=self.update_s,
+            trace=self.trace(end),
         )  # fmt: skip
+
+    def trace(self, end: float) -> list[tuple[float, float]]:
+        """(seconds since the window's start, watts) over the window, each value put at the time it
+        describes: a block-averaging meter's value describes the interval before it was read."""
+        shifted = [(t - self.start - self.integrator.lag_s, w) for t, w in self.samples]
+        return [(round(t, 4), round(w, 3)) for t, w in shifted if 0 <= t <= end - self.start]
 
     def old_style_joules(self) -> float:
         """The energy as the driver computed it before it knew about averaging: samples stamped at

@@ -204,11 +204,24 @@ def serve(settings: Settings, idle_exit_s: int | None = None, burst: bool = Fals
             raise WorkerExit(1, f"Redis is unreachable ({conn.describe(settings)}): {type(exc).__name__}") from None
         heartbeat = Heartbeat(control, settings.queue_name, lock, settings.worker_lost_after_s)
         heartbeat.start()
+        metrics = _serve_metrics(settings)
         try:
             station = _warm_station(settings, control)
             _dequeue_loop(settings, station, conn.queue_for(settings, control), heartbeat, idle_exit_s, burst)
         finally:
             heartbeat.stop()
+            if metrics is not None:
+                metrics.shutdown()
+
+
+def _serve_metrics(settings: Settings) -> Any:
+    """With METRICS_PORT: this box's /metrics on a thread, for boxes that run no dashboard."""
+    if settings.metrics_port is None:
+        return None
+    from joulebot.web.metrics import serve_worker_metrics  # only where it is asked for
+
+    server, _thread = serve_worker_metrics(settings)
+    return server
 
 
 def _warm_station(settings: Settings, control: redis.Redis) -> Station:

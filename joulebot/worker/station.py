@@ -7,6 +7,7 @@ history store keeps its engine. `run()` turns one Request into one Result.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -161,6 +162,7 @@ class Station:
             started_at=started_at,
             finished_at=datetime.now(UTC),
             category=request.category or classify(request.prompt),
+            share_token=secrets.token_urlsafe(16),
         )
         stage("storing")
         try:

@@ -1,7 +1,7 @@
 """energy uncertainty, energy scope, reload flag
 
 Revision ID: 0014
-Revises: 0019 (re-chained after the scores branch; it only adds columns)
+Revises: 0017 (re-chained after the scores and web branches; it only adds columns)
 
 Every figure carries its ± band (about 95 %), total and above idle. The scope
 (machine / components) and whether the answer's window included a model reload
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0019"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
