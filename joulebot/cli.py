@@ -7,40 +7,111 @@ the next question is fast).
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import getpass
+import functools
 import json
+import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from joulebot.chat.build import InputError, build_request
 from joulebot.chat.footer import energy_ratio, footer, sig
 from joulebot.chat.status import status_text
-from joulebot.config import Settings, get_settings
+from joulebot.config import Settings, SettingsError, get_settings
 from joulebot.exchange import Request, Result, Units
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.status import Status
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0], pretty_exceptions_show_locals=False
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+# `joulebot ask` on a warm worker is mostly Python starting up: its path imports only what it
+# uses. rich (the spinner, JSON, progress bars) is loaded on first use, and the answer and its
+# footer are plain text written with print().
+@functools.cache
+def _console(stderr: bool) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+class _LazyConsole:
+    def __init__(self, stderr: bool) -> None:
+        self.stderr = stderr
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_console(self.stderr), name)
+
+
+out = _LazyConsole(stderr=False)
+err = _LazyConsole(stderr=True)
+
+
+def _say(text: str = "") -> None:
+    """A line of plain text on stdout, exactly as given (no markup, no emoji codes)."""
+    print(text, flush=True)
+
+
+class _Spinner:
+    """The waiting line on stderr, shown from the first progress report on: a warm answer comes
+    before the first report (about a second), and then rich is never imported."""
+
+    def __init__(self) -> None:
+        self.status: Status | None = None
+
+    def update(self, text: str) -> None:
+        if self.status is None:
+            self.status = _console(True).status(text, spinner="dots")
+            self.status.start()
+        else:
+            self.status.update(text)
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+
 
 UnitsOption = Annotated[Units | None, typer.Option("--units", help="joules: energy; watts: average power and duration")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print the whole Result as JSON")]
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"joulebot: {message}", markup=False)
+    print(f"joulebot: {message}", file=sys.stderr, flush=True)
     return typer.Exit(code)
 
 
 def _cli_user() -> str:
-    return getpass.getuser()
+    """The terminal user is the OS account: its numeric id, which the environment cannot change ($LOGNAME can)."""
+    return str(os.getuid())
+
+
+@contextlib.contextmanager
+def _history_errors() -> Iterator[None]:
+    """A history database that cannot be opened: one line naming DATABASE_URL, exit 2."""
+    from joulebot.history import HistoryUnavailable
+
+    try:
+        yield
+    except HistoryUnavailable as exc:
+        raise _fail(f"DATABASE_URL: {exc}", 2) from None
+
+
+def _history(settings: Settings):
+    """The history store for a command that reads it."""
+    from joulebot.history import open_history
+
+    with _history_errors():
+        return open_history(settings.sqlalchemy_url, settings.redact)
 
 
 def _requests(settings: Settings, models: list[str | None], prompt: str, units: Units | None) -> list[Request]:
@@ -62,7 +133,7 @@ def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Resul
     Ctrl-C at any point cancels what has not started (nothing recorded) and leaves a
     running answer to finish and be stored.
     """
-    from joulebot.queueing.client import JobError, QueueClient
+    from joulebot.queueing.client import JobError, QueueClient, QueueUnavailable
 
     client = QueueClient(settings)
     jobs = []
@@ -74,15 +145,25 @@ def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Resul
                 jobs.append(client.submit(request))
             finally:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        with err.status("queued", spinner="dots") as status:
+        spinner = _Spinner()
+        try:
             for number, job in enumerate(jobs, start=1):
                 label = f"[{number}/{len(jobs)}] " if len(jobs) > 1 else ""
-                show = None if quiet else (lambda p, label=label: status.update(f"{label}{status_text(p)}"))
+                show = None if quiet else (lambda p, label=label: spinner.update(f"{label}{status_text(p)}"))
                 results.append(client.wait(job, show))
+        finally:
+            spinner.stop()
+    except QueueUnavailable as exc:
+        if not jobs:  # nothing was queued
+            raise _fail(str(exc)) from None
+        raise _fail("the queue went away while waiting; your answer may still be stored: joulebot history") from None
     except JobError as exc:
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:
-        cancelled = [client.cancel(job) for job in jobs[len(results) :]]  # every one, not just up to a running one
+        try:
+            cancelled = [client.cancel(job) for job in jobs[len(results) :]]  # every one, not just up to a running one
+        except QueueUnavailable:
+            raise _fail("stopped waiting; the queue does not answer, so nothing could be cancelled", 130) from None
         if all(cancelled):
             raise _fail("cancelled before it ran; nothing was recorded", 130) from None
         raise _fail("stopped waiting; the answer is still being made and will be in `joulebot history`", 130) from None
@@ -103,9 +184,9 @@ def ask(
     if as_json:
         out.print_json(result.model_dump_json())
         return
-    out.print(result.answer, markup=False)
-    out.print()
-    out.print(footer(result, public_url=settings.public_url), markup=False)
+    _say(result.answer)
+    _say()
+    _say(footer(result, public_url=settings.public_url))
 
 
 @app.command()
@@ -124,12 +205,12 @@ def compare(
         out.print_json(json.dumps({"a": a.model_dump(mode="json"), "b": b.model_dump(mode="json")}))
         return
     for tag, result in (("A", a), ("B", b)):
-        out.print(f"── {tag}: {result.model} ──", markup=False)
-        out.print(result.answer, markup=False)
-        out.print()
-        out.print(footer(result, public_url=settings.public_url), markup=False)
-        out.print()
-    out.print(energy_ratio(a, b), markup=False)
+        _say(f"── {tag}: {result.model} ──")
+        _say(result.answer)
+        _say()
+        _say(footer(result, public_url=settings.public_url))
+        _say()
+    _say(energy_ratio(a, b))
 
 
 models_app = typer.Typer(help="The models this box can run (and, for admins, pulling more).")
@@ -178,7 +259,7 @@ def models_pull(name: Annotated[str, typer.Argument(help="catalog name, alias or
         raise _fail(f"{entry.name} has {entry.size_label()} parameters; this box runs models up to {limit:g}B", 2)
     tag = entry.ollama_tag if entry and entry.ollama_tag else name
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*columns, console=err) as progress:
+    with Progress(*columns, console=_console(True)) as progress:
         task = progress.add_task(f"pulling {tag}", total=None)
 
         def show(status: str, completed: int | None, total: int | None) -> None:
@@ -221,9 +302,7 @@ def history(
     ] = None,
 ) -> None:
     """Show your last exchanges, newest first (or export them, or forget a user)."""
-    from joulebot.history import HistoryStore
-
-    store = HistoryStore.open(get_settings().sqlalchemy_url)
+    store = _history(get_settings())
     if forget:
         platform, _, user_id = forget.rpartition(":")
         n = store.forget(platform or "cli", user_id)
@@ -252,10 +331,9 @@ def history(
 def stats(as_csv: Annotated[bool, typer.Option("--csv", help="per model and category, as CSV")] = False) -> None:
     """Which model is greener for which kind of task: mean SCI and energy per answer, and accuracy where scored."""
     from joulebot.campaign.runner import METRICS, csv_row, sources_line, table
-    from joulebot.history import HistoryStore
     from joulebot.history.categories import accuracy
 
-    rows = HistoryStore.open(get_settings().sqlalchemy_url).category_stats()
+    rows = _history(get_settings()).category_stats()
     if as_csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=list(csv_row(rows[0])) if rows else ["model"])
         writer.writeheader()
@@ -315,7 +393,7 @@ def bench(
     except (InputError, ReferenceError) as exc:
         raise _fail(str(exc), 2) from None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err) as progress:
+    with Progress(*columns, console=_console(True)) as progress:
         task = progress.add_task(f"bench {run}", total=len(requests))
         done_before = len(requests)
 
@@ -325,7 +403,8 @@ def bench(
         from joulebot.queueing.client import JobError
 
         try:
-            outcome = run_bench(settings, requests, run, checked, tick, rescore)
+            with _history_errors():
+                outcome = run_bench(settings, requests, run, checked, tick, rescore)
         except JobError as exc:
             raise _fail(str(exc)) from None
         progress.update(task, completed=done_before)
@@ -504,7 +583,9 @@ def telegram() -> None:
     if not settings.telegram_bot_token.get_secret_value():
         raise _fail("TELEGRAM_BOT_TOKEN is not set (ask @BotFather for one)", 2)
     configure_logging(settings)
-    TelegramBot(settings).run()
+    with _history_errors():
+        bot = TelegramBot(settings)
+    bot.run()
 
 
 @app.command()
@@ -519,8 +600,23 @@ def discord(
     if not settings.discord_bot_token.get_secret_value():
         raise _fail("DISCORD_BOT_TOKEN is not set (create an application at discord.com/developers)", 2)
     configure_logging(settings)
-    run(settings, sync=sync)
+    with _history_errors():
+        run(settings, sync=sync)
+
+
+def main() -> None:
+    """The `joulebot` command. A setting that cannot work is one line naming it, exit 2, wherever it shows."""
+    from joulebot.config.files import private_dir
+
+    try:
+        settings = get_settings()  # every setting, before any command runs
+        if settings.data_dir.exists():
+            private_dir(settings.data_dir)  # one made by an older joulebot may be 0755 with 0644 files
+        app()
+    except SettingsError as exc:
+        err.print(f"joulebot: {exc}", markup=False)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
-    sys.exit(app())
+    main()

@@ -29,7 +29,7 @@ from telegram.ext import (
     filters,
 )
 
-from joulebot.chat.core import HELP, ChatCore, InputError, JobError, Reply, make_reply
+from joulebot.chat.core import HELP, ChatCore, InputError, JobError, Reply, make_reply, spawn
 from joulebot.chat.deliveries import Delivery
 from joulebot.chat.telegram_format import split_html, to_html, visible_text
 from joulebot.config import Settings
@@ -53,19 +53,27 @@ class StatusMessage:
         self.edited_at = time.monotonic()
         self.blocked_until = 0.0
 
-    async def update(self, text: str) -> None:
-        now = time.monotonic()
-        if self.message_id is None or text == self.text:
-            return
-        if now - self.edited_at < STATUS_EDIT_INTERVAL_S or now < self.blocked_until:
-            return
-        try:
-            await self.bot.edit_message_text(text, chat_id=self.chat_id, message_id=int(self.message_id))
-            self.text, self.edited_at = text, now
-        except RetryAfter as exc:  # flood control: skip status edits for a while, the answer still comes
-            self.blocked_until = now + _seconds(exc.retry_after)
-        except TelegramError as exc:
-            log.info("status edit skipped: %s", exc)
+    async def update(self, text: str, *, urgent: bool = False) -> None:
+        """Show `text`; an `urgent` one waits for the next allowed edit (and out flood control), never skipped."""
+        for _ in range(SEND_ATTEMPTS if urgent else 1):
+            now = time.monotonic()
+            if self.message_id is None or text == self.text:
+                return
+            ready_at = max(self.edited_at + STATUS_EDIT_INTERVAL_S, self.blocked_until)
+            if now < ready_at:
+                if not urgent:
+                    return
+                await asyncio.sleep(ready_at - now)
+                now = time.monotonic()
+            try:
+                await self.bot.edit_message_text(text, chat_id=self.chat_id, message_id=int(self.message_id))
+                self.text, self.edited_at = text, now
+                return
+            except RetryAfter as exc:  # flood control: skip status edits for a while, the answer still comes
+                self.blocked_until = now + _seconds(exc.retry_after)
+            except TelegramError as exc:
+                log.info("status edit skipped: %s", exc)
+                return
 
 
 class TelegramBot:
@@ -119,7 +127,10 @@ class TelegramBot:
 
     async def _resume(self, app: Application) -> None:
         """Deliver what a previous run of the bot still owed."""
-        await asyncio.to_thread(self.core.ensure_queue)
+        try:
+            await asyncio.to_thread(self.core.ensure_queue)
+        except JobError as exc:
+            log.warning("%s; pending answers are resumed at the next start", exc)
         pending = await asyncio.to_thread(self.core.pending_deliveries)
         for delivery in pending:
             self._background(self._follow(app.bot, delivery))
@@ -164,9 +175,7 @@ class TelegramBot:
         self._background(self._follow(message.get_bot(), delivery, status.text))
 
     def _background(self, coroutine) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)  # a task nobody references can be garbage-collected mid-answer
-        task.add_done_callback(self._tasks.discard)
+        spawn(self._tasks, coroutine, "following an answer")
 
     async def _follow(self, bot, delivery: Delivery, shown: str = "") -> None:
         status = StatusMessage(bot, delivery.chat_id, delivery.status_message_id, shown)
@@ -281,8 +290,24 @@ class TelegramBot:
         await self._reply(update.effective_message, lambda: self.core.set_units(user_id, wanted))
 
     async def _cmd_history(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Your prompts are yours: in a group, the history goes to your private chat with the bot, never the group."""
         user_id = str(update.effective_user.id)
-        await self._reply(update.effective_message, lambda: self.core.history_text(user_id))
+        message = update.effective_message
+        if message.chat.type == ChatType.PRIVATE:
+            await self._reply(message, lambda: self.core.history_text(user_id))
+            return
+        text = await asyncio.to_thread(self.core.history_text, user_id)
+        try:
+            for piece in split_html(html.escape(text, quote=False)):
+                await context.bot.send_message(user_id, piece, parse_mode=ParseMode.HTML)
+        except (Forbidden, BadRequest) as exc:  # the user never opened a private chat with the bot
+            log.info("history for %s not sent privately: %s", user_id, exc)
+            await message.reply_text(
+                "Your history contains your prompts, so I only show it in a private chat, never in a group. "
+                f"Open a chat with @{context.bot.username}, press Start, then send /history there."
+            )
+            return
+        await message.reply_text("Your history contains your prompts, so I sent it to you in a private chat.")
 
     async def _cmd_stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._reply(update.effective_message, self.core.stats_text)
@@ -323,8 +348,10 @@ class TelegramBot:
             me = context.bot.username or ""
             mentions = message.parse_entities([MessageEntityType.MENTION]).values()
             mentioned = any(m.lower() == f"@{me}".lower() for m in mentions)
-            replied = message.reply_to_message is not None and message.reply_to_message.from_user is not None and (
-                message.reply_to_message.from_user.id == context.bot.id
+            replied = (
+                message.reply_to_message is not None
+                and message.reply_to_message.from_user is not None
+                and (message.reply_to_message.from_user.id == context.bot.id)
             )
             if not (mentioned or replied):
                 return

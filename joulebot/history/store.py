@@ -5,16 +5,21 @@ from __future__ import annotations
 import fcntl
 import math
 import statistics
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, case, func
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, case, event, func, insert, make_url
+from sqlalchemy import literal as sa_literal
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlmodel import Session, create_engine, select
 
+from joulebot.config.files import private_file, private_umask
 from joulebot.exchange import Result
 from joulebot.history.tables import Exchange, User
 
@@ -54,10 +59,10 @@ class CategoryStats(BaseModel):
     answers: int
     mean_total_j: float
     ci95_total_j: float  # ± J: 95 % confidence interval of the mean (spread and each answer's own band)
+    ci95_sci_g: float | None
     mean_attributable_j: float | None
     mean_co2e_g: float | None
     mean_sci_g: float | None
-    ci95_sci_g: float | None
     j_per_token: float | None
     stdev_total_j: float  # spread of the total energy between answers (0 for one answer)
     scored: int = 0  # answers checked against a reference (unscored ones are neither right nor wrong)
@@ -81,6 +86,15 @@ class ScoreTask(BaseModel):
     category: str
     prompt: str
     answer: str
+
+
+class HintSums(NamedTuple):
+    """What the greener-model hint needs of one model's answers in one category, box and meter."""
+
+    answers: int = 0  # with a total energy
+    total_j: float = 0.0
+    scored: int = 0
+    right: int = 0
 
 
 def by_basis(stats: list[CategoryStats]) -> dict[Basis, list[CategoryStats]]:
@@ -117,11 +131,30 @@ def mean_ci95(values: list[float], bands: list[float | None]) -> float:
 
 
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        private_file(Path(url.removeprefix("sqlite:///")))  # 0600; SQLite gives its journals the same mode
         # The worker writes while bots read: wait for the lock instead of failing at once.
-        return create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL with synchronous=NORMAL: a commit appends to the log without waiting for the disk.
+
+    Readers (the bots) no longer block the writer (the worker), and a commit costs ~1 ms
+    instead of ~2 ms (~20 ms on a busy machine). Durability: an application crash loses
+    nothing; a power loss or OS crash can lose the last commits since the previous
+    checkpoint (the database itself stays consistent). See README "Configuration".
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "memory":  # :memory: has no WAL
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
 
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -138,7 +171,8 @@ def migrate(engine: Engine) -> None:
     config = alembic_config()
     if engine.url.get_backend_name() == "sqlite" and engine.url.database:
         lock_path = Path(f"{engine.url.database}.migrate-lock")
-        with open(lock_path, "w") as lock:  # SQLite has no advisory locks: a file lock across processes
+        # SQLite has no advisory locks: a file lock across processes.
+        with private_umask(), open(lock_path, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             _upgrade(config, engine)
     else:
@@ -151,11 +185,33 @@ def _upgrade(config: Config, engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+class HistoryUnavailable(RuntimeError):
+    """The history database cannot be opened; `str()` is one line, without credentials."""
+
+
+def open_history(url: str, redact: Callable[[str], str] = lambda text: text) -> HistoryStore:
+    """A HistoryStore for a front end: HistoryUnavailable (one line) instead of a driver's traceback."""
+    try:
+        return HistoryStore.open(url)
+    except (DBAPIError, ArgumentError, OSError) as exc:
+        text = str(getattr(exc, "orig", None) or exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        where = make_url(url).render_as_string(hide_password=True) if "://" in url else url
+        raise HistoryUnavailable(redact(f"the history database {where} cannot be opened: {reason}")) from None
+
+
 class HistoryStore:
     """Queries over one database. `HistoryStore.open(url)` also brings its schema up to date."""
 
+    # The greener-model hint runs after every answer. Its per-category sums are read with one
+    # aggregate at most this often and kept up to date by this store's own writes in between, so
+    # the hint costs the same at 100k exchanges as at none; other processes' writes (another box
+    # on the same database) count from the next read.
+    HINT_REFRESH_S = 60.0
+
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
+        self._hint_sums: dict[tuple[str, str, str], tuple[float, dict[str, HintSums]]] = {}  # (category, box, source)
 
     @classmethod
     def open(cls, url: str) -> HistoryStore:
@@ -178,14 +234,19 @@ class HistoryStore:
             session.refresh(user)
         return user
 
+    def _user_id(self, session: Session, platform: str, platform_user_id: str) -> int:
+        """The user's row id (made if new), read without loading the row."""
+        query = select(User.id).where(User.platform == platform, User.platform_user_id == platform_user_id)
+        found = session.exec(query).first()
+        return found if found is not None else self._user(session, platform, platform_user_id).id  # type: ignore[return-value]
+
     def record(self, result: Result) -> int:
         """Store one finished exchange; returns its id. The Result's own id fields stay unset."""
         req, energy, carbon = result.request, result.energy, result.carbon
         with Session(self.engine) as session:
-            user = self._user(session, req.platform, req.user_id)
             row = Exchange(
                 request_id=req.id,
-                user_id=user.id,
+                user_id=self._user_id(session, req.platform, req.user_id),
                 platform=req.platform,
                 model=result.model,
                 category=result.category,
@@ -218,9 +279,17 @@ class HistoryStore:
                 share_token=result.share_token,
                 meter_failures=sum(r.joules is None for r in (energy.machine, *energy.components)),
             )
-            session.add(row)
+            # A Core insert of the row's columns: on the answer's path, the ORM's unit of work
+            # (flush, then reloading the row for its id) cost more CPU than the write itself.
+            inserted = session.connection().execute(insert(Exchange.__table__), row.model_dump(exclude={"id"}))
             session.commit()
-            return row.id  # type: ignore[return-value]
+        kept = self._hint_sums.get((result.category, result.box, energy.machine.source))
+        if (
+            kept is not None and energy.total_j is not None and not energy.includes_reload
+        ):  # an answer is scored later: set_score forgets
+            sums = kept[1].get(result.model, HintSums())
+            kept[1][result.model] = sums._replace(answers=sums.answers + 1, total_j=sums.total_j + energy.total_j)
+        return inserted.inserted_primary_key[0]
 
     def recent(self, platform: str, platform_user_id: str, limit: int = 10, offset: int = 0) -> list[Exchange]:
         """A user's own exchanges, newest first, one page of `limit` after skipping `offset`."""
@@ -237,11 +306,11 @@ class HistoryStore:
 
     def preferences(self, platform: str, platform_user_id: str) -> tuple[str | None, str | None]:
         """(default model, units) the user chose, None where they did not. A read only: no user row is made."""
-        with Session(self.engine) as session:
-            query = select(User.default_model, User.units).where(
-                User.platform == platform, User.platform_user_id == platform_user_id
-            )
-            row = session.exec(query).first()
+        query = select(User.default_model, User.units).where(
+            User.platform == platform, User.platform_user_id == platform_user_id
+        )
+        with self.engine.connect() as connection:  # Core, not an ORM session: read once per chat message
+            row = connection.execute(query).first()
         return (row[0], row[1]) if row else (None, None)
 
     def set_preferences(
@@ -262,7 +331,10 @@ class HistoryStore:
         Returns how many exchanges were scrubbed.
         """
         with Session(self.engine) as session:
-            user = self._user(session, platform, platform_user_id)
+            query = select(User).where(User.platform == platform, User.platform_user_id == platform_user_id)
+            user = session.exec(query).first()
+            if user is None:  # nobody by that id: nothing to forget, and no row made for them
+                return 0
             rows = session.exec(select(Exchange).where(Exchange.user_id == user.id)).all()
             for row in rows:
                 _scrub(row)
@@ -276,31 +348,61 @@ class HistoryStore:
     def model_stats(self) -> list[CategoryStats]:
         """Per model and basis (box, energy source, measured or estimated), all categories together
         (`category` is empty): never averaged across bases."""
-        return sorted(self._stats(by_category=False), key=lambda s: s.mean_total_j)
+        return sorted(self._aggregate(None, by_category=False), key=lambda s: s.mean_total_j)
 
     def category_stats(self, request_id_prefix: str | None = None) -> list[CategoryStats]:
-        """Per model, task category and basis, over every exchange with a total energy (or one run's)."""
-        return self._stats(request_id_prefix, by_category=True)
+        """Per model, task category, box and meter, over every exchange with a total energy (or one run's).
 
-    def _stats(self, request_id_prefix: str | None = None, by_category: bool = True) -> list[CategoryStats]:
-        columns = (
-            Exchange.model, Exchange.category, Exchange.box, Exchange.energy_source, Exchange.energy_measured,
-            Exchange.energy_total_j, Exchange.energy_uncertainty_j, Exchange.energy_attributable_j,
-            Exchange.operational_g, Exchange.sci_g, Exchange.completion_tokens, Exchange.correct,
-        )  # fmt: skip
-        query = select(*columns).where(
-            Exchange.energy_total_j.is_not(None),  # type: ignore[union-attr]
-            Exchange.energy_includes_reload.is_(False),  # type: ignore[attr-defined]  # a reload is not comparable
+        Figures from different boxes or meters are never averaged together: each pair is its own row.
+        One aggregate query (served by the covering index `ix_exchanges_stats`): the database
+        returns counts, means and the sums for the spread and the scores; no row is loaded here.
+        """
+        stats = self._aggregate(request_id_prefix, by_category=True)
+        return sorted(stats, key=lambda s: (s.model, s.category, s.box, s.energy_source, not s.measured))
+
+    def _aggregate(self, request_id_prefix: str | None, by_category: bool) -> list[CategoryStats]:
+        total, sci = Exchange.energy_total_j, Exchange.sci_g
+        category = Exchange.category if by_category else sa_literal("")
+        scored = Exchange.correct.is_not(None)  # type: ignore[union-attr]
+        query = (
+            select(
+                Exchange.model,
+                category,
+                Exchange.box,
+                Exchange.energy_source,
+                Exchange.energy_measured,
+                func.count(),
+                func.avg(total),
+                func.avg(Exchange.energy_attributable_j),
+                func.avg(Exchange.operational_g),
+                func.avg(sci),
+                func.sum(total),
+                func.sum(total * total),
+                func.sum(Exchange.completion_tokens),
+                func.count(Exchange.correct),
+                func.sum(case((Exchange.correct.is_(True), 1), else_=0)),  # type: ignore[union-attr]
+                func.sum(case((scored, total))),
+                func.sum(case((scored, sci))),
+                func.count(case((scored, sci))),
+                func.avg(func.coalesce(Exchange.energy_uncertainty_j, 0.0)),  # rows from before bands: 0
+                func.count(sci),
+                func.sum(sci),
+                func.sum(sci * sci),
+            )
+            .where(total.is_not(None), Exchange.energy_includes_reload.is_(False))  # type: ignore[union-attr,attr-defined]
+            .group_by(  # the index's order; a reload inside a window is not comparable
+                *([Exchange.category] if by_category else []),
+                Exchange.box,
+                Exchange.energy_source,
+                Exchange.model,
+                Exchange.energy_measured,
+            )
         )
         if request_id_prefix:
             query = query.where(Exchange.request_id.startswith(request_id_prefix))  # type: ignore[attr-defined]
-        groups: dict[tuple, list] = {}
-        with Session(self.engine) as session:
-            for row in session.exec(query).all():
-                model, task, box, source, measured = row[:5]
-                key = (model, task if by_category else "", box, source, bool(measured))
-                groups.setdefault(key, []).append(row[5:])
-        return [_summarise(key, rows) for key, rows in sorted(groups.items())]
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [_category_stats(*row) for row in rows]
 
     def greener_hint(
         self, category: str, model: str, candidates: list[str], box: str, source: str, min_scored: int = 5
@@ -312,24 +414,8 @@ class HistoryStore:
         model's share correct), and only when it used at least 2× less energy on average.
         Without scores for both models there is no hint: cheaper is no use if it is wrong.
         """
-        query = (
-            select(
-                Exchange.model,
-                func.avg(Exchange.energy_total_j),
-                func.count(Exchange.correct),
-                func.sum(case((Exchange.correct.is_(True), 1), else_=0)),  # type: ignore[union-attr]
-            )
-            .where(
-                Exchange.category == category,
-                Exchange.box == box,
-                Exchange.energy_source == source,
-                Exchange.energy_total_j.is_not(None),  # type: ignore[union-attr]
-                Exchange.energy_includes_reload.is_(False),  # type: ignore[attr-defined]  # not comparable
-            )
-            .group_by(Exchange.model)
-        )
-        with Session(self.engine) as session:
-            found = {m: (avg, n, right or 0) for m, avg, n, right in session.exec(query).all() if n >= min_scored}
+        sums = self._hint_sums_for(category, box, source)
+        found = {m: (s.total_j / s.answers, s.scored, s.right) for m, s in sums.items() if s.scored >= min_scored}
         if model not in found:
             return None
         mean_j, n, right = found[model]
@@ -352,6 +438,30 @@ class HistoryStore:
             f"{best} used {ratio:.0f}× less energy than {model}{estimated}"
         )
 
+    def _hint_sums_for(self, category: str, box: str, source: str) -> dict[str, HintSums]:
+        """Per model, for one category on one box and meter (see HINT_REFRESH_S)."""
+        key = (category, box, source)
+        read_at, sums = self._hint_sums.get(key, (float("-inf"), {}))
+        if time.monotonic() - read_at > self.HINT_REFRESH_S:
+            total = Exchange.energy_total_j
+            query = (  # one aggregate, an index-only range scan of `ix_exchanges_stats`
+                select(
+                    Exchange.model,
+                    func.count(total),
+                    func.sum(total),
+                    func.count(Exchange.correct),
+                    func.sum(case((Exchange.correct.is_(True), 1), else_=0)),  # type: ignore[union-attr]
+                )
+                .where(Exchange.category == category, Exchange.box == box, Exchange.energy_source == source)
+                .where(total.is_not(None), Exchange.energy_includes_reload.is_(False))  # type: ignore[union-attr,attr-defined]
+                .group_by(Exchange.model)
+            )
+            with self.engine.connect() as connection:  # Core, not an ORM session
+                rows = connection.execute(query).all()
+            sums = {m: HintSums(int(n), float(t), int(k), int(r or 0)) for m, n, t, k, r in rows}
+            self._hint_sums[key] = (time.monotonic(), sums)
+        return sums
+
     def to_score(self, request_id_prefix: str) -> list[ScoreTask]:
         """The measured exchanges of a benchmark run that have no score yet, in order."""
         query = (
@@ -371,7 +481,8 @@ class HistoryStore:
                 row.correct = row.score = row.score_note = None
                 session.add(row)
             session.commit()
-            return len(rows)
+        self._hint_sums.clear()  # the hint's sums count scores
+        return len(rows)
 
     def set_score(self, exchange_id: int, correct: bool | None, score: float | None, note: str) -> None:
         with Session(self.engine) as session:
@@ -381,6 +492,7 @@ class HistoryStore:
             row.correct, row.score, row.score_note = correct, score, note[:200]
             session.add(row)
             session.commit()
+        self._hint_sums.clear()  # the hint's sums count scores
 
     def answer_rows(self, request_id_prefix: str) -> list[dict]:
         """One benchmark run, one row per answer (for its CSV), with its score."""
@@ -428,47 +540,51 @@ def _scrub(row: Exchange) -> None:
     row.prompt, row.answer, row.result = "", "", result
 
 
-def _summarise(key: tuple, rows: list) -> CategoryStats:
-    """rows: (total J, ± J, above-idle J, CO2e g, SCI g, tokens, correct) of one model, category and basis."""
-
-    def mean(values: list) -> float | None:
-        present = [v for v in values if v is not None]
-        return statistics.fmean(present) if present else None
-
-    model, category, box, source, measured = key
-    totals = [r[0] for r in rows]
-    bands = [r[1] for r in rows]
-    tokens = sum(r[5] for r in rows)
-    mean_total = statistics.fmean(totals)
-    mean_operational, mean_sci = mean([r[3] for r in rows]), mean([r[4] for r in rows])
+def _category_stats(
+    model: str, category: str, box: str, source: str, measured: bool, n: int, mean: float,
+    attributable: float | None, co2e: float | None, sci: float | None, energy: float, squares: float,
+    tokens: int | None, scored: int, correct: int | None, scored_j: float | None, scored_sci: float | None,
+    scored_with_sci: int, mean_band: float | None, n_sci: int, sci_sum: float | None, sci_squares: float | None,
+) -> CategoryStats:  # fmt: skip
+    correct = int(correct or 0)
+    low, high = wilson(correct, scored) if scored else (None, None)
+    stdev = sample_stdev(n, energy, squares)
+    own = (mean_band or 0.0) / math.sqrt(n)
     ci_sci = None
-    if mean_sci is not None and mean_operational is not None and mean_total > 0:
-        sci = [r[4] for r in rows if r[4] is not None]
-        ci_sci = spread_ci95(sci) + own_band(bands) * mean_operational / mean_total  # energy bands in grams
-    scored = [r for r in rows if r[6] is not None]
-    correct = sum(bool(r[6]) for r in scored)
-    low, high = wilson(correct, len(scored)) if scored else (None, None)
-    scored_sci = [r[4] for r in scored]
+    if sci is not None and co2e is not None and mean > 0:
+        sci_stdev = sample_stdev(n_sci, sci_sum or 0.0, sci_squares or 0.0)
+        ci_sci = (t95(n_sci - 1) * sci_stdev / math.sqrt(n_sci) if n_sci > 1 else 0.0) + own * co2e / mean
     return CategoryStats(
         model=model,
         category=category,
         box=box,
         energy_source=source,
-        measured=measured,
-        scored=len(scored),
+        measured=bool(measured),
+        ci95_total_j=(t95(n - 1) * stdev / math.sqrt(n) if n > 1 else 0.0) + own,
+        ci95_sci_g=ci_sci,
+        scored=scored,
         correct=correct,
-        accuracy=correct / len(scored) if scored else None,
+        accuracy=correct / scored if scored else None,
         accuracy_low=low,
         accuracy_high=high,
-        j_per_correct=sum(r[0] for r in scored) / correct if correct else None,
-        sci_per_correct_g=sum(scored_sci) / correct if correct and None not in scored_sci else None,
-        answers=len(rows),
-        mean_total_j=mean_total,
-        ci95_total_j=mean_ci95(totals, bands),
-        mean_attributable_j=mean([r[2] for r in rows]),
-        mean_co2e_g=mean_operational,
-        mean_sci_g=mean_sci,
-        ci95_sci_g=ci_sci,
-        j_per_token=sum(totals) / tokens if tokens else None,
-        stdev_total_j=statistics.stdev(totals) if len(totals) > 1 else 0.0,
+        j_per_correct=scored_j / correct if correct and scored_j is not None else None,
+        sci_per_correct_g=scored_sci / correct if correct and scored_with_sci == scored else None,
+        answers=n,
+        mean_total_j=mean,
+        mean_attributable_j=attributable,
+        mean_co2e_g=co2e,
+        mean_sci_g=sci,
+        j_per_token=energy / tokens if tokens else None,
+        stdev_total_j=stdev,
     )
+
+
+def sample_stdev(n: int, total: float, squares: float) -> float:
+    """Sample standard deviation from a count, a sum and a sum of squares (what SQL can aggregate).
+
+    Both databases sum in double precision; the difference is clamped at 0 where rounding makes
+    a constant series come out a hair negative. 0 for a single answer.
+    """
+    if n < 2:
+        return 0.0
+    return math.sqrt(max(0.0, (squares - total * total / n) / (n - 1)))

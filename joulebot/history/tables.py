@@ -25,6 +25,16 @@ class User(SQLModel, table=True):
     created_at: datetime = Field(default_factory=_now)
 
 
+# The statistics read only these columns: with them all in one index, the per-category
+# aggregates (`joulebot stats`, the greener-model hint in every footer) are index-only scans
+# and stay flat as history grows (migration 0018).
+STATS_INDEX_COLUMNS = (
+    "category", "box", "energy_source", "model", "energy_measured", "energy_includes_reload",
+    "energy_total_j", "energy_attributable_j", "operational_g", "sci_g", "completion_tokens", "correct",
+    "energy_uncertainty_j",
+)  # fmt: skip
+
+
 class Exchange(SQLModel, table=True):
     __tablename__ = "exchanges"
     __table_args__ = (
@@ -43,6 +53,7 @@ class Exchange(SQLModel, table=True):
             "meter_failures",
         ),
         Index("ix_exchanges_started_at", "started_at"),
+        Index("ix_exchanges_stats", *STATS_INDEX_COLUMNS),  # the statistics and the hint (migrations 0018, 0014)
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 import redis
 
@@ -19,9 +21,9 @@ from joulebot.config import Settings
 from joulebot.exchange import Request, Result
 from joulebot.history import HistoryStore
 from joulebot.history.categories import classify
-from joulebot.metering import Energy
 from joulebot.metering.box import MeasurementBox
 from joulebot.metering.detect import detect_meters
+from joulebot.metering.reading import Energy, IdleBaseline
 from joulebot.metering.temperature import wait_until_cool
 from joulebot.models import Catalog, ModelEntry, Runner, RunnerError
 from joulebot.models.inventory import current_catalog, ollama_runner
@@ -37,6 +39,14 @@ WARMUP_TOKENS = 8
 RELOAD_S = 0.1
 
 StageCallback = Callable[[str], None]
+
+
+class IdleKeeping(Protocol):
+    """Where the worker keeps idle baselines between starts (`joulebot.worker.idle.IdleKeeper`)."""
+
+    def restore(self) -> list[IdleBaseline]: ...
+
+    def save(self) -> None: ...
 
 
 class Station:
@@ -56,7 +66,12 @@ class Station:
         self.history = history or HistoryStore.open(settings.sqlalchemy_url)
         self.intensity = IntensityProvider.from_settings(settings)
         self.embodied = Embodied.from_settings(settings)
+        # Without a keeper the idle baseline is measured in front of the first job, as a plain
+        # station must; the worker sets one, which takes that measurement off the answer's path.
+        self.idle_keeper: IdleKeeping | None = None
         self.warm: set[str] = set()  # models that had their warm-up generation since they were last loaded
+        self.busy = threading.Lock()  # held by a job, or by an idle measurement: never both at once
+        self.last_job_end = time.monotonic()
 
     def runner_for(self, entry: ModelEntry) -> Runner:
         return self.runners[entry.runner]
@@ -70,7 +85,7 @@ class Station:
         return self.catalog
 
     def warm_up(self) -> None:
-        """Load the default model and measure idle power, before any job is taken."""
+        """Load the default model and get the idle baseline (kept from before, or measured), before any job."""
         self.on_catalog(self.catalog)  # built a moment ago in __init__
         load_s = 0.0
         try:
@@ -80,13 +95,25 @@ class Station:
         except (LookupError, RunnerError) as exc:
             log.warning("default model not loaded: %s", exc)
             entry = None
-        idle = self.box.measure_idle(self.settings.idle_baseline_s, self.settings.idle_settle_s)
         meters = ", ".join(m.describe() for m in self.box.meters)
         log.info("meters: %s; not used: %s", meters, self.detection.absent or "none")
-        log.info(
-            "warm: %s loaded in %.2f s; idle %.2f W (%s, %.1f s)",
-            entry.name if entry else "no model", load_s, idle.watts, idle.source, idle.seconds,
-        )  # fmt: skip
+        log.info("warm: %s loaded in %.2f s", entry.name if entry else "no model", load_s)
+        if self.idle_keeper is None:
+            idle = self.measure_idle()
+            log.info("idle %.2f W (%s, %.1f s)", idle.watts, idle.source, idle.seconds)
+        elif kept := self.idle_keeper.restore():
+            age = self.box.idle_age_s() or 0.0
+            log.info("idle %.2f W (%s), kept from %.0f s ago", kept[0].watts, kept[0].source, age)
+        else:
+            log.info("idle: no baseline kept for this box and its meters; measured when no job runs")
+        self.last_job_end = time.monotonic()  # the model load just used the CPU: let it settle
+
+    def measure_idle(self) -> IdleBaseline:
+        """Measure idle power now (no job may run meanwhile) and keep it for the next start."""
+        idle = self.box.measure_idle(self.settings.idle_baseline_s, self.settings.idle_settle_s)
+        if self.idle_keeper is not None:
+            self.idle_keeper.save()
+        return idle
 
     def needs_warmup(self, entry: ModelEntry, load_s: float) -> bool:
         return entry.name not in self.warm or load_s > RELOAD_S
@@ -119,11 +146,21 @@ class Station:
                 log.info("outbox not drained: %s", type(exc).__name__)
         self.apply_retention()
         age = self.box.idle_age_s()
-        if cooled or age is None or age > self.settings.idle_refresh_s:
+        stale = age is not None and age > self.settings.idle_refresh_s  # a box too busy to refresh it quietly
+        missing = age is None and self.idle_keeper is None  # else measured once no job runs
+        if cooled or stale or missing:
             stage("measuring idle power")
-            self.box.measure_idle(self.settings.idle_baseline_s, self.settings.idle_settle_s)
+            self.measure_idle()
 
     def run(self, request: Request, stage: StageCallback = lambda _: None) -> Result:
+        """One answer, measured; no idle measurement runs at the same time."""
+        with self.busy:
+            try:
+                return self._run(request, stage)
+            finally:
+                self.last_job_end = time.monotonic()
+
+    def _run(self, request: Request, stage: StageCallback) -> Result:
         try:
             entry = self.refresh_catalog().resolve(request.model)
         except LookupError:  # pulled or removed since the last look: look again before refusing
