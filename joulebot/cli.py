@@ -325,7 +325,7 @@ def carbon() -> None:
     out.print(f"intensity  {intensity.g_per_kwh:g} gCO2eq/kWh ({intensity.provenance})", markup=False)
     out.print(f"source     {intensity.label()}", markup=False)
     out.print(
-        f"embodied   TE {settings.embodied_te_kg:g} kg over {settings.embodied_lifespan_years:g} years"
+        f"embodied   {embodied.source()} over {settings.embodied_lifespan_years:g} years"
         f" × share {settings.embodied_resource_share:g} = {sig(embodied.share_g(3600))} g per hour of use",
         markup=False,
     )
@@ -374,17 +374,17 @@ def stats(
 ) -> None:
     """Which model is greener for which kind of task, per box: mean SCI and energy per answer, and accuracy where
     scored."""
+    from joulebot.campaign.runner import csv_row
     from joulebot.history.categories import accuracy
-    from joulebot.history.store import CategoryStats
 
     store = _history(get_settings())
     if box is not None and box not in (known := store.boxes()):
         raise _fail(f"no measurements from box {box!r}; boxes in history: {', '.join(known) or 'none'}", 2)
     rows = store.category_stats(box=box)
     if as_csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(CategoryStats.model_fields))
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(csv_row(rows[0])) if rows else ["model"])
         writer.writeheader()
-        writer.writerows(r.model_dump() for r in rows)
+        writer.writerows(csv_row(r) for r in rows)
         return
     if not rows:
         out.print("no measurements yet", markup=False)
@@ -409,7 +409,7 @@ def _tables_per_box(rows: list, metrics: list[str]) -> None:
             title, cell = METRICS[name]
             out.print(("\n" if index or number else "") + f"{title}:", markup=False)
             out.print(table(box_rows, cell), markup=False)
-    out.print(f"\n{sources_line(rows)}", markup=False)
+    out.print(f"\n{sources_line(rows)}; figures of different boxes or energy sources are never compared", markup=False)
 
 
 @app.command()
@@ -579,28 +579,47 @@ def meter_read(
         raise _fail(str(exc), 2) from None
     with err.status("reading") as status:
         label = meter.describe()
-        reading = read_for(meter, seconds, lambda t: status.update(f"reading {label}: {t:.1f}/{seconds:g} s"))
+        reading, polled = read_for(meter, seconds, lambda t: status.update(f"reading {label}: {t:.1f}/{seconds:g} s"))
     if reading.joules is None:
         raise _fail(f"no reading: {reading.error}")
-    kind = "measured" if reading.measured else f"estimated ({reading.method})"
+    kind = "measured" if reading.measured else "estimated"
+    band = f" ± {reading.uncertainty_j:.3f} J" if reading.uncertainty_j is not None else ""
     out.print(
-        f"{reading.source}: {reading.watts:.3f} W average, {reading.joules:.3f} J over {reading.seconds:.2f} s"
+        f"{reading.source}: {reading.watts:.3f} W average, {reading.joules:.3f} J{band} over {reading.seconds:.3f} s"
         f" ({reading.samples} samples, {reading.scope}, {kind})",
         markup=False,
     )
+    if reading.method:
+        out.print(f"  how: {reading.method}", markup=False)
+    if reading.note:
+        out.print(f"  note: {reading.note}", markup=False)
+    if reading.short_window:
+        out.print(f"  short window: under 10 of the meter's {reading.update_s * 1000:g} ms updates", markup=False)
+    if polled is not None and polled.joules is not None and reading.joules:
+        off = (polled.joules - reading.joules) / reading.joules * 100
+        out.print(
+            f"  same window, {polled.method}: {polled.watts:.3f} W average, {polled.joules:.3f} J"
+            f" ({off:+.1f} % against the energy counter; {polled.samples} samples)",
+            markup=False,
+        )
+    elif polled is not None:
+        out.print(f"  instant power over the same window: no reading ({polled.error})", markup=False)
 
 
 @meter_app.command("simulate")
 def meter_simulate(
     watts: Annotated[float, typer.Option(help="constant active power to report")] = 100.0,
     power_range: Annotated[int, typer.Option("--range", help="power range register value")] = 19,
+    mains_hz: Annotated[float, typer.Option(help="mains frequency of the simulated supply")] = 50.0,
 ) -> None:
-    """Run a simulated MCP39F511N on a pseudo-terminal until Ctrl-C (for trying the driver)."""
+    """Run a simulated MCP39F511N on a pseudo-terminal until Ctrl-C (for trying the driver).
+
+    Like the chip, its power register averages over 2^N mains cycles (N: factory 4, writable)."""
     import time
 
     from joulebot.metering.mcp39f511n_sim import SimulatedMCP39F511N
 
-    with SimulatedMCP39F511N(power_w=watts, power_range=power_range) as sim:
+    with SimulatedMCP39F511N(power_w=watts, power_range=power_range, mains_hz=mains_hz) as sim:
         out.print(f"simulated MCP39F511N at {sim.port} ({watts:g} W); Ctrl-C to stop", markup=False)
         try:
             while True:

@@ -65,6 +65,7 @@ class Result(BaseModel):
     reasoning: str = ""  # a reasoning model's `<think>` text: stored, not shown
     runner_stats: dict[str, float] = {}  # the runner's own timings, seconds
     load_s: float  # model load before the measured window: never inside `energy`
+    warmup_energy: Energy | None = None  # the warm-up generation after a load, before the window: never inside
     energy: Energy
     carbon: Carbon
     box: str

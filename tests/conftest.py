@@ -35,8 +35,8 @@ def make_settings(data_dir: Path, **overrides) -> Settings:
     # each test's worker is a box of its own: tests sharing a Redis must not contend for one box lock;
     # its queue is named explicitly, so front ends follow it (fleet tests pass queue_name="" to route)
     box = f"test-box-{uuid.uuid4().hex[:8]}"
-    values = {"JOULEBOT_DATA_DIR": data_dir, "idle_baseline_s": 0.5, "redis_url": "", "database_url": "",
-              "box_name": box, "queue_name": box}  # fmt: skip
+    values = {"JOULEBOT_DATA_DIR": data_dir, "idle_baseline_s": 0.5, "idle_settle_s": 0.1, "redis_url": "",
+              "database_url": "", "box_name": box, "queue_name": box}  # fmt: skip
     values.update(overrides)
     return Settings(_env_file=None, **values)
 
@@ -91,6 +91,7 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     env.update(
         JOULEBOT_DATA_DIR=str(settings.data_dir),
         IDLE_BASELINE_S=str(settings.idle_baseline_s),
+        IDLE_SETTLE_S=str(settings.idle_settle_s),
         REDIS_URL=settings.redis_url,
         DATABASE_URL=settings.database_url,
         QUEUE_NAME=settings.queue_name,

@@ -142,6 +142,7 @@ class OllamaStandIn(LocalServer):
         self.chunk_delay_s = 0.0  # chat: pause before each streamed chunk (a model that takes its time)
         self.out_of_memory: set[str] = set()
         self.loaded: set[str] = set()
+        self.evicted: set[str] = set()  # chat: the model was unloaded since; this answer loads it again
         self.requests: list[tuple[str, str, dict]] = []
         standin = self
 
@@ -220,13 +221,15 @@ class OllamaStandIn(LocalServer):
                     self._json(200, {"model": tag, "created_at": "2026-11-26T12:00:00Z", "response": "",
                                      "done": True, "done_reason": "load", "load_duration": load_ns})  # fmt: skip
                 elif self.path == "/api/chat":
+                    reload_ns = 1_200_000_000 if tag in standin.evicted else 900_000
+                    standin.evicted.discard(tag)
                     lines = [{"model": tag, "created_at": "2026-11-26T12:00:00Z",
                               "message": {"role": "assistant", "content": piece}, "done": False}
                              for piece in standin.answer]  # fmt: skip
                     lines.append({
                         "model": tag, "created_at": "2026-11-26T12:00:01Z",
                         "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop",
-                        "total_duration": 812_000_000, "load_duration": 900_000, "prompt_eval_count": 14,
+                        "total_duration": 811_100_000 + reload_ns, "load_duration": reload_ns, "prompt_eval_count": 14,
                         "prompt_eval_duration": 61_000_000, "eval_count": len(standin.answer) + 6,
                         "eval_duration": 700_000_000,
                     })  # fmt: skip

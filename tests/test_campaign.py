@@ -42,7 +42,9 @@ def test_bench_scores_the_answers_through_the_real_queue_and_worker(embedded, ol
     assert _cell(first.stdout, "accuracy (", "questions") == "33% (6–79)"  # "What is the capital of France?"
     assert _cell(first.stdout, "energy per correct answer", "math") == "—"
     per_correct = float(_cell(first.stdout, "energy per correct answer", "questions"))
-    mean = float(_cell(first.stdout, "mean energy per answer", "questions"))
+    mean_cell = _cell(first.stdout, "mean energy per answer", "questions")  # '0.130 ± 0.34 (3)': mean ± 95 % (n)
+    assert mean_cell.endswith(" (3)") and " ± " in mean_cell
+    mean = float(mean_cell.split(" ± ")[0])
     assert per_correct == pytest.approx(3 * mean, rel=0.01), "three answers' energy for one correct one"
     assert "energy: estimated (no meter) on" in first.stdout
 
@@ -105,4 +107,4 @@ def test_chat_stats_show_accuracy_beside_energy_where_scored(tmp_path, system_re
         core.history.set_score(exchange_id, right, float(right), "test")
     core.history.record(make_result(model="mistral", total_j=50.0))
     text = core.stats_text()
-    assert "• questions: tinyllama 5.00 J (4, 75% right of 4 checked) · mistral 50.0 J (1)" in text
+    assert "• questions: tinyllama 5.00 ± 2.5 J (4, 75% right of 4 checked) · mistral 50.0 ± 50 J (1)" in text

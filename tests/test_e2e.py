@@ -45,8 +45,9 @@ def test_ask_prints_answer_and_footer_that_history_holds(embedded):
     assert row.prompt == "What is the capital of France?"
     # the printed figures are the stored columns
     energy_line, carbon_line, model_line = printed_footer.splitlines()
-    total = float(re.match(r"⚡ ([\d.]+) J total", energy_line).group(1))
+    total, band = (float(g) for g in re.match(r"⚡ ([\d.]+) ± ([\d.]+) J total", energy_line).groups())
     assert total == pytest.approx(row.energy_total_j, rel=5e-3)
+    assert band == pytest.approx(row.energy_uncertainty_j, rel=0.05)  # the estimate's ±100 %, two figures
     assert "estimated, no meter here" in energy_line
     assert f"{row.completion_tokens} tokens" in model_line
     assert "(DE, static:" in carbon_line and row.intensity_zone == "DE"
@@ -69,6 +70,7 @@ def test_json_units_and_a_warm_second_call(embedded):
     assert row.energy_total_j == pytest.approx(result.energy.total_j)
     assert result.energy.machine.measured is False
     assert result.load_s >= 0 and result.energy.idle is None  # the first answer of a fresh home
+    assert json.loads(first.stdout)["energy"]["uncertainty_j"] == pytest.approx(result.energy.total_j)
 
 
 @pytest.mark.parametrize(

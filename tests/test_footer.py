@@ -29,24 +29,46 @@ def test_grams_switch_to_mg_below_a_hundredth():
 def test_estimated_footer_says_so_and_gives_total_and_above_idle():
     text = footer(make_result(total_j=41.2, seconds=6.1, idle_w=4.74))
     energy, carbon, model = text.splitlines()
-    assert energy.startswith("⚡ 41.2 J total (12.3 J above idle) · 6.75 W avg over 6.10 s")
+    assert energy.startswith("⚡ 41.2 ± 41 J total (12.3 ± 41 J above idle) · 6.75 W avg over 6.10 s")
     assert "estimated, no meter here: 5 W idle + 10 W per busy core" in energy
     assert "measured" not in energy
     assert "g/kWh (DE, static: Our World in Data" in carbon and "2023)" in carbon
     assert "SCI" in carbon and "/answer" in carbon
+    assert carbon.startswith("🌍 ") and "CO2e (from estimated energy) ·" in carbon
+    assert "/answer (from estimated energy)" in carbon
     assert model == "🤖 smollm2-135m (135M) · 48 tokens · 0.858 J/token"
 
 
 def test_watts_units_show_average_power_and_duration():
     energy = footer(make_result(total_j=41.2, seconds=6.1, idle_w=4.74), units="watts").splitlines()[0]
-    assert energy.startswith("⚡ 6.75 W avg over 6.10 s (2.01 W above 4.74 W idle)")
+    assert energy.startswith("⚡ 6.75 ± 6.8 W avg over 6.10 s (2.01 W above 4.74 W idle)")
     assert " J " not in energy
 
 
 def test_measured_footer_names_the_meter():
-    energy = footer(make_result(measured=True, source="mcp39f511n")).splitlines()[0]
+    energy, carbon, _ = footer(make_result(measured=True, source="mcp39f511n")).splitlines()
     assert "measured at the wall by mcp39f511n" in energy
-    assert "estimated" not in energy
+    assert energy.startswith("⚡ 41.2 ± 0.41 J total (12.3 ± 3.1 J above idle) · ")
+    assert "estimated" not in energy + carbon and "short window" not in energy
+    assert "not the whole machine" not in carbon
+
+
+def test_a_short_window_is_flagged_with_its_relative_band():
+    result = make_result(measured=True, source="nvml", scope="gpu", total_j=30.0, seconds=0.25, uncertainty_j=12.0,
+                         update_s=0.1)  # fmt: skip
+    energy, carbon, _ = footer(result).splitlines()
+    assert energy.startswith("⚡ 30.0 ± 12 J total") and "· short window: ± 40 % ·" in energy
+    assert "CO2e (from CPU+GPU energy only, not the whole machine)" in carbon
+
+
+def test_the_embodied_figure_says_where_it_comes_from():
+    from joulebot.carbon import Embodied, carbon_for, static_intensity
+
+    result = make_result()
+    assert "embodied 8.75 mg (configured TE 181 kg)" in footer(result)
+    placeholder = Embodied(te_g=181_000, lifespan_years=4, configured=False)
+    result.carbon = carbon_for(41.2, 6.1, static_intensity("DE"), placeholder)
+    assert "(placeholder default TE 181 kg, a laptop's: set EMBODIED_TE_KG)" in footer(result)
 
 
 def test_unavailable_energy_is_never_a_number():

@@ -17,11 +17,13 @@ def test_meter_read_against_a_simulated_wall_meter(settings):
     with SimulatedMCP39F511N(power_w=87.5) as sim:
         proc = run_cli(settings, "meter", "read", "--source", "mcp39f511n", "--port", sim.port, "--seconds", "1")
     assert proc.returncode == 0, proc.stderr
-    match = re.search(r"mcp39f511n: ([\d.]+) W average, ([\d.]+) J over ([\d.]+) s \((\d+) samples", proc.stdout)
-    watts, joules, seconds, samples = (float(g) for g in match.groups())
+    pattern = r"mcp39f511n: ([\d.]+) W average, ([\d.]+) J ± ([\d.]+) J over ([\d.]+) s \((\d+) samples"
+    watts, joules, band, seconds, samples = (float(g) for g in re.search(pattern, proc.stdout).groups())
     assert watts == pytest.approx(87.5, rel=1e-3)
     assert joules == pytest.approx(87.5 * seconds, rel=1e-3)
+    assert 0.005 * joules <= band < 0.02 * joules  # the 0.5 % class, and little else on a steady load
     assert samples >= 9
+    assert "how: power register averages over 2^1 mains cycles = 40 ms at 50 Hz (set by joulebot)" in proc.stdout
 
 
 def test_meter_read_refuses_what_is_not_there(settings):
@@ -35,7 +37,8 @@ def test_meters_report_names_what_is_found_and_why_not(settings):
     with SimulatedMCP39F511N(power_w=60.0) as sim:
         proc = run_cli(settings, "meters", MCP39F511N_PORT=sim.port, SYSFS_ROOT=str(settings.data_dir))
     assert proc.returncode == 0, proc.stderr
-    assert f"mcp39f511n on {sim.port}, channel 1 (machine, at the wall): 60.00 W" in proc.stdout
+    assert f"mcp39f511n on {sim.port}, channel 1 (machine, at the wall; averages over 2^1 mains cycles" in proc.stdout
+    assert re.search(r"power range 19\): 60.00 ± [\d.]+ W over", proc.stdout)
     assert "machine figure: the wall meter (mcp39f511n)" in proc.stdout
     assert "rapl: no RAPL package or dram domain" in proc.stdout
 
@@ -57,4 +60,4 @@ def test_an_answer_measured_at_the_wall(embedded):
         second = run_cli(embedded, "ask", "Say hi.", MCP39F511N_PORT=sim.port, METER_INTERVAL_S="0.02")
     assert second.returncode == 0, second.stderr
     energy_line = next(line for line in second.stdout.splitlines() if line.startswith("⚡"))
-    assert "95.0 W avg" in energy_line and "(0 J above idle)" in energy_line
+    assert "95.0 W avg" in energy_line and re.search(r"\(0 ± [\d.]+ J above idle\)", energy_line)

@@ -58,6 +58,9 @@ def test_rapl_sums_package_and_dram_only(tmp_path):
     assert reading.joules == pytest.approx(14.5)
     assert reading.source == "rapl" and reading.scope == "cpu" and reading.measured
     assert reading.method == "package-0 + dram counters"
+    # ±10 % assumed accuracy, plus one 1 ms update of the window's mean power at each edge
+    assert reading.uncertainty_j == pytest.approx(1.45 + min(reading.seconds, 0.001) * 14.5 / reading.seconds)
+    assert reading.update_s == 0.001 and reading.short_window  # a few ms: under ten of RAPL's updates
 
 
 def test_rapl_counter_wrap_is_added_back(tmp_path):
@@ -130,6 +133,8 @@ def test_box_prefers_the_wall_meter_and_falls_back_honestly(tmp_path):
         box = MeasurementBox([wall, RaplMeter(tmp_path), EstimateMeter(5, 10)], tmp_path)
         idle = box.measure_idle(0.3)
         assert idle.source == "mcp39f511n" and idle.watts == pytest.approx(150.0)
+        assert idle.uncertainty_w < 2.0, "a steady load: the 0.5 % class, and little spread"
+        # the CPU+GPU sum has its own idle too: a wall meter failing mid-answer still gives "above idle"
         assert set(box.idle_by_source) == {"mcp39f511n", "rapl", "estimate"}
 
         def work():
@@ -202,3 +207,20 @@ def test_a_hot_box_makes_jobs_wait_and_queued_users_are_told(embedded, monkeypat
     assert all(r.answer for r in results)
     assert results[0].energy.idle.measured_at > results[0].request.created_at, "idle re-measured after cooling"
     assert client.connection.get(box_status_key(embedded.queue_name)) is None, "the status is cleared"
+
+
+@pytest.mark.parametrize("meters", ["auto", "mcp39f511n,estimate"])
+def test_a_wall_meter_with_a_range_it_cannot_scale_is_not_used_and_every_figure_says_so(tmp_path, meters):
+    from joulebot.config import Settings
+    from joulebot.metering.detect import detect_meters
+
+    with SimulatedMCP39F511N(power_w=80.0, power_range=12) as sim:
+        settings = Settings(_env_file=None, meters=meters, mcp39f511n_port=sim.port, sysfs_root=tmp_path)
+        detection = detect_meters(settings)  # never fatal, even when METERS names it
+    assert [m.source for m in detection.meters] == ["estimate"]
+    assert "power range 12" in detection.refused["mcp39f511n"]
+    box = MeasurementBox(detection.meters, tmp_path, detection.refused)
+    _, energy = box.measure(lambda: _spin(0.05))
+    assert source_label(energy).startswith(
+        "estimated, mcp39f511n not used: MCP39F511N channel 1: power range 12 is not one joulebot knows"
+    )

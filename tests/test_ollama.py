@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from standins import OllamaStandIn
 
@@ -136,6 +138,9 @@ def test_ask_an_ollama_model_through_the_queue(embedded, ollama):
     proc = run_cli(embedded, "ask", "Capital of France?", "--model", "llama3", "--json", **env)
     assert proc.returncode == 0, proc.stderr
     result = Result.model_validate_json(proc.stdout)
+    energy = json.loads(proc.stdout)["energy"]
+    assert energy["uncertainty_j"] == pytest.approx(energy["total_j"])  # the estimate: an honest ±100 %
+    assert energy["attributable_uncertainty_j"] >= energy["uncertainty_j"]
     assert result.model == "llama3" and result.answer == "Paris is the capital of France."
     assert result.reasoning == "The user wants a capital." and result.completion_tokens == 10
     assert result.runner_stats["eval_duration"] == pytest.approx(0.7) and result.first_token_s is not None
@@ -157,3 +162,34 @@ def test_ask_an_ollama_model_through_the_queue(embedded, ollama):
 
     rows = HistoryStore.open(embedded.sqlalchemy_url).recent("cli", result.request.user_id)
     assert [r.model for r in rows] == ["mistral", "llama3"], "the broken answer was not recorded"
+
+
+def test_a_model_is_warmed_up_after_a_load_and_a_reload_inside_the_window_is_said(ollama, settings):
+    """The station (the worker's side) with the real Ollama client against the stand-in; no queue needed."""
+    from joulebot.chat.footer import footer
+    from joulebot.exchange import Request
+    from joulebot.worker.station import WARMUP_PROMPT, Station
+
+    station = Station(settings.model_copy(update={"ollama_host": ollama.url, "meters": "estimate"}))
+    ask = lambda: station.run(Request(platform="cli", user_id="u", model="llama3", prompt="Capital?"))  # noqa: E731
+
+    first = ask()
+    chats = [body for method, path, body in ollama.requests if path == "/api/chat"]
+    assert [c["messages"][-1]["content"] for c in chats] == [WARMUP_PROMPT, "Capital?"], "warm-up, then the answer"
+    assert first.load_s == pytest.approx(1.5) and first.warmup_energy is not None
+    assert first.warmup_energy.total_j > 0 and not first.energy.includes_reload
+    assert "loaded in 1.50 s and warmed up (" in footer(first) and "before this answer, not counted in it" in footer(
+        first
+    )
+
+    second = ask()
+    assert second.warmup_energy is None, "warm already: no second warm-up"
+    assert len([1 for _, path, _ in ollama.requests if path == "/api/chat"]) == 3
+
+    ollama.evicted.add("llama3:8b")  # unloaded between the warm-up and the answer
+    third = ask()
+    assert third.energy.includes_reload and third.energy.reload_s == pytest.approx(1.2)
+    assert "includes a model reload (1.20 s): not comparable" in footer(third).splitlines()[0]
+    row = station.history.get(third.exchange_id)
+    assert row.energy_includes_reload is True
+    assert sum(s.answers for s in station.history.category_stats()) == 2, "the reloaded answer is kept out of stats"

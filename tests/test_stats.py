@@ -79,7 +79,9 @@ def test_category_statistics_with_spread_and_the_greener_hint(url):
     assert mistral.stdev_total_j == pytest.approx(7.9057, rel=1e-3)
     assert (mistral.scored, mistral.correct, mistral.accuracy) == (5, 4, pytest.approx(0.8))
     assert mistral.j_per_correct == pytest.approx(250.0 / 4)
-    assert mistral.box == "testbox" and mistral.energy_source == "estimate"
+    assert mistral.box == "testbox" and mistral.energy_source == "estimate" and not mistral.measured
+    # t(4) × s/√5 from the scatter, plus each answer's own ±100 % (estimates) shrunk by √5
+    assert mistral.ci95_total_j == pytest.approx(2.776 * 7.9057 / 5**0.5 + 50.0 / 5**0.5, rel=1e-3)
 
     # 3/5 right: its interval (23–88 %) reaches mistral's 80 %; qwen's 1/10 (2–40 %) does not, greener as it is
     def hint(model: str, candidates: list[str], box: str = "testbox", source: str = "estimate", **kw) -> str | None:
@@ -88,6 +90,7 @@ def test_category_statistics_with_spread_and_the_greener_hint(url):
     everyone = ["mistral", "tinyllama", "qwen"]
     assert hint("mistral", everyone) == (
         "as accurate on questions here (60% vs 80% right), tinyllama used 10× less energy than mistral"
+        " (estimates, not measurements)"
     )
     assert hint("tinyllama", everyone) is None
     assert hint("mistral", everyone, box="otherbox") is None and hint("mistral", everyone, source="rapl") is None
@@ -128,6 +131,48 @@ def test_unscored_answers_are_neither_right_nor_wrong(tmp_path):
     (only,) = store.category_stats()
     assert (only.answers, only.scored, only.correct, only.accuracy) == (2, 1, 1, 1.0)
     assert only.j_per_correct == pytest.approx(10.0), "energy per correct counts the scored answers only"
+
+
+def test_measured_and_estimated_answers_are_never_averaged_together(tmp_path):
+    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    for energy in (40.0, 60.0, 50.0, 45.0, 55.0):  # five estimates of mistral
+        store.record(make_result(model="mistral", total_j=energy))
+    store.record(make_result(model="mistral", total_j=500.0, measured=True, source="mcp39f511n"))
+    for energy in (5.0, 5.1, 4.9, 5.0, 5.0):  # tinyllama, measured at the wall, on another box
+        store.record(make_result(model="tinyllama", total_j=energy, measured=True, source="mcp39f511n", box="b2"))
+    rows = {(s.model, s.box, s.energy_source, s.measured): s for s in store.model_stats()}
+    assert set(rows) == {
+        ("mistral", "testbox", "estimate", False), ("mistral", "testbox", "mcp39f511n", True),
+        ("tinyllama", "b2", "mcp39f511n", True),
+    }  # fmt: skip
+    assert rows[("mistral", "testbox", "estimate", False)].mean_total_j == pytest.approx(50.0)
+    assert rows[("mistral", "testbox", "mcp39f511n", True)].mean_total_j == pytest.approx(500.0)
+    single = rows[("mistral", "testbox", "mcp39f511n", True)]
+    assert single.ci95_total_j == pytest.approx(0.01 * 500.0), "one answer: its own band"
+
+
+def test_a_cell_of_three_answers_says_how_little_it_knows(tmp_path):
+    from joulebot.campaign.runner import table, with_band
+
+    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    for energy in (40.0, 60.0, 50.0):
+        store.record(make_result(model="m", total_j=energy, measured=True, source="mcp39f511n", uncertainty_j=1.0))
+    (row,) = store.category_stats()
+    assert row.ci95_total_j == pytest.approx(4.303 * 10.0 / 3**0.5 + 1.0 / 3**0.5, rel=1e-3)  # ≈ ± 25 J
+    assert "50.0 ± 25 (3)" in table([row], with_band(lambda r: r.mean_total_j, lambda r: r.ci95_total_j))
+
+
+def test_stats_label_estimates_in_the_table_and_the_csv(settings):
+    store = HistoryStore.open(settings.sqlalchemy_url)
+    store.record(make_result(model="m", total_j=40.0))
+    store.record(make_result(model="m", total_j=4.0, measured=True, source="rapl+nvml", scope="components"))
+    proc = run_cli(settings, "stats")
+    assert proc.returncode == 0, proc.stderr
+    assert "m @ testbox (estimate)" in proc.stdout and "m @ testbox (rapl+nvml)" in proc.stdout
+    assert "energy: estimated (no meter) on testbox; measured by rapl+nvml on testbox" in proc.stdout
+    rows = list(csv.DictReader(io.StringIO(run_cli(settings, "stats", "--csv").stdout)))
+    kinds = {(r["energy_source"], r["kind"]) for r in rows}
+    assert kinds == {("estimate", "estimated (not a measurement)"), ("rapl+nvml", "measured")}
 
 
 def test_sql_statistics_equal_the_python_ones(url):
@@ -208,6 +253,7 @@ def test_the_hint_follows_its_own_writes_without_reading_again_and_others_after_
     assert (
         hint(["tinyllama"])
         == "as accurate on questions here (100% vs 100% right), tinyllama used 10× less energy than mistral"
+        " (estimates, not measurements)"
     )
     selects: list[str] = []
 
@@ -217,14 +263,15 @@ def test_the_hint_follows_its_own_writes_without_reading_again_and_others_after_
     sqlalchemy.event.listen(store.engine, "before_cursor_execute", capture)
     for _ in range(5):  # answers come in before they are scored (if ever)
         answer(store, "tinyllama", 1.0, scored=False)
-    assert hint(["tinyllama"]).endswith("tinyllama used 17× less energy than mistral")  # 50 J vs (25 + 5) / 10
+    # 50 J vs (25 + 5) / 10
+    assert hint(["tinyllama"]).endswith("tinyllama used 17× less energy than mistral (estimates, not measurements)")
     assert selects == [], "the store's own writes update the sums it holds"
 
     for _ in range(5):  # another process (another worker's store on the same database) writes
         answer(other, "phi", 1.0)
     assert "phi" not in (hint(["tinyllama", "phi"]) or "")
     store.HINT_REFRESH_S = 0.0  # the next read (once a minute by default) counts them
-    assert hint(["tinyllama", "phi"]).endswith("phi used 50× less energy than mistral")
+    assert hint(["tinyllama", "phi"]).endswith("phi used 50× less energy than mistral (estimates, not measurements)")
     assert len(selects) == 1
     sqlalchemy.event.remove(store.engine, "before_cursor_execute", capture)
     store.engine.dispose()
@@ -268,3 +315,27 @@ def test_bench_end_to_end_resumes_and_writes_the_table(embedded, tmp_path):
     assert len(list(csv.DictReader(io.StringIO(stats.stdout)))) == 2
     refused = run_cli(embedded, "bench", "--models", "smollm2", "--categories", "poetry", "--n", "1")
     assert refused.returncode == 2 and "unknown category 'poetry'" in refused.stderr
+
+
+def test_migration_0014_down_and_up_keeps_the_rows(url):
+    from alembic import command
+    from alembic.config import Config
+
+    from joulebot.history.store import MIGRATIONS
+
+    store = HistoryStore.open(url)
+    store.record(make_result(measured=True, source="mcp39f511n", uncertainty_j=0.5))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0001")
+    with store.engine.connect() as connection:
+        columns = {c["name"] for c in sqlalchemy.inspect(connection).get_columns("exchanges")}
+    assert "energy_uncertainty_j" not in columns
+    migrate(store.engine)  # an old database, brought up to date: the rows stay, the new figures are unknown
+    (row,) = store.recent("cli", "alice")
+    assert row.energy_uncertainty_j is None and row.energy_includes_reload is False
+    (stats,) = store.category_stats()
+    assert stats.answers == 1 and stats.ci95_total_j == 0.0
+    store.engine.dispose()

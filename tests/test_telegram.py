@@ -107,7 +107,7 @@ def test_commands_preferences_history_and_forget(bot, api, embedded):
     api.message(502, "/history")
     api.wait_for(lambda m, p: m == "sendMessage" and "Name a planet." in p["text"] and "⚡" in p["text"])
     api.message(502, "/stats")
-    api.wait_for(lambda m, p: m == "sendMessage" and p["text"].startswith("Average energy per answer, by task"))
+    api.wait_for(lambda m, p: m == "sendMessage" and p["text"].startswith("Average energy per answer ± 95 %"))
     api.message(502, "/models")
     api.wait_for(lambda m, p: m == "sendMessage" and "smollm2-135m (135M, SmolLM2) — " in p["text"])
 

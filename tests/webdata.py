@@ -16,7 +16,7 @@ from joulebot.history import HistoryStore
 from joulebot.metering.box import MeasurementBox
 from joulebot.metering.estimate import EstimateMeter
 from joulebot.metering.mcp39f511n import McpMeter
-from joulebot.metering.mcp39f511n_sim import SimulatedMCP39F511N
+from joulebot.metering.mcp39f511n_sim import SimulatedMCP39F511N, Steps
 
 SECRET_PROMPT = "Tell me the secret 7f3c9a of the pancakes"
 SECRET_ANSWER = "The secret answer is b41e07 and nobody else sees it"
@@ -33,11 +33,13 @@ class Filled:
 
 
 def measured_result(step_at_s: float = 0.5) -> Result:
-    """One answer window measured for real through the wall-meter driver: 60 W idle, 140 W while working."""
-    with SimulatedMCP39F511N(power_w=lambda t: 60.0 if t < step_at_s else 140.0) as sim:
+    """One answer window measured for real through the wall-meter driver: 60 W idle, 140 W while working
+    (from `step_at_s` after the idle baseline is done)."""
+    with SimulatedMCP39F511N(power_w=60.0) as sim:
         box = MeasurementBox([McpMeter(sim.port, interval_s=0.05, timeout_s=0.3), EstimateMeter(5.0, 10.0)])
         box.measure_idle(0.3)
-        _, energy = box.measure(lambda: time.sleep(max(0.4, step_at_s + 0.3 - (time.perf_counter() - sim.t0))))
+        sim.loads[1].profile = Steps(60.0, [(sim.now() + step_at_s, 140.0)])
+        _, energy = box.measure(lambda: time.sleep(step_at_s + 0.3))
     base = make_result(prompt=SECRET_PROMPT, answer=SECRET_ANSWER, model="smollm2-135m", tokens=40)
     embodied = Embodied(te_g=181_000, lifespan_years=4)
     carbon = carbon_for(energy.total_j, energy.seconds, static_intensity("DE"), embodied)

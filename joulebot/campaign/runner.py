@@ -154,6 +154,20 @@ def table(stats: list[CategoryStats], value: Callable[[CategoryStats], float | s
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
+def with_band(
+    value: Callable[[CategoryStats], float | None], band: Callable[[CategoryStats], float | None]
+) -> Callable[[CategoryStats], str | None]:
+    """A mean with its 95 % confidence interval and how many answers it rests on: '50.0 ± 25 (3)'."""
+
+    def cell(s: CategoryStats) -> str | None:
+        mean, plus = value(s), band(s)
+        if mean is None:
+            return None
+        return sig(mean) + ("" if plus is None else f" ± {sig(plus, 2)}") + f" ({s.answers})"
+
+    return cell
+
+
 def accuracy_cell(s: CategoryStats) -> str:
     """'60% (23–88)': share correct and its 95 % Wilson interval; 'unscored' without a reference."""
     if not s.scored or s.accuracy is None or s.accuracy_low is None or s.accuracy_high is None:
@@ -176,12 +190,18 @@ def per_correct_cell(value: Callable[[CategoryStats], float | None]) -> Callable
 # name → (title, cell): the tables `joulebot bench` prints, in this order
 METRICS: dict[str, tuple[str, Callable[[CategoryStats], float | str | None]]] = {
     "accuracy": ("accuracy (share correct, 95 % Wilson interval in %)", accuracy_cell),
-    "energy": ("mean energy per answer (J, total)", lambda s: s.mean_total_j),
+    "energy": (
+        "mean energy per answer (J, total) ± 95 % interval of the mean (answers)",
+        with_band(lambda s: s.mean_total_j, lambda s: s.ci95_total_j),
+    ),
     "energy-per-correct": (
         "energy per correct answer (J, total of the scored answers ÷ correct ones)",
         per_correct_cell(lambda s: s.j_per_correct),
     ),
-    "sci": ("mean SCI per answer (g CO2e)", lambda s: s.mean_sci_g),
+    "sci": (
+        "mean SCI per answer (g CO2e) ± 95 % interval of the mean (answers)",
+        with_band(lambda s: s.mean_sci_g, lambda s: s.ci95_sci_g),
+    ),
     "sci-per-correct": ("SCI per correct answer (g CO2e)", per_correct_cell(lambda s: s.sci_per_correct_g)),
 }
 # name → (colour-bar title, value, scale): what `joulebot bench --heatmap` can draw
@@ -213,11 +233,16 @@ def sources_line(stats: list[CategoryStats]) -> str:
     return "energy: " + "; ".join(said(box, source) for box, source in pairs)
 
 
+def csv_row(row: CategoryStats) -> dict:
+    """A CSV row: every figure, and what it is (`kind`: measured or estimated, never mixed)."""
+    return {**row.model_dump(), "kind": "measured" if row.measured else "estimated (not a measurement)"}
+
+
 def write_csv(stats: list[CategoryStats], path: Path) -> None:
     with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(CategoryStats.model_fields))
+        writer = csv.DictWriter(handle, fieldnames=[*CategoryStats.model_fields, "kind"])
         writer.writeheader()
-        writer.writerows(s.model_dump() for s in stats)
+        writer.writerows(csv_row(s) for s in stats)
 
 
 def write_answers_csv(answers: list[dict], path: Path) -> None:

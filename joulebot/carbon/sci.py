@@ -22,6 +22,7 @@ class Embodied(BaseModel):
     te_g: float  # total embodied emissions of the box, gCO2eq
     lifespan_years: float  # EL
     resource_share: float = 1.0  # RS: share of the box reserved for the work
+    configured: bool = True  # False: TE is the placeholder default, not this box's own figure
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Embodied:
@@ -29,7 +30,15 @@ class Embodied(BaseModel):
             te_g=settings.embodied_te_kg * 1000,
             lifespan_years=settings.embodied_lifespan_years,
             resource_share=settings.embodied_resource_share,
+            configured="embodied_te_kg" in settings.model_fields_set,
         )
+
+    def source(self) -> str:
+        """Where TE comes from, as the footer says it."""
+        te = f"TE {self.te_g / 1000:g} kg"
+        if self.configured:
+            return f"configured {te}"
+        return f"placeholder default {te}, a laptop's: set EMBODIED_TE_KG"
 
     def share_g(self, seconds: float) -> float:
         """M = TE × (TiR / EL) × RS."""
@@ -43,11 +52,15 @@ class Carbon(BaseModel):
     operational_g: float | None  # E × I
     embodied_g: float  # M
     sci_g: float | None  # (E × I + M) / R, R = 1 answer
+    embodied_source: str = "configured TE"  # where M's TE comes from (configured, or the placeholder default)
 
 
 def carbon_for(total_j: float | None, seconds: float, intensity: Intensity, embodied: Embodied) -> Carbon:
     m = embodied.share_g(seconds)
+    source = embodied.source()
     if total_j is None:
-        return Carbon(intensity=intensity, operational_g=None, embodied_g=m, sci_g=None)
+        return Carbon(intensity=intensity, operational_g=None, embodied_g=m, sci_g=None, embodied_source=source)
     operational = total_j / J_PER_KWH * intensity.g_per_kwh
-    return Carbon(intensity=intensity, operational_g=operational, embodied_g=m, sci_g=operational + m)
+    return Carbon(
+        intensity=intensity, operational_g=operational, embodied_g=m, sci_g=operational + m, embodied_source=source
+    )

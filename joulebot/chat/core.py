@@ -23,6 +23,7 @@ from joulebot.chat.status import status_text
 from joulebot.config import Settings
 from joulebot.exchange import Request, Result, Units
 from joulebot.history import open_history
+from joulebot.history.store import by_basis
 from joulebot.keys import commands_key
 from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
 from joulebot.queueing.catalog import catalog_for_front_end
@@ -312,11 +313,17 @@ class ChatCore:
     def models_text(self) -> str:
         if not self.settings.follows_one_queue and (views := [v for v in self.client.boxes() if v.live]):
             return self._fleet_models_text(views)
-        stats = {s.model: s for s in self.history.model_stats()}
-        lines = ["Models on this box (measured average energy per answer):"]
+        stats: dict[str, list] = {}
+        for row in self.history.model_stats():
+            stats.setdefault(row.model, []).append(row)
+        lines = ["Models on this box (average energy per answer ± 95 % interval, per box and energy source):"]
         for entry in self.catalog().available():
-            measured = stats.get(entry.name)
-            energy = f"{sig(measured.mean_total_j)} J/answer ({measured.answers})" if measured else "not measured yet"
+            rows = stats.get(entry.name, [])
+            figures = [
+                f"{sig(r.mean_total_j)} ± {sig(r.ci95_total_j, 2)} J/answer ({r.answers}, {r.basis.label()})"
+                for r in sorted(rows, key=lambda r: (not r.measured, r.box, r.energy_source))
+            ]
+            energy = "; ".join(figures) or "not measured yet"
             lines.append(f"• {entry.name} ({entry.size_label()}, {entry.family}) — {energy}")
         return "\n".join(lines)
 
@@ -347,28 +354,22 @@ class ChatCore:
         return "\n\n".join(lines)
 
     def stats_text(self) -> str:
-        """Per box and task, the models from greenest to hungriest (mean energy per answer); figures from
-        different boxes or meters are never ranked together."""
-        every = self.history.category_stats()
-        if not every:
+        """Per basis (box, energy source, measured or estimated) and task, the models from greenest to
+        hungriest (mean energy per answer ± 95 % interval): never ranked across bases."""
+        rows = self.history.category_stats()
+        if not rows:
             return "No measurements yet."
-        boxes = sorted({r.box for r in every})
-        lines = ["Average energy per answer, by task (greenest first; each box on its own):"]
-        for box in boxes:
-            rows = [r for r in every if r.box == box]
-            if len(boxes) > 1:
-                lines.append(f"📦 {box}")
-            several_meters = len({r.energy_source for r in rows}) > 1
-            for category in sorted({(r.category, r.energy_source) for r in rows}):
-                ranked = sorted((r for r in rows if (r.category, r.energy_source) == category),
-                                key=lambda r: r.mean_total_j)  # fmt: skip
+        lines = ["Average energy per answer ± 95 % interval (answers), by task, greenest first:"]
+        for basis, group in by_basis(rows).items():
+            lines.append(f"{basis.label()}:")
+            for category in sorted({r.category for r in group}):
+                ranked = sorted((r for r in group if r.category == category), key=lambda r: r.mean_total_j)
                 cells = [
-                    f"{r.model} {sig(r.mean_total_j)} J ({r.answers}"
+                    f"{r.model} {sig(r.mean_total_j)} ± {sig(r.ci95_total_j, 2)} J ({r.answers}"
                     + (f", {r.accuracy:.0%} right of {r.scored} checked)" if r.accuracy is not None else ")")
                     for r in ranked
                 ]
-                meter = f" ({category[1]})" if several_meters else ""
-                lines.append(f"• {category[0]}{meter}: " + " · ".join(cells))
+                lines.append(f"• {category}: " + " · ".join(cells))
         return "\n".join(lines)
 
     def forget(self, user_id: str) -> str:

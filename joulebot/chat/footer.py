@@ -12,7 +12,7 @@ def sig(value: float, digits: int = 3) -> str:
     """`digits` significant figures, never in scientific notation."""
     if value == 0 or not math.isfinite(value):
         return f"{value:g}"
-    if abs(value) >= 10 ** digits:
+    if abs(value) >= 10**digits:
         return f"{value:.0f}"
     decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
     return f"{value:.{decimals}f}"
@@ -36,32 +36,71 @@ def source_label(energy: Energy) -> str:
     return f"{label}; {reading.note}" if reading.note else label
 
 
+def plus_minus(value: float | None) -> str:
+    """A figure's band, ' ± 0.61' (two significant figures), or nothing when unknown."""
+    return "" if value is None else f" ± {sig(value, 2)}"
+
+
+def short_window_note(energy: Energy) -> str:
+    """' · short window: ± 24 %' when the window is under ten of its meter's update periods."""
+    relative = energy.relative_uncertainty
+    if not energy.short_window or relative is None:
+        return ""
+    return f" · short window: ± {relative * 100:.0f} %"
+
+
 def energy_line(energy: Energy, units: Units) -> str:
     if energy.total_j is None:
         return f"⚡ energy {source_label(energy)} · {sig(energy.seconds)} s"
     idle_w = energy.idle.watts if energy.idle else None
+    short = short_window_note(energy)
     if units == "watts":
+        band = None if energy.uncertainty_j is None else energy.uncertainty_j / energy.seconds
         above = "" if idle_w is None else f" ({sig(max(0.0, energy.avg_watts - idle_w))} W above {sig(idle_w)} W idle)"
-        return f"⚡ {sig(energy.avg_watts)} W avg over {sig(energy.seconds)} s{above} · {source_label(energy)}"
-    above = "" if energy.attributable_j is None else f" ({sig(energy.attributable_j)} J above idle)"
+        return (
+            f"⚡ {sig(energy.avg_watts)}{plus_minus(band)} W avg over {sig(energy.seconds)} s{above}{short}"
+            f" · {source_label(energy)}"
+        )
+    if energy.includes_reload:
+        short += f" · includes a model reload ({sig(energy.reload_s or 0.0)} s): not comparable"
+    above = ""
+    if energy.attributable_j is not None:
+        above = f" ({sig(energy.attributable_j)}{plus_minus(energy.attributable_uncertainty_j)} J above idle)"
     return (
-        f"⚡ {sig(energy.total_j)} J total{above} · {sig(energy.avg_watts)} W avg over {sig(energy.seconds)} s"
-        f" · {source_label(energy)}"
+        f"⚡ {sig(energy.total_j)}{plus_minus(energy.uncertainty_j)} J total{above}{short}"
+        f" · {sig(energy.avg_watts)} W avg over {sig(energy.seconds)} s · {source_label(energy)}"
     )
+
+
+def energy_caveat(energy: Energy) -> str:
+    """What the CO2e figure inherits from the energy figure it is computed from."""
+    if energy.total_j is None:
+        return ""
+    if not energy.measured:
+        return " (from estimated energy)"
+    if energy.machine.scope != "machine":
+        return " (from CPU+GPU energy only, not the whole machine)"
+    return ""
 
 
 def carbon_line(result: Result) -> str:
     c = result.carbon
     intensity = f"{sig(c.intensity.g_per_kwh)} g/kWh ({c.intensity.label()})"
+    embodied = f"embodied {grams(c.embodied_g)} ({c.embodied_source})"
     if c.operational_g is None or c.sci_g is None:
-        return f"🌍 CO2e unavailable (no energy figure) · {intensity} · embodied {grams(c.embodied_g)}"
-    return f"🌍 {grams(c.operational_g)} CO2e · {intensity} · SCI {grams(c.sci_g)}/answer"
+        return f"🌍 CO2e unavailable (no energy figure) · {intensity} · {embodied}"
+    caveat = energy_caveat(result.energy)
+    return f"🌍 {grams(c.operational_g)} CO2e{caveat} · {intensity} · SCI {grams(c.sci_g)}/answer{caveat} · {embodied}"
 
 
 def model_line(result: Result) -> str:
     parts = [f"🤖 {result.model} ({result.model_size})", f"{result.completion_tokens} tokens"]
     if result.j_per_token is not None:
         parts.append(f"{sig(result.j_per_token)} J/token")
+    warmup = result.warmup_energy
+    if warmup is not None and warmup.total_j is not None:
+        spent = f"{sig(warmup.total_j)}{plus_minus(warmup.uncertainty_j)} J"
+        parts.append(f"loaded in {sig(result.load_s)} s and warmed up ({spent}) before this answer, not counted in it")
     return " · ".join(parts)
 
 

@@ -70,11 +70,15 @@ class Settings(BaseSettings):
     meters: str = "auto"
     mcp39f511n_port: str = ""
     mcp39f511n_channel: int = Field(default=1, ge=1, le=2)
+    # 2^N mains cycles per averaging interval, set at every open; "keep": read it and use it as found
+    mcp39f511n_accumulation_n: int | Literal["keep"] = Field(default=1, ge=1, le=10)
+    mains_hz: float = Field(default=50.0, gt=0)
     meter_interval_s: float = Field(default=0.1, gt=0)
     meter_retries: int = Field(default=3, ge=0)
     sysfs_root: Path = Path("/sys")
     nvml_gpus: str = ""
     idle_baseline_s: float = Field(default=2.0, ge=0)
+    idle_settle_s: float = Field(default=1.0, ge=0)  # quiet before the idle baseline (after a model load, a job)
     idle_refresh_s: float = Field(default=1800.0, gt=0)
     cooldown_above_c: float | None = None
     cooldown_sleep_s: float = Field(default=60.0, ge=0)

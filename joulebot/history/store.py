@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import math
+import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -12,8 +13,9 @@ from typing import Any, NamedTuple
 
 from alembic import command
 from alembic.config import Config
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, case, event, func, insert, make_url
+from sqlalchemy import literal as sa_literal
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlmodel import Session, create_engine, select
 
@@ -32,13 +34,32 @@ def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+class Basis(BaseModel):
+    """What makes two energy figures comparable: the same box, the same energy source
+    (meter, or sum of meters, or the estimate), and measured vs estimated. Statistics
+    are computed within one basis and never compared across two."""
+
+    model_config = ConfigDict(frozen=True)
+
+    box: str
+    energy_source: str
+    measured: bool
+
+    def label(self) -> str:
+        kind = "measured" if self.measured else "estimated, not a measurement"
+        return f"{self.box} · {self.energy_source} ({kind})"
+
+
 class CategoryStats(BaseModel):
     model: str
     category: str
     box: str
     energy_source: str  # never averaged across boxes or meters: each pair is its own row
+    measured: bool  # False: every figure of this row is an estimate
     answers: int
     mean_total_j: float
+    ci95_total_j: float  # ± J: 95 % confidence interval of the mean (spread and each answer's own band)
+    ci95_sci_g: float | None
     mean_attributable_j: float | None
     mean_co2e_g: float | None
     mean_sci_g: float | None
@@ -51,6 +72,10 @@ class CategoryStats(BaseModel):
     accuracy_high: float | None = None
     j_per_correct: float | None = None  # total energy of the scored answers ÷ correct answers
     sci_per_correct_g: float | None = None  # SCI of the scored answers ÷ correct answers
+
+    @property
+    def basis(self) -> Basis:
+        return Basis(box=self.box, energy_source=self.energy_source, measured=self.measured)
 
 
 class ScoreTask(BaseModel):
@@ -72,13 +97,37 @@ class HintSums(NamedTuple):
     right: int = 0
 
 
-class ModelStats(BaseModel):
-    model: str
-    answers: int
-    mean_total_j: float
-    mean_attributable_j: float | None
-    mean_sci_g: float | None
-    j_per_token: float | None
+def by_basis(stats: list[CategoryStats]) -> dict[Basis, list[CategoryStats]]:
+    """Rows grouped by what makes them comparable (box, energy source, measured or estimated)."""
+    groups: dict[Basis, list[CategoryStats]] = {}
+    for row in stats:
+        groups.setdefault(row.basis, []).append(row)
+    return groups
+
+
+# Student's t, two-sided 95 %, by degrees of freedom (1.96 beyond the table)
+T95 = {1: 12.71, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+       12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042, 60: 2.000, 120: 1.980}  # fmt: skip
+
+
+def t95(df: int) -> float:
+    return next((T95[k] for k in sorted(T95) if k >= df), 1.96)
+
+
+def spread_ci95(values: list[float]) -> float:
+    """Student's t on the spread of `values`: ± of their mean from the scatter alone (0 for one value)."""
+    n = len(values)
+    return t95(n - 1) * statistics.stdev(values) / math.sqrt(n) if n > 1 else 0.0
+
+
+def own_band(bands: list[float | None]) -> float:
+    """The answers' own mean band, shrunk by √n (one answer: its own band); rows from before bands count 0."""
+    return statistics.fmean(b or 0.0 for b in bands) / math.sqrt(len(bands)) if bands else 0.0
+
+
+def mean_ci95(values: list[float], bands: list[float | None]) -> float:
+    """± of the mean of `values` at about 95 %: the scatter between answers plus their own bands."""
+    return spread_ci95(values) + own_band(bands)
 
 
 def make_engine(url: str) -> Engine:
@@ -213,6 +262,10 @@ class HistoryStore:
                 idle_w=energy.idle.watts if energy.idle else None,
                 energy_source=energy.machine.source,
                 energy_measured=energy.measured,
+                energy_uncertainty_j=energy.uncertainty_j,
+                energy_attributable_uncertainty_j=energy.attributable_uncertainty_j,
+                energy_scope=energy.machine.scope,
+                energy_includes_reload=energy.includes_reload,
                 intensity_g_per_kwh=carbon.intensity.g_per_kwh,
                 intensity_zone=carbon.intensity.zone,
                 intensity_provenance=carbon.intensity.provenance,
@@ -231,7 +284,9 @@ class HistoryStore:
             inserted = session.connection().execute(insert(Exchange.__table__), row.model_dump(exclude={"id"}))
             session.commit()
         kept = self._hint_sums.get((result.category, result.box, energy.machine.source))
-        if kept is not None and energy.total_j is not None:  # an answer is scored later: set_score forgets
+        if (
+            kept is not None and energy.total_j is not None and not energy.includes_reload
+        ):  # an answer is scored later: set_score forgets
             sums = kept[1].get(result.model, HintSums())
             kept[1][result.model] = sums._replace(answers=sums.answers + 1, total_j=sums.total_j + energy.total_j)
         return inserted.inserted_primary_key[0]
@@ -300,54 +355,10 @@ class HistoryStore:
             session.commit()
             return len(rows)
 
-    def model_stats(self) -> list[ModelStats]:
-        """Per-model averages over every exchange with a measured or estimated total.
-
-        Summed per (category, box, meter, model) first, in the covering index's order, then per model:
-        grouped by model alone, SQLite would sort every row or read them from the table.
-        """
-        total, attributable, sci = Exchange.energy_total_j, Exchange.energy_attributable_j, Exchange.sci_g
-        parts = (
-            select(
-                Exchange.model.label("model"),  # type: ignore[attr-defined]
-                func.count().label("n"),
-                func.sum(total).label("total"),
-                func.count(attributable).label("n_attributable"),
-                func.sum(attributable).label("attributable"),
-                func.count(sci).label("n_sci"),
-                func.sum(sci).label("sci"),
-                func.sum(Exchange.completion_tokens).label("tokens"),
-            )
-            .where(total.is_not(None))  # type: ignore[union-attr]
-            .group_by(Exchange.category, Exchange.box, Exchange.energy_source, Exchange.model)  # the index's order
-            .subquery()
-        )
-        query = select(
-            parts.c.model,
-            func.sum(parts.c.n),
-            func.sum(parts.c.total),
-            func.sum(parts.c.n_attributable),
-            func.sum(parts.c.attributable),
-            func.sum(parts.c.n_sci),
-            func.sum(parts.c.sci),
-            func.sum(parts.c.tokens),
-        ).group_by(parts.c.model)
-        with self.engine.connect() as connection:
-            rows = connection.execute(query).all()
-        # PostgreSQL sums bigint counts into numeric (Decimal): counts back to int
-        rows = [(m, int(n), e, int(na), a, int(ns), sc, int(t or 0)) for m, n, e, na, a, ns, sc, t in rows]
-        stats = [
-            ModelStats(
-                model=model,
-                answers=n,
-                mean_total_j=energy / n,
-                mean_attributable_j=attributable_sum / n_attributable if n_attributable else None,
-                mean_sci_g=sci_sum / n_sci if n_sci else None,
-                j_per_token=(energy / tokens) if tokens else None,
-            )
-            for model, n, energy, n_attributable, attributable_sum, n_sci, sci_sum, tokens in rows
-        ]
-        return sorted(stats, key=lambda s: s.mean_total_j)
+    def model_stats(self) -> list[CategoryStats]:
+        """Per model and basis (box, energy source, measured or estimated), all categories together
+        (`category` is empty): never averaged across bases."""
+        return sorted(self._aggregate(None, by_category=False), key=lambda s: s.mean_total_j)
 
     def category_stats(self, request_id_prefix: str | None = None, box: str | None = None) -> list[CategoryStats]:
         """Per model, task category, box and meter, over every exchange with a total energy (or one run's, or
@@ -357,14 +368,22 @@ class HistoryStore:
         One aggregate query (served by the covering index `ix_exchanges_stats`): the database
         returns counts, means and the sums for the spread and the scores; no row is loaded here.
         """
+        stats = self._aggregate(request_id_prefix, by_category=True, box=box)
+        return sorted(stats, key=lambda s: (s.model, s.category, s.box, s.energy_source, not s.measured))
+
+    def _aggregate(
+        self, request_id_prefix: str | None, by_category: bool, box: str | None = None
+    ) -> list[CategoryStats]:
         total, sci = Exchange.energy_total_j, Exchange.sci_g
+        category = Exchange.category if by_category else sa_literal("")
         scored = Exchange.correct.is_not(None)  # type: ignore[union-attr]
         query = (
             select(
                 Exchange.model,
-                Exchange.category,
+                category,
                 Exchange.box,
                 Exchange.energy_source,
+                Exchange.energy_measured,
                 func.count(),
                 func.avg(total),
                 func.avg(Exchange.energy_attributable_j),
@@ -378,9 +397,19 @@ class HistoryStore:
                 func.sum(case((scored, total))),
                 func.sum(case((scored, sci))),
                 func.count(case((scored, sci))),
+                func.avg(func.coalesce(Exchange.energy_uncertainty_j, 0.0)),  # rows from before bands: 0
+                func.count(sci),
+                func.sum(sci),
+                func.sum(sci * sci),
             )
-            .where(total.is_not(None))  # type: ignore[union-attr]
-            .group_by(Exchange.category, Exchange.box, Exchange.energy_source, Exchange.model)  # the index's order
+            .where(total.is_not(None), Exchange.energy_includes_reload.is_(False))  # type: ignore[union-attr,attr-defined]
+            .group_by(  # the index's order; a reload inside a window is not comparable
+                *([Exchange.category] if by_category else []),
+                Exchange.box,
+                Exchange.energy_source,
+                Exchange.model,
+                Exchange.energy_measured,
+            )
         )
         if request_id_prefix:
             query = query.where(Exchange.request_id.startswith(request_id_prefix))  # type: ignore[attr-defined]
@@ -388,8 +417,7 @@ class HistoryStore:
             query = query.where(Exchange.box == box)
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
-        stats = [_category_stats(*row) for row in rows]
-        return sorted(stats, key=lambda s: (s.model, s.category, s.box, s.energy_source))
+        return [_category_stats(*row) for row in rows]
 
     def greener_hint(
         self, category: str, model: str, candidates: list[str], box: str, source: str, min_scored: int = 5
@@ -419,9 +447,10 @@ class HistoryStore:
         if ratio < 2:
             return None
         other_share = good[best][2] / good[best][1]
+        estimated = " (estimates, not measurements)" if source == "estimate" else ""
         return (
             f"as accurate on {category} here ({other_share:.0%} vs {share:.0%} right), "
-            f"{best} used {ratio:.0f}× less energy than {model}"
+            f"{best} used {ratio:.0f}× less energy than {model}{estimated}"
         )
 
     def _hint_sums_for(self, category: str, box: str, source: str) -> dict[str, HintSums]:
@@ -439,7 +468,7 @@ class HistoryStore:
                     func.sum(case((Exchange.correct.is_(True), 1), else_=0)),  # type: ignore[union-attr]
                 )
                 .where(Exchange.category == category, Exchange.box == box, Exchange.energy_source == source)
-                .where(total.is_not(None))  # type: ignore[union-attr]
+                .where(total.is_not(None), Exchange.energy_includes_reload.is_(False))  # type: ignore[union-attr,attr-defined]
                 .group_by(Exchange.model)
             )
             with self.engine.connect() as connection:  # Core, not an ORM session
@@ -550,17 +579,27 @@ def _scrub(row: Exchange) -> None:
 
 
 def _category_stats(
-    model: str, category: str, box: str, source: str, n: int, mean: float, attributable: float | None,
-    co2e: float | None, sci: float | None, energy: float, squares: float, tokens: int | None, scored: int,
-    correct: int | None, scored_j: float | None, scored_sci: float | None, scored_with_sci: int,
+    model: str, category: str, box: str, source: str, measured: bool, n: int, mean: float,
+    attributable: float | None, co2e: float | None, sci: float | None, energy: float, squares: float,
+    tokens: int | None, scored: int, correct: int | None, scored_j: float | None, scored_sci: float | None,
+    scored_with_sci: int, mean_band: float | None, n_sci: int, sci_sum: float | None, sci_squares: float | None,
 ) -> CategoryStats:  # fmt: skip
     correct = int(correct or 0)
     low, high = wilson(correct, scored) if scored else (None, None)
+    stdev = sample_stdev(n, energy, squares)
+    own = (mean_band or 0.0) / math.sqrt(n)
+    ci_sci = None
+    if sci is not None and co2e is not None and mean > 0:
+        sci_stdev = sample_stdev(n_sci, sci_sum or 0.0, sci_squares or 0.0)
+        ci_sci = (t95(n_sci - 1) * sci_stdev / math.sqrt(n_sci) if n_sci > 1 else 0.0) + own * co2e / mean
     return CategoryStats(
         model=model,
         category=category,
         box=box,
         energy_source=source,
+        measured=bool(measured),
+        ci95_total_j=(t95(n - 1) * stdev / math.sqrt(n) if n > 1 else 0.0) + own,
+        ci95_sci_g=ci_sci,
         scored=scored,
         correct=correct,
         accuracy=correct / scored if scored else None,
@@ -574,7 +613,7 @@ def _category_stats(
         mean_co2e_g=co2e,
         mean_sci_g=sci,
         j_per_token=energy / tokens if tokens else None,
-        stdev_total_j=sample_stdev(n, energy, squares),
+        stdev_total_j=stdev,
     )
 
 

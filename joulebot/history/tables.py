@@ -30,8 +30,9 @@ class User(SQLModel, table=True):
 # aggregates (`joulebot stats`, the greener-model hint in every footer) are index-only scans
 # and stay flat as history grows (migration 0018).
 STATS_INDEX_COLUMNS = (
-    "category", "box", "energy_source", "model",
+    "category", "box", "energy_source", "model", "energy_measured", "energy_includes_reload",
     "energy_total_j", "energy_attributable_j", "operational_g", "sci_g", "completion_tokens", "correct",
+    "energy_uncertainty_j",
 )  # fmt: skip
 
 
@@ -53,7 +54,7 @@ class Exchange(SQLModel, table=True):
             "meter_failures",
         ),
         Index("ix_exchanges_started_at", "started_at"),
-        Index("ix_exchanges_stats", *STATS_INDEX_COLUMNS),  # the statistics and the hint (migration 0018)
+        Index("ix_exchanges_stats", *STATS_INDEX_COLUMNS),  # the statistics and the hint (migrations 0018, 0014)
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -74,6 +75,10 @@ class Exchange(SQLModel, table=True):
     idle_w: float | None
     energy_source: str = Field(max_length=32)
     energy_measured: bool
+    energy_uncertainty_j: float | None = None  # ± J, about 95 % (None: stored before bands existed)
+    energy_attributable_uncertainty_j: float | None = None
+    energy_scope: str | None = Field(default=None, max_length=16)  # machine, components (cpu+gpu only)
+    energy_includes_reload: bool = False  # the model was loaded again inside the measured window
     intensity_g_per_kwh: float
     intensity_zone: str = Field(max_length=32)
     intensity_provenance: str = Field(max_length=16)

@@ -11,6 +11,11 @@ class MeterAbsent(RuntimeError):
     """This machine does not have the meter (or it cannot be read); `str()` says why and what to do."""
 
 
+class MeterRefused(MeterAbsent):
+    """The meter is there but cannot be trusted (a range or an averaging interval that cannot be
+    read, set or scaled): never used, never fatal, and every figure says which meter was used instead."""
+
+
 class Window(ABC):
     """An open measurement window; `stop()` closes it exactly once."""
 

@@ -8,6 +8,8 @@ window, the next one in that order is used and the failure is said.
 
 from __future__ import annotations
 
+import math
+import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,8 +25,11 @@ T = TypeVar("T")
 
 
 class MeasurementBox:
-    def __init__(self, meters: list[Meter], sysfs_root: Path = Path("/sys")) -> None:
+    def __init__(
+        self, meters: list[Meter], sysfs_root: Path = Path("/sys"), refused: dict[str, str] | None = None
+    ) -> None:
         self.sysfs_root = sysfs_root
+        self.refused = dict(refused or {})  # meters that are there but not used, and why: said in every figure
         estimates = [m for m in meters if not m.measured]
         if not estimates:
             raise ValueError("a measurement box needs the estimate meter as its fallback")
@@ -57,45 +62,79 @@ class MeasurementBox:
         value = work()
         return value, [w.stop() for w in reversed(windows)][::-1]
 
+    def _composite(self, readings: list[Reading]) -> Reading | None:
+        """The sum of the component meters (CPU + GPU), when every one of them gave a reading."""
+        by_meter = dict(zip(self.meters, readings, strict=True))
+        parts = [by_meter[m] for m in self.components]
+        if not parts or any(p.joules is None for p in parts):
+            return None
+        updates = [p.update_s for p in parts if p.update_s is not None]
+        return Reading(
+            source="+".join(p.source for p in parts),
+            scope="components",
+            measured=True,
+            joules=sum(p.joules for p in parts),  # type: ignore[misc]
+            seconds=max(p.seconds for p in parts),
+            samples=min(p.samples for p in parts),
+            method="sum of " + " + ".join(f"{p.source} ({p.scope})" for p in parts),
+            uncertainty_j=math.sqrt(sum((p.uncertainty_j or 0.0) ** 2 for p in parts)),  # independent meters
+            update_s=max(updates) if updates else None,
+            note="; ".join(p.note for p in parts if p.note),  # e.g. a GPU without an energy counter
+        )
+
     def _machine(self, readings: list[Reading]) -> tuple[Reading, list[Reading]]:
         """The reading the machine figure comes from, in order of preference, and the rest."""
         by_meter = dict(zip(self.meters, readings, strict=True))
-        failures = [f"{r.source} failed: {r.error}" for r in readings if r.joules is None]
+        failures = [f"{name} not used: {why}" for name, why in self.refused.items()]
+        failures += [f"{r.source} failed: {r.error}" for r in readings if r.joules is None]
         candidates: list[Reading] = []
         if self.wall is not None:
             candidates.append(by_meter[self.wall])
-        parts = [by_meter[m] for m in self.components]
-        if parts and all(p.joules is not None for p in parts):
-            candidates.append(
-                Reading(
-                    source="+".join(p.source for p in parts),
-                    scope="components",
-                    measured=True,
-                    joules=sum(p.joules for p in parts),  # type: ignore[misc]
-                    seconds=max(p.seconds for p in parts),
-                    samples=min(p.samples for p in parts),
-                    method="sum of " + " + ".join(f"{p.source} ({p.scope})" for p in parts),
-                )
-            )
+        composite = self._composite(readings)
+        if composite is not None:
+            candidates.append(composite)
         candidates.append(by_meter[self.estimate])
         chosen = next(c for c in candidates if c.joules is not None or c is candidates[-1])
         if failures and chosen.error is None:
-            chosen = chosen.model_copy(update={"note": "; ".join(failures)})
+            chosen = chosen.model_copy(update={"note": "; ".join([*failures, *filter(None, [chosen.note])])})
         rest = [r for r in readings if r is not chosen and r.source != chosen.source]
         return chosen, rest
 
-    def measure_idle(self, seconds: float) -> IdleBaseline:
-        """Measure power with no job running, for every source of the machine figure at once."""
-        _, readings = self._window(lambda: time.sleep(seconds))
+    def measure_idle(self, seconds: float, settle_s: float = 0.0, parts: int = 4) -> IdleBaseline:
+        """Measure power with no job running, for every source of the machine figure at once
+        (the wall meter, the CPU+GPU sum, each meter, the estimate).
+
+        After `settle_s` of quiet (what ran before, e.g. a model load, dies down), `parts`
+        consecutive windows: their mean is the idle power, their spread says how much idle
+        power wanders between windows (the above-idle figure's uncertainty).
+        """
+        if settle_s > 0:
+            time.sleep(settle_s)
+        powers: dict[str, list[tuple[float, float, float]]] = {}  # source -> (W, ±W, s) per part
+        kinds: dict[str, bool] = {}
+        for _ in range(max(1, parts)):
+            _, readings = self._window(lambda: time.sleep(seconds / max(1, parts)))
+            machine, _ = self._machine(readings)
+            composite = self._composite(readings)
+            seen: set[str] = set()
+            for reading in [machine, *([composite] if composite else []), *readings]:
+                if reading.joules is None or reading.seconds <= 0 or reading.source in seen:
+                    continue
+                seen.add(reading.source)
+                part = powers.setdefault(reading.source, [])
+                kinds[reading.source] = reading.measured
+                u_w = (reading.uncertainty_j or 0.0) / reading.seconds
+                part.append((reading.joules / reading.seconds, u_w, reading.seconds))
         now = datetime.now(UTC)
         idle: dict[str, IdleBaseline] = {}
-        machine, _ = self._machine(readings)
-        for reading in [machine, *readings]:
-            if reading.joules is not None and reading.seconds > 0 and reading.source not in idle:
-                idle[reading.source] = IdleBaseline(
-                    watts=reading.joules / reading.seconds, seconds=reading.seconds, source=reading.source,
-                    measured=reading.measured, measured_at=now,
-                )  # fmt: skip
+        for source, part in powers.items():
+            watts = [w for w, _, _ in part]
+            spread = 2 * statistics.stdev(watts) if len(watts) > 1 else 0.0
+            meter_u = statistics.fmean(u for _, u, _ in part)  # mostly the accuracy class: does not average out
+            idle[source] = IdleBaseline(
+                watts=statistics.fmean(watts), seconds=sum(s for _, _, s in part), source=source,
+                measured=kinds[source], measured_at=now, uncertainty_w=math.hypot(spread, meter_u),
+            )  # fmt: skip
         if not idle:
             raise RuntimeError("idle baseline failed: no meter gave a reading")
         self.idle_by_source = idle
@@ -130,9 +169,10 @@ class MeasurementBox:
 
     def energy(self, machine: Reading, components: list[Reading]) -> Energy:
         idle = self.idle_by_source.get(machine.source)
-        attributable = None
+        attributable = attributable_u = None
         if machine.joules is not None and idle is not None:
             attributable = max(0.0, machine.joules - idle.watts * machine.seconds)
+            attributable_u = math.hypot(machine.uncertainty_j or 0.0, idle.uncertainty_w * machine.seconds)
         return Energy(
             total_j=machine.joules,
             attributable_j=attributable,
@@ -140,4 +180,6 @@ class MeasurementBox:
             idle=idle,
             machine=machine,
             components=components,
+            uncertainty_j=machine.uncertainty_j if machine.joules is not None else None,
+            attributable_uncertainty_j=attributable_u,
         )

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from joulebot.config import Settings
-from joulebot.metering.base import Meter, MeterAbsent
+from joulebot.metering.base import Meter, MeterAbsent, MeterRefused
 from joulebot.metering.estimate import EstimateMeter
-from joulebot.metering.sampling import MeterUnavailable
+from joulebot.metering.sampling import MeterSetupRefused, MeterUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ class MeterConfigError(ValueError):
 class Detection:
     meters: list[Meter]
     absent: dict[str, str] = field(default_factory=dict)  # meter name -> why it is not used
+    refused: dict[str, str] = field(default_factory=dict)  # the part of `absent` that is there but unusable
 
 
 def build_hardware_meter(name: str, settings: Settings) -> Meter:
@@ -39,7 +40,13 @@ def build_hardware_meter(name: str, settings: Settings) -> Meter:
         if not settings.mcp39f511n_port and not Path(port).exists():
             raise MeterAbsent(f"no serial port: set MCP39F511N_PORT ({DEFAULT_SERIAL_PORT} does not exist)")
         try:
-            return McpMeter(port, settings.meter_interval_s, settings.mcp39f511n_channel, settings.meter_retries)
+            n = settings.mcp39f511n_accumulation_n
+            return McpMeter(
+                port, settings.meter_interval_s, settings.mcp39f511n_channel, settings.meter_retries,
+                accumulation_n=None if n == "keep" else n, mains_hz=settings.mains_hz,
+            )  # fmt: skip
+        except MeterSetupRefused as exc:
+            raise MeterRefused(str(exc)) from None
         except MeterUnavailable as exc:
             raise MeterAbsent(str(exc)) from None
     if name == "rapl":
@@ -65,6 +72,9 @@ def detect_meters(settings: Settings) -> Detection:
     for name in names:
         try:
             detection.meters.append(build_hardware_meter(name, settings))
+        except MeterRefused as exc:  # there, but its setup cannot be trusted: never fatal, always said
+            detection.absent[name] = detection.refused[name] = str(exc)
+            log.warning("meter %s not used: %s", name, exc)
         except MeterAbsent as exc:
             if not automatic:
                 raise MeterConfigError(f"METERS asks for {name}, but: {exc}") from None

@@ -3,7 +3,9 @@
 Model: machine power = idle W + W per busy core × busy cores, where busy core
 seconds come from the kernel's machine-wide CPU time counters. It counts all
 work on the machine (as a wall meter would), not only the worker's process.
-The two constants are configuration, not knowledge: the label says so.
+The two constants are configuration, not knowledge: the label says so, and the
+uncertainty is an honest, large ±100 % (a box's real idle power alone can be
+several times the configured one).
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ import psutil
 from joulebot.metering.base import Meter, Window
 from joulebot.metering.reading import Reading
 
+ESTIMATE_UNCERTAINTY = 1.0  # ± this fraction of the estimate
+
 
 def busy_cpu_seconds() -> float:
     """Machine-wide CPU seconds spent not idle, summed over all cores."""
     t = psutil.cpu_times()
-    return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0) + getattr(
-        t, "steal", 0.0
-    )
+    return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0) + getattr(t, "steal", 0.0)
 
 
 class EstimateWindow(Window):
@@ -42,6 +44,7 @@ class EstimateWindow(Window):
             seconds=seconds,
             samples=2,
             method=self.meter.method,
+            uncertainty_j=ESTIMATE_UNCERTAINTY * joules,
         )
 
 

@@ -22,7 +22,20 @@ class Reading(BaseModel):
     method: str = ""  # how the figure was obtained, shown to users for estimates
     error: str | None = None  # why this reading has no joules
     note: str = ""  # why a preferred source was not used for this figure (e.g. "mcp39f511n failed: …")
+    uncertainty_j: float | None = None  # ± J you would bet on at about 95 %; None when joules is None
+    update_s: float | None = None  # how often the meter's figure can change (its time resolution)
     trace: list[tuple[float, float]] = []  # sampled meters: (seconds since the window's start, watts)
+
+    @property
+    def short_window(self) -> bool:
+        """Shorter than ten of the meter's update periods: the edges weigh heavily (see uncertainty_j)."""
+        return self.update_s is not None and self.seconds < 10 * self.update_s
+
+    @property
+    def relative_uncertainty(self) -> float | None:
+        if self.joules is None or self.uncertainty_j is None or self.joules <= 0:
+            return None
+        return self.uncertainty_j / self.joules
 
     @property
     def watts(self) -> float | None:
@@ -39,6 +52,9 @@ class IdleBaseline(BaseModel):
     source: str
     measured: bool
     measured_at: datetime
+    # ± W at about 95 %: how far the idle power during an answer may be from `watts`
+    # (twice the spread between sub-windows of the baseline, with the meter's own uncertainty)
+    uncertainty_w: float = 0.0
 
 
 class Energy(BaseModel):
@@ -50,6 +66,18 @@ class Energy(BaseModel):
     idle: IdleBaseline | None
     machine: Reading  # the reading the machine figure comes from
     components: list[Reading] = []
+    uncertainty_j: float | None = None  # ± J (about 95 %) of total_j
+    attributable_uncertainty_j: float | None = None  # ± J of attributable_j: adds the idle baseline's spread
+    includes_reload: bool = False  # the runner loaded the model again inside the window (its energy is in here)
+    reload_s: float | None = None  # how long that reload took, by the runner's own account
+
+    @property
+    def short_window(self) -> bool:
+        return self.machine.short_window
+
+    @property
+    def relative_uncertainty(self) -> float | None:
+        return self.machine.relative_uncertainty
 
     @property
     def measured(self) -> bool:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
+import redis
+
 from joulebot.carbon import Embodied, IntensityProvider, carbon_for
 from joulebot.config import Settings
 from joulebot.exchange import Request, Result
@@ -23,7 +25,7 @@ from joulebot.history import HistoryStore
 from joulebot.history.categories import classify
 from joulebot.metering.box import MeasurementBox
 from joulebot.metering.detect import detect_meters
-from joulebot.metering.reading import IdleBaseline
+from joulebot.metering.reading import Energy, IdleBaseline
 from joulebot.metering.temperature import wait_until_cool
 from joulebot.models import Catalog, ModelEntry, Runner, RunnerError
 from joulebot.models.inventory import current_catalog, ollama_runner
@@ -32,6 +34,12 @@ from joulebot.queueing.fleet import BoxModel, BoxProfile, MeanEnergy, MeterScope
 from joulebot.worker.outbox import HistoryOutbox
 
 log = logging.getLogger(__name__)
+
+WARMUP_PROMPT = "Say hello."
+WARMUP_TOKENS = 8
+# a runner that reports more load time than this inside the window loaded the model again (Ollama
+# evicted it between the warm-up and the answer): that answer's energy includes a reload
+RELOAD_S = 0.1
 
 StageCallback = Callable[[str], None]
 
@@ -48,7 +56,7 @@ class Station:
     def __init__(self, settings: Settings, history: HistoryStore | None = None) -> None:
         self.settings = settings
         self.detection = detect_meters(settings)
-        self.box = MeasurementBox(self.detection.meters, settings.sysfs_root)
+        self.box = MeasurementBox(self.detection.meters, settings.sysfs_root, self.detection.refused)
         self.ollama = ollama_runner(settings)
         self.runners: dict[str, Runner] = {"llamacpp": LlamaCppRunner(threads=settings.llama_threads)}
         if self.ollama is not None:
@@ -64,6 +72,7 @@ class Station:
         # Without a keeper the idle baseline is measured in front of the first job, as a plain
         # station must; the worker sets one, which takes that measurement off the answer's path.
         self.idle_keeper: IdleKeeping | None = None
+        self.warm: set[str] = set()  # models that had their warm-up generation since they were last loaded
         self.busy = threading.Lock()  # held by a job, or by an idle measurement: never both at once
         self.last_job_end = time.monotonic()
         self.state = "starting"  # what the box does now, for its profile
@@ -116,6 +125,7 @@ class Station:
         try:
             entry = self.catalog.resolve(self.settings.default_model)
             load_s = self.runner_for(entry).load(entry)
+            self.warm_model(entry, load_s)
         except (LookupError, RunnerError) as exc:
             log.warning("default model not loaded: %s", exc)
             entry = None
@@ -136,10 +146,23 @@ class Station:
 
     def measure_idle(self) -> IdleBaseline:
         """Measure idle power now (no job may run meanwhile) and keep it for the next start."""
-        idle = self.box.measure_idle(self.settings.idle_baseline_s)
+        idle = self.box.measure_idle(self.settings.idle_baseline_s, self.settings.idle_settle_s)
         if self.idle_keeper is not None:
             self.idle_keeper.save()
         return idle
+
+    def needs_warmup(self, entry: ModelEntry, load_s: float) -> bool:
+        return entry.name not in self.warm or load_s > RELOAD_S
+
+    def warm_model(self, entry: ModelEntry, load_s: float) -> Energy | None:
+        """One short generation after a model load, before its first measured answer (first calls
+        are slower: caches, allocations). Its energy is measured and returned, never folded in."""
+        if not self.needs_warmup(entry, load_s):
+            return None
+        runner = self.runner_for(entry)
+        _, energy = self.box.measure(lambda: runner.generate(entry, WARMUP_PROMPT, WARMUP_TOKENS))
+        self.warm.add(entry.name)
+        return energy
 
     def prepare(self, stage: StageCallback) -> None:
         """Before a job: wait while the box is too hot, and refresh a stale idle baseline."""
@@ -153,7 +176,10 @@ class Station:
                 on_wait=stage,
             )
         if self.outbox is not None:
-            self.outbox.drain(self.history)
+            try:
+                self.outbox.drain(self.history)
+            except redis.RedisError as exc:  # Redis restarting: what waits, waits for the next job
+                log.info("outbox not drained: %s", type(exc).__name__)
         self.apply_retention()
         age = self.box.idle_age_s()
         stale = age is not None and age > self.settings.idle_refresh_s  # a box too busy to refresh it quietly
@@ -184,10 +210,16 @@ class Station:
         runner = self.runner_for(entry)
         stage("loading model")
         load_s = runner.load(entry)  # outside the measured window, reported on its own
+        if self.needs_warmup(entry, load_s):
+            stage("warming up")
+        warmup = self.warm_model(entry, load_s)  # likewise
         self.prepare(stage)
         stage("generating")
         started_at = datetime.now(UTC)
         generation, energy = self.box.measure(lambda: runner.generate(entry, request.prompt, request.max_tokens))
+        reload_s = generation.runner_stats.get("load_duration", 0.0)
+        if reload_s > RELOAD_S:  # evicted and loaded again inside the window: not comparable, and said so
+            energy = energy.model_copy(update={"includes_reload": True, "reload_s": reload_s})
         carbon = carbon_for(energy.total_j, energy.seconds, self.intensity.current(), self.embodied)
         result = Result(
             request=request,
@@ -202,6 +234,7 @@ class Station:
             reasoning=generation.reasoning,
             runner_stats=generation.runner_stats,
             load_s=load_s,
+            warmup_energy=warmup,
             energy=energy,
             carbon=carbon,
             box=self.settings.box_name,
