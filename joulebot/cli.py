@@ -594,7 +594,8 @@ def meter_read(
     if reading.note:
         out.print(f"  note: {reading.note}", markup=False)
     if reading.short_window:
-        out.print(f"  short window: under 10 of the meter's {reading.update_s * 1000:g} ms updates", markup=False)
+        update_ms = (reading.update_s or 0) * 1000
+        out.print(f"  short window: under 10 of the meter's {update_ms:g} ms updates", markup=False)
     if polled is not None and polled.joules is not None and reading.joules:
         off = (polled.joules - reading.joules) / reading.joules * 100
         out.print(

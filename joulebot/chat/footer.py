@@ -53,12 +53,13 @@ def energy_line(energy: Energy, units: Units) -> str:
     if energy.total_j is None:
         return f"⚡ energy {source_label(energy)} · {sig(energy.seconds)} s"
     idle_w = energy.idle.watts if energy.idle else None
+    avg_w = energy.avg_watts or 0.0  # known once total_j is
     short = short_window_note(energy)
     if units == "watts":
         band = None if energy.uncertainty_j is None else energy.uncertainty_j / energy.seconds
-        above = "" if idle_w is None else f" ({sig(max(0.0, energy.avg_watts - idle_w))} W above {sig(idle_w)} W idle)"
+        above = "" if idle_w is None else f" ({sig(max(0.0, avg_w - idle_w))} W above {sig(idle_w)} W idle)"
         return (
-            f"⚡ {sig(energy.avg_watts)}{plus_minus(band)} W avg over {sig(energy.seconds)} s{above}{short}"
+            f"⚡ {sig(avg_w)}{plus_minus(band)} W avg over {sig(energy.seconds)} s{above}{short}"
             f" · {source_label(energy)}"
         )
     if energy.includes_reload:
@@ -68,7 +69,7 @@ def energy_line(energy: Energy, units: Units) -> str:
         above = f" ({sig(energy.attributable_j)}{plus_minus(energy.attributable_uncertainty_j)} J above idle)"
     return (
         f"⚡ {sig(energy.total_j)}{plus_minus(energy.uncertainty_j)} J total{above}{short}"
-        f" · {sig(energy.avg_watts)} W avg over {sig(energy.seconds)} s · {source_label(energy)}"
+        f" · {sig(avg_w)} W avg over {sig(energy.seconds)} s · {source_label(energy)}"
     )
 
 

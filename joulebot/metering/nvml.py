@@ -162,7 +162,7 @@ class NvmlWindow(Window):
             else:
                 reading = parts[0].model_copy(
                     update={
-                        "joules": sum(p.joules for p in parts),  # type: ignore[misc]
+                        "joules": sum(p.joules or 0.0 for p in parts),
                         "uncertainty_j": math.hypot(*(p.uncertainty_j or 0.0 for p in parts)),
                         "method": "; ".join(p.method for p in parts),
                         "samples": sum(p.samples for p in parts),
