@@ -56,9 +56,28 @@ def _requests(settings: Settings, models: list[str | None], prompt: str, units: 
         raise _fail(str(exc), 2) from None
 
 
-def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Result]:
+def _follow_streaming(client, job, status) -> Result:
+    """Wait for one job, printing its answer as the worker publishes it; the rest once it is done."""
+    printed = ""
+    while (result := client.poll(job, 1)) is None:
+        partial = client.partial(job.id) or ""
+        if len(partial) > len(printed) and partial.startswith(printed):
+            if not printed:
+                status.stop()
+            out.print(partial[len(printed) :], end="", markup=False)
+            printed = partial
+        elif not printed:
+            status.update(status_text(client.progress(job)))
+    status.stop()
+    rest = result.answer[len(printed) :] if result.answer.startswith(printed) else "\n" + result.answer
+    out.print(rest, markup=False)
+    return result
+
+
+def _run(settings: Settings, requests: list[Request], quiet: bool, stream: bool = False) -> list[Result]:
     """Queue the requests (in order, on the same worker) and wait for all Results.
 
+    With `stream` (one request), its answer is printed as it is generated.
     Ctrl-C at any point cancels what has not started (nothing recorded) and leaves a
     running answer to finish and be stored.
     """
@@ -75,6 +94,8 @@ def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Resul
             finally:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         with err.status("queued", spinner="dots") as status:
+            if stream and len(jobs) == 1:
+                return [_follow_streaming(client, jobs[0], status)]
             for number, job in enumerate(jobs, start=1):
                 label = f"[{number}/{len(jobs)}] " if len(jobs) > 1 else ""
                 show = None if quiet else (lambda p, label=label: status.update(f"{label}{status_text(p)}"))
@@ -89,21 +110,49 @@ def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Resul
     return results
 
 
+def _continuing(settings: Settings, request: Request, continue_last: bool, system: str | None) -> Request:
+    """The request with its system prompt and, with --continue, your last conversation before it."""
+    from joulebot.chat.conversation import Context
+    from joulebot.history import HistoryStore
+
+    context = Context()
+    if continue_last:
+        store = HistoryStore.open(settings.sqlalchemy_url)
+        last = store.recent("cli", _cli_user(), 1)
+        thread = store.thread(last[0].id) if last else []  # type: ignore[arg-type]
+        if not thread:
+            err.print("joulebot: no earlier exchange to continue; this starts a new conversation", markup=False)
+        else:
+            context = Context.after(thread)
+    if system is not None and len(system) > settings.max_prompt_chars:
+        raise _fail(f"the system prompt has {len(system)} characters; the maximum is {settings.max_prompt_chars}", 2)
+    return context.apply(request, system if system is not None else (settings.system_prompt or None))
+
+
 @app.command()
 def ask(
     prompt: Annotated[str, typer.Argument(help="what to ask")],
     model: Annotated[str | None, typer.Option("--model", "-m", help="model name (see `joulebot models`)")] = None,
     units: UnitsOption = None,
     as_json: JsonOption = False,
+    continue_last: Annotated[
+        bool, typer.Option("--continue", "-c", help="continue your last conversation (it becomes the context)")
+    ] = False,
+    system: Annotated[str | None, typer.Option("--system", help="system prompt (default: SYSTEM_PROMPT)")] = None,
+    no_stream: Annotated[bool, typer.Option("--no-stream", help="print the answer only once it is complete")] = False,
 ) -> None:
-    """Ask one model; print the answer and what it cost."""
+    """Ask one model; print the answer (as it is generated) and what it cost."""
     settings = get_settings()
     (request,) = _requests(settings, [model], prompt, units)
-    (result,) = _run(settings, [request], quiet=as_json)
+    request = _continuing(settings, request, continue_last, system)
+    stream = not (as_json or no_stream)
+    request.stream = stream
+    (result,) = _run(settings, [request], quiet=as_json, stream=stream)
     if as_json:
         out.print_json(result.model_dump_json())
         return
-    out.print(result.answer, markup=False)
+    if not stream:
+        out.print(result.answer, markup=False)
     out.print()
     out.print(footer(result), markup=False)
 
@@ -240,7 +289,7 @@ def history(
         out.print_json(json.dumps([row.result for row in rows]))
         return
     if not rows:
-        out.print("no exchanges yet: try joulebot ask \"What is a joule?\"", markup=False)
+        out.print('no exchanges yet: try joulebot ask "What is a joule?"', markup=False)
     for row in rows:
         result = Result.model_validate(row.result)
         when = row.started_at.strftime("%Y-%m-%d %H:%M")
@@ -256,7 +305,9 @@ def stats(as_csv: Annotated[bool, typer.Option("--csv", help="per model and cate
     from joulebot.history.categories import accuracy
     from joulebot.history.store import CategoryStats
 
-    rows = HistoryStore.open(get_settings().sqlalchemy_url).category_stats()
+    store = HistoryStore.open(get_settings().sqlalchemy_url)
+    rows = store.category_stats()
+    continued = sum(r.answers for r in store.category_stats(continued=True))
     if as_csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=list(CategoryStats.model_fields))
         writer.writeheader()
@@ -270,6 +321,9 @@ def stats(as_csv: Annotated[bool, typer.Option("--csv", help="per model and cate
     out.print(table(rows, lambda r: r.mean_sci_g), markup=False)
     out.print("\nmean energy per answer (J, total):", markup=False)
     out.print(table(rows, lambda r: r.mean_total_j), markup=False)
+    if continued:
+        out.print(f"\n{continued} later turns of conversations are not in these tables: they carry the"
+                  " conversation as context and cost more per answer", markup=False)  # fmt: skip
     out.print(f"\ncategories come from a keyword classifier ({overall:.0%} right on the shipped prompt sets)",
               markup=False)  # fmt: skip
 

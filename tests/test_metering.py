@@ -78,6 +78,4 @@ def test_explicit_meters_must_work_or_say_why(tmp_path):
     with pytest.raises(MeterConfigError, match="METERS asks for rapl, but: no RAPL"):
         detect_meters(Settings(_env_file=None, meters="rapl", sysfs_root=tmp_path))
     with pytest.raises(MeterConfigError, match=r"METERS asks for mcp39f511n, but: .*cannot open"):
-        detect_meters(
-            Settings(_env_file=None, meters="mcp39f511n", mcp39f511n_port="/nonexistent", meter_retries=0)
-        )
+        detect_meters(Settings(_env_file=None, meters="mcp39f511n", mcp39f511n_port="/nonexistent", meter_retries=0))

@@ -32,6 +32,11 @@ class BenchOutcome:
     failed: list[str]
 
 
+# One fixed system prompt for every bench answer (never the user's or SYSTEM_PROMPT): the table
+# compares models on the same input. Bench answers are single questions and do not stream.
+BENCH_SYSTEM_PROMPT = "You are a helpful assistant. Answer the question directly."
+
+
 def bench_prefix(run: str) -> str:
     return f"bench-{run}-"
 
@@ -55,6 +60,8 @@ def plan(settings: Settings, models: list[str], categories: list[str], n: int, r
             prompt=prompt,
             category=category,
             max_tokens=settings.max_tokens,
+            system=BENCH_SYSTEM_PROMPT,
+            stream=False,
         )
         for entry in entries
         for category in categories

@@ -14,7 +14,7 @@ class InputError(ValueError):
 def clean_prompt(prompt: str, max_chars: int) -> str:
     text = prompt.replace("\x00", "").strip()
     if not text:
-        raise InputError("the prompt is empty: ask something, e.g. joulebot ask \"What is RAPL?\"")
+        raise InputError('the prompt is empty: ask something, e.g. joulebot ask "What is RAPL?"')
     if len(text) > max_chars:
         raise InputError(f"the prompt has {len(text)} characters; the maximum is {max_chars}")
     return text

@@ -8,12 +8,14 @@ The platform modules only parse their updates and render these texts.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import redis
 
 from joulebot.chat.build import InputError, build_request
+from joulebot.chat.conversation import Context
 from joulebot.chat.deliveries import Delivery, DeliveryBook
 from joulebot.chat.footer import energy_ratio, footer, sig
 from joulebot.chat.limits import RateLimiter
@@ -21,17 +23,21 @@ from joulebot.chat.status import status_text
 from joulebot.config import Settings
 from joulebot.exchange import Request, Result, Units
 from joulebot.history import HistoryStore
+from joulebot.keys import conversation_key
 from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
 from joulebot.queueing.catalog import catalog_for_front_end
 from joulebot.queueing.client import JobError, QueueClient
 
-ProgressHandler = Callable[[str], Awaitable[None]]
+ProgressHandler = Callable[[str, str | None], Awaitable[None]]  # (status line, the answer so far or None)
 
 HELP = """joulebot answers with open LLMs and tells you what each answer cost: the energy the measurement \
 machine drew, the CO2e at the grid's current carbon intensity, and the SCI score.
 
 Send any text to ask your default model, or:
-/ask [model] prompt — ask a model
+/ask [model] prompt — ask a model (a new conversation)
+/new — start a new conversation (private chats continue the current one; reply to an answer to branch from it)
+/system [text|clear] — show, set or clear your system prompt (a group's, in a group)
+/cancel — cancel your questions still waiting in the queue
 /compare model_a model_b prompt — same prompt, two models, which was greener
 /model — show or choose your default model
 /models — the models, their size and measured energy per answer
@@ -119,12 +125,149 @@ class ChatCore:
         """In embedded mode, (re)start the embedded Redis and worker; they stop when idle."""
         self.client.ensure_ready()
 
-    def prepare(self, user_id: str, chat_id: str, prompt: str, models: list[str | None]) -> list[Request]:
-        """Validated Requests, or InputError with a friendly refusal. Nothing is queued here."""
+    def prepare(
+        self,
+        user_id: str,
+        chat_id: str,
+        prompt: str,
+        models: list[str | None],
+        context: Context | None = None,
+        group: bool = False,
+    ) -> list[Request]:
+        """Validated Requests, or InputError with a friendly refusal. Nothing is queued here.
+
+        With a `context`, the one Request continues that conversation; without, it starts one.
+        """  # fmt: skip
         try:
-            return self._prepare(user_id, chat_id, prompt, models)
+            requests = self._prepare(user_id, chat_id, prompt, models)
         except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
             raise InputError("joulebot's queue is unavailable right now; please try again in a minute.") from None
+        system = self.system_prompt(user_id, chat_id, group)
+        if context is None or len(requests) > 1:  # a comparison is a question of its own
+            return [Context().apply(r, system) for r in requests]
+        return [context.apply(requests[0], system)]
+
+    # -- conversations ------------------------------------------------------
+    def _pointer(self, chat_id: str, user_id: str) -> str:
+        return conversation_key(self.platform, chat_id, user_id)
+
+    def context_for(self, user_id: str, chat_id: str, reply_to: str | None = None, group: bool = False) -> Context:
+        """The conversation a message continues.
+
+        A reply to one of the bot's answers continues from that answer (a branch), if that answer
+        belongs to this chat and, in a private chat, to this user. Otherwise a private chat
+        continues its current conversation (until /new or CONVERSATION_IDLE_S of silence); in a
+        group only replies continue. Anything else starts a new conversation: an unknown,
+        deleted or foreign message never leaks one.
+        """
+        exchange = None
+        if reply_to is not None:
+            exchange = self.history.answer_at(self.platform, chat_id, reply_to)
+        elif not group and self.settings.conversation_idle_s > 0:
+            raw = self.client.connection.get(self._pointer(chat_id, user_id))
+            if raw:
+                exchange = self.history.get(int(json.loads(raw)["exchange_id"]))
+        if exchange is None or exchange.chat_id != chat_id:
+            return Context()
+        if not group and self.history.owner(exchange) != user_id:
+            return Context()
+        thread = self.history.thread(exchange.id)  # type: ignore[arg-type]
+        return Context.after(thread) if thread else Context()
+
+    def remember(self, delivery: Delivery, results: list[Result]) -> None:
+        """After an answer in a private chat: the next message continues from it (until idle)."""
+        if len(results) != 1 or results[0].exchange_id is None or self.settings.conversation_idle_s <= 0:
+            return
+        request = results[0].request
+        pointer = {"conversation_id": request.conversation_id, "exchange_id": results[0].exchange_id}
+        ttl = max(1, int(self.settings.conversation_idle_s))
+        self.client.connection.set(self._pointer(delivery.chat_id, delivery.user_id), json.dumps(pointer), ex=ttl)
+
+    def new_conversation(self, user_id: str, chat_id: str) -> str:
+        self.client.connection.delete(self._pointer(chat_id, user_id))
+        return "🆕 New conversation: your next message starts afresh (earlier answers stay in /history)."
+
+    def retry_context(
+        self, user_id: str, chat_id: str, exchange_id: int, group: bool = False
+    ) -> tuple[str, str, Context]:
+        """(prompt, model, context) to ask an answer's question again, with the same context.
+
+        Only the asker (or, in a group, anyone in that group) may retry an answer.
+        """
+        exchange = self.history.get(exchange_id)
+        if exchange is None or not exchange.prompt or exchange.chat_id != chat_id:
+            raise InputError("That answer can no longer be retried.")
+        if not group and self.history.owner(exchange) != user_id:
+            raise InputError("That answer can no longer be retried.")
+        thread = self.history.thread(exchange.parent_id) if exchange.parent_id is not None else []
+        context = Context.after(thread) if thread else Context()
+        context.conversation_id = exchange.conversation_id or context.conversation_id
+        context.turn = exchange.turn
+        context.fixed_system, context.system = True, exchange.system_prompt
+        return exchange.prompt, exchange.model, context
+
+    # -- cancelling ---------------------------------------------------------
+    def cancel(self, user_id: str, chat_id: str, request_id: str | None = None) -> str:
+        """Cancel this user's questions still queued in this chat (or the one given).
+
+        A running answer is not cut short: its energy is being measured over the whole
+        generation, and half a window would be neither a whole answer's cost nor comparable.
+        """
+        owed = [d for d in self.deliveries.pending() if d.user_id == user_id and d.chat_id == chat_id]
+        if request_id is not None:
+            owed = [d for d in owed if request_id in d.request_ids]
+        if not owed:
+            return "Nothing of yours is waiting to be cancelled."
+        cancelled = running = 0
+        for delivery in owed:
+            for rid in delivery.request_ids:
+                try:
+                    job = self.client.job(rid)
+                except JobError:
+                    continue
+                if self.client.cancel(job):
+                    cancelled += 1
+                else:
+                    running += 1
+        parts = []
+        if cancelled:
+            parts.append(
+                f"Cancelled {cancelled} waiting question{'s' * (cancelled > 1)}: nothing was measured or stored."
+            )
+        if running:
+            parts.append(
+                f"{running} already being generated: {'it' if running == 1 else 'they'} will finish and be stored "
+                "(a generation is measured whole; stopping it halfway would leave a figure that is no answer's cost)."
+            )
+        return " ".join(parts) or "Nothing of yours is waiting to be cancelled."
+
+    # -- system prompts -----------------------------------------------------
+    def system_prompt(self, user_id: str, chat_id: str, group: bool = False) -> str | None:
+        """A group's prompt in a group, the user's in a private chat, else SYSTEM_PROMPT (or none)."""
+        own = self.history.system_prompt(self.platform, user_id, chat_id if group else None)
+        return own or self.settings.system_prompt or None
+
+    def system_command(self, user_id: str, chat_id: str, argument: str, group: bool = False) -> str:
+        """/system: show (no argument), `clear`, or set."""
+        whose = "this group's" if group else "your"
+        where = chat_id if group else None
+        text = argument.strip()
+        if not text:
+            own = self.history.system_prompt(self.platform, user_id, where)
+            if own:
+                return f"System prompt ({whose}):\n{own}"
+            if self.settings.system_prompt:
+                return f"System prompt (the default, SYSTEM_PROMPT):\n{self.settings.system_prompt}"
+            return f"No system prompt is set. Set {whose} with: /system You answer briefly."
+        if text.lower() == "clear":
+            self.history.set_system_prompt(self.platform, user_id, None, where)
+            return f"Cleared {whose} system prompt."
+        if len(text) > self.settings.max_prompt_chars:
+            raise InputError(
+                f"the system prompt has {len(text)} characters; the maximum is {self.settings.max_prompt_chars}"
+            )
+        self.history.set_system_prompt(self.platform, user_id, text.replace("\x00", ""), where)
+        return f"Set {whose} system prompt. It applies from the next question."
 
     def _prepare(self, user_id: str, chat_id: str, prompt: str, models: list[str | None]) -> list[Request]:
         self.ensure_queue()
@@ -155,6 +298,8 @@ class ChatCore:
         return requests
 
     def submit(self, requests: list[Request], status_message_id: str | None, reply_to: str | None = None) -> Delivery:
+        if len(requests) == 1 and status_message_id is not None:
+            requests[0].message_ref = status_message_id  # a reply to this message continues the conversation
         first = requests[0]
         delivery = Delivery(
             request_ids=[r.id for r in requests], platform=self.platform, user_id=first.user_id,
@@ -176,7 +321,11 @@ class ChatCore:
                 if result is not None:
                     results.append(result)
                     break
-                await on_status(status_text(await asyncio.to_thread(self.client.progress, job)))
+                progress = await asyncio.to_thread(self.client.progress, job)
+                partial = None
+                if progress.state == "generating":
+                    partial = await asyncio.to_thread(self.client.partial, request_id)
+                await on_status(status_text(progress), partial)
         return results
 
     # -- reading ------------------------------------------------------------
@@ -203,21 +352,30 @@ class ChatCore:
     def stats_text(self) -> str:
         """Per task, the models from greenest to hungriest (mean energy per answer)."""
         rows = self.history.category_stats()
-        if not rows:
+        continued = self.history.category_stats(continued=True)
+        if not rows and not continued:
             return "No measurements yet."
-        lines = ["Average energy per answer, by task (greenest first):"]
-        for category in sorted({r.category for r in rows}):
-            ranked = sorted((r for r in rows if r.category == category), key=lambda r: r.mean_total_j)
-            cells = [f"{r.model} {sig(r.mean_total_j)} J ({r.answers})" for r in ranked]
-            lines.append(f"• {category}: " + " · ".join(cells))
+        lines = ["Average energy per answer, by task (greenest first; first questions only):"]
+        lines += _ranked(rows)
+        if continued:
+            lines.append("Later turns of conversations (they carry the conversation as context, so cost more):")
+            lines += _ranked(continued)
         return "\n".join(lines)
 
     def forget(self, user_id: str) -> str:
         n = self.history.forget(self.platform, user_id)
         return (
-            f"Deleted the prompts and answers of {n} exchanges. "
-            "Their anonymous energy figures stay in the statistics."
+            f"Deleted the prompts and answers of {n} exchanges. Their anonymous energy figures stay in the statistics."
         )
 
 
-__all__ = ["HELP", "Answer", "ChatCore", "InputError", "JobError", "Reply", "make_reply", "status_text"]
+def _ranked(rows: list) -> list[str]:
+    lines = []
+    for category in sorted({r.category for r in rows}):
+        ranked = sorted((r for r in rows if r.category == category), key=lambda r: r.mean_total_j)
+        cells = [f"{r.model} {sig(r.mean_total_j)} J ({r.answers})" for r in ranked]
+        lines.append(f"• {category}: " + " · ".join(cells))
+    return lines
+
+
+__all__ = ["HELP", "Answer", "ChatCore", "Context", "InputError", "JobError", "Reply", "make_reply", "status_text"]

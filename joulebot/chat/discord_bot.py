@@ -23,14 +23,15 @@ from discord import app_commands
 
 from joulebot.chat.core import HELP, ChatCore, InputError, JobError, Reply, make_reply
 from joulebot.chat.deliveries import Delivery
-from joulebot.chat.discord_format import Message, render
+from joulebot.chat.discord_format import Message, render, render_partial
 from joulebot.config import Settings
+from joulebot.queueing.client import JobCancelled
 
 log = logging.getLogger(__name__)
 
 TOKEN_LIFETIME = timedelta(minutes=15)
 TOKEN_MARGIN = timedelta(seconds=30)
-STATUS_EDIT_INTERVAL_S = 2.0
+STATUS_EDIT_INTERVAL_S = 1.5
 NO_MENTIONS = discord.AllowedMentions.none()  # model output must never ping @everyone
 
 
@@ -51,7 +52,7 @@ def render_reply(reply: Reply) -> list[Message]:
 class ReplyTarget:
     """Where a reply goes: the interaction while its token lives, else the channel."""
 
-    async def status(self, text: str) -> None: ...
+    async def status(self, text: str, partial: str | None = None) -> None: ...
 
     async def deliver(self, messages: list[Message]) -> None: ...
 
@@ -66,13 +67,19 @@ class InteractionTarget(ReplyTarget):
     def _alive(self) -> bool:
         return datetime.now(UTC) - self.interaction.created_at < TOKEN_LIFETIME - TOKEN_MARGIN
 
-    async def status(self, text: str) -> None:
+    async def status(self, text: str, partial: str | None = None) -> None:
+        """The status line, or the answer so far while it is generated (one embed, Markdown closed)."""
         now = time.monotonic()
-        if text == self.shown or now - self.edited_at < STATUS_EDIT_INTERVAL_S or not self._alive():
+        shown = partial or text
+        if shown == self.shown or now - self.edited_at < STATUS_EDIT_INTERVAL_S or not self._alive():
             return
         try:
-            await self.interaction.edit_original_response(content=text)
-            self.shown, self.edited_at = text, now
+            if partial:
+                message = render_partial(partial, text)
+                await self.interaction.edit_original_response(content=None, embeds=to_embeds(message))
+            else:
+                await self.interaction.edit_original_response(content=text)
+            self.shown, self.edited_at = shown, now
         except discord.HTTPException as exc:
             log.info("status edit skipped: %s", exc)
 
@@ -200,6 +207,8 @@ class DiscordBot(discord.Client):
     async def follow(self, delivery: Delivery, target: ReplyTarget) -> None:
         try:
             reply = make_reply(await self.core.follow(delivery, target.status), delivery.units)
+        except JobCancelled as exc:
+            reply = Reply([], f"🚫 {exc}")
         except JobError as exc:
             reply = Reply([], f"⚠️ {exc}")
         try:
@@ -271,9 +280,22 @@ class DiscordBot(discord.Client):
             else:
                 await private(
                     interaction,
-                    lambda: "This deletes all your prompts and answers (anonymous energy figures stay). "
-                    "Run /forget confirm:True to go ahead.",
+                    lambda: (
+                        "This deletes all your prompts and answers (anonymous energy figures stay). "
+                        "Run /forget confirm:True to go ahead."
+                    ),
                 )
+
+        @tree.command(description="Show, set or clear your system prompt (text, or 'clear')")
+        @app_commands.describe(text="the system prompt; 'clear' removes it; empty shows it")
+        async def system(interaction: discord.Interaction, text: str | None = None) -> None:
+            user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
+            await private(interaction, lambda: core.system_command(user_id, channel_id, text or ""))
+
+        @tree.command(description="Cancel your questions still waiting in the queue")
+        async def cancel(interaction: discord.Interaction) -> None:
+            user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
+            await private(interaction, lambda: core.cancel(user_id, channel_id))
 
         @tree.command(description="Average energy per model")
         async def stats(interaction: discord.Interaction) -> None:

@@ -12,7 +12,7 @@ def sig(value: float, digits: int = 3) -> str:
     """`digits` significant figures, never in scientific notation."""
     if value == 0 or not math.isfinite(value):
         return f"{value:g}"
-    if abs(value) >= 10 ** digits:
+    if abs(value) >= 10**digits:
         return f"{value:.0f}"
     decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
     return f"{value:.{decimals}f}"
@@ -65,8 +65,22 @@ def model_line(result: Result) -> str:
     return " · ".join(parts)
 
 
+def conversation_lines(result: Result) -> list[str]:
+    """For a later turn: the context it carried (why it cost more), and once, what was forgotten."""
+    lines = []
+    if result.request.turn > 1:
+        lines.append(f"🧵 turn {result.request.turn} · {result.prompt_tokens:,} context tokens")
+    if result.dropped_turns and not result.request.told_forgotten:
+        lines.append(
+            f"🧠 the start of this conversation no longer fits {result.model}'s context: "
+            f"the first {result.dropped_turns} messages were left out"
+        )
+    return lines
+
+
 def footer(result: Result, units: Units | None = None) -> str:
     lines = [energy_line(result.energy, units or result.request.units), carbon_line(result), model_line(result)]
+    lines += conversation_lines(result)
     if result.hint:
         lines.append(f"💡 {result.hint}")
     if result.history_error:

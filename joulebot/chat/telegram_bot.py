@@ -29,40 +29,74 @@ from telegram.ext import (
     filters,
 )
 
-from joulebot.chat.core import HELP, ChatCore, InputError, JobError, Reply, make_reply
+from joulebot.chat.core import HELP, ChatCore, Context, InputError, JobError, Reply, make_reply
 from joulebot.chat.deliveries import Delivery
-from joulebot.chat.telegram_format import split_html, to_html, visible_text
+from joulebot.chat.telegram_format import LIMIT, split_html, to_html, visible_text
 from joulebot.config import Settings
+from joulebot.queueing.client import JobCancelled
 
 log = logging.getLogger(__name__)
 
-STATUS_EDIT_INTERVAL_S = 2.0
+STATUS_EDIT_INTERVAL_S = 1.5  # per chat: Telegram allows about one message a second per chat
 SEND_ATTEMPTS = 6
-COMMANDS = ("start", "help", "ask", "compare", "model", "models", "units", "history", "stats", "forget")
+COMMANDS = ("start", "help", "ask", "compare", "model", "models", "units", "history", "stats", "forget",
+            "new", "system", "cancel")  # fmt: skip
+GENERATING = "✍️ generating…"
+CANCELLED = "🚫 Cancelled before it ran: nothing was measured or stored."
 
 
 def _seconds(retry_after) -> float:
     return retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else float(retry_after)
 
 
-class StatusMessage:
-    """One status message, edited at most every 2 s and never with the text it already shows."""
+def cancel_button(request_id: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton("Cancel", callback_data=f"cancel:{request_id}")]])
 
-    def __init__(self, bot, chat_id: str, message_id: str | None, text: str = "") -> None:
+
+def retry_button(exchange_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton("🔄 Retry", callback_data=f"retry:{exchange_id}")]])
+
+
+def partial_html(partial: str) -> str:
+    """The answer so far as valid Telegram HTML in one message (its first piece if longer), then the status."""
+    pieces = split_html(to_html(partial), LIMIT - 100)
+    more = "\n…" if len(pieces) > 1 else ""
+    return f"{pieces[0]}{more}\n\n{html.escape(GENERATING, quote=False)}"
+
+
+class StatusMessage:
+    """One status message, edited at most every STATUS_EDIT_INTERVAL_S per chat, never with the text it shows.
+
+    While the job waits it keeps a Cancel button; while the answer is generated it shows the
+    text so far (HTML, valid in every edit); the final edit (the answer and its footer) is
+    `TelegramBot._deliver`'s.
+    """
+
+    def __init__(
+        self, bot, chat_id: str, message_id: str | None, text: str = "", paces: dict[str, float] | None = None,
+        cancel: InlineKeyboardMarkup | None = None,
+    ) -> None:  # fmt: skip
         self.bot, self.chat_id, self.message_id = bot, chat_id, message_id
         self.text = text
-        self.edited_at = time.monotonic()
+        self.paces = paces if paces is not None else {}  # chat id -> last edit (shared by the chat's messages)
+        self.cancel = cancel
         self.blocked_until = 0.0
+        self.edits = 0
 
-    async def update(self, text: str) -> None:
+    async def update(self, status: str, partial: str | None = None) -> None:
         now = time.monotonic()
+        text, parse_mode = (partial_html(partial), ParseMode.HTML) if partial else (status, None)
         if self.message_id is None or text == self.text:
             return
-        if now - self.edited_at < STATUS_EDIT_INTERVAL_S or now < self.blocked_until:
+        if now - self.paces.get(self.chat_id, -1e9) < STATUS_EDIT_INTERVAL_S or now < self.blocked_until:
             return
+        markup = self.cancel if status.startswith("⏳") else None  # no Cancel once it runs
         try:
-            await self.bot.edit_message_text(text, chat_id=self.chat_id, message_id=int(self.message_id))
-            self.text, self.edited_at = text, now
+            await self.bot.edit_message_text(
+                text, chat_id=self.chat_id, message_id=int(self.message_id), parse_mode=parse_mode, reply_markup=markup
+            )
+            self.text, self.paces[self.chat_id] = text, now
+            self.edits += 1
         except RetryAfter as exc:  # flood control: skip status edits for a while, the answer still comes
             self.blocked_until = now + _seconds(exc.retry_after)
         except TelegramError as exc:
@@ -76,6 +110,7 @@ class TelegramBot:
         self.admins = Settings.id_set(settings.telegram_admins)
         self.allowed = Settings.id_set(settings.telegram_allowed_users)
         self._tasks: set[asyncio.Task] = set()
+        self._paces: dict[str, float] = {}  # chat id -> time of its last status edit
 
     # -- the application ---------------------------------------------------
     def application(self) -> Application:
@@ -142,14 +177,17 @@ class TelegramBot:
         return guarded
 
     # -- asking --------------------------------------------------------------
-    async def _ask(self, message: Message, user_id: str, prompt: str, models: list[str | None]) -> None:
+    async def _ask(
+        self, message: Message, user_id: str, prompt: str, models: list[str | None], context: Context | None = None
+    ) -> None:
         chat_id = str(message.chat_id)
+        group = message.chat.type != ChatType.PRIVATE
         try:
-            requests = await asyncio.to_thread(self.core.prepare, user_id, chat_id, prompt, models)
+            requests = await asyncio.to_thread(self.core.prepare, user_id, chat_id, prompt, models, context, group)
         except InputError as exc:
             await message.reply_text(str(exc))
             return
-        status = await message.reply_text("⏳ queued")
+        status = await message.reply_text("⏳ queued", reply_markup=cancel_button(requests[0].id))
         try:
             delivery = await asyncio.to_thread(self.core.submit, requests, str(status.message_id))
         except JobError as exc:
@@ -163,29 +201,45 @@ class TelegramBot:
         task.add_done_callback(self._tasks.discard)
 
     async def _follow(self, bot, delivery: Delivery, shown: str = "") -> None:
-        status = StatusMessage(bot, delivery.chat_id, delivery.status_message_id, shown)
+        status = StatusMessage(bot, delivery.chat_id, delivery.status_message_id, shown, self._paces,
+                               cancel_button(delivery.key))  # fmt: skip
+        results = []
         try:
             results = await self.core.follow(delivery, status.update)
+        except JobCancelled:
+            reply = Reply([], CANCELLED)
         except JobError as exc:
             reply = Reply([], f"⚠️ {exc}")
         else:
             reply = make_reply(results, delivery.units)
-        if await self._deliver(bot, delivery, reply):
+        stored = [r.exchange_id for r in results if r.exchange_id is not None]
+        markup = retry_button(stored[0]) if len(results) == 1 and stored else None
+        if await self._deliver(bot, delivery, reply, markup):
+            await asyncio.to_thread(self.core.remember, delivery, results)
             await asyncio.to_thread(self.core.deliveries.done, delivery)
         # else: it stays owed in Redis, and the next start of the bot sends it again
 
-    async def _deliver(self, bot, delivery: Delivery, reply: Reply) -> bool:
-        """Replace the status message with the reply's first piece, send the rest; never lose it."""
+    async def _deliver(
+        self, bot, delivery: Delivery, reply: Reply, buttons: InlineKeyboardMarkup | None = None
+    ) -> bool:
+        """Replace the status message with the reply's first piece, send the rest; never lose it.
+
+        `buttons` (Retry) go under the last piece.
+        """
         markup = "\n\n".join(
             to_html(text) if is_model else html.escape(text, quote=False) for text, is_model in reply.parts()
         )
-        for index, piece in enumerate(split_html(markup)):
+        pieces = split_html(markup)
+        for index, piece in enumerate(pieces):
             edit = delivery.status_message_id if index == 0 else None
-            if not await self._send(bot, delivery.chat_id, piece, edit):
+            last = buttons if index == len(pieces) - 1 else None
+            if not await self._send(bot, delivery.chat_id, piece, edit, last):
                 return False
         return True
 
-    async def _send(self, bot, chat_id: str, piece: str, edit_message_id: str | None) -> bool:
+    async def _send(
+        self, bot, chat_id: str, piece: str, edit_message_id: str | None, buttons: InlineKeyboardMarkup | None = None
+    ) -> bool:
         """One piece, through flood control, parse errors and network trouble; False if it could not go."""
         parse_mode: str | None = ParseMode.HTML
         text = piece
@@ -193,10 +247,11 @@ class TelegramBot:
             try:
                 if edit_message_id is not None:
                     await bot.edit_message_text(
-                        text, chat_id=chat_id, message_id=int(edit_message_id), parse_mode=parse_mode
-                    )
+                        text, chat_id=chat_id, message_id=int(edit_message_id), parse_mode=parse_mode,
+                        reply_markup=buttons,
+                    )  # fmt: skip
                 else:
-                    await bot.send_message(chat_id, text, parse_mode=parse_mode)
+                    await bot.send_message(chat_id, text, parse_mode=parse_mode, reply_markup=buttons)
                 return True
             except RetryAfter as exc:
                 await asyncio.sleep(_seconds(exc.retry_after))
@@ -291,6 +346,23 @@ class TelegramBot:
             reply_markup=InlineKeyboardMarkup(buttons),
         )
 
+    async def _cmd_new(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        user_id = str(update.effective_user.id)
+        await self._reply(message, lambda: self.core.new_conversation(user_id, str(message.chat_id)))
+
+    async def _cmd_system(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        user_id, chat_id = str(update.effective_user.id), str(message.chat_id)
+        group = message.chat.type != ChatType.PRIVATE
+        argument = self._argument(message)
+        await self._reply(message, lambda: self.core.system_command(user_id, chat_id, argument, group))
+
+    async def _cmd_cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        user_id = str(update.effective_user.id)
+        await self._reply(message, lambda: self.core.cancel(user_id, str(message.chat_id)))
+
     async def _reply(self, message: Message, produce: Callable[[], str]) -> None:
         """Send what `produce` (blocking: history, catalog) returns, or its refusal."""
         try:
@@ -304,6 +376,9 @@ class TelegramBot:
         query = update.callback_query
         user_id = str(update.effective_user.id)
         action, _, value = (query.data or "").partition(":")
+        if action in ("cancel", "retry"):
+            await self._on_answer_button(query, user_id, action, value)
+            return
         try:
             if action == "model":
                 text = await asyncio.to_thread(self.core.set_model, user_id, value)
@@ -318,6 +393,25 @@ class TelegramBot:
         await query.answer()
         await query.edit_message_text(text)
 
+    async def _on_answer_button(self, query, user_id: str, action: str, value: str) -> None:
+        """Cancel (under a waiting question) and Retry (under an answer); the follow task edits the status."""
+        message = query.message
+        chat_id = str(message.chat.id)
+        if action == "cancel":
+            text = await asyncio.to_thread(self.core.cancel, user_id, chat_id, value)
+            await query.answer(text[:200])
+            return
+        group = message.chat.type != ChatType.PRIVATE
+        try:
+            prompt, model, context = await asyncio.to_thread(
+                self.core.retry_context, user_id, chat_id, int(value) if value.isdigit() else -1, group
+            )
+        except InputError as exc:
+            await query.answer(str(exc))
+            return
+        await query.answer("Asking again…")
+        await self._ask(message, user_id, prompt, [model], context)
+
     async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         prompt = message.text or ""
@@ -325,8 +419,10 @@ class TelegramBot:
             me = context.bot.username or ""
             mentions = message.parse_entities([MessageEntityType.MENTION]).values()
             mentioned = any(m.lower() == f"@{me}".lower() for m in mentions)
-            replied = message.reply_to_message is not None and message.reply_to_message.from_user is not None and (
-                message.reply_to_message.from_user.id == context.bot.id
+            replied = (
+                message.reply_to_message is not None
+                and message.reply_to_message.from_user is not None
+                and (message.reply_to_message.from_user.id == context.bot.id)
             )
             if not (mentioned or replied):
                 return

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     max_model_params_b: float = 9.0
     max_prompt_chars: int = 4000
     max_tokens: int = 256
+    max_context_tokens: int = Field(default=4096, ge=512)  # prompt + earlier turns + answer, at most
+    system_prompt: str = ""  # for everyone who set none of their own (/system); empty: none
+    stream_interval_s: float = Field(default=0.5, gt=0)  # how often the worker publishes the answer so far
     llama_threads: int = Field(default_factory=lambda: os.cpu_count() or 1)
 
     # Metering.
@@ -87,6 +90,7 @@ class Settings(BaseSettings):
     # Chat front ends (shared limits).
     max_pending_per_user: int = Field(default=3, ge=1)
     max_prompts_per_minute: int = Field(default=10, ge=1)
+    conversation_idle_s: float = Field(default=3600.0, ge=0)  # a private chat starts afresh after this silence
 
     # Telegram.
     telegram_bot_token: SecretStr = SecretStr("")

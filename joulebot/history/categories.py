@@ -31,17 +31,23 @@ RULES: dict[str, list[tuple[str, int]]] = {
     ],
     "code": [
         (r"\b(?:python|javascript|typescript|java|kotlin|swift|rust|go|c\+\+|c|php|bash|shell|react|docker\w*)\b", 2),
-        (r"\b(?:function|class|script|program|code|implement|regex|regular expression|compile|debug|"
-         r"refactor|decorator|closure|generator|async|array|loop|list comprehension|unit test|pytest|"
-         r"virtual environment|exception|algorithm|stack|queue|linked list|sort)\b", 1),
+        (
+            r"\b(?:function|class|script|program|code|implement|regex|regular expression|compile|debug|"
+            r"refactor|decorator|closure|generator|async|array|loop|list comprehension|unit test|pytest|"
+            r"virtual environment|exception|algorithm|stack|queue|linked list|sort)\b",
+            1,
+        ),
         (r"\bdef |\(\)|\bprint\(|==|=>|\bfor \w+ in\b", 2),
     ],
     "math": [
         (r"\d\s*[-+*/^×÷]\s*\d|\d+\s*%|\bpercent\b", 2),
-        (r"\b(?:solve|calculate|compute|equation|derivative|integral|limit|probability|factorial|prime|"
-         r"square root|cube root|sum|mean|median|average|standard deviation|fraction|divisible|"
-         r"multiply|divided|area|volume|perimeter|hypotenuse|slope|log|sequence|interest|"
-         r"common multiple|common divisor|binomial|angles?|pi)\b", 1),
+        (
+            r"\b(?:solve|calculate|compute|equation|derivative|integral|limit|probability|factorial|prime|"
+            r"square root|cube root|sum|mean|median|average|standard deviation|fraction|divisible|"
+            r"multiply|divided|area|volume|perimeter|hypotenuse|slope|log|sequence|interest|"
+            r"common multiple|common divisor|binomial|angles?|pi)\b",
+            1,
+        ),
         (r"\bwhat is \d|\bhow many ways\b", 2),
     ],
 }

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, create_engine, select
 
 from joulebot.exchange import Result
-from joulebot.history.tables import Exchange, User
+from joulebot.history.tables import ChatPreference, Exchange, User
 
 
 class CategoryStats(BaseModel):
@@ -97,8 +97,14 @@ class HistoryStore:
         return user
 
     def record(self, result: Result) -> int:
-        """Store one finished exchange; returns its id. The Result's own id fields stay unset."""
+        """Store one finished exchange; returns its id. The Result's own id fields stay unset.
+
+        The earlier turns a request carried are not stored again with it: each lives in its own
+        exchange (found through `parent_id`), so forgetting or retention removes every copy.
+        """
         req, energy, carbon = result.request, result.energy, result.carbon
+        stored = result.model_dump(mode="json")
+        stored["request"]["turns"] = []
         with Session(self.engine) as session:
             user = self._user(session, req.platform, req.user_id)
             row = Exchange(
@@ -126,7 +132,14 @@ class HistoryStore:
                 embodied_g=carbon.embodied_g,
                 sci_g=carbon.sci_g,
                 box=result.box,
-                result=result.model_dump(mode="json"),
+                result=stored,
+                conversation_id=req.conversation_id,
+                parent_id=req.parent_id,
+                turn=req.turn,
+                context_turns=result.context_turns,
+                chat_id=req.chat_id,
+                message_ref=req.message_ref,
+                system_prompt=req.system,
             )
             session.add(row)
             session.commit()
@@ -166,6 +179,61 @@ class HistoryStore:
             session.add(user)
             session.commit()
 
+    def system_prompt(self, platform: str, platform_user_id: str, chat_id: str | None = None) -> str | None:
+        """The chat's system prompt when `chat_id` is given (groups), else the user's; None if unset."""
+        with Session(self.engine) as session:
+            if chat_id is not None:
+                query = select(ChatPreference.system_prompt).where(
+                    ChatPreference.platform == platform, ChatPreference.chat_id == chat_id
+                )
+            else:
+                query = select(User.system_prompt).where(
+                    User.platform == platform, User.platform_user_id == platform_user_id
+                )
+            return session.exec(query).first()
+
+    def set_system_prompt(
+        self, platform: str, platform_user_id: str, text: str | None, chat_id: str | None = None
+    ) -> None:
+        """Set (or with None, clear) the user's system prompt, or the group chat's when `chat_id` is given."""
+        with Session(self.engine) as session:
+            if chat_id is None:
+                row: User | ChatPreference = self._user(session, platform, platform_user_id)
+            else:
+                query = select(ChatPreference).where(
+                    ChatPreference.platform == platform, ChatPreference.chat_id == chat_id
+                )
+                row = session.exec(query).first() or ChatPreference(platform=platform, chat_id=chat_id)
+            row.system_prompt = text
+            session.add(row)
+            session.commit()
+
+    def answer_at(self, platform: str, chat_id: str, message_ref: str) -> Exchange | None:
+        """The exchange whose answer a platform message of this chat shows (replies continue from it)."""
+        with Session(self.engine) as session:
+            query = select(Exchange).where(
+                Exchange.platform == platform, Exchange.chat_id == chat_id, Exchange.message_ref == message_ref
+            )
+            return session.exec(query.order_by(Exchange.id.desc())).first()  # type: ignore[union-attr]
+
+    def owner(self, exchange: Exchange) -> str | None:
+        """The platform user id who asked an exchange (None once forgotten)."""
+        if exchange.user_id is None:
+            return None
+        with Session(self.engine) as session:
+            user = session.get(User, exchange.user_id)
+            return user.platform_user_id if user else None
+
+    def thread(self, exchange_id: int, max_turns: int = 200) -> list[Exchange]:
+        """An exchange and the ones it continued, oldest first; stops where words were forgotten."""
+        chain: list[Exchange] = []
+        with Session(self.engine) as session:
+            current = session.get(Exchange, exchange_id)
+            while current is not None and current.prompt and len(chain) < max_turns:
+                chain.append(current)
+                current = session.get(Exchange, current.parent_id) if current.parent_id is not None else None
+        return chain[::-1]
+
     def forget(self, platform: str, platform_user_id: str) -> int:
         """Delete a user's prompts and answers; their anonymous measurements stay for the statistics.
 
@@ -178,13 +246,17 @@ class HistoryStore:
                 _scrub(row)
                 row.user_id = None
                 session.add(row)
-            user.default_model = user.units = None
+            user.default_model = user.units = user.system_prompt = None
             session.add(user)
             session.commit()
             return len(rows)
 
     def model_stats(self) -> list[ModelStats]:
-        """Per-model averages over every exchange with a measured or estimated total."""
+        """Per-model averages over every first question with a measured or estimated total.
+
+        Continued turns carry their conversation as context and cost more: they are kept apart
+        (`continued_stats`) so that the figures stay comparable between models.
+        """
         with Session(self.engine) as session:
             query = (
                 select(
@@ -196,7 +268,7 @@ class HistoryStore:
                     func.sum(Exchange.energy_total_j),
                     func.sum(Exchange.completion_tokens),
                 )
-                .where(Exchange.energy_total_j.is_not(None))  # type: ignore[union-attr]
+                .where(Exchange.energy_total_j.is_not(None), Exchange.turn == 1)  # type: ignore[union-attr]
                 .group_by(Exchange.model)
                 .order_by(func.avg(Exchange.energy_total_j))
             )
@@ -213,13 +285,17 @@ class HistoryStore:
             for model, n, total, attributable, sci, energy, tokens in rows
         ]
 
-    def category_stats(self, request_id_prefix: str | None = None) -> list[CategoryStats]:
-        """Per model and task category, over every exchange with a total energy (or one run's)."""
+    def category_stats(self, request_id_prefix: str | None = None, continued: bool = False) -> list[CategoryStats]:
+        """Per model and task category, over first questions with a total energy (or one run's).
+
+        `continued=True`: over the later turns of conversations instead (they carry context).
+        """
         columns = (
             Exchange.model, Exchange.category, Exchange.energy_total_j, Exchange.energy_attributable_j,
             Exchange.operational_g, Exchange.sci_g, Exchange.completion_tokens,
         )  # fmt: skip
-        query = select(*columns).where(Exchange.energy_total_j.is_not(None))  # type: ignore[union-attr]
+        turn = Exchange.turn > 1 if continued else Exchange.turn == 1
+        query = select(*columns).where(Exchange.energy_total_j.is_not(None), turn)  # type: ignore[union-attr]
         if request_id_prefix:
             query = query.where(Exchange.request_id.startswith(request_id_prefix))  # type: ignore[attr-defined]
         groups: dict[tuple[str, str], list] = {}
@@ -232,7 +308,7 @@ class HistoryStore:
         """'for translation, tinyllama averaged 9× less energy than mistral here', when it did (≥ 2×)."""
         query = (
             select(Exchange.model, func.count(), func.avg(Exchange.energy_total_j))
-            .where(Exchange.category == category, Exchange.energy_total_j.is_not(None))  # type: ignore[union-attr]
+            .where(Exchange.category == category, Exchange.energy_total_j.is_not(None), Exchange.turn == 1)  # type: ignore[union-attr]
             .group_by(Exchange.model)
         )
         with Session(self.engine) as session:
@@ -260,9 +336,7 @@ class HistoryStore:
         """Retention: prompts and answers older than `days` are deleted; the measurements stay."""
         cutoff = datetime.now(UTC) - timedelta(days=days)
         with Session(self.engine) as session:
-            rows = session.exec(
-                select(Exchange).where(Exchange.started_at < cutoff, Exchange.prompt != "")
-            ).all()
+            rows = session.exec(select(Exchange).where(Exchange.started_at < cutoff, Exchange.prompt != "")).all()
             for row in rows:
                 _scrub(row)
                 session.add(row)
@@ -278,9 +352,10 @@ def _scrub(row: Exchange) -> None:
     """Remove the words of an exchange (prompt, answer, reasoning, who asked); keep its figures."""
     result = dict(row.result)
     request = dict(result.get("request", {}))
-    request.update(prompt="", user_id="", chat_id=None)
+    request.update(prompt="", user_id="", chat_id=None, system=None, turns=[])
     result.update(request=request, answer="", reasoning="", hint=None)
     row.prompt, row.answer, row.result = "", "", result
+    row.system_prompt = row.chat_id = None
 
 
 def _summarise(model: str, category: str, rows: list) -> CategoryStats:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -22,11 +22,25 @@ class User(SQLModel, table=True):
     platform_user_id: str = Field(max_length=64)
     default_model: str | None = Field(default=None, max_length=128)
     units: str | None = Field(default=None, max_length=16)
+    system_prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(default_factory=_now)
+
+
+class ChatPreference(SQLModel, table=True):
+    """What a group chat chose for everyone in it (its /system prompt)."""
+
+    __tablename__ = "chat_preferences"
+    __table_args__ = (UniqueConstraint("platform", "chat_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=32)
+    chat_id: str = Field(max_length=64)
+    system_prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Exchange(SQLModel, table=True):
     __tablename__ = "exchanges"
+    __table_args__ = (Index("ix_exchanges_message", "platform", "chat_id", "message_ref"),)
 
     id: int | None = Field(default=None, primary_key=True)
     request_id: str = Field(max_length=64, unique=True)
@@ -55,3 +69,11 @@ class Exchange(SQLModel, table=True):
     box: str = Field(max_length=128)
     result: dict = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=_now)
+    # conversations (migration 0015): a first question has turn 1 and no parent
+    conversation_id: str | None = Field(default=None, max_length=32, index=True)
+    parent_id: int | None = Field(default=None, index=True)  # the exchange this one continued
+    turn: int = Field(default=1, index=True)
+    context_turns: int = 0  # earlier turns the model received (after trimming)
+    chat_id: str | None = Field(default=None, max_length=64)
+    message_ref: str | None = Field(default=None, max_length=64)  # the platform message showing the answer
+    system_prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

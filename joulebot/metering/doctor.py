@@ -66,4 +66,3 @@ def read_for(meter: Meter, seconds: float, tick: Callable[[float], None] = lambd
         tick(elapsed)
         time.sleep(min(0.1, seconds - elapsed))
     return window.stop()
-

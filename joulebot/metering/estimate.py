@@ -19,9 +19,7 @@ from joulebot.metering.reading import Reading
 def busy_cpu_seconds() -> float:
     """Machine-wide CPU seconds spent not idle, summed over all cores."""
     t = psutil.cpu_times()
-    return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0) + getattr(
-        t, "steal", 0.0
-    )
+    return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0) + getattr(t, "steal", 0.0)
 
 
 class EstimateWindow(Window):

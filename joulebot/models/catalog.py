@@ -41,6 +41,7 @@ class ModelEntry(BaseModel):
     aliases: list[str] = []
     gguf: GgufFile | None = None
     ollama_tag: str | None = None
+    context_tokens: int = 2048  # the context window the model is run with (prompt + answer)
 
     def size_label(self) -> str:
         if self.parameters_b < 1:

@@ -19,7 +19,7 @@ from rq.results import Result as RQResult
 
 from joulebot.config import Settings
 from joulebot.exchange import Request, Result
-from joulebot.keys import JOB_FUNCTION, alive_key, box_status_key
+from joulebot.keys import JOB_FUNCTION, alive_key, box_status_key, partial_answer_key
 from joulebot.queueing import connection as conn
 from joulebot.queueing.embedded import embedded_worker_alive, ensure_embedded_stack
 
@@ -34,6 +34,10 @@ class QueueUnavailable(JobError):
 
 class JobGone(JobError):
     """The job is no longer in Redis: its Result expired, or it was never queued there."""
+
+
+class JobCancelled(JobError):
+    """The job was cancelled before it ran: nothing was measured or stored."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,8 @@ class QueueClient:
     def _check_worker(self, job: Job) -> None:
         """A job no worker will ever run or finish: say so rather than wait forever."""
         status = job.get_status(refresh=True)
+        if status == JobStatus.CANCELED:
+            raise JobCancelled("cancelled before it ran; nothing was measured or stored")
         if status == JobStatus.QUEUED and self.settings.embedded_redis:
             self._check_embedded_worker()
         if status != JobStatus.STARTED:
@@ -167,6 +173,11 @@ class QueueClient:
         exc = (outcome.exc_string or "").strip()
         last_line = exc.splitlines()[-1] if exc else "unknown error"
         raise JobError(f"the worker failed: {last_line.split(':')[0]} (see the worker log)")
+
+    def partial(self, request_id: str) -> str | None:
+        """The answer so far, while the worker generates it (None before the first words)."""
+        raw = self.connection.get(partial_answer_key(request_id))
+        return raw.decode("utf-8", errors="replace") if raw else None
 
     def cancel(self, job: Job) -> bool:
         """Cancel a job that has not started; a running job is left to finish and be stored."""

@@ -22,6 +22,8 @@ from joulebot.metering.temperature import wait_until_cool
 from joulebot.models import Catalog, ModelEntry, Runner, RunnerError
 from joulebot.models.inventory import current_catalog, ollama_runner
 from joulebot.models.llamacpp_runner import LlamaCppRunner
+from joulebot.models.runner import TextSink
+from joulebot.worker.context import fit
 from joulebot.worker.outbox import HistoryOutbox
 
 log = logging.getLogger(__name__)
@@ -95,7 +97,10 @@ class Station:
             stage("measuring idle power")
             self.box.measure_idle(self.settings.idle_baseline_s)
 
-    def run(self, request: Request, stage: StageCallback = lambda _: None) -> Result:
+    def run(
+        self, request: Request, stage: StageCallback = lambda _: None, publish: Callable[[str], None] | None = None
+    ) -> Result:
+        """One answer, measured. `publish` receives the answer so far (if the request streams)."""
         try:
             entry = self.refresh_catalog().resolve(request.model)
         except LookupError:  # pulled or removed since the last look: look again before refusing
@@ -104,9 +109,12 @@ class Station:
         stage("loading model")
         load_s = runner.load(entry)  # outside the measured window, reported on its own
         self.prepare(stage)
+        window = min(runner.context_window(entry), self.settings.max_context_tokens)
+        messages, dropped = fit(request, window, lambda m: runner.count_tokens(entry, m))  # before the window
+        sink = TextSink(publish, self.settings.stream_interval_s) if publish and request.stream else None
         stage("generating")
         started_at = datetime.now(UTC)
-        generation, energy = self.box.measure(lambda: runner.generate(entry, request.prompt, request.max_tokens))
+        generation, energy = self.box.measure(lambda: runner.generate(entry, messages, request.max_tokens, sink))
         carbon = carbon_for(energy.total_j, energy.seconds, self.intensity.current(), self.embodied)
         result = Result(
             request=request,
@@ -127,6 +135,8 @@ class Station:
             started_at=started_at,
             finished_at=datetime.now(UTC),
             category=request.category or classify(request.prompt),
+            context_turns=len(request.turns) - dropped,
+            dropped_turns=dropped,
         )
         stage("storing")
         try:
