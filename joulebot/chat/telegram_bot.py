@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlparse
 
+import redis
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType, MessageEntityType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
@@ -214,8 +215,8 @@ class TelegramBot:
             reply = make_reply(results, delivery.units)
         stored = [r.exchange_id for r in results if r.exchange_id is not None]
         markup = retry_button(stored[0]) if len(results) == 1 and stored else None
+        await asyncio.to_thread(self.core.remember, delivery, results)  # before the user can see it and reply
         if await self._deliver(bot, delivery, reply, markup):
-            await asyncio.to_thread(self.core.remember, delivery, results)
             await asyncio.to_thread(self.core.deliveries.done, delivery)
         # else: it stays owed in Redis, and the next start of the bot sends it again
 
@@ -415,16 +416,20 @@ class TelegramBot:
     async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         prompt = message.text or ""
-        if message.chat.type != ChatType.PRIVATE:
+        user_id, chat_id = str(update.effective_user.id), str(message.chat_id)
+        group = message.chat.type != ChatType.PRIVATE
+        original = message.reply_to_message
+        replied = original is not None and original.from_user is not None and original.from_user.id == context.bot.id
+        if group:
             me = context.bot.username or ""
             mentions = message.parse_entities([MessageEntityType.MENTION]).values()
             mentioned = any(m.lower() == f"@{me}".lower() for m in mentions)
-            replied = (
-                message.reply_to_message is not None
-                and message.reply_to_message.from_user is not None
-                and (message.reply_to_message.from_user.id == context.bot.id)
-            )
             if not (mentioned or replied):
                 return
             prompt = prompt.replace(f"@{me}", "").strip()
-        await self._ask(message, str(update.effective_user.id), prompt, [None])
+        reply_to = str(original.message_id) if replied and original is not None else None
+        try:
+            conversation = await asyncio.to_thread(self.core.context_for, user_id, chat_id, reply_to, group)
+        except (redis.ConnectionError, redis.TimeoutError):
+            conversation = None  # prepare() says that the queue is unavailable
+        await self._ask(message, user_id, prompt, [None], conversation)
