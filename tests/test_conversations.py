@@ -286,11 +286,11 @@ def test_system_prompts_trimming_cancel_and_retry(bot, api, ollama, embedded):
     long = "Tell me about this: " + "y" * 330  # ~120 tokens by the Ollama estimate; the window keeps 256
     dana.ask(long)
     assert chats(ollama)[-1][0] == {"role": "system", "content": "You answer in one sentence."}
-    dana.ask(long + " again")
-    third = dana.ask("And now?")
+    second = dana.ask("Short?")
+    assert len(chats(ollama)[-1]) == 4 and "🧵 turn 2" in second["text"] and "left out" not in second["text"]
+    third = dana.ask(long + " again")  # with it, the conversation no longer fits: the oldest turn goes
     sent = chats(ollama)[-1]
-    assert sent[0]["role"] == "system" and sent[-1]["content"] == "And now?"
-    assert long not in [m["content"] for m in sent], "the oldest turn was dropped"
+    assert [m["content"] for m in sent] == ["You answer in one sentence.", "Short?", ANSWER, long + " again"]
     assert "the first 2 messages were left out" in third["text"] and "🧵 turn 3" in third["text"]
     fourth = dana.ask("And then?")
     assert "left out" not in fourth["text"], "the user is told once"
@@ -311,9 +311,11 @@ def test_system_prompts_trimming_cancel_and_retry(bot, api, ollama, embedded):
     ollama.chunk_delay_s = 0.5
     api.message(622, "A slow one?")
     api.wait_for(lambda m, p: m == "editMessageText" and str(p["chat_id"]) == "622" and "generating" in p["text"])
+    seen = len(api.calls)
     api.message(621, "Queued behind it?")
-    status = dana.says(lambda t: t.startswith("⏳ queued"))
-    cancel = json.loads(status["reply_markup"])["inline_keyboard"][0][0]["callback_data"]
+    _, waiting = api.wait_for(lambda m, p: m == "editMessageText" and str(p["chat_id"]) == "621"
+                              and "position 1" in p["text"] and (m, p) in api.calls[seen:])  # fmt: skip
+    cancel = json.loads(waiting["reply_markup"])["inline_keyboard"][0][0]["callback_data"]
     assert cancel.startswith("cancel:")
     api.press(622, 1, cancel)  # not Erin's question: refused
     api.wait_for(lambda m, p: m == "answerCallbackQuery" and "Nothing of yours" in p.get("text", ""))

@@ -255,7 +255,7 @@ class ChatCore:
         if not text:
             own = self.history.system_prompt(self.platform, user_id, where)
             if own:
-                return f"System prompt ({whose}):\n{own}"
+                return f"System prompt ({'this group' if group else 'yours'}):\n{own}"
             if self.settings.system_prompt:
                 return f"System prompt (the default, SYSTEM_PROMPT):\n{self.settings.system_prompt}"
             return f"No system prompt is set. Set {whose} with: /system You answer briefly."
