@@ -143,11 +143,15 @@ def main() -> None:
         report = send_all(settings, args.users, args.per_user)
         sending = time.perf_counter() - t0
         n = len(report.enqueue_ms)
-        print(f"{n} prompts from {args.users} users enqueued in {sending:.2f} s;"
-              f" enqueue latency p50 {statistics.median(report.enqueue_ms):.1f} ms, p99 {report.percentile(99):.1f} ms")
+        print(
+            f"{n} prompts from {args.users} users enqueued in {sending:.2f} s;"
+            f" enqueue latency p50 {statistics.median(report.enqueue_ms):.1f} ms, p99 {report.percentile(99):.1f} ms"
+        )
         serve(settings, report)
-        print(f"worker: {n} answers in {report.worker_s:.1f} s = {n / report.worker_s:.1f} answers/s"
-              " (Ollama stand-in, estimate meter, SQLite history, including the worker's start)")
+        print(
+            f"worker: {n} answers in {report.worker_s:.1f} s = {n / report.worker_s:.1f} answers/s"
+            " (Ollama stand-in, estimate meter, SQLite history, including the worker's start)"
+        )
         print("checks:", check(settings, report) or "none lost, none duplicated, every user's answers in order")
         deliver_all(settings)
     ollama.close()

@@ -66,8 +66,13 @@ def bench_system(n: int, base: Path, url: str) -> None:
     settings = Settings(
         _env_file=None, JOULEBOT_DATA_DIR=base / "system", redis_url=url, queue_name=queue, max_tokens=1
     )
-    env = {**os.environ, "REDIS_URL": url, "QUEUE_NAME": queue, "JOULEBOT_DATA_DIR": str(settings.data_dir),
-           "IDLE_BASELINE_S": "0.5"}
+    env = {
+        **os.environ,
+        "REDIS_URL": url,
+        "QUEUE_NAME": queue,
+        "JOULEBOT_DATA_DIR": str(settings.data_dir),
+        "IDLE_BASELINE_S": "0.5",
+    }
     worker = subprocess.Popen([sys.executable, "-m", "joulebot", "worker"], env=env, stderr=subprocess.DEVNULL)
     try:
         report("system redis", overhead_ms(settings, n))

@@ -350,3 +350,19 @@ def test_cli_continue_streams_and_no_stream(embedded, ollama):
     assert json.loads(as_json.stdout)["request"]["turn"] == 3
     too_long = run_cli(embedded, "ask", "Hi", "--system", "z" * 5000, **env)
     assert too_long.returncode == 2 and "the system prompt has 5000 characters" in too_long.stderr
+
+
+@pytest.mark.e2e
+def test_llama_cpp_receives_the_earlier_turns_and_streams(embedded):
+    """The embedded runner (SmolLM2): a continued question carries the first turn as context."""
+    from joulebot.exchange import Result
+
+    first = run_cli(embedded, "ask", "Name a colour.", "--json")
+    assert first.returncode == 0, first.stderr
+    streamed = run_cli(embedded, "ask", "Name another one.", "--continue")
+    assert streamed.returncode == 0, streamed.stderr
+    assert "🧵 turn 2 · " in streamed.stdout
+    again = run_cli(embedded, "ask", "And one more?", "--continue", "--json")
+    second = Result.model_validate_json(again.stdout)
+    assert second.request.turn == 3 and second.context_turns == 4
+    assert second.prompt_tokens > Result.model_validate_json(first.stdout).prompt_tokens

@@ -7,7 +7,7 @@ import time
 from joulebot.models.catalog import ModelEntry
 from joulebot.models.runner import Generation, Messages, Runner, RunnerError, TextSink, split_reasoning
 
-MESSAGE_OVERHEAD_TOKENS = 5  # the chat template's role markers around each message (ChatML: ~4-5)
+MESSAGE_OVERHEAD_TOKENS = 7  # the chat template around each message (SmolLM2 ChatML: measured 6-7), rounded up
 
 
 class LlamaCppRunner(Runner):
