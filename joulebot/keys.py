@@ -57,3 +57,13 @@ def partial_answer_key(request_id: str) -> str:
 def conversation_key(platform: str, chat_id: str, user_id: str) -> str:
     """A chat user's current conversation (JSON: conversation id, last exchange); expires when idle."""
     return f"{PREFIX}:conversation:{platform}:{chat_id}:{user_id}"
+
+
+def commands_key(platform: str, queue_name: str) -> str:
+    """The digest of the slash commands last registered with the platform (Discord: 200 a day)."""
+    return f"{PREFIX}:{platform}:commands:{queue_name}"
+
+
+def rate_key(platform: str, user_id: str, minute: int) -> str:
+    """Prompts one user sent in one calendar minute (expires after two)."""
+    return f"{PREFIX}:rate:{platform}:{user_id}:{minute}"

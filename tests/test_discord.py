@@ -73,7 +73,9 @@ def bot(embedded):
 
 
 def run(bot: DiscordBot, command: str, interaction: RecordedInteraction, **options) -> RecordedInteraction:
-    asyncio.run(bot.tree.get_command(command).callback(interaction, **options))
+    interaction.client = bot
+    slash = bot.tree.get_command(command)
+    asyncio.run(slash.callback(slash.binding, interaction, **options))
     return interaction
 
 
@@ -123,7 +125,9 @@ def test_preferences_history_and_forget_are_private(bot, embedded):
 
 
 def test_model_autocomplete_and_choice(bot):
-    choices = asyncio.run(bot.tree.get_command("ask")._params["model"].autocomplete(RecordedInteraction(605), "smol"))
+    interaction = RecordedInteraction(605)
+    interaction.client = bot
+    choices = asyncio.run(bot.tree.get_command("ask")._params["model"].autocomplete(interaction, "smol"))
     assert [c.value for c in choices] == ["smollm2-135m"]
     chosen = run(bot, "model", RecordedInteraction(605), name="smollm2")
     assert chosen.named("send_message")[0]["content"].startswith("Your default model is now smollm2-135m")

@@ -23,7 +23,7 @@ from joulebot.chat.status import status_text
 from joulebot.config import Settings
 from joulebot.exchange import Request, Result, Units
 from joulebot.history import HistoryStore
-from joulebot.keys import conversation_key
+from joulebot.keys import commands_key, conversation_key
 from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
 from joulebot.queueing.catalog import catalog_for_front_end
 from joulebot.queueing.client import JobError, QueueClient
@@ -327,6 +327,30 @@ class ChatCore:
                     partial = await asyncio.to_thread(self.client.partial, request_id)
                 await on_status(status_text(progress), partial)
         return results
+
+    # -- what is owed ---------------------------------------------------------
+    def pending_deliveries(self) -> list[Delivery]:
+        """Answers this platform still owes (from before a restart, too)."""
+        return self.deliveries.pending()
+
+    def delivered(self, delivery: Delivery) -> None:
+        self.deliveries.done(delivery)
+
+    def commands_registered(self, digest: str) -> bool:
+        """The platform's command list with this digest was registered already (Discord limits it)."""
+        stored = self.client.connection.get(commands_key(self.platform, self.settings.queue_name))
+        return stored is not None and stored.decode() == digest
+
+    def note_commands_registered(self, digest: str) -> None:
+        self.client.connection.set(commands_key(self.platform, self.settings.queue_name), digest)
+
+    @staticmethod
+    async def text_of(produce: Callable[[], str]) -> str:
+        """Run a blocking reply builder (history, catalog) off the event loop; a refusal is its text."""
+        try:
+            return await asyncio.to_thread(produce)
+        except InputError as exc:
+            return str(exc)
 
     # -- reading ------------------------------------------------------------
     def models_text(self) -> str:

@@ -49,6 +49,15 @@ def render_reply(reply: Reply) -> list[Message]:
     return render([(a.title, a.text, a.footer) for a in reply.answers], reply.closing)
 
 
+async def model_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """Autocomplete: the available models whose name contains what was typed."""
+    bot = interaction.client
+    assert isinstance(bot, DiscordBot)
+    catalog = await asyncio.to_thread(bot.core.catalog)
+    names = [e.name for e in catalog.available() if current.lower() in e.name.lower()]
+    return [app_commands.Choice(name=n, value=n) for n in names[:25]]
+
+
 class ReplyTarget:
     """Where a reply goes: the interaction while its token lives, else the channel."""
 
@@ -160,13 +169,11 @@ class DiscordBot(discord.Client):
 
     async def sync_commands(self, force: bool = False, sync: Callable[[], Awaitable[object]] | None = None) -> bool:
         """Register the commands with Discord only when they changed (200 creations a day per guild)."""
-        key = f"joulebot:discord:commands:{self.settings.queue_name}"
         current = self.commands_hash()
-        stored = await asyncio.to_thread(self.core.client.connection.get, key)
-        if not force and stored is not None and stored.decode() == current:
+        if not force and await asyncio.to_thread(self.core.commands_registered, current):
             return False
         await (sync or self.tree.sync)()
-        await asyncio.to_thread(self.core.client.connection.set, key, current)
+        await asyncio.to_thread(self.core.note_commands_registered, current)
         log.info("slash commands registered")
         return True
 
@@ -178,7 +185,7 @@ class DiscordBot(discord.Client):
         if self._resumed:
             return
         self._resumed = True
-        for delivery in await asyncio.to_thread(self.core.deliveries.pending):
+        for delivery in await asyncio.to_thread(self.core.pending_deliveries):
             asyncio.get_running_loop().create_task(self.follow(delivery, self.resumed_target(delivery)))
 
     def resumed_target(self, delivery: Delivery) -> ReplyTarget:
@@ -216,96 +223,96 @@ class DiscordBot(discord.Client):
         except discord.HTTPException as exc:
             log.error("could not deliver to channel %s (%s); kept for the next start", delivery.chat_id, exc)
             return
-        await asyncio.to_thread(self.core.deliveries.done, delivery)
+        await asyncio.to_thread(self.core.delivered, delivery)
 
     # -- commands -------------------------------------------------------------
     def _register(self) -> None:
-        tree, core = self.tree, self.core
+        """Every slash command, one line each; discord.py passes this bot as `self` to the methods."""
+        for name, description, callback in (
+            ("ask", "Ask a model; the answer comes with its energy bill", self.cmd_ask),
+            ("compare", "Ask two models the same thing and see which was greener", self.cmd_compare),
+            ("model", "Show or choose your default model", self.cmd_model),
+            ("models", "The models, their size and measured energy per answer", self.cmd_models),
+            ("units", "Show energy in joules, or average power and duration in watts", self.cmd_units),
+            ("history", "Your last exchanges (only you see them)", self.cmd_history),
+            ("forget", "Delete your prompts and answers (only you see this)", self.cmd_forget),
+            ("system", "Show, set or clear your system prompt (text, or 'clear')", self.cmd_system),
+            ("cancel", "Cancel your questions still waiting in the queue", self.cmd_cancel),
+            ("stats", "Average energy per model", self.cmd_stats),
+            ("help", "What joulebot does", self.cmd_help),
+        ):
+            self.tree.add_command(app_commands.Command(name=name, description=description, callback=callback))
 
-        async def private(interaction: discord.Interaction, produce: Callable[[], str]) -> None:
-            try:
-                text = await asyncio.to_thread(produce)
-            except InputError as exc:
-                text = str(exc)
-            await interaction.response.send_message(text[:2000], ephemeral=True, allowed_mentions=NO_MENTIONS)
+    async def private(self, interaction: discord.Interaction, produce: Callable[[], str]) -> None:
+        """An ephemeral reply with what `produce` (blocking) returns, or its refusal."""
+        text = await self.core.text_of(produce)
+        await interaction.response.send_message(text[:2000], ephemeral=True, allowed_mentions=NO_MENTIONS)
 
-        async def model_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-            catalog = await asyncio.to_thread(core.catalog)
-            names = [e.name for e in catalog.available() if current.lower() in e.name.lower()]
-            return [app_commands.Choice(name=n, value=n) for n in names[:25]]
+    @app_commands.describe(prompt="what to ask", model="which model (default: yours)")
+    @app_commands.autocomplete(model=model_names)
+    async def cmd_ask(self, interaction: discord.Interaction, prompt: str, model: str | None = None) -> None:
+        await self.ask(interaction, prompt, [model])
 
-        @tree.command(description="Ask a model; the answer comes with its energy bill")
-        @app_commands.describe(prompt="what to ask", model="which model (default: yours)")
-        @app_commands.autocomplete(model=model_names)
-        async def ask(interaction: discord.Interaction, prompt: str, model: str | None = None) -> None:
-            await self.ask(interaction, prompt, [model])
+    @app_commands.autocomplete(model_a=model_names, model_b=model_names)
+    async def cmd_compare(self, interaction: discord.Interaction, model_a: str, model_b: str, prompt: str) -> None:
+        await self.ask(interaction, prompt, [model_a, model_b])
 
-        @tree.command(description="Ask two models the same thing and see which was greener")
-        @app_commands.autocomplete(model_a=model_names, model_b=model_names)
-        async def compare(interaction: discord.Interaction, model_a: str, model_b: str, prompt: str) -> None:
-            await self.ask(interaction, prompt, [model_a, model_b])
+    @app_commands.autocomplete(name=model_names)
+    async def cmd_model(self, interaction: discord.Interaction, name: str | None = None) -> None:
+        user_id = str(interaction.user.id)
+        if name:
+            await self.private(interaction, lambda: self.core.set_model(user_id, name))
+        else:
+            await self.private(interaction, lambda: f"Your default model is {self.core.default_model(user_id)}.")
 
-        @tree.command(description="Show or choose your default model")
-        @app_commands.autocomplete(name=model_names)
-        async def model(interaction: discord.Interaction, name: str | None = None) -> None:
-            user_id = str(interaction.user.id)
-            if name:
-                await private(interaction, lambda: core.set_model(user_id, name))
-            else:
-                await private(interaction, lambda: f"Your default model is {core.default_model(user_id)}.")
+    async def cmd_models(self, interaction: discord.Interaction) -> None:
+        await self.private(interaction, self.core.models_text)
 
-        @tree.command(description="The models, their size and measured energy per answer")
-        async def models(interaction: discord.Interaction) -> None:
-            await private(interaction, core.models_text)
+    async def cmd_units(
+        self, interaction: discord.Interaction, value: Literal["joules", "watts"] | None = None
+    ) -> None:
+        user_id = str(interaction.user.id)
+        if value:
+            await self.private(interaction, lambda: self.core.set_units(user_id, value))
+        else:
+            await self.private(
+                interaction, lambda: f"Units: {self.core.units(user_id)}. Change with /units joules|watts."
+            )
 
-        @tree.command(description="Show energy in joules, or average power and duration in watts")
-        async def units(interaction: discord.Interaction, value: Literal["joules", "watts"] | None = None) -> None:
-            user_id = str(interaction.user.id)
-            if value:
-                await private(interaction, lambda: core.set_units(user_id, value))
-            else:
-                await private(interaction, lambda: f"Units: {core.units(user_id)}. Change with /units joules|watts.")
+    async def cmd_history(self, interaction: discord.Interaction) -> None:
+        user_id = str(interaction.user.id)
+        await self.private(interaction, lambda: self.core.history_text(user_id, limit=3))
 
-        @tree.command(description="Your last exchanges (only you see them)")
-        async def history(interaction: discord.Interaction) -> None:
-            user_id = str(interaction.user.id)
-            await private(interaction, lambda: core.history_text(user_id, limit=3))
+    @app_commands.describe(confirm="set to True to delete")
+    async def cmd_forget(self, interaction: discord.Interaction, confirm: bool = False) -> None:
+        user_id = str(interaction.user.id)
+        if confirm:
+            await self.private(interaction, lambda: self.core.forget(user_id))
+            return
+        await self.private(
+            interaction,
+            lambda: (
+                "This deletes all your prompts and answers (anonymous energy figures stay). "
+                "Run /forget confirm:True to go ahead."
+            ),
+        )
 
-        @tree.command(description="Delete your prompts and answers (only you see this)")
-        @app_commands.describe(confirm="set to True to delete")
-        async def forget(interaction: discord.Interaction, confirm: bool = False) -> None:
-            user_id = str(interaction.user.id)
-            if confirm:
-                await private(interaction, lambda: core.forget(user_id))
-            else:
-                await private(
-                    interaction,
-                    lambda: (
-                        "This deletes all your prompts and answers (anonymous energy figures stay). "
-                        "Run /forget confirm:True to go ahead."
-                    ),
-                )
+    @app_commands.describe(text="the system prompt; 'clear' removes it; empty shows it")
+    async def cmd_system(self, interaction: discord.Interaction, text: str | None = None) -> None:
+        user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
+        await self.private(interaction, lambda: self.core.system_command(user_id, channel_id, text or ""))
 
-        @tree.command(description="Show, set or clear your system prompt (text, or 'clear')")
-        @app_commands.describe(text="the system prompt; 'clear' removes it; empty shows it")
-        async def system(interaction: discord.Interaction, text: str | None = None) -> None:
-            user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
-            await private(interaction, lambda: core.system_command(user_id, channel_id, text or ""))
+    async def cmd_cancel(self, interaction: discord.Interaction) -> None:
+        user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
+        await self.private(interaction, lambda: self.core.cancel(user_id, channel_id))
 
-        @tree.command(description="Cancel your questions still waiting in the queue")
-        async def cancel(interaction: discord.Interaction) -> None:
-            user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
-            await private(interaction, lambda: core.cancel(user_id, channel_id))
+    async def cmd_stats(self, interaction: discord.Interaction) -> None:
+        text = await asyncio.to_thread(self.core.stats_text)
+        await interaction.response.send_message(text[:2000], allowed_mentions=NO_MENTIONS)
 
-        @tree.command(description="Average energy per model")
-        async def stats(interaction: discord.Interaction) -> None:
-            text = await asyncio.to_thread(core.stats_text)
-            await interaction.response.send_message(text[:2000], allowed_mentions=NO_MENTIONS)
-
-        @tree.command(description="What joulebot does")
-        async def help(interaction: discord.Interaction) -> None:
-            await interaction.response.send_message(HELP.replace("/compare model_a model_b prompt", "/compare"),
-                                                    ephemeral=True)  # fmt: skip
+    async def cmd_help(self, interaction: discord.Interaction) -> None:
+        text = HELP.replace("/compare model_a model_b prompt", "/compare")
+        await interaction.response.send_message(text, ephemeral=True)
 
 
 class WebhookTarget(ReplyTarget):

@@ -6,6 +6,8 @@ import time
 
 import redis
 
+from joulebot.keys import rate_key
+
 
 class RateLimiter:
     """At most `per_minute` prompts per user in any calendar minute."""
@@ -16,7 +18,7 @@ class RateLimiter:
         self.per_minute = per_minute
 
     def allow(self, user_id: str, cost: int = 1) -> bool:
-        key = f"joulebot:rate:{self.platform}:{user_id}:{int(time.time() // 60)}"
+        key = rate_key(self.platform, user_id, int(time.time() // 60))
         with self.connection.pipeline() as pipe:
             pipe.incrby(key, cost)
             pipe.expire(key, 120)

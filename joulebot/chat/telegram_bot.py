@@ -40,8 +40,6 @@ log = logging.getLogger(__name__)
 
 STATUS_EDIT_INTERVAL_S = 1.5  # per chat: Telegram allows about one message a second per chat
 SEND_ATTEMPTS = 6
-COMMANDS = ("start", "help", "ask", "compare", "model", "models", "units", "history", "stats", "forget",
-            "new", "system", "cancel")  # fmt: skip
 GENERATING = "✍️ generating…"
 CANCELLED = "🚫 Cancelled before it ran: nothing was measured or stored."
 
@@ -126,8 +124,18 @@ class TelegramBot:
             .post_init(self._resume)
             .build()
         )
-        for name in COMMANDS:
-            app.add_handler(CommandHandler(name, self._guarded(getattr(self, f"_cmd_{name}"))))
+        app.add_handler(CommandHandler(["start", "help"], self._guarded(self._cmd_start)))
+        app.add_handler(CommandHandler("ask", self._guarded(self._cmd_ask)))
+        app.add_handler(CommandHandler("compare", self._guarded(self._cmd_compare)))
+        app.add_handler(CommandHandler("model", self._guarded(self._cmd_model)))
+        app.add_handler(CommandHandler("models", self._guarded(self._cmd_models)))
+        app.add_handler(CommandHandler("units", self._guarded(self._cmd_units)))
+        app.add_handler(CommandHandler("history", self._guarded(self._cmd_history)))
+        app.add_handler(CommandHandler("stats", self._guarded(self._cmd_stats)))
+        app.add_handler(CommandHandler("forget", self._guarded(self._cmd_forget)))
+        app.add_handler(CommandHandler("new", self._guarded(self._cmd_new)))
+        app.add_handler(CommandHandler("system", self._guarded(self._cmd_system)))
+        app.add_handler(CommandHandler("cancel", self._guarded(self._cmd_cancel)))
         app.add_handler(CallbackQueryHandler(self._guarded(self._on_button)))
         app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self._guarded(self._on_text)))
         app.add_error_handler(self._on_error)
@@ -150,7 +158,7 @@ class TelegramBot:
     async def _resume(self, app: Application) -> None:
         """Deliver what a previous run of the bot still owed."""
         await asyncio.to_thread(self.core.ensure_queue)
-        pending = await asyncio.to_thread(self.core.deliveries.pending)
+        pending = await asyncio.to_thread(self.core.pending_deliveries)
         for delivery in pending:
             self._background(self._follow(app.bot, delivery))
         if pending:
@@ -217,7 +225,7 @@ class TelegramBot:
         markup = retry_button(stored[0]) if len(results) == 1 and stored else None
         await asyncio.to_thread(self.core.remember, delivery, results)  # before the user can see it and reply
         if await self._deliver(bot, delivery, reply, markup):
-            await asyncio.to_thread(self.core.deliveries.done, delivery)
+            await asyncio.to_thread(self.core.delivered, delivery)
         # else: it stays owed in Redis, and the next start of the bot sends it again
 
     async def _deliver(
@@ -285,8 +293,6 @@ class TelegramBot:
 
     async def _cmd_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await update.effective_message.reply_text(HELP)
-
-    _cmd_help = _cmd_start
 
     async def _cmd_ask(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         text = self._argument(update.effective_message)
@@ -366,10 +372,7 @@ class TelegramBot:
 
     async def _reply(self, message: Message, produce: Callable[[], str]) -> None:
         """Send what `produce` (blocking: history, catalog) returns, or its refusal."""
-        try:
-            text = await asyncio.to_thread(produce)
-        except InputError as exc:
-            text = str(exc)
+        text = await self.core.text_of(produce)
         for piece in split_html(html.escape(text, quote=False)):
             await self._send(message.get_bot(), str(message.chat_id), piece, None)
 
@@ -377,21 +380,18 @@ class TelegramBot:
         query = update.callback_query
         user_id = str(update.effective_user.id)
         action, _, value = (query.data or "").partition(":")
-        if action in ("cancel", "retry"):
+        if action in ("cancel", "retry"):  # answered with what happened (a few Redis/SQL reads first)
             await self._on_answer_button(query, user_id, action, value)
             return
-        try:
-            if action == "model":
-                text = await asyncio.to_thread(self.core.set_model, user_id, value)
-            elif action == "forget" and value == "yes":
-                text = await asyncio.to_thread(self.core.forget, user_id)
-            elif action == "forget":
-                text = "Nothing was deleted."
-            else:
-                text = "That button has expired."
-        except InputError as exc:
-            text = str(exc)
-        await query.answer()
+        await query.answer()  # first: the user's client shows a spinner until the query is answered
+        if action == "model":
+            text = await self.core.text_of(lambda: self.core.set_model(user_id, value))
+        elif action == "forget" and value == "yes":
+            text = await self.core.text_of(lambda: self.core.forget(user_id))
+        elif action == "forget":
+            text = "Nothing was deleted."
+        else:
+            text = "That button has expired."
         await query.edit_message_text(text)
 
     async def _on_answer_button(self, query, user_id: str, action: str, value: str) -> None:
