@@ -14,7 +14,8 @@ import pytest
 from conftest import run_cli
 from factories import make_result
 from standins import BotApiStandIn, OllamaStandIn
-from test_telegram import TOKEN, Bot
+from test_telegram import Bot
+from test_telegram import api as _api  # noqa: F401  (the Bot API stand-in fixture, `api`)
 
 from joulebot.chat.discord_format import close_fences, render_partial
 from joulebot.chat.telegram_bot import CANCELLED, GENERATING, partial_html
@@ -136,13 +137,6 @@ def test_history_keeps_conversations_branches_and_forgets_every_word(store):
 def ollama():
     standin = OllamaStandIn()
     standin.answer = [ANSWER]
-    yield standin
-    standin.close()
-
-
-@pytest.fixture
-def api():
-    standin = BotApiStandIn(TOKEN)
     yield standin
     standin.close()
 
