@@ -154,7 +154,7 @@ def ask(
     if not stream:
         out.print(result.answer, markup=False)
     out.print()
-    out.print(footer(result), markup=False)
+    out.print(footer(result, public_url=settings.public_url), markup=False)
 
 
 @app.command()
@@ -176,7 +176,7 @@ def compare(
         out.print(f"── {tag}: {result.model} ──", markup=False)
         out.print(result.answer, markup=False)
         out.print()
-        out.print(footer(result), markup=False)
+        out.print(footer(result, public_url=settings.public_url), markup=False)
         out.print()
     out.print(energy_ratio(a, b), markup=False)
 
@@ -299,8 +299,8 @@ def history(
 
 @app.command()
 def stats(as_csv: Annotated[bool, typer.Option("--csv", help="per model and category, as CSV")] = False) -> None:
-    """Which model is greener for which kind of task: mean SCI and energy per answer."""
-    from joulebot.campaign.runner import table
+    """Which model is greener for which kind of task: mean SCI and energy per answer, and accuracy where scored."""
+    from joulebot.campaign.runner import METRICS, sources_line, table
     from joulebot.history import HistoryStore
     from joulebot.history.categories import accuracy
     from joulebot.history.store import CategoryStats
@@ -317,14 +317,16 @@ def stats(as_csv: Annotated[bool, typer.Option("--csv", help="per model and cate
         out.print("no measurements yet", markup=False)
         return
     overall, _ = accuracy()
-    out.print("mean SCI per answer (g CO2e):", markup=False)
-    out.print(table(rows, lambda r: r.mean_sci_g), markup=False)
-    out.print("\nmean energy per answer (J, total):", markup=False)
-    out.print(table(rows, lambda r: r.mean_total_j), markup=False)
+    shown = ["sci", "energy"] + (["accuracy", "energy-per-correct"] if any(r.scored for r in rows) else [])
+    for number, name in enumerate(shown):
+        title, cell = METRICS[name]
+        out.print(("\n" if number else "") + f"{title}:", markup=False)
+        out.print(table(rows, cell), markup=False)
+    out.print(f"\n{sources_line(rows)}", markup=False)
     if continued:
-        out.print(f"\n{continued} later turns of conversations are not in these tables: they carry the"
+        out.print(f"{continued} later turns of conversations are not in these tables: they carry the"
                   " conversation as context and cost more per answer", markup=False)  # fmt: skip
-    out.print(f"\ncategories come from a keyword classifier ({overall:.0%} right on the shipped prompt sets)",
+    out.print(f"categories come from a keyword classifier ({overall:.0%} right on the shipped prompt sets)",
               markup=False)  # fmt: skip
 
 
@@ -334,17 +336,38 @@ def bench(
     categories: Annotated[str, typer.Option(help="comma-separated categories")] = "code,math,questions,sql,translation",
     n: Annotated[int, typer.Option("--n", min=1, max=50, help="prompts per category")] = 50,
     run: Annotated[str, typer.Option(help="run name: the same name resumes an interrupted run")] = "default",
-    out_dir: Annotated[Path, typer.Option("--out", help="where the CSV and the heatmap go")] = Path("bench-out"),
+    out_dir: Annotated[Path, typer.Option("--out", help="where the CSVs and the heatmap go")] = Path("bench-out"),
+    references: Annotated[
+        Path | None, typer.Option(help="folder of <category>.jsonl reference files (default: the shipped ones)")
+    ] = None,
+    heatmap_of: Annotated[
+        str, typer.Option("--heatmap", help="accuracy, energy, energy-per-correct, sci or sci-per-correct")
+    ] = "sci",
+    rescore: Annotated[bool, typer.Option(help="check the run's answers again (after changing references)")] = False,
 ) -> None:
-    """Run the shipped prompt sets through the real queue and worker; print the model × task table."""
+    """Run the shipped prompt sets through the real queue and worker, score the answers; print model × task tables."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from joulebot.campaign.runner import heatmap, plan, run_bench, table, write_csv
+    from joulebot.campaign.references import ReferenceError, load_references
+    from joulebot.campaign.runner import (
+        HEATMAP_VALUES,
+        METRICS,
+        heatmap,
+        plan,
+        run_bench,
+        sources_line,
+        table,
+        write_answers_csv,
+        write_csv,
+    )
 
+    if heatmap_of not in HEATMAP_VALUES:
+        raise _fail(f"unknown heatmap {heatmap_of!r} (known: {', '.join(HEATMAP_VALUES)})", 2)
     settings = get_settings()
     try:
+        checked = load_references(references)  # before anything is queued: a bad file costs no energy
         requests = plan(settings, models.split(","), [c.strip() for c in categories.split(",")], n, run)
-    except InputError as exc:
+    except (InputError, ReferenceError) as exc:
         raise _fail(str(exc), 2) from None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err) as progress:
@@ -357,24 +380,30 @@ def bench(
         from joulebot.queueing.client import JobError
 
         try:
-            outcome = run_bench(settings, requests, run, tick)
+            outcome = run_bench(settings, requests, run, checked, tick, rescore)
         except JobError as exc:
             raise _fail(str(exc)) from None
         progress.update(task, completed=done_before)
     out.print(f"{outcome.ran} answers measured, {outcome.skipped} already measured, {len(outcome.failed)} failed",
               markup=False)  # fmt: skip
+    scores = outcome.scores
+    out.print(f"{scores.correct} correct, {scores.wrong} wrong, {scores.unscored} unscored (newly checked)",
+              markup=False)  # fmt: skip
     for failure in outcome.failed:
         err.print(f"  failed: {failure}", markup=False)
     if not outcome.stats:
         raise _fail("no measurements to show")
-    out.print("\nmean SCI per answer (g CO2e):", markup=False)
-    out.print(table(outcome.stats, lambda r: r.mean_sci_g), markup=False)
-    out.print("\nmean energy per answer (J, total):", markup=False)
-    out.print(table(outcome.stats, lambda r: r.mean_total_j), markup=False)
+    for name in ("accuracy", "energy", "energy-per-correct", "sci", "sci-per-correct"):
+        title, cell = METRICS[name]
+        out.print(f"\n{title}:", markup=False)
+        out.print(table(outcome.stats, cell), markup=False)
+    out.print(f"\n{sources_line(outcome.stats)}", markup=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(outcome.stats, out_dir / f"{run}.csv")
-    drawn = heatmap(outcome.stats, out_dir / f"{run}.png")
-    out.print(f"\nwrote {out_dir / f'{run}.csv'}" + (f" and {out_dir / f'{run}.png'}" if drawn else
+    write_answers_csv(outcome.answers, out_dir / f"{run}-answers.csv")
+    drawn = heatmap(outcome.stats, out_dir / f"{run}.png", heatmap_of)
+    written = f"{out_dir / f'{run}.csv'}, {out_dir / f'{run}-answers.csv'}"
+    out.print(f"\nwrote {written}" + (f" and {out_dir / f'{run}.png'} ({heatmap_of})" if drawn else
               " (pip install 'joulebot[bench]' for the heatmap)"), markup=False)  # fmt: skip
 
 
@@ -405,6 +434,30 @@ def stop() -> None:
         raise _fail("REDIS_URL is set: stop the worker with your process manager", 2)
     graceful = stop_embedded_stack(settings)
     out.print("stopped" if graceful else "stopped (the worker had to be killed)")
+
+
+@app.command()
+def web(
+    host: Annotated[str | None, typer.Option(help="address to listen on (WEB_HOST; default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="port (WEB_PORT; default 8080)")] = None,
+) -> None:
+    """Serve the read-only dashboard and /metrics from history and Redis."""
+    import socket
+
+    import uvicorn
+
+    from joulebot.web.app import create_app
+
+    settings = get_settings()
+    host, port = host or settings.web_host, port or settings.web_port
+    try:  # one clear line instead of uvicorn's traceback-free but noisy bind failure
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 2) from None
+    err.print(f"dashboard on http://{host}:{port}/ (read-only; Ctrl-C stops it)", markup=False)
+    # no access log: a private answer link's token is in its path, and secrets never reach a log
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
 
 
 meter_app = typer.Typer(no_args_is_help=True, help="Check one meter, or simulate a wall meter.")

@@ -85,6 +85,7 @@ class Result(BaseModel):
     context_turns: int = 0  # earlier turns the model received (after trimming)
     dropped_turns: int = 0  # earlier turns left out because they did not fit the context window
     history_error: str | None = None
+    share_token: str | None = None  # unguessable: the answer's private page on the dashboard (PUBLIC_URL/a/TOKEN)
 
     @property
     def j_per_token(self) -> float | None:

@@ -108,3 +108,11 @@ def embedded(settings: Settings) -> Iterator[Settings]:
     """Settings for the embedded default; stops the embedded worker and Redis afterwards."""
     yield settings
     stop_embedded_stack(settings, timeout_s=20)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def history_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A history database URL on each backend: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    return request.getfixturevalue("postgres_url")

@@ -117,7 +117,7 @@ def test_history_keeps_conversations_branches_and_forgets_every_word(store):
     })  # fmt: skip
     b = store.record(second)
     assert [e.prompt for e in store.thread(b)] == ["Capital of France?", "And Spain?"]
-    assert store.get(b).result["request"]["turns"] == [], "earlier turns are not stored twice"
+    assert "turns" not in store.get(b).result["request"], "earlier turns are not stored twice"
     assert store.answer_at(first.request.platform, "42", "1001").id == a
     assert store.answer_at(first.request.platform, "43", "1001") is None, "message ids are per chat"
     assert [r.answers for r in store.category_stats()] == [1]

@@ -9,29 +9,31 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
+from alembic.script import ScriptDirectory
 from conftest import run_cli
 from factories import NOW, make_result
 
 from joulebot.history import HistoryStore
 from joulebot.history.categories import CATEGORIES, accuracy, classify, prompt_set
-from joulebot.history.store import MIGRATIONS, migrate
+from joulebot.history.store import MIGRATIONS, alembic_config, migrate, wilson
 
 HELD_OUT = Path(__file__).parent / "data" / "heldout_prompts.tsv"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'h.sqlite3'}"
-    return request.getfixturevalue("postgres_url")
+@pytest.fixture
+def url(history_url) -> str:
+    return history_url
 
 
 def test_migrations_up_from_empty_and_idempotent(url):
     store = HistoryStore.open(url)
     with store.engine.connect() as connection:
-        assert connection.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == _head()
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        assert connection.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == head
         tables = set(sqlalchemy.inspect(connection).get_table_names())
+        columns = {c["name"] for c in sqlalchemy.inspect(connection).get_columns("exchanges")}
     assert {"users", "exchanges", "chat_preferences", "alembic_version"} <= tables
+    assert {"correct", "score", "score_note"} <= columns
     migrate(store.engine)  # a second start changes nothing
     store.record(make_result())
     assert len(HistoryStore.open(url).recent("cli", "alice")) == 1
@@ -96,20 +98,73 @@ def test_classifier_accuracy_on_shipped_and_held_out_prompts():
     assert held_out >= 0.85
 
 
-def test_category_statistics_with_spread_and_the_greener_hint(tmp_path):
-    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
-    for energy in (40.0, 60.0, 50.0, 45.0, 55.0):
-        store.record(make_result(model="mistral", total_j=energy, prompt="Translate 'hi' into French."))
-    for energy in (4.0, 6.0, 5.0, 5.0, 5.0):
-        store.record(make_result(model="tinyllama", total_j=energy, prompt="Translate 'yes' into German."))
+def _record_scored(store: HistoryStore, model: str, energies: list[float], right: int, **kwargs) -> None:
+    """Answers of one model, the first `right` of them scored correct and the rest wrong."""
+    for number, energy in enumerate(energies):
+        exchange_id = store.record(make_result(model=model, total_j=energy, **kwargs))
+        store.set_score(exchange_id, number < right, float(number < right), "test")
+
+
+def test_category_statistics_with_spread_and_the_greener_hint(url):
+    store = HistoryStore.open(url)
+    _record_scored(store, "mistral", [40.0, 60.0, 50.0, 45.0, 55.0], right=4)
+    _record_scored(store, "tinyllama", [4.0, 6.0, 5.0, 5.0, 5.0], right=3)
+    _record_scored(store, "qwen", [1.0] * 10, right=1)
     stats = {(s.model, s.category): s for s in store.category_stats()}
     mistral = stats[("mistral", "questions")]  # make_result does not set a category: the default bucket
     assert mistral.answers == 5 and mistral.mean_total_j == pytest.approx(50.0)
     assert mistral.stdev_total_j == pytest.approx(7.9057, rel=1e-3)
-    hint = store.greener_hint("questions", "mistral", ["mistral", "tinyllama"])
-    assert hint == "for questions, tinyllama averaged 10× less energy than mistral here"
-    assert store.greener_hint("questions", "tinyllama", ["mistral", "tinyllama"]) is None
-    assert store.greener_hint("questions", "mistral", ["mistral", "tinyllama"], min_answers=6) is None
+    assert (mistral.scored, mistral.correct, mistral.accuracy) == (5, 4, pytest.approx(0.8))
+    assert mistral.j_per_correct == pytest.approx(250.0 / 4)
+    assert mistral.box == "testbox" and mistral.energy_source == "estimate"
+
+    # 3/5 right: its interval (23–88 %) reaches mistral's 80 %; qwen's 1/10 (2–40 %) does not, greener as it is
+    def hint(model: str, candidates: list[str], box: str = "testbox", source: str = "estimate", **kw) -> str | None:
+        return store.greener_hint("questions", model, candidates, box=box, source=source, **kw)
+
+    everyone = ["mistral", "tinyllama", "qwen"]
+    assert hint("mistral", everyone) == (
+        "as accurate on questions here (60% vs 80% right), tinyllama used 10× less energy than mistral"
+    )
+    assert hint("tinyllama", everyone) is None
+    assert hint("mistral", everyone, box="otherbox") is None and hint("mistral", everyone, source="rapl") is None
+    assert hint("mistral", ["mistral"]) is None and hint("mistral", everyone, min_scored=6) is None
+    store.engine.dispose()
+
+
+def test_no_greener_hint_without_scores_and_none_across_meters(tmp_path):
+    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    for energy in (40.0, 60.0, 50.0, 45.0, 55.0):
+        store.record(make_result(model="mistral", total_j=energy))
+        store.record(make_result(model="tinyllama", total_j=energy / 10))
+    assert store.greener_hint("questions", "mistral", ["tinyllama"], box="testbox", source="estimate") is None
+    _record_scored(store, "tinyllama", [1.0] * 5, right=5, source="rapl", measured=True)
+    _record_scored(store, "mistral", [50.0] * 5, right=5, source="rapl", measured=True)
+    stats = store.category_stats()
+    assert {(s.model, s.energy_source, s.scored) for s in stats} == {
+        ("mistral", "estimate", 0), ("tinyllama", "estimate", 0), ("mistral", "rapl", 5), ("tinyllama", "rapl", 5),
+    }  # fmt: skip
+    hint = store.greener_hint("questions", "mistral", ["tinyllama"], box="testbox", source="rapl")
+    assert hint == "as accurate on questions here (100% vs 100% right), tinyllama used 50× less energy than mistral"
+
+
+def test_wilson_interval():
+    assert wilson(0, 5) == (0.0, pytest.approx(0.4345, abs=1e-4))
+    assert wilson(5, 5) == (pytest.approx(0.5655, abs=1e-4), 1.0)
+    low, high = wilson(8, 10)
+    assert low == pytest.approx(0.4902, abs=1e-4) and high == pytest.approx(0.9433, abs=1e-4)
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_unscored_answers_are_neither_right_nor_wrong(tmp_path):
+    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    right = store.record(make_result(total_j=10.0))
+    unscored = store.record(make_result(total_j=30.0))
+    store.set_score(right, True, 1.0, "names Paris")
+    store.set_score(unscored, None, None, "unscored: no reference for this prompt")
+    (only,) = store.category_stats()
+    assert (only.answers, only.scored, only.correct, only.accuracy) == (2, 1, 1, 1.0)
+    assert only.j_per_correct == pytest.approx(10.0), "energy per correct counts the scored answers only"
 
 
 def test_retention_removes_old_words_and_keeps_figures(tmp_path):
@@ -140,6 +195,10 @@ def test_bench_end_to_end_resumes_and_writes_the_table(embedded, tmp_path):
         ("smollm2-135m", "translation", "2"),
     }
     assert (out / "default.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    answers = list(csv.DictReader((out / "default-answers.csv").open()))
+    assert len(answers) == 4 and all(a["correct"] in ("True", "False") for a in answers), "every answer is scored"
+    assert "accuracy (share correct, 95 % Wilson interval in %)" in first.stdout
+    assert "energy per correct answer" in first.stdout and "SCI per correct answer" in first.stdout
 
     stats = run_cli(embedded, "stats", "--csv")
     assert len(list(csv.DictReader(io.StringIO(stats.stdout)))) == 2

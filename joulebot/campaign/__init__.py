@@ -1,1 +1,1 @@
-"""The benchmark campaign: shipped prompt sets through the real queue, and its tables."""
+"""The benchmark campaign: shipped prompt sets through the real queue, scored against references; its tables."""

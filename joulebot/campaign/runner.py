@@ -3,6 +3,8 @@
 Every figure is a normal measured exchange (platform "bench"), so the table is
 built from history like any statistic. Request ids are deterministic per run,
 model, category and prompt, so an interrupted run resumes where it stopped.
+Once every answer is back, each is checked against its prompt's reference
+(joulebot.campaign) and the verdict is stored with the exchange.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from joulebot.campaign.references import Reference
+from joulebot.campaign.scoring import ScoreSummary, score_run
 from joulebot.chat.build import InputError
 from joulebot.chat.footer import sig
 from joulebot.config import Settings
@@ -30,6 +34,8 @@ class BenchOutcome:
     ran: int
     skipped: int  # already measured by an earlier, interrupted run
     failed: list[str]
+    scores: ScoreSummary
+    answers: list[dict]  # one row per answer of the run, with its verdict
 
 
 # One fixed system prompt for every bench answer (never the user's or SYSTEM_PROMPT): the table
@@ -73,9 +79,13 @@ def run_bench(
     settings: Settings,
     requests: list[Request],
     run: str,
+    references: dict[str, dict[str, Reference]],
     tick: Callable[[str], None] = lambda _: None,
+    rescore: bool = False,
 ) -> BenchOutcome:
     history = HistoryStore.open(settings.sqlalchemy_url)
+    if rescore:  # the measurements stay; every answer of the run is checked again below
+        history.clear_scores(bench_prefix(run))
     done = history.request_ids(bench_prefix(run))
     todo = [r for r in requests if r.id not in done]
     client = QueueClient(settings)
@@ -92,16 +102,31 @@ def run_bench(
         except JobError as exc:
             failed.append(f"{request.id}: {exc}")
         tick(request.id)
-    return BenchOutcome(history.category_stats(bench_prefix(run)), len(todo), len(requests) - len(todo), failed)
+    prefix = bench_prefix(run)
+    scores = score_run(history, prefix, references)  # every answer is back: nothing is being measured now
+    stats, answers = history.category_stats(prefix), history.answer_rows(prefix)
+    return BenchOutcome(stats, len(todo), len(requests) - len(todo), failed, scores, answers)
 
 
-def table(stats: list[CategoryStats], value: Callable[[CategoryStats], float | None], digits: int = 4) -> str:
+def _row_label(stats: list[CategoryStats]) -> Callable[[CategoryStats], str]:
+    """Rows are models; a run over several boxes or meters gets one row per model, box and meter."""
+    if len({(s.box, s.energy_source) for s in stats}) <= 1:
+        return lambda s: s.model
+    return lambda s: f"{s.model} @ {s.box} ({s.energy_source})"
+
+
+def table(stats: list[CategoryStats], value: Callable[[CategoryStats], float | str | None], digits: int = 4) -> str:
     """Rows = models, columns = categories, in the layout green-coding.ai published."""
     categories = [c for c in CATEGORIES if any(s.category == c for s in stats)]
-    models = sorted({s.model for s in stats})
-    cell = {(s.model, s.category): value(s) for s in stats}
+    label = _row_label(stats)
+    models = sorted({label(s) for s in stats})
+    cell = {(label(s), s.category): value(s) for s in stats}
+
+    def shown(v: float | str | None) -> str:
+        return "" if v is None else v if isinstance(v, str) else sig(v, digits)
+
     header = ["", *categories]
-    rows = [[m] + [("" if cell.get((m, c)) is None else sig(cell[(m, c)], digits)) for c in categories] for m in models]
+    rows = [[m] + [shown(cell.get((m, c))) for c in categories] for m in models]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
@@ -111,6 +136,56 @@ def table(stats: list[CategoryStats], value: Callable[[CategoryStats], float | N
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
+def accuracy_cell(s: CategoryStats) -> str:
+    """'60% (23–88)': share correct and its 95 % Wilson interval; 'unscored' without a reference."""
+    if not s.scored or s.accuracy is None or s.accuracy_low is None or s.accuracy_high is None:
+        return "unscored"
+    return f"{s.accuracy:.0%} ({s.accuracy_low * 100:.0f}–{s.accuracy_high * 100:.0f})"
+
+
+def per_correct_cell(value: Callable[[CategoryStats], float | None]) -> Callable[[CategoryStats], float | str | None]:
+    """A per-correct-answer figure, '—' where answers were scored and none was correct."""
+
+    def cell(s: CategoryStats) -> float | str | None:
+        if not s.scored:
+            return None
+        figure = value(s)
+        return "—" if figure is None else figure
+
+    return cell
+
+
+# name → (title, cell): the tables `joulebot bench` prints, in this order
+METRICS: dict[str, tuple[str, Callable[[CategoryStats], float | str | None]]] = {
+    "accuracy": ("accuracy (share correct, 95 % Wilson interval in %)", accuracy_cell),
+    "energy": ("mean energy per answer (J, total)", lambda s: s.mean_total_j),
+    "energy-per-correct": (
+        "energy per correct answer (J, total of the scored answers ÷ correct ones)",
+        per_correct_cell(lambda s: s.j_per_correct),
+    ),
+    "sci": ("mean SCI per answer (g CO2e)", lambda s: s.mean_sci_g),
+    "sci-per-correct": ("SCI per correct answer (g CO2e)", per_correct_cell(lambda s: s.sci_per_correct_g)),
+}
+# name → (colour-bar title, value, scale): what `joulebot bench --heatmap` can draw
+HEATMAP_VALUES: dict[str, tuple[str, Callable[[CategoryStats], float | None], float]] = {
+    "sci": ("mean SCI per answer (mg CO2e)", lambda s: s.mean_sci_g, 1000),
+    "energy": ("mean energy per answer (J, total)", lambda s: s.mean_total_j, 1),
+    "accuracy": ("share of correct answers (%)", lambda s: s.accuracy, 100),
+    "energy-per-correct": ("energy per correct answer (J, total)", lambda s: s.j_per_correct, 1),
+    "sci-per-correct": ("SCI per correct answer (mg CO2e)", lambda s: s.sci_per_correct_g, 1000),
+}
+
+
+def sources_line(stats: list[CategoryStats]) -> str:
+    """Where the energy figures come from, said once under the tables."""
+    pairs = sorted({(s.box, s.energy_source) for s in stats})
+
+    def said(box: str, source: str) -> str:
+        return f"{'estimated (no meter)' if source == 'estimate' else f'measured by {source}'} on {box}"
+
+    return "energy: " + "; ".join(said(box, source) for box, source in pairs)
+
+
 def write_csv(stats: list[CategoryStats], path: Path) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(CategoryStats.model_fields))
@@ -118,8 +193,16 @@ def write_csv(stats: list[CategoryStats], path: Path) -> None:
         writer.writerows(s.model_dump() for s in stats)
 
 
-def heatmap(stats: list[CategoryStats], path: Path) -> bool:
-    """Mean SCI per answer as a heatmap PNG; False when matplotlib is not installed."""
+def write_answers_csv(answers: list[dict], path: Path) -> None:
+    """One row per answer: its figures and `correct` (true, false, or empty when unscored)."""
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(answers[0]) if answers else ["request_id", "correct"])
+        writer.writeheader()
+        writer.writerows(answers)
+
+
+def heatmap(stats: list[CategoryStats], path: Path, metric: str = "sci") -> bool:
+    """One of HEATMAP_VALUES (mean SCI per answer by default) as a heatmap PNG; False without matplotlib."""
     try:
         import matplotlib
 
@@ -127,19 +210,23 @@ def heatmap(stats: list[CategoryStats], path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
+    title, value, scale = HEATMAP_VALUES[metric]
     categories = [c for c in CATEGORIES if any(s.category == c for s in stats)]
-    models = sorted({s.model for s in stats})
-    cell = {(s.model, s.category): (s.mean_sci_g or 0.0) * 1000 for s in stats}
+    label = _row_label(stats)
+    models = sorted({label(s) for s in stats})
+    cell = {(label(s), s.category): (float("nan") if value(s) is None else value(s) * scale) for s in stats}  # type: ignore[operator]
     grid = [[cell.get((m, c), float("nan")) for c in categories] for m in models]
     figure, axes = plt.subplots(figsize=(1.6 * len(categories) + 3.5, 0.6 * len(models) + 1.8))
-    image = axes.imshow(grid, cmap="YlOrRd", aspect="auto")
+    image = axes.imshow(grid, cmap="YlGn" if metric == "accuracy" else "YlOrRd", aspect="auto")
     axes.set_xticks(range(len(categories)), categories)
     axes.set_yticks(range(len(models)), models)
+    measured = {(label(s), s.category) for s in stats}
     for y, row in enumerate(grid):
         for x, v in enumerate(row):
-            axes.text(x, y, "" if v != v else sig(v, 3), ha="center", va="center", fontsize=9)
-    figure.colorbar(image, ax=axes, label="mean SCI per answer (mg CO2e)")
-    axes.set_title("joulebot: SCI per answer by model and task")
+            blank = "—" if (models[y], categories[x]) in measured else ""  # e.g. no correct answer to divide by
+            axes.text(x, y, blank if v != v else sig(v, 3), ha="center", va="center", fontsize=9)
+    figure.colorbar(image, ax=axes, label=title)
+    axes.set_title(f"joulebot: {title.split(' (')[0]} by model and task")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

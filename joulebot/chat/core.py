@@ -71,10 +71,10 @@ class Reply:
         return parts
 
 
-def make_reply(results: list[Result], units: Units) -> Reply:
+def make_reply(results: list[Result], units: Units, public_url: str = "") -> Reply:
     compare = len(results) > 1
     answers = [
-        Answer(f"{tag}: {r.model}" if compare else "", r.answer or "(empty answer)", footer(r, units))
+        Answer(f"{tag}: {r.model}" if compare else "", r.answer or "(empty answer)", footer(r, units, public_url))
         for tag, r in zip("AB", results, strict=False)
     ]
     return Reply(answers, energy_ratio(results[0], results[1]) if compare else "")
@@ -397,7 +397,11 @@ def _ranked(rows: list) -> list[str]:
     lines = []
     for category in sorted({r.category for r in rows}):
         ranked = sorted((r for r in rows if r.category == category), key=lambda r: r.mean_total_j)
-        cells = [f"{r.model} {sig(r.mean_total_j)} J ({r.answers})" for r in ranked]
+        cells = [
+            f"{r.model} {sig(r.mean_total_j)} J ({r.answers}"
+            + (f", {r.accuracy:.0%} right of {r.scored} checked)" if r.accuracy is not None else ")")
+            for r in ranked
+        ]
         lines.append(f"• {category}: " + " · ".join(cells))
     return lines
 

@@ -213,7 +213,8 @@ class DiscordBot(discord.Client):
 
     async def follow(self, delivery: Delivery, target: ReplyTarget) -> None:
         try:
-            reply = make_reply(await self.core.follow(delivery, target.status), delivery.units)
+            results = await self.core.follow(delivery, target.status)
+            reply = make_reply(results, delivery.units, self.core.settings.public_url)
         except JobCancelled as exc:
             reply = Reply([], f"🚫 {exc}")
         except JobError as exc:

@@ -78,13 +78,23 @@ def conversation_lines(result: Result) -> list[str]:
     return lines
 
 
-def footer(result: Result, units: Units | None = None) -> str:
+def answer_link(result: Result, public_url: str) -> str | None:
+    """The answer's private dashboard page (its power trace, prompt and answer), once it is stored."""
+    if not public_url or not result.share_token or result.exchange_id is None:
+        return None
+    return f"{public_url.rstrip('/')}/a/{result.share_token}"
+
+
+def footer(result: Result, units: Units | None = None, public_url: str = "") -> str:
     lines = [energy_line(result.energy, units or result.request.units), carbon_line(result), model_line(result)]
     lines += conversation_lines(result)
     if result.hint:
         lines.append(f"💡 {result.hint}")
     if result.history_error:
         lines.append(f"⚠️ {result.history_error}")
+    link = answer_link(result, public_url)
+    if link:
+        lines.append(f"🔗 {link}")
     return "\n".join(lines)
 
 

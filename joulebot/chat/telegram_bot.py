@@ -220,7 +220,7 @@ class TelegramBot:
         except JobError as exc:
             reply = Reply([], f"⚠️ {exc}")
         else:
-            reply = make_reply(results, delivery.units)
+            reply = make_reply(results, delivery.units, self.settings.public_url)
         stored = [r.exchange_id for r in results if r.exchange_id is not None]
         markup = retry_button(stored[0]) if len(results) == 1 and stored else None
         await asyncio.to_thread(self.core.remember, delivery, results)  # before the user can see it and reply

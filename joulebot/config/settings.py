@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     # Presentation.
     default_units: Literal["joules", "watts"] = "joules"
 
+    # Dashboard and metrics.
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=1, le=65535)
+    public_url: str = ""  # where the dashboard is reachable; set: footers link to each answer's private page
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)  # the worker's /metrics (boxes without the web app)
+
     # Chat front ends (shared limits).
     max_pending_per_user: int = Field(default=3, ge=1)
     max_prompts_per_minute: int = Field(default=10, ge=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import math
 import statistics
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, case, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, create_engine, select
 
@@ -18,9 +19,21 @@ from joulebot.exchange import Result
 from joulebot.history.tables import ChatPreference, Exchange, User
 
 
+def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95 % by default) of a share correct: sound for small n and 0 % or 100 %."""
+    if n == 0:
+        return 0.0, 1.0
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 class CategoryStats(BaseModel):
     model: str
     category: str
+    box: str
+    energy_source: str  # never averaged across boxes or meters: each pair is its own row
     answers: int
     mean_total_j: float
     mean_attributable_j: float | None
@@ -28,6 +41,23 @@ class CategoryStats(BaseModel):
     mean_sci_g: float | None
     j_per_token: float | None
     stdev_total_j: float  # spread of the total energy between answers (0 for one answer)
+    scored: int = 0  # answers checked against a reference (unscored ones are neither right nor wrong)
+    correct: int = 0
+    accuracy: float | None = None  # correct ÷ scored
+    accuracy_low: float | None = None  # 95 % Wilson interval
+    accuracy_high: float | None = None
+    j_per_correct: float | None = None  # total energy of the scored answers ÷ correct answers
+    sci_per_correct_g: float | None = None  # SCI of the scored answers ÷ correct answers
+
+
+class ScoreTask(BaseModel):
+    """A measured benchmark answer that has not been scored yet."""
+
+    id: int
+    request_id: str
+    category: str
+    prompt: str
+    answer: str
 
 
 class ModelStats(BaseModel):
@@ -50,10 +80,15 @@ def make_engine(url: str) -> Engine:
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (Alembic), from empty or from any older one."""
+def alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (Alembic), from empty or from any older one."""
+    config = alembic_config()
     if engine.url.get_backend_name() == "sqlite" and engine.url.database:
         lock_path = Path(f"{engine.url.database}.migrate-lock")
         with open(lock_path, "w") as lock:  # SQLite has no advisory locks: a file lock across processes
@@ -103,8 +138,8 @@ class HistoryStore:
         exchange (found through `parent_id`), so forgetting or retention removes every copy.
         """
         req, energy, carbon = result.request, result.energy, result.carbon
-        stored = result.model_dump(mode="json")
-        stored["request"]["turns"] = []
+        # the samples go in their own column, once; the earlier turns in their own exchanges
+        stored = result.model_dump(mode="json", exclude={"energy": {"machine": {"trace"}}, "request": {"turns"}})
         with Session(self.engine) as session:
             user = self._user(session, req.platform, req.user_id)
             row = Exchange(
@@ -133,6 +168,9 @@ class HistoryStore:
                 sci_g=carbon.sci_g,
                 box=result.box,
                 result=stored,
+                power_trace=[list(point) for point in energy.machine.trace] or None,
+                share_token=result.share_token,
+                meter_failures=sum(r.joules is None for r in (energy.machine, *energy.components)),
                 conversation_id=req.conversation_id,
                 parent_id=req.parent_id,
                 turn=req.turn,
@@ -286,40 +324,114 @@ class HistoryStore:
         ]
 
     def category_stats(self, request_id_prefix: str | None = None, continued: bool = False) -> list[CategoryStats]:
-        """Per model and task category, over first questions with a total energy (or one run's).
+        """Per model, task category, box and meter, over first questions with a total energy (or one run's).
 
-        `continued=True`: over the later turns of conversations instead (they carry context).
+        Figures from different boxes or meters are never averaged together: each pair is its own row.
+        `continued=True`: over the later turns of conversations instead (they carry context, cost more).
         """
         columns = (
             Exchange.model, Exchange.category, Exchange.energy_total_j, Exchange.energy_attributable_j,
-            Exchange.operational_g, Exchange.sci_g, Exchange.completion_tokens,
+            Exchange.operational_g, Exchange.sci_g, Exchange.completion_tokens, Exchange.correct,
+            Exchange.box, Exchange.energy_source,
         )  # fmt: skip
         turn = Exchange.turn > 1 if continued else Exchange.turn == 1
         query = select(*columns).where(Exchange.energy_total_j.is_not(None), turn)  # type: ignore[union-attr]
         if request_id_prefix:
             query = query.where(Exchange.request_id.startswith(request_id_prefix))  # type: ignore[attr-defined]
-        groups: dict[tuple[str, str], list] = {}
+        groups: dict[tuple[str, str, str, str], list] = {}
         with Session(self.engine) as session:
             for row in session.exec(query).all():
-                groups.setdefault((row[0], row[1]), []).append(row)
-        return [_summarise(model, category, rows) for (model, category), rows in sorted(groups.items())]
+                groups.setdefault((row[0], row[1], row[8], row[9]), []).append(row)
+        return [_summarise(*key, rows) for key, rows in sorted(groups.items())]
 
-    def greener_hint(self, category: str, model: str, candidates: list[str], min_answers: int = 5) -> str | None:
-        """'for translation, tinyllama averaged 9× less energy than mistral here', when it did (≥ 2×)."""
+    def greener_hint(
+        self, category: str, model: str, candidates: list[str], box: str, source: str, min_scored: int = 5
+    ) -> str | None:
+        """'as accurate on translation here (80 % vs 70 % right), tinyllama: 4× less energy than mistral'.
+
+        Only from this box and meter, only for a model whose measured accuracy on the task is
+        not worse than this one's within the intervals (its 95 % Wilson interval reaches this
+        model's share correct), and only when it used at least 2× less energy on average.
+        Without scores for both models there is no hint: cheaper is no use if it is wrong.
+        """
         query = (
-            select(Exchange.model, func.count(), func.avg(Exchange.energy_total_j))
-            .where(Exchange.category == category, Exchange.energy_total_j.is_not(None), Exchange.turn == 1)  # type: ignore[union-attr]
+            select(
+                Exchange.model,
+                func.avg(Exchange.energy_total_j),
+                func.count(Exchange.correct),
+                func.sum(case((Exchange.correct.is_(True), 1), else_=0)),  # type: ignore[union-attr]
+            )
+            .where(
+                Exchange.category == category,
+                Exchange.box == box,
+                Exchange.energy_source == source,
+                Exchange.energy_total_j.is_not(None),  # type: ignore[union-attr]
+                Exchange.turn == 1,
+            )
             .group_by(Exchange.model)
         )
         with Session(self.engine) as session:
-            means = {m: avg for m, n, avg in session.exec(query).all() if n >= min_answers}
-        others = {m: means[m] for m in candidates if m in means and m != model}
-        if model not in means or not others:
+            found = {m: (avg, n, right or 0) for m, avg, n, right in session.exec(query).all() if n >= min_scored}
+        if model not in found:
             return None
-        best = min(others, key=others.__getitem__)
-        if others[best] <= 0 or means[model] / others[best] < 2:
+        mean_j, n, right = found[model]
+        share = right / n
+        good = {
+            m: found[m]
+            for m in candidates
+            if m in found and m != model and wilson(found[m][2], found[m][1])[1] >= share and found[m][0] > 0
+        }
+        if not good:
             return None
-        return f"for {category}, {best} averaged {means[model] / others[best]:.0f}× less energy than {model} here"
+        best = min(good, key=lambda m: good[m][0])
+        ratio = mean_j / good[best][0]
+        if ratio < 2:
+            return None
+        other_share = good[best][2] / good[best][1]
+        return (
+            f"as accurate on {category} here ({other_share:.0%} vs {share:.0%} right), "
+            f"{best} used {ratio:.0f}× less energy than {model}"
+        )
+
+    def to_score(self, request_id_prefix: str) -> list[ScoreTask]:
+        """The measured exchanges of a benchmark run that have no score yet, in order."""
+        query = (
+            select(Exchange.id, Exchange.request_id, Exchange.category, Exchange.prompt, Exchange.answer)
+            .where(Exchange.request_id.startswith(request_id_prefix), Exchange.score_note.is_(None))  # type: ignore[attr-defined,union-attr]
+            .order_by(Exchange.id)  # type: ignore[arg-type]
+        )
+        with Session(self.engine) as session:
+            rows = session.exec(query).all()
+        return [ScoreTask(id=i, request_id=r, category=c, prompt=p, answer=a) for i, r, c, p, a in rows]
+
+    def clear_scores(self, request_id_prefix: str) -> int:
+        """Forget the scores of a benchmark run (to check it again with changed references)."""
+        with Session(self.engine) as session:
+            rows = session.exec(select(Exchange).where(Exchange.request_id.startswith(request_id_prefix))).all()  # type: ignore[attr-defined]
+            for row in rows:
+                row.correct = row.score = row.score_note = None
+                session.add(row)
+            session.commit()
+            return len(rows)
+
+    def set_score(self, exchange_id: int, correct: bool | None, score: float | None, note: str) -> None:
+        with Session(self.engine) as session:
+            row = session.get(Exchange, exchange_id)
+            if row is None:
+                return
+            row.correct, row.score, row.score_note = correct, score, note[:200]
+            session.add(row)
+            session.commit()
+
+    def answer_rows(self, request_id_prefix: str) -> list[dict]:
+        """One benchmark run, one row per answer (for its CSV), with its score."""
+        keep = (
+            "request_id", "model", "category", "box", "energy_source", "energy_measured", "energy_total_j",
+            "energy_attributable_j", "sci_g", "completion_tokens", "seconds", "correct", "score", "score_note",
+        )  # fmt: skip
+        query = select(Exchange).where(Exchange.request_id.startswith(request_id_prefix)).order_by(Exchange.id)  # type: ignore[attr-defined,arg-type]
+        with Session(self.engine) as session:
+            return [{c: getattr(row, c) for c in keep} for row in session.exec(query).all()]
 
     def request_ids(self, prefix: str) -> set[str]:
         with Session(self.engine) as session:
@@ -329,7 +441,7 @@ class HistoryStore:
     def export(self, platform: str, platform_user_id: str) -> list[dict]:
         """A user's own exchanges as flat rows (for CSV), oldest first."""
         rows = reversed(self.recent(platform, platform_user_id, limit=1_000_000))
-        keep = [c for c in Exchange.model_fields if c not in ("result", "user_id")]
+        keep = [c for c in Exchange.model_fields if c not in ("result", "user_id", "power_trace")]
         return [{c: getattr(row, c) for c in keep} for row in rows]
 
     def scrub_older_than(self, days: float) -> int:
@@ -358,16 +470,29 @@ def _scrub(row: Exchange) -> None:
     row.system_prompt = row.chat_id = None
 
 
-def _summarise(model: str, category: str, rows: list) -> CategoryStats:
+def _summarise(model: str, category: str, box: str, source: str, rows: list) -> CategoryStats:
     def mean(values: list) -> float | None:
         present = [v for v in values if v is not None]
         return statistics.fmean(present) if present else None
 
     totals = [r[2] for r in rows]
     tokens = sum(r[6] for r in rows)
+    scored = [r for r in rows if r[7] is not None]
+    correct = sum(bool(r[7]) for r in scored)
+    low, high = wilson(correct, len(scored)) if scored else (None, None)
+    scored_sci = [r[5] for r in scored]
     return CategoryStats(
         model=model,
         category=category,
+        box=box,
+        energy_source=source,
+        scored=len(scored),
+        correct=correct,
+        accuracy=correct / len(scored) if scored else None,
+        accuracy_low=low,
+        accuracy_high=high,
+        j_per_correct=sum(r[2] for r in scored) / correct if correct else None,
+        sci_per_correct_g=sum(scored_sci) / correct if correct and None not in scored_sci else None,
         answers=len(rows),
         mean_total_j=statistics.fmean(totals),
         mean_attributable_j=mean([r[3] for r in rows]),

@@ -40,7 +40,24 @@ class ChatPreference(SQLModel, table=True):
 
 class Exchange(SQLModel, table=True):
     __tablename__ = "exchanges"
-    __table_args__ = (Index("ix_exchanges_message", "platform", "chat_id", "message_ref"),)
+    __table_args__ = (
+        # covering index for the dashboard's table (migration 0017): per-cell aggregates without reading the rows
+        Index(
+            "ix_exchanges_table",
+            "box",
+            "energy_source",
+            "energy_measured",
+            "model",
+            "category",
+            "energy_total_j",
+            "energy_attributable_j",
+            "sci_g",
+            "completion_tokens",
+            "meter_failures",
+        ),
+        Index("ix_exchanges_started_at", "started_at"),
+        Index("ix_exchanges_message", "platform", "chat_id", "message_ref"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     request_id: str = Field(max_length=64, unique=True)
@@ -68,7 +85,16 @@ class Exchange(SQLModel, table=True):
     sci_g: float | None
     box: str = Field(max_length=128)
     result: dict = Field(sa_column=Column(JSON, nullable=False))
+    # (seconds since the window's start, watts) of a sampled meter (the wall meter); None without samples
+    power_trace: list | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    share_token: str | None = Field(default=None, max_length=64, unique=True)  # the answer's private link
+    meter_failures: int = 0  # meters that failed in this answer's window (the figure came from the next source)
     created_at: datetime = Field(default_factory=_now)
+    # The benchmark's score, set after the answer was measured; score_note None = not scored yet,
+    # correct None with a note = unscored (no reference), never counted as wrong.
+    correct: bool | None = None
+    score: float | None = None  # 1/0, share of unit tests passed, or chrF
+    score_note: str | None = Field(default=None, max_length=200)
     # conversations (migration 0015): a first question has turn 1 and no parent
     conversation_id: str | None = Field(default=None, max_length=32, index=True)
     parent_id: int | None = Field(default=None, index=True)  # the exchange this one continued

@@ -22,6 +22,7 @@ class Reading(BaseModel):
     method: str = ""  # how the figure was obtained, shown to users for estimates
     error: str | None = None  # why this reading has no joules
     note: str = ""  # why a preferred source was not used for this figure (e.g. "mcp39f511n failed: …")
+    trace: list[tuple[float, float]] = []  # sampled meters: (seconds since the window's start, watts)
 
     @property
     def watts(self) -> float | None:

@@ -75,4 +75,5 @@ class SampledWindow(Window):
         return Reading(
             source=self.source, scope=self.scope, measured=True, joules=integrate(self.samples, self.start, end),
             seconds=seconds, samples=len(self.samples), method=f"power sampled every {self.interval_s * 1000:g} ms",
+            trace=[(round(t - self.start, 4), round(w, 3)) for t, w in self.samples],
         )  # fmt: skip

@@ -63,7 +63,7 @@ class BoxLock:
         return self._parse(self.connection.get(self.key))
 
     @staticmethod
-    def _parse(raw: bytes | None) -> Holder | None:
+    def _parse(raw: bytes | str | None) -> Holder | None:
         if raw is None:
             return None
         try:
@@ -72,7 +72,7 @@ class BoxLock:
         except (ValueError, KeyError, TypeError):
             return Holder("?", 0, "?")
 
-    def _replace(self, expected: bytes | None) -> bool:
+    def _replace(self, expected: bytes | str | None) -> bool:
         """Swap the lock's value for ours if it still is `expected` (WATCH/MULTI: no race)."""
         with self.connection.pipeline() as pipe:
             try:

@@ -103,8 +103,9 @@ class QueueClient:
         status = job.get_status(refresh=True)
         if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED):
             workers = Worker.count(queue=self.queue)
-            status = self.connection.get(box_status_key(self.queue.name))
-            return Progress("queued", job.get_position(), workers, status.decode() if status else None)
+            raw = self.connection.get(box_status_key(self.queue.name))
+            box_status = raw.decode() if isinstance(raw, bytes) else raw
+            return Progress("queued", job.get_position(), workers, box_status)
         job.refresh()
         return Progress(job.meta.get("stage", "running"), None, 1, box=job.meta.get("box"))
 

@@ -43,15 +43,22 @@ def connect(
     `retries=0` for probes and shutdown, where redis-py's backoff would only add seconds.
     """
     retry = Retry(ExponentialBackoff(), retries) if retries else Retry(NoBackoff(), 0)
-    options = {
-        "retry": retry,
-        "socket_timeout": socket_timeout,
-        "socket_connect_timeout": CONNECT_TIMEOUT_S,
-        "health_check_interval": 30,
-    }
     if settings.redis_url:
-        return redis.Redis.from_url(settings.redis_url, socket_keepalive=True, **options)
-    return redis.Redis(unix_socket_path=str(socket_path(settings)), **options)
+        return redis.Redis.from_url(
+            settings.redis_url,
+            retry=retry,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_keepalive=True,
+            health_check_interval=30,
+        )
+    return redis.Redis(
+        unix_socket_path=str(socket_path(settings)),
+        retry=retry,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        health_check_interval=30,
+    )
 
 
 def describe(settings: Settings) -> str:

@@ -7,6 +7,7 @@ history store keeps its engine. `run()` turns one Request into one Result.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -135,6 +136,7 @@ class Station:
             started_at=started_at,
             finished_at=datetime.now(UTC),
             category=request.category or classify(request.prompt),
+            share_token=secrets.token_urlsafe(16),
             context_turns=len(request.turns) - dropped,
             dropped_turns=dropped,
         )
@@ -142,7 +144,9 @@ class Station:
         try:
             result.exchange_id = self.history.record(result)
             others = [e.name for e in self.catalog.available()]
-            result.hint = self.history.greener_hint(result.category, result.model, others)
+            result.hint = self.history.greener_hint(
+                result.category, result.model, others, box=result.box, source=energy.machine.source
+            )
         except Exception as exc:  # the answer still goes out; what happens to the record is said
             log.warning("could not store exchange %s: %s", request.id, type(exc).__name__)
             if self.outbox is not None:

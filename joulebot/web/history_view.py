@@ -1,0 +1,345 @@
+"""What the dashboard reads from history: SQL aggregates and single rows, on a read-only connection.
+
+Figures from different boxes, meters, or measured vs estimated are kept apart: every
+aggregate is grouped by a *population* (box, energy source, measured or estimated).
+Public queries never select a prompt, an answer or a user id; only `by_token` does.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from joulebot.carbon import Intensity
+from joulebot.history.tables import Exchange
+from joulebot.web.stats import Mean
+
+EXCHANGES = Exchange.__table__  # type: ignore[attr-defined]
+C = EXCHANGES.c
+
+HOW_TO_GET_DATA = (
+    'No answers in history yet. Ask something — joulebot ask "What is the capital of France?" — '
+    "or run the benchmark (joulebot bench --models smollm2-135m --n 5), then reload this page."
+)
+
+
+class HistoryUnavailable(RuntimeError):
+    """History cannot be read; `str()` is one sentence for the banner. `empty`: there is simply no history yet."""
+
+    def __init__(self, message: str, empty: bool = False) -> None:
+        super().__init__(message)
+        self.empty = empty
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str
+    column: Any  # a SQL expression, one value per answer
+    only: Any = None  # which answers have a value (beside the column not being NULL)
+
+    @property
+    def present(self) -> Any:
+        """The WHERE clause of the answers that count."""
+        return self.column.is_not(None) if self.only is None else sa.and_(self.column.is_not(None), self.only)
+
+
+METRICS = {
+    m.key: m
+    for m in (
+        Metric("sci", "SCI per answer (E × I + M)", "g CO2e", C.sci_g),
+        Metric("j_answer", "energy per answer, total", "J", C.energy_total_j),
+        Metric("j_above_idle", "energy per answer, above idle", "J", C.energy_attributable_j),
+        # a plain division with the zero-token answers left out by WHERE: cheaper than a CASE in every aggregate
+        Metric(
+            "j_token",
+            "energy per generated token, total",
+            "J/token",
+            C.energy_total_j / C.completion_tokens,
+            C.completion_tokens > 0,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Population:
+    """Answers whose figures may be averaged together: one box, one energy source, measured or not."""
+
+    box: str
+    source: str
+    measured: bool
+
+    @property
+    def label(self) -> str:
+        return source_label(self.source, self.measured)
+
+    @property
+    def slug(self) -> str:
+        return f"{self.box} · {self.source}"
+
+
+def source_label(source: str, measured: bool) -> str:
+    if not measured:
+        return f"estimated by {source}, not a measurement"
+    if source == "mcp39f511n":
+        return f"measured at the wall by {source} (whole machine)"
+    return f"measured by {source}, not the whole machine"
+
+
+@dataclass
+class TableSection:
+    population: Population
+    models: list[str]
+    categories: list[str]
+    cells: dict[tuple[str, str], Mean] = field(default_factory=dict)
+    chart: Any = None  # the heatmap, drawn by the page
+
+
+def _read_only_engine(url: str) -> Engine:
+    """SQLite opened read-only (a missing file is not created); PostgreSQL sessions set read-only."""
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        return sa.create_engine(f"sqlite:///file:{quote(path)}?mode=ro&uri=true", connect_args={"timeout": 5})
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 3})
+
+    @event.listens_for(engine, "connect")
+    def _read_only(dbapi_connection, _record) -> None:  # the dashboard writes nothing, and says so to the server
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        dbapi_connection.commit()
+
+    return engine
+
+
+def _explain(exc: SQLAlchemyError) -> HistoryUnavailable:
+    text = str(getattr(exc, "orig", exc)).lower()
+    if (
+        "no such table" in text
+        or "undefinedtable" in type(getattr(exc, "orig", None)).__name__.lower()
+        or ("does not exist" in text and "relation" in text)
+    ):
+        return HistoryUnavailable(HOW_TO_GET_DATA, empty=True)
+    if "unable to open database file" in text:
+        return HistoryUnavailable(HOW_TO_GET_DATA, empty=True)
+    if "no such column" in text or ("column" in text and "does not exist" in text):
+        return HistoryUnavailable(
+            "The history database has an older schema than this dashboard: start the worker once "
+            "(joulebot worker) to migrate it."
+        )
+    kind = type(getattr(exc, "orig", exc)).__name__
+    return HistoryUnavailable(f"The history database is not reachable ({kind}); figures will be back when it is.")
+
+
+class HistoryView:
+    """Read-only queries for the dashboard and /metrics. Every method raises HistoryUnavailable on failure."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = _read_only_engine(url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _rows(self, query: Any) -> list[Any]:
+        try:
+            with self.engine.connect() as connection:
+                return list(connection.execute(query).all())
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise _explain(exc) from None
+
+    # -- the table -------------------------------------------------------------------------------------------
+    def table(self, metric: Metric, box: str | None = None) -> list[TableSection]:
+        """Mean ± 95 % CI of `metric` per model and category, one section per population."""
+        x = metric.column
+        query = (
+            sa.select(
+                C.box, C.energy_source, C.energy_measured, C.model, C.category,
+                sa.func.count(x), sa.func.sum(x), sa.func.sum(x * x),
+            )
+            .where(metric.present)
+            .group_by(C.box, C.energy_source, C.energy_measured, C.model, C.category)
+        )  # fmt: skip
+        if box is not None:
+            query = query.where(C.box == box)
+        sections: dict[Population, TableSection] = {}
+        for box_name, source, measured, model, category, n, total, squares in self._rows(query):
+            if not n:
+                continue
+            population = Population(box_name, source, bool(measured))
+            section = sections.setdefault(population, TableSection(population, [], []))
+            section.cells[(model, category)] = Mean.from_sums(int(n), float(total), float(squares))
+        for section in sections.values():
+            section.models = sorted({m for m, _ in section.cells})
+            section.categories = sorted({c for _, c in section.cells})
+        return [sections[p] for p in sorted(sections, key=lambda p: (p.box, not p.measured, p.source))]
+
+    def count(self) -> int:
+        return int(self._rows(sa.select(sa.func.count()).select_from(EXCHANGES))[0][0])
+
+    def boxes(self) -> list[str]:
+        return [r[0] for r in self._rows(sa.select(C.box).distinct().order_by(C.box))]
+
+    def models(self) -> list[str]:
+        return [r[0] for r in self._rows(sa.select(C.model).distinct().order_by(C.model))]
+
+    # -- answers -----------------------------------------------------------------------------------------------
+    # never C.prompt, C.answer, C.user_id or C.share_token: these are all the public pages can show
+    PUBLIC_COLUMNS = (
+        C.id, C.model, C.category, C.prompt_tokens, C.completion_tokens, C.started_at, C.seconds, C.load_s,
+        C.energy_total_j, C.energy_attributable_j, C.idle_w, C.energy_source, C.energy_measured,
+        C.intensity_g_per_kwh, C.intensity_zone, C.intensity_provenance, C.operational_g, C.embodied_g, C.sci_g,
+        C.box, C.meter_failures,
+    )  # fmt: skip
+
+    def latest(self, limit: int, offset: int = 0, model: str | None = None) -> list[dict]:
+        query = sa.select(*self.PUBLIC_COLUMNS, C.result).order_by(C.id.desc()).limit(limit).offset(offset)
+        if model is not None:
+            query = query.where(C.model == model)
+        return [_public(row) for row in self._rows(query)]
+
+    def answer(self, exchange_id: int) -> dict | None:
+        query = sa.select(*self.PUBLIC_COLUMNS, C.result, C.power_trace).where(C.id == exchange_id)
+        rows = self._rows(query)
+        return _public(rows[0], with_trace=True) if rows else None
+
+    def by_token(self, token: str) -> dict | None:
+        """The private page: the public figures plus the prompt and answer (empty once forgotten)."""
+        query = sa.select(*self.PUBLIC_COLUMNS, C.result, C.power_trace, C.prompt, C.answer).where(
+            C.share_token == token
+        )
+        rows = self._rows(query)
+        if not rows:
+            return None
+        answer = _public(rows[0], with_trace=True)
+        answer.update(prompt=rows[0].prompt, answer=rows[0].answer)
+        return answer
+
+    # -- boxes and models --------------------------------------------------------------------------------------
+    def box_summaries(self, now: datetime | None = None) -> dict[str, dict]:
+        """Per box: its latest answer's zone, intensity, source and idle power; answers in the last hour."""
+        now = now or datetime.now(UTC)
+        last_ids = sa.select(sa.func.max(C.id)).group_by(C.box).scalar_subquery()
+        latest = self._rows(
+            sa.select(C.box, C.started_at, C.energy_source, C.energy_measured, C.idle_w, C.result).where(
+                C.id.in_(last_ids)
+            )
+        )
+        # counted here, not grouped in SQL: with GROUP BY the planner may walk the whole box index instead of
+        # taking the last hour's few rows from the started_at index
+        hour = Counter(r[0] for r in self._rows(sa.select(C.box).where(C.started_at >= now - timedelta(hours=1))))
+        summaries = {}
+        for box, started_at, source, measured, idle_w, result in latest:
+            summaries[box] = {
+                "box": box,
+                "last_answer_at": started_at,
+                "meter": source_label(source, bool(measured)),
+                "idle_w": idle_w,
+                "intensity": _intensity(result),
+                "answers_last_hour": int(hour.get(box, 0)),
+            }
+        return summaries
+
+    def distribution(self, model: str, metric: Metric, limit: int = 20_000) -> dict[Population, list[float]]:
+        """One model's per-answer values (the newest `limit`), per population, for histograms."""
+        query = (
+            sa.select(C.box, C.energy_source, C.energy_measured, metric.column)
+            .where(C.model == model, metric.present)
+            .order_by(C.id.desc())
+            .limit(limit)
+        )
+        values: dict[Population, list[float]] = {}
+        for box, source, measured, value in self._rows(query):
+            values.setdefault(Population(box, source, bool(measured)), []).append(float(value))
+        return values
+
+    def daily(self, model: str, metric: Metric) -> dict[Population, list[tuple[str, Mean]]]:
+        """One model's mean per day (UTC dates as the database writes them), per population, oldest first."""
+        x, day = metric.column, sa.func.date(C.started_at)
+        query = (
+            sa.select(C.box, C.energy_source, C.energy_measured, day, sa.func.count(x), sa.func.sum(x),
+                      sa.func.sum(x * x))
+            .where(C.model == model, metric.present)
+            .group_by(C.box, C.energy_source, C.energy_measured, day)
+            .order_by(day)
+        )  # fmt: skip
+        days: dict[Population, list[tuple[str, Mean]]] = {}
+        for box, source, measured, date, n, total, squares in self._rows(query):
+            mean = Mean.from_sums(int(n), float(total), float(squares))
+            days.setdefault(Population(box, source, bool(measured)), []).append((str(date), mean))
+        return days
+
+    # -- /metrics ----------------------------------------------------------------------------------------------
+    def totals(self, box: str | None = None) -> list[Any]:
+        """(model, box, category, source, measured, answers, joules, meter failures) for the counters.
+
+        Grouped in the covering index's order, so that the database streams the groups out of the index.
+        """
+        query = sa.select(
+            C.model,
+            C.box,
+            C.category,
+            C.energy_source,
+            C.energy_measured,
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(C.energy_total_j), 0.0),
+            sa.func.sum(C.meter_failures),
+        ).group_by(C.box, C.energy_source, C.energy_measured, C.model, C.category)  # fmt: skip
+        if box is not None:
+            query = query.where(C.box == box)
+        return self._rows(query)
+
+    def energy_buckets(self, bounds: list[float], box: str | None = None) -> list[Any]:
+        """(model, box, source, count ≤ each bound..., count, sum) of total energy per answer, summed in SQL."""
+        e = C.energy_total_j
+        counts = [sa.func.sum(sa.case((e <= b, 1), else_=0)) for b in bounds]
+        query = (
+            sa.select(C.model, C.box, C.energy_source, *counts, sa.func.count(e), sa.func.sum(e))
+            .where(e.is_not(None))
+            .group_by(C.box, C.energy_source, C.energy_measured, C.model)  # the covering index's order
+        )
+        if box is not None:
+            query = query.where(C.box == box)
+        return self._rows(query)
+
+
+def _intensity(result: dict | None) -> Intensity | None:
+    try:
+        return Intensity.model_validate(result["carbon"]["intensity"]) if result else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _public(row: Any, with_trace: bool = False) -> dict:
+    """A row as the public pages show it; derived figures and labels included."""
+    data = {k: getattr(row, k) for k in ("id", "model", "category", "prompt_tokens", "completion_tokens",
+                                          "started_at", "seconds", "load_s", "energy_total_j", "energy_attributable_j",
+                                          "idle_w", "energy_source", "energy_measured", "intensity_g_per_kwh",
+                                          "intensity_zone", "intensity_provenance", "operational_g", "embodied_g",
+                                          "sci_g", "box", "meter_failures")}  # fmt: skip
+    result = row.result or {}
+    energy = result.get("energy", {})
+    machine = energy.get("machine", {})
+    data.update(
+        source_label=source_label(row.energy_source, bool(row.energy_measured)),
+        method=machine.get("method", ""),
+        note=machine.get("note", ""),
+        energy_error=machine.get("error"),
+        uncertainty_j=energy.get("uncertainty_j"),  # once meters report one (issue 14); None until then
+        intensity=_intensity(result),
+        model_size=result.get("model_size", ""),
+        finished_at=result.get("finished_at"),
+        j_per_token=(row.energy_total_j / row.completion_tokens)
+        if row.energy_total_j is not None and row.completion_tokens > 0
+        else None,
+    )
+    if with_trace:
+        data["trace"] = [(float(t), float(w)) for t, w in (row.power_trace or [])]
+    return data

@@ -1,0 +1,126 @@
+"""The dashboard in a real headless browser: Debian's chromium driven by Selenium through Debian's
+chromedriver (nothing fetched from a browser vendor), against uvicorn serving a filled history."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+import uvicorn
+from conftest import IN_CI, make_settings
+from standins import free_port
+from webdata import SECRET_PROMPT, fill
+
+from joulebot.history import HistoryStore
+from joulebot.keys import alive_key, box_status_key
+from joulebot.web.app import create_app
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator:
+    if not (CHROMIUM and CHROMEDRIVER):
+        message = "chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download a browser or a driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,1400",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def served(tmp_path, system_redis_url) -> Iterator[tuple[str, object, str]]:
+    """uvicorn serving the app over a filled SQLite history, on a free port, in this process."""
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    store = HistoryStore.open(url)
+    filled = fill(store)
+    queue = f"webtest-{uuid.uuid4().hex[:8]}"
+    settings = make_settings(tmp_path / "data", database_url=url, redis_url=system_redis_url, queue_name=queue)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", filled, queue
+    server.should_exit = True
+    thread.join(10)
+    store.engine.dispose()
+
+
+def test_table_and_answer_pages_render_cells_and_charts(browser, served, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    base, filled, _ = served
+    browser.get(f"{base}/?metric=j_answer")
+    cell = browser.find_element(By.CSS_SELECTOR, 'td.cell[data-model="smollm2-135m"][data-category="math"]')
+    assert "n = 4" in cell.text and "42.5 J" in cell.text and "±" in cell.text
+    headings = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "section.population h2")]
+    assert any("estimated by estimate, not a measurement" in h for h in headings)
+    assert any("measured at the wall by mcp39f511n" in h for h in headings)
+    heatmaps = browser.find_elements(By.CSS_SELECTOR, "figure.heatmap svg")
+    assert len(heatmaps) == 3 and all(svg.size["width"] > 100 for svg in heatmaps)
+    assert browser.find_elements(By.CSS_SELECTOR, "figure.heatmap svg rect")
+    assert SECRET_PROMPT not in browser.page_source
+    assert browser.save_screenshot(str(tmp_path / "table.png")) and (tmp_path / "table.png").stat().st_size > 10_000
+
+    browser.get(f"{base}/answers/{filled.measured_id}")
+    trace = browser.find_element(By.CSS_SELECTOR, "figure.trace svg polyline.trace")
+    assert len(trace.get_attribute("points").split()) == len(filled.measured.energy.machine.trace)
+    assert browser.find_element(By.CSS_SELECTOR, "figure.trace svg rect.idle").size["height"] > 10
+    assert len(browser.find_elements(By.CSS_SELECTOR, "figure.trace svg line.edge")) == 2
+    total = browser.find_element(By.CSS_SELECTOR, "td.total").text
+    assert total.endswith(" J") and float(total.split()[0]) == pytest.approx(filled.measured.energy.total_j, rel=0.01)
+    assert "SCI = (E × I + M) per R" in browser.find_element(By.CSS_SELECTOR, "ol.arithmetic").text
+    assert SECRET_PROMPT not in browser.page_source
+    assert browser.save_screenshot(str(tmp_path / "answer.png")) and (tmp_path / "answer.png").stat().st_size > 10_000
+
+
+def test_the_boxes_page_refreshes_itself(browser, served, system_redis_url):
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, _, queue = served
+    connection = redis.Redis.from_url(system_redis_url)
+    connection.set(alive_key(queue), "4242", ex=60)  # as the worker's heartbeat does
+    try:
+        browser.get(f"{base}/boxes")
+
+        def state_of_queue(driver) -> str:
+            rows = driver.find_elements(By.CSS_SELECTOR, "table.boxes tbody tr")
+            mine = [r for r in rows if queue in r.text]
+            return mine[0].find_element(By.CSS_SELECTOR, "td.state").text if mine else ""
+
+        # the rows are swapped in under the reader's feet every 5 s: a stale element just means "look again"
+        wait = WebDriverWait(browser, 20, poll_frequency=0.5, ignored_exceptions=[StaleElementReferenceException])
+        wait.until(lambda d: state_of_queue(d) == "idle")
+        connection.set(box_status_key(queue), "cooling down: 70 °C > 55 °C", ex=60)
+        wait.until(lambda d: state_of_queue(d).startswith("cooling down"))
+    finally:
+        connection.delete(box_status_key(queue), alive_key(queue))
+        connection.close()
