@@ -6,6 +6,7 @@ measurement worker, and the Ollama stand-in as the model (no weights: fast lane)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -14,8 +15,7 @@ import pytest
 from conftest import run_cli
 from factories import make_result
 from standins import BotApiStandIn, OllamaStandIn
-from test_telegram import Bot
-from test_telegram import api as _api  # noqa: F401  (the Bot API stand-in fixture, `api`)
+from test_telegram import TOKEN, Bot
 
 from joulebot.chat.discord_format import close_fences, render_partial
 from joulebot.chat.telegram_bot import CANCELLED, GENERATING, partial_html
@@ -139,6 +139,12 @@ def ollama():
     standin.answer = [ANSWER]
     yield standin
     standin.close()
+
+
+@pytest.fixture
+def api():
+    with contextlib.closing(BotApiStandIn(TOKEN)) as standin:
+        yield standin
 
 
 @pytest.fixture
