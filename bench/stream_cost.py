@@ -11,7 +11,7 @@ the whole box is noisy (other processes' load lands in it); the CPU time of the
 generating process and the sink's own time are the sensitive figures. Run from the
 repository root:
 
-    python bench/stream_cost.py --n 8
+    python bench/stream_cost.py --n 8 [--threads 1]
 """
 
 from __future__ import annotations
@@ -42,11 +42,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8, help="answers per mode")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="llama.cpp threads (default LLAMA_THREADS); on a busy machine 1 "
+        "keeps spinning threads out of the CPU time"
+    )  # fmt: skip
     args = parser.parse_args()
 
     settings = Settings(_env_file=None)
     entry = next(e for e in static_entries() if e.runner == "llamacpp")
-    runner = LlamaCppRunner(threads=settings.llama_threads)
+    runner = LlamaCppRunner(threads=args.threads or settings.llama_threads)
     runner.load(entry)
     box = MeasurementBox(detect_meters(settings).meters, settings.sysfs_root)
     box.measure_idle(settings.idle_baseline_s)
@@ -93,7 +97,7 @@ def main() -> None:
             f" · {statistics.fmean(cpu[mode]):.3f} s CPU of this process"
         )
 
-    print(f"model {entry.name}, {sorted(tokens)} completion tokens, meter: {source}")
+    print(f"model {entry.name}, {sorted(tokens)} completion tokens, {runner.threads} threads, meter: {source}")
     print(f"no streaming (baseline) {line('off')}")
     print(f"streaming every {settings.stream_interval_s:g} s  {line('on')}")
     ratio = statistics.fmean(energy["on"]) / statistics.fmean(energy["off"])
