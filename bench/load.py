@@ -5,12 +5,18 @@ as the bots do; then one real measurement worker, with the Ollama runner against
 a fast local stand-in, answers them all. Prints enqueue latency and the worker's
 steady throughput; `check()` is what the tests assert on.
 
-    python bench/load.py --users 200 --per-user 5
+The raw baseline runs in the same script, interleaved with joulebot's rounds: the same users
+and threads enqueue a trivial job straight on RQ (JSONSerializer), and a raw RQ SimpleWorker
+runs them. Throughput is steady state for both: jobs / (last job's end − first job's start),
+from RQ's own timestamps, so neither worker's start-up counts.
+
+    python bench/load.py --users 200 --per-user 5 --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -24,6 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+import redis
+from rq import Queue, SimpleWorker
+from rq.job import Job
+from rq.serializers import JSONSerializer
 from standins import OllamaStandIn
 
 from joulebot.chat.core import ChatCore, InputError
@@ -43,8 +53,7 @@ class LoadReport:
     worker_s: float = 0.0
 
     def percentile(self, p: float) -> float:
-        ordered = sorted(self.enqueue_ms)
-        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+        return percentile(self.enqueue_ms, p)
 
 
 def load_settings(base: Path, redis_url: str, ollama_url: str, **extra) -> Settings:
@@ -94,8 +103,6 @@ def serve(settings: Settings, report: LoadReport, timeout_s: float = 600) -> Non
         "OLLAMA_HOST": settings.ollama_host, "DEFAULT_MODEL": "tinyllama", "IDLE_BASELINE_S": "0.2",
         "JOULEBOT_DATA_DIR": settings.data_dir,
     }.items()}  # fmt: skip
-    import os
-
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "joulebot", "worker", "--burst"], env={**os.environ, **env},
                    check=True, timeout=timeout_s, capture_output=True)  # fmt: skip
@@ -129,32 +136,82 @@ def check(settings: Settings, report: LoadReport) -> list[str]:
     return problems
 
 
+def steady_rate(connection: redis.Redis, job_ids: list[str]) -> float:
+    """Jobs per second between the first job's start and the last job's end (RQ's timestamps)."""
+    jobs = [j for j in Job.fetch_many(job_ids, connection=connection, serializer=JSONSerializer) if j]
+    start, end = min(j.started_at for j in jobs), max(j.ended_at for j in jobs)
+    return len(jobs) / (end - start).total_seconds()
+
+
+def raw_round(redis_url: str, users: int, per_user: int, threads: int = 16) -> tuple[list[float], float]:
+    """The baseline: the same senders enqueue a trivial job on raw RQ; a raw SimpleWorker runs them."""
+    connection = redis.Redis.from_url(redis_url)
+    queue = Queue(f"load-raw-{uuid.uuid4().hex[:8]}", connection=connection, serializer=JSONSerializer)
+    enqueue_ms: list[float] = []
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def user(n: int) -> None:
+        for i in range(per_user):
+            t0 = time.perf_counter()
+            job = queue.enqueue("builtins.len", f"user{n:03d} prompt {i}: what is {n} + {i}?")
+            elapsed = (time.perf_counter() - t0) * 1000
+            with lock:
+                enqueue_ms.append(elapsed)
+                ids.append(job.id)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(user, range(users)))
+    SimpleWorker([queue], connection=connection, serializer=JSONSerializer).work(burst=True, logging_level="WARNING")
+    rate = steady_rate(connection, ids)
+    queue.delete(delete_jobs=True)
+    return enqueue_ms, rate
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--per-user", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     args = parser.parse_args()
+    load = os.getloadavg()
+    print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs")
     ollama = OllamaStandIn()
-    with tempfile.TemporaryDirectory(prefix="jb-load-") as tmp:
-        settings = load_settings(Path(tmp), args.redis_url, ollama.url, max_pending_per_user=args.per_user,
-                                 max_prompts_per_minute=args.per_user)  # fmt: skip
-        t0 = time.perf_counter()
-        report = send_all(settings, args.users, args.per_user)
-        sending = time.perf_counter() - t0
-        n = len(report.enqueue_ms)
-        print(
-            f"{n} prompts from {args.users} users enqueued in {sending:.2f} s;"
-            f" enqueue latency p50 {statistics.median(report.enqueue_ms):.1f} ms, p99 {report.percentile(99):.1f} ms"
-        )
-        serve(settings, report)
-        print(
-            f"worker: {n} answers in {report.worker_s:.1f} s = {n / report.worker_s:.1f} answers/s"
-            " (Ollama stand-in, estimate meter, SQLite history, including the worker's start)"
-        )
-        print("checks:", check(settings, report) or "none lost, none duplicated, every user's answers in order")
-        deliver_all(settings)
+    raw_ms: list[float] = []
+    jb_ms: list[float] = []
+    raw_rates: list[float] = []
+    jb_rates: list[float] = []
+    for round_ in range(1, args.rounds + 1):
+        enqueue_ms, rate = raw_round(args.redis_url, args.users, args.per_user)
+        raw_ms += enqueue_ms
+        raw_rates.append(rate)
+        with tempfile.TemporaryDirectory(prefix="jb-load-") as tmp:
+            settings = load_settings(Path(tmp), args.redis_url, ollama.url, max_pending_per_user=args.per_user,
+                                     max_prompts_per_minute=args.per_user)  # fmt: skip
+            report = send_all(settings, args.users, args.per_user)
+            jb_ms += report.enqueue_ms
+            serve(settings, report)
+            sent = [rid for ids in report.accepted.values() for rid in ids]
+            jb_rates.append(steady_rate(QueueClient(settings).connection, sent))
+            problems = check(settings, report)
+            deliver_all(settings)
+        print(f"round {round_}: raw {rate:.0f}/s, joulebot {jb_rates[-1]:.0f}/s;"
+              f" checks: {problems or 'none lost, none duplicated, every user in order'}")  # fmt: skip
     ollama.close()
+    raw_p50, raw_p99 = statistics.median(raw_ms), percentile(raw_ms, 99)
+    jb_p50, jb_p99 = statistics.median(jb_ms), percentile(jb_ms, 99)
+    raw_rate, jb_rate = statistics.median(raw_rates), statistics.median(jb_rates)
+    print(f"\n{args.users} users × {args.per_user} prompts, {args.rounds} rounds interleaved (medians):")
+    print(f"  enqueue p50: joulebot {jb_p50:.1f} ms vs raw RQ {raw_p50:.1f} ms = {jb_p50 / raw_p50:.2f}×")
+    print(f"  enqueue p99: joulebot {jb_p99:.1f} ms vs raw RQ {raw_p99:.1f} ms = {jb_p99 / raw_p99:.2f}× (goal ≤ 2×)")
+    print(f"  throughput: joulebot {jb_rate:.0f} answers/s (Ollama stand-in, estimate meter, SQLite history)"
+          f" vs raw RQ {raw_rate:.0f} jobs/s (trivial job) = {jb_rate / raw_rate:.2f}× (goal ≥ 0.8×)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,3 +1,3 @@
-from joulebot.cli import app
+from joulebot.cli import main
 
-app()
+main()

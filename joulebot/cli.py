@@ -7,40 +7,111 @@ the next question is fast).
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import getpass
+import functools
 import json
+import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from joulebot.chat.build import InputError, build_request
 from joulebot.chat.footer import energy_ratio, footer, sig
 from joulebot.chat.status import status_text
-from joulebot.config import Settings, get_settings
+from joulebot.config import Settings, SettingsError, get_settings
 from joulebot.exchange import Request, Result, Units
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.status import Status
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0], pretty_exceptions_show_locals=False
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+# `joulebot ask` on a warm worker is mostly Python starting up: its path imports only what it
+# uses. rich (the spinner, JSON, progress bars) is loaded on first use, and the answer and its
+# footer are plain text written with print().
+@functools.cache
+def _console(stderr: bool) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+class _LazyConsole:
+    def __init__(self, stderr: bool) -> None:
+        self.stderr = stderr
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_console(self.stderr), name)
+
+
+out = _LazyConsole(stderr=False)
+err = _LazyConsole(stderr=True)
+
+
+def _say(text: str = "") -> None:
+    """A line of plain text on stdout, exactly as given (no markup, no emoji codes)."""
+    print(text, flush=True)
+
+
+class _Spinner:
+    """The waiting line on stderr, shown from the first progress report on: a warm answer comes
+    before the first report (about a second), and then rich is never imported."""
+
+    def __init__(self) -> None:
+        self.status: Status | None = None
+
+    def update(self, text: str) -> None:
+        if self.status is None:
+            self.status = _console(True).status(text, spinner="dots")
+            self.status.start()
+        else:
+            self.status.update(text)
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+
 
 UnitsOption = Annotated[Units | None, typer.Option("--units", help="joules: energy; watts: average power and duration")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print the whole Result as JSON")]
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"joulebot: {message}", markup=False)
+    print(f"joulebot: {message}", file=sys.stderr, flush=True)
     return typer.Exit(code)
 
 
 def _cli_user() -> str:
-    return getpass.getuser()
+    """The terminal user is the OS account: its numeric id, which the environment cannot change ($LOGNAME can)."""
+    return str(os.getuid())
+
+
+@contextlib.contextmanager
+def _history_errors() -> Iterator[None]:
+    """A history database that cannot be opened: one line naming DATABASE_URL, exit 2."""
+    from joulebot.history import HistoryUnavailable
+
+    try:
+        yield
+    except HistoryUnavailable as exc:
+        raise _fail(f"DATABASE_URL: {exc}", 2) from None
+
+
+def _history(settings: Settings):
+    """The history store for a command that reads it."""
+    from joulebot.history import open_history
+
+    with _history_errors():
+        return open_history(settings.sqlalchemy_url, settings.redact)
 
 
 def _requests(settings: Settings, models: list[str | None], prompt: str, units: Units | None) -> list[Request]:
@@ -56,21 +127,20 @@ def _requests(settings: Settings, models: list[str | None], prompt: str, units: 
         raise _fail(str(exc), 2) from None
 
 
-def _follow_streaming(client, job, status) -> Result:
+def _follow_streaming(client, job, spinner: _Spinner) -> Result:
     """Wait for one job, printing its answer as the worker publishes it; the rest once it is done."""
     printed = ""
     while (result := client.poll(job, 1)) is None:
         partial = client.partial(job.id) or ""
         if len(partial) > len(printed) and partial.startswith(printed):
             if not printed:
-                status.stop()
-            out.print(partial[len(printed) :], end="", markup=False)
+                spinner.stop()
+            print(partial[len(printed) :], end="", flush=True)
             printed = partial
         elif not printed:
-            status.update(status_text(client.progress(job)))
-    status.stop()
-    rest = result.answer[len(printed) :] if result.answer.startswith(printed) else "\n" + result.answer
-    out.print(rest, markup=False)
+            spinner.update(status_text(client.progress(job)))
+    spinner.stop()
+    _say(result.answer[len(printed) :] if result.answer.startswith(printed) else "\n" + result.answer)
     return result
 
 
@@ -81,7 +151,7 @@ def _run(settings: Settings, requests: list[Request], quiet: bool, stream: bool 
     Ctrl-C at any point cancels what has not started (nothing recorded) and leaves a
     running answer to finish and be stored.
     """
-    from joulebot.queueing.client import JobError, QueueClient
+    from joulebot.queueing.client import JobError, QueueClient, QueueUnavailable
 
     client = QueueClient(settings)
     jobs = []
@@ -93,17 +163,27 @@ def _run(settings: Settings, requests: list[Request], quiet: bool, stream: bool 
                 jobs.append(client.submit(request))
             finally:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        with err.status("queued", spinner="dots") as status:
+        spinner = _Spinner()
+        try:
             if stream and len(jobs) == 1:
-                return [_follow_streaming(client, jobs[0], status)]
+                return [_follow_streaming(client, jobs[0], spinner)]
             for number, job in enumerate(jobs, start=1):
                 label = f"[{number}/{len(jobs)}] " if len(jobs) > 1 else ""
-                show = None if quiet else (lambda p, label=label: status.update(f"{label}{status_text(p)}"))
+                show = None if quiet else (lambda p, label=label: spinner.update(f"{label}{status_text(p)}"))
                 results.append(client.wait(job, show))
+        finally:
+            spinner.stop()
+    except QueueUnavailable as exc:
+        if not jobs:  # nothing was queued
+            raise _fail(str(exc)) from None
+        raise _fail("the queue went away while waiting; your answer may still be stored: joulebot history") from None
     except JobError as exc:
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:
-        cancelled = [client.cancel(job) for job in jobs[len(results) :]]  # every one, not just up to a running one
+        try:
+            cancelled = [client.cancel(job) for job in jobs[len(results) :]]  # every one, not just up to a running one
+        except QueueUnavailable:
+            raise _fail("stopped waiting; the queue does not answer, so nothing could be cancelled", 130) from None
         if all(cancelled):
             raise _fail("cancelled before it ran; nothing was recorded", 130) from None
         raise _fail("stopped waiting; the answer is still being made and will be in `joulebot history`", 130) from None
@@ -113,15 +193,14 @@ def _run(settings: Settings, requests: list[Request], quiet: bool, stream: bool 
 def _continuing(settings: Settings, request: Request, continue_last: bool, system: str | None) -> Request:
     """The request with its system prompt and, with --continue, your last conversation before it."""
     from joulebot.chat.conversation import Context
-    from joulebot.history import HistoryStore
 
     context = Context()
     if continue_last:
-        store = HistoryStore.open(settings.sqlalchemy_url)
+        store = _history(settings)
         last = store.recent("cli", _cli_user(), 1)
         thread = store.thread(last[0].id) if last else []  # type: ignore[arg-type]
         if not thread:
-            err.print("joulebot: no earlier exchange to continue; this starts a new conversation", markup=False)
+            print("joulebot: no earlier exchange to continue; this starts a new conversation", file=sys.stderr)
         else:
             context = Context.after(thread)
     if system is not None and len(system) > settings.max_prompt_chars:
@@ -152,9 +231,9 @@ def ask(
         out.print_json(result.model_dump_json())
         return
     if not stream:
-        out.print(result.answer, markup=False)
-    out.print()
-    out.print(footer(result, public_url=settings.public_url), markup=False)
+        _say(result.answer)
+    _say()
+    _say(footer(result, public_url=settings.public_url))
 
 
 @app.command()
@@ -173,12 +252,12 @@ def compare(
         out.print_json(json.dumps({"a": a.model_dump(mode="json"), "b": b.model_dump(mode="json")}))
         return
     for tag, result in (("A", a), ("B", b)):
-        out.print(f"── {tag}: {result.model} ──", markup=False)
-        out.print(result.answer, markup=False)
-        out.print()
-        out.print(footer(result, public_url=settings.public_url), markup=False)
-        out.print()
-    out.print(energy_ratio(a, b), markup=False)
+        _say(f"── {tag}: {result.model} ──")
+        _say(result.answer)
+        _say()
+        _say(footer(result, public_url=settings.public_url))
+        _say()
+    _say(energy_ratio(a, b))
 
 
 models_app = typer.Typer(help="The models this box can run (and, for admins, pulling more).")
@@ -227,7 +306,7 @@ def models_pull(name: Annotated[str, typer.Argument(help="catalog name, alias or
         raise _fail(f"{entry.name} has {entry.size_label()} parameters; this box runs models up to {limit:g}B", 2)
     tag = entry.ollama_tag if entry and entry.ollama_tag else name
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*columns, console=err) as progress:
+    with Progress(*columns, console=_console(True)) as progress:
         task = progress.add_task(f"pulling {tag}", total=None)
 
         def show(status: str, completed: int | None, total: int | None) -> None:
@@ -270,9 +349,7 @@ def history(
     ] = None,
 ) -> None:
     """Show your last exchanges, newest first (or export them, or forget a user)."""
-    from joulebot.history import HistoryStore
-
-    store = HistoryStore.open(get_settings().sqlalchemy_url)
+    store = _history(get_settings())
     if forget:
         platform, _, user_id = forget.rpartition(":")
         n = store.forget(platform or "cli", user_id)
@@ -301,11 +378,10 @@ def history(
 def stats(as_csv: Annotated[bool, typer.Option("--csv", help="per model and category, as CSV")] = False) -> None:
     """Which model is greener for which kind of task: mean SCI and energy per answer, and accuracy where scored."""
     from joulebot.campaign.runner import METRICS, sources_line, table
-    from joulebot.history import HistoryStore
     from joulebot.history.categories import accuracy
     from joulebot.history.store import CategoryStats
 
-    store = HistoryStore.open(get_settings().sqlalchemy_url)
+    store = _history(get_settings())
     rows = store.category_stats()
     continued = sum(r.answers for r in store.category_stats(continued=True))
     if as_csv:
@@ -370,7 +446,7 @@ def bench(
     except (InputError, ReferenceError) as exc:
         raise _fail(str(exc), 2) from None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err) as progress:
+    with Progress(*columns, console=_console(True)) as progress:
         task = progress.add_task(f"bench {run}", total=len(requests))
         done_before = len(requests)
 
@@ -380,7 +456,8 @@ def bench(
         from joulebot.queueing.client import JobError
 
         try:
-            outcome = run_bench(settings, requests, run, checked, tick, rescore)
+            with _history_errors():
+                outcome = run_bench(settings, requests, run, checked, tick, rescore)
         except JobError as exc:
             raise _fail(str(exc)) from None
         progress.update(task, completed=done_before)
@@ -540,7 +617,9 @@ def telegram() -> None:
     if not settings.telegram_bot_token.get_secret_value():
         raise _fail("TELEGRAM_BOT_TOKEN is not set (ask @BotFather for one)", 2)
     configure_logging(settings)
-    TelegramBot(settings).run()
+    with _history_errors():
+        bot = TelegramBot(settings)
+    bot.run()
 
 
 @app.command()
@@ -555,8 +634,23 @@ def discord(
     if not settings.discord_bot_token.get_secret_value():
         raise _fail("DISCORD_BOT_TOKEN is not set (create an application at discord.com/developers)", 2)
     configure_logging(settings)
-    run(settings, sync=sync)
+    with _history_errors():
+        run(settings, sync=sync)
+
+
+def main() -> None:
+    """The `joulebot` command. A setting that cannot work is one line naming it, exit 2, wherever it shows."""
+    from joulebot.config.files import private_dir
+
+    try:
+        settings = get_settings()  # every setting, before any command runs
+        if settings.data_dir.exists():
+            private_dir(settings.data_dir)  # one made by an older joulebot may be 0755 with 0644 files
+        app()
+    except SettingsError as exc:
+        err.print(f"joulebot: {exc}", markup=False)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
-    sys.exit(app())
+    main()

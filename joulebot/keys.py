@@ -67,3 +67,8 @@ def commands_key(platform: str, queue_name: str) -> str:
 def rate_key(platform: str, user_id: str, minute: int) -> str:
     """Prompts one user sent in one calendar minute (expires after two)."""
     return f"{PREFIX}:rate:{platform}:{user_id}:{minute}"
+
+
+def idle_baseline_key(box_name: str, source: str) -> str:
+    """The last idle baseline one meter (source) of one box measured, with its meter's identity."""
+    return f"{PREFIX}:idle-baseline:{box_name}:{source}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import statistics
 from datetime import timedelta
 from pathlib import Path
 
@@ -165,6 +166,107 @@ def test_unscored_answers_are_neither_right_nor_wrong(tmp_path):
     (only,) = store.category_stats()
     assert (only.answers, only.scored, only.correct, only.accuracy) == (2, 1, 1, 1.0)
     assert only.j_per_correct == pytest.approx(10.0), "energy per correct counts the scored answers only"
+
+
+def test_sql_statistics_equal_the_python_ones(url):
+    """count, means, J/token and the sample stdev (from sums of squares) as Python computes them."""
+    store = HistoryStore.open(url)
+    energies = {"mistral": [40.0, 61.5, 50.25, 45.0, 55.0, 1e-3], "tinyllama": [4.0, 6.0, 5.5], "phi": [7.25]}
+    for model, values in energies.items():
+        for i, energy in enumerate(values):
+            store.record(make_result(model=model, total_j=energy, tokens=10 + i, seconds=1.0 + i,
+                                     idle_w=None if i == 1 else 2.0))  # fmt: skip
+    store.record(make_result(model="mistral", total_j=None))  # no figure: not in any statistic
+    stats = {s.model: s for s in store.category_stats()}
+    assert [s.model for s in store.category_stats()] == sorted(energies)
+    for model, values in energies.items():
+        got = stats[model]
+        tokens = [10 + i for i in range(len(values))]
+        attributable = [max(0.0, e - 2.0 * (1.0 + i)) for i, e in enumerate(values) if i != 1]
+        assert got.answers == len(values)
+        assert got.mean_total_j == pytest.approx(statistics.fmean(values), rel=1e-12)
+        assert got.stdev_total_j == pytest.approx(statistics.stdev(values) if len(values) > 1 else 0.0, rel=1e-9)
+        assert got.j_per_token == pytest.approx(sum(values) / sum(tokens), rel=1e-12)
+        assert got.mean_attributable_j == pytest.approx(statistics.fmean(attributable), rel=1e-12)
+    by_model = {s.model: s for s in store.model_stats()}
+    assert by_model["tinyllama"].answers == 3
+    assert by_model["tinyllama"].mean_total_j == pytest.approx(statistics.fmean(energies["tinyllama"]))
+    store.engine.dispose()
+
+
+def test_constant_series_has_zero_spread_not_a_math_error(url):
+    store = HistoryStore.open(url)
+    for _ in range(4):
+        store.record(make_result(total_j=0.1 + 0.2))  # 0.30000000000000004: rounding in the sums of squares
+    (only,) = store.category_stats()
+    assert only.stdev_total_j == pytest.approx(0.0, abs=1e-9)
+    store.engine.dispose()
+
+
+def test_statistics_read_only_the_covering_index(tmp_path):
+    """The hint in every footer and `joulebot stats` never touch the exchange rows (SQLite's own plan
+    for the statements the store sends)."""
+    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    for energy in range(6):
+        store.record(make_result(total_j=float(energy + 1)))
+    sent: list[tuple[str, tuple]] = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _many) -> None:
+        sent.append((statement, parameters))
+
+    sqlalchemy.event.listen(store.engine, "before_cursor_execute", capture)
+    store.greener_hint("questions", "smollm2-135m", ["tinyllama"], box="testbox", source="estimate")
+    store.category_stats()
+    sqlalchemy.event.remove(store.engine, "before_cursor_execute", capture)
+    assert len(sent) == 2  # one aggregate each
+    with store.engine.connect() as connection:
+        for statement, parameters in sent:
+            rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+            plan = " | ".join(row[-1] for row in rows)
+            assert "COVERING INDEX ix_exchanges_stats" in plan and "TEMP B-TREE" not in plan, plan
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    store.engine.dispose()
+
+
+def test_the_hint_follows_its_own_writes_without_reading_again_and_others_after_a_refresh(tmp_path):
+    url = f"sqlite:///{tmp_path / 'h.sqlite3'}"
+    store, other = HistoryStore.open(url), HistoryStore(url)
+
+    def answer(into: HistoryStore, model: str, joules: float, scored: bool = True) -> None:
+        exchange_id = into.record(make_result(model=model, total_j=joules))
+        if scored:
+            into.set_score(exchange_id, True, 1.0, "")
+
+    def hint(candidates: list[str]) -> str | None:
+        return store.greener_hint("questions", "mistral", candidates, box="testbox", source="estimate")
+
+    for _ in range(5):
+        answer(store, "mistral", 50.0)
+        answer(store, "tinyllama", 5.0)
+    assert (
+        hint(["tinyllama"])
+        == "as accurate on questions here (100% vs 100% right), tinyllama used 10× less energy than mistral"
+    )
+    selects: list[str] = []
+
+    def capture(_conn, _cursor, statement, _parameters, _context, _many) -> None:
+        selects.extend([statement] if statement.lstrip().upper().startswith("SELECT") and "sum(" in statement else [])
+
+    sqlalchemy.event.listen(store.engine, "before_cursor_execute", capture)
+    for _ in range(5):  # answers come in before they are scored (if ever)
+        answer(store, "tinyllama", 1.0, scored=False)
+    assert hint(["tinyllama"]).endswith("tinyllama used 17× less energy than mistral")  # 50 J vs (25 + 5) / 10
+    assert selects == [], "the store's own writes update the sums it holds"
+
+    for _ in range(5):  # another process (another worker's store on the same database) writes
+        answer(other, "phi", 1.0)
+    assert "phi" not in (hint(["tinyllama", "phi"]) or "")
+    store.HINT_REFRESH_S = 0.0  # the next read (once a minute by default) counts them
+    assert hint(["tinyllama", "phi"]).endswith("phi used 50× less energy than mistral")
+    assert len(selects) == 1
+    sqlalchemy.event.remove(store.engine, "before_cursor_execute", capture)
+    store.engine.dispose()
+    other.engine.dispose()
 
 
 def test_retention_removes_old_words_and_keeps_figures(tmp_path):

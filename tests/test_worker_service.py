@@ -216,3 +216,20 @@ def test_the_embedded_stack_never_runs_two_workers(embedded, monkeypatch, ollama
     ensure_embedded_stack(settings)
     assert not pid_path(settings).exists(), "a second worker was spawned"
     os.kill(first_pid, signal.SIGTERM)
+
+
+def test_a_worker_with_metrics_port_serves_its_box_metrics(tmp_path, private_redis, ollama):
+    import urllib.request
+
+    from standins import free_port
+
+    settings = _settings(tmp_path, private_redis, ollama)
+    port = free_port()
+    worker = _start_worker(settings, METRICS_PORT=str(port))
+    try:
+        _wait(lambda: _serving(settings), what="the worker")
+        assert _ask(settings, "Capital of France?").returncode == 0
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert "joulebot_answers_total" in body and f'box="{settings.box_name}"' in body
+    finally:
+        _stop(worker)

@@ -10,6 +10,7 @@ Once every answer is back, each is checked against its prompt's reference
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from joulebot.chat.build import InputError
 from joulebot.chat.footer import sig
 from joulebot.config import Settings
 from joulebot.exchange import Request
-from joulebot.history import HistoryStore
+from joulebot.history import open_history
 from joulebot.history.categories import CATEGORIES, prompt_set
 from joulebot.history.store import CategoryStats
 from joulebot.models import ModelUnavailable, UnknownModelError
@@ -43,12 +44,26 @@ class BenchOutcome:
 BENCH_SYSTEM_PROMPT = "You are a helpful assistant. Answer the question directly."
 
 
+# A run name becomes part of job ids (RQ accepts letters, digits, "-" and "_") and of file names.
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
+
+
+def check_run_name(run: str) -> str:
+    if not RUN_NAME.fullmatch(run):
+        raise InputError(
+            f"--run {run!r} is not a run name: 1 to 40 letters, digits, '-' or '_', starting with a letter or digit"
+            " (e.g. v1-2)"
+        )
+    return run
+
+
 def bench_prefix(run: str) -> str:
     return f"bench-{run}-"
 
 
 def plan(settings: Settings, models: list[str], categories: list[str], n: int, run: str) -> list[Request]:
     """The Requests of a run, in order, without the ones already measured."""
+    check_run_name(run)
     catalog = catalog_for_front_end(settings)
     try:
         entries = [catalog.resolve(m) for m in models]
@@ -83,7 +98,7 @@ def run_bench(
     tick: Callable[[str], None] = lambda _: None,
     rescore: bool = False,
 ) -> BenchOutcome:
-    history = HistoryStore.open(settings.sqlalchemy_url)
+    history = open_history(settings.sqlalchemy_url, settings.redact)
     if rescore:  # the measurements stay; every answer of the run is checked again below
         history.clear_scores(bench_prefix(run))
     done = history.request_ids(bench_prefix(run))

@@ -1,11 +1,14 @@
 """The Electricity Maps v3 client: `carbon-intensity/latest` for one zone (or a point).
 
 It raises `IntensityUnavailable` with a short reason on any failure; it never
-logs, and its reasons never contain the token (it travels in a header only).
+logs. The token travels in a header only, but an error body is the server's
+text and may echo it (or any other secret): reasons pass through `redact`
+(`Settings.redact`) before they can reach a footer, history or a log.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import requests
@@ -20,8 +23,16 @@ class IntensityUnavailable(RuntimeError):
 
 
 class ElectricityMapsClient:
-    def __init__(self, token: str, base_url: str, timeout_s: float = 3.0, emission_factor_type: str = "lifecycle"):
+    def __init__(
+        self,
+        token: str,
+        base_url: str,
+        timeout_s: float = 3.0,
+        emission_factor_type: str = "lifecycle",
+        redact: Callable[[str], str] | None = None,
+    ):
         self._token = token
+        self._redact = redact or (lambda text: text.replace(token, "***") if token else text)
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.emission_factor_type = emission_factor_type
@@ -63,8 +74,7 @@ class ElectricityMapsClient:
             is_estimated=body.get("isEstimated"),
         )
 
-    @staticmethod
-    def _http_reason(response: requests.Response) -> str:
+    def _http_reason(self, response: requests.Response) -> str:
         reason = f"HTTP {response.status_code}"
         if response.status_code == 401:
             # The free tier answers 401 over its rate limit too, not only for a bad token.
@@ -74,5 +84,5 @@ class ElectricityMapsClient:
         except (ValueError, AttributeError):
             message = None
         if isinstance(message, str) and message:
-            reason += f": {message[:120]}"
+            reason += f": {self._redact(message)[:120]}"  # redacted before cutting: no partial secret either
         return reason

@@ -45,7 +45,11 @@ class IntensityProvider:
         token = settings.electricity_maps_token.get_secret_value()
         if token:
             client = ElectricityMapsClient(
-                token, settings.electricity_maps_url, settings.intensity_timeout_s, settings.emission_factor_type
+                token,
+                settings.electricity_maps_url,
+                settings.intensity_timeout_s,
+                settings.emission_factor_type,
+                redact=settings.redact,
             )
         return cls(
             settings.grid_zone,

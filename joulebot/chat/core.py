@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-
-import redis
+from typing import Protocol
 
 from joulebot.chat.build import InputError, build_request
 from joulebot.chat.conversation import Context
@@ -22,13 +23,26 @@ from joulebot.chat.limits import RateLimiter
 from joulebot.chat.status import status_text
 from joulebot.config import Settings
 from joulebot.exchange import Request, Result, Units
-from joulebot.history import HistoryStore
+from joulebot.history import open_history
 from joulebot.keys import commands_key, conversation_key
 from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
 from joulebot.queueing.catalog import catalog_for_front_end
-from joulebot.queueing.client import JobError, QueueClient
+from joulebot.queueing.client import JobError, JobGone, QueueClient, QueueUnavailable, queue_errors
 
-ProgressHandler = Callable[[str, str | None], Awaitable[None]]  # (status line, the answer so far or None)
+log = logging.getLogger(__name__)
+
+
+class ProgressHandler(Protocol):
+    """Shows a status text; `urgent` ones are shown even if the last edit was a moment ago."""
+
+    def __call__(self, text: str, partial: str | None = None, *, urgent: bool = False) -> Awaitable[None]: ...
+
+
+QUEUE_WENT_AWAY = (
+    "⚠️ joulebot's queue went away while your answer was being made. "
+    "I will send it here as soon as the queue is back (or tell you if it was lost)."
+)
+QUEUE_RETRY_S = 2.0  # how often a waiting delivery asks whether Redis is back
 
 HELP = """joulebot answers with open LLMs and tells you what each answer cost: the energy the measurement \
 machine drew, the CO2e at the grid's current carbon intensity, and the SCI score.
@@ -45,6 +59,19 @@ Send any text to ask your default model, or:
 /history — your last exchanges
 /stats — average energy per model
 /forget — delete your prompts and answers"""
+
+
+def spawn(tasks: set[asyncio.Task], coroutine: Awaitable[None], what: str) -> None:
+    """Run `coroutine` in the background: referenced in `tasks` until it ends, and its failure logged, not lost."""
+    task = asyncio.get_running_loop().create_task(coroutine)  # type: ignore[arg-type]
+    tasks.add(task)  # a task nobody references can be garbage-collected mid-answer
+
+    def finished(task: asyncio.Task) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", what, exc_info=task.exception())
+
+    task.add_done_callback(finished)
 
 
 @dataclass
@@ -85,7 +112,7 @@ class ChatCore:
         self.settings = settings
         self.platform = platform
         self.client = QueueClient(settings)
-        self.history = HistoryStore.open(settings.sqlalchemy_url)
+        self.history = open_history(settings.sqlalchemy_url, settings.redact)  # HistoryUnavailable: one line
         self.deliveries = DeliveryBook(self.client.connection, platform)
         self.rate = RateLimiter(self.client.connection, platform, settings.max_prompts_per_minute)
 
@@ -140,7 +167,7 @@ class ChatCore:
         """  # fmt: skip
         try:
             requests = self._prepare(user_id, chat_id, prompt, models)
-        except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
+        except QueueUnavailable:
             raise InputError("joulebot's queue is unavailable right now; please try again in a minute.") from None
         system = self.system_prompt(user_id, chat_id, group)
         if context is None or len(requests) > 1:  # a comparison is a question of its own
@@ -312,37 +339,76 @@ class ChatCore:
         return delivery
 
     async def follow(self, delivery: Delivery, on_status: ProgressHandler) -> list[Result]:
-        """Wait for every Result of a delivery, reporting status text as it changes."""
-        results = []
-        for request_id in delivery.request_ids:
-            job = await asyncio.to_thread(self.client.job, request_id)  # JobGone if it expired
-            while True:
-                result = await asyncio.to_thread(self.client.poll, job, 1)
-                if result is not None:
-                    results.append(result)
-                    break
-                progress = await asyncio.to_thread(self.client.progress, job)
-                partial = None
-                if progress.state == "generating":
-                    partial = await asyncio.to_thread(self.client.partial, request_id)
-                await on_status(status_text(progress), partial)
-        return results
+        """Wait for every Result of a delivery, reporting status text as it changes.
+
+        If Redis goes away meanwhile, the user is told at once and the wait goes on
+        until it answers again: then the answer is delivered (it was in Redis), or
+        JobGone says it was lost (Redis came back without it). JobError otherwise.
+        """
+        return [await self._follow_one(request_id, on_status) for request_id in delivery.request_ids]
+
+    async def _follow_one(self, request_id: str, on_status: ProgressHandler) -> Result:
+        outage = False
+        while True:
+            try:
+                job = await asyncio.to_thread(self.client.job, request_id)
+                while True:
+                    result = await asyncio.to_thread(self.client.poll, job, 1)
+                    if result is not None:
+                        return result
+                    progress = await asyncio.to_thread(self.client.progress, job)
+                    partial = None
+                    if progress.state == "generating":
+                        partial = await asyncio.to_thread(self.client.partial, request_id)
+                    await on_status(status_text(progress), partial)
+            except QueueUnavailable as exc:
+                if not outage:
+                    log.warning("%s while following %s; waiting for it to come back", exc, request_id)
+                    await on_status(QUEUE_WENT_AWAY, urgent=True)
+                outage = True
+                await self._until_queue_returns()
+            except JobGone:
+                if outage:
+                    raise JobGone(
+                        "joulebot's queue restarted without your question, so its answer was lost; please ask again."
+                    ) from None
+                raise
+
+    async def _until_queue_returns(self) -> None:
+        """Sleep until Redis answers; JobGone if that takes longer than a Result would be kept anyway."""
+        deadline = time.monotonic() + self.settings.result_ttl_s
+        while not await asyncio.to_thread(self.client.reachable):
+            if time.monotonic() > deadline:
+                away = self.settings.result_ttl_s
+                raise JobGone(f"joulebot's queue was away for over {away} s; your answer was lost")
+            await asyncio.sleep(QUEUE_RETRY_S)
 
     # -- what is owed ---------------------------------------------------------
     def pending_deliveries(self) -> list[Delivery]:
-        """Answers this platform still owes (from before a restart, too)."""
-        return self.deliveries.pending()
+        """Answers this platform still owes (from before a restart, too); none while Redis does not answer
+        (the next start resumes them)."""
+        try:
+            return self.deliveries.pending()
+        except QueueUnavailable as exc:
+            log.warning("cannot resume pending answers: %s", exc)
+            return []
 
     def delivered(self, delivery: Delivery) -> None:
-        self.deliveries.done(delivery)
+        """The reply went out: forget the delivery (if Redis is away, it is sent once more at the next start)."""
+        try:
+            self.deliveries.done(delivery)
+        except QueueUnavailable as exc:
+            log.warning("could not mark %s delivered: %s", delivery.key, exc)
 
     def commands_registered(self, digest: str) -> bool:
         """The platform's command list with this digest was registered already (Discord limits it)."""
-        stored = self.client.connection.get(commands_key(self.platform, self.settings.queue_name))
+        with queue_errors(self.settings):
+            stored = self.client.connection.get(commands_key(self.platform, self.settings.queue_name))
         return stored is not None and stored.decode() == digest
 
     def note_commands_registered(self, digest: str) -> None:
-        self.client.connection.set(commands_key(self.platform, self.settings.queue_name), digest)
+        with queue_errors(self.settings):
+            self.client.connection.set(commands_key(self.platform, self.settings.queue_name), digest)
 
     @staticmethod
     async def text_of(produce: Callable[[], str]) -> str:
@@ -406,4 +472,17 @@ def _ranked(rows: list) -> list[str]:
     return lines
 
 
-__all__ = ["HELP", "Answer", "ChatCore", "Context", "InputError", "JobError", "Reply", "make_reply", "status_text"]
+__all__ = [
+    "HELP",
+    "QUEUE_WENT_AWAY",
+    "Answer",
+    "ChatCore",
+    "Context",
+    "InputError",
+    "JobError",
+    "QueueUnavailable",
+    "Reply",
+    "make_reply",
+    "spawn",
+    "status_text",
+]

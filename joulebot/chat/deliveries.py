@@ -2,7 +2,8 @@
 
 A bot records a Delivery when it queues a user's request(s) and removes it once
 the reply is sent. On start it resumes every Delivery of its platform: the
-Results wait in Redis (for `RESULT_TTL_S`), not in the bot's memory.
+Results wait in Redis (for `RESULT_TTL_S`), not in the bot's memory. Redis not
+answering is `QueueUnavailable`, as everywhere on the client side.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from joulebot.exchange import Units
 from joulebot.keys import deliveries_key, user_deliveries_key
+from joulebot.queueing.client import queue_errors
 
 
 class Delivery(BaseModel):
@@ -41,19 +43,21 @@ class DeliveryBook:
         return user_deliveries_key(self.platform, user_id)
 
     def add(self, delivery: Delivery) -> None:
-        with self.connection.pipeline() as pipe:  # MULTI/EXEC: both or neither
+        with queue_errors(), self.connection.pipeline() as pipe:  # MULTI/EXEC: both or neither
             pipe.hset(self.hash, delivery.key, delivery.model_dump_json())
             pipe.sadd(self._user_set(delivery.user_id), delivery.key)
             pipe.execute()
 
     def done(self, delivery: Delivery) -> None:
-        with self.connection.pipeline() as pipe:
+        with queue_errors(), self.connection.pipeline() as pipe:
             pipe.hdel(self.hash, delivery.key)
             pipe.srem(self._user_set(delivery.user_id), delivery.key)
             pipe.execute()
 
     def pending(self) -> list[Delivery]:
-        return [Delivery.model_validate_json(raw) for raw in self.connection.hvals(self.hash)]
+        with queue_errors():
+            return [Delivery.model_validate_json(raw) for raw in self.connection.hvals(self.hash)]
 
     def pending_for(self, user_id: str) -> int:
-        return int(self.connection.scard(self._user_set(user_id)))
+        with queue_errors():
+            return int(self.connection.scard(self._user_set(user_id)))

@@ -21,7 +21,7 @@ from typing import Literal
 import discord
 from discord import app_commands
 
-from joulebot.chat.core import HELP, ChatCore, InputError, JobError, Reply, make_reply
+from joulebot.chat.core import HELP, ChatCore, InputError, JobError, QueueUnavailable, Reply, make_reply, spawn
 from joulebot.chat.deliveries import Delivery
 from joulebot.chat.discord_format import Message, render, render_partial
 from joulebot.config import Settings
@@ -61,7 +61,7 @@ async def model_names(interaction: discord.Interaction, current: str) -> list[ap
 class ReplyTarget:
     """Where a reply goes: the interaction while its token lives, else the channel."""
 
-    async def status(self, text: str, partial: str | None = None) -> None: ...
+    async def status(self, text: str, partial: str | None = None, *, urgent: bool = False) -> None: ...
 
     async def deliver(self, messages: list[Message]) -> None: ...
 
@@ -76,12 +76,17 @@ class InteractionTarget(ReplyTarget):
     def _alive(self) -> bool:
         return datetime.now(UTC) - self.interaction.created_at < TOKEN_LIFETIME - TOKEN_MARGIN
 
-    async def status(self, text: str, partial: str | None = None) -> None:
+    async def status(self, text: str, partial: str | None = None, *, urgent: bool = False) -> None:
         """The status line, or the answer so far while it is generated (one embed, Markdown closed)."""
         now = time.monotonic()
         shown = partial or text
-        if shown == self.shown or now - self.edited_at < STATUS_EDIT_INTERVAL_S or not self._alive():
+        if shown == self.shown or not self._alive():
             return
+        if now - self.edited_at < STATUS_EDIT_INTERVAL_S:
+            if not urgent:
+                return
+            await asyncio.sleep(self.edited_at + STATUS_EDIT_INTERVAL_S - now)  # a notice the user must see
+            now = time.monotonic()
         try:
             if partial:
                 message = render_partial(partial, text)
@@ -160,6 +165,7 @@ class DiscordBot(discord.Client):
         self.core = ChatCore(settings, "discord")
         self.tree = GuardedTree(self, settings)
         self._resumed = False
+        self._tasks: set[asyncio.Task] = set()
         self._register()
 
     # -- start-up ----------------------------------------------------------
@@ -178,15 +184,18 @@ class DiscordBot(discord.Client):
         return True
 
     async def setup_hook(self) -> None:
-        await asyncio.to_thread(self.core.ensure_queue)
-        await self.sync_commands(force=self.settings.discord_sync_on_start)
+        try:
+            await asyncio.to_thread(self.core.ensure_queue)
+            await self.sync_commands(force=self.settings.discord_sync_on_start)
+        except QueueUnavailable as exc:  # the bot still starts: questions get "queue unavailable" until it is back
+            log.warning("%s; slash commands not checked (run with --sync once it is back if they changed)", exc)
 
     async def on_ready(self) -> None:
         if self._resumed:
             return
         self._resumed = True
         for delivery in await asyncio.to_thread(self.core.pending_deliveries):
-            asyncio.get_running_loop().create_task(self.follow(delivery, self.resumed_target(delivery)))
+            spawn(self._tasks, self.follow(delivery, self.resumed_target(delivery)), "resuming an answer")
 
     def resumed_target(self, delivery: Delivery) -> ReplyTarget:
         """After a restart: a follow-up through the interaction's webhook while its token lives."""

@@ -7,6 +7,7 @@ import time
 import redis
 
 from joulebot.keys import rate_key
+from joulebot.queueing.client import queue_errors
 
 
 class RateLimiter:
@@ -19,7 +20,7 @@ class RateLimiter:
 
     def allow(self, user_id: str, cost: int = 1) -> bool:
         key = rate_key(self.platform, user_id, int(time.time() // 60))
-        with self.connection.pipeline() as pipe:
+        with queue_errors(), self.connection.pipeline() as pipe:
             pipe.incrby(key, cost)
             pipe.expire(key, 120)
             used, _ = pipe.execute()

@@ -30,7 +30,7 @@ from telegram.ext import (
     filters,
 )
 
-from joulebot.chat.core import HELP, ChatCore, Context, InputError, JobError, Reply, make_reply
+from joulebot.chat.core import HELP, ChatCore, Context, InputError, JobError, Reply, make_reply, spawn
 from joulebot.chat.deliveries import Delivery
 from joulebot.chat.telegram_format import LIMIT, split_html, to_html, visible_text
 from joulebot.config import Settings
@@ -82,24 +82,34 @@ class StatusMessage:
         self.blocked_until = 0.0
         self.edits = 0
 
-    async def update(self, status: str, partial: str | None = None) -> None:
-        now = time.monotonic()
+    async def update(self, status: str, partial: str | None = None, *, urgent: bool = False) -> None:
+        """Show `status` (or, while generating, the answer so far); an `urgent` one waits for the next
+        allowed edit (and out flood control), never skipped."""
         text, parse_mode = (partial_html(partial), ParseMode.HTML) if partial else (status, None)
-        if self.message_id is None or text == self.text:
-            return
-        if now - self.paces.get(self.chat_id, -1e9) < STATUS_EDIT_INTERVAL_S or now < self.blocked_until:
-            return
         markup = self.cancel if status.startswith("⏳") else None  # no Cancel once it runs
-        try:
-            await self.bot.edit_message_text(
-                text, chat_id=self.chat_id, message_id=int(self.message_id), parse_mode=parse_mode, reply_markup=markup
-            )
-            self.text, self.paces[self.chat_id] = text, now
-            self.edits += 1
-        except RetryAfter as exc:  # flood control: skip status edits for a while, the answer still comes
-            self.blocked_until = now + _seconds(exc.retry_after)
-        except TelegramError as exc:
-            log.info("status edit skipped: %s", exc)
+        for _ in range(SEND_ATTEMPTS if urgent else 1):
+            now = time.monotonic()
+            if self.message_id is None or text == self.text:
+                return
+            ready_at = max(self.paces.get(self.chat_id, -1e9) + STATUS_EDIT_INTERVAL_S, self.blocked_until)
+            if now < ready_at:
+                if not urgent:
+                    return
+                await asyncio.sleep(ready_at - now)
+                now = time.monotonic()
+            try:
+                await self.bot.edit_message_text(
+                    text, chat_id=self.chat_id, message_id=int(self.message_id), parse_mode=parse_mode,
+                    reply_markup=markup,
+                )  # fmt: skip
+                self.text, self.paces[self.chat_id] = text, now
+                self.edits += 1
+                return
+            except RetryAfter as exc:  # flood control: skip status edits for a while, the answer still comes
+                self.blocked_until = now + _seconds(exc.retry_after)
+            except TelegramError as exc:
+                log.info("status edit skipped: %s", exc)
+                return
 
 
 class TelegramBot:
@@ -157,7 +167,10 @@ class TelegramBot:
 
     async def _resume(self, app: Application) -> None:
         """Deliver what a previous run of the bot still owed."""
-        await asyncio.to_thread(self.core.ensure_queue)
+        try:
+            await asyncio.to_thread(self.core.ensure_queue)
+        except JobError as exc:
+            log.warning("%s; pending answers are resumed at the next start", exc)
         pending = await asyncio.to_thread(self.core.pending_deliveries)
         for delivery in pending:
             self._background(self._follow(app.bot, delivery))
@@ -205,9 +218,7 @@ class TelegramBot:
         self._background(self._follow(message.get_bot(), delivery, status.text))
 
     def _background(self, coroutine) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)  # a task nobody references can be garbage-collected mid-answer
-        task.add_done_callback(self._tasks.discard)
+        spawn(self._tasks, coroutine, "following an answer")
 
     async def _follow(self, bot, delivery: Delivery, shown: str = "") -> None:
         status = StatusMessage(bot, delivery.chat_id, delivery.status_message_id, shown, self._paces,
@@ -339,8 +350,24 @@ class TelegramBot:
         await self._reply(update.effective_message, lambda: self.core.set_units(user_id, wanted))
 
     async def _cmd_history(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Your prompts are yours: in a group, the history goes to your private chat with the bot, never the group."""
         user_id = str(update.effective_user.id)
-        await self._reply(update.effective_message, lambda: self.core.history_text(user_id))
+        message = update.effective_message
+        if message.chat.type == ChatType.PRIVATE:
+            await self._reply(message, lambda: self.core.history_text(user_id))
+            return
+        text = await asyncio.to_thread(self.core.history_text, user_id)
+        try:
+            for piece in split_html(html.escape(text, quote=False)):
+                await context.bot.send_message(user_id, piece, parse_mode=ParseMode.HTML)
+        except (Forbidden, BadRequest) as exc:  # the user never opened a private chat with the bot
+            log.info("history for %s not sent privately: %s", user_id, exc)
+            await message.reply_text(
+                "Your history contains your prompts, so I only show it in a private chat, never in a group. "
+                f"Open a chat with @{context.bot.username}, press Start, then send /history there."
+            )
+            return
+        await message.reply_text("Your history contains your prompts, so I sent it to you in a private chat.")
 
     async def _cmd_stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._reply(update.effective_message, self.core.stats_text)

@@ -1,5 +1,5 @@
 """Settings (environment and `.env`) and the data tables shipped with joulebot."""
 
-from joulebot.config.settings import Settings, get_settings
+from joulebot.config.settings import Settings, SettingsError, get_settings
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "SettingsError", "get_settings"]

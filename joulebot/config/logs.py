@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from pydantic import SecretStr
-
 from joulebot.config.settings import Settings
 
 
@@ -31,7 +29,7 @@ class RedactSecrets(logging.Filter):
 
 
 def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
-    secrets = [v.get_secret_value() for v in settings.__dict__.values() if isinstance(v, SecretStr)]
+    secrets = settings.secrets()
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactSecrets(secrets))

@@ -11,9 +11,17 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REDIS_URL_FORMS = "redis://[:password@]host[:port][/db], rediss://… or unix:///path/to/socket[?db=N]"
+DATABASE_URL_FORMS = "postgresql://user[:password]@host[:port]/database or sqlite:////absolute/path.sqlite3"
+
+
+class SettingsError(ValueError):
+    """A setting that cannot work; `str()` is one line naming the variable and what it accepts."""
 
 
 def _default_data_dir() -> Path:
@@ -30,28 +38,31 @@ class Settings(BaseSettings):
     # Queue: empty REDIS_URL means the embedded Redis server under data_dir.
     redis_url: str = ""
     queue_name: str = "joulebot"
-    job_timeout_s: int = 300
-    result_ttl_s: int = 86_400
-    embedded_worker_idle_exit_s: int = 600
+    job_timeout_s: int = Field(default=300, gt=0)
+    result_ttl_s: int = Field(default=86_400, gt=0)
+    embedded_worker_idle_exit_s: int = Field(default=600, gt=0)
     worker_lost_after_s: float = Field(default=30.0, gt=1)  # a running job whose worker is silent this long is lost
     redis_reconnect_attempts: int = Field(default=10, ge=1)  # the worker then exits non-zero (to be restarted)
     redis_reconnect_wait_s: float = Field(default=3.0, gt=0)  # between the worker's reconnect attempts
 
     # History: empty DATABASE_URL means SQLite under data_dir.
     database_url: str = ""
-    history_retention_days: float = 0.0  # > 0: prompts and answers older than this are deleted
+    history_retention_days: float = Field(default=0.0, ge=0)  # > 0: prompts and answers older than this are deleted
 
     # Models.
     default_model: str = "smollm2-135m"
     ollama_host: str = ""
     ollama_keep_alive: str = "30m"
-    max_model_params_b: float = 9.0
-    max_prompt_chars: int = 4000
-    max_tokens: int = 256
+    max_model_params_b: float = Field(default=9.0, gt=0)
+    max_prompt_chars: int = Field(default=4000, gt=0)
+    max_tokens: int = Field(default=256, gt=0)  # tokens per answer; a prompt must leave room for them
     max_context_tokens: int = Field(default=4096, ge=512)  # prompt + earlier turns + answer, at most
     system_prompt: str = ""  # for everyone who set none of their own (/system); empty: none
     stream_interval_s: float = Field(default=0.5, gt=0)  # how often the worker publishes the answer so far
-    llama_threads: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    # One core left to the rest of the box (the worker's Python, Redis, the bots): llama.cpp's threads
+    # spin while they wait for each other, and with every core taken one busy neighbour stalls them
+    # all (bench/threads.py on 2 busy cores: 15.5 tokens/s with 1 thread, 0.8 with 2).
+    llama_threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1) - 1), ge=1)
 
     # Metering.
     meters: str = "auto"
@@ -61,13 +72,13 @@ class Settings(BaseSettings):
     meter_retries: int = Field(default=3, ge=0)
     sysfs_root: Path = Path("/sys")
     nvml_gpus: str = ""
-    idle_baseline_s: float = 2.0
-    idle_refresh_s: float = 1800.0
+    idle_baseline_s: float = Field(default=2.0, ge=0)
+    idle_refresh_s: float = Field(default=1800.0, gt=0)
     cooldown_above_c: float | None = None
-    cooldown_sleep_s: float = 60.0
-    cooldown_max_wait_s: float = 900.0
-    estimate_idle_w: float = 5.0
-    estimate_w_per_core: float = 10.0
+    cooldown_sleep_s: float = Field(default=60.0, ge=0)
+    cooldown_max_wait_s: float = Field(default=900.0, ge=0)
+    estimate_idle_w: float = Field(default=5.0, ge=0)
+    estimate_w_per_core: float = Field(default=10.0, ge=0)
     box_name: str = Field(default_factory=lambda: os.uname().nodename)
 
     # Carbon and SCI.
@@ -77,12 +88,12 @@ class Settings(BaseSettings):
     electricity_maps_token: SecretStr = SecretStr("")
     electricity_maps_url: str = "https://api.electricitymap.org/v3"
     emission_factor_type: Literal["lifecycle", "direct"] = "lifecycle"
-    intensity_timeout_s: float = 3.0
+    intensity_timeout_s: float = Field(default=3.0, gt=0)
     intensity_cache_ttl_s: float = Field(default=300.0, ge=0)
     intensity_max_age_s: float = Field(default=3600.0, ge=0)
-    embodied_te_kg: float = 181.0
-    embodied_lifespan_years: float = 4.0
-    embodied_resource_share: float = 1.0
+    embodied_te_kg: float = Field(default=181.0, ge=0)
+    embodied_lifespan_years: float = Field(default=4.0, gt=0)
+    embodied_resource_share: float = Field(default=1.0, gt=0, le=1)
 
     # Presentation.
     default_units: Literal["joules", "watts"] = "joules"
@@ -105,7 +116,7 @@ class Settings(BaseSettings):
     telegram_admins: str = ""  # comma-separated user ids
     telegram_webhook_url: str = ""  # set: webhook mode instead of long polling
     telegram_webhook_listen: str = "127.0.0.1"
-    telegram_webhook_port: int = 8443
+    telegram_webhook_port: int = Field(default=8443, ge=1, le=65535)
     telegram_webhook_secret: SecretStr = SecretStr("")
 
     # Discord.
@@ -119,6 +130,47 @@ class Settings(BaseSettings):
     def id_set(value: str) -> set[str]:
         return {part.strip() for part in value.split(",") if part.strip()}
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        try:
+            parts = urlsplit(value)
+            port = parts.port  # ValueError when it is not a number in 0..65535
+        except ValueError:
+            raise ValueError(f"should be {REDIS_URL_FORMS}") from None
+        if parts.scheme == "unix":
+            ok = bool(parts.path)
+            db = parse_qs(parts.query).get("db", ["0"])[0]
+        else:
+            ok = parts.scheme in ("redis", "rediss") and bool(parts.hostname) and port != 0
+            db = parts.path.strip("/") or parse_qs(parts.query).get("db", ["0"])[0]
+        if not ok:
+            raise ValueError(f"should be {REDIS_URL_FORMS}")
+        if not db.isdigit():
+            raise ValueError(f"the database index must be a whole number (0–15 on a default server): {REDIS_URL_FORMS}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        from sqlalchemy.engine import make_url  # only when one is configured
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(_sqlalchemy_form(value))
+        except (ArgumentError, ValueError):
+            raise ValueError(f"should be {DATABASE_URL_FORMS}") from None
+        backend = url.get_backend_name()
+        if backend not in ("postgresql", "sqlite") or (backend == "postgresql" and not (url.host or url.database)):
+            raise ValueError(f"should be {DATABASE_URL_FORMS}")
+        return value
+
     @field_validator("grid_zone")
     @classmethod
     def _upper_zone(cls, value: str) -> str:
@@ -131,14 +183,67 @@ class Settings(BaseSettings):
     @property
     def sqlalchemy_url(self) -> str:
         if self.database_url:
-            # Heroku-style URLs name the scheme "postgres"; SQLAlchemy wants the driver too.
-            for prefix in ("postgres://", "postgresql://"):
-                if self.database_url.startswith(prefix):
-                    return "postgresql+psycopg://" + self.database_url[len(prefix) :]
-            return self.database_url
+            return _sqlalchemy_form(self.database_url)
         return f"sqlite:///{self.data_dir / 'history.sqlite3'}"
+
+    def secrets(self) -> list[str]:
+        """Every configured secret: the SecretStr settings and the passwords inside the service URLs."""
+        values = [v.get_secret_value() for v in self.__dict__.values() if isinstance(v, SecretStr)]
+        for url in (self.redis_url, self.database_url, self.ollama_host):
+            try:
+                password = urlsplit(url).password
+            except ValueError:
+                password = None
+            if password:
+                values += [password, unquote(password)]  # as written in the URL, and decoded
+        return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)  # longest first: no partial leak
+
+    def redact(self, text: str) -> str:
+        """`text` from anywhere upstream (an API's error body, a driver's message) without any secret of ours.
+
+        Apply it where such text enters joulebot, before it can reach a footer, history or a log.
+        """
+        for secret in self.secrets():
+            text = text.replace(secret, "***")
+        return text
+
+
+def _sqlalchemy_form(url: str) -> str:
+    # Heroku-style URLs name the scheme "postgres"; SQLAlchemy wants the driver too.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _shown(name: str, value: object) -> str:
+    """A rejected value as it may be printed: never a secret, never a URL's password."""
+    if name.endswith(("_TOKEN", "_SECRET")):
+        return "(hidden)"
+    text = str(value)
+    try:
+        password = urlsplit(text).password
+    except ValueError:
+        password = None
+    if password:
+        text = text.replace(password, "***")
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+def describe_error(error: ValidationError) -> str:
+    """The first problem of a ValidationError as one line: `NAME=value: what it accepts`."""
+    first = error.errors()[0]
+    name = str(first["loc"][0]).upper() if first["loc"] else "a setting"
+    message = first["msg"].removeprefix("Value error, ")
+    message = message[0].lower() + message[1:] if message else "is not valid"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{name}={_shown(name, first.get('input'))}: {message}{more}"
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; SettingsError (one line) when one of them cannot work."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(describe_error(exc)) from None

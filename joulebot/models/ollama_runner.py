@@ -21,8 +21,15 @@ NS = 1e9
 
 
 class OllamaRunner(Runner):
-    def __init__(self, host: str, keep_alive: str = "30m", timeout_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        keep_alive: str = "30m",
+        timeout_s: float = 300.0,
+        redact: Callable[[str], str] = lambda text: text,
+    ) -> None:
         self.host = host
+        self.redact = redact  # Settings.redact: the server's messages are upstream text
         self.keep_alive = keep_alive
         self.client = ollama.Client(host=host, timeout=timeout_s)
 
@@ -30,19 +37,22 @@ class OllamaRunner(Runner):
         return entry.ollama_tag or entry.name
 
     def _error(self, entry: ModelEntry | None, exc: Exception) -> RunnerError:
+        return RunnerError(self.redact(self._reason(entry, exc)))
+
+    def _reason(self, entry: ModelEntry | None, exc: Exception) -> str:
         name = entry.name if entry else "Ollama"
         if isinstance(exc, ConnectionError | httpx.ConnectError):
-            return RunnerError(f"the Ollama server at {self.host} is not reachable")
+            return f"the Ollama server at {self.host} is not reachable"
         if isinstance(exc, ollama.ResponseError):
             message = str(exc.error)
             if exc.status_code == 404 or "not found" in message.lower():
-                return RunnerError(f"{name} is not on the Ollama server (an admin can: joulebot models pull {name})")
+                return f"{name} is not on the Ollama server (an admin can: joulebot models pull {name})"
             if "memory" in message.lower():
-                return RunnerError(f"{name} does not fit in this box's memory ({message})")
-            return RunnerError(f"Ollama could not run {name}: {message}")
+                return f"{name} does not fit in this box's memory ({message})"
+            return f"Ollama could not run {name}: {message}"
         if isinstance(exc, httpx.TimeoutException):
-            return RunnerError(f"Ollama did not answer in time for {name}")
-        return RunnerError(f"the answer from Ollama broke off ({type(exc).__name__})")
+            return f"Ollama did not answer in time for {name}"
+        return f"the answer from Ollama broke off ({type(exc).__name__})"
 
     def load(self, entry: ModelEntry) -> float:
         try:

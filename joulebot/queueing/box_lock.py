@@ -15,7 +15,6 @@ import socket
 import uuid
 from dataclasses import dataclass
 
-import psutil
 import redis
 
 from joulebot.keys import box_lock_key
@@ -115,6 +114,8 @@ class BoxLock:
     def dead_here(holder: Holder) -> bool:
         if holder.host != socket.gethostname() or holder.pid <= 0:
             return False
+        import psutil  # only here: front ends import this module on their fast path
+
         try:
             return psutil.Process(holder.pid).status() == psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:

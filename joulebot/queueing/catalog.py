@@ -14,6 +14,7 @@ from joulebot.keys import catalog_key
 from joulebot.models import Catalog
 from joulebot.models.inventory import current_catalog
 from joulebot.queueing import connection as conn
+from joulebot.queueing.client import QueueUnavailable, queue_errors
 
 
 def publish_catalog(connection: redis.Redis, queue_name: str, catalog: Catalog) -> None:
@@ -31,8 +32,9 @@ def catalog_for_front_end(settings: Settings, connection: redis.Redis | None = N
             connection = None
     if connection is not None:
         try:
-            raw = connection.get(catalog_key(settings.queue_name))
-        except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
+            with queue_errors(settings):  # a REDIS_URL the server refuses is a SettingsError
+                raw = connection.get(catalog_key(settings.queue_name))
+        except QueueUnavailable:
             raw = None
         if raw:
             return Catalog.model_validate_json(raw)

@@ -2,13 +2,15 @@
 
 The Result waits in Redis (for `RESULT_TTL_S`), keyed by the request id, so a
 front end that restarts can still collect it with `job(request_id)`. RQ stays
-behind this module: front ends see our exceptions (JobError and its kinds),
-never RQ's.
+behind this module: front ends see our exceptions, never RQ's or redis': Redis not
+answering is `QueueUnavailable`, a job Redis no longer has is `JobGone`, a
+`REDIS_URL` the server refuses is `SettingsError` (see `queue_errors`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import redis
@@ -17,7 +19,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.results import Result as RQResult
 
-from joulebot.config import Settings
+from joulebot.config import Settings, SettingsError
 from joulebot.exchange import Request, Result
 from joulebot.keys import JOB_FUNCTION, alive_key, box_status_key, partial_answer_key
 from joulebot.queueing import connection as conn
@@ -29,11 +31,35 @@ class JobError(RuntimeError):
 
 
 class QueueUnavailable(JobError):
-    """Redis cannot be reached (or the embedded one cannot be started)."""
+    """Redis does not answer (stopped, restarting, unreachable, or the embedded one cannot be started);
+    what was queued may still be there."""
 
 
 class JobGone(JobError):
-    """The job is no longer in Redis: its Result expired, or it was never queued there."""
+    """The job is no longer in Redis: its Result expired, or Redis restarted without it."""
+
+
+# What redis-py raises when the server is not there (a missing unix socket can surface as FileNotFoundError).
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, FileNotFoundError, ConnectionRefusedError)
+
+
+@contextlib.contextmanager
+def queue_errors(settings: Settings | None = None) -> Iterator[None]:
+    """Translate redis' exceptions into ours for everything said to Redis inside."""
+    where = conn.describe(settings) if settings is not None else "the queue's Redis"
+    try:
+        yield
+    except redis.ResponseError as exc:
+        if "DB index" in str(exc) or "invalid database" in str(exc).lower():
+            raise SettingsError(
+                "REDIS_URL names a database index this Redis server does not have"
+                " (0–15 on a default server; more only with `databases` in redis.conf)"
+            ) from None
+        raise
+    except UNREACHABLE as exc:
+        if "invalid database" in str(exc).lower():  # redis-py's wording when SELECT fails on connect
+            raise SettingsError("REDIS_URL names a database index this Redis server does not have") from None
+        raise QueueUnavailable(f"the queue ({where}) does not answer") from exc
 
 
 class JobCancelled(JobError):
@@ -67,25 +93,37 @@ class QueueClient:
         except (redis.ConnectionError, redis.TimeoutError, OSError, RuntimeError) as exc:
             raise QueueUnavailable(f"the embedded queue could not be started: {exc}") from exc
 
+    def reachable(self) -> bool:
+        """Does Redis answer again? In embedded mode this (re)starts the embedded Redis and worker."""
+        try:
+            with queue_errors(self.settings):
+                self.ensure_ready()
+                return bool(self.connection.ping())
+        except QueueUnavailable:
+            return False
+
     def submit(self, request: Request) -> Job:
         """Queue a Request (starting the embedded worker first if that is the mode)."""
         self.ensure_ready()
         try:
-            return self.queue.enqueue(
-                JOB_FUNCTION,
-                request.model_dump(mode="json"),
-                job_id=request.id,
-                job_timeout=self.settings.job_timeout_s,
-                result_ttl=self.settings.result_ttl_s,
-                failure_ttl=self.settings.result_ttl_s,
-                description=f"{request.platform} {request.model}",
-            )
-        except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError) as exc:
+            with queue_errors(self.settings):
+                return self.queue.enqueue(
+                    JOB_FUNCTION,
+                    request.model_dump(mode="json"),
+                    job_id=request.id,
+                    job_timeout=self.settings.job_timeout_s,
+                    result_ttl=self.settings.result_ttl_s,
+                    failure_ttl=self.settings.result_ttl_s,
+                    description=f"{request.platform} {request.model}",
+                )
+        except QueueUnavailable as exc:
             raise QueueUnavailable(f"the queue is unavailable ({conn.describe(self.settings)}); try again") from exc
 
     def job(self, request_id: str) -> Job:
+        """The queued job of a request; JobGone if Redis no longer has it."""
         try:
-            return Job.fetch(request_id, connection=self.connection, serializer=self.queue.serializer)
+            with queue_errors(self.settings):
+                return Job.fetch(request_id, connection=self.connection, serializer=self.queue.serializer)
         except NoSuchJobError:
             raise JobGone("this answer expired before it could be delivered; please ask again") from None
 
@@ -95,11 +133,16 @@ class QueueClient:
             job = self.job(request_id)
         except JobGone:
             return None
-        if job.get_status() in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, None):
-            return None
+        with queue_errors(self.settings):
+            if job.get_status() in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, None):
+                return None
         return job
 
     def progress(self, job: Job) -> Progress:
+        with queue_errors(self.settings):
+            return self._progress(job)
+
+    def _progress(self, job: Job) -> Progress:
         status = job.get_status(refresh=True)
         if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED):
             workers = Worker.count(queue=self.queue)
@@ -111,6 +154,12 @@ class QueueClient:
 
     def poll(self, job: Job, block_s: int = 1) -> Result | None:
         """The Result if the job has ended (waiting up to `block_s`); JobError if it failed."""
+        with queue_errors(self.settings):
+            return self._poll(job, block_s)
+
+    def _poll(self, job: Job, block_s: int) -> Result | None:
+        if not job.exists(job.id, connection=self.connection):  # e.g. Redis restarted without persistence
+            raise JobGone("this question is no longer in joulebot's queue (it restarted without it); please ask again")
         outcome = job.latest_result(timeout=block_s)  # wakes at once when the result is written
         if outcome is None or outcome.type == RQResult.Type.RETRIED:
             self._check_worker(job)
@@ -182,7 +231,8 @@ class QueueClient:
 
     def cancel(self, job: Job) -> bool:
         """Cancel a job that has not started; a running job is left to finish and be stored."""
-        if job.get_status(refresh=True) in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
-            job.cancel()
-            return True
+        with queue_errors(self.settings):
+            if job.get_status(refresh=True) in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
+                job.cancel()
+                return True
         return False

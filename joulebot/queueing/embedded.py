@@ -15,10 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import redis
 
 from joulebot.config import Settings
+from joulebot.config.files import PRIVATE_UMASK, private_umask
 from joulebot.queueing import connection as conn
 from joulebot.queueing.box_lock import BoxLock
 
@@ -31,10 +31,9 @@ def embedded_worker_alive(settings: Settings) -> bool:
     """A worker serves this data directory: the pid file names a live joulebot process, or a
     live process holds the box lock (an orphan whose pid file could not be written)."""
     try:
-        process = psutil.Process(int(pid_path(settings).read_text()))
-        if process.status() != psutil.STATUS_ZOMBIE and "joulebot" in " ".join(process.cmdline()):
+        if _live_joulebot(int(pid_path(settings).read_text())):
             return True
-    except (FileNotFoundError, ValueError, psutil.Error):
+    except (FileNotFoundError, ValueError):
         pass
     connection = conn.connect(settings, retries=0)
     try:
@@ -46,8 +45,31 @@ def embedded_worker_alive(settings: Settings) -> bool:
     return holder is not None and not BoxLock.dead_here(holder)
 
 
+def _live_joulebot(pid: int) -> bool:
+    """A live (not zombie) process whose command line names joulebot.
+
+    Read from /proc where there is one: this runs on every `joulebot ask`, and importing
+    psutil costs more than the rest of the check.
+    """
+    if not Path("/proc/self/stat").exists():
+        import psutil
+
+        try:
+            process = psutil.Process(pid)
+            return process.status() != psutil.STATUS_ZOMBIE and "joulebot" in " ".join(process.cmdline())
+        except psutil.Error:
+            return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, IndexError):
+        return False
+    return state != "Z" and "joulebot" in cmdline
+
+
 def claim_pid_file(settings: Settings) -> None:
-    pid_path(settings).write_text(str(os.getpid()))
+    with private_umask():
+        pid_path(settings).write_text(str(os.getpid()))
 
 
 def release_pid_file(settings: Settings) -> None:
@@ -68,7 +90,7 @@ def ensure_embedded_stack(settings: Settings) -> None:
         conn.start_embedded_redis(settings)
         if embedded_worker_alive(settings):
             return
-        with open(settings.data_dir / "worker.log", "ab") as log_file:
+        with private_umask(), open(settings.data_dir / "worker.log", "ab") as log_file:
             child = subprocess.Popen(
                 [sys.executable, "-m", "joulebot", "worker", "--idle-exit", str(settings.embedded_worker_idle_exit_s)],
                 stdin=subprocess.DEVNULL,
@@ -76,12 +98,13 @@ def ensure_embedded_stack(settings: Settings) -> None:
                 stderr=log_file,
                 start_new_session=True,  # Ctrl-C in the user's terminal must not reach it
                 env={**os.environ, "JOULEBOT_DATA_DIR": str(settings.data_dir)},
+                umask=PRIVATE_UMASK,  # what the worker writes (history, pid file) is private
             )
-        try:
-            pid_path(settings).write_text(str(child.pid))  # before the lock is released: no second spawn
-        except OSError:
-            child.kill()  # no orphan: a worker nobody can find or stop
-            raise
+            try:
+                pid_path(settings).write_text(str(child.pid))  # before the lock is released: no second spawn (0600)
+            except OSError:
+                child.kill()  # no orphan: a worker nobody can find or stop
+                raise
 
 
 def stop_embedded_stack(settings: Settings, timeout_s: float = 30.0) -> bool:
@@ -108,6 +131,8 @@ def stop_embedded_stack(settings: Settings, timeout_s: float = 30.0) -> bool:
 
 
 def _wait_gone(pid: int, timeout_s: float) -> bool:
+    import psutil
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:

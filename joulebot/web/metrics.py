@@ -151,6 +151,6 @@ def serve_worker_metrics(settings: Settings, port: int | None = None) -> Any:
     if port is None:
         raise ValueError("METRICS_PORT is not set")
     registry = registry_for(settings, HistoryView(settings.sqlalchemy_url), only_box=settings.box_name)
-    server = start_http_server(port, addr=settings.web_host, registry=registry)
+    server, thread = start_http_server(port, addr=settings.web_host, registry=registry)
     log.info("metrics on http://%s:%d/metrics", settings.web_host, port)
-    return server
+    return server, thread

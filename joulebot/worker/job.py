@@ -52,8 +52,9 @@ def _report_stage(station: Station, stage: str) -> None:
     job.meta["stage"] = stage
     job.meta["box"] = settings.box_name
     key = box_status_key(job.origin)
+    # One round trip: the job's meta (what `Job.save_meta` writes) and the box status together.
     with contextlib.suppress(redis.ConnectionError, redis.TimeoutError), job.connection.pipeline() as pipe:
-        job.save_meta()
+        pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))
         if stage.startswith("cooling down"):
             pipe.set(key, stage, ex=int(settings.cooldown_sleep_s * 2) + 10)
         else:

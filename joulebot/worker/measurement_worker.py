@@ -41,6 +41,7 @@ from joulebot.queueing.box_lock import BoxLock, BoxTaken
 from joulebot.queueing.catalog import publish_catalog
 from joulebot.queueing.embedded import claim_pid_file, release_pid_file
 from joulebot.worker.heartbeat import REDIS_ERRORS, Heartbeat
+from joulebot.worker.idle import IdleKeeper
 from joulebot.worker.job import serving
 from joulebot.worker.outbox import HistoryOutbox
 from joulebot.worker.station import Station
@@ -204,23 +205,41 @@ def serve(settings: Settings, idle_exit_s: int | None = None, burst: bool = Fals
             raise WorkerExit(1, f"Redis is unreachable ({conn.describe(settings)}): {type(exc).__name__}") from None
         heartbeat = Heartbeat(control, settings.queue_name, lock, settings.worker_lost_after_s)
         heartbeat.start()
+        keeper: IdleKeeper | None = None
+        metrics = _serve_metrics(settings)
         try:
-            station = _warm_station(settings, control)
+            station, keeper = _warm_station(settings, control)
+            keeper.start()
             _dequeue_loop(settings, station, conn.queue_for(settings, control), heartbeat, idle_exit_s, burst)
         finally:
+            if keeper is not None:
+                keeper.stop()
             heartbeat.stop()
+            if metrics is not None:
+                metrics.shutdown()
 
 
-def _warm_station(settings: Settings, control: redis.Redis) -> Station:
-    """Models loaded, idle measured, catalog published: ready for the first job."""
+def _serve_metrics(settings: Settings) -> Any:
+    """With METRICS_PORT: this box's /metrics on a thread, for boxes that run no dashboard."""
+    if settings.metrics_port is None:
+        return None
+    from joulebot.web.metrics import serve_worker_metrics  # only where it is asked for
+
+    server, _thread = serve_worker_metrics(settings)
+    return server
+
+
+def _warm_station(settings: Settings, control: redis.Redis) -> tuple[Station, IdleKeeper]:
+    """Models loaded, idle baseline kept (or due), catalog published: ready for the first job."""
     try:
         station = Station(settings)
         station.on_catalog = lambda catalog: publish_catalog(control, settings.queue_name, catalog)
         station.outbox = HistoryOutbox(control, settings.queue_name)
+        station.idle_keeper = keeper = IdleKeeper(control, station)
         station.warm_up()
     except REDIS_ERRORS as exc:
         raise WorkerExit(1, f"lost Redis ({conn.describe(settings)}) while starting: {type(exc).__name__}") from None
-    return station
+    return station, keeper
 
 
 def _dequeue_loop(settings: Settings, station: Station, queue: Queue, heartbeat: Heartbeat,

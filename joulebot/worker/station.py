@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from joulebot.carbon import Embodied, IntensityProvider, carbon_for
 from joulebot.config import Settings
@@ -19,6 +21,7 @@ from joulebot.history import HistoryStore
 from joulebot.history.categories import classify
 from joulebot.metering.box import MeasurementBox
 from joulebot.metering.detect import detect_meters
+from joulebot.metering.reading import IdleBaseline
 from joulebot.metering.temperature import wait_until_cool
 from joulebot.models import Catalog, ModelEntry, Runner, RunnerError
 from joulebot.models.inventory import current_catalog, ollama_runner
@@ -30,6 +33,14 @@ from joulebot.worker.outbox import HistoryOutbox
 log = logging.getLogger(__name__)
 
 StageCallback = Callable[[str], None]
+
+
+class IdleKeeping(Protocol):
+    """Where the worker keeps idle baselines between starts (`joulebot.worker.idle.IdleKeeper`)."""
+
+    def restore(self) -> list[IdleBaseline]: ...
+
+    def save(self) -> None: ...
 
 
 class Station:
@@ -49,6 +60,11 @@ class Station:
         self.history = history or HistoryStore.open(settings.sqlalchemy_url)
         self.intensity = IntensityProvider.from_settings(settings)
         self.embodied = Embodied.from_settings(settings)
+        # Without a keeper the idle baseline is measured in front of the first job, as a plain
+        # station must; the worker sets one, which takes that measurement off the answer's path.
+        self.idle_keeper: IdleKeeping | None = None
+        self.busy = threading.Lock()  # held by a job, or by an idle measurement: never both at once
+        self.last_job_end = time.monotonic()
 
     def runner_for(self, entry: ModelEntry) -> Runner:
         return self.runners[entry.runner]
@@ -62,7 +78,7 @@ class Station:
         return self.catalog
 
     def warm_up(self) -> None:
-        """Load the default model and measure idle power, before any job is taken."""
+        """Load the default model and get the idle baseline (kept from before, or measured), before any job."""
         self.on_catalog(self.catalog)  # built a moment ago in __init__
         load_s = 0.0
         try:
@@ -71,13 +87,25 @@ class Station:
         except (LookupError, RunnerError) as exc:
             log.warning("default model not loaded: %s", exc)
             entry = None
-        idle = self.box.measure_idle(self.settings.idle_baseline_s)
         meters = ", ".join(m.describe() for m in self.box.meters)
         log.info("meters: %s; not used: %s", meters, self.detection.absent or "none")
-        log.info(
-            "warm: %s loaded in %.2f s; idle %.2f W (%s, %.1f s)",
-            entry.name if entry else "no model", load_s, idle.watts, idle.source, idle.seconds,
-        )  # fmt: skip
+        log.info("warm: %s loaded in %.2f s", entry.name if entry else "no model", load_s)
+        if self.idle_keeper is None:
+            idle = self.measure_idle()
+            log.info("idle %.2f W (%s, %.1f s)", idle.watts, idle.source, idle.seconds)
+        elif kept := self.idle_keeper.restore():
+            age = self.box.idle_age_s() or 0.0
+            log.info("idle %.2f W (%s), kept from %.0f s ago", kept[0].watts, kept[0].source, age)
+        else:
+            log.info("idle: no baseline kept for this box and its meters; measured when no job runs")
+        self.last_job_end = time.monotonic()  # the model load just used the CPU: let it settle
+
+    def measure_idle(self) -> IdleBaseline:
+        """Measure idle power now (no job may run meanwhile) and keep it for the next start."""
+        idle = self.box.measure_idle(self.settings.idle_baseline_s)
+        if self.idle_keeper is not None:
+            self.idle_keeper.save()
+        return idle
 
     def prepare(self, stage: StageCallback) -> None:
         """Before a job: wait while the box is too hot, and refresh a stale idle baseline."""
@@ -94,14 +122,26 @@ class Station:
             self.outbox.drain(self.history)
         self.apply_retention()
         age = self.box.idle_age_s()
-        if cooled or age is None or age > self.settings.idle_refresh_s:
+        stale = age is not None and age > self.settings.idle_refresh_s  # a box too busy to refresh it quietly
+        missing = age is None and self.idle_keeper is None  # else measured once no job runs
+        if cooled or stale or missing:
             stage("measuring idle power")
-            self.box.measure_idle(self.settings.idle_baseline_s)
+            self.measure_idle()
 
     def run(
         self, request: Request, stage: StageCallback = lambda _: None, publish: Callable[[str], None] | None = None
     ) -> Result:
-        """One answer, measured. `publish` receives the answer so far (if the request streams)."""
+        """One answer, measured; no idle measurement runs at the same time.
+
+        `publish` receives the answer so far (if the request streams).
+        """
+        with self.busy:
+            try:
+                return self._run(request, stage, publish)
+            finally:
+                self.last_job_end = time.monotonic()
+
+    def _run(self, request: Request, stage: StageCallback, publish: Callable[[str], None] | None) -> Result:
         try:
             entry = self.refresh_catalog().resolve(request.model)
         except LookupError:  # pulled or removed since the last look: look again before refusing
