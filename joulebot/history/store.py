@@ -493,7 +493,12 @@ class HistoryStore:
                     func.count(Exchange.correct),
                     func.sum(case((Exchange.correct.is_(True), 1), else_=0)),  # type: ignore[union-attr]
                 )
-                .where(Exchange.category == category, Exchange.box == box, Exchange.energy_source == source)
+                .where(
+                    Exchange.turn == 1,
+                    Exchange.category == category,
+                    Exchange.box == box,
+                    Exchange.energy_source == source,
+                )
                 .where(total.is_not(None))  # type: ignore[union-attr]
                 .group_by(Exchange.model)
             )

@@ -30,6 +30,7 @@ class User(SQLModel, table=True):
 # aggregates (`joulebot stats`, the greener-model hint in every footer) are index-only scans
 # and stay flat as history grows (migration 0018).
 STATS_INDEX_COLUMNS = (
+    "turn",  # first questions apart from later turns (migration 0015): the statistics filter on it
     "category", "box", "energy_source", "model",
     "energy_total_j", "energy_attributable_j", "operational_g", "sci_g", "completion_tokens", "correct",
 )  # fmt: skip
@@ -108,7 +109,7 @@ class Exchange(SQLModel, table=True):
     # conversations (migration 0015): a first question has turn 1 and no parent
     conversation_id: str | None = Field(default=None, max_length=32, index=True)
     parent_id: int | None = Field(default=None, index=True)  # the exchange this one continued
-    turn: int = Field(default=1, index=True)
+    turn: int = 1  # in ix_exchanges_stats, first
     context_turns: int = 0  # earlier turns the model received (after trimming)
     chat_id: str | None = Field(default=None, max_length=64)
     message_ref: str | None = Field(default=None, max_length=64)  # the platform message showing the answer
