@@ -568,7 +568,7 @@ def meter_read(
     from joulebot.metering.doctor import build_meter, read_for
 
     settings = get_settings()
-    overrides = {"mcp39f511n_port": port} if port else {}
+    overrides: dict[str, object] = {"mcp39f511n_port": port} if port else {}
     if interval:
         overrides["meter_interval_s"] = interval
     try:

@@ -11,9 +11,9 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from joulebot.chat.build import InputError, build_request
 from joulebot.chat.conversation import Context
@@ -61,9 +61,9 @@ Send any text to ask your default model, or:
 /forget — delete your prompts and answers"""
 
 
-def spawn(tasks: set[asyncio.Task], coroutine: Awaitable[None], what: str) -> None:
+def spawn(tasks: set[asyncio.Task[None]], coroutine: Coroutine[Any, Any, None], what: str) -> None:
     """Run `coroutine` in the background: referenced in `tasks` until it ends, and its failure logged, not lost."""
-    task = asyncio.get_running_loop().create_task(coroutine)  # type: ignore[arg-type]
+    task = asyncio.get_running_loop().create_task(coroutine)
     tasks.add(task)  # a task nobody references can be garbage-collected mid-answer
 
     def finished(task: asyncio.Task) -> None:
@@ -404,7 +404,7 @@ class ChatCore:
         """The platform's command list with this digest was registered already (Discord limits it)."""
         with queue_errors(self.settings):
             stored = self.client.connection.get(commands_key(self.platform, self.settings.queue_name))
-        return stored is not None and stored.decode() == digest
+        return stored is not None and (stored.decode() if isinstance(stored, bytes) else stored) == digest
 
     def note_commands_registered(self, digest: str) -> None:
         with queue_errors(self.settings):

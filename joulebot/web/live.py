@@ -41,22 +41,27 @@ class QueueState:
 
 def connect(settings: Settings, timeout_s: float = 2.0) -> redis.Redis:
     """A connection that gives up fast: a page must not hang on a Redis that went away."""
-    options = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
     if settings.redis_url:
-        return redis.Redis.from_url(settings.redis_url, **options)
-    return redis.Redis(unix_socket_path=str(socket_path(settings)), **options)
+        return redis.Redis.from_url(settings.redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    return redis.Redis(
+        unix_socket_path=str(socket_path(settings)), socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+    )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _names(connection: redis.Redis, pattern: str) -> set[str]:
     prefix = pattern.removesuffix("*")
-    return {key.decode().removeprefix(prefix) for key in connection.scan_iter(match=pattern, count=500)}
+    return {_text(key).removeprefix(prefix) for key in connection.scan_iter(match=pattern, count=500)}
 
 
 def queue_names(connection: redis.Redis, configured: str) -> list[str]:
     """Every queue a worker serves or served: RQ's registry of queues, heartbeats and published catalogs."""
     names = {configured}
     prefix = Queue.redis_queue_namespace_prefix
-    names |= {key.decode().removeprefix(prefix) for key in connection.smembers(Queue.redis_queues_keys)}
+    names |= {_text(key).removeprefix(prefix) for key in connection.smembers(Queue.redis_queues_keys)}
     names |= _names(connection, alive_key("*"))
     names |= _names(connection, catalog_key("*"))
     return sorted(names)
@@ -81,7 +86,7 @@ def queue_state(connection: redis.Redis, name: str, box: str | None = None) -> Q
     if not alive:
         state = "no worker"
     elif status:
-        state = status.decode()
+        state = _text(status)
     else:
         state = "generating" if running else "idle"
     raw = connection.get(catalog_key(name))

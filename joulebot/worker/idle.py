@@ -117,7 +117,7 @@ class IdleKeeper(threading.Thread):
         self.stopped.set()
 
 
-def _parse(raw: bytes | None) -> dict | None:
+def _parse(raw: bytes | str | None) -> dict | None:
     if raw is None:
         return None
     try:
