@@ -114,17 +114,27 @@ def _history(settings: Settings):
         return open_history(settings.sqlalchemy_url, settings.redact)
 
 
-def _requests(settings: Settings, models: list[str | None], prompt: str, units: Units | None) -> list[Request]:
+BoxOption = Annotated[str | None, typer.Option("--box", help="run on this box (see `joulebot boxes`)")]
+
+
+def _requests(
+    settings: Settings, models: list[str | None], prompt: str, units: Units | None, box: str | None = None
+) -> list[Request]:
+    """Validated Requests with their box chosen (all on one box); exit 2 on bad input."""
     from joulebot.queueing.catalog import catalog_for_front_end
+    from joulebot.queueing.client import JobError, NoBox, QueueClient
 
     catalog = catalog_for_front_end(settings)
     try:
-        return [
+        requests = [
             build_request(settings, catalog, platform="cli", user_id=_cli_user(), prompt=prompt, model=m, units=units)
             for m in models
         ]
-    except InputError as exc:
+        return QueueClient(settings).route(requests, box)
+    except (InputError, NoBox) as exc:
         raise _fail(str(exc), 2) from None
+    except JobError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _follow_streaming(client, job, spinner: _Spinner) -> Result:
@@ -214,6 +224,7 @@ def ask(
     model: Annotated[str | None, typer.Option("--model", "-m", help="model name (see `joulebot models`)")] = None,
     units: UnitsOption = None,
     as_json: JsonOption = False,
+    box: BoxOption = None,
     continue_last: Annotated[
         bool, typer.Option("--continue", "-c", help="continue your last conversation (it becomes the context)")
     ] = False,
@@ -222,7 +233,7 @@ def ask(
 ) -> None:
     """Ask one model; print the answer (as it is generated) and what it cost."""
     settings = get_settings()
-    (request,) = _requests(settings, [model], prompt, units)
+    (request,) = _requests(settings, [model], prompt, units, box)
     request = _continuing(settings, request, continue_last, system)
     stream = not (as_json or no_stream)
     request.stream = stream
@@ -243,10 +254,11 @@ def compare(
     prompt: Annotated[str, typer.Argument(help="what to ask both")],
     units: UnitsOption = None,
     as_json: JsonOption = False,
+    box: BoxOption = None,
 ) -> None:
-    """Ask two models the same thing, one after the other on the same worker."""
+    """Ask two models the same thing, one after the other on the same box (so the ratio is fair)."""
     settings = get_settings()
-    requests = _requests(settings, [model_a, model_b], prompt, units)
+    requests = _requests(settings, [model_a, model_b], prompt, units, box)
     a, b = _run(settings, requests, quiet=as_json)
     if as_json:
         out.print_json(json.dumps({"a": a.model_dump(mode="json"), "b": b.model_dump(mode="json")}))
@@ -258,6 +270,34 @@ def compare(
         _say(footer(result, public_url=settings.public_url))
         _say()
     _say(energy_ratio(a, b))
+
+
+@app.command()
+def boxes(as_json: JsonOption = False) -> None:
+    """Every measurement box, alive or lately seen: zone, intensity, meters, models, queue and state."""
+    import redis
+
+    from joulebot.chat.boxes import box_lines
+    from joulebot.queueing import connection as conn
+    from joulebot.queueing.fleet import Fleet
+
+    settings = get_settings()
+    connection = conn.connect(settings, retries=0)
+    try:
+        views = Fleet(connection, settings.worker_lost_after_s).boxes() if conn.is_up(connection) else []
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise _fail(f"the queue is unavailable ({conn.describe(settings)}): {type(exc).__name__}") from None
+    if as_json:
+        out.print_json(json.dumps([v.as_json() for v in views]))
+        return
+    if not views:
+        where = (
+            "the embedded box starts on the first question" if settings.embedded_redis else "start `joulebot worker`"
+        )
+        out.print(f"no box has announced itself yet ({where})", markup=False)
+        return
+    for line in box_lines(views, brief=False):
+        out.print(line, markup=False)
 
 
 models_app = typer.Typer(help="The models this box can run (and, for admins, pulling more).")
@@ -375,15 +415,20 @@ def history(
 
 
 @app.command()
-def stats(as_csv: Annotated[bool, typer.Option("--csv", help="per model and category, as CSV")] = False) -> None:
-    """Which model is greener for which kind of task: mean SCI and energy per answer, and accuracy where scored."""
-    from joulebot.campaign.runner import METRICS, sources_line, table
+def stats(
+    as_csv: Annotated[bool, typer.Option("--csv", help="per model, category, box and meter, as CSV")] = False,
+    box: Annotated[str | None, typer.Option("--box", help="only this box (default: one set of tables per box)")] = None,
+) -> None:
+    """Which model is greener for which kind of task, per box: mean SCI and energy per answer, and accuracy where
+    scored."""
     from joulebot.history.categories import accuracy
     from joulebot.history.store import CategoryStats
 
     store = _history(get_settings())
-    rows = store.category_stats()
-    continued = sum(r.answers for r in store.category_stats(continued=True))
+    if box is not None and box not in (known := store.boxes()):
+        raise _fail(f"no measurements from box {box!r}; boxes in history: {', '.join(known) or 'none'}", 2)
+    rows = store.category_stats(box=box)
+    continued = sum(r.answers for r in store.category_stats(box=box, continued=True))
     if as_csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=list(CategoryStats.model_fields))
         writer.writeheader()
@@ -394,16 +439,28 @@ def stats(as_csv: Annotated[bool, typer.Option("--csv", help="per model and cate
         return
     overall, _ = accuracy()
     shown = ["sci", "energy"] + (["accuracy", "energy-per-correct"] if any(r.scored for r in rows) else [])
-    for number, name in enumerate(shown):
-        title, cell = METRICS[name]
-        out.print(("\n" if number else "") + f"{title}:", markup=False)
-        out.print(table(rows, cell), markup=False)
-    out.print(f"\n{sources_line(rows)}", markup=False)
+    _tables_per_box(rows, shown)
     if continued:
-        out.print(f"{continued} later turns of conversations are not in these tables: they carry the"
-                  " conversation as context and cost more per answer", markup=False)  # fmt: skip
+        _say(f"{continued} later turns of conversations are not in these tables: they carry the"
+             " conversation as context and cost more per answer")  # fmt: skip
     out.print(f"categories come from a keyword classifier ({overall:.0%} right on the shipped prompt sets)",
               markup=False)  # fmt: skip
+
+
+def _tables_per_box(rows: list, metrics: list[str]) -> None:
+    """The model × task tables of each box on its own (a GPU box and a CPU box are not one population),
+    then where the energy figures come from."""
+    from joulebot.campaign.runner import METRICS, by_box, sources_line, table
+
+    boxes = by_box(rows)
+    for number, (box, box_rows) in enumerate(boxes.items()):
+        if len(boxes) > 1:
+            out.print(("\n" if number else "") + f"── box {box} ──", markup=False)
+        for index, name in enumerate(metrics):
+            title, cell = METRICS[name]
+            out.print(("\n" if index or number else "") + f"{title}:", markup=False)
+            out.print(table(box_rows, cell), markup=False)
+    out.print(f"\n{sources_line(rows)}", markup=False)
 
 
 @app.command()
@@ -420,19 +477,18 @@ def bench(
         str, typer.Option("--heatmap", help="accuracy, energy, energy-per-correct, sci or sci-per-correct")
     ] = "sci",
     rescore: Annotated[bool, typer.Option(help="check the run's answers again (after changing references)")] = False,
+    boxes: Annotated[str | None, typer.Option("--boxes", help="comma-separated boxes: the whole run on each")] = None,
 ) -> None:
-    """Run the shipped prompt sets through the real queue and worker, score the answers; print model × task tables."""
+    """Run the shipped prompt sets through the real queue and worker, score the answers; print model × task tables
+    (per box)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from joulebot.campaign.references import ReferenceError, load_references
     from joulebot.campaign.runner import (
         HEATMAP_VALUES,
-        METRICS,
         heatmap,
         plan,
         run_bench,
-        sources_line,
-        table,
         write_answers_csv,
         write_csv,
     )
@@ -440,9 +496,10 @@ def bench(
     if heatmap_of not in HEATMAP_VALUES:
         raise _fail(f"unknown heatmap {heatmap_of!r} (known: {', '.join(HEATMAP_VALUES)})", 2)
     settings = get_settings()
+    chosen = [b.strip() for b in boxes.split(",") if b.strip()] if boxes else None
     try:
         checked = load_references(references)  # before anything is queued: a bad file costs no energy
-        requests = plan(settings, models.split(","), [c.strip() for c in categories.split(",")], n, run)
+        requests = plan(settings, models.split(","), [c.strip() for c in categories.split(",")], n, run, chosen)
     except (InputError, ReferenceError) as exc:
         raise _fail(str(exc), 2) from None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -470,11 +527,7 @@ def bench(
         err.print(f"  failed: {failure}", markup=False)
     if not outcome.stats:
         raise _fail("no measurements to show")
-    for name in ("accuracy", "energy", "energy-per-correct", "sci", "sci-per-correct"):
-        title, cell = METRICS[name]
-        out.print(f"\n{title}:", markup=False)
-        out.print(table(outcome.stats, cell), markup=False)
-    out.print(f"\n{sources_line(outcome.stats)}", markup=False)
+    _tables_per_box(outcome.stats, ["accuracy", "energy", "energy-per-correct", "sci", "sci-per-correct"])
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(outcome.stats, out_dir / f"{run}.csv")
     write_answers_csv(outcome.answers, out_dir / f"{run}-answers.csv")

@@ -26,6 +26,22 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class Routing(BaseModel):
+    """Which box was chosen for a Request, and why (set by the front end before queueing)."""
+
+    box: str
+    queue: str
+    policy: str  # "greenest", "fastest", "pinned", "compare" (B follows A), "moved" (failover), "single"
+    reason: str  # for people: "lowest expected CO2e, 50 g/kWh"
+    intensity_g_per_kwh: float | None = None  # the box's intensity when it was chosen
+    expected_j: float | None = None  # expected energy of the answer on that box, when known
+    expected_co2e_g: float | None = None
+    expected_wait_s: float | None = None
+    category: str | None = None  # the task the expectation was for
+    candidates: int = 1  # live boxes that offered the model
+    moved_from: str | None = None  # failover: the box that stopped before running it
+
+
 class Request(BaseModel):
     """Who asked what of which model. Built by bots/, run by the worker."""
 
@@ -38,6 +54,7 @@ class Request(BaseModel):
     units: Units = "joules"
     max_tokens: int = 256
     category: str | None = None  # set by the benchmark; otherwise classified when stored
+    routing: Routing | None = None  # the front end's choice of box (None: the one configured queue)
     created_at: datetime = Field(default_factory=_now)
     # A conversation: the system prompt, the earlier turns (oldest first) and where this one hangs.
     system: str | None = None
@@ -86,6 +103,11 @@ class Result(BaseModel):
     dropped_turns: int = 0  # earlier turns left out because they did not fit the context window
     history_error: str | None = None
     share_token: str | None = None  # unguessable: the answer's private page on the dashboard (PUBLIC_URL/a/TOKEN)
+
+    @property
+    def routing(self) -> Routing | None:
+        """The routing decision this answer followed (it travels inside the Request)."""
+        return self.request.routing
 
     @property
     def j_per_token(self) -> float | None:

@@ -59,6 +59,37 @@ def conversation_key(platform: str, chat_id: str, user_id: str) -> str:
     return f"{PREFIX}:conversation:{platform}:{chat_id}:{user_id}"
 
 
+def box_profiles_key() -> str:
+    """Every box's profile (a hash: box name -> JSON), written by its worker's heartbeat."""
+    return f"{PREFIX}:box-profiles"
+
+
+def box_seen_key() -> str:
+    """When each box's heartbeat last beat (a hash: box name -> Redis server time, seconds)."""
+    return f"{PREFIX}:box-seen"
+
+
+def box_profile_versions_key() -> str:
+    """How often each box's profile changed (a hash: box name -> counter), so readers skip unchanged ones."""
+    return f"{PREFIX}:box-profile-versions"
+
+
+def box_states_key() -> str:
+    """What each box does now (a hash: box name -> idle, generating, cooling down (…), stopped, …)."""
+    return f"{PREFIX}:box-states"
+
+
+def box_queues_key() -> str:
+    """The queue each box serves (a hash: box name -> queue name)."""
+    return f"{PREFIX}:box-queues"
+
+
+def rq_queue_key(queue_name: str) -> str:
+    """RQ's list of a queue's waiting job ids (RQ's own key; the fleet's read script spells it, and
+    RQ's started registry `rq:wip:<queue>`, itself)."""
+    return f"rq:queue:{queue_name}"
+
+
 def commands_key(platform: str, queue_name: str) -> str:
     """The digest of the slash commands last registered with the platform (Discord: 200 a day)."""
     return f"{PREFIX}:{platform}:commands:{queue_name}"

@@ -32,9 +32,11 @@ def _server_missing(what: str, exc: Exception) -> None:
 
 
 def make_settings(data_dir: Path, **overrides) -> Settings:
-    # each test's worker is a box of its own: tests sharing a Redis must not contend for one box lock
+    # each test's worker is a box of its own: tests sharing a Redis must not contend for one box lock;
+    # its queue is named explicitly, so front ends follow it (fleet tests pass queue_name="" to route)
+    box = f"test-box-{uuid.uuid4().hex[:8]}"
     values = {"JOULEBOT_DATA_DIR": data_dir, "idle_baseline_s": 0.5, "redis_url": "", "database_url": "",
-              "box_name": f"test-box-{uuid.uuid4().hex[:8]}"}  # fmt: skip
+              "box_name": box, "queue_name": box}  # fmt: skip
     values.update(overrides)
     return Settings(_env_file=None, **values)
 
@@ -65,6 +67,11 @@ def system_redis_url() -> Iterator[str]:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    yield from postgres_schema()
+
+
+def postgres_schema() -> Iterator[str]:
+    """A fresh schema's URL until the generator is closed (for fixtures of any scope)."""
     schema = f"jb_{uuid.uuid4().hex[:10]}"
     try:
         engine = sqlalchemy.create_engine(POSTGRES_URL)

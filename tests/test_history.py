@@ -59,11 +59,15 @@ def test_unknown_energy_is_stored_as_null_not_zero(store):
 
 
 def test_preferences_persist_per_user(store):
-    assert store.preferences("telegram", "42") == (None, None)
+    assert store.preferences("telegram", "42") == (None, None, None)
     store.set_preferences("telegram", "42", model="tinyllama")
     store.set_preferences("telegram", "42", units="watts")
-    assert store.preferences("telegram", "42") == ("tinyllama", "watts")
-    assert store.preferences("discord", "42") == (None, None)
+    assert store.preferences("telegram", "42") == ("tinyllama", "watts", None)
+    store.set_preferences("telegram", "42", box="box-fr")
+    assert store.preferences("telegram", "42") == ("tinyllama", "watts", "box-fr")
+    store.set_preferences("telegram", "42", box="")  # /box auto
+    assert store.preferences("telegram", "42")[2] is None
+    assert store.preferences("discord", "42") == (None, None, None)
 
 
 def test_forget_scrubs_prompts_and_answers_but_keeps_anonymous_measurements(store):
@@ -75,7 +79,7 @@ def test_forget_scrubs_prompts_and_answers_but_keeps_anonymous_measurements(stor
 
     assert store.forget("cli", "alice") == 2
     assert store.recent("cli", "alice") == []
-    assert store.preferences("cli", "alice") == (None, None)
+    assert store.preferences("cli", "alice") == (None, None, None)
     assert [r.prompt for r in store.recent("cli", "bob")] == ["bob's"]
     after = {s.model: s for s in store.model_stats()}
     assert after == before, "statistics keep the measurements"

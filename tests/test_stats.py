@@ -33,8 +33,10 @@ def test_migrations_up_from_empty_and_idempotent(url):
         assert connection.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == head
         tables = set(sqlalchemy.inspect(connection).get_table_names())
         columns = {c["name"] for c in sqlalchemy.inspect(connection).get_columns("exchanges")}
+        user_columns = {c["name"] for c in sqlalchemy.inspect(connection).get_columns("users")}
     assert {"users", "exchanges", "chat_preferences", "alembic_version"} <= tables
     assert {"correct", "score", "score_note"} <= columns
+    assert "box" in user_columns  # 0016: the box a user pinned
     migrate(store.engine)  # a second start changes nothing
     store.record(make_result())
     assert len(HistoryStore.open(url).recent("cli", "alice")) == 1

@@ -26,12 +26,12 @@ from joulebot.history.categories import CATEGORIES, prompt_set
 from joulebot.history.store import CategoryStats
 from joulebot.models import ModelUnavailable, UnknownModelError
 from joulebot.queueing.catalog import catalog_for_front_end
-from joulebot.queueing.client import JobError, QueueClient
+from joulebot.queueing.client import JobError, NoBox, QueueClient
 
 
 @dataclass
 class BenchOutcome:
-    stats: list[CategoryStats]
+    stats: list[CategoryStats]  # one row per model, task, box and meter: never averaged across them
     ran: int
     skipped: int  # already measured by an earlier, interrupted run
     failed: list[str]
@@ -61,8 +61,10 @@ def bench_prefix(run: str) -> str:
     return f"bench-{run}-"
 
 
-def plan(settings: Settings, models: list[str], categories: list[str], n: int, run: str) -> list[Request]:
-    """The Requests of a run, in order, without the ones already measured."""
+def plan(
+    settings: Settings, models: list[str], categories: list[str], n: int, run: str, boxes: list[str] | None = None
+) -> list[Request]:
+    """The Requests of a run, in order, each with its box chosen; one set per box when `boxes` are named."""
     check_run_name(run)
     catalog = catalog_for_front_end(settings)
     try:
@@ -72,22 +74,30 @@ def plan(settings: Settings, models: list[str], categories: list[str], n: int, r
     unknown = [c for c in categories if c not in CATEGORIES]
     if unknown:
         raise InputError(f"unknown category {unknown[0]!r} (known: {', '.join(CATEGORIES)})")
-    return [
-        Request(
-            id=f"{bench_prefix(run)}{entry.name}-{category}-{index:02d}",
-            platform="bench",
-            user_id=run,
-            model=entry.name,
-            prompt=prompt,
-            category=category,
-            max_tokens=settings.max_tokens,
-            system=BENCH_SYSTEM_PROMPT,
-            stream=False,
-        )
-        for entry in entries
-        for category in categories
-        for index, prompt in enumerate(prompt_set(category)[:n])
-    ]
+    client = QueueClient(settings)
+    requests = []
+    chosen: list[str | None] = list(boxes) if boxes else [None]  # None: routing decides, request by request
+    for box in chosen:
+        where = f"{box}-" if box else ""
+        for entry in entries:
+            for category in categories:
+                for index, prompt in enumerate(prompt_set(category)[:n]):
+                    request = Request(
+                        id=f"{bench_prefix(run)}{where}{entry.name}-{category}-{index:02d}",
+                        platform="bench",
+                        user_id=run,
+                        model=entry.name,
+                        prompt=prompt,
+                        category=category,
+                        max_tokens=settings.max_tokens,
+                        system=BENCH_SYSTEM_PROMPT,
+                        stream=False,
+                    )
+                    try:
+                        requests += client.route([request], box)
+                    except NoBox as exc:
+                        raise InputError(str(exc)) from None
+    return requests
 
 
 def run_bench(
@@ -189,6 +199,15 @@ HEATMAP_VALUES: dict[str, tuple[str, Callable[[CategoryStats], float | None], fl
     "energy-per-correct": ("energy per correct answer (J, total)", lambda s: s.j_per_correct, 1),
     "sci-per-correct": ("SCI per correct answer (mg CO2e)", lambda s: s.sci_per_correct_g, 1000),
 }
+
+
+def by_box(stats: list[CategoryStats]) -> dict[str, list[CategoryStats]]:
+    """Each box's rows: energy on a GPU box and on a CPU box are not one population, so each box gets
+    its own tables."""
+    boxes: dict[str, list[CategoryStats]] = {}
+    for row in stats:
+        boxes.setdefault(row.box, []).append(row)
+    return dict(sorted(boxes.items()))
 
 
 def sources_line(stats: list[CategoryStats]) -> str:

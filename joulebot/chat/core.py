@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from joulebot.chat.boxes import box_lines
 from joulebot.chat.build import InputError, build_request
 from joulebot.chat.conversation import Context
 from joulebot.chat.deliveries import Delivery, DeliveryBook
@@ -27,7 +28,8 @@ from joulebot.history import open_history
 from joulebot.keys import commands_key, conversation_key
 from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
 from joulebot.queueing.catalog import catalog_for_front_end
-from joulebot.queueing.client import JobError, JobGone, QueueClient, QueueUnavailable, queue_errors
+from joulebot.queueing.client import JobError, JobGone, NoBox, QueueClient, QueueUnavailable, queue_errors
+from joulebot.queueing.fleet import BoxView
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,9 @@ Send any text to ask your default model, or:
 /models — the models, their size and measured energy per answer
 /units joules|watts — energy, or average power and duration
 /history — your last exchanges
-/stats — average energy per model
+/stats — average energy per model, per box
+/boxes — the measurement boxes and their grids
+/box [name|auto] — pin the box that answers you, or let joulebot choose
 /forget — delete your prompts and answers"""
 
 
@@ -120,11 +124,11 @@ class ChatCore:
     def catalog(self) -> Catalog:
         return catalog_for_front_end(self.settings, self.client.connection)
 
-    def _preferences(self, user_id: str) -> tuple[str, Units]:
-        """The user's default model and units, with the configured defaults where they chose none."""
-        model, units = self.history.preferences(self.platform, user_id)
+    def _preferences(self, user_id: str) -> tuple[str, Units, str | None]:
+        """The user's default model, units and pinned box, with the configured defaults where they chose none."""
+        model, units, box = self.history.preferences(self.platform, user_id)
         chosen_units = units if units in ("joules", "watts") else self.settings.default_units
-        return model or self.settings.default_model, chosen_units  # type: ignore[return-value]
+        return model or self.settings.default_model, chosen_units, box  # type: ignore[return-value]
 
     def units(self, user_id: str) -> Units:
         return self._preferences(user_id)[1]
@@ -146,6 +150,34 @@ class ChatCore:
             raise InputError(str(exc)) from None
         self.history.set_preferences(self.platform, user_id, model=entry.name)
         return f"Your default model is now {entry.name} ({entry.size_label()})."
+
+    def box_text(self, user_id: str, wanted: str = "") -> str:
+        """/box: show the box that answers you; /box NAME pins one (if it is live); /box auto unpins."""
+        wanted = wanted.strip()
+        if self.client.fleet is None:
+            return f"This joulebot has one measurement box ({self.settings.box_name}): nothing to choose."
+        live = [v.name for v in self.client.boxes() if v.live]
+        if not wanted:
+            pinned = self._preferences(user_id)[2]
+            now = f"pinned to {pinned}" if pinned else f"chosen for each question ({self.settings.routing})"
+            return f"Your box: {now}. Live boxes: {', '.join(live) or 'none'}. /box NAME pins one, /box auto unpins."
+        if wanted.lower() == "auto":
+            self.history.set_preferences(self.platform, user_id, box="")
+            return f"Your questions go to the box chosen for each ({self.settings.routing})."
+        match = next((name for name in live if name.lower() == wanted.lower()), None)
+        if match is None:
+            raise InputError(f"no live box named {wanted!r}; live boxes: {', '.join(live) or 'none'}")
+        self.history.set_preferences(self.platform, user_id, box=match)
+        return f"Your questions now go to {match} (until /box auto)."
+
+    def boxes_text(self) -> str:
+        """/boxes: one line per box, alive or lately seen."""
+        if self.client.fleet is None:
+            return f"One measurement box: {self.settings.box_name} (grid zone {self.settings.grid_zone})."
+        views = self.client.boxes()
+        if not views:
+            return "No measurement box has announced itself yet."
+        return "Measurement boxes:\n" + "\n".join(box_lines(views, brief=True))
 
     # -- asking -------------------------------------------------------------
     def ensure_queue(self) -> None:
@@ -303,7 +335,7 @@ class ChatCore:
                 f"You already have {self.settings.max_pending_per_user} questions waiting; "
                 "please wait for their answers first."
             )
-        default_model, units = self._preferences(user_id)  # one read for every request of this message
+        default_model, units, box = self._preferences(user_id)  # one read for every request of this message
         catalog = self.catalog()
         requests = [
             build_request(
@@ -318,6 +350,12 @@ class ChatCore:
             )
             for model in models
         ]
+        try:
+            requests = self.client.route(requests, box)  # a comparison: both on one box
+        except NoBox as exc:
+            raise InputError(f"{exc}. /box auto lets joulebot choose." if box else str(exc)) from None
+        except JobError as exc:
+            raise InputError(str(exc)) from None
         if not self.rate.allow(user_id, cost=len(requests)):
             raise InputError(
                 f"That is more than {self.settings.max_prompts_per_minute} prompts in a minute; try again shortly."
@@ -420,12 +458,29 @@ class ChatCore:
 
     # -- reading ------------------------------------------------------------
     def models_text(self) -> str:
+        if not self.settings.follows_one_queue and (views := [v for v in self.client.boxes() if v.live]):
+            return self._fleet_models_text(views)
         stats = {s.model: s for s in self.history.model_stats()}
         lines = ["Models on this box (measured average energy per answer):"]
         for entry in self.catalog().available():
             measured = stats.get(entry.name)
             energy = f"{sig(measured.mean_total_j)} J/answer ({measured.answers})" if measured else "not measured yet"
             lines.append(f"• {entry.name} ({entry.size_label()}, {entry.family}) — {energy}")
+        return "\n".join(lines)
+
+    def _fleet_models_text(self, views: list[BoxView]) -> str:
+        """Each model with the boxes offering it and what it measured on each (never averaged across boxes)."""
+        lines = ["Models on the live boxes (measured average energy per answer, each box on its own):"]
+        for entry in self.catalog().available():
+            cells = []
+            for view in views:
+                if not view.profile.offers(entry.name):
+                    continue
+                rows = [m for m in view.profile.means if m.model == entry.name]
+                answers = sum(m.answers for m in rows)
+                mean = sum(m.mean_total_j * m.answers for m in rows) / answers if answers else None
+                cells.append(f"{view.name} {sig(mean)} J ({answers})" if mean is not None else f"{view.name} —")
+            lines.append(f"• {entry.name} ({entry.size_label()}, {entry.family}) — " + " · ".join(cells))
         return "\n".join(lines)
 
     def history_text(self, user_id: str, limit: int = 5) -> str:
@@ -440,13 +495,29 @@ class ChatCore:
         return "\n\n".join(lines)
 
     def stats_text(self) -> str:
-        """Per task, the models from greenest to hungriest (mean energy per answer)."""
-        rows = self.history.category_stats()
-        continued = self.history.category_stats(continued=True)
-        if not rows and not continued:
+        """Per box and task, the models from greenest to hungriest (mean energy per answer); figures from
+        different boxes or meters are never ranked together."""
+        every = self.history.category_stats()
+        if not every:
             return "No measurements yet."
-        lines = ["Average energy per answer, by task (greenest first; first questions only):"]
-        lines += _ranked(rows)
+        boxes = sorted({r.box for r in every})
+        lines = ["Average energy per answer, by task (greenest first; each box on its own):"]
+        for box in boxes:
+            rows = [r for r in every if r.box == box]
+            if len(boxes) > 1:
+                lines.append(f"📦 {box}")
+            several_meters = len({r.energy_source for r in rows}) > 1
+            for category in sorted({(r.category, r.energy_source) for r in rows}):
+                ranked = sorted((r for r in rows if (r.category, r.energy_source) == category),
+                                key=lambda r: r.mean_total_j)  # fmt: skip
+                cells = [
+                    f"{r.model} {sig(r.mean_total_j)} J ({r.answers}"
+                    + (f", {r.accuracy:.0%} right of {r.scored} checked)" if r.accuracy is not None else ")")
+                    for r in ranked
+                ]
+                meter = f" ({category[1]})" if several_meters else ""
+                lines.append(f"• {category[0]}{meter}: " + " · ".join(cells))
+        continued = self.history.category_stats(continued=True)
         if continued:
             lines.append("Later turns of conversations (they carry the conversation as context, so cost more):")
             lines += _ranked(continued)

@@ -248,7 +248,9 @@ class DiscordBot(discord.Client):
             ("forget", "Delete your prompts and answers (only you see this)", self.cmd_forget),
             ("system", "Show, set or clear your system prompt (text, or 'clear')", self.cmd_system),
             ("cancel", "Cancel your questions still waiting in the queue", self.cmd_cancel),
-            ("stats", "Average energy per model", self.cmd_stats),
+            ("stats", "Average energy per model, per box", self.cmd_stats),
+            ("boxes", "The measurement boxes: grid, intensity, meters, queue", self.cmd_boxes),
+            ("box", "Pin the box that answers you (a name), or let joulebot choose (auto)", self.cmd_box),
             ("help", "What joulebot does", self.cmd_help),
         ):
             self.tree.add_command(app_commands.Command(name=name, description=description, callback=callback))
@@ -319,6 +321,14 @@ class DiscordBot(discord.Client):
     async def cmd_stats(self, interaction: discord.Interaction) -> None:
         text = await asyncio.to_thread(self.core.stats_text)
         await interaction.response.send_message(text[:2000], allowed_mentions=NO_MENTIONS)
+
+    async def cmd_boxes(self, interaction: discord.Interaction) -> None:
+        await self.private(interaction, self.core.boxes_text)
+
+    @app_commands.describe(name="a box from /boxes, or auto")
+    async def cmd_box(self, interaction: discord.Interaction, name: str | None = None) -> None:
+        user_id = str(interaction.user.id)
+        await self.private(interaction, lambda: self.core.box_text(user_id, name or ""))
 
     async def cmd_help(self, interaction: discord.Interaction) -> None:
         text = HELP.replace("/compare model_a model_b prompt", "/compare")

@@ -78,6 +78,12 @@ def conversation_lines(result: Result) -> list[str]:
     return lines
 
 
+def routing_line(result: Result) -> str | None:
+    """Which box answered and why it was chosen (fleets only: one box needs no reason)."""
+    routing = result.routing
+    return None if routing is None else f"📍 {result.box}: {routing.reason}"
+
+
 def answer_link(result: Result, public_url: str) -> str | None:
     """The answer's private dashboard page (its power trace, prompt and answer), once it is stored."""
     if not public_url or not result.share_token or result.exchange_id is None:
@@ -88,6 +94,8 @@ def answer_link(result: Result, public_url: str) -> str | None:
 def footer(result: Result, units: Units | None = None, public_url: str = "") -> str:
     lines = [energy_line(result.energy, units or result.request.units), carbon_line(result), model_line(result)]
     lines += conversation_lines(result)
+    if (where := routing_line(result)) is not None:
+        lines.append(where)
     if result.hint:
         lines.append(f"💡 {result.hint}")
     if result.history_error:

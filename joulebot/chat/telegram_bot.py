@@ -142,6 +142,8 @@ class TelegramBot:
         app.add_handler(CommandHandler("units", self._guarded(self._cmd_units)))
         app.add_handler(CommandHandler("history", self._guarded(self._cmd_history)))
         app.add_handler(CommandHandler("stats", self._guarded(self._cmd_stats)))
+        app.add_handler(CommandHandler("boxes", self._guarded(self._cmd_boxes)))
+        app.add_handler(CommandHandler("box", self._guarded(self._cmd_box)))
         app.add_handler(CommandHandler("forget", self._guarded(self._cmd_forget)))
         app.add_handler(CommandHandler("new", self._guarded(self._cmd_new)))
         app.add_handler(CommandHandler("system", self._guarded(self._cmd_system)))
@@ -371,6 +373,13 @@ class TelegramBot:
 
     async def _cmd_stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._reply(update.effective_message, self.core.stats_text)
+
+    async def _cmd_boxes(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._reply(update.effective_message, self.core.boxes_text)
+
+    async def _cmd_box(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        user_id, wanted = str(update.effective_user.id), self._argument(update.effective_message)
+        await self._reply(update.effective_message, lambda: self.core.box_text(user_id, wanted))
 
     async def _cmd_forget(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         buttons = [[InlineKeyboardButton("Yes, delete", callback_data="forget:yes"),

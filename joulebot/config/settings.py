@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REDIS_URL_FORMS = "redis://[:password@]host[:port][/db], rediss://… or unix:///path/to/socket[?db=N]"
@@ -37,13 +37,18 @@ class Settings(BaseSettings):
 
     # Queue: empty REDIS_URL means the embedded Redis server under data_dir.
     redis_url: str = ""
-    queue_name: str = "joulebot"
+    queue_name: str = ""  # empty: the worker's queue is named after BOX_NAME
     job_timeout_s: int = Field(default=300, gt=0)
     result_ttl_s: int = Field(default=86_400, gt=0)
     embedded_worker_idle_exit_s: int = Field(default=600, gt=0)
     worker_lost_after_s: float = Field(default=30.0, gt=1)  # a running job whose worker is silent this long is lost
     redis_reconnect_attempts: int = Field(default=10, ge=1)  # the worker then exits non-zero (to be restarted)
     redis_reconnect_wait_s: float = Field(default=3.0, gt=0)  # between the worker's reconnect attempts
+
+    # Fleet: which live box answers (queueing/routing.py).
+    routing: str = "greenest"  # greenest | fastest | a box name
+    max_routing_wait_s: float = Field(default=120.0, ge=0)  # 0: no bound on the expected wait
+    box_forget_after_s: float = Field(default=7 * 86_400, gt=0)  # `joulebot boxes` forgets boxes silent this long
 
     # History: empty DATABASE_URL means SQLite under data_dir.
     database_url: str = ""
@@ -175,6 +180,28 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_zone(cls, value: str) -> str:
         return value.strip().upper()
+
+    @field_validator("routing")
+    @classmethod
+    def _routing(cls, value: str) -> str:
+        value = value.strip()
+        return value.lower() if value.lower() in ("greenest", "fastest") else value
+
+    _queue_explicit: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="after")
+    def _queue_after_box(self) -> Settings:
+        """Each box serves its own queue, named after it unless QUEUE_NAME says otherwise."""
+        self._queue_explicit = bool(self.queue_name)
+        if not self.queue_name:
+            self.queue_name = self.box_name
+        return self
+
+    @property
+    def follows_one_queue(self) -> bool:
+        """A front end with QUEUE_NAME set (or the embedded stack) sends every job to that queue, as
+        before fleets; one with only REDIS_URL routes each job to a live box (`ROUTING`)."""
+        return self.embedded_redis or self._queue_explicit
 
     @property
     def embedded_redis(self) -> bool:

@@ -261,24 +261,34 @@ class HistoryStore:
             )
             return list(session.exec(query).all())
 
-    def preferences(self, platform: str, platform_user_id: str) -> tuple[str | None, str | None]:
-        """(default model, units) the user chose, None where they did not. A read only: no user row is made."""
-        query = select(User.default_model, User.units).where(
+    def preferences(self, platform: str, platform_user_id: str) -> tuple[str | None, str | None, str | None]:
+        """(default model, units, pinned box) the user chose, None where they did not. A read only: no user
+        row is made."""
+        query = select(User.default_model, User.units, User.box).where(
             User.platform == platform, User.platform_user_id == platform_user_id
         )
         with self.engine.connect() as connection:  # Core, not an ORM session: read once per chat message
             row = connection.execute(query).first()
-        return (row[0], row[1]) if row else (None, None)
+        return (row[0], row[1], row[2]) if row else (None, None, None)
 
     def set_preferences(
-        self, platform: str, platform_user_id: str, *, model: str | None = None, units: str | None = None
+        self,
+        platform: str,
+        platform_user_id: str,
+        *,
+        model: str | None = None,
+        units: str | None = None,
+        box: str | None = None,
     ) -> None:
+        """Set what is given; `box=""` unpins (routing decides again)."""
         with Session(self.engine) as session:
             user = self._user(session, platform, platform_user_id)
             if model is not None:
                 user.default_model = model
             if units is not None:
                 user.units = units
+            if box is not None:
+                user.box = box or None
             session.add(user)
             session.commit()
 
@@ -352,7 +362,7 @@ class HistoryStore:
                 _scrub(row)
                 row.user_id = None
                 session.add(row)
-            user.default_model = user.units = user.system_prompt = None
+            user.default_model = user.units = user.box = user.system_prompt = None
             session.add(user)
             session.commit()
             return len(rows)
@@ -406,8 +416,10 @@ class HistoryStore:
         ]
         return sorted(stats, key=lambda s: s.mean_total_j)
 
-    def category_stats(self, request_id_prefix: str | None = None, continued: bool = False) -> list[CategoryStats]:
-        """Per model, task category, box and meter, over first questions with a total energy (or one run's).
+    def category_stats(
+        self, request_id_prefix: str | None = None, box: str | None = None, continued: bool = False
+    ) -> list[CategoryStats]:
+        """Per model, task category, box and meter, over every first question with a total energy (or one run's,
 
         Figures from different boxes or meters are never averaged together: each pair is its own row.
         One aggregate query (served by the covering index `ix_exchanges_stats`): the database
@@ -441,6 +453,8 @@ class HistoryStore:
         )
         if request_id_prefix:
             query = query.where(Exchange.request_id.startswith(request_id_prefix))  # type: ignore[attr-defined]
+        if box is not None:
+            query = query.where(Exchange.box == box)
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
         stats = [_category_stats(*row) for row in rows]
@@ -549,6 +563,29 @@ class HistoryStore:
         query = select(Exchange).where(Exchange.request_id.startswith(request_id_prefix)).order_by(Exchange.id)  # type: ignore[attr-defined,arg-type]
         with Session(self.engine) as session:
             return [{c: getattr(row, c) for c in keep} for row in session.exec(query).all()]
+
+    def box_means(self, box: str) -> list[dict]:
+        """One box's mean total energy and answer time per model and task (what routing expects)."""
+        query = (
+            select(
+                Exchange.model,
+                Exchange.category,
+                func.count(),
+                func.avg(Exchange.energy_total_j),
+                func.avg(Exchange.seconds),
+            )
+            .where(Exchange.box == box, Exchange.energy_total_j.is_not(None))  # type: ignore[union-attr]
+            .group_by(Exchange.model, Exchange.category)
+        )
+        with Session(self.engine) as session:
+            rows = session.exec(query).all()
+        return [{"model": m, "category": c, "answers": n, "mean_total_j": j, "mean_seconds": s}
+                for m, c, n, j, s in rows]  # fmt: skip
+
+    def boxes(self) -> list[str]:
+        """Every box that has answers in history."""
+        with Session(self.engine) as session:
+            return sorted(session.exec(select(Exchange.box).distinct()).all())
 
     def request_ids(self, prefix: str) -> set[str]:
         with Session(self.engine) as session:

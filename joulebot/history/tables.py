@@ -23,6 +23,7 @@ class User(SQLModel, table=True):
     default_model: str | None = Field(default=None, max_length=128)
     units: str | None = Field(default=None, max_length=16)
     system_prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    box: str | None = Field(default=None, max_length=128)  # pinned with /box NAME; None: routing decides
     created_at: datetime = Field(default_factory=_now)
 
 
@@ -94,7 +95,7 @@ class Exchange(SQLModel, table=True):
     operational_g: float | None
     embodied_g: float
     sci_g: float | None
-    box: str = Field(max_length=128)
+    box: str = Field(max_length=128, index=True)  # statistics are per box
     result: dict = Field(sa_column=Column(JSON, nullable=False))
     # (seconds since the window's start, watts) of a sampled meter (the wall meter); None without samples
     power_trace: list | None = Field(default=None, sa_column=Column(JSON, nullable=True))

@@ -2,7 +2,9 @@
 
 Front ends may run anywhere (they cannot ask the box's Ollama server), so the
 worker publishes its catalog next to its queue; a front end without one (no
-worker has started yet) falls back to the catalog it can build itself.
+worker has started yet) falls back to the catalog it can build itself. In a
+fleet, the front end's catalog is the union of the live boxes' catalogs: a
+model is available when some live box offers it (routing then picks the box).
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import redis
 from joulebot.config import Settings
 from joulebot.keys import catalog_key
 from joulebot.models import Catalog
+from joulebot.models.catalog import Offer
 from joulebot.models.inventory import current_catalog
 from joulebot.queueing import connection as conn
 from joulebot.queueing.client import QueueUnavailable, queue_errors
+from joulebot.queueing.fleet import Fleet
 
 
 def publish_catalog(connection: redis.Redis, queue_name: str, catalog: Catalog) -> None:
@@ -33,12 +37,30 @@ def catalog_for_front_end(settings: Settings, connection: redis.Redis | None = N
     if connection is not None:
         try:
             with queue_errors(settings):  # a REDIS_URL the server refuses is a SettingsError
+                if not settings.follows_one_queue and (fleet := fleet_catalog(settings, connection)) is not None:
+                    return fleet
                 raw = connection.get(catalog_key(settings.queue_name))
         except QueueUnavailable:
             raw = None
         if raw:
             return Catalog.model_validate_json(raw)
     return current_catalog(settings)
+
+
+def fleet_catalog(settings: Settings, connection: redis.Redis) -> Catalog | None:
+    """The union of the live boxes' published catalogs; None when no box is live."""
+    live = Fleet(connection, settings.worker_lost_after_s).live()
+    raws = connection.mget([catalog_key(v.profile.queue) for v in live]) if live else []
+    catalogs = [Catalog.model_validate_json(raw) for raw in raws if raw]
+    if not catalogs:
+        return None
+    offers: dict[str, Offer] = {}
+    for catalog in catalogs:
+        for offer in catalog.offers:
+            known = offers.get(offer.entry.name)
+            if known is None or (offer.available and not known.available):
+                offers[offer.entry.name] = offer
+    return Catalog(offers=list(offers.values()), max_parameters_b=max(c.max_parameters_b for c in catalogs))
 
 
 def republish_catalog(settings: Settings) -> None:

@@ -20,10 +20,13 @@ from rq.job import Job, JobStatus
 from rq.results import Result as RQResult
 
 from joulebot.config import Settings, SettingsError
-from joulebot.exchange import Request, Result
-from joulebot.keys import JOB_FUNCTION, alive_key, box_status_key, partial_answer_key
+from joulebot.exchange import Request, Result, Routing
+from joulebot.history.categories import classify
+from joulebot.keys import JOB_FUNCTION, alive_key, box_status_key, partial_answer_key, rq_queue_key
 from joulebot.queueing import connection as conn
 from joulebot.queueing.embedded import embedded_worker_alive, ensure_embedded_stack
+from joulebot.queueing.fleet import BoxView, Fleet
+from joulebot.queueing.routing import POLICIES, RoutingRefused, route, same_box
 
 
 class JobError(RuntimeError):
@@ -66,13 +69,18 @@ class JobCancelled(JobError):
     """The job was cancelled before it ran: nothing was measured or stored."""
 
 
+class NoBox(JobError):
+    """No live box can take the request (unknown or down box, model offered nowhere): bad input."""
+
+
 @dataclass(frozen=True)
 class Progress:
     state: str  # "queued", "running", or the worker's stage ("generating", ...)
     position: int | None = None  # 0-based place in the queue while queued
     workers: int = 0  # workers serving the queue
     box_status: str | None = None  # e.g. "cooling down (…)" while the worker waits
-    box: str | None = None  # the measurement box running the job
+    box: str | None = None  # the measurement box running the job (or the one it waits for)
+    why: str | None = None  # why that box was chosen
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -83,7 +91,48 @@ class QueueClient:
         self.settings = settings
         self.connection = conn.connect(settings)
         self.queue: Queue = conn.queue_for(settings, self.connection)
+        self._queues: dict[str, Queue] = {self.queue.name: self.queue}
         self._embedded_restarts = 0
+        # the embedded stack is one box; with a shared Redis, the boxes announce themselves
+        self.fleet = None if settings.embedded_redis else Fleet(self.connection, settings.worker_lost_after_s)
+
+    def _queue(self, name: str) -> Queue:
+        if name not in self._queues:
+            self._queues[name] = Queue(name, connection=self.connection, serializer=self.queue.serializer)
+        return self._queues[name]
+
+    # --- choosing a box ----------------------------------------------------------------------
+    def boxes(self) -> list[BoxView]:
+        """Every box alive or lately seen (none in embedded mode: that box does not publish to anyone)."""
+        if self.fleet is None:
+            return []
+        try:
+            return self.fleet.boxes()
+        except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError) as exc:
+            raise QueueUnavailable(f"the queue is unavailable ({conn.describe(self.settings)}); try again") from exc
+
+    def route(self, requests: list[Request], box: str | None = None) -> list[Request]:
+        """The requests with their box chosen (all on one box: a comparison must be fair).
+
+        `box` pins a box (a user's choice); else `ROUTING` decides. NoBox (one line naming
+        what is available) when no live box can take them. In embedded mode, and before any
+        worker has announced itself, the configured queue takes them as before.
+        """
+        if self.fleet is None or (self.settings.follows_one_queue and box is None):
+            return requests
+        boxes = self.boxes()
+        if not boxes:
+            return requests
+        first, *rest = requests
+        policy = box or self.settings.routing
+        try:
+            category = first.category or classify(first.prompt)
+            also = tuple(r.model for r in rest)
+            decision = route(boxes, first.model, category, policy, self.settings.max_routing_wait_s, also=also)
+        except RoutingRefused as exc:
+            raise NoBox(str(exc)) from None
+        decisions = [decision] + [same_box(decision) for _ in rest]
+        return [r.model_copy(update={"routing": d}) for r, d in zip(requests, decisions, strict=True)]
 
     def ensure_ready(self) -> None:
         """In embedded mode, start the embedded Redis and worker if they are not running."""
@@ -105,9 +154,10 @@ class QueueClient:
     def submit(self, request: Request) -> Job:
         """Queue a Request (starting the embedded worker first if that is the mode)."""
         self.ensure_ready()
+        queue = self._queue(request.routing.queue) if request.routing else self.queue
         try:
             with queue_errors(self.settings):
-                return self.queue.enqueue(
+                return queue.enqueue(
                     JOB_FUNCTION,
                     request.model_dump(mode="json"),
                     job_id=request.id,
@@ -143,14 +193,16 @@ class QueueClient:
             return self._progress(job)
 
     def _progress(self, job: Job) -> Progress:
-        status = job.get_status(refresh=True)
+        job.refresh()  # its queue may have changed (moved off a box that stopped)
+        routing = _routing_of(job)
+        box, why = (routing.box, routing.reason) if routing else (None, None)
+        status = job.get_status()
         if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED):
-            workers = Worker.count(queue=self.queue)
-            raw = self.connection.get(box_status_key(self.queue.name))
+            workers = Worker.count(queue=self._queue(job.origin))
+            raw = self.connection.get(box_status_key(job.origin))
             box_status = raw.decode() if isinstance(raw, bytes) else raw
-            return Progress("queued", job.get_position(), workers, box_status)
-        job.refresh()
-        return Progress(job.meta.get("stage", "running"), None, 1, box=job.meta.get("box"))
+            return Progress("queued", job.get_position(), workers, box_status, box, why)
+        return Progress(job.meta.get("stage", "running"), None, 1, box=job.meta.get("box") or box, why=why)
 
     def poll(self, job: Job, block_s: int = 1) -> Result | None:
         """The Result if the job has ended (waiting up to `block_s`); JobError if it failed."""
@@ -173,15 +225,48 @@ class QueueClient:
             raise JobCancelled("cancelled before it ran; nothing was measured or stored")
         if status == JobStatus.QUEUED and self.settings.embedded_redis:
             self._check_embedded_worker()
+        if status == JobStatus.QUEUED and self.fleet is not None:
+            self._move_if_box_died(job)
+        if status in (JobStatus.CANCELED, JobStatus.STOPPED):
+            job.refresh()
+            raise JobError(job.meta.get("error") or "this question was cancelled before it ran; nothing was recorded")
         if status != JobStatus.STARTED:
             return
-        if self.connection.exists(alive_key(self.queue.name)):
+        if self.connection.exists(alive_key(job.origin)):
             return
         if self._has_result(job):  # it finished just now, as the worker exited
             return
         raise JobError(
             "the measurement worker stopped in the middle of this answer; nothing was recorded — please ask again"
         )
+
+    def _move_if_box_died(self, job: Job) -> None:
+        """A job waiting on a box that stopped goes to another live box offering the model (or fails, said)."""
+        boxes = self.boxes()
+        dead = next((v for v in boxes if v.profile.queue == job.origin and not v.live), None)
+        if dead is None:
+            return
+        job.refresh()
+        request = Request.model_validate(job.args[0])
+        if request.routing is None:
+            return  # queued on the one configured queue: it waits for that box, as before fleets
+        policy = self.settings.routing if self.settings.routing in POLICIES else "greenest"
+        try:
+            others = [v for v in boxes if v.name != dead.name]
+            category = request.category or classify(request.prompt)
+            decision = route(others, request.model, category, policy, self.settings.max_routing_wait_s)
+        except RoutingRefused as exc:
+            if self.connection.lrem(rq_queue_key(job.origin), 0, job.id):  # ours to end (no one else moved it)
+                job.meta["error"] = f"box {dead.name} stopped before running this question, and {exc}"
+                job.save_meta()
+                job.cancel()
+            return
+        if not self.connection.lrem(rq_queue_key(job.origin), 0, job.id):
+            return  # another front end moved it first, or the box took it just before it stopped
+        reason = f"moved from {dead.name} (stopped): {decision.reason}"
+        moved = decision.model_copy(update={"policy": "moved", "moved_from": dead.name, "reason": reason})
+        self.submit(request.model_copy(update={"routing": moved}))
+        job.refresh()
 
     def _check_embedded_worker(self) -> None:
         """The embedded worker may have exited (idle, or failed at start): start it once more, then give up."""
@@ -236,3 +321,11 @@ class QueueClient:
                 job.cancel()
                 return True
         return False
+
+
+def _routing_of(job: Job) -> Routing | None:
+    try:
+        routing = job.args[0].get("routing") if job.args else None
+        return Routing.model_validate(routing) if routing else None
+    except (ValueError, AttributeError):
+        return None

@@ -7,11 +7,13 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 
 import redis
 
 from joulebot.keys import alive_key
 from joulebot.queueing.box_lock import BoxLock
+from joulebot.queueing.fleet import BoxProfile, mark_stopped, publish_profile
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +27,17 @@ class Heartbeat(threading.Thread):
     long answer and a killed worker look alike from outside; this key tells them apart
     (two commands every few seconds: negligible next to the answer's energy). If the box
     lock was taken by another worker (ours lapsed during a long outage), the process
-    asks itself to stop: two workers must never measure one box.
+    asks itself to stop: two workers must never measure one box. Each beat also
+    publishes the box's profile for the fleet's front ends (`profile`, once set).
     """
 
     def __init__(self, connection: redis.Redis, queue_name: str, lock: BoxLock, ttl_s: float) -> None:
         super().__init__(name="joulebot-heartbeat", daemon=True)
         self.connection, self.key, self.lock, self.ttl_s = connection, alive_key(queue_name), lock, ttl_s
+        self.profile: Callable[[], BoxProfile] | None = None  # the worker sets both once its station is warm
+        self.state: Callable[[], str] = lambda: "starting"
         self.stopped = threading.Event()
+        self._publishing = threading.Lock()  # a beat in flight must not publish "idle" after "stopped"
         self.lost_box = False
 
     def run(self) -> None:
@@ -46,11 +52,17 @@ class Heartbeat(threading.Thread):
                 self.lost_box = True
                 log.error("box lock lost to another worker (%s); stopping", self.lock.holder())
                 os.kill(os.getpid(), signal.SIGTERM)  # warm shutdown: the running job completes
+            with self._publishing:
+                if self.profile is not None and not self.lost_box and not self.stopped.is_set():
+                    publish_profile(self.connection, self.profile(), self.state())
         except REDIS_ERRORS:
             pass  # a Redis hiccup must not kill the worker; the lock is renewed on the next beat
 
     def stop(self) -> None:
         self.stopped.set()
+        with self._publishing:
+            if self.profile is not None and not self.lost_box:
+                mark_stopped(self.connection, self.profile())
         with contextlib.suppress(*REDIS_ERRORS):
             self.connection.delete(self.key)
             self.lock.release()

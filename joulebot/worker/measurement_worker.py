@@ -40,6 +40,7 @@ from joulebot.queueing import connection as conn
 from joulebot.queueing.box_lock import BoxLock, BoxTaken
 from joulebot.queueing.catalog import publish_catalog
 from joulebot.queueing.embedded import claim_pid_file, release_pid_file
+from joulebot.queueing.fleet import Fleet
 from joulebot.worker.heartbeat import REDIS_ERRORS, Heartbeat
 from joulebot.worker.idle import IdleKeeper
 from joulebot.worker.job import serving
@@ -210,6 +211,8 @@ def serve(settings: Settings, idle_exit_s: int | None = None, burst: bool = Fals
         try:
             station, keeper = _warm_station(settings, control)
             keeper.start()
+            heartbeat.profile, heartbeat.state = station.profile, lambda: station.state  # published each beat
+            heartbeat.beat()
             _dequeue_loop(settings, station, conn.queue_for(settings, control), heartbeat, idle_exit_s, burst)
         finally:
             if keeper is not None:
@@ -237,6 +240,7 @@ def _warm_station(settings: Settings, control: redis.Redis) -> tuple[Station, Id
         station.outbox = HistoryOutbox(control, settings.queue_name)
         station.idle_keeper = keeper = IdleKeeper(control, station)
         station.warm_up()
+        Fleet(control, settings.worker_lost_after_s).forget_older_than(settings.box_forget_after_s)
     except REDIS_ERRORS as exc:
         raise WorkerExit(1, f"lost Redis ({conn.describe(settings)}) while starting: {type(exc).__name__}") from None
     return station, keeper

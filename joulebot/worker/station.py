@@ -7,7 +7,9 @@ history store keeps its engine. `run()` turns one Request into one Result.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +29,7 @@ from joulebot.models import Catalog, ModelEntry, Runner, RunnerError
 from joulebot.models.inventory import current_catalog, ollama_runner
 from joulebot.models.llamacpp_runner import LlamaCppRunner
 from joulebot.models.runner import TextSink
+from joulebot.queueing.fleet import BoxModel, BoxProfile, MeanEnergy, MeterScope
 from joulebot.worker.context import fit
 from joulebot.worker.outbox import HistoryOutbox
 
@@ -65,6 +68,37 @@ class Station:
         self.idle_keeper: IdleKeeping | None = None
         self.busy = threading.Lock()  # held by a job, or by an idle measurement: never both at once
         self.last_job_end = time.monotonic()
+        self.state = "starting"  # what the box does now, for its profile
+        self.means: list[MeanEnergy] = []  # this box's measured means, refreshed after each answer
+
+    def profile(self) -> BoxProfile:
+        """What the fleet's front ends need to route to this box (published by the heartbeat)."""
+        intensity = self.intensity.current()  # cached by the provider: a live fetch every few minutes at most
+        scope: MeterScope = "wall" if self.box.wall else "components" if self.box.components else "estimate"
+        return BoxProfile(
+            box=self.settings.box_name,
+            queue=self.settings.queue_name,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            zone=intensity.zone,
+            intensity_g_per_kwh=intensity.g_per_kwh,
+            intensity_provenance=intensity.provenance,
+            intensity_label=intensity.model_copy(update={"age_s": None}).label(),  # stable between fetches
+            meter_scope=scope,
+            meters=[m.describe() for m in self.box.meters],
+            models=[
+                BoxModel(name=e.name, size=e.size_label(), parameters_b=e.parameters_b)
+                for e in self.catalog.available()
+            ],
+            means=self.means,
+            embodied_g_per_s=self.embodied.share_g(1.0),
+        )
+
+    def refresh_means(self) -> None:
+        try:
+            self.means = [MeanEnergy.model_validate(row) for row in self.history.box_means(self.settings.box_name)]
+        except Exception as exc:  # history down: keep the last known means
+            log.info("could not read this box's means: %s", type(exc).__name__)
 
     def runner_for(self, entry: ModelEntry) -> Runner:
         return self.runners[entry.runner]
@@ -99,6 +133,8 @@ class Station:
         else:
             log.info("idle: no baseline kept for this box and its meters; measured when no job runs")
         self.last_job_end = time.monotonic()  # the model load just used the CPU: let it settle
+        self.refresh_means()
+        self.state = "idle"
 
     def measure_idle(self) -> IdleBaseline:
         """Measure idle power now (no job may run meanwhile) and keep it for the next start."""
@@ -135,11 +171,17 @@ class Station:
 
         `publish` receives the answer so far (if the request streams).
         """
+
+        def staged(name: str) -> None:
+            self.state = name
+            stage(name)
+
         with self.busy:
             try:
-                return self._run(request, stage, publish)
+                return self._run(request, staged, publish)
             finally:
                 self.last_job_end = time.monotonic()
+                self.state = "idle"
 
     def _run(self, request: Request, stage: StageCallback, publish: Callable[[str], None] | None) -> Result:
         try:
@@ -187,6 +229,7 @@ class Station:
             result.hint = self.history.greener_hint(
                 result.category, result.model, others, box=result.box, source=energy.machine.source
             )
+            self.refresh_means()
         except Exception as exc:  # the answer still goes out; what happens to the record is said
             log.warning("could not store exchange %s: %s", request.id, type(exc).__name__)
             if self.outbox is not None:

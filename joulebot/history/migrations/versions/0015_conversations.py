@@ -1,14 +1,14 @@
 """conversations, system prompts and the platform message of each answer
 
 Revision ID: 0015
-Revises: 0018
+Revises: 0016
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0018"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
