@@ -221,15 +221,15 @@ class QueueClient:
     def _check_worker(self, job: Job) -> None:
         """A job no worker will ever run or finish: say so rather than wait forever."""
         status = job.get_status(refresh=True)
-        if status == JobStatus.CANCELED:
-            raise JobCancelled("cancelled before it ran; nothing was measured or stored")
         if status == JobStatus.QUEUED and self.settings.embedded_redis:
             self._check_embedded_worker()
         if status == JobStatus.QUEUED and self.fleet is not None:
             self._move_if_box_died(job)
         if status in (JobStatus.CANCELED, JobStatus.STOPPED):
             job.refresh()
-            raise JobError(job.meta.get("error") or "this question was cancelled before it ran; nothing was recorded")
+            if "error" in job.meta:  # ended by joulebot (e.g. its box stopped), with the reason
+                raise JobError(job.meta["error"])
+            raise JobCancelled("cancelled before it ran; nothing was measured or stored")  # by its user
         if status != JobStatus.STARTED:
             return
         if self.connection.exists(alive_key(job.origin)):
