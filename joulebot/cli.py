@@ -137,9 +137,27 @@ def _requests(
         raise _fail(str(exc)) from None
 
 
-def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Result]:
+def _follow_streaming(client, job, spinner: _Spinner) -> Result:
+    """Wait for one job, printing its answer as the worker publishes it; the rest once it is done."""
+    printed = ""
+    while (result := client.poll(job, 1)) is None:
+        partial = client.partial(job.id) or ""
+        if len(partial) > len(printed) and partial.startswith(printed):
+            if not printed:
+                spinner.stop()
+            print(partial[len(printed) :], end="", flush=True)
+            printed = partial
+        elif not printed:
+            spinner.update(status_text(client.progress(job)))
+    spinner.stop()
+    _say(result.answer[len(printed) :] if result.answer.startswith(printed) else "\n" + result.answer)
+    return result
+
+
+def _run(settings: Settings, requests: list[Request], quiet: bool, stream: bool = False) -> list[Result]:
     """Queue the requests (in order, on the same worker) and wait for all Results.
 
+    With `stream` (one request), its answer is printed as it is generated.
     Ctrl-C at any point cancels what has not started (nothing recorded) and leaves a
     running answer to finish and be stored.
     """
@@ -157,6 +175,8 @@ def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Resul
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         spinner = _Spinner()
         try:
+            if stream and len(jobs) == 1:
+                return [_follow_streaming(client, jobs[0], spinner)]
             for number, job in enumerate(jobs, start=1):
                 label = f"[{number}/{len(jobs)}] " if len(jobs) > 1 else ""
                 show = None if quiet else (lambda p, label=label: spinner.update(f"{label}{status_text(p)}"))
@@ -180,6 +200,24 @@ def _run(settings: Settings, requests: list[Request], quiet: bool) -> list[Resul
     return results
 
 
+def _continuing(settings: Settings, request: Request, continue_last: bool, system: str | None) -> Request:
+    """The request with its system prompt and, with --continue, your last conversation before it."""
+    from joulebot.chat.conversation import Context
+
+    context = Context()
+    if continue_last:
+        store = _history(settings)
+        last = store.recent("cli", _cli_user(), 1)
+        thread = store.thread(last[0].id) if last and last[0].id is not None else []
+        if not thread:
+            print("joulebot: no earlier exchange to continue; this starts a new conversation", file=sys.stderr)
+        else:
+            context = Context.after(thread)
+    if system is not None and len(system) > settings.max_prompt_chars:
+        raise _fail(f"the system prompt has {len(system)} characters; the maximum is {settings.max_prompt_chars}", 2)
+    return context.apply(request, system if system is not None else (settings.system_prompt or None))
+
+
 @app.command()
 def ask(
     prompt: Annotated[str, typer.Argument(help="what to ask")],
@@ -187,15 +225,24 @@ def ask(
     units: UnitsOption = None,
     as_json: JsonOption = False,
     box: BoxOption = None,
+    continue_last: Annotated[
+        bool, typer.Option("--continue", "-c", help="continue your last conversation (it becomes the context)")
+    ] = False,
+    system: Annotated[str | None, typer.Option("--system", help="system prompt (default: SYSTEM_PROMPT)")] = None,
+    no_stream: Annotated[bool, typer.Option("--no-stream", help="print the answer only once it is complete")] = False,
 ) -> None:
-    """Ask one model; print the answer and what it cost."""
+    """Ask one model; print the answer (as it is generated) and what it cost."""
     settings = get_settings()
     (request,) = _requests(settings, [model], prompt, units, box)
-    (result,) = _run(settings, [request], quiet=as_json)
+    request = _continuing(settings, request, continue_last, system)
+    stream = not (as_json or no_stream)
+    request.stream = stream
+    (result,) = _run(settings, [request], quiet=as_json, stream=stream)
     if as_json:
         out.print_json(result.model_dump_json())
         return
-    _say(result.answer)
+    if not stream:
+        _say(result.answer)
     _say()
     _say(footer(result, public_url=settings.public_url))
 
@@ -381,6 +428,7 @@ def stats(
     if box is not None and box not in (known := store.boxes()):
         raise _fail(f"no measurements from box {box!r}; boxes in history: {', '.join(known) or 'none'}", 2)
     rows = store.category_stats(box=box)
+    continued = sum(r.answers for r in store.category_stats(box=box, continued=True))
     if as_csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=list(csv_row(rows[0])) if rows else ["model"])
         writer.writeheader()
@@ -392,6 +440,9 @@ def stats(
     overall, _ = accuracy()
     shown = ["sci", "energy"] + (["accuracy", "energy-per-correct"] if any(r.scored for r in rows) else [])
     _tables_per_box(rows, shown)
+    if continued:
+        _say(f"{continued} later turns of conversations are not in these tables: they carry the"
+             " conversation as context and cost more per answer")  # fmt: skip
     out.print(f"categories come from a keyword classifier ({overall:.0%} right on the shipped prompt sets)",
               markup=False)  # fmt: skip
 

@@ -12,6 +12,14 @@ from joulebot.carbon import Carbon
 from joulebot.metering import Energy
 
 Units = Literal["joules", "watts"]
+Role = Literal["system", "user", "assistant"]
+
+
+class Turn(BaseModel):
+    """One earlier message of a conversation, as the model receives it."""
+
+    role: Literal["user", "assistant"]
+    content: str
 
 
 def _now() -> datetime:
@@ -48,6 +56,24 @@ class Request(BaseModel):
     category: str | None = None  # set by the benchmark; otherwise classified when stored
     routing: Routing | None = None  # the front end's choice of box (None: the one configured queue)
     created_at: datetime = Field(default_factory=_now)
+    # A conversation: the system prompt, the earlier turns (oldest first) and where this one hangs.
+    system: str | None = None
+    turns: list[Turn] = []
+    conversation_id: str | None = None  # None: a single question (a new conversation of its own)
+    parent_id: int | None = None  # the exchange this one continues (history id)
+    turn: int = 1  # 1 for a first question; the n-th question of its conversation
+    told_forgotten: bool = False  # the user was already told that the start no longer fits
+    message_ref: str | None = None  # the platform message that will show the answer (replies find it)
+    stream: bool = True  # publish the growing answer while it is generated
+
+    def messages(self) -> list[dict[str, str]]:
+        """What the model receives: system prompt, earlier turns, this prompt (chat messages)."""
+        head = [{"role": "system", "content": self.system}] if self.system else []
+        return [
+            *head,
+            *({"role": t.role, "content": t.content} for t in self.turns),
+            {"role": "user", "content": self.prompt},
+        ]
 
 
 class Result(BaseModel):
@@ -74,6 +100,8 @@ class Result(BaseModel):
     category: str = "questions"  # the kind of task (history/categories.py)
     hint: str | None = None  # a greener model for this kind of task, from measured history
     exchange_id: int | None = None  # the history row; None if it could not be stored
+    context_turns: int = 0  # earlier turns the model received (after trimming)
+    dropped_turns: int = 0  # earlier turns left out because they did not fit the context window
     history_error: str | None = None
     share_token: str | None = None  # unguessable: the answer's private page on the dashboard (PUBLIC_URL/a/TOKEN)
 

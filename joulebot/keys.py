@@ -49,6 +49,16 @@ def user_deliveries_key(platform: str, user_id: str) -> str:
     return f"{deliveries_key(platform)}:user:{user_id}"
 
 
+def partial_answer_key(request_id: str) -> str:
+    """The answer so far while the worker generates it (a string, rewritten at most every ~0.5 s)."""
+    return f"{PREFIX}:partial:{request_id}"
+
+
+def conversation_key(platform: str, chat_id: str, user_id: str) -> str:
+    """A chat user's current conversation (JSON: conversation id, last exchange); expires when idle."""
+    return f"{PREFIX}:conversation:{platform}:{chat_id}:{user_id}"
+
+
 def box_profiles_key() -> str:
     """Every box's profile (a hash: box name -> JSON), written by its worker's heartbeat."""
     return f"{PREFIX}:box-profiles"

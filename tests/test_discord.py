@@ -161,7 +161,8 @@ def test_allow_lists(embedded):
     refused = RecordedInteraction(607, channel_id=900)
     assert asyncio.run(bot.tree.interaction_check(refused)) is False
     assert refused.named("send_message")[0] == {
-        "content": "joulebot does not answer in this channel.", "ephemeral": True
+        "content": "joulebot does not answer in this channel.",
+        "ephemeral": True,
     }
     assert asyncio.run(bot.tree.interaction_check(RecordedInteraction(607, channel_id=901))) is True
 

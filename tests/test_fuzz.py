@@ -16,8 +16,19 @@ HOSTILE = st.one_of(
     st.text(max_size=500),
     st.text(alphabet=st.characters(codec="utf-8", categories=("Cc", "Cf", "Zl", "Zp", "So")), max_size=200),
     st.sampled_from(
-        ["<b>bold</b>", "<script>alert(1)</script>", "*_`[x](y)", "@everyone", "\x00\x00", "```", "/compare",
-         "&amp;&lt;", "\u202e\u202d", "x" * 5000, "🤖" * 3000]
+        [
+            "<b>bold</b>",
+            "<script>alert(1)</script>",
+            "*_`[x](y)",
+            "@everyone",
+            "\x00\x00",
+            "```",
+            "/compare",
+            "&amp;&lt;",
+            "\u202e\u202d",
+            "x" * 5000,
+            "🤖" * 3000,
+        ]
     ),
 )
 

@@ -30,5 +30,7 @@ def test_a_thousand_prompts_none_lost_none_duplicated_in_order_and_limited(tmp_p
     finally:
         load.deliver_all(settings)
         ollama.close()
-    print(f"enqueue p50 {sorted(report.enqueue_ms)[500]:.1f} ms, p99 {report.percentile(99):.1f} ms;"
-          f" worker {1000 / report.worker_s:.1f} answers/s")
+    print(
+        f"enqueue p50 {sorted(report.enqueue_ms)[500]:.1f} ms, p99 {report.percentile(99):.1f} ms;"
+        f" worker {1000 / report.worker_s:.1f} answers/s"
+    )

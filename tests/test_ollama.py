@@ -12,6 +12,8 @@ from joulebot.models.catalog import OllamaModel, parse_parameter_size, static_en
 from joulebot.models.ollama_runner import OllamaRunner
 from joulebot.models.runner import split_reasoning
 
+HI = [{"role": "user", "content": "hi"}]
+
 
 @pytest.fixture
 def ollama():
@@ -34,7 +36,9 @@ def test_load_keeps_the_model_loaded_and_reports_load_time(ollama):
 
 
 def test_streamed_chat_gives_text_tokens_and_timings_without_the_reasoning(ollama):
-    generation = OllamaRunner(ollama.url).generate(entry("llama3"), "Capital of France?", max_tokens=64)
+    generation = OllamaRunner(ollama.url).generate(
+        entry("llama3"), [{"role": "user", "content": "Capital of France?"}], max_tokens=64
+    )
     assert generation.text == "Paris is the capital of France."
     assert generation.reasoning == "The user wants a capital."
     assert generation.prompt_tokens == 14 and generation.completion_tokens == 10
@@ -54,18 +58,18 @@ def test_streamed_chat_gives_text_tokens_and_timings_without_the_reasoning(ollam
 def test_a_stream_cut_mid_answer_is_an_error_not_a_short_answer(ollama, break_after):
     ollama.break_after = break_after
     with pytest.raises(RunnerError, match="broke off"):
-        OllamaRunner(ollama.url).generate(entry("llama3"), "hi", 32)
+        OllamaRunner(ollama.url).generate(entry("llama3"), HI, 32)
 
 
 def test_missing_model_out_of_memory_and_server_down(ollama):
     runner = OllamaRunner(ollama.url)
     with pytest.raises(RunnerError, match=r"mistral is not on the Ollama server \(an admin can: joulebot models pull"):
-        runner.generate(entry("mistral"), "hi", 8)
+        runner.generate(entry("mistral"), HI, 8)
     ollama.out_of_memory.add("llama3:8b")
     with pytest.raises(RunnerError, match="llama3 does not fit in this box's memory"):
         runner.load(entry("llama3"))
     with pytest.raises(RunnerError, match="not reachable"):
-        OllamaRunner("http://127.0.0.1:9").generate(entry("llama3"), "hi", 8)
+        OllamaRunner("http://127.0.0.1:9").generate(entry("llama3"), HI, 8)
 
 
 def test_inventory_and_pull_progress(ollama):

@@ -16,7 +16,7 @@ from factories import NOW, make_result
 
 from joulebot.history import HistoryStore
 from joulebot.history.categories import CATEGORIES, accuracy, classify, prompt_set
-from joulebot.history.store import alembic_config, migrate, wilson
+from joulebot.history.store import MIGRATIONS, alembic_config, migrate, wilson
 
 HELD_OUT = Path(__file__).parent / "data" / "heldout_prompts.tsv"
 
@@ -34,12 +34,52 @@ def test_migrations_up_from_empty_and_idempotent(url):
         tables = set(sqlalchemy.inspect(connection).get_table_names())
         columns = {c["name"] for c in sqlalchemy.inspect(connection).get_columns("exchanges")}
         user_columns = {c["name"] for c in sqlalchemy.inspect(connection).get_columns("users")}
-    assert {"users", "exchanges", "alembic_version"} <= tables
+    assert {"users", "exchanges", "chat_preferences", "alembic_version"} <= tables
     assert {"correct", "score", "score_note"} <= columns
     assert "box" in user_columns  # 0016: the box a user pinned
     migrate(store.engine)  # a second start changes nothing
     store.record(make_result())
     assert len(HistoryStore.open(url).recent("cli", "alice")) == 1
+    store.engine.dispose()
+
+
+def _config():
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def test_an_older_schema_with_exchanges_is_brought_up_to_conversations(url):
+    """0001 with a stored exchange → head: the old exchange is a first question (turn 1) of no conversation."""
+    from alembic import command
+
+    engine = HistoryStore(url).engine
+    with engine.begin() as connection:
+        config = _config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(sqlalchemy.text("INSERT INTO users (platform, platform_user_id, created_at) "
+                                           "VALUES ('cli', 'old', '2026-01-01')"))  # fmt: skip
+        connection.execute(sqlalchemy.text(
+            "INSERT INTO exchanges (request_id, user_id, platform, model, category, prompt, answer, prompt_tokens,"
+            " completion_tokens, started_at, seconds, load_s, energy_source, energy_measured, intensity_g_per_kwh,"
+            " intensity_zone, intensity_provenance, embodied_g, box, result, created_at) VALUES ('r-old', 1, 'cli',"
+            " 'smollm2-135m', 'questions', 'Hi?', 'Hello.', 3, 2, '2026-01-01', 1.0, 0.0, 'estimate', false, 300,"
+            " 'DE', 'static', 0.001, 'box', '{}', '2026-01-01')"
+        ))  # fmt: skip
+    engine.dispose()
+    store = HistoryStore.open(url)
+    (old,) = store.recent("cli", "old")
+    assert old.turn == 1 and old.conversation_id is None and old.parent_id is None and old.context_turns == 0
+    assert [e.prompt for e in store.thread(old.id)] == ["Hi?"]
     store.engine.dispose()
 
 

@@ -30,7 +30,7 @@ def test_escaping_and_code_blocks():
     text = "Use <b> & 'x'\n```python\nif a < b and c > d:\n    print('&')\n```\nor `a<b`."
     assert to_html(text) == (
         "Use &lt;b&gt; &amp; 'x'\n"
-        '<pre><code class="language-python">if a &lt; b and c &gt; d:\n    print(\'&amp;\')</code></pre>'
+        "<pre><code class=\"language-python\">if a &lt; b and c &gt; d:\n    print('&amp;')</code></pre>"
         "\nor <code>a&lt;b</code>."
     )
 

@@ -39,6 +39,11 @@ class BenchOutcome:
     answers: list[dict]  # one row per answer of the run, with its verdict
 
 
+# One fixed system prompt for every bench answer (never the user's or SYSTEM_PROMPT): the table
+# compares models on the same input. Bench answers are single questions and do not stream.
+BENCH_SYSTEM_PROMPT = "You are a helpful assistant. Answer the question directly."
+
+
 # A run name becomes part of job ids (RQ accepts letters, digits, "-" and "_") and of file names.
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
 
@@ -85,6 +90,8 @@ def plan(
                         prompt=prompt,
                         category=category,
                         max_tokens=settings.max_tokens,
+                        system=BENCH_SYSTEM_PROMPT,
+                        stream=False,
                     )
                     try:
                         requests += client.route([request], box)

@@ -8,6 +8,7 @@ The platform modules only parse their updates and render these texts.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 
 from joulebot.chat.boxes import box_lines
 from joulebot.chat.build import InputError, build_request
+from joulebot.chat.conversation import Context
 from joulebot.chat.deliveries import Delivery, DeliveryBook
 from joulebot.chat.footer import energy_ratio, footer, sig
 from joulebot.chat.limits import RateLimiter
@@ -24,7 +26,7 @@ from joulebot.config import Settings
 from joulebot.exchange import Request, Result, Units
 from joulebot.history import open_history
 from joulebot.history.store import by_basis
-from joulebot.keys import commands_key
+from joulebot.keys import commands_key, conversation_key
 from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
 from joulebot.queueing.catalog import catalog_for_front_end
 from joulebot.queueing.client import JobError, JobGone, NoBox, QueueClient, QueueUnavailable, queue_errors
@@ -36,7 +38,7 @@ log = logging.getLogger(__name__)
 class ProgressHandler(Protocol):
     """Shows a status text; `urgent` ones are shown even if the last edit was a moment ago."""
 
-    def __call__(self, text: str, *, urgent: bool = False) -> Awaitable[None]: ...
+    def __call__(self, text: str, partial: str | None = None, *, urgent: bool = False) -> Awaitable[None]: ...
 
 
 QUEUE_WENT_AWAY = (
@@ -49,7 +51,10 @@ HELP = """joulebot answers with open LLMs and tells you what each answer cost: t
 machine drew, the CO2e at the grid's current carbon intensity, and the SCI score.
 
 Send any text to ask your default model, or:
-/ask [model] prompt — ask a model
+/ask [model] prompt — ask a model (a new conversation)
+/new — start a new conversation (private chats continue the current one; reply to an answer to branch from it)
+/system [text|clear] — show, set or clear your system prompt (a group's, in a group)
+/cancel — cancel your questions still waiting in the queue
 /compare model_a model_b prompt — same prompt, two models, which was greener
 /model — show or choose your default model
 /models — the models, their size and measured energy per answer
@@ -180,12 +185,149 @@ class ChatCore:
         """In embedded mode, (re)start the embedded Redis and worker; they stop when idle."""
         self.client.ensure_ready()
 
-    def prepare(self, user_id: str, chat_id: str, prompt: str, models: list[str | None]) -> list[Request]:
-        """Validated Requests, or InputError with a friendly refusal. Nothing is queued here."""
+    def prepare(
+        self,
+        user_id: str,
+        chat_id: str,
+        prompt: str,
+        models: list[str | None],
+        context: Context | None = None,
+        group: bool = False,
+    ) -> list[Request]:
+        """Validated Requests, or InputError with a friendly refusal. Nothing is queued here.
+
+        With a `context`, the one Request continues that conversation; without, it starts one.
+        """  # fmt: skip
         try:
-            return self._prepare(user_id, chat_id, prompt, models)
+            requests = self._prepare(user_id, chat_id, prompt, models)
         except QueueUnavailable:
             raise InputError("joulebot's queue is unavailable right now; please try again in a minute.") from None
+        system = self.system_prompt(user_id, chat_id, group)
+        if context is None or len(requests) > 1:  # a comparison is a question of its own
+            return [Context().apply(r, system) for r in requests]
+        return [context.apply(requests[0], system)]
+
+    # -- conversations ------------------------------------------------------
+    def _pointer(self, chat_id: str, user_id: str) -> str:
+        return conversation_key(self.platform, chat_id, user_id)
+
+    def context_for(self, user_id: str, chat_id: str, reply_to: str | None = None, group: bool = False) -> Context:
+        """The conversation a message continues.
+
+        A reply to one of the bot's answers continues from that answer (a branch), if that answer
+        belongs to this chat and, in a private chat, to this user. Otherwise a private chat
+        continues its current conversation (until /new or CONVERSATION_IDLE_S of silence); in a
+        group only replies continue. Anything else starts a new conversation: an unknown,
+        deleted or foreign message never leaks one.
+        """
+        exchange = None
+        if reply_to is not None:
+            exchange = self.history.answer_at(self.platform, chat_id, reply_to)
+        elif not group and self.settings.conversation_idle_s > 0:
+            raw = self.client.connection.get(self._pointer(chat_id, user_id))
+            if raw:
+                exchange = self.history.get(int(json.loads(raw)["exchange_id"]))
+        if exchange is None or exchange.chat_id != chat_id:
+            return Context()
+        if not group and self.history.owner(exchange) != user_id:
+            return Context()
+        thread = self.history.thread(exchange.id)  # type: ignore[arg-type]
+        return Context.after(thread) if thread else Context()
+
+    def remember(self, delivery: Delivery, results: list[Result]) -> None:
+        """After an answer in a private chat: the next message continues from it (until idle)."""
+        if len(results) != 1 or results[0].exchange_id is None or self.settings.conversation_idle_s <= 0:
+            return
+        request = results[0].request
+        pointer = {"conversation_id": request.conversation_id, "exchange_id": results[0].exchange_id}
+        ttl = max(1, int(self.settings.conversation_idle_s))
+        self.client.connection.set(self._pointer(delivery.chat_id, delivery.user_id), json.dumps(pointer), ex=ttl)
+
+    def new_conversation(self, user_id: str, chat_id: str) -> str:
+        self.client.connection.delete(self._pointer(chat_id, user_id))
+        return "🆕 New conversation: your next message starts afresh (earlier answers stay in /history)."
+
+    def retry_context(
+        self, user_id: str, chat_id: str, exchange_id: int, group: bool = False
+    ) -> tuple[str, str, Context]:
+        """(prompt, model, context) to ask an answer's question again, with the same context.
+
+        Only the asker (or, in a group, anyone in that group) may retry an answer.
+        """
+        exchange = self.history.get(exchange_id)
+        if exchange is None or not exchange.prompt or exchange.chat_id != chat_id:
+            raise InputError("That answer can no longer be retried.")
+        if not group and self.history.owner(exchange) != user_id:
+            raise InputError("That answer can no longer be retried.")
+        thread = self.history.thread(exchange.parent_id) if exchange.parent_id is not None else []
+        context = Context.after(thread) if thread else Context()
+        context.conversation_id = exchange.conversation_id or context.conversation_id
+        context.turn = exchange.turn
+        context.fixed_system, context.system = True, exchange.system_prompt
+        return exchange.prompt, exchange.model, context
+
+    # -- cancelling ---------------------------------------------------------
+    def cancel(self, user_id: str, chat_id: str, request_id: str | None = None) -> str:
+        """Cancel this user's questions still queued in this chat (or the one given).
+
+        A running answer is not cut short: its energy is being measured over the whole
+        generation, and half a window would be neither a whole answer's cost nor comparable.
+        """
+        owed = [d for d in self.deliveries.pending() if d.user_id == user_id and d.chat_id == chat_id]
+        if request_id is not None:
+            owed = [d for d in owed if request_id in d.request_ids]
+        if not owed:
+            return "Nothing of yours is waiting to be cancelled."
+        cancelled = running = 0
+        for delivery in owed:
+            for rid in delivery.request_ids:
+                try:
+                    job = self.client.job(rid)
+                except JobError:
+                    continue
+                if self.client.cancel(job):
+                    cancelled += 1
+                else:
+                    running += 1
+        parts = []
+        if cancelled:
+            parts.append(
+                f"Cancelled {cancelled} waiting question{'s' * (cancelled > 1)}: nothing was measured or stored."
+            )
+        if running:
+            parts.append(
+                f"{running} already being generated: {'it' if running == 1 else 'they'} will finish and be stored "
+                "(a generation is measured whole; stopping it halfway would leave a figure that is no answer's cost)."
+            )
+        return " ".join(parts) or "Nothing of yours is waiting to be cancelled."
+
+    # -- system prompts -----------------------------------------------------
+    def system_prompt(self, user_id: str, chat_id: str, group: bool = False) -> str | None:
+        """A group's prompt in a group, the user's in a private chat, else SYSTEM_PROMPT (or none)."""
+        own = self.history.system_prompt(self.platform, user_id, chat_id if group else None)
+        return own or self.settings.system_prompt or None
+
+    def system_command(self, user_id: str, chat_id: str, argument: str, group: bool = False) -> str:
+        """/system: show (no argument), `clear`, or set."""
+        whose = "this group's" if group else "your"
+        where = chat_id if group else None
+        text = argument.strip()
+        if not text:
+            own = self.history.system_prompt(self.platform, user_id, where)
+            if own:
+                return f"System prompt ({'this group' if group else 'yours'}):\n{own}"
+            if self.settings.system_prompt:
+                return f"System prompt (the default, SYSTEM_PROMPT):\n{self.settings.system_prompt}"
+            return f"No system prompt is set. Set {whose} with: /system You answer briefly."
+        if text.lower() == "clear":
+            self.history.set_system_prompt(self.platform, user_id, None, where)
+            return f"Cleared {whose} system prompt."
+        if len(text) > self.settings.max_prompt_chars:
+            raise InputError(
+                f"the system prompt has {len(text)} characters; the maximum is {self.settings.max_prompt_chars}"
+            )
+        self.history.set_system_prompt(self.platform, user_id, text.replace("\x00", ""), where)
+        return f"Set {whose} system prompt. It applies from the next question."
 
     def _prepare(self, user_id: str, chat_id: str, prompt: str, models: list[str | None]) -> list[Request]:
         self.ensure_queue()
@@ -222,6 +364,8 @@ class ChatCore:
         return requests
 
     def submit(self, requests: list[Request], status_message_id: str | None, reply_to: str | None = None) -> Delivery:
+        if len(requests) == 1 and status_message_id is not None:
+            requests[0].message_ref = status_message_id  # a reply to this message continues the conversation
         first = requests[0]
         delivery = Delivery(
             request_ids=[r.id for r in requests], platform=self.platform, user_id=first.user_id,
@@ -251,7 +395,11 @@ class ChatCore:
                     result = await asyncio.to_thread(self.client.poll, job, 1)
                     if result is not None:
                         return result
-                    await on_status(status_text(await asyncio.to_thread(self.client.progress, job)))
+                    progress = await asyncio.to_thread(self.client.progress, job)
+                    partial = None
+                    if progress.state == "generating":
+                        partial = await asyncio.to_thread(self.client.partial, request_id)
+                    await on_status(status_text(progress), partial)
             except QueueUnavailable as exc:
                 if not outage:
                     log.warning("%s while following %s; waiting for it to come back", exc, request_id)
@@ -355,21 +503,17 @@ class ChatCore:
 
     def stats_text(self) -> str:
         """Per basis (box, energy source, measured or estimated) and task, the models from greenest to
-        hungriest (mean energy per answer ± 95 % interval): never ranked across bases."""
+        hungriest (mean energy per answer ± 95 % interval): never ranked across bases. Later turns of
+        conversations (they carry context) are shown apart from first questions."""
         rows = self.history.category_stats()
         if not rows:
             return "No measurements yet."
         lines = ["Average energy per answer ± 95 % interval (answers), by task, greenest first:"]
-        for basis, group in by_basis(rows).items():
-            lines.append(f"{basis.label()}:")
-            for category in sorted({r.category for r in group}):
-                ranked = sorted((r for r in group if r.category == category), key=lambda r: r.mean_total_j)
-                cells = [
-                    f"{r.model} {sig(r.mean_total_j)} ± {sig(r.ci95_total_j, 2)} J ({r.answers}"
-                    + (f", {r.accuracy:.0%} right of {r.scored} checked)" if r.accuracy is not None else ")")
-                    for r in ranked
-                ]
-                lines.append(f"• {category}: " + " · ".join(cells))
+        lines += _ranked(rows)
+        continued = self.history.category_stats(continued=True)
+        if continued:
+            lines.append("Later turns of conversations (they carry the conversation as context, so cost more):")
+            lines += _ranked(continued)
         return "\n".join(lines)
 
     def forget(self, user_id: str) -> str:
@@ -379,11 +523,28 @@ class ChatCore:
         )
 
 
+def _ranked(rows: list) -> list[str]:
+    """Each basis on its own, then per task the models from greenest to hungriest."""
+    lines = []
+    for basis, group in by_basis(rows).items():
+        lines.append(f"{basis.label()}:")
+        for category in sorted({r.category for r in group}):
+            ranked = sorted((r for r in group if r.category == category), key=lambda r: r.mean_total_j)
+            cells = [
+                f"{r.model} {sig(r.mean_total_j)} ± {sig(r.ci95_total_j, 2)} J ({r.answers}"
+                + (f", {r.accuracy:.0%} right of {r.scored} checked)" if r.accuracy is not None else ")")
+                for r in ranked
+            ]
+            lines.append(f"• {category}: " + " · ".join(cells))
+    return lines
+
+
 __all__ = [
     "HELP",
     "QUEUE_WENT_AWAY",
     "Answer",
     "ChatCore",
+    "Context",
     "InputError",
     "JobError",
     "QueueUnavailable",

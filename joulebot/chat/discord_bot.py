@@ -23,14 +23,15 @@ from discord import app_commands
 
 from joulebot.chat.core import HELP, ChatCore, InputError, JobError, QueueUnavailable, Reply, make_reply, spawn
 from joulebot.chat.deliveries import Delivery
-from joulebot.chat.discord_format import Message, render
+from joulebot.chat.discord_format import Message, render, render_partial
 from joulebot.config import Settings
+from joulebot.queueing.client import JobCancelled
 
 log = logging.getLogger(__name__)
 
 TOKEN_LIFETIME = timedelta(minutes=15)
 TOKEN_MARGIN = timedelta(seconds=30)
-STATUS_EDIT_INTERVAL_S = 2.0
+STATUS_EDIT_INTERVAL_S = 1.5
 NO_MENTIONS = discord.AllowedMentions.none()  # model output must never ping @everyone
 
 
@@ -60,7 +61,7 @@ async def model_names(interaction: discord.Interaction, current: str) -> list[ap
 class ReplyTarget:
     """Where a reply goes: the interaction while its token lives, else the channel."""
 
-    async def status(self, text: str, *, urgent: bool = False) -> None: ...
+    async def status(self, text: str, partial: str | None = None, *, urgent: bool = False) -> None: ...
 
     async def deliver(self, messages: list[Message]) -> None: ...
 
@@ -75,9 +76,11 @@ class InteractionTarget(ReplyTarget):
     def _alive(self) -> bool:
         return datetime.now(UTC) - self.interaction.created_at < TOKEN_LIFETIME - TOKEN_MARGIN
 
-    async def status(self, text: str, *, urgent: bool = False) -> None:
+    async def status(self, text: str, partial: str | None = None, *, urgent: bool = False) -> None:
+        """The status line, or the answer so far while it is generated (one embed, Markdown closed)."""
         now = time.monotonic()
-        if text == self.shown or not self._alive():
+        shown = partial or text
+        if shown == self.shown or not self._alive():
             return
         if now - self.edited_at < STATUS_EDIT_INTERVAL_S:
             if not urgent:
@@ -85,8 +88,12 @@ class InteractionTarget(ReplyTarget):
             await asyncio.sleep(self.edited_at + STATUS_EDIT_INTERVAL_S - now)  # a notice the user must see
             now = time.monotonic()
         try:
-            await self.interaction.edit_original_response(content=text)
-            self.shown, self.edited_at = text, now
+            if partial:
+                message = render_partial(partial, text)
+                await self.interaction.edit_original_response(content=None, embeds=to_embeds(message))
+            else:
+                await self.interaction.edit_original_response(content=text)
+            self.shown, self.edited_at = shown, now
         except discord.HTTPException as exc:
             log.info("status edit skipped: %s", exc)
 
@@ -217,6 +224,8 @@ class DiscordBot(discord.Client):
         try:
             results = await self.core.follow(delivery, target.status)
             reply = make_reply(results, delivery.units, self.core.settings.public_url)
+        except JobCancelled as exc:
+            reply = Reply([], f"🚫 {exc}")
         except JobError as exc:
             reply = Reply([], f"⚠️ {exc}")
         try:
@@ -237,6 +246,8 @@ class DiscordBot(discord.Client):
             ("units", "Show energy in joules, or average power and duration in watts", self.cmd_units),
             ("history", "Your last exchanges (only you see them)", self.cmd_history),
             ("forget", "Delete your prompts and answers (only you see this)", self.cmd_forget),
+            ("system", "Show, set or clear your system prompt (text, or 'clear')", self.cmd_system),
+            ("cancel", "Cancel your questions still waiting in the queue", self.cmd_cancel),
             ("stats", "Average energy per model, per box", self.cmd_stats),
             ("boxes", "The measurement boxes: grid, intensity, meters, queue", self.cmd_boxes),
             ("box", "Pin the box that answers you (a name), or let joulebot choose (auto)", self.cmd_box),
@@ -297,6 +308,15 @@ class DiscordBot(discord.Client):
                 "Run /forget confirm:True to go ahead."
             ),
         )
+
+    @app_commands.describe(text="the system prompt; 'clear' removes it; empty shows it")
+    async def cmd_system(self, interaction: discord.Interaction, text: str | None = None) -> None:
+        user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
+        await self.private(interaction, lambda: self.core.system_command(user_id, channel_id, text or ""))
+
+    async def cmd_cancel(self, interaction: discord.Interaction) -> None:
+        user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
+        await self.private(interaction, lambda: self.core.cancel(user_id, channel_id))
 
     async def cmd_stats(self, interaction: discord.Interaction) -> None:
         text = await asyncio.to_thread(self.core.stats_text)

@@ -75,3 +75,15 @@ def render(answers: list[tuple[str, str, str]], closing: str = "") -> list[Messa
     if closing:
         messages[-1].content = closing[:CONTENT]
     return messages
+
+
+def close_fences(text: str) -> str:
+    """An answer cut mid-way (while it streams) with its open code block closed, so it renders as one."""
+    return text + "\n```" if text.count("```") % 2 else text
+
+
+def render_partial(answer: str, status: str) -> Message:
+    """The answer so far, as one message: its first embed (longer answers continue in the final reply)."""
+    first = split_text(answer, DESCRIPTION - 8)[0]
+    more = "\n…" if len(first) < len(answer) else ""
+    return Message(embeds=[Embed(description=close_fences(first) + more, footer=status)])

@@ -105,6 +105,19 @@ def model_line(result: Result) -> str:
     return " · ".join(parts)
 
 
+def conversation_lines(result: Result) -> list[str]:
+    """For a later turn: the context it carried (why it cost more), and once, what was forgotten."""
+    lines = []
+    if result.request.turn > 1:
+        lines.append(f"🧵 turn {result.request.turn} · {result.prompt_tokens:,} context tokens")
+    if result.dropped_turns and not result.request.told_forgotten:
+        lines.append(
+            f"🧠 the start of this conversation no longer fits {result.model}'s context: "
+            f"the first {result.dropped_turns} messages were left out"
+        )
+    return lines
+
+
 def routing_line(result: Result) -> str | None:
     """Which box answered and why it was chosen (fleets only: one box needs no reason)."""
     routing = result.routing
@@ -120,6 +133,7 @@ def answer_link(result: Result, public_url: str) -> str | None:
 
 def footer(result: Result, units: Units | None = None, public_url: str = "") -> str:
     lines = [energy_line(result.energy, units or result.request.units), carbon_line(result), model_line(result)]
+    lines += conversation_lines(result)
     if (where := routing_line(result)) is not None:
         lines.append(where)
     if result.hint:

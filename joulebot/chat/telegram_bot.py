@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlparse
 
+import redis
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType, MessageEntityType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
@@ -29,45 +30,80 @@ from telegram.ext import (
     filters,
 )
 
-from joulebot.chat.core import HELP, ChatCore, InputError, JobError, Reply, make_reply, spawn
+from joulebot.chat.core import HELP, ChatCore, Context, InputError, JobError, Reply, make_reply, spawn
 from joulebot.chat.deliveries import Delivery
-from joulebot.chat.telegram_format import split_html, to_html, visible_text
+from joulebot.chat.telegram_format import LIMIT, split_html, to_html, visible_text
 from joulebot.config import Settings
+from joulebot.queueing.client import JobCancelled
 
 log = logging.getLogger(__name__)
 
-STATUS_EDIT_INTERVAL_S = 2.0
+STATUS_EDIT_INTERVAL_S = 1.5  # per chat: Telegram allows about one message a second per chat
 SEND_ATTEMPTS = 6
+GENERATING = "✍️ generating…"
+CANCELLED = "🚫 Cancelled before it ran: nothing was measured or stored."
 
 
 def _seconds(retry_after) -> float:
     return retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else float(retry_after)
 
 
-class StatusMessage:
-    """One status message, edited at most every 2 s and never with the text it already shows."""
+def cancel_button(request_id: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton("Cancel", callback_data=f"cancel:{request_id}")]])
 
-    def __init__(self, bot, chat_id: str, message_id: str | None, text: str = "") -> None:
+
+def retry_button(exchange_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton("🔄 Retry", callback_data=f"retry:{exchange_id}")]])
+
+
+def partial_html(partial: str) -> str:
+    """The answer so far as valid Telegram HTML in one message (its first piece if longer), then the status."""
+    pieces = split_html(to_html(partial), LIMIT - 100)
+    more = "\n…" if len(pieces) > 1 else ""
+    return f"{pieces[0]}{more}\n\n{html.escape(GENERATING, quote=False)}"
+
+
+class StatusMessage:
+    """One status message, edited at most every STATUS_EDIT_INTERVAL_S per chat, never with the text it shows.
+
+    While the job waits it keeps a Cancel button; while the answer is generated it shows the
+    text so far (HTML, valid in every edit); the final edit (the answer and its footer) is
+    `TelegramBot._deliver`'s.
+    """
+
+    def __init__(
+        self, bot, chat_id: str, message_id: str | None, text: str = "", paces: dict[str, float] | None = None,
+        cancel: InlineKeyboardMarkup | None = None,
+    ) -> None:  # fmt: skip
         self.bot, self.chat_id, self.message_id = bot, chat_id, message_id
         self.text = text
-        self.edited_at = time.monotonic()
+        self.paces = paces if paces is not None else {}  # chat id -> last edit (shared by the chat's messages)
+        self.cancel = cancel
         self.blocked_until = 0.0
+        self.edits = 0
 
-    async def update(self, text: str, *, urgent: bool = False) -> None:
-        """Show `text`; an `urgent` one waits for the next allowed edit (and out flood control), never skipped."""
+    async def update(self, status: str, partial: str | None = None, *, urgent: bool = False) -> None:
+        """Show `status` (or, while generating, the answer so far); an `urgent` one waits for the next
+        allowed edit (and out flood control), never skipped."""
+        text, parse_mode = (partial_html(partial), ParseMode.HTML) if partial else (status, None)
+        markup = self.cancel if status.startswith("⏳") else None  # no Cancel once it runs
         for _ in range(SEND_ATTEMPTS if urgent else 1):
             now = time.monotonic()
             if self.message_id is None or text == self.text:
                 return
-            ready_at = max(self.edited_at + STATUS_EDIT_INTERVAL_S, self.blocked_until)
+            ready_at = max(self.paces.get(self.chat_id, -1e9) + STATUS_EDIT_INTERVAL_S, self.blocked_until)
             if now < ready_at:
                 if not urgent:
                     return
                 await asyncio.sleep(ready_at - now)
                 now = time.monotonic()
             try:
-                await self.bot.edit_message_text(text, chat_id=self.chat_id, message_id=int(self.message_id))
-                self.text, self.edited_at = text, now
+                await self.bot.edit_message_text(
+                    text, chat_id=self.chat_id, message_id=int(self.message_id), parse_mode=parse_mode,
+                    reply_markup=markup,
+                )  # fmt: skip
+                self.text, self.paces[self.chat_id] = text, now
+                self.edits += 1
                 return
             except RetryAfter as exc:  # flood control: skip status edits for a while, the answer still comes
                 self.blocked_until = now + _seconds(exc.retry_after)
@@ -83,6 +119,7 @@ class TelegramBot:
         self.admins = Settings.id_set(settings.telegram_admins)
         self.allowed = Settings.id_set(settings.telegram_allowed_users)
         self._tasks: set[asyncio.Task] = set()
+        self._paces: dict[str, float] = {}  # chat id -> time of its last status edit
 
     # -- the application ---------------------------------------------------
     def application(self) -> Application:
@@ -108,6 +145,9 @@ class TelegramBot:
         app.add_handler(CommandHandler("boxes", self._guarded(self._cmd_boxes)))
         app.add_handler(CommandHandler("box", self._guarded(self._cmd_box)))
         app.add_handler(CommandHandler("forget", self._guarded(self._cmd_forget)))
+        app.add_handler(CommandHandler("new", self._guarded(self._cmd_new)))
+        app.add_handler(CommandHandler("system", self._guarded(self._cmd_system)))
+        app.add_handler(CommandHandler("cancel", self._guarded(self._cmd_cancel)))
         app.add_handler(CallbackQueryHandler(self._guarded(self._on_button)))
         app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self._guarded(self._on_text)))
         app.add_error_handler(self._on_error)
@@ -161,14 +201,17 @@ class TelegramBot:
         return guarded
 
     # -- asking --------------------------------------------------------------
-    async def _ask(self, message: Message, user_id: str, prompt: str, models: list[str | None]) -> None:
+    async def _ask(
+        self, message: Message, user_id: str, prompt: str, models: list[str | None], context: Context | None = None
+    ) -> None:
         chat_id = str(message.chat_id)
+        group = message.chat.type != ChatType.PRIVATE
         try:
-            requests = await asyncio.to_thread(self.core.prepare, user_id, chat_id, prompt, models)
+            requests = await asyncio.to_thread(self.core.prepare, user_id, chat_id, prompt, models, context, group)
         except InputError as exc:
             await message.reply_text(str(exc))
             return
-        status = await message.reply_text("⏳ queued")
+        status = await message.reply_text("⏳ queued", reply_markup=cancel_button(requests[0].id))
         try:
             delivery = await asyncio.to_thread(self.core.submit, requests, str(status.message_id))
         except JobError as exc:
@@ -180,29 +223,45 @@ class TelegramBot:
         spawn(self._tasks, coroutine, "following an answer")
 
     async def _follow(self, bot, delivery: Delivery, shown: str = "") -> None:
-        status = StatusMessage(bot, delivery.chat_id, delivery.status_message_id, shown)
+        status = StatusMessage(bot, delivery.chat_id, delivery.status_message_id, shown, self._paces,
+                               cancel_button(delivery.key))  # fmt: skip
+        results = []
         try:
             results = await self.core.follow(delivery, status.update)
+        except JobCancelled:
+            reply = Reply([], CANCELLED)
         except JobError as exc:
             reply = Reply([], f"⚠️ {exc}")
         else:
             reply = make_reply(results, delivery.units, self.settings.public_url)
-        if await self._deliver(bot, delivery, reply):
+        stored = [r.exchange_id for r in results if r.exchange_id is not None]
+        markup = retry_button(stored[0]) if len(results) == 1 and stored else None
+        await asyncio.to_thread(self.core.remember, delivery, results)  # before the user can see it and reply
+        if await self._deliver(bot, delivery, reply, markup):
             await asyncio.to_thread(self.core.delivered, delivery)
         # else: it stays owed in Redis, and the next start of the bot sends it again
 
-    async def _deliver(self, bot, delivery: Delivery, reply: Reply) -> bool:
-        """Replace the status message with the reply's first piece, send the rest; never lose it."""
+    async def _deliver(
+        self, bot, delivery: Delivery, reply: Reply, buttons: InlineKeyboardMarkup | None = None
+    ) -> bool:
+        """Replace the status message with the reply's first piece, send the rest; never lose it.
+
+        `buttons` (Retry) go under the last piece.
+        """
         markup = "\n\n".join(
             to_html(text) if is_model else html.escape(text, quote=False) for text, is_model in reply.parts()
         )
-        for index, piece in enumerate(split_html(markup)):
+        pieces = split_html(markup)
+        for index, piece in enumerate(pieces):
             edit = delivery.status_message_id if index == 0 else None
-            if not await self._send(bot, delivery.chat_id, piece, edit):
+            last = buttons if index == len(pieces) - 1 else None
+            if not await self._send(bot, delivery.chat_id, piece, edit, last):
                 return False
         return True
 
-    async def _send(self, bot, chat_id: str, piece: str, edit_message_id: str | None) -> bool:
+    async def _send(
+        self, bot, chat_id: str, piece: str, edit_message_id: str | None, buttons: InlineKeyboardMarkup | None = None
+    ) -> bool:
         """One piece, through flood control, parse errors and network trouble; False if it could not go."""
         parse_mode: str | None = ParseMode.HTML
         text = piece
@@ -210,10 +269,11 @@ class TelegramBot:
             try:
                 if edit_message_id is not None:
                     await bot.edit_message_text(
-                        text, chat_id=chat_id, message_id=int(edit_message_id), parse_mode=parse_mode
-                    )
+                        text, chat_id=chat_id, message_id=int(edit_message_id), parse_mode=parse_mode,
+                        reply_markup=buttons,
+                    )  # fmt: skip
                 else:
-                    await bot.send_message(chat_id, text, parse_mode=parse_mode)
+                    await bot.send_message(chat_id, text, parse_mode=parse_mode, reply_markup=buttons)
                 return True
             except RetryAfter as exc:
                 await asyncio.sleep(_seconds(exc.retry_after))
@@ -329,6 +389,23 @@ class TelegramBot:
             reply_markup=InlineKeyboardMarkup(buttons),
         )
 
+    async def _cmd_new(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        user_id = str(update.effective_user.id)
+        await self._reply(message, lambda: self.core.new_conversation(user_id, str(message.chat_id)))
+
+    async def _cmd_system(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        user_id, chat_id = str(update.effective_user.id), str(message.chat_id)
+        group = message.chat.type != ChatType.PRIVATE
+        argument = self._argument(message)
+        await self._reply(message, lambda: self.core.system_command(user_id, chat_id, argument, group))
+
+    async def _cmd_cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        user_id = str(update.effective_user.id)
+        await self._reply(message, lambda: self.core.cancel(user_id, str(message.chat_id)))
+
     async def _reply(self, message: Message, produce: Callable[[], str]) -> None:
         """Send what `produce` (blocking: history, catalog) returns, or its refusal."""
         text = await self.core.text_of(produce)
@@ -337,9 +414,12 @@ class TelegramBot:
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
-        await query.answer()  # first: the user's client shows a spinner until the query is answered
         user_id = str(update.effective_user.id)
         action, _, value = (query.data or "").partition(":")
+        if action in ("cancel", "retry"):  # answered with what happened (a few Redis/SQL reads first)
+            await self._on_answer_button(query, user_id, action, value)
+            return
+        await query.answer()  # first: the user's client shows a spinner until the query is answered
         if action == "model":
             text = await self.core.text_of(lambda: self.core.set_model(user_id, value))
         elif action == "forget" and value == "yes":
@@ -350,19 +430,42 @@ class TelegramBot:
             text = "That button has expired."
         await query.edit_message_text(text)
 
+    async def _on_answer_button(self, query, user_id: str, action: str, value: str) -> None:
+        """Cancel (under a waiting question) and Retry (under an answer); the follow task edits the status."""
+        message = query.message
+        chat_id = str(message.chat.id)
+        if action == "cancel":
+            text = await asyncio.to_thread(self.core.cancel, user_id, chat_id, value)
+            await query.answer(text[:200])
+            return
+        group = message.chat.type != ChatType.PRIVATE
+        try:
+            prompt, model, context = await asyncio.to_thread(
+                self.core.retry_context, user_id, chat_id, int(value) if value.isdigit() else -1, group
+            )
+        except InputError as exc:
+            await query.answer(str(exc))
+            return
+        await query.answer("Asking again…")
+        await self._ask(message, user_id, prompt, [model], context)
+
     async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         prompt = message.text or ""
-        if message.chat.type != ChatType.PRIVATE:
+        user_id, chat_id = str(update.effective_user.id), str(message.chat_id)
+        group = message.chat.type != ChatType.PRIVATE
+        original = message.reply_to_message
+        replied = original is not None and original.from_user is not None and original.from_user.id == context.bot.id
+        if group:
             me = context.bot.username or ""
             mentions = message.parse_entities([MessageEntityType.MENTION]).values()
             mentioned = any(m.lower() == f"@{me}".lower() for m in mentions)
-            replied = (
-                message.reply_to_message is not None
-                and message.reply_to_message.from_user is not None
-                and (message.reply_to_message.from_user.id == context.bot.id)
-            )
             if not (mentioned or replied):
                 return
             prompt = prompt.replace(f"@{me}", "").strip()
-        await self._ask(message, str(update.effective_user.id), prompt, [None])
+        reply_to = str(original.message_id) if replied and original is not None else None
+        try:
+            conversation = await asyncio.to_thread(self.core.context_for, user_id, chat_id, reply_to, group)
+        except (redis.ConnectionError, redis.TimeoutError):
+            conversation = None  # prepare() says that the queue is unavailable
+        await self._ask(message, user_id, prompt, [None], conversation)

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     max_model_params_b: float = Field(default=9.0, gt=0)
     max_prompt_chars: int = Field(default=4000, gt=0)
     max_tokens: int = Field(default=256, gt=0)  # tokens per answer; a prompt must leave room for them
+    max_context_tokens: int = Field(default=4096, ge=512)  # prompt + earlier turns + answer, at most
+    system_prompt: str = ""  # for everyone who set none of their own (/system); empty: none
+    stream_interval_s: float = Field(default=0.5, gt=0)  # how often the worker publishes the answer so far
     # One core left to the rest of the box (the worker's Python, Redis, the bots): llama.cpp's threads
     # spin while they wait for each other, and with every core taken one busy neighbour stalls them
     # all (bench/threads.py on 2 busy cores: 15.5 tokens/s with 1 thread, 0.8 with 2).
@@ -113,6 +116,7 @@ class Settings(BaseSettings):
     # Chat front ends (shared limits).
     max_pending_per_user: int = Field(default=3, ge=1)
     max_prompts_per_minute: int = Field(default=10, ge=1)
+    conversation_idle_s: float = Field(default=3600.0, ge=0)  # a private chat starts afresh after this silence
 
     # Telegram.
     telegram_bot_token: SecretStr = SecretStr("")

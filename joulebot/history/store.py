@@ -21,7 +21,7 @@ from sqlmodel import Session, create_engine, select
 
 from joulebot.config.files import private_file, private_umask
 from joulebot.exchange import Result
-from joulebot.history.tables import Exchange, User
+from joulebot.history.tables import ChatPreference, Exchange, User
 
 
 def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -241,8 +241,14 @@ class HistoryStore:
         return found if found is not None else self._user(session, platform, platform_user_id).id  # type: ignore[return-value]
 
     def record(self, result: Result) -> int:
-        """Store one finished exchange; returns its id. The Result's own id fields stay unset."""
+        """Store one finished exchange; returns its id. The Result's own id fields stay unset.
+
+        The earlier turns a request carried are not stored again with it: each lives in its own
+        exchange (found through `parent_id`), so forgetting or retention removes every copy.
+        """
         req, energy, carbon = result.request, result.energy, result.carbon
+        # the samples go in their own column, once; the earlier turns in their own exchanges
+        stored = result.model_dump(mode="json", exclude={"energy": {"machine": {"trace"}}, "request": {"turns"}})
         with Session(self.engine) as session:
             row = Exchange(
                 request_id=req.id,
@@ -273,11 +279,17 @@ class HistoryStore:
                 embodied_g=carbon.embodied_g,
                 sci_g=carbon.sci_g,
                 box=result.box,
-                # the samples go in their own column, once
-                result=result.model_dump(mode="json", exclude={"energy": {"machine": {"trace"}}}),
+                result=stored,
                 power_trace=[list(point) for point in energy.machine.trace] or None,
                 share_token=result.share_token,
                 meter_failures=sum(r.joules is None for r in (energy.machine, *energy.components)),
+                conversation_id=req.conversation_id,
+                parent_id=req.parent_id,
+                turn=req.turn,
+                context_turns=result.context_turns,
+                chat_id=req.chat_id,
+                message_ref=req.message_ref,
+                system_prompt=req.system,
             )
             # A Core insert of the row's columns: on the answer's path, the ORM's unit of work
             # (flush, then reloading the row for its id) cost more CPU than the write itself.
@@ -335,6 +347,61 @@ class HistoryStore:
             session.add(user)
             session.commit()
 
+    def system_prompt(self, platform: str, platform_user_id: str, chat_id: str | None = None) -> str | None:
+        """The chat's system prompt when `chat_id` is given (groups), else the user's; None if unset."""
+        with Session(self.engine) as session:
+            if chat_id is not None:
+                query = select(ChatPreference.system_prompt).where(
+                    ChatPreference.platform == platform, ChatPreference.chat_id == chat_id
+                )
+            else:
+                query = select(User.system_prompt).where(
+                    User.platform == platform, User.platform_user_id == platform_user_id
+                )
+            return session.exec(query).first()
+
+    def set_system_prompt(
+        self, platform: str, platform_user_id: str, text: str | None, chat_id: str | None = None
+    ) -> None:
+        """Set (or with None, clear) the user's system prompt, or the group chat's when `chat_id` is given."""
+        with Session(self.engine) as session:
+            if chat_id is None:
+                row: User | ChatPreference = self._user(session, platform, platform_user_id)
+            else:
+                query = select(ChatPreference).where(
+                    ChatPreference.platform == platform, ChatPreference.chat_id == chat_id
+                )
+                row = session.exec(query).first() or ChatPreference(platform=platform, chat_id=chat_id)
+            row.system_prompt = text
+            session.add(row)
+            session.commit()
+
+    def answer_at(self, platform: str, chat_id: str, message_ref: str) -> Exchange | None:
+        """The exchange whose answer a platform message of this chat shows (replies continue from it)."""
+        with Session(self.engine) as session:
+            query = select(Exchange).where(
+                Exchange.platform == platform, Exchange.chat_id == chat_id, Exchange.message_ref == message_ref
+            )
+            return session.exec(query.order_by(Exchange.id.desc())).first()  # type: ignore[union-attr]
+
+    def owner(self, exchange: Exchange) -> str | None:
+        """The platform user id who asked an exchange (None once forgotten)."""
+        if exchange.user_id is None:
+            return None
+        with Session(self.engine) as session:
+            user = session.get(User, exchange.user_id)
+            return user.platform_user_id if user else None
+
+    def thread(self, exchange_id: int, max_turns: int = 200) -> list[Exchange]:
+        """An exchange and the ones it continued, oldest first; stops where words were forgotten."""
+        chain: list[Exchange] = []
+        with Session(self.engine) as session:
+            current = session.get(Exchange, exchange_id)
+            while current is not None and current.prompt and len(chain) < max_turns:
+                chain.append(current)
+                current = session.get(Exchange, current.parent_id) if current.parent_id is not None else None
+        return chain[::-1]
+
     def forget(self, platform: str, platform_user_id: str) -> int:
         """Delete a user's prompts and answers; their anonymous measurements stay for the statistics.
 
@@ -350,7 +417,7 @@ class HistoryStore:
                 _scrub(row)
                 row.user_id = None
                 session.add(row)
-            user.default_model = user.units = user.box = None
+            user.default_model = user.units = user.box = user.system_prompt = None
             session.add(user)
             session.commit()
             return len(rows)
@@ -360,19 +427,21 @@ class HistoryStore:
         (`category` is empty): never averaged across bases."""
         return sorted(self._aggregate(None, by_category=False), key=lambda s: s.mean_total_j)
 
-    def category_stats(self, request_id_prefix: str | None = None, box: str | None = None) -> list[CategoryStats]:
-        """Per model, task category, box and meter, over every exchange with a total energy (or one run's, or
-        one box's).
+    def category_stats(
+        self, request_id_prefix: str | None = None, box: str | None = None, continued: bool = False
+    ) -> list[CategoryStats]:
+        """Per model, task category, box and meter, over every first question with a total energy (or one run's,
 
         Figures from different boxes or meters are never averaged together: each pair is its own row.
         One aggregate query (served by the covering index `ix_exchanges_stats`): the database
         returns counts, means and the sums for the spread and the scores; no row is loaded here.
+        `continued=True`: over the later turns of conversations instead (they carry context, cost more).
         """
-        stats = self._aggregate(request_id_prefix, by_category=True, box=box)
+        stats = self._aggregate(request_id_prefix, by_category=True, box=box, continued=continued)
         return sorted(stats, key=lambda s: (s.model, s.category, s.box, s.energy_source, not s.measured))
 
     def _aggregate(
-        self, request_id_prefix: str | None, by_category: bool, box: str | None = None
+        self, request_id_prefix: str | None, by_category: bool, box: str | None = None, continued: bool = False
     ) -> list[CategoryStats]:
         total, sci = Exchange.energy_total_j, Exchange.sci_g
         category = Exchange.category if by_category else sa_literal("")
@@ -403,6 +472,7 @@ class HistoryStore:
                 func.sum(sci * sci),
             )
             .where(total.is_not(None), Exchange.energy_includes_reload.is_(False))  # type: ignore[union-attr,attr-defined]
+            .where(Exchange.turn > 1 if continued else Exchange.turn == 1)  # first questions apart from later turns
             .group_by(  # the index's order; a reload inside a window is not comparable
                 *([Exchange.category] if by_category else []),
                 Exchange.box,
@@ -467,7 +537,12 @@ class HistoryStore:
                     func.count(Exchange.correct),
                     func.sum(case((Exchange.correct.is_(True), 1), else_=0)),  # type: ignore[union-attr]
                 )
-                .where(Exchange.category == category, Exchange.box == box, Exchange.energy_source == source)
+                .where(
+                    Exchange.turn == 1,
+                    Exchange.category == category,
+                    Exchange.box == box,
+                    Exchange.energy_source == source,
+                )
                 .where(total.is_not(None), Exchange.energy_includes_reload.is_(False))  # type: ignore[union-attr,attr-defined]
                 .group_by(Exchange.model)
             )
@@ -573,9 +648,10 @@ def _scrub(row: Exchange) -> None:
     """Remove the words of an exchange (prompt, answer, reasoning, who asked); keep its figures."""
     result = dict(row.result)
     request = dict(result.get("request", {}))
-    request.update(prompt="", user_id="", chat_id=None)
+    request.update(prompt="", user_id="", chat_id=None, system=None, turns=[])
     result.update(request=request, answer="", reasoning="", hint=None)
     row.prompt, row.answer, row.result = "", "", result
+    row.system_prompt = row.chat_id = None
 
 
 def _category_stats(

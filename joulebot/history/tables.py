@@ -22,6 +22,7 @@ class User(SQLModel, table=True):
     platform_user_id: str = Field(max_length=64)
     default_model: str | None = Field(default=None, max_length=128)
     units: str | None = Field(default=None, max_length=16)
+    system_prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     box: str | None = Field(default=None, max_length=128)  # pinned with /box NAME; None: routing decides
     created_at: datetime = Field(default_factory=_now)
 
@@ -30,10 +31,23 @@ class User(SQLModel, table=True):
 # aggregates (`joulebot stats`, the greener-model hint in every footer) are index-only scans
 # and stay flat as history grows (migration 0018).
 STATS_INDEX_COLUMNS = (
+    "turn",  # first questions apart from later turns (migration 0015): the statistics filter on it
     "category", "box", "energy_source", "model", "energy_measured", "energy_includes_reload",
     "energy_total_j", "energy_attributable_j", "operational_g", "sci_g", "completion_tokens", "correct",
     "energy_uncertainty_j",
 )  # fmt: skip
+
+
+class ChatPreference(SQLModel, table=True):
+    """What a group chat chose for everyone in it (its /system prompt)."""
+
+    __tablename__ = "chat_preferences"
+    __table_args__ = (UniqueConstraint("platform", "chat_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=32)
+    chat_id: str = Field(max_length=64)
+    system_prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Exchange(SQLModel, table=True):
@@ -55,6 +69,7 @@ class Exchange(SQLModel, table=True):
         ),
         Index("ix_exchanges_started_at", "started_at"),
         Index("ix_exchanges_stats", *STATS_INDEX_COLUMNS),  # the statistics and the hint (migrations 0018, 0014)
+        Index("ix_exchanges_message", "platform", "chat_id", "message_ref"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -97,3 +112,11 @@ class Exchange(SQLModel, table=True):
     correct: bool | None = None
     score: float | None = None  # 1/0, share of unit tests passed, or chrF
     score_note: str | None = Field(default=None, max_length=200)
+    # conversations (migration 0015): a first question has turn 1 and no parent
+    conversation_id: str | None = Field(default=None, max_length=32, index=True)
+    parent_id: int | None = Field(default=None, index=True)  # the exchange this one continued
+    turn: int = 1  # in ix_exchanges_stats, first
+    context_turns: int = 0  # earlier turns the model received (after trimming)
+    chat_id: str | None = Field(default=None, max_length=64)
+    message_ref: str | None = Field(default=None, max_length=64)  # the platform message showing the answer
+    system_prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

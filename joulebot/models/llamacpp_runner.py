@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from joulebot.models.catalog import ModelEntry
-from joulebot.models.runner import Generation, Runner, RunnerError, split_reasoning
+from joulebot.models.runner import Generation, Messages, Runner, RunnerError, TextSink, split_reasoning
+
+MESSAGE_OVERHEAD_TOKENS = 7  # the chat template around each message (SmolLM2 ChatML: measured 6-7), rounded up
 
 
 class LlamaCppRunner(Runner):
@@ -33,13 +36,26 @@ class LlamaCppRunner(Runner):
         )
         return time.perf_counter() - t0
 
-    def generate(self, entry: ModelEntry, prompt: str, max_tokens: int) -> Generation:
+    def context_window(self, entry: ModelEntry) -> int:
+        return min(entry.context_tokens, self.context)
+
+    def count_tokens(self, entry: ModelEntry, messages: Messages) -> int:
+        """Exact per message (the model's own tokenizer), plus the template's markers."""
+        self.load(entry)
+        llm: Any = self._loaded[entry.name]  # llama_cpp.Llama (untyped)
+        counts = [len(llm.tokenize(m["content"].encode(), add_bos=False)) for m in messages]
+        return sum(counts) + MESSAGE_OVERHEAD_TOKENS * len(messages)
+
+    def generate(
+        self, entry: ModelEntry, messages: Messages, max_tokens: int, sink: TextSink | None = None
+    ) -> Generation:
         self.load(entry)
         llm = self._loaded[entry.name]
+        extra = {} if sink is None else {"logits_processor": [_Watcher(llm, sink)]}
         t0 = time.perf_counter()
         try:
             out = llm.create_chat_completion(  # type: ignore[attr-defined]
-                messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens, seed=self.seed
+                messages=messages, max_tokens=max_tokens, seed=self.seed, **extra
             )
         except ValueError as exc:  # llama.cpp reports an over-long prompt this way
             raise RunnerError(f"model {entry.name} could not answer: {exc}") from exc
@@ -55,3 +71,23 @@ class LlamaCppRunner(Runner):
             seconds=seconds,
             finish_reason=choice.get("finish_reason"),
         )
+
+
+class _Watcher:
+    """A logits processor that changes nothing: it sees the tokens evaluated so far before each
+    new one is sampled, and feeds the text of the answer to the sink when it is due.
+
+    (Streaming mode would lose llama.cpp's exact token counts; this keeps them.)
+    """
+
+    def __init__(self, llm: object, sink: TextSink) -> None:
+        self.llm, self.sink = llm, sink
+        self.prompt_len: int | None = None
+
+    def __call__(self, input_ids, scores):  # numpy arrays, as llama.cpp passes them
+        if self.prompt_len is None:
+            self.prompt_len = len(input_ids)  # the first call: the prompt is evaluated, nothing sampled yet
+        elif self.sink.due():
+            answer = self.llm.detokenize(list(input_ids[self.prompt_len :]))
+            self.sink.put(answer.decode("utf-8", errors="ignore"))
+        return scores

@@ -15,7 +15,7 @@ import httpx
 import ollama
 
 from joulebot.models.catalog import ModelEntry, OllamaModel, parse_parameter_size
-from joulebot.models.runner import Generation, Runner, RunnerError, split_reasoning
+from joulebot.models.runner import Generation, Messages, Runner, RunnerError, TextSink, split_reasoning
 
 NS = 1e9
 
@@ -61,7 +61,16 @@ class OllamaRunner(Runner):
             raise self._error(entry, exc) from None
         return (response.load_duration or 0) / NS
 
-    def generate(self, entry: ModelEntry, prompt: str, max_tokens: int) -> Generation:
+    def count_tokens(self, entry: ModelEntry, messages: Messages) -> int:
+        """An upper estimate (Ollama exposes no tokenizer): 1 token per 3 characters, 4 per message.
+
+        English averages about 4 characters per token: this keeps trimming on the safe side.
+        """
+        return sum(len(m["content"]) // 3 + 4 for m in messages)
+
+    def generate(
+        self, entry: ModelEntry, messages: Messages, max_tokens: int, sink: TextSink | None = None
+    ) -> Generation:
         parts: list[str] = []
         thinking: list[str] = []
         first_token_s = None
@@ -70,7 +79,7 @@ class OllamaRunner(Runner):
         try:
             stream = self.client.chat(
                 model=self._tag(entry),
-                messages=[{"role": "user", "content": prompt}],
+                messages=messages,
                 stream=True,
                 options={"num_predict": max_tokens, "seed": 0},
                 keep_alive=self.keep_alive,
@@ -80,6 +89,8 @@ class OllamaRunner(Runner):
                     if first_token_s is None:
                         first_token_s = time.perf_counter() - t0
                     parts.append(chunk.message.content)
+                    if sink is not None and sink.due():
+                        sink.put("".join(parts))
                 if chunk.message.thinking:
                     thinking.append(chunk.message.thinking)
                 if chunk.done:

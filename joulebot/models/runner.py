@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from pydantic import BaseModel
 
@@ -29,6 +31,34 @@ class Generation(BaseModel):
     runner_stats: dict[str, float] = {}  # the runner's own timings (Ollama: total/load/prompt_eval/eval, s)
 
 
+Messages = list[dict[str, str]]  # chat messages: {"role": "system"|"user"|"assistant", "content": ...}
+
+
+class TextSink:
+    """Where a runner puts the answer while it grows (the worker publishes it for the front ends).
+
+    A runner asks `due()` at every token, cheaply, and builds the text only when it is:
+    the sink decides how often (at most every `interval_s`), so streaming costs almost nothing
+    inside the measured window.
+    """
+
+    def __init__(self, publish: Callable[[str], None], interval_s: float = 0.5, clock=time.monotonic) -> None:
+        self._publish, self.interval_s, self._clock = publish, interval_s, clock
+        self._next = 0.0
+        self.published = 0
+
+    def due(self) -> bool:
+        return self._clock() >= self._next
+
+    def put(self, text: str) -> None:
+        """Publish the text so far (without reasoning), and wait `interval_s` before the next."""
+        shown = split_reasoning(text)[0]
+        if shown:  # reasoning alone is not shown: ask again at the next token
+            self._next = self._clock() + self.interval_s
+            self._publish(shown)
+            self.published += 1
+
+
 class RunnerError(RuntimeError):
     """A model could not answer; the message is safe to show to the user."""
 
@@ -39,4 +69,15 @@ class Runner(ABC):
         """Make the model ready (weights in memory); returns the seconds it took, 0 if warm."""
 
     @abstractmethod
-    def generate(self, entry: ModelEntry, prompt: str, max_tokens: int) -> Generation: ...
+    def generate(
+        self, entry: ModelEntry, messages: Messages, max_tokens: int, sink: TextSink | None = None
+    ) -> Generation:
+        """Answer the last message given the ones before it; feed `sink` the text as it grows."""
+
+    @abstractmethod
+    def count_tokens(self, entry: ModelEntry, messages: Messages) -> int:
+        """How many context tokens these messages take (exact where the runner has the tokenizer)."""
+
+    def context_window(self, entry: ModelEntry) -> int:
+        """The tokens this runner gives the model (prompt and answer together)."""
+        return entry.context_tokens

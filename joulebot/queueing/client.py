@@ -22,7 +22,7 @@ from rq.results import Result as RQResult
 from joulebot.config import Settings, SettingsError
 from joulebot.exchange import Request, Result, Routing
 from joulebot.history.categories import classify
-from joulebot.keys import JOB_FUNCTION, alive_key, box_status_key, rq_queue_key
+from joulebot.keys import JOB_FUNCTION, alive_key, box_status_key, partial_answer_key, rq_queue_key
 from joulebot.queueing import connection as conn
 from joulebot.queueing.embedded import embedded_worker_alive, ensure_embedded_stack
 from joulebot.queueing.fleet import BoxView, Fleet
@@ -63,6 +63,10 @@ def queue_errors(settings: Settings | None = None) -> Iterator[None]:
         if "invalid database" in str(exc).lower():  # redis-py's wording when SELECT fails on connect
             raise SettingsError("REDIS_URL names a database index this Redis server does not have") from None
         raise QueueUnavailable(f"the queue ({where}) does not answer") from exc
+
+
+class JobCancelled(JobError):
+    """The job was cancelled before it ran: nothing was measured or stored."""
 
 
 class NoBox(JobError):
@@ -223,7 +227,9 @@ class QueueClient:
             self._move_if_box_died(job)
         if status in (JobStatus.CANCELED, JobStatus.STOPPED):
             job.refresh()
-            raise JobError(job.meta.get("error") or "this question was cancelled before it ran; nothing was recorded")
+            if "error" in job.meta:  # ended by joulebot (e.g. its box stopped), with the reason
+                raise JobError(job.meta["error"])
+            raise JobCancelled("cancelled before it ran; nothing was measured or stored")  # by its user
         if status != JobStatus.STARTED:
             return
         if self.connection.exists(alive_key(job.origin)):
@@ -302,6 +308,13 @@ class QueueClient:
         exc = (outcome.exc_string or "").strip()
         last_line = exc.splitlines()[-1] if exc else "unknown error"
         raise JobError(f"the worker failed: {last_line.split(':')[0]} (see the worker log)")
+
+    def partial(self, request_id: str) -> str | None:
+        """The answer so far, while the worker generates it (None before the first words)."""
+        raw = self.connection.get(partial_answer_key(request_id))
+        if isinstance(raw, bytes):
+            return raw.decode("utf-8", errors="replace") or None
+        return raw or None
 
     def cancel(self, job: Job) -> bool:
         """Cancel a job that has not started; a running job is left to finish and be stored."""

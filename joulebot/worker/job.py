@@ -22,7 +22,7 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
 from joulebot.exchange import Request
-from joulebot.keys import box_status_key
+from joulebot.keys import box_status_key, partial_answer_key
 from joulebot.models import ModelUnavailable, RunnerError, UnknownModelError
 from joulebot.worker.station import Station
 
@@ -69,13 +69,28 @@ def _set_error(message: str) -> None:
         job.save_meta()
 
 
+def _publisher(station: Station, request: Request):
+    """Writes the answer so far where the front ends read it; a Redis hiccup only skips one update."""
+    job = get_current_job()
+    if job is None or not request.stream:
+        return None
+    key, ttl = partial_answer_key(request.id), station.settings.job_timeout_s + 60
+
+    def publish(text: str) -> None:
+        with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
+            job.connection.set(key, text, ex=ttl)
+
+    return publish
+
+
 def run_request(payload: dict[str, Any]) -> dict[str, Any]:
     station = _serving.get()
     if station is None:
         raise NotAMeasurementWorker("joulebot jobs run only in `joulebot worker` (it holds the meters)")
     request = Request.model_validate(payload)
     try:
-        result = station.run(request, stage=lambda stage: _report_stage(station, stage))
+        stage = lambda name: _report_stage(station, name)  # noqa: E731
+        result = station.run(request, stage=stage, publish=_publisher(station, request))
     except (RunnerError, UnknownModelError, ModelUnavailable) as exc:
         _set_error(str(exc))
         raise

@@ -30,12 +30,14 @@ from joulebot.metering.temperature import wait_until_cool
 from joulebot.models import Catalog, ModelEntry, Runner, RunnerError
 from joulebot.models.inventory import current_catalog, ollama_runner
 from joulebot.models.llamacpp_runner import LlamaCppRunner
+from joulebot.models.runner import TextSink
 from joulebot.queueing.fleet import BoxModel, BoxProfile, MeanEnergy, MeterScope
+from joulebot.worker.context import fit
 from joulebot.worker.outbox import HistoryOutbox
 
 log = logging.getLogger(__name__)
 
-WARMUP_PROMPT = "Say hello."
+WARMUP_PROMPT = [{"role": "user", "content": "Say hello."}]  # chat messages, as for every answer
 WARMUP_TOKENS = 8
 # a runner that reports more load time than this inside the window loaded the model again (Ollama
 # evicted it between the warm-up and the answer): that answer's energy includes a reload
@@ -188,8 +190,13 @@ class Station:
             stage("measuring idle power")
             self.measure_idle()
 
-    def run(self, request: Request, stage: StageCallback = lambda _: None) -> Result:
-        """One answer, measured; no idle measurement runs at the same time."""
+    def run(
+        self, request: Request, stage: StageCallback = lambda _: None, publish: Callable[[str], None] | None = None
+    ) -> Result:
+        """One answer, measured; no idle measurement runs at the same time.
+
+        `publish` receives the answer so far (if the request streams).
+        """
 
         def staged(name: str) -> None:
             self.state = name
@@ -197,12 +204,12 @@ class Station:
 
         with self.busy:
             try:
-                return self._run(request, staged)
+                return self._run(request, staged, publish)
             finally:
                 self.last_job_end = time.monotonic()
                 self.state = "idle"
 
-    def _run(self, request: Request, stage: StageCallback) -> Result:
+    def _run(self, request: Request, stage: StageCallback, publish: Callable[[str], None] | None) -> Result:
         try:
             entry = self.refresh_catalog().resolve(request.model)
         except LookupError:  # pulled or removed since the last look: look again before refusing
@@ -214,9 +221,12 @@ class Station:
             stage("warming up")
         warmup = self.warm_model(entry, load_s)  # likewise
         self.prepare(stage)
+        window = min(runner.context_window(entry), self.settings.max_context_tokens)
+        messages, dropped = fit(request, window, lambda m: runner.count_tokens(entry, m))  # before the window
+        sink = TextSink(publish, self.settings.stream_interval_s) if publish and request.stream else None
         stage("generating")
         started_at = datetime.now(UTC)
-        generation, energy = self.box.measure(lambda: runner.generate(entry, request.prompt, request.max_tokens))
+        generation, energy = self.box.measure(lambda: runner.generate(entry, messages, request.max_tokens, sink))
         reload_s = generation.runner_stats.get("load_duration", 0.0)
         if reload_s > RELOAD_S:  # evicted and loaded again inside the window: not comparable, and said so
             energy = energy.model_copy(update={"includes_reload": True, "reload_s": reload_s})
@@ -242,6 +252,8 @@ class Station:
             finished_at=datetime.now(UTC),
             category=request.category or classify(request.prompt),
             share_token=secrets.token_urlsafe(16),
+            context_turns=len(request.turns) - dropped,
+            dropped_turns=dropped,
         )
         stage("storing")
         try:

@@ -1,0 +1,115 @@
+"""What streaming the answer costs on the metered box. Prints figures; asserts nothing.
+
+The worker publishes the answer so far to Redis (at most every STREAM_INTERVAL_S) from
+inside the measured window, so its cost lands on the box's energy bill. This runs the
+same generation (SmolLM2 through llama.cpp, fixed seed: the same tokens every time)
+with and without publishing, interleaved, each in the box's measured window, against a
+real Redis, and prints both energies, their ratio, and the time the publishing itself
+took (all of the sink's work: building the text from tokens, dropping reasoning, the Redis
+write) and this process's CPU time with and without. On a shared machine the energy of
+the whole box is noisy (other processes' load lands in it); the CPU time of the
+generating process and the sink's own time are the sensitive figures. Run from the
+repository root:
+
+    python bench/stream_cost.py --n 8 [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import uuid
+
+import redis
+
+from joulebot.config import Settings
+from joulebot.keys import partial_answer_key
+from joulebot.metering.box import MeasurementBox
+from joulebot.metering.detect import detect_meters
+from joulebot.models.catalog import static_entries
+from joulebot.models.llamacpp_runner import LlamaCppRunner
+from joulebot.models.runner import TextSink
+
+PROMPT = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "Write a short story about a lighthouse keeper and a storm."},
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=8, help="answers per mode")
+    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="llama.cpp threads (default LLAMA_THREADS); on a busy machine 1 "
+        "keeps spinning threads out of the CPU time"
+    )  # fmt: skip
+    args = parser.parse_args()
+
+    settings = Settings(_env_file=None)
+    entry = next(e for e in static_entries() if e.runner == "llamacpp")
+    runner = LlamaCppRunner(threads=args.threads or settings.llama_threads)
+    runner.load(entry)
+    box = MeasurementBox(detect_meters(settings).meters, settings.sysfs_root)
+    box.measure_idle(settings.idle_baseline_s)
+    connection = redis.Redis.from_url(args.redis)
+    key = partial_answer_key(f"bench-stream-{uuid.uuid4().hex}")
+    publishing = {"seconds": 0.0, "count": 0}
+
+    class TimedSink(TextSink):
+        """The worker's sink, timing everything it does (the runner's cheap `due()` checks aside)."""
+
+        def put(self, text: str) -> None:
+            t0 = time.perf_counter()
+            super().put(text)
+            publishing["seconds"] += time.perf_counter() - t0
+            publishing["count"] += 1
+
+    def publish(text: str) -> None:
+        connection.set(key, text, ex=60)
+
+    runner.generate(entry, PROMPT, args.max_tokens)  # warm caches
+    energy: dict[str, list[float]] = {"off": [], "on": []}
+    seconds: dict[str, list[float]] = {"off": [], "on": []}
+    cpu: dict[str, list[float]] = {"off": [], "on": []}
+    tokens = set()
+    source = ""
+    for i in range(args.n):
+        for mode in ("off", "on") if i % 2 == 0 else ("on", "off"):
+            sink = TimedSink(publish, settings.stream_interval_s) if mode == "on" else None
+            cpu0 = time.process_time()
+            generation, measured = box.measure(lambda sink=sink: runner.generate(entry, PROMPT, args.max_tokens, sink))
+            cpu[mode].append(time.process_time() - cpu0)
+            tokens.add(generation.completion_tokens)
+            source = measured.machine.source if measured.machine.measured else f"estimate ({measured.machine.method})"
+            if measured.total_j is not None:
+                energy[mode].append(measured.total_j)
+            seconds[mode].append(generation.seconds)
+    connection.delete(key)
+
+    def line(mode: str) -> str:
+        e, s = energy[mode], seconds[mode]
+        spread = statistics.stdev(e) if len(e) > 1 else 0.0
+        return (
+            f"{statistics.fmean(e):8.2f} J ± {spread:.2f} (total, n={len(e)}) · {statistics.fmean(s):.3f} s wall"
+            f" · {statistics.fmean(cpu[mode]):.3f} s CPU of this process"
+        )
+
+    print(f"model {entry.name}, {sorted(tokens)} completion tokens, {runner.threads} threads, meter: {source}")
+    print(f"no streaming (baseline) {line('off')}")
+    print(f"streaming every {settings.stream_interval_s:g} s  {line('on')}")
+    ratio = statistics.fmean(energy["on"]) / statistics.fmean(energy["off"])
+    print(f"energy ratio streaming / baseline: {ratio:.4f} ({(ratio - 1) * 100:+.2f} %, within the noise above)")
+    cpu_ratio = statistics.fmean(cpu["on"]) / statistics.fmean(cpu["off"])
+    print(f"CPU time ratio streaming / baseline: {cpu_ratio:.4f} ({(cpu_ratio - 1) * 100:+.2f} %)")
+    share = publishing["seconds"] / sum(seconds["on"])
+    print(
+        f"the sink itself: {publishing['count']} publications, {publishing['seconds'] * 1000:.1f} ms in all = "
+        f"{share * 100:.3f} % of the streamed generations' wall time"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,368 @@
+"""Conversations (issue 15): multi-turn memory, streaming, system prompts, cancel and retry.
+
+The real Telegram bot process against the Bot API stand-in, the real embedded queue and
+measurement worker, and the Ollama stand-in as the model (no weights: fast lane).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+
+import pytest
+from conftest import run_cli
+from factories import make_result
+from standins import BotApiStandIn, OllamaStandIn
+from test_telegram import TOKEN, Bot
+
+from joulebot.chat.discord_format import close_fences, render_partial
+from joulebot.chat.telegram_bot import CANCELLED, GENERATING, partial_html
+from joulebot.chat.telegram_format import visible_text
+from joulebot.exchange import Request, Turn
+from joulebot.history import HistoryStore
+from joulebot.models.runner import TextSink
+from joulebot.worker.context import fit
+
+ANSWER = "Paris is the capital of France."
+
+
+# -- units: what the model receives, trimming, the sink ------------------------------------------
+def _request(turns: int, chars: int = 300, **extra) -> Request:
+    earlier = []
+    for n in range(turns):
+        earlier += [Turn(role="user", content=f"q{n} " + "x" * chars), Turn(role="assistant", content=f"a{n}")]
+    return Request(platform="cli", user_id="u", model="m", prompt="now?", turns=earlier, max_tokens=100, **extra)
+
+
+def test_the_request_gives_the_model_system_earlier_turns_and_the_prompt_as_chat_messages():
+    request = _request(1, chars=3, system="Be brief.")
+    assert request.messages() == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "q0 xxx"},
+        {"role": "assistant", "content": "a0"},
+        {"role": "user", "content": "now?"},
+    ]
+
+
+def test_trimming_drops_the_oldest_question_and_answer_first_and_never_the_prompt():
+    count = lambda messages: sum(len(m["content"]) for m in messages)  # noqa: E731  (one token per character)
+    request = _request(3, chars=100, system="S" * 10)
+    everything = count(request.messages())
+    messages, dropped = fit(request, everything + request.max_tokens, count)
+    assert dropped == 0 and len(messages) == 8
+    messages, dropped = fit(request, everything + request.max_tokens - 1, count)
+    assert dropped == 2 and messages[0]["role"] == "system" and messages[1]["content"].startswith("q1 ")
+    messages, dropped = fit(request, 50 + request.max_tokens, count)  # nothing earlier fits: the prompt still goes
+    assert dropped == 6 and [m["content"] for m in messages] == ["S" * 10, "now?"]
+
+
+def test_the_sink_publishes_at_most_once_per_interval_and_never_the_reasoning():
+    now = [0.0]
+    seen: list[str] = []
+    sink = TextSink(seen.append, interval_s=0.5, clock=lambda: now[0])
+    for step, text in enumerate(
+        ["<think>hm", "<think>hm</think>Pa", "<think>hm</think>Paris", "<think>hm</think>Paris!"]
+    ):
+        now[0] = step * 0.3
+        if sink.due():
+            sink.put(text)
+    assert seen == ["Pa", "Paris!"]  # t=0: only reasoning (nothing shown); t=0.3 published; t=0.6 too soon; t=0.9
+
+
+def balanced(markup: str) -> bool:
+    """Every tag closed in order, and no stray `<` or `&` outside tags and entities (what Telegram parses)."""
+    stack: list[str] = []
+    for closing, name in re.findall(r"<(/?)([a-z]+)[^>]*>", markup):
+        if closing and (not stack or stack.pop() != name):
+            return False
+        if not closing:
+            stack.append(name)
+    bare = re.sub(r"<[^>]*>|&(lt|gt|amp|quot);", "", markup)
+    return not stack and "<" not in bare and ">" not in bare and "&" not in bare
+
+
+@pytest.mark.parametrize("answer", ["Some `code` and <b>tags</b> & more\n```py\nx = 1 < 2\n", "a" * 5000])
+def test_every_partial_edit_is_valid_markup(answer):
+    for cut in range(0, len(answer), max(1, len(answer) // 37)):
+        text = partial_html(answer[: cut + 1])
+        assert len(text) <= 4096 and text.endswith(GENERATING)
+        assert balanced(text), text
+        shown, given = visible_text(text).replace("`", ""), answer[: cut + 1].replace("`", "").replace("py\n", "")
+        assert shown.startswith(given[:20].rstrip("\n")), "the partial edit shows the answer's own words"
+        discord = render_partial(answer[: cut + 1], GENERATING).embeds[0]
+        assert discord.description.count("```") % 2 == 0 and len(discord.description) <= 4096
+    assert close_fences("```py\nx") == "```py\nx\n```"
+
+
+# -- history: conversations, branches, forgetting, statistics ------------------------------------
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    sqlite = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    history = HistoryStore.open(sqlite if request.param == "sqlite" else request.getfixturevalue("postgres_url"))
+    yield history
+    history.engine.dispose()
+
+
+def test_history_keeps_conversations_branches_and_forgets_every_word(store):
+    first = make_result(prompt="Capital of France?", answer=ANSWER)
+    first.request.conversation_id, first.request.chat_id, first.request.message_ref = "c1", "42", "1001"
+    first.request.system = "Be brief."
+    a = store.record(first)
+    second = make_result(prompt="And Spain?", answer="Madrid.")
+    second.request = second.request.model_copy(update={
+        "conversation_id": "c1", "parent_id": a, "turn": 2, "chat_id": "42", "message_ref": "1002",
+        "turns": [Turn(role="user", content="Capital of France?"), Turn(role="assistant", content=ANSWER)],
+    })  # fmt: skip
+    b = store.record(second)
+    assert [e.prompt for e in store.thread(b)] == ["Capital of France?", "And Spain?"]
+    assert "turns" not in store.get(b).result["request"], "earlier turns are not stored twice"
+    assert store.answer_at(first.request.platform, "42", "1001").id == a
+    assert store.answer_at(first.request.platform, "43", "1001") is None, "message ids are per chat"
+    assert [r.answers for r in store.category_stats()] == [1]
+    assert [r.answers for r in store.category_stats(continued=True)] == [1]
+
+    store.set_system_prompt(first.request.platform, first.request.user_id, "Answer in French.")
+    assert store.system_prompt(first.request.platform, first.request.user_id) == "Answer in French."
+    store.forget(first.request.platform, first.request.user_id)
+    assert store.system_prompt(first.request.platform, first.request.user_id) is None
+    row = store.get(a)
+    assert row.system_prompt is None and row.result["request"]["system"] is None and row.prompt == ""
+    assert store.thread(b) == [] and store.answer_at(first.request.platform, "42", "1001") is None
+
+
+# -- the Telegram bot, end to end (fast: the Ollama stand-in is the model) ------------------------
+@pytest.fixture
+def ollama():
+    standin = OllamaStandIn()
+    standin.answer = [ANSWER]
+    yield standin
+    standin.close()
+
+
+@pytest.fixture
+def api():
+    with contextlib.closing(BotApiStandIn(TOKEN)) as standin:
+        yield standin
+
+
+@pytest.fixture
+def bot(embedded, api, ollama):
+    bots: list[Bot] = []
+
+    def start(**env: str) -> Bot:
+        bots.append(Bot(embedded, api, OLLAMA_HOST=ollama.url, DEFAULT_MODEL="llama3", **env).start())
+        return bots[-1]
+
+    yield start
+    for b in bots:
+        b.stop()
+    for b in bots:
+        assert "Traceback" not in b.logs, b.logs
+
+
+def chats(ollama: OllamaStandIn) -> list[list[dict]]:
+    """The messages of every /api/chat the worker sent, in order."""
+    return [body["messages"] for _, path, body in ollama.requests if path == "/api/chat"]
+
+
+class Chat:
+    """One user's private chat with the bot, on the stand-in."""
+
+    def __init__(self, api: BotApiStandIn, user: int, chat: int | None = None) -> None:
+        self.api, self.user, self.chat = api, user, chat or user
+
+    def _edits(self) -> list[dict]:
+        return [p for m, p in self.api.to_chat(self.chat) if m == "editMessageText"]
+
+    def ask(self, text: str, reply_to: int | None = None, **extra) -> dict:
+        """Send a message and wait for its final answer (the edit with the footer); returns that edit."""
+        done = {p["message_id"] for p in self._edits() if "⚡" in p["text"]}
+        if reply_to is not None:
+            extra["reply_to_message"] = {
+                "message_id": reply_to,
+                "date": int(time.time()),
+                "text": "earlier",
+                "chat": {"id": self.chat, "type": "private"},
+                "from": BotApiStandIn.BOT,
+            }
+        self.api.message(self.user, text, chat_id=self.chat, **extra)
+        _, final = self.api.wait_for(lambda m, p: m == "editMessageText" and str(p.get("chat_id")) == str(self.chat)
+                                     and "⚡" in p["text"] and p["message_id"] not in done)  # fmt: skip
+        return final
+
+    def says(self, predicate) -> dict:
+        return self.api.wait_for(lambda m, p: m == "sendMessage" and str(p["chat_id"]) == str(self.chat)
+                                 and predicate(p["text"]))[1]  # fmt: skip
+
+
+def test_a_private_chat_remembers_streams_branches_and_starts_afresh(bot, api, ollama, embedded):
+    bot()
+    alice = Chat(api, 601)
+    first = alice.ask("Capital of France?")
+    assert chats(ollama)[-1] == [{"role": "user", "content": "Capital of France?"}]
+    assert "turn" not in first["text"]
+
+    ollama.answer = ["Madrid", " is", " the", " capital", " of", " Spain", "."]
+    ollama.chunk_delay_s = 0.6  # a slow model: the answer must show up while it is generated
+    second = alice.ask("And of Spain?")
+    ollama.chunk_delay_s = 0.0
+    assert chats(ollama)[-1] == [
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": ANSWER},
+        {"role": "user", "content": "And of Spain?"},
+    ]
+    assert "🧵 turn 2 · 14 context tokens" in second["text"]  # the stand-in's prompt_eval_count
+    edits = [p for p in alice._edits() if p["message_id"] == second["message_id"]]
+    partial = [p for p in edits if GENERATING in p["text"]]
+    assert partial, f"no partial edit before the final one: {[p['text'] for p in edits]}"
+    assert edits.index(partial[0]) < edits.index(second) and partial[0]["parse_mode"] == "HTML"
+    assert partial[0]["text"].startswith("Madrid") and "⚡" not in partial[0]["text"]
+    assert "retry:" in second["reply_markup"], "the answer carries a Retry button"
+
+    ollama.answer = ["Berlin."]
+    alice.ask("And of Germany?", reply_to=first["message_id"])  # a branch from the first answer
+    assert chats(ollama)[-1] == [
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": ANSWER},
+        {"role": "user", "content": "And of Germany?"},
+    ]
+    alice.ask("And of Italy?")  # continues the branch it is now in
+    assert [m["content"] for m in chats(ollama)[-1]] == [
+        "Capital of France?", ANSWER, "And of Germany?", "Berlin.", "And of Italy?"]  # fmt: skip
+
+    api.message(601, "/new")
+    alice.says(lambda t: t.startswith("🆕 New conversation"))
+    alice.ask("Hello?")
+    assert chats(ollama)[-1] == [{"role": "user", "content": "Hello?"}]
+
+    rows = HistoryStore.open(embedded.sqlalchemy_url).recent("telegram", "601", 10)[::-1]
+    assert [r.turn for r in rows] == [1, 2, 2, 3, 1]
+    assert rows[1].parent_id == rows[0].id == rows[2].parent_id and rows[3].parent_id == rows[2].id
+    assert len({r.conversation_id for r in rows[:4]}) == 1 and rows[4].conversation_id != rows[0].conversation_id
+
+
+def test_branches_never_leak_another_users_conversation(bot, api, ollama, embedded):
+    bot()
+    alice, bob = Chat(api, 611), Chat(api, 612)
+    secret = alice.ask("My password is hunter2. Capital of France?")
+    # Bob "replies" to the message id of Alice's answer: ids are per chat, and it is not his
+    bob.ask("What did I say?", reply_to=secret["message_id"])
+    assert chats(ollama)[-1] == [{"role": "user", "content": "What did I say?"}]
+    # a reply to a message that is not the bot's, or that was deleted, starts afresh too
+    carol = Chat(api, 613)
+    carol.ask("Where is Paris?", reply_to=999_999)
+    assert chats(ollama)[-1] == [{"role": "user", "content": "Where is Paris?"}]
+    # in a group, a mention starts a conversation; only a reply chain to the bot continues it
+    mention = [{"type": "mention", "offset": 0, "length": 18}]
+    api.message(614, "@joulebot_test_bot Capital of France?", chat_id=-5001, chat_type="group", entities=mention)
+    api.wait_for(lambda m, p: m == "editMessageText" and str(p["chat_id"]) == "-5001" and "⚡" in p["text"])
+    group_answer = next(p for m, p in api.to_chat(-5001) if m == "editMessageText" and "⚡" in p["text"])
+
+    def group_answers(n: int):
+        return lambda m, p: len([c for m, c in api.to_chat(-5001) if m == "editMessageText" and "⚡" in c["text"]]) == n
+
+    api.message(615, "@joulebot_test_bot And of Spain?", chat_id=-5001, chat_type="group", entities=mention)
+    api.wait_for(group_answers(2))
+    assert chats(ollama)[-1] == [{"role": "user", "content": "And of Spain?"}]
+    reply = {"message_id": group_answer["message_id"], "date": int(time.time()), "text": ANSWER,
+             "chat": {"id": -5001, "type": "group"}, "from": BotApiStandIn.BOT}  # fmt: skip
+    api.message(615, "And Germany?", chat_id=-5001, chat_type="group", reply_to_message=reply)
+    api.wait_for(group_answers(3))
+    assert [m["content"] for m in chats(ollama)[-1]] == ["Capital of France?", ANSWER, "And Germany?"]
+
+
+def test_system_prompts_trimming_cancel_and_retry(bot, api, ollama, embedded):
+    bot(MAX_CONTEXT_TOKENS="512", MAX_TOKENS="256", MAX_PROMPT_CHARS="400")
+    dana = Chat(api, 621)
+    api.message(621, "/system " + "x" * 401)
+    dana.says(lambda t: t == "the system prompt has 401 characters; the maximum is 400")
+    api.message(621, "/system You answer in one sentence.")
+    dana.says(lambda t: t.startswith("Set your system prompt."))
+    api.message(621, "/system")
+    dana.says(lambda t: t == "System prompt (yours):\nYou answer in one sentence.")
+
+    long = "Tell me about this: " + "y" * 330  # ~120 tokens by the Ollama estimate; the window keeps 256
+    dana.ask(long)
+    assert chats(ollama)[-1][0] == {"role": "system", "content": "You answer in one sentence."}
+    second = dana.ask("Short?")
+    assert len(chats(ollama)[-1]) == 4 and "🧵 turn 2" in second["text"] and "left out" not in second["text"]
+    third = dana.ask(long + " again")  # with it, the conversation no longer fits: the oldest turn goes
+    sent = chats(ollama)[-1]
+    assert [m["content"] for m in sent] == ["You answer in one sentence.", "Short?", ANSWER, long + " again"]
+    assert "the first 2 messages were left out" in third["text"] and "🧵 turn 3" in third["text"]
+    fourth = dana.ask("And then?")
+    assert "left out" not in fourth["text"], "the user is told once"
+
+    # Retry: the same question with the same context and system prompt; both answers stay
+    retry = json.loads(fourth["reply_markup"])["inline_keyboard"][0][0]["callback_data"]
+    before = len(chats(ollama))
+    api.press(621, fourth["message_id"], retry)
+    api.wait_for(lambda m, p: m == "editMessageText" and str(p["chat_id"]) == "621" and "⚡" in p["text"]
+                 and p["message_id"] != fourth["message_id"] and "🧵 turn 4" in p["text"])  # fmt: skip
+    assert chats(ollama)[before] == chats(ollama)[before - 1], "a retry sends exactly the same messages"
+    history = HistoryStore.open(embedded.sqlalchemy_url)
+    rows = history.recent("telegram", "621", 2)
+    assert rows[0].prompt == rows[1].prompt == "And then?" and rows[0].parent_id == rows[1].parent_id
+
+    # Cancel: a question waiting behind a slow one is removed; nothing measured or stored
+    ollama.answer = ["slow"] * 6
+    ollama.chunk_delay_s = 0.5
+    api.message(622, "A slow one?")
+    api.wait_for(lambda m, p: m == "editMessageText" and str(p["chat_id"]) == "622" and "generating" in p["text"])
+    seen = len(api.calls)
+    api.message(621, "Queued behind it?")
+    _, waiting = api.wait_for(lambda m, p: m == "editMessageText" and str(p["chat_id"]) == "621"
+                              and "position 1" in p["text"] and (m, p) in api.calls[seen:])  # fmt: skip
+    cancel = json.loads(waiting["reply_markup"])["inline_keyboard"][0][0]["callback_data"]
+    assert cancel.startswith("cancel:")
+    api.press(622, 1, cancel)  # not Erin's question: refused
+    api.wait_for(lambda m, p: m == "answerCallbackQuery" and "Nothing of yours" in p.get("text", ""))
+    api.press(621, 1, cancel)
+    api.wait_for(lambda m, p: m == "editMessageText" and str(p["chat_id"]) == "621" and p["text"] == CANCELLED)
+    api.wait_for(lambda m, p: m == "editMessageText" and str(p["chat_id"]) == "622" and "⚡" in p["text"], 60)
+    ollama.chunk_delay_s = 0.0
+    assert "Queued behind it?" not in [r.prompt for r in history.recent("telegram", "621", 10)]
+    assert not [c for c in chats(ollama) if c[-1]["content"] == "Queued behind it?"], "the model never saw it"
+    api.message(621, "/cancel")
+    dana.says(lambda t: t == "Nothing of yours is waiting to be cancelled.")
+
+
+def test_cli_continue_streams_and_no_stream(embedded, ollama):
+    env = {"OLLAMA_HOST": ollama.url, "DEFAULT_MODEL": "llama3"}
+    first = run_cli(embedded, "ask", "Capital of France?", "--no-stream", **env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith(ANSWER + "\n")
+    ollama.answer = ["Madrid", " is", " the", " capital", "."]
+    ollama.chunk_delay_s = 0.5
+    second = run_cli(embedded, "ask", "And of Spain?", "--continue", "--system", "Be brief.", **env)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.startswith("Madrid is the capital.\n") and "🧵 turn 2" in second.stdout
+    assert chats(ollama)[-1] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": ANSWER},
+        {"role": "user", "content": "And of Spain?"},
+    ]
+    as_json = run_cli(embedded, "ask", "And Italy?", "--continue", "--json", **env)
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["request"]["turn"] == 3
+    too_long = run_cli(embedded, "ask", "Hi", "--system", "z" * 5000, **env)
+    assert too_long.returncode == 2 and "the system prompt has 5000 characters" in too_long.stderr
+
+
+@pytest.mark.e2e
+def test_llama_cpp_receives_the_earlier_turns_and_streams(embedded):
+    """The embedded runner (SmolLM2): a continued question carries the first turn as context."""
+    from joulebot.exchange import Result
+
+    first = run_cli(embedded, "ask", "Name a colour.", "--json")
+    assert first.returncode == 0, first.stderr
+    streamed = run_cli(embedded, "ask", "Name another one.", "--continue")
+    assert streamed.returncode == 0, streamed.stderr
+    assert "🧵 turn 2 · " in streamed.stdout
+    again = run_cli(embedded, "ask", "And one more?", "--continue", "--json")
+    second = Result.model_validate_json(again.stdout)
+    assert second.request.turn == 3 and second.context_turns == 4
+    assert second.prompt_tokens > Result.model_validate_json(first.stdout).prompt_tokens
