@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 class ProgressHandler(Protocol):
     """Shows a status text; `urgent` ones are shown even if the last edit was a moment ago."""
 
-    def __call__(self, text: str, partial: str | None = None, *, urgent: bool = False) -> Awaitable[None]: ...
+    def __call__(self, text: str, /, partial: str | None = None, *, urgent: bool = False) -> Awaitable[None]: ...
 
 
 QUEUE_WENT_AWAY = (

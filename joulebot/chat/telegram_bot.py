@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlparse
 
 import redis
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType, MessageEntityType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
@@ -61,6 +61,25 @@ def partial_html(partial: str) -> str:
     pieces = split_html(to_html(partial), LIMIT - 100)
     more = "\n…" if len(pieces) > 1 else ""
     return f"{pieces[0]}{more}\n\n{html.escape(GENERATING, quote=False)}"
+
+
+def _message(update: Update) -> Message:
+    """The update's message: the guard and the handlers' filters let only updates with one through."""
+    if update.effective_message is None:
+        raise LookupError("update without a message")
+    return update.effective_message
+
+
+def _user_id(update: Update) -> str:
+    if update.effective_user is None:  # the guard drops these
+        raise LookupError("update without a sender")
+    return str(update.effective_user.id)
+
+
+def _query(update: Update) -> CallbackQuery:
+    if update.callback_query is None:  # registered for callback queries only
+        raise LookupError("update without a callback query")
+    return update.callback_query
 
 
 class StatusMessage:
@@ -217,7 +236,7 @@ class TelegramBot:
         except JobError as exc:
             await status.edit_text(f"⚠️ {exc}")
             return
-        self._background(self._follow(message.get_bot(), delivery, status.text))
+        self._background(self._follow(message.get_bot(), delivery, status.text or ""))
 
     def _background(self, coroutine) -> None:
         spawn(self._tasks, coroutine, "following an answer")
@@ -305,28 +324,28 @@ class TelegramBot:
         return parts[1].strip() if len(parts) > 1 else ""
 
     async def _cmd_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await update.effective_message.reply_text(HELP)
+        await _message(update).reply_text(HELP)
 
     async def _cmd_ask(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        text = self._argument(update.effective_message)
+        text = self._argument(_message(update))
         first, _, rest = text.partition(" ")
         catalog = await asyncio.to_thread(self.core.catalog)
         known = {n.lower() for offer in catalog.offers for n in offer.entry.names()}
         model, prompt = (first, rest) if first.lower() in known and rest.strip() else (None, text)
-        await self._ask(update.effective_message, str(update.effective_user.id), prompt, [model])
+        await self._ask(_message(update), _user_id(update), prompt, [model])
 
     async def _cmd_compare(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        words = self._argument(update.effective_message).split(maxsplit=2)
+        words = self._argument(_message(update)).split(maxsplit=2)
         if len(words) < 3:
-            await update.effective_message.reply_text("Usage: /compare model_a model_b your prompt")
+            await _message(update).reply_text("Usage: /compare model_a model_b your prompt")
             return
-        await self._ask(update.effective_message, str(update.effective_user.id), words[2], [words[0], words[1]])
+        await self._ask(_message(update), _user_id(update), words[2], [words[0], words[1]])
 
     async def _cmd_model(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        user_id = str(update.effective_user.id)
-        wanted = self._argument(update.effective_message)
+        user_id = _user_id(update)
+        wanted = self._argument(_message(update))
         if wanted:
-            await self._reply(update.effective_message, lambda: self.core.set_model(user_id, wanted))
+            await self._reply(_message(update), lambda: self.core.set_model(user_id, wanted))
             return
         current = await asyncio.to_thread(self.core.default_model, user_id)
         catalog = await asyncio.to_thread(self.core.catalog)
@@ -335,26 +354,26 @@ class TelegramBot:
                                   callback_data=f"model:{e.name}")]
             for e in catalog.available()
         ]  # fmt: skip
-        await update.effective_message.reply_text(
+        await _message(update).reply_text(
             f"Your default model is {current}. Choose another:", reply_markup=InlineKeyboardMarkup(buttons)
         )
 
     async def _cmd_models(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._reply(update.effective_message, self.core.models_text)
+        await self._reply(_message(update), self.core.models_text)
 
     async def _cmd_units(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        user_id = str(update.effective_user.id)
-        wanted = self._argument(update.effective_message)
+        user_id = _user_id(update)
+        wanted = self._argument(_message(update))
         if not wanted:
             current = await asyncio.to_thread(self.core.units, user_id)
-            await update.effective_message.reply_text(f"Units: {current}. Change with /units joules or /units watts.")
+            await _message(update).reply_text(f"Units: {current}. Change with /units joules or /units watts.")
             return
-        await self._reply(update.effective_message, lambda: self.core.set_units(user_id, wanted))
+        await self._reply(_message(update), lambda: self.core.set_units(user_id, wanted))
 
     async def _cmd_history(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Your prompts are yours: in a group, the history goes to your private chat with the bot, never the group."""
-        user_id = str(update.effective_user.id)
-        message = update.effective_message
+        user_id = _user_id(update)
+        message = _message(update)
         if message.chat.type == ChatType.PRIVATE:
             await self._reply(message, lambda: self.core.history_text(user_id))
             return
@@ -372,38 +391,38 @@ class TelegramBot:
         await message.reply_text("Your history contains your prompts, so I sent it to you in a private chat.")
 
     async def _cmd_stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._reply(update.effective_message, self.core.stats_text)
+        await self._reply(_message(update), self.core.stats_text)
 
     async def _cmd_boxes(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._reply(update.effective_message, self.core.boxes_text)
+        await self._reply(_message(update), self.core.boxes_text)
 
     async def _cmd_box(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        user_id, wanted = str(update.effective_user.id), self._argument(update.effective_message)
-        await self._reply(update.effective_message, lambda: self.core.box_text(user_id, wanted))
+        user_id, wanted = _user_id(update), self._argument(_message(update))
+        await self._reply(_message(update), lambda: self.core.box_text(user_id, wanted))
 
     async def _cmd_forget(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         buttons = [[InlineKeyboardButton("Yes, delete", callback_data="forget:yes"),
                     InlineKeyboardButton("Cancel", callback_data="forget:no")]]  # fmt: skip
-        await update.effective_message.reply_text(
+        await _message(update).reply_text(
             "Delete all your prompts and answers? (Anonymous energy figures stay in the statistics.)",
             reply_markup=InlineKeyboardMarkup(buttons),
         )
 
     async def _cmd_new(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
-        user_id = str(update.effective_user.id)
+        message = _message(update)
+        user_id = _user_id(update)
         await self._reply(message, lambda: self.core.new_conversation(user_id, str(message.chat_id)))
 
     async def _cmd_system(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
-        user_id, chat_id = str(update.effective_user.id), str(message.chat_id)
+        message = _message(update)
+        user_id, chat_id = _user_id(update), str(message.chat_id)
         group = message.chat.type != ChatType.PRIVATE
         argument = self._argument(message)
         await self._reply(message, lambda: self.core.system_command(user_id, chat_id, argument, group))
 
     async def _cmd_cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
-        user_id = str(update.effective_user.id)
+        message = _message(update)
+        user_id = _user_id(update)
         await self._reply(message, lambda: self.core.cancel(user_id, str(message.chat_id)))
 
     async def _reply(self, message: Message, produce: Callable[[], str]) -> None:
@@ -413,8 +432,8 @@ class TelegramBot:
             await self._send(message.get_bot(), str(message.chat_id), piece, None)
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        query = update.callback_query
-        user_id = str(update.effective_user.id)
+        query = _query(update)
+        user_id = _user_id(update)
         action, _, value = (query.data or "").partition(":")
         if action in ("cancel", "retry"):  # answered with what happened (a few Redis/SQL reads first)
             await self._on_answer_button(query, user_id, action, value)
@@ -450,9 +469,9 @@ class TelegramBot:
         await self._ask(message, user_id, prompt, [model], context)
 
     async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
+        message = _message(update)
         prompt = message.text or ""
-        user_id, chat_id = str(update.effective_user.id), str(message.chat_id)
+        user_id, chat_id = _user_id(update), str(message.chat_id)
         group = message.chat.type != ChatType.PRIVATE
         original = message.reply_to_message
         replied = original is not None and original.from_user is not None and original.from_user.id == context.bot.id
