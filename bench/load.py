@@ -58,10 +58,16 @@ class LoadReport:
 
 def load_settings(base: Path, redis_url: str, ollama_url: str, **extra) -> Settings:
     return Settings(
-        _env_file=None, JOULEBOT_DATA_DIR=base, redis_url=redis_url, queue_name=f"load-{uuid.uuid4().hex[:8]}",
-        database_url=f"sqlite:///{base / 'history.sqlite3'}", ollama_host=ollama_url, default_model="tinyllama",
-        idle_baseline_s=0.2, **extra,
-    )  # fmt: skip
+        _env_file=None,
+        JOULEBOT_DATA_DIR=base,
+        redis_url=redis_url,
+        queue_name=f"load-{uuid.uuid4().hex[:8]}",
+        database_url=f"sqlite:///{base / 'history.sqlite3'}",
+        ollama_host=ollama_url,
+        default_model="tinyllama",
+        idle_baseline_s=0.2,
+        **extra,
+    )
 
 
 def send_all(settings: Settings, users: int, per_user: int, threads: int = 16) -> LoadReport:
@@ -98,14 +104,26 @@ def send_all(settings: Settings, users: int, per_user: int, threads: int = 16) -
 
 def serve(settings: Settings, report: LoadReport, timeout_s: float = 600) -> None:
     """One real worker answers everything; returns when the queue is empty."""
-    env = {k: str(v) for k, v in {
-        "REDIS_URL": settings.redis_url, "QUEUE_NAME": settings.queue_name, "DATABASE_URL": settings.database_url,
-        "OLLAMA_HOST": settings.ollama_host, "DEFAULT_MODEL": "tinyllama", "IDLE_BASELINE_S": "0.2",
-        "JOULEBOT_DATA_DIR": settings.data_dir,
-    }.items()}  # fmt: skip
+    env = {
+        k: str(v)
+        for k, v in {
+            "REDIS_URL": settings.redis_url,
+            "QUEUE_NAME": settings.queue_name,
+            "DATABASE_URL": settings.database_url,
+            "OLLAMA_HOST": settings.ollama_host,
+            "DEFAULT_MODEL": "tinyllama",
+            "IDLE_BASELINE_S": "0.2",
+            "JOULEBOT_DATA_DIR": settings.data_dir,
+        }.items()
+    }
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "joulebot", "worker", "--burst"], env={**os.environ, **env},
-                   check=True, timeout=timeout_s, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "joulebot", "worker", "--burst"],
+        env={**os.environ, **env},
+        check=True,
+        timeout=timeout_s,
+        capture_output=True,
+    )
     report.worker_s = time.perf_counter() - t0
 
 
@@ -192,8 +210,13 @@ def main() -> None:
         raw_ms += enqueue_ms
         raw_rates.append(rate)
         with tempfile.TemporaryDirectory(prefix="jb-load-") as tmp:
-            settings = load_settings(Path(tmp), args.redis_url, ollama.url, max_pending_per_user=args.per_user,
-                                     max_prompts_per_minute=args.per_user)  # fmt: skip
+            settings = load_settings(
+                Path(tmp),
+                args.redis_url,
+                ollama.url,
+                max_pending_per_user=args.per_user,
+                max_prompts_per_minute=args.per_user,
+            )
             report = send_all(settings, args.users, args.per_user)
             jb_ms += report.enqueue_ms
             serve(settings, report)
@@ -201,8 +224,10 @@ def main() -> None:
             jb_rates.append(steady_rate(QueueClient(settings).connection, sent))
             problems = check(settings, report)
             deliver_all(settings)
-        print(f"round {round_}: raw {rate:.0f}/s, joulebot {jb_rates[-1]:.0f}/s;"
-              f" checks: {problems or 'none lost, none duplicated, every user in order'}")  # fmt: skip
+        print(
+            f"round {round_}: raw {rate:.0f}/s, joulebot {jb_rates[-1]:.0f}/s;"
+            f" checks: {problems or 'none lost, none duplicated, every user in order'}"
+        )
     ollama.close()
     raw_p50, raw_p99 = statistics.median(raw_ms), percentile(raw_ms, 99)
     jb_p50, jb_p99 = statistics.median(jb_ms), percentile(jb_ms, 99)
@@ -210,8 +235,10 @@ def main() -> None:
     print(f"\n{args.users} users × {args.per_user} prompts, {args.rounds} rounds interleaved (medians):")
     print(f"  enqueue p50: joulebot {jb_p50:.1f} ms vs raw RQ {raw_p50:.1f} ms = {jb_p50 / raw_p50:.2f}×")
     print(f"  enqueue p99: joulebot {jb_p99:.1f} ms vs raw RQ {raw_p99:.1f} ms = {jb_p99 / raw_p99:.2f}× (goal ≤ 2×)")
-    print(f"  throughput: joulebot {jb_rate:.0f} answers/s (Ollama stand-in, estimate meter, SQLite history)"
-          f" vs raw RQ {raw_rate:.0f} jobs/s (trivial job) = {jb_rate / raw_rate:.2f}× (goal ≥ 0.8×)")  # fmt: skip
+    print(
+        f"  throughput: joulebot {jb_rate:.0f} answers/s (Ollama stand-in, estimate meter, SQLite history)"
+        f" vs raw RQ {raw_rate:.0f} jobs/s (trivial job) = {jb_rate / raw_rate:.2f}× (goal ≥ 0.8×)"
+    )
 
 
 if __name__ == "__main__":

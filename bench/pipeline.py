@@ -110,9 +110,15 @@ def seed_history(url: str, exchanges: int) -> None:
     with store.engine.begin() as connection:
         for i in range(exchanges - 1):
             batch.append(
-                {**template, "request_id": f"seed-{i}", "model": MODELS[i % 5], "category": CATEGORIES[i // 5 % 5],
-                 "energy_total_j": 1.0 + (i % 97) / 10, "energy_attributable_j": 0.5 + (i % 89) / 10}
-            )  # fmt: skip
+                {
+                    **template,
+                    "request_id": f"seed-{i}",
+                    "model": MODELS[i % 5],
+                    "category": CATEGORIES[i // 5 % 5],
+                    "energy_total_j": 1.0 + (i % 97) / 10,
+                    "energy_attributable_j": 0.5 + (i % 89) / 10,
+                }
+            )
             if len(batch) == 5000:
                 connection.execute(insert(Exchange.__table__), batch)
                 batch = []
@@ -128,10 +134,15 @@ def start_raw_worker(url: str, queue: str) -> subprocess.Popen:
 
 def joulebot_env(settings: Settings) -> dict[str, str]:
     env = {
-        **os.environ, "REDIS_URL": settings.redis_url, "QUEUE_NAME": settings.queue_name,
-        "DATABASE_URL": settings.database_url, "JOULEBOT_DATA_DIR": str(settings.data_dir),
-        "BOX_NAME": settings.box_name, "IDLE_BASELINE_S": "0.5", "MAX_TOKENS": "1",
-    }  # fmt: skip
+        **os.environ,
+        "REDIS_URL": settings.redis_url,
+        "QUEUE_NAME": settings.queue_name,
+        "DATABASE_URL": settings.database_url,
+        "JOULEBOT_DATA_DIR": str(settings.data_dir),
+        "BOX_NAME": settings.box_name,
+        "IDLE_BASELINE_S": "0.5",
+        "MAX_TOKENS": "1",
+    }
     return env
 
 
@@ -143,9 +154,14 @@ def start_joulebot_worker(settings: Settings) -> subprocess.Popen:
 
 def jb_settings(base: Path, name: str, url: str) -> Settings:
     return Settings(
-        _env_file=None, JOULEBOT_DATA_DIR=base / name, redis_url=url, queue_name=f"bench-{name}-{uuid.uuid4().hex[:6]}",
-        database_url=f"sqlite:///{base / name / 'history.sqlite3'}", max_tokens=1, box_name=f"bench-{name}",
-    )  # fmt: skip
+        _env_file=None,
+        JOULEBOT_DATA_DIR=base / name,
+        redis_url=url,
+        queue_name=f"bench-{name}-{uuid.uuid4().hex[:6]}",
+        database_url=f"sqlite:///{base / name / 'history.sqlite3'}",
+        max_tokens=1,
+        box_name=f"bench-{name}",
+    )
 
 
 # --- one block of jobs ------------------------------------------------------------------------
@@ -306,8 +322,13 @@ def bench_cold(base: Path) -> None:
     env.update(JOULEBOT_DATA_DIR=str(data), MAX_TOKENS="1", BOX_NAME=f"bench-cold-{uuid.uuid4().hex[:6]}")
     settings = Settings(_env_file=None, JOULEBOT_DATA_DIR=data, box_name=env["BOX_NAME"])
     t0 = time.perf_counter()
-    first = subprocess.run([sys.executable, "-m", "joulebot", "ask", "Say hi.", "--json"], env=env, check=True,
-                           capture_output=True, text=True)  # fmt: skip
+    first = subprocess.run(
+        [sys.executable, "-m", "joulebot", "ask", "Say hi.", "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     cold = time.perf_counter() - t0
     generation = json.loads(first.stdout)["generation_s"]
     log = (data / "worker.log").read_text()
@@ -334,8 +355,9 @@ def bench_cold(base: Path) -> None:
     raw_llama, raw_loads = [], []
     for _ in range(3):
         t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", RAW_LLAMA, str(gguf.path()), threads], check=True,
-                             capture_output=True, text=True)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-c", RAW_LLAMA, str(gguf.path()), threads], check=True, capture_output=True, text=True
+        )
         raw_llama.append(time.perf_counter() - t0)
         raw_loads.append(float(out.stdout.split()[-1]))
     print(
@@ -354,8 +376,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--history", type=int, default=100_000, help="exchanges in the large history")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="system Redis; '' to skip")
-    parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
-                        help="PostgreSQL for the statistics at scale; '' to skip")  # fmt: skip
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        help="PostgreSQL for the statistics at scale; '' to skip",
+    )
     parser.add_argument("--skip-cold", action="store_true")
     args = parser.parse_args()
     load = os.getloadavg()

@@ -34,15 +34,24 @@ CATEGORIES = ("code", "math", "questions", "sql", "translation")
 
 def profile(i: int) -> BoxProfile:
     return BoxProfile(
-        box=f"box-{i:03d}", queue=f"box-{i:03d}", host=f"host-{i}", pid=1000 + i, zone="DE",
-        intensity_g_per_kwh=50 + (i * 37) % 650, intensity_provenance="live",
-        intensity_label="DE, live: Electricity Maps 2026-11-26 14:00 UTC", meter_scope=("wall", "components")[i % 2],
+        box=f"box-{i:03d}",
+        queue=f"box-{i:03d}",
+        host=f"host-{i}",
+        pid=1000 + i,
+        zone="DE",
+        intensity_g_per_kwh=50 + (i * 37) % 650,
+        intensity_provenance="live",
+        intensity_label="DE, live: Electricity Maps 2026-11-26 14:00 UTC",
+        meter_scope=("wall", "components")[i % 2],
         meters=["mcp39f511n wall meter", "RAPL package-0"],
         models=[BoxModel(name=m, size="8.0B", parameters_b=8.0) for m in MODELS],
-        means=[MeanEnergy(model=m, category=c, answers=5 + i % 20, mean_total_j=100.0 + i, mean_seconds=4.0)
-               for m in MODELS for c in CATEGORIES],
+        means=[
+            MeanEnergy(model=m, category=c, answers=5 + i % 20, mean_total_j=100.0 + i, mean_seconds=4.0)
+            for m in MODELS
+            for c in CATEGORIES
+        ],
         embodied_g_per_s=0.0014,
-    )  # fmt: skip
+    )
 
 
 def measure(connection: redis.Redis, boxes: int, requests: int) -> tuple[float, float, float]:
@@ -99,8 +108,10 @@ def main() -> None:
                 connection.delete(*KEYS)
                 median, p95, trips = measure(connection, boxes, args.requests)
                 cold = measure_cold(connection, max(10, args.requests // 10))
-                print(f"| {boxes:5d} | {trips:22.0f} | {median:9.3f} | {p95:6.3f} | {median / baseline:12.1f}× "
-                      f"| {cold:14.3f} |")  # fmt: skip
+                print(
+                    f"| {boxes:5d} | {trips:22.0f} | {median:9.3f} | {p95:6.3f} | {median / baseline:12.1f}× "
+                    f"| {cold:14.3f} |"
+                )
             print("cold: a front end with no profile yet (its first decision, or after every box changed)")
         finally:
             server.kill()

@@ -43,9 +43,12 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
     parser.add_argument(
-        "--threads", type=int, default=None, help="llama.cpp threads (default LLAMA_THREADS); on a busy machine 1 "
-        "keeps spinning threads out of the CPU time"
-    )  # fmt: skip
+        "--threads",
+        type=int,
+        default=None,
+        help="llama.cpp threads (default LLAMA_THREADS); on a busy machine 1 "
+        "keeps spinning threads out of the CPU time",
+    )
     args = parser.parse_args()
 
     settings = Settings(_env_file=None)

@@ -38,22 +38,45 @@ from joulebot.web.history_view import METRICS, HistoryView
 
 MODELS = ["smollm2-135m", "tinyllama", "llama3", "mistral", "gemma", "codellama", "stablelm2", "sqlcoder"]
 CATEGORIES = ["code", "math", "questions", "sql", "translation"]
-POPULATIONS = [("box-a", "mcp39f511n", True), ("box-a", "estimate", False), ("box-b", "rapl+nvml", True),
-               ("box-b", "estimate", False)]  # fmt: skip
+POPULATIONS = [
+    ("box-a", "mcp39f511n", True),
+    ("box-a", "estimate", False),
+    ("box-b", "rapl+nvml", True),
+    ("box-b", "estimate", False),
+]
 
 
 def template_result() -> dict:
     """A real Result as history stores it, to copy into every row (the JSON column's realistic size)."""
     now = datetime.now(UTC)
-    reading = Reading(source="mcp39f511n", scope="machine", measured=True, joules=40.0, seconds=4.0, samples=40,
-                      method="power sampled every 100 ms")  # fmt: skip
+    reading = Reading(
+        source="mcp39f511n",
+        scope="machine",
+        measured=True,
+        joules=40.0,
+        seconds=4.0,
+        samples=40,
+        method="power sampled every 100 ms",
+    )
     idle = IdleBaseline(watts=6.0, seconds=2.0, source="mcp39f511n", measured=True, measured_at=now)
     energy = Energy(total_j=40.0, attributable_j=16.0, seconds=4.0, idle=idle, machine=reading)
     carbon = carbon_for(40.0, 4.0, static_intensity("DE"), Embodied(te_g=181_000, lifespan_years=4))
     request = Request(platform="bench", user_id="bench", model="tinyllama", prompt="")
-    result = Result(request=request, answer="", model="tinyllama", model_size="1.1B", prompt_tokens=20,
-                    completion_tokens=100, generation_s=4.0, load_s=0.0, energy=energy, carbon=carbon, box="box-a",
-                    started_at=now, finished_at=now + timedelta(seconds=4))  # fmt: skip
+    result = Result(
+        request=request,
+        answer="",
+        model="tinyllama",
+        model_size="1.1B",
+        prompt_tokens=20,
+        completion_tokens=100,
+        generation_s=4.0,
+        load_s=0.0,
+        energy=energy,
+        carbon=carbon,
+        box="box-a",
+        started_at=now,
+        finished_at=now + timedelta(seconds=4),
+    )
     return result.model_dump(mode="json")
 
 

@@ -441,10 +441,13 @@ def stats(
     shown = ["sci", "energy"] + (["accuracy", "energy-per-correct"] if any(r.scored for r in rows) else [])
     _tables_per_box(rows, shown)
     if continued:
-        _say(f"{continued} later turns of conversations are not in these tables: they carry the"
-             " conversation as context and cost more per answer")  # fmt: skip
-    out.print(f"categories come from a keyword classifier ({overall:.0%} right on the shipped prompt sets)",
-              markup=False)  # fmt: skip
+        _say(
+            f"{continued} later turns of conversations are not in these tables: they carry the"
+            " conversation as context and cost more per answer"
+        )
+    out.print(
+        f"categories come from a keyword classifier ({overall:.0%} right on the shipped prompt sets)", markup=False
+    )
 
 
 def _tables_per_box(rows: list, metrics: list[str]) -> None:
@@ -518,11 +521,14 @@ def bench(
         except JobError as exc:
             raise _fail(str(exc)) from None
         progress.update(task, completed=done_before)
-    out.print(f"{outcome.ran} answers measured, {outcome.skipped} already measured, {len(outcome.failed)} failed",
-              markup=False)  # fmt: skip
+    out.print(
+        f"{outcome.ran} answers measured, {outcome.skipped} already measured, {len(outcome.failed)} failed",
+        markup=False,
+    )
     scores = outcome.scores
-    out.print(f"{scores.correct} correct, {scores.wrong} wrong, {scores.unscored} unscored (newly checked)",
-              markup=False)  # fmt: skip
+    out.print(
+        f"{scores.correct} correct, {scores.wrong} wrong, {scores.unscored} unscored (newly checked)", markup=False
+    )
     for failure in outcome.failed:
         err.print(f"  failed: {failure}", markup=False)
     if not outcome.stats:
@@ -533,8 +539,15 @@ def bench(
     write_answers_csv(outcome.answers, out_dir / f"{run}-answers.csv")
     drawn = heatmap(outcome.stats, out_dir / f"{run}.png", heatmap_of)
     written = f"{out_dir / f'{run}.csv'}, {out_dir / f'{run}-answers.csv'}"
-    out.print(f"\nwrote {written}" + (f" and {out_dir / f'{run}.png'} ({heatmap_of})" if drawn else
-              " (pip install 'joulebot[bench]' for the heatmap)"), markup=False)  # fmt: skip
+    out.print(
+        f"\nwrote {written}"
+        + (
+            f" and {out_dir / f'{run}.png'} ({heatmap_of})"
+            if drawn
+            else " (pip install 'joulebot[bench]' for the heatmap)"
+        ),
+        markup=False,
+    )
 
 
 @app.command()

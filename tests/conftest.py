@@ -35,8 +35,15 @@ def make_settings(data_dir: Path, **overrides) -> Settings:
     # each test's worker is a box of its own: tests sharing a Redis must not contend for one box lock;
     # its queue is named explicitly, so front ends follow it (fleet tests pass queue_name="" to route)
     box = f"test-box-{uuid.uuid4().hex[:8]}"
-    values = {"JOULEBOT_DATA_DIR": data_dir, "idle_baseline_s": 0.5, "idle_settle_s": 0.1, "redis_url": "",
-              "database_url": "", "box_name": box, "queue_name": box}  # fmt: skip
+    values = {
+        "JOULEBOT_DATA_DIR": data_dir,
+        "idle_baseline_s": 0.5,
+        "idle_settle_s": 0.1,
+        "redis_url": "",
+        "database_url": "",
+        "box_name": box,
+        "queue_name": box,
+    }
     values.update(overrides)
     return Settings(_env_file=None, **values)
 

@@ -47,17 +47,26 @@ def make_result(
     idle = None
     if idle_w is not None:
         idle = IdleBaseline(
-            watts=idle_w, seconds=2.0, source=source, measured=measured, measured_at=NOW,
+            watts=idle_w,
+            seconds=2.0,
+            source=source,
+            measured=measured,
+            measured_at=NOW,
             uncertainty_w=idle_uncertainty_w,
-        )  # fmt: skip
+        )
     attributable = attributable_u = None
     if total_j is not None and idle is not None:
         attributable = max(0.0, total_j - idle.watts * seconds)
         attributable_u = math.hypot(machine.uncertainty_j or 0.0, idle.uncertainty_w * seconds)
     energy = Energy(
-        total_j=total_j, attributable_j=attributable, seconds=seconds, idle=idle, machine=machine,
-        uncertainty_j=machine.uncertainty_j, attributable_uncertainty_j=attributable_u,
-    )  # fmt: skip
+        total_j=total_j,
+        attributable_j=attributable,
+        seconds=seconds,
+        idle=idle,
+        machine=machine,
+        uncertainty_j=machine.uncertainty_j,
+        attributable_uncertainty_j=attributable_u,
+    )
     carbon = carbon_for(total_j, seconds, static_intensity("DE"), Embodied(te_g=181_000, lifespan_years=4))
     request = Request(platform=platform, user_id=user_id, model=model, prompt=prompt, units=units, created_at=NOW)
     return Result(

@@ -117,11 +117,19 @@ class ElectricityMapsStandIn(LocalServer):
                     self._json(404, {"message": f"Zone '{query.get('zone')}' does not exist."})
                 else:
                     now = time.strftime("%Y-%m-%dT%H:00:00.000Z", time.gmtime())
-                    self._json(200, {
-                        "zone": query["zone"], "carbonIntensity": standin.zones[query["zone"]], "datetime": now,
-                        "updatedAt": now, "createdAt": now, "emissionFactorType": query.get("emissionFactorType",
-                        "lifecycle"), "isEstimated": True, "estimationMethod": "TIME_SLICER_AVERAGE",
-                    })  # fmt: skip
+                    self._json(
+                        200,
+                        {
+                            "zone": query["zone"],
+                            "carbonIntensity": standin.zones[query["zone"]],
+                            "datetime": now,
+                            "updatedAt": now,
+                            "createdAt": now,
+                            "emissionFactorType": query.get("emissionFactorType", "lifecycle"),
+                            "isEstimated": True,
+                            "estimationMethod": "TIME_SLICER_AVERAGE",
+                        },
+                    )
 
         self._serve(Handler)
 
@@ -200,8 +208,15 @@ class OllamaStandIn(LocalServer):
                         return
                     total = 4_109_865_159
                     steps = [{"status": "pulling manifest"}]
-                    steps += [{"status": "pulling 6a0746a1ec1a", "digest": "sha256:6a0746a1ec1a", "total": total,
-                               "completed": total * k // 4} for k in range(5)]  # fmt: skip
+                    steps += [
+                        {
+                            "status": "pulling 6a0746a1ec1a",
+                            "digest": "sha256:6a0746a1ec1a",
+                            "total": total,
+                            "completed": total * k // 4,
+                        }
+                        for k in range(5)
+                    ]
                     steps += [{"status": "verifying sha256 digest"}, {"status": "success"}]
                     standin.models[tag] = standin.pullable.pop(tag)
                     self._stream(steps)
@@ -218,21 +233,44 @@ class OllamaStandIn(LocalServer):
                     first = tag not in standin.loaded
                     standin.loaded.add(tag)
                     load_ns = 1_500_000_000 if first else 900_000
-                    self._json(200, {"model": tag, "created_at": "2026-11-26T12:00:00Z", "response": "",
-                                     "done": True, "done_reason": "load", "load_duration": load_ns})  # fmt: skip
+                    self._json(
+                        200,
+                        {
+                            "model": tag,
+                            "created_at": "2026-11-26T12:00:00Z",
+                            "response": "",
+                            "done": True,
+                            "done_reason": "load",
+                            "load_duration": load_ns,
+                        },
+                    )
                 elif self.path == "/api/chat":
                     reload_ns = 1_200_000_000 if tag in standin.evicted else 900_000
                     standin.evicted.discard(tag)
-                    lines = [{"model": tag, "created_at": "2026-11-26T12:00:00Z",
-                              "message": {"role": "assistant", "content": piece}, "done": False}
-                             for piece in standin.answer]  # fmt: skip
-                    lines.append({
-                        "model": tag, "created_at": "2026-11-26T12:00:01Z",
-                        "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop",
-                        "total_duration": 811_100_000 + reload_ns, "load_duration": reload_ns, "prompt_eval_count": 14,
-                        "prompt_eval_duration": 61_000_000, "eval_count": len(standin.answer) + 6,
-                        "eval_duration": 700_000_000,
-                    })  # fmt: skip
+                    lines = [
+                        {
+                            "model": tag,
+                            "created_at": "2026-11-26T12:00:00Z",
+                            "message": {"role": "assistant", "content": piece},
+                            "done": False,
+                        }
+                        for piece in standin.answer
+                    ]
+                    lines.append(
+                        {
+                            "model": tag,
+                            "created_at": "2026-11-26T12:00:01Z",
+                            "message": {"role": "assistant", "content": ""},
+                            "done": True,
+                            "done_reason": "stop",
+                            "total_duration": 811_100_000 + reload_ns,
+                            "load_duration": reload_ns,
+                            "prompt_eval_count": 14,
+                            "prompt_eval_duration": 61_000_000,
+                            "eval_count": len(standin.answer) + 6,
+                            "eval_duration": 700_000_000,
+                        }
+                    )
                     self._stream(lines, standin.break_after)
                 else:
                     self._json(404, {"error": "not found"})
@@ -241,10 +279,20 @@ class OllamaStandIn(LocalServer):
 
     def listing(self, tag: str) -> dict:
         return {
-            "name": tag, "model": tag, "modified_at": "2026-11-01T10:00:00Z", "size": 4_661_224_676,
-            "digest": "365c0bd3c000", "details": {"parent_model": "", "format": "gguf", "family": tag.split(":")[0],
-            "families": [tag.split(":")[0]], "parameter_size": self.models[tag], "quantization_level": "Q4_0"},
-        }  # fmt: skip
+            "name": tag,
+            "model": tag,
+            "modified_at": "2026-11-01T10:00:00Z",
+            "size": 4_661_224_676,
+            "digest": "365c0bd3c000",
+            "details": {
+                "parent_model": "",
+                "format": "gguf",
+                "family": tag.split(":")[0],
+                "families": [tag.split(":")[0]],
+                "parameter_size": self.models[tag],
+                "quantization_level": "Q4_0",
+            },
+        }
 
 
 class BotApiStandIn(LocalServer):
@@ -352,18 +400,38 @@ class BotApiStandIn(LocalServer):
         chat = {"id": chat_id or user_id, "type": chat_type}
         if chat_type != "private":
             chat["title"] = "energy nerds"
-        self._push({"message": {
-            "message_id": next(self._ids), "date": int(time.time()), "chat": chat, "text": text,
-            "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"}, "entities": entities, **extra,
-        }})  # fmt: skip
+        self._push(
+            {
+                "message": {
+                    "message_id": next(self._ids),
+                    "date": int(time.time()),
+                    "chat": chat,
+                    "text": text,
+                    "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
+                    "entities": entities,
+                    **extra,
+                }
+            }
+        )
 
     def press(self, user_id: int, message_id: int, data: str) -> None:
-        self._push({"callback_query": {
-            "id": str(next(self._ids)), "chat_instance": "ci", "data": data,
-            "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
-            "message": {"message_id": message_id, "date": int(time.time()), "chat": {"id": user_id, "type": "private"},
-                        "text": "keyboard", "from": self.BOT},
-        }})  # fmt: skip
+        self._push(
+            {
+                "callback_query": {
+                    "id": str(next(self._ids)),
+                    "chat_instance": "ci",
+                    "data": data,
+                    "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
+                    "message": {
+                        "message_id": message_id,
+                        "date": int(time.time()),
+                        "chat": {"id": user_id, "type": "private"},
+                        "text": "keyboard",
+                        "from": self.BOT,
+                    },
+                }
+            }
+        )
 
     def wait_for(self, predicate: Callable[[str, dict], bool], timeout: float = 60.0) -> tuple[str, dict]:
         deadline = time.monotonic() + timeout
@@ -459,8 +527,18 @@ class PrivateRedis:
 
     def start(self) -> None:
         persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else ["--appendonly", "no"]
-        args = [__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-                "--save", "", *persistence]  # fmt: skip
+        args = [
+            __redis_executable__,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--save",
+            "",
+            *persistence,
+        ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while not self._up():

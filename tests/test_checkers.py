@@ -238,8 +238,9 @@ def test_chrf_threshold_separates_right_from_wrong_on_the_shipped_references():
     for reference in items:
         for other in items:
             answer = other.references[0]
-            if other is not reference and not any(words(answer) <= words(r) or words(r) <= words(answer)
-                                                  for r in reference.references):  # fmt: skip
+            if other is not reference and not any(
+                words(answer) <= words(r) or words(r) <= words(answer) for r in reference.references
+            ):
                 wrong.append(chrf(answer, reference.references))
         source = re.search(r'"(.+?)"', reference.prompt).group(1)
         wrong.append(chrf(source, reference.references))

@@ -111,10 +111,16 @@ def test_history_keeps_conversations_branches_and_forgets_every_word(store):
     first.request.system = "Be brief."
     a = store.record(first)
     second = make_result(prompt="And Spain?", answer="Madrid.")
-    second.request = second.request.model_copy(update={
-        "conversation_id": "c1", "parent_id": a, "turn": 2, "chat_id": "42", "message_ref": "1002",
-        "turns": [Turn(role="user", content="Capital of France?"), Turn(role="assistant", content=ANSWER)],
-    })  # fmt: skip
+    second.request = second.request.model_copy(
+        update={
+            "conversation_id": "c1",
+            "parent_id": a,
+            "turn": 2,
+            "chat_id": "42",
+            "message_ref": "1002",
+            "turns": [Turn(role="user", content="Capital of France?"), Turn(role="assistant", content=ANSWER)],
+        }
+    )
     b = store.record(second)
     assert [e.prompt for e in store.thread(b)] == ["Capital of France?", "And Spain?"]
     assert "turns" not in store.get(b).result["request"], "earlier turns are not stored twice"
@@ -188,13 +194,20 @@ class Chat:
                 "from": BotApiStandIn.BOT,
             }
         self.api.message(self.user, text, chat_id=self.chat, **extra)
-        _, final = self.api.wait_for(lambda m, p: m == "editMessageText" and str(p.get("chat_id")) == str(self.chat)
-                                     and "⚡" in p["text"] and p["message_id"] not in done)  # fmt: skip
+        _, final = self.api.wait_for(
+            lambda m, p: (
+                m == "editMessageText"
+                and str(p.get("chat_id")) == str(self.chat)
+                and "⚡" in p["text"]
+                and p["message_id"] not in done
+            )
+        )
         return final
 
     def says(self, predicate) -> dict:
-        return self.api.wait_for(lambda m, p: m == "sendMessage" and str(p["chat_id"]) == str(self.chat)
-                                 and predicate(p["text"]))[1]  # fmt: skip
+        return self.api.wait_for(
+            lambda m, p: m == "sendMessage" and str(p["chat_id"]) == str(self.chat) and predicate(p["text"])
+        )[1]
 
 
 def test_a_private_chat_remembers_streams_branches_and_starts_afresh(bot, api, ollama, embedded):
@@ -230,7 +243,12 @@ def test_a_private_chat_remembers_streams_branches_and_starts_afresh(bot, api, o
     ]
     alice.ask("And of Italy?")  # continues the branch it is now in
     assert [m["content"] for m in chats(ollama)[-1]] == [
-        "Capital of France?", ANSWER, "And of Germany?", "Berlin.", "And of Italy?"]  # fmt: skip
+        "Capital of France?",
+        ANSWER,
+        "And of Germany?",
+        "Berlin.",
+        "And of Italy?",
+    ]
 
     api.message(601, "/new")
     alice.says(lambda t: t.startswith("🆕 New conversation"))
@@ -266,8 +284,13 @@ def test_branches_never_leak_another_users_conversation(bot, api, ollama, embedd
     api.message(615, "@joulebot_test_bot And of Spain?", chat_id=-5001, chat_type="group", entities=mention)
     api.wait_for(group_answers(2))
     assert chats(ollama)[-1] == [{"role": "user", "content": "And of Spain?"}]
-    reply = {"message_id": group_answer["message_id"], "date": int(time.time()), "text": ANSWER,
-             "chat": {"id": -5001, "type": "group"}, "from": BotApiStandIn.BOT}  # fmt: skip
+    reply = {
+        "message_id": group_answer["message_id"],
+        "date": int(time.time()),
+        "text": ANSWER,
+        "chat": {"id": -5001, "type": "group"},
+        "from": BotApiStandIn.BOT,
+    }
     api.message(615, "And Germany?", chat_id=-5001, chat_type="group", reply_to_message=reply)
     api.wait_for(group_answers(3))
     assert [m["content"] for m in chats(ollama)[-1]] == ["Capital of France?", ANSWER, "And Germany?"]
@@ -299,8 +322,15 @@ def test_system_prompts_trimming_cancel_and_retry(bot, api, ollama, embedded):
     retry = json.loads(fourth["reply_markup"])["inline_keyboard"][0][0]["callback_data"]
     before = len(chats(ollama))
     api.press(621, fourth["message_id"], retry)
-    api.wait_for(lambda m, p: m == "editMessageText" and str(p["chat_id"]) == "621" and "⚡" in p["text"]
-                 and p["message_id"] != fourth["message_id"] and "🧵 turn 4" in p["text"])  # fmt: skip
+    api.wait_for(
+        lambda m, p: (
+            m == "editMessageText"
+            and str(p["chat_id"]) == "621"
+            and "⚡" in p["text"]
+            and p["message_id"] != fourth["message_id"]
+            and "🧵 turn 4" in p["text"]
+        )
+    )
     assert chats(ollama)[before] == chats(ollama)[before - 1], "a retry sends exactly the same messages"
     history = HistoryStore.open(embedded.sqlalchemy_url)
     rows = history.recent("telegram", "621", 2)
@@ -313,8 +343,14 @@ def test_system_prompts_trimming_cancel_and_retry(bot, api, ollama, embedded):
     api.wait_for(lambda m, p: m == "editMessageText" and str(p["chat_id"]) == "622" and "generating" in p["text"])
     seen = len(api.calls)
     api.message(621, "Queued behind it?")
-    _, waiting = api.wait_for(lambda m, p: m == "editMessageText" and str(p["chat_id"]) == "621"
-                              and "position 1" in p["text"] and (m, p) in api.calls[seen:])  # fmt: skip
+    _, waiting = api.wait_for(
+        lambda m, p: (
+            m == "editMessageText"
+            and str(p["chat_id"]) == "621"
+            and "position 1" in p["text"]
+            and (m, p) in api.calls[seen:]
+        )
+    )
     cancel = json.loads(waiting["reply_markup"])["inline_keyboard"][0][0]["callback_data"]
     assert cancel.startswith("cancel:")
     api.press(622, 1, cancel)  # not Erin's question: refused

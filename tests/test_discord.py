@@ -149,8 +149,9 @@ def test_an_answer_after_the_token_expired_goes_to_the_channel_mentioning_the_us
 
 
 def test_a_restarted_bot_resumes_through_the_webhook_or_the_channel(bot):
-    recent = Delivery(request_ids=["r1"], platform="discord", user_id="1", chat_id="900",
-                      units="joules", reply_to="1234:tok")  # fmt: skip
+    recent = Delivery(
+        request_ids=["r1"], platform="discord", user_id="1", chat_id="900", units="joules", reply_to="1234:tok"
+    )
     old = recent.model_copy(update={"created_at": datetime.now(UTC) - timedelta(minutes=20)})
     assert isinstance(bot.resumed_target(recent), WebhookTarget)
     assert isinstance(bot.resumed_target(old), ChannelTarget)

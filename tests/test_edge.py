@@ -47,17 +47,22 @@ def queue_settings(tmp_path):
     server = PrivateRedis(tmp_path, appendonly=True)
     server.start()
     settings = make_settings(
-        tmp_path / "data", redis_url=server.url, queue_name=f"edge-{uuid.uuid4().hex[:8]}",
-        ollama_host=ollama.url, default_model="tinyllama", idle_baseline_s=0.2,
-    )  # fmt: skip
+        tmp_path / "data",
+        redis_url=server.url,
+        queue_name=f"edge-{uuid.uuid4().hex[:8]}",
+        ollama_host=ollama.url,
+        default_model="tinyllama",
+        idle_baseline_s=0.2,
+    )
     yield settings, server
     server.stop()
     ollama.close()
 
 
 def env_of(settings: Settings) -> dict[str, str]:
-    return cli_env(settings, OLLAMA_HOST=settings.ollama_host, DEFAULT_MODEL=settings.default_model,
-                   IDLE_BASELINE_S="0.2")  # fmt: skip
+    return cli_env(
+        settings, OLLAMA_HOST=settings.ollama_host, DEFAULT_MODEL=settings.default_model, IDLE_BASELINE_S="0.2"
+    )
 
 
 # -- item 4: losing Redis while an answer is pending ------------------------------------------------
@@ -65,8 +70,13 @@ def env_of(settings: Settings) -> dict[str, str]:
 
 def test_cli_losing_redis_while_waiting_is_one_line_not_a_traceback(queue_settings):
     settings, server = queue_settings
-    ask = subprocess.Popen([sys.executable, "-m", "joulebot", "ask", "Say hi."], env=env_of(settings),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    ask = subprocess.Popen(
+        [sys.executable, "-m", "joulebot", "ask", "Say hi."],
+        env=env_of(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait(lambda: queue_for(settings).count == 1, 60)  # queued; no worker runs it
     server.kill()  # Redis goes away (SIGKILL: no goodbye)
     _, stderr = ask.communicate(timeout=60)
@@ -87,8 +97,13 @@ def test_telegram_user_is_told_when_redis_goes_away_and_gets_the_answer_when_it_
         server.stop()  # appendonly: the queued job and the delivery survive the restart
         api.wait_for(lambda m, p: m == "editMessageText" and p["text"] == QUEUE_WENT_AWAY, timeout=30)
         server.start()
-        worker = subprocess.run([sys.executable, "-m", "joulebot", "worker", "--burst"], env=env_of(settings),
-                                capture_output=True, text=True, timeout=180)  # fmt: skip
+        worker = subprocess.run(
+            [sys.executable, "-m", "joulebot", "worker", "--burst"],
+            env=env_of(settings),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert worker.returncode == 0, worker.stderr
         _, final = api.wait_for(lambda m, p: m == "editMessageText" and "⚡" in p["text"], timeout=60)
         assert str(final["chat_id"]) == "601"
@@ -137,8 +152,13 @@ def test_discord_user_is_told_when_redis_goes_away_and_gets_the_answer_when_it_i
         server.stop()
         _wait(lambda: any(e.get("content") == QUEUE_WENT_AWAY for e in interaction.named("edit")), 30)
         server.start()
-        subprocess.run([sys.executable, "-m", "joulebot", "worker", "--burst"], env=env_of(settings),
-                       capture_output=True, timeout=180, check=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "joulebot", "worker", "--burst"],
+            env=env_of(settings),
+            capture_output=True,
+            timeout=180,
+            check=True,
+        )
 
     async def scenario() -> None:
         helper = asyncio.get_running_loop().run_in_executor(None, outage_then_worker)
@@ -192,8 +212,9 @@ def test_prompts_refused_before_queueing(queue_settings):
     env = env_of(settings)
 
     def ask(*args: str | bytes) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "joulebot", "ask", *args], env=env, capture_output=True,
-                              text=True, timeout=60)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "joulebot", "ask", *args], env=env, capture_output=True, text=True, timeout=60
+        )
 
     one_line_refusal(ask(b"caf\xff au lait?"), "not valid UTF-8")  # bytes from argv that are not UTF-8
     one_line_refusal(ask("\u200b\u200d\ufeff\u2060 \u3164"), "empty")  # only zero-width / blank characters
@@ -213,8 +234,9 @@ def test_the_embedded_model_counts_long_prompts_with_its_own_tokenizer(settings)
     with pytest.raises(InputError, match=r"the prompt is \d+ tokens; smollm2-135m has a context of 2048"):
         request("金" * 2000)  # exact count: far over 1,752 tokens
     with pytest.raises(InputError, match="leaves no room"):
-        build_request(settings.model_copy(update={"max_tokens": 4000}), catalog, platform="cli", user_id="u",
-                      prompt="hi")  # fmt: skip
+        build_request(
+            settings.model_copy(update={"max_tokens": 4000}), catalog, platform="cli", user_id="u", prompt="hi"
+        )
 
 
 def test_bench_run_names_are_checked(settings, tmp_path):
@@ -244,8 +266,15 @@ def test_data_directory_is_private_and_an_old_one_is_tightened(embedded):
     ensure_embedded_stack(embedded)  # the embedded Redis and worker, started as `ask` starts them
     queue_for(embedded).connection.save()  # an RDB snapshot now
     _wait(lambda: (old / "worker.log").exists() and (old / "redis.rdb").exists(), 30)
-    names = ("redis.rdb", "redis.log", "worker.log", "worker.pid", "embedded.lock", "history.sqlite3",
-             "history.sqlite3.migrate-lock")  # fmt: skip
+    names = (
+        "redis.rdb",
+        "redis.log",
+        "worker.log",
+        "worker.pid",
+        "embedded.lock",
+        "history.sqlite3",
+        "history.sqlite3.migrate-lock",
+    )
     for name in names:
         assert mode(old / name) == 0o600, name
 
@@ -253,8 +282,12 @@ def test_data_directory_is_private_and_an_old_one_is_tightened(embedded):
 def test_upstream_text_is_redacted_of_every_secret(settings, caplog):
     em_token = "em-token-3c1f9e"
     api = HttpStandIn([Reply(401, {"message": f"Invalid token {em_token} (redis pw hunter42?)"})])
-    configured = make_settings(settings.data_dir, electricity_maps_token=em_token, electricity_maps_url=api.url,
-                               redis_url="redis://:hunter42@127.0.0.1:1/0")  # fmt: skip
+    configured = make_settings(
+        settings.data_dir,
+        electricity_maps_token=em_token,
+        electricity_maps_url=api.url,
+        redis_url="redis://:hunter42@127.0.0.1:1/0",
+    )
     try:
         with caplog.at_level(logging.INFO):
             intensity = IntensityProvider.from_settings(configured).current()

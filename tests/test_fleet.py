@@ -65,20 +65,35 @@ class Rig:
 
     def _env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in (*CONFIG_VARS, "ROUTING", "MAX_ROUTING_WAIT_S")}
-        env.update(REDIS_URL=self.redis.url, DATABASE_URL=self.database_url, WORKER_LOST_AFTER_S=str(LOST_AFTER_S),
-                   JOULEBOT_DATA_DIR=str(self.root / "front"))  # fmt: skip
+        env.update(
+            REDIS_URL=self.redis.url,
+            DATABASE_URL=self.database_url,
+            WORKER_LOST_AFTER_S=str(LOST_AFTER_S),
+            JOULEBOT_DATA_DIR=str(self.root / "front"),
+        )
         env.update(extra)
         return env
 
     def start(self, name: str, zone: str, models: dict[str, str] = BOTH) -> Box:
         ollama = OllamaStandIn(dict(models))
         env = self._env(
-            BOX_NAME=name, GRID_ZONE=zone, OLLAMA_HOST=ollama.url, DEFAULT_MODEL="tinyllama", METERS="estimate",
-            IDLE_BASELINE_S="0.2", ELECTRICITY_MAPS_TOKEN=self.intensity.token,
-            ELECTRICITY_MAPS_URL=self.intensity.api_url, JOULEBOT_DATA_DIR=str(self.root / name),
-        )  # fmt: skip
-        process = subprocess.Popen([sys.executable, "-m", "joulebot", "worker"], env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+            BOX_NAME=name,
+            GRID_ZONE=zone,
+            OLLAMA_HOST=ollama.url,
+            DEFAULT_MODEL="tinyllama",
+            METERS="estimate",
+            IDLE_BASELINE_S="0.2",
+            ELECTRICITY_MAPS_TOKEN=self.intensity.token,
+            ELECTRICITY_MAPS_URL=self.intensity.api_url,
+            JOULEBOT_DATA_DIR=str(self.root / name),
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "joulebot", "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.boxes[name] = Box(name, zone, ollama, process)
         return self.boxes[name]
 
@@ -91,13 +106,24 @@ class Rig:
 
     def client(self, **settings) -> QueueClient:
         """An in-process front end that knows only REDIS_URL and DATABASE_URL (no QUEUE_NAME)."""
-        values = {"redis_url": self.redis.url, "database_url": self.database_url, "queue_name": "",
-                  "box_name": "front-end", "worker_lost_after_s": LOST_AFTER_S, **settings}  # fmt: skip
+        values = {
+            "redis_url": self.redis.url,
+            "database_url": self.database_url,
+            "queue_name": "",
+            "box_name": "front-end",
+            "worker_lost_after_s": LOST_AFTER_S,
+            **settings,
+        }
         return QueueClient(make_settings(self.root / "front", **values))
 
     def cli(self, *args: str, **extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "joulebot", *args], env=self._env(**extra),
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "joulebot", *args],
+            env=self._env(**extra),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def close(self) -> None:
         for box in self.boxes.values():
@@ -227,8 +253,10 @@ def test_a_busy_greenest_box_and_the_fastest_policy(three):
     client = three.client()
     try:
         backlog = [_submit(client, "llama3", f"Backlog {i}?", box="box-fr") for i in range(3)]
-        _wait(lambda: three.fleet().live() and next(v for v in three.fleet().live() if v.name == "box-fr").load >= 2,
-              what="a backlog on box-fr")  # fmt: skip
+        _wait(
+            lambda: three.fleet().live() and next(v for v in three.fleet().live() if v.name == "box-fr").load >= 2,
+            what="a backlog on box-fr",
+        )
         fastest = _ask(three.client(routing="fastest"), "llama3", "Quick: capital of Chile?")
         assert fastest.box == "box-de" and fastest.routing.policy == "fastest"
         bounded = _ask(three.client(max_routing_wait_s=0.001), "llama3", "Capital of Japan?")
@@ -269,15 +297,31 @@ def test_stats_are_per_box(three):
 
 
 def test_the_benchmark_fans_out_over_boxes_with_one_table_each(three, tmp_path):
-    ran = three.cli("bench", "--models", "tinyllama", "--categories", "math,sql", "--n", "1", "--run", "fan",
-                    "--boxes", "box-fr,box-pl", "--out", str(tmp_path))  # fmt: skip
+    ran = three.cli(
+        "bench",
+        "--models",
+        "tinyllama",
+        "--categories",
+        "math,sql",
+        "--n",
+        "1",
+        "--run",
+        "fan",
+        "--boxes",
+        "box-fr,box-pl",
+        "--out",
+        str(tmp_path),
+    )
     assert ran.returncode == 0, ran.stderr
     assert "4 answers measured" in ran.stdout
     assert "── box box-fr ──" in ran.stdout and "── box box-pl ──" in ran.stdout and "box-de" not in ran.stdout
     rows = list(csv.DictReader((tmp_path / "fan.csv").open()))
     assert sorted((r["box"], r["category"]) for r in rows) == [
-        ("box-fr", "math"), ("box-fr", "sql"), ("box-pl", "math"), ("box-pl", "sql"),
-    ]  # fmt: skip
+        ("box-fr", "math"),
+        ("box-fr", "sql"),
+        ("box-pl", "math"),
+        ("box-pl", "sql"),
+    ]
     refused = three.cli("bench", "--models", "llama3", "--n", "1", "--boxes", "box-pl", "--run", "no")
     assert refused.returncode == 2 and "box box-pl does not offer llama3" in refused.stderr
 
@@ -289,8 +333,13 @@ def test_telegram_lists_the_boxes_and_a_user_pins_one(three):
     token = "123456:FLEET-token"
     api = BotApiStandIn(token)
     env = three._env(TELEGRAM_BOT_TOKEN=token, TELEGRAM_API_BASE_URL=api.base_url, DEFAULT_MODEL="llama3")
-    bot = subprocess.Popen([sys.executable, "-m", "joulebot", "telegram"], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
+    bot = subprocess.Popen(
+        [sys.executable, "-m", "joulebot", "telegram"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     try:
         api.message(601, "/boxes")
         _, listing = api.wait_for(lambda m, p: m == "sendMessage" and p["text"].startswith("Measurement boxes"))
@@ -301,8 +350,11 @@ def test_telegram_lists_the_boxes_and_a_user_pins_one(three):
         llama3 = next(line for line in models["text"].splitlines() if line.startswith("• llama3 (8.0B, "))
         assert "box-fr" in llama3 and "box-de" in llama3 and "box-pl" not in llama3
         api.message(601, "/box box-xx")
-        api.wait_for(lambda m, p: m == "sendMessage" and p["text"] == "no live box named 'box-xx'; "
-                     "live boxes: box-de, box-fr, box-pl")  # fmt: skip
+        api.wait_for(
+            lambda m, p: (
+                m == "sendMessage" and p["text"] == "no live box named 'box-xx'; live boxes: box-de, box-fr, box-pl"
+            )
+        )
         api.message(601, "/box box-de")
         api.wait_for(lambda m, p: m == "sendMessage" and p["text"].startswith("Your questions now go to box-de"))
         api.message(601, "Capital of Austria?")
@@ -381,14 +433,27 @@ def test_a_queued_job_that_no_live_box_can_take_is_refused_not_left_waiting(two)
 # --- routing as a function: the expected-CO2e arithmetic ------------------------------------------
 
 
-def _view(name: str, g_per_kwh: float, means: list[tuple[str, str, int, float]] = (), queued: int = 0,
-          scope: str = "wall", live: bool = True, models: tuple[str, ...] = ("llama3",)) -> BoxView:  # fmt: skip
+def _view(
+    name: str,
+    g_per_kwh: float,
+    means: list[tuple[str, str, int, float]] = (),
+    queued: int = 0,
+    scope: str = "wall",
+    live: bool = True,
+    models: tuple[str, ...] = ("llama3",),
+) -> BoxView:
     profile = BoxProfile(
-        box=name, queue=name, zone="XX", intensity_g_per_kwh=g_per_kwh, intensity_provenance="static",
-        intensity_label="XX", meter_scope=scope, meters=["m"],
+        box=name,
+        queue=name,
+        zone="XX",
+        intensity_g_per_kwh=g_per_kwh,
+        intensity_provenance="static",
+        intensity_label="XX",
+        meter_scope=scope,
+        meters=["m"],
         models=[BoxModel(name=m, size="8.0B", parameters_b=8.0) for m in models],
         means=[MeanEnergy(model=m, category=c, answers=n, mean_total_j=j, mean_seconds=10.0) for m, c, n, j in means],
-    )  # fmt: skip
+    )
     return BoxView(profile, seen_age_s=1.0 if live else 600.0, queued=queued, running=0, live=live, state="idle")
 
 

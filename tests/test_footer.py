@@ -54,8 +54,9 @@ def test_measured_footer_names_the_meter():
 
 
 def test_a_short_window_is_flagged_with_its_relative_band():
-    result = make_result(measured=True, source="nvml", scope="gpu", total_j=30.0, seconds=0.25, uncertainty_j=12.0,
-                         update_s=0.1)  # fmt: skip
+    result = make_result(
+        measured=True, source="nvml", scope="gpu", total_j=30.0, seconds=0.25, uncertainty_j=12.0, update_s=0.1
+    )
     energy, carbon, _ = footer(result).splitlines()
     assert energy.startswith("⚡ 30.0 ± 12 J total") and "· short window: ± 40 % ·" in energy
     assert "CO2e (from CPU+GPU energy only, not the whole machine)" in carbon

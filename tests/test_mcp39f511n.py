@@ -36,10 +36,12 @@ def sim():
 
 def test_the_simulator_shares_nothing_with_the_driver():
     source = Path(__file__).parents[1] / "joulebot" / "metering" / "mcp39f511n_sim.py"
-    imported = {
-        node.module for node in ast.walk(ast.parse(source.read_text())) if isinstance(node, ast.ImportFrom)
-    } | {alias.name for node in ast.walk(ast.parse(source.read_text())) if isinstance(node, ast.Import)
-         for alias in node.names}  # fmt: skip
+    imported = {node.module for node in ast.walk(ast.parse(source.read_text())) if isinstance(node, ast.ImportFrom)} | {
+        alias.name
+        for node in ast.walk(ast.parse(source.read_text()))
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
     assert not {m for m in imported if m and m.startswith("joulebot")}, imported
 
 

@@ -182,8 +182,13 @@ def test_a_hot_box_makes_jobs_wait_and_queued_users_are_told(embedded, monkeypat
 
     _hwmon(embedded.data_dir, "hwmon0", "coretemp", {"Package id 0": 90_000})
     sensor = embedded.data_dir / "class" / "hwmon" / "hwmon0" / "temp1_input"
-    for name, value in {"SYSFS_ROOT": embedded.data_dir, "COOLDOWN_ABOVE_C": "75", "COOLDOWN_SLEEP_S": "0.2",
-                        "IDLE_BASELINE_S": "0.2", "JOULEBOT_DATA_DIR": embedded.data_dir}.items():  # fmt: skip
+    for name, value in {
+        "SYSFS_ROOT": embedded.data_dir,
+        "COOLDOWN_ABOVE_C": "75",
+        "COOLDOWN_SLEEP_S": "0.2",
+        "IDLE_BASELINE_S": "0.2",
+        "JOULEBOT_DATA_DIR": embedded.data_dir,
+    }.items():
         monkeypatch.setenv(name, str(value))
     client = QueueClient(embedded)
     catalog = build_catalog(9.0)

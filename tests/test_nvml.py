@@ -42,8 +42,13 @@ def fake_pynvml(gpus: list[FakeGpu]) -> types.ModuleType:
     nvml.NVML_SUCCESS, nvml.NVML_ERROR_NOT_SUPPORTED = 0, 3
     nvml.NVML_FI_DEV_POWER_INSTANT = 186
     nvml.NVML_TEMPERATURE_GPU = 0
-    (nvml.NVML_VALUE_TYPE_DOUBLE, nvml.NVML_VALUE_TYPE_UNSIGNED_INT, nvml.NVML_VALUE_TYPE_UNSIGNED_LONG,
-     nvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG, nvml.NVML_VALUE_TYPE_SIGNED_LONG_LONG) = range(5)  # fmt: skip
+    (
+        nvml.NVML_VALUE_TYPE_DOUBLE,
+        nvml.NVML_VALUE_TYPE_UNSIGNED_INT,
+        nvml.NVML_VALUE_TYPE_UNSIGNED_LONG,
+        nvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG,
+        nvml.NVML_VALUE_TYPE_SIGNED_LONG_LONG,
+    ) = range(5)
     nvml.nvmlInit = lambda: None
     nvml.nvmlDeviceGetCount = lambda: len(gpus)
     nvml.nvmlDeviceGetHandleByIndex = lambda i: gpus[i]

@@ -69,8 +69,12 @@ def test_sigterm_finishes_the_running_job_and_leaves_the_queued_one(embedded, mo
     os.kill(pid, signal.SIGTERM)
     result = client.wait(running, timeout_s=120)
     assert result.completion_tokens > 0 and result.exchange_id is not None
-    _wait(lambda: not (embedded.data_dir / "worker.pid").exists() or
-          (embedded.data_dir / "worker.pid").read_text() != str(pid))  # fmt: skip
+    _wait(
+        lambda: (
+            not (embedded.data_dir / "worker.pid").exists()
+            or (embedded.data_dir / "worker.pid").read_text() != str(pid)
+        )
+    )
     assert waiting.get_status(refresh=True) == "queued", "queued jobs wait for the next worker"
     client.ensure_ready()  # what the next question does: a new worker takes the waiting job
     assert client.wait(waiting, timeout_s=60).exchange_id is not None
@@ -101,8 +105,13 @@ def test_queued_jobs_survive_a_redis_restart_with_appendonly(tmp_path):
         server.stop()
         server.start()
         assert queue_for(settings).count == 3
-        worker = subprocess.run([sys.executable, "-m", "joulebot", "worker", "--burst"], env=cli_env(settings),
-                                capture_output=True, text=True, timeout=180)  # fmt: skip
+        worker = subprocess.run(
+            [sys.executable, "-m", "joulebot", "worker", "--burst"],
+            env=cli_env(settings),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert worker.returncode == 0, worker.stderr
         client = QueueClient(settings)
         assert all(client.poll(client.job(job.id), 1) is not None for job in jobs)

@@ -66,15 +66,20 @@ def test_an_older_schema_with_exchanges_is_brought_up_to_conversations(url):
         config = _config()
         config.attributes["connection"] = connection
         command.upgrade(config, "0001")
-        connection.execute(sqlalchemy.text("INSERT INTO users (platform, platform_user_id, created_at) "
-                                           "VALUES ('cli', 'old', '2026-01-01')"))  # fmt: skip
-        connection.execute(sqlalchemy.text(
-            "INSERT INTO exchanges (request_id, user_id, platform, model, category, prompt, answer, prompt_tokens,"
-            " completion_tokens, started_at, seconds, load_s, energy_source, energy_measured, intensity_g_per_kwh,"
-            " intensity_zone, intensity_provenance, embodied_g, box, result, created_at) VALUES ('r-old', 1, 'cli',"
-            " 'smollm2-135m', 'questions', 'Hi?', 'Hello.', 3, 2, '2026-01-01', 1.0, 0.0, 'estimate', false, 300,"
-            " 'DE', 'static', 0.001, 'box', '{}', '2026-01-01')"
-        ))  # fmt: skip
+        connection.execute(
+            sqlalchemy.text(
+                "INSERT INTO users (platform, platform_user_id, created_at) VALUES ('cli', 'old', '2026-01-01')"
+            )
+        )
+        connection.execute(
+            sqlalchemy.text(
+                "INSERT INTO exchanges (request_id, user_id, platform, model, category, prompt, answer, prompt_tokens,"
+                " completion_tokens, started_at, seconds, load_s, energy_source, energy_measured, intensity_g_per_kwh,"
+                " intensity_zone, intensity_provenance, embodied_g, box, result, created_at) VALUES ('r-old', 1, 'cli',"
+                " 'smollm2-135m', 'questions', 'Hi?', 'Hello.', 3, 2, '2026-01-01', 1.0, 0.0, 'estimate', false, 300,"
+                " 'DE', 'static', 0.001, 'box', '{}', '2026-01-01')"
+            )
+        )
     engine.dispose()
     store = HistoryStore.open(url)
     (old,) = store.recent("cli", "old")
@@ -148,8 +153,11 @@ def test_no_greener_hint_without_scores_and_none_across_meters(tmp_path):
     _record_scored(store, "mistral", [50.0] * 5, right=5, source="rapl", measured=True)
     stats = store.category_stats()
     assert {(s.model, s.energy_source, s.scored) for s in stats} == {
-        ("mistral", "estimate", 0), ("tinyllama", "estimate", 0), ("mistral", "rapl", 5), ("tinyllama", "rapl", 5),
-    }  # fmt: skip
+        ("mistral", "estimate", 0),
+        ("tinyllama", "estimate", 0),
+        ("mistral", "rapl", 5),
+        ("tinyllama", "rapl", 5),
+    }
     hint = store.greener_hint("questions", "mistral", ["tinyllama"], box="testbox", source="rapl")
     assert hint == "as accurate on questions here (100% vs 100% right), tinyllama used 50× less energy than mistral"
 
@@ -182,9 +190,10 @@ def test_measured_and_estimated_answers_are_never_averaged_together(tmp_path):
         store.record(make_result(model="tinyllama", total_j=energy, measured=True, source="mcp39f511n", box="b2"))
     rows = {(s.model, s.box, s.energy_source, s.measured): s for s in store.model_stats()}
     assert set(rows) == {
-        ("mistral", "testbox", "estimate", False), ("mistral", "testbox", "mcp39f511n", True),
+        ("mistral", "testbox", "estimate", False),
+        ("mistral", "testbox", "mcp39f511n", True),
         ("tinyllama", "b2", "mcp39f511n", True),
-    }  # fmt: skip
+    }
     assert rows[("mistral", "testbox", "estimate", False)].mean_total_j == pytest.approx(50.0)
     assert rows[("mistral", "testbox", "mcp39f511n", True)].mean_total_j == pytest.approx(500.0)
     single = rows[("mistral", "testbox", "mcp39f511n", True)]
@@ -221,8 +230,9 @@ def test_sql_statistics_equal_the_python_ones(url):
     energies = {"mistral": [40.0, 61.5, 50.25, 45.0, 55.0, 1e-3], "tinyllama": [4.0, 6.0, 5.5], "phi": [7.25]}
     for model, values in energies.items():
         for i, energy in enumerate(values):
-            store.record(make_result(model=model, total_j=energy, tokens=10 + i, seconds=1.0 + i,
-                                     idle_w=None if i == 1 else 2.0))  # fmt: skip
+            store.record(
+                make_result(model=model, total_j=energy, tokens=10 + i, seconds=1.0 + i, idle_w=None if i == 1 else 2.0)
+            )
     store.record(make_result(model="mistral", total_j=None))  # no figure: not in any statistic
     stats = {s.model: s for s in store.category_stats()}
     assert [s.model for s in store.category_stats()] == sorted(energies)

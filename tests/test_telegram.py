@@ -29,9 +29,12 @@ class Bot:
     def start(self) -> Bot:
         env = cli_env(self.settings, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_BASE_URL=self.api.base_url, **self.env)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "joulebot", "telegram"], env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            [sys.executable, "-m", "joulebot", "telegram"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         return self
 
     def stop(self, sig: int = signal.SIGINT) -> None:
@@ -120,8 +123,12 @@ def test_commands_preferences_history_and_forget(bot, api, embedded):
 
 def test_flood_control_and_a_parse_error_never_lose_the_answer(bot, api):
     final_answer = lambda m, p: m == "editMessageText" and "⚡" in p.get("text", "")  # noqa: E731
-    flood = {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1",
-             "parameters": {"retry_after": 1}}  # fmt: skip
+    flood = {
+        "ok": False,
+        "error_code": 429,
+        "description": "Too Many Requests: retry after 1",
+        "parameters": {"retry_after": 1},
+    }
     unparsable = {"ok": False, "error_code": 400, "description": "Bad Request: can't parse entities: unclosed tag"}
     api.faults += [(final_answer, 429, flood), (final_answer, 400, unparsable)]
     bot()
@@ -166,14 +173,24 @@ def test_groups_answer_when_mentioned(bot, api):
     bot()
     group = -4001
     api.message(507, "just chatting", chat_id=group, chat_type="group")
-    api.message(507, "@joulebot_test_bot what is a watt?", chat_id=group, chat_type="group",
-                entities=[{"type": "mention", "offset": 0, "length": 18}])  # fmt: skip
+    api.message(
+        507,
+        "@joulebot_test_bot what is a watt?",
+        chat_id=group,
+        chat_type="group",
+        entities=[{"type": "mention", "offset": 0, "length": 18}],
+    )
     api.wait_for(answered(group))
     statuses = [p for m, p in api.to_chat(group) if m == "sendMessage"]
     assert len(statuses) == 1, "the unmentioned message got no reply"
     api.message(507, "/ask Say yes.", chat_id=group, chat_type="group")
-    api.wait_for(lambda m, p: m == "sendMessage" and str(p["chat_id"]) == str(group) and len(
-        [c for c in api.to_chat(group) if c[0] == "sendMessage"]) == 2)  # fmt: skip
+    api.wait_for(
+        lambda m, p: (
+            m == "sendMessage"
+            and str(p["chat_id"]) == str(group)
+            and len([c for c in api.to_chat(group) if c[0] == "sendMessage"]) == 2
+        )
+    )
 
 
 def test_webhook_mode(bot, api):
@@ -184,21 +201,33 @@ def test_webhook_mode(bot, api):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    bot(TELEGRAM_WEBHOOK_URL="https://bots.example.org/joulebot/hook", TELEGRAM_WEBHOOK_PORT=str(port),
-        TELEGRAM_WEBHOOK_SECRET="hook-secret-1")  # fmt: skip
+    bot(
+        TELEGRAM_WEBHOOK_URL="https://bots.example.org/joulebot/hook",
+        TELEGRAM_WEBHOOK_PORT=str(port),
+        TELEGRAM_WEBHOOK_SECRET="hook-secret-1",
+    )
     _, registered = api.wait_for(lambda m, p: m == "setWebhook")
     assert registered["url"] == "https://bots.example.org/joulebot/hook"
     assert registered["secret_token"] == "hook-secret-1"
 
-    update = {"update_id": 1, "message": {
-        "message_id": 5, "date": int(time.time()), "chat": {"id": 508, "type": "private"}, "text": "Say hi.",
-        "from": {"id": 508, "is_bot": False, "first_name": "Web"}}}  # fmt: skip
+    update = {
+        "update_id": 1,
+        "message": {
+            "message_id": 5,
+            "date": int(time.time()),
+            "chat": {"id": 508, "type": "private"},
+            "text": "Say hi.",
+            "from": {"id": 508, "is_bot": False, "first_name": "Web"},
+        },
+    }
 
     def post(secret: str) -> int:
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/joulebot/hook", data=json.dumps(update).encode(), method="POST",
+            f"http://127.0.0.1:{port}/joulebot/hook",
+            data=json.dumps(update).encode(),
+            method="POST",
             headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret},
-        )  # fmt: skip
+        )
         for _ in range(100):  # the listener may come up just after setWebhook
             try:
                 with urllib.request.urlopen(request, timeout=10) as response:

@@ -37,11 +37,28 @@ from joulebot.web.metrics import serve_worker_metrics
 from joulebot.web.stats import Mean, t95
 
 PUBLIC_ROUTES = [
-    "/", "/?metric=j_answer", "/?metric=j_token", "/?metric=j_above_idle", "/?box=testbox", "/boxes", "/boxes/rows",
-    "/answers", "/answers?page=2", "/models", "/models/smollm2-135m", "/models/tinyllama", "/metrics",
-    "/api/table.json", "/api/table.json?metric=j_token", "/api/table.csv", "/api/boxes.json", "/api/answers.json",
-    "/api/models/tinyllama.json", "/static/style.css", "/static/refresh.js",
-]  # fmt: skip
+    "/",
+    "/?metric=j_answer",
+    "/?metric=j_token",
+    "/?metric=j_above_idle",
+    "/?box=testbox",
+    "/boxes",
+    "/boxes/rows",
+    "/answers",
+    "/answers?page=2",
+    "/models",
+    "/models/smollm2-135m",
+    "/models/tinyllama",
+    "/metrics",
+    "/api/table.json",
+    "/api/table.json?metric=j_token",
+    "/api/table.csv",
+    "/api/boxes.json",
+    "/api/answers.json",
+    "/api/models/tinyllama.json",
+    "/static/style.css",
+    "/static/refresh.js",
+]
 
 
 @pytest.fixture
@@ -381,8 +398,9 @@ def test_a_prompt_asked_through_the_cli_is_only_on_its_private_link(embedded):
     prompt = f"Translate 'green pancake {uuid.uuid4().hex[:6]}' into French"
     ollama = OllamaStandIn()
     try:
-        asked = run_cli(embedded, "ask", prompt, "--model", "llama3", OLLAMA_HOST=ollama.url,
-                        PUBLIC_URL="https://joule.example/")  # fmt: skip
+        asked = run_cli(
+            embedded, "ask", prompt, "--model", "llama3", OLLAMA_HOST=ollama.url, PUBLIC_URL="https://joule.example/"
+        )
     finally:
         ollama.close()
     assert asked.returncode == 0, asked.stderr

@@ -45,8 +45,14 @@ def private_redis(tmp_path):
 
 
 def _settings(tmp_path: Path, server: PrivateRedis, ollama: OllamaStandIn, **extra) -> Settings:
-    return make_settings(tmp_path / "data", redis_url=server.url, ollama_host=ollama.url, default_model="llama3",
-                         idle_baseline_s=0.2, **extra)  # fmt: skip
+    return make_settings(
+        tmp_path / "data",
+        redis_url=server.url,
+        ollama_host=ollama.url,
+        default_model="llama3",
+        idle_baseline_s=0.2,
+        **extra,
+    )
 
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -54,8 +60,13 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 def _start_worker(settings: Settings, **extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "joulebot", "worker"], env=_env(settings, **extra),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "joulebot", "worker"],
+        env=_env(settings, **extra),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait(condition, timeout: float = 60.0, what: str = "condition") -> None:
@@ -76,8 +87,13 @@ def _serving(settings: Settings) -> bool:
 
 
 def _ask(settings: Settings, prompt: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "joulebot", "ask", "--model", "llama3", prompt],
-                          env=_env(settings), capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "joulebot", "ask", "--model", "llama3", prompt],
+        env=_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _stop(worker: subprocess.Popen) -> str:
@@ -133,8 +149,7 @@ def test_the_worker_runs_only_joulebots_job_function(tmp_path, private_redis, ol
     queue = Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
     foreign = queue.enqueue("os.system", f"touch {marker}")
     request = Request(platform="cli", user_id="u", model="llama3", prompt="Hi")
-    with_callback = queue.enqueue(JOB_FUNCTION, request.model_dump(mode="json"),
-                                  on_success=Callback("os.system"))  # fmt: skip
+    with_callback = queue.enqueue(JOB_FUNCTION, request.model_dump(mode="json"), on_success=Callback("os.system"))
     worker = _start_worker(settings)
     try:
         _wait(lambda: foreign.get_status(refresh=True) == "failed", what="the foreign job to fail")
@@ -155,13 +170,15 @@ def test_one_worker_per_box_and_a_dead_holder_is_taken_over(tmp_path, private_re
     first = _start_worker(settings)
     try:
         _wait(lambda: _serving(settings), what="the first worker to take its box")
-        second = subprocess.run([sys.executable, "-m", "joulebot", "worker"], env=_env(settings),
-                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        second = subprocess.run(
+            [sys.executable, "-m", "joulebot", "worker"], env=_env(settings), capture_output=True, text=True, timeout=60
+        )
         assert second.returncode == 2
         (line,) = second.stderr.strip().splitlines()
         assert f"box {settings.box_name!r} already has a measurement worker: pid {first.pid}" in line
-        other_queue = run_cli(settings, "worker", "--burst", QUEUE_NAME=f"other-{uuid.uuid4().hex[:6]}",
-                              REDIS_URL=settings.redis_url)  # fmt: skip
+        other_queue = run_cli(
+            settings, "worker", "--burst", QUEUE_NAME=f"other-{uuid.uuid4().hex[:6]}", REDIS_URL=settings.redis_url
+        )
         assert other_queue.returncode == 2, "the box is the unit, whatever the queue"
     finally:
         first.kill()  # SIGKILL: its lock stays until its heartbeat lapses...
@@ -170,8 +187,16 @@ def test_one_worker_per_box_and_a_dead_holder_is_taken_over(tmp_path, private_re
     assert holder["pid"] == first.pid
     successor = _start_worker(settings)  # ...but a dead holder on this host is taken over at once
     try:
-        _wait(lambda: json.loads(redis.Redis.from_url(settings.redis_url).get(box_lock_key(settings.box_name)) or
-                                 "{}").get("pid") == successor.pid, timeout=30, what="the takeover")  # fmt: skip
+        _wait(
+            lambda: (
+                json.loads(redis.Redis.from_url(settings.redis_url).get(box_lock_key(settings.box_name)) or "{}").get(
+                    "pid"
+                )
+                == successor.pid
+            ),
+            timeout=30,
+            what="the takeover",
+        )
         assert _ask(settings, "Who serves?").returncode == 0
     finally:
         _stop(successor)
@@ -210,8 +235,10 @@ def test_the_embedded_stack_never_runs_two_workers(embedded, monkeypatch, ollama
         monkeypatch.setenv(name, value)  # what the spawned worker reads, as a user's environment would say
     ensure_embedded_stack(settings)
     first_pid = int(pid_path(settings).read_text())
-    _wait(lambda: QueueClient(settings).connection.exists(box_lock_key(settings.box_name)) == 1,
-          what="the embedded worker to take its box")  # fmt: skip
+    _wait(
+        lambda: QueueClient(settings).connection.exists(box_lock_key(settings.box_name)) == 1,
+        what="the embedded worker to take its box",
+    )
     pid_path(settings).unlink()
     ensure_embedded_stack(settings)
     assert not pid_path(settings).exists(), "a second worker was spawned"

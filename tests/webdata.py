@@ -44,9 +44,14 @@ def measured_result(step_at_s: float = 0.5) -> Result:
     embodied = Embodied(te_g=181_000, lifespan_years=4)
     carbon = carbon_for(energy.total_j, energy.seconds, static_intensity("DE"), embodied)
     return base.model_copy(
-        update={"energy": energy, "carbon": carbon, "box": "wallbox", "category": "math",
-                "share_token": secrets.token_urlsafe(16)}
-    )  # fmt: skip
+        update={
+            "energy": energy,
+            "carbon": carbon,
+            "box": "wallbox",
+            "category": "math",
+            "share_token": secrets.token_urlsafe(16),
+        }
+    )
 
 
 def fill(store: HistoryStore) -> Filled:
@@ -64,12 +69,24 @@ def fill(store: HistoryStore) -> Filled:
     for number, (box, source, measured, model, category, energies) in enumerate(plan):
         for i, joules in enumerate(energies):
             tokens = 0 if joules == 30.0 else 48
-            r = make_result(total_j=joules, source=source, measured=measured, model=model, prompt=SECRET_PROMPT,
-                            answer=SECRET_ANSWER, user_id=f"user{number}-{i}", tokens=tokens)  # fmt: skip
+            r = make_result(
+                total_j=joules,
+                source=source,
+                measured=measured,
+                model=model,
+                prompt=SECRET_PROMPT,
+                answer=SECRET_ANSWER,
+                user_id=f"user{number}-{i}",
+                tokens=tokens,
+            )
             r = r.model_copy(
-                update={"box": box, "category": category, "share_token": secrets.token_urlsafe(16),
-                        "started_at": NOW + timedelta(minutes=number * 10 + i)}
-            )  # fmt: skip
+                update={
+                    "box": box,
+                    "category": category,
+                    "share_token": secrets.token_urlsafe(16),
+                    "started_at": NOW + timedelta(minutes=number * 10 + i),
+                }
+            )
             r.request.id = f"{box}-{model}-{category}-{i}"
             store.record(r)
             filled.tokens.append(r.share_token or "")

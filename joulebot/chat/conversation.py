@@ -35,8 +35,13 @@ class Context:
 
     def apply(self, request: Request, system: str | None) -> Request:
         """The request continuing this conversation (with this system prompt, unless a retry fixed it)."""
-        return request.model_copy(update={
-            "system": self.system if self.fixed_system else system, "turns": self.turns,
-            "conversation_id": self.conversation_id, "parent_id": self.parent_id, "turn": self.turn,
-            "told_forgotten": self.told_forgotten,
-        })  # fmt: skip
+        return request.model_copy(
+            update={
+                "system": self.system if self.fixed_system else system,
+                "turns": self.turns,
+                "conversation_id": self.conversation_id,
+                "parent_id": self.parent_id,
+                "turn": self.turn,
+                "told_forgotten": self.told_forgotten,
+            }
+        )

@@ -197,7 +197,7 @@ class ChatCore:
         """Validated Requests, or InputError with a friendly refusal. Nothing is queued here.
 
         With a `context`, the one Request continues that conversation; without, it starts one.
-        """  # fmt: skip
+        """
         try:
             requests = self._prepare(user_id, chat_id, prompt, models)
         except QueueUnavailable:
@@ -368,10 +368,14 @@ class ChatCore:
             requests[0].message_ref = status_message_id  # a reply to this message continues the conversation
         first = requests[0]
         delivery = Delivery(
-            request_ids=[r.id for r in requests], platform=self.platform, user_id=first.user_id,
-            chat_id=first.chat_id or "", units=first.units,
-            status_message_id=status_message_id, reply_to=reply_to,
-        )  # fmt: skip
+            request_ids=[r.id for r in requests],
+            platform=self.platform,
+            user_id=first.user_id,
+            chat_id=first.chat_id or "",
+            units=first.units,
+            status_message_id=status_message_id,
+            reply_to=reply_to,
+        )
         self.deliveries.add(delivery)  # before queueing: a crash in between leaves a delivery, not a lost answer
         for request in requests:
             self.client.submit(request)

@@ -346,9 +346,10 @@ class WebhookTarget(ReplyTarget):
         try:
             for message in messages:
                 await webhook.send(
-                    content=message.content or discord.utils.MISSING, embeds=to_embeds(message),
+                    content=message.content or discord.utils.MISSING,
+                    embeds=to_embeds(message),
                     allowed_mentions=NO_MENTIONS,
-                )  # fmt: skip
+                )
         except (discord.NotFound, discord.Forbidden):
             await self.fallback.deliver(messages)
 

@@ -91,9 +91,14 @@ class StatusMessage:
     """
 
     def __init__(
-        self, bot, chat_id: str, message_id: str | None, text: str = "", paces: dict[str, float] | None = None,
+        self,
+        bot,
+        chat_id: str,
+        message_id: str | None,
+        text: str = "",
+        paces: dict[str, float] | None = None,
         cancel: InlineKeyboardMarkup | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.bot, self.chat_id, self.message_id = bot, chat_id, message_id
         self.text = text
         self.paces = paces if paces is not None else {}  # chat id -> last edit (shared by the chat's messages)
@@ -118,9 +123,12 @@ class StatusMessage:
                 now = time.monotonic()
             try:
                 await self.bot.edit_message_text(
-                    text, chat_id=self.chat_id, message_id=int(self.message_id), parse_mode=parse_mode,
+                    text,
+                    chat_id=self.chat_id,
+                    message_id=int(self.message_id),
+                    parse_mode=parse_mode,
                     reply_markup=markup,
-                )  # fmt: skip
+                )
                 self.text, self.paces[self.chat_id] = text, now
                 self.edits += 1
                 return
@@ -242,8 +250,9 @@ class TelegramBot:
         spawn(self._tasks, coroutine, "following an answer")
 
     async def _follow(self, bot, delivery: Delivery, shown: str = "") -> None:
-        status = StatusMessage(bot, delivery.chat_id, delivery.status_message_id, shown, self._paces,
-                               cancel_button(delivery.key))  # fmt: skip
+        status = StatusMessage(
+            bot, delivery.chat_id, delivery.status_message_id, shown, self._paces, cancel_button(delivery.key)
+        )
         results = []
         try:
             results = await self.core.follow(delivery, status.update)
@@ -288,9 +297,12 @@ class TelegramBot:
             try:
                 if edit_message_id is not None:
                     await bot.edit_message_text(
-                        text, chat_id=chat_id, message_id=int(edit_message_id), parse_mode=parse_mode,
+                        text,
+                        chat_id=chat_id,
+                        message_id=int(edit_message_id),
+                        parse_mode=parse_mode,
                         reply_markup=buttons,
-                    )  # fmt: skip
+                    )
                 else:
                     await bot.send_message(chat_id, text, parse_mode=parse_mode, reply_markup=buttons)
                 return True
@@ -350,10 +362,13 @@ class TelegramBot:
         current = await asyncio.to_thread(self.core.default_model, user_id)
         catalog = await asyncio.to_thread(self.core.catalog)
         buttons = [
-            [InlineKeyboardButton(f"{'✅ ' if e.name == current else ''}{e.name} ({e.size_label()})",
-                                  callback_data=f"model:{e.name}")]
+            [
+                InlineKeyboardButton(
+                    f"{'✅ ' if e.name == current else ''}{e.name} ({e.size_label()})", callback_data=f"model:{e.name}"
+                )
+            ]
             for e in catalog.available()
-        ]  # fmt: skip
+        ]
         await _message(update).reply_text(
             f"Your default model is {current}. Choose another:", reply_markup=InlineKeyboardMarkup(buttons)
         )
@@ -401,8 +416,12 @@ class TelegramBot:
         await self._reply(_message(update), lambda: self.core.box_text(user_id, wanted))
 
     async def _cmd_forget(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        buttons = [[InlineKeyboardButton("Yes, delete", callback_data="forget:yes"),
-                    InlineKeyboardButton("Cancel", callback_data="forget:no")]]  # fmt: skip
+        buttons = [
+            [
+                InlineKeyboardButton("Yes, delete", callback_data="forget:yes"),
+                InlineKeyboardButton("Cancel", callback_data="forget:no"),
+            ]
+        ]
         await _message(update).reply_text(
             "Delete all your prompts and answers? (Anonymous energy figures stay in the statistics.)",
             reply_markup=InlineKeyboardMarkup(buttons),

@@ -106,8 +106,25 @@ def by_basis(stats: list[CategoryStats]) -> dict[Basis, list[CategoryStats]]:
 
 
 # Student's t, two-sided 95 %, by degrees of freedom (1.96 beyond the table)
-T95 = {1: 12.71, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-       12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042, 60: 2.000, 120: 1.980}  # fmt: skip
+T95 = {
+    1: 12.71,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+    10: 2.228,
+    12: 2.179,
+    15: 2.131,
+    20: 2.086,
+    25: 2.060,
+    30: 2.042,
+    60: 2.000,
+    120: 1.980,
+}
 
 
 def t95(df: int) -> float:
@@ -587,9 +604,21 @@ class HistoryStore:
     def answer_rows(self, request_id_prefix: str) -> list[dict]:
         """One benchmark run, one row per answer (for its CSV), with its score."""
         keep = (
-            "request_id", "model", "category", "box", "energy_source", "energy_measured", "energy_total_j",
-            "energy_attributable_j", "sci_g", "completion_tokens", "seconds", "correct", "score", "score_note",
-        )  # fmt: skip
+            "request_id",
+            "model",
+            "category",
+            "box",
+            "energy_source",
+            "energy_measured",
+            "energy_total_j",
+            "energy_attributable_j",
+            "sci_g",
+            "completion_tokens",
+            "seconds",
+            "correct",
+            "score",
+            "score_note",
+        )
         query = select(Exchange).where(Exchange.request_id.startswith(request_id_prefix)).order_by(Exchange.id)  # type: ignore[attr-defined,arg-type]
         with Session(self.engine) as session:
             return [{c: getattr(row, c) for c in keep} for row in session.exec(query).all()]
@@ -609,8 +638,9 @@ class HistoryStore:
         )
         with Session(self.engine) as session:
             rows = session.exec(query).all()
-        return [{"model": m, "category": c, "answers": n, "mean_total_j": j, "mean_seconds": s}
-                for m, c, n, j, s in rows]  # fmt: skip
+        return [
+            {"model": m, "category": c, "answers": n, "mean_total_j": j, "mean_seconds": s} for m, c, n, j, s in rows
+        ]
 
     def boxes(self) -> list[str]:
         """Every box that has answers in history."""
@@ -655,11 +685,29 @@ def _scrub(row: Exchange) -> None:
 
 
 def _category_stats(
-    model: str, category: str, box: str, source: str, measured: bool, n: int, mean: float,
-    attributable: float | None, co2e: float | None, sci: float | None, energy: float, squares: float,
-    tokens: int | None, scored: int, correct: int | None, scored_j: float | None, scored_sci: float | None,
-    scored_with_sci: int, mean_band: float | None, n_sci: int, sci_sum: float | None, sci_squares: float | None,
-) -> CategoryStats:  # fmt: skip
+    model: str,
+    category: str,
+    box: str,
+    source: str,
+    measured: bool,
+    n: int,
+    mean: float,
+    attributable: float | None,
+    co2e: float | None,
+    sci: float | None,
+    energy: float,
+    squares: float,
+    tokens: int | None,
+    scored: int,
+    correct: int | None,
+    scored_j: float | None,
+    scored_sci: float | None,
+    scored_with_sci: int,
+    mean_band: float | None,
+    n_sci: int,
+    sci_sum: float | None,
+    sci_squares: float | None,
+) -> CategoryStats:
     correct = int(correct or 0)
     low, high = wilson(correct, scored) if scored else (None, None)
     stdev = sample_stdev(n, energy, squares)

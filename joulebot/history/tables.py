@@ -32,10 +32,20 @@ class User(SQLModel, table=True):
 # and stay flat as history grows (migration 0018).
 STATS_INDEX_COLUMNS = (
     "turn",  # first questions apart from later turns (migration 0015): the statistics filter on it
-    "category", "box", "energy_source", "model", "energy_measured", "energy_includes_reload",
-    "energy_total_j", "energy_attributable_j", "operational_g", "sci_g", "completion_tokens", "correct",
+    "category",
+    "box",
+    "energy_source",
+    "model",
+    "energy_measured",
+    "energy_includes_reload",
+    "energy_total_j",
+    "energy_attributable_j",
+    "operational_g",
+    "sci_g",
+    "completion_tokens",
+    "correct",
     "energy_uncertainty_j",
-)  # fmt: skip
+)
 
 
 class ChatPreference(SQLModel, table=True):

@@ -132,9 +132,13 @@ class MeasurementBox:
             spread = 2 * statistics.stdev(watts) if len(watts) > 1 else 0.0
             meter_u = statistics.fmean(u for _, u, _ in part)  # mostly the accuracy class: does not average out
             idle[source] = IdleBaseline(
-                watts=statistics.fmean(watts), seconds=sum(s for _, _, s in part), source=source,
-                measured=kinds[source], measured_at=now, uncertainty_w=math.hypot(spread, meter_u),
-            )  # fmt: skip
+                watts=statistics.fmean(watts),
+                seconds=sum(s for _, _, s in part),
+                source=source,
+                measured=kinds[source],
+                measured_at=now,
+                uncertainty_w=math.hypot(spread, meter_u),
+            )
         if not idle:
             raise RuntimeError("idle baseline failed: no meter gave a reading")
         self.idle_by_source = idle

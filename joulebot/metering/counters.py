@@ -52,9 +52,14 @@ class CounterWindow(Window):
                 self.error = str(exc)
         if self.error is not None:
             return Reading(
-                source=self.source, scope=self.scope, measured=True, joules=None, seconds=seconds, error=self.error,
+                source=self.source,
+                scope=self.scope,
+                measured=True,
+                joules=None,
+                seconds=seconds,
+                error=self.error,
                 update_s=self.update_s,
-            )  # fmt: skip
+            )
         joules = 0.0
         for start, end, wrap in zip(self.start_values, end_values, self.wraps, strict=True):
             delta = end - start
@@ -64,6 +69,13 @@ class CounterWindow(Window):
         mean_w = joules / seconds if seconds > 0 else 0.0
         uncertainty = self.accuracy * joules + min(seconds, self.update_s) * mean_w
         return Reading(
-            source=self.source, scope=self.scope, measured=True, joules=joules, seconds=seconds, samples=2,
-            method=self.method, uncertainty_j=uncertainty, update_s=self.update_s,
-        )  # fmt: skip
+            source=self.source,
+            scope=self.scope,
+            measured=True,
+            joules=joules,
+            seconds=seconds,
+            samples=2,
+            method=self.method,
+            uncertainty_j=uncertainty,
+            update_s=self.update_s,
+        )

@@ -42,9 +42,13 @@ def build_hardware_meter(name: str, settings: Settings) -> Meter:
         try:
             n = settings.mcp39f511n_accumulation_n
             return McpMeter(
-                port, settings.meter_interval_s, settings.mcp39f511n_channel, settings.meter_retries,
-                accumulation_n=None if n == "keep" else n, mains_hz=settings.mains_hz,
-            )  # fmt: skip
+                port,
+                settings.meter_interval_s,
+                settings.mcp39f511n_channel,
+                settings.meter_retries,
+                accumulation_n=None if n == "keep" else n,
+                mains_hz=settings.mains_hz,
+            )
         except MeterSetupRefused as exc:
             raise MeterRefused(str(exc)) from None
         except MeterUnavailable as exc:

@@ -293,10 +293,16 @@ class McpMeter(Meter):
         assert self.setup is not None
         poll = self.poll_s()
         return SampledWindow(
-            self.power_w, poll, self.source, self.scope, BlockAverages(self.setup.interval_s),
-            accuracy=ACCURACY, lsb_w=self.uw_per_lsb / 1e6, update_s=self.setup.interval_s,
+            self.power_w,
+            poll,
+            self.source,
+            self.scope,
+            BlockAverages(self.setup.interval_s),
+            accuracy=ACCURACY,
+            lsb_w=self.uw_per_lsb / 1e6,
+            update_s=self.setup.interval_s,
             method=f"power register {self.setup.describe()}, polled every {poll * 1000:g} ms",
-        )  # fmt: skip
+        )
 
     def describe(self) -> str:
         setup = f"; {self.setup.describe()}" if self.setup else ""

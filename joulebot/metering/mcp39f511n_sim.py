@@ -253,8 +253,12 @@ class SimulatedMCP39F511N:
             self._running = False
             self._close_fds()
             return
-        canned = {"silence": b"", "nak": bytes([RESPONSE_NAK]), "checksum_fail": bytes([RESPONSE_CSFAIL]),
-                  "garbage": b"\x42\x42"}  # fmt: skip
+        canned = {
+            "silence": b"",
+            "nak": bytes([RESPONSE_NAK]),
+            "checksum_fail": bytes([RESPONSE_CSFAIL]),
+            "garbage": b"\x42\x42",
+        }
         if fault in canned:
             self._send(canned[fault])
             return

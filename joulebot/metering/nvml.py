@@ -75,9 +75,13 @@ class NvmlMeter(Meter):
         (value,) = nvml.nvmlDeviceGetFieldValues(handle, [nvml.NVML_FI_DEV_POWER_INSTANT])
         if value.nvmlReturn != nvml.NVML_SUCCESS:
             raise nvml.NVMLError(value.nvmlReturn)
-        kinds = {nvml.NVML_VALUE_TYPE_UNSIGNED_INT: "uiVal", nvml.NVML_VALUE_TYPE_UNSIGNED_LONG: "ulVal",
-                 nvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: "ullVal", nvml.NVML_VALUE_TYPE_SIGNED_LONG_LONG: "sllVal",
-                 nvml.NVML_VALUE_TYPE_DOUBLE: "dVal"}  # fmt: skip
+        kinds = {
+            nvml.NVML_VALUE_TYPE_UNSIGNED_INT: "uiVal",
+            nvml.NVML_VALUE_TYPE_UNSIGNED_LONG: "ulVal",
+            nvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: "ullVal",
+            nvml.NVML_VALUE_TYPE_SIGNED_LONG_LONG: "sllVal",
+            nvml.NVML_VALUE_TYPE_DOUBLE: "dVal",
+        }
         return float(getattr(value.value, kinds.get(value.valueType, "uiVal"))) / 1000
 
     def _instant_error(self, handle: Any) -> str | None:
@@ -103,10 +107,15 @@ class NvmlMeter(Meter):
     def _polled_window(self, gpus: list[tuple[int, Any]], why: str = "") -> SampledWindow:
         names = ", ".join(str(i) for i, _ in gpus)
         return SampledWindow(
-            lambda: self._instant_sum(gpus), self.poll_s, self.source, self.scope, InstantPower(),
-            accuracy=ACCURACY, update_s=self.poll_s,
+            lambda: self._instant_sum(gpus),
+            self.poll_s,
+            self.source,
+            self.scope,
+            InstantPower(),
+            accuracy=ACCURACY,
+            update_s=self.poll_s,
             method=f"instant power of GPU {names} polled every {self.poll_s * 1000:g} ms{why}",
-        )  # fmt: skip
+        )
 
     def start(self, compare: bool = False) -> NvmlWindow:
         """`compare`: also poll the instant power of the counter GPUs, for `joulebot meter read`."""
@@ -114,9 +123,14 @@ class NvmlMeter(Meter):
         if self.handles:
             method = "energy counter of GPU " + ", ".join(str(i) for i, _ in self.handles)
             counter = CounterWindow(
-                self._read_counters, [None] * len(self.handles), self.source, self.scope, method,
-                accuracy=ACCURACY, update_s=COUNTER_UPDATE_S,
-            )  # fmt: skip
+                self._read_counters,
+                [None] * len(self.handles),
+                self.source,
+                self.scope,
+                method,
+                accuracy=ACCURACY,
+                update_s=COUNTER_UPDATE_S,
+            )
         polled = self._polled_window(self.polled, " (no energy counter)") if self.polled else None
         comparison = self._polled_window(self.instant) if compare and self.instant else None
         note = ""

@@ -229,23 +229,41 @@ class SampledWindow(Window):
         seconds = end - self.start
         if self.error is not None or not self.samples:
             return Reading(
-                source=self.source, scope=self.scope, measured=True, joules=None, seconds=seconds,
-                samples=len(self.samples), error=self.error or "no sample", update_s=self.update_s,
-            )  # fmt: skip
+                source=self.source,
+                scope=self.scope,
+                measured=True,
+                joules=None,
+                seconds=seconds,
+                samples=len(self.samples),
+                error=self.error or "no sample",
+                update_s=self.update_s,
+            )
         account = self.integrator.account(self.samples, self.start, end)
         if account.blind_s > seconds / 2:
             return Reading(
-                source=self.source, scope=self.scope, measured=True, joules=None, seconds=seconds,
-                samples=len(self.samples), update_s=self.update_s,
+                source=self.source,
+                scope=self.scope,
+                measured=True,
+                joules=None,
+                seconds=seconds,
+                samples=len(self.samples),
+                update_s=self.update_s,
                 error=f"read too rarely: the sampler was held up for {account.blind_s:.2f} s of {seconds:.2f} s",
-            )  # fmt: skip
+            )
         resolution = self.lsb_w * seconds
         uncertainty = self.accuracy * abs(account.joules) + math.hypot(account.uncertainty_j, resolution)
         return Reading(
-            source=self.source, scope=self.scope, measured=True, joules=account.joules, seconds=seconds,
-            samples=len(self.samples), method=self.method, uncertainty_j=uncertainty, update_s=self.update_s,
+            source=self.source,
+            scope=self.scope,
+            measured=True,
+            joules=account.joules,
+            seconds=seconds,
+            samples=len(self.samples),
+            method=self.method,
+            uncertainty_j=uncertainty,
+            update_s=self.update_s,
             trace=self.trace(end),
-        )  # fmt: skip
+        )
 
     def trace(self, end: float) -> list[tuple[float, float]]:
         """(seconds since the window's start, watts) over the window, each value put at the time it

@@ -141,9 +141,14 @@ def build_catalog(
             offers.append(_sized(entry, max_parameters_b))
     for model in served.values():  # on the server, not in the static catalog: offer it as it is
         entry = ModelEntry(
-            name=model.tag, runner="ollama", family=model.family or "unknown", parameters_b=model.parameters_b or 0.0,
-            quantization=model.quantization, description="from the Ollama server", ollama_tag=model.tag,
-        )  # fmt: skip
+            name=model.tag,
+            runner="ollama",
+            family=model.family or "unknown",
+            parameters_b=model.parameters_b or 0.0,
+            quantization=model.quantization,
+            description="from the Ollama server",
+            ollama_tag=model.tag,
+        )
         offers.append(_sized(entry, max_parameters_b))
     return Catalog(offers=offers, max_parameters_b=max_parameters_b)
 

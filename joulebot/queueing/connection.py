@@ -100,19 +100,31 @@ def start_embedded_redis(settings: Settings, timeout_s: float = 10.0) -> subproc
     sock.unlink(missing_ok=True)  # left over by a server that was killed
     args = [
         __redis_executable__,
-        "--port", "0",
-        "--unixsocket", str(sock),
-        "--unixsocketperm", "700",
-        "--dir", str(data_dir),
-        "--dbfilename", "redis.rdb",
-        "--save", "60 1",
-        "--logfile", str(data_dir / "redis.log"),
-        "--daemonize", "no",
-    ]  # fmt: skip
+        "--port",
+        "0",
+        "--unixsocket",
+        str(sock),
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        str(data_dir),
+        "--dbfilename",
+        "redis.rdb",
+        "--save",
+        "60 1",
+        "--logfile",
+        str(data_dir / "redis.log"),
+        "--daemonize",
+        "no",
+    ]
     process = subprocess.Popen(
-        args, start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        args,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         umask=PRIVATE_UMASK,  # its RDB snapshot and log hold prompts: 0600
-    )  # fmt: skip
+    )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:

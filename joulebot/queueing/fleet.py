@@ -167,8 +167,14 @@ class BoxView:
         return self.queued + self.running
 
     def as_json(self) -> dict:
-        return {"profile": self.profile.model_dump(mode="json"), "seen_age_s": self.seen_age_s,
-                "queued": self.queued, "running": self.running, "live": self.live, "state": self.state}  # fmt: skip
+        return {
+            "profile": self.profile.model_dump(mode="json"),
+            "seen_age_s": self.seen_age_s,
+            "queued": self.queued,
+            "running": self.running,
+            "live": self.live,
+            "state": self.state,
+        }
 
 
 def publish_profile(connection: redis.Redis, profile: BoxProfile, state: str) -> None:

@@ -117,8 +117,16 @@ def create_app(settings: Settings) -> Starlette:
             section.chart = charts.heatmap(
                 section.models, section.categories, means, f"{metric.label}, {section.population.slug}"
             )
-        return render(request, "table.html", page, metric=metric, sections=sections, boxes=boxes, box=box,
-                      fmt=lambda v: _value(metric, v))  # fmt: skip
+        return render(
+            request,
+            "table.html",
+            page,
+            metric=metric,
+            sections=sections,
+            boxes=boxes,
+            box=box,
+            fmt=lambda v: _value(metric, v),
+        )
 
     def _table_rows(metric: Metric, box: str | None) -> list[dict]:
         return [
@@ -156,8 +164,11 @@ def create_app(settings: Settings) -> Starlette:
         writer = csv.DictWriter(buffer, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
-        return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
-                        headers={"content-disposition": 'attachment; filename="joulebot-table.csv"'})  # fmt: skip
+        return Response(
+            buffer.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": 'attachment; filename="joulebot-table.csv"'},
+        )
 
     async def _api(call, *args) -> Any:
         """History for an API route: an empty history is empty data, a missing one a 503 with the sentence."""
@@ -219,8 +230,9 @@ def create_app(settings: Settings) -> Starlette:
         number = _int_param(request, "page", 1, 1, 1_000_000)
         model = request.query_params.get("model")
         page = Page()
-        rows = await run_in_threadpool(page.history, history.latest, PAGE_SIZE, (number - 1) * PAGE_SIZE, model,
-                                       default=[])  # fmt: skip
+        rows = await run_in_threadpool(
+            page.history, history.latest, PAGE_SIZE, (number - 1) * PAGE_SIZE, model, default=[]
+        )
         if model is not None and not rows and number == 1 and not page.banners and not page.empty:
             raise HTTPException(404, f"No model named {model!r} has answers in history.")
         return render(request, "answers.html", page, rows=rows, number=number, model=model, size=PAGE_SIZE)
@@ -309,8 +321,13 @@ def create_app(settings: Settings) -> Starlette:
 
         def population(d: dict) -> dict:
             p = d["population"]
-            return {"metric": d["metric"].key, "unit": d["metric"].unit, "box": p.box, "source": p.source,
-                    "measured": p.measured}  # fmt: skip
+            return {
+                "metric": d["metric"].key,
+                "unit": d["metric"].unit,
+                "box": p.box,
+                "source": p.source,
+                "measured": p.measured,
+            }
 
         distributions = [{**population(d), "values": d["values"]} for d in data if "values" in d]
         daily = [

@@ -161,12 +161,18 @@ class HistoryView:
         x = metric.column
         query = (
             sa.select(
-                C.box, C.energy_source, C.energy_measured, C.model, C.category,
-                sa.func.count(x), sa.func.sum(x), sa.func.sum(x * x),
+                C.box,
+                C.energy_source,
+                C.energy_measured,
+                C.model,
+                C.category,
+                sa.func.count(x),
+                sa.func.sum(x),
+                sa.func.sum(x * x),
             )
             .where(metric.present)
             .group_by(C.box, C.energy_source, C.energy_measured, C.model, C.category)
-        )  # fmt: skip
+        )
         if box is not None:
             query = query.where(C.box == box)
         sections: dict[Population, TableSection] = {}
@@ -193,11 +199,28 @@ class HistoryView:
     # -- answers -----------------------------------------------------------------------------------------------
     # never C.prompt, C.answer, C.user_id or C.share_token: these are all the public pages can show
     PUBLIC_COLUMNS = (
-        C.id, C.model, C.category, C.prompt_tokens, C.completion_tokens, C.started_at, C.seconds, C.load_s,
-        C.energy_total_j, C.energy_attributable_j, C.idle_w, C.energy_source, C.energy_measured,
-        C.intensity_g_per_kwh, C.intensity_zone, C.intensity_provenance, C.operational_g, C.embodied_g, C.sci_g,
-        C.box, C.meter_failures,
-    )  # fmt: skip
+        C.id,
+        C.model,
+        C.category,
+        C.prompt_tokens,
+        C.completion_tokens,
+        C.started_at,
+        C.seconds,
+        C.load_s,
+        C.energy_total_j,
+        C.energy_attributable_j,
+        C.idle_w,
+        C.energy_source,
+        C.energy_measured,
+        C.intensity_g_per_kwh,
+        C.intensity_zone,
+        C.intensity_provenance,
+        C.operational_g,
+        C.embodied_g,
+        C.sci_g,
+        C.box,
+        C.meter_failures,
+    )
 
     def latest(self, limit: int, offset: int = 0, model: str | None = None) -> list[dict]:
         query = sa.select(*self.PUBLIC_COLUMNS, C.result).order_by(C.id.desc()).limit(limit).offset(offset)
@@ -264,12 +287,13 @@ class HistoryView:
         """One model's mean per day (UTC dates as the database writes them), per population, oldest first."""
         x, day = metric.column, sa.func.date(C.started_at)
         query = (
-            sa.select(C.box, C.energy_source, C.energy_measured, day, sa.func.count(x), sa.func.sum(x),
-                      sa.func.sum(x * x))
+            sa.select(
+                C.box, C.energy_source, C.energy_measured, day, sa.func.count(x), sa.func.sum(x), sa.func.sum(x * x)
+            )
             .where(C.model == model, metric.present)
             .group_by(C.box, C.energy_source, C.energy_measured, day)
             .order_by(day)
-        )  # fmt: skip
+        )
         days: dict[Population, list[tuple[str, Mean]]] = {}
         for box, source, measured, date, n, total, squares in self._rows(query):
             mean = Mean.from_sums(int(n), float(total), float(squares))
@@ -291,7 +315,7 @@ class HistoryView:
             sa.func.count(),
             sa.func.coalesce(sa.func.sum(C.energy_total_j), 0.0),
             sa.func.sum(C.meter_failures),
-        ).group_by(C.box, C.energy_source, C.energy_measured, C.model, C.category)  # fmt: skip
+        ).group_by(C.box, C.energy_source, C.energy_measured, C.model, C.category)
         if box is not None:
             query = query.where(C.box == box)
         return self._rows(query)
@@ -319,11 +343,32 @@ def _intensity(result: dict | None) -> Intensity | None:
 
 def _public(row: Any, with_trace: bool = False) -> dict:
     """A row as the public pages show it; derived figures and labels included."""
-    data = {k: getattr(row, k) for k in ("id", "model", "category", "prompt_tokens", "completion_tokens",
-                                          "started_at", "seconds", "load_s", "energy_total_j", "energy_attributable_j",
-                                          "idle_w", "energy_source", "energy_measured", "intensity_g_per_kwh",
-                                          "intensity_zone", "intensity_provenance", "operational_g", "embodied_g",
-                                          "sci_g", "box", "meter_failures")}  # fmt: skip
+    data = {
+        k: getattr(row, k)
+        for k in (
+            "id",
+            "model",
+            "category",
+            "prompt_tokens",
+            "completion_tokens",
+            "started_at",
+            "seconds",
+            "load_s",
+            "energy_total_j",
+            "energy_attributable_j",
+            "idle_w",
+            "energy_source",
+            "energy_measured",
+            "intensity_g_per_kwh",
+            "intensity_zone",
+            "intensity_provenance",
+            "operational_g",
+            "embodied_g",
+            "sci_g",
+            "box",
+            "meter_failures",
+        )
+    }
     result = row.result or {}
     energy = result.get("energy", {})
     machine = energy.get("machine", {})

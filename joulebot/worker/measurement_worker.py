@@ -150,8 +150,9 @@ class MeasurementWorker(SimpleWorker):
             lambda: super(MeasurementWorker, self).handle_job_success(job, queue, started_job_registry, execution)
         )
 
-    def handle_job_failure(self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = "",
-                           execution: Any = None) -> None:  # fmt: skip
+    def handle_job_failure(
+        self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = "", execution: Any = None
+    ) -> None:
         self._wait_for_redis()  # RQ swallows a failed write here; make sure Redis answers first
         super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
 
@@ -246,8 +247,9 @@ def _warm_station(settings: Settings, control: redis.Redis) -> tuple[Station, Id
     return station, keeper
 
 
-def _dequeue_loop(settings: Settings, station: Station, queue: Queue, heartbeat: Heartbeat,
-                  idle_exit_s: int | None, burst: bool) -> None:  # fmt: skip
+def _dequeue_loop(
+    settings: Settings, station: Station, queue: Queue, heartbeat: Heartbeat, idle_exit_s: int | None, burst: bool
+) -> None:
     """Run RQ's loop; start it again after it gave up on Redis, until stopped or idle."""
     restarts = 0
     while True:

@@ -20,15 +20,33 @@ depends_on = None
 
 # Spelled out, not imported from the tables: a migration must not change when the models do.
 STATS_BEFORE = [
-    "category", "box", "energy_source", "model",
-    "energy_total_j", "energy_attributable_j", "operational_g", "sci_g", "completion_tokens", "correct",
-]  # fmt: skip
+    "category",
+    "box",
+    "energy_source",
+    "model",
+    "energy_total_j",
+    "energy_attributable_j",
+    "operational_g",
+    "sci_g",
+    "completion_tokens",
+    "correct",
+]
 # the statistics also group by measured-vs-estimated, leave reloads out and average the bands
 STATS_AFTER = [
-    "category", "box", "energy_source", "model", "energy_measured", "energy_includes_reload",
-    "energy_total_j", "energy_attributable_j", "operational_g", "sci_g", "completion_tokens", "correct",
+    "category",
+    "box",
+    "energy_source",
+    "model",
+    "energy_measured",
+    "energy_includes_reload",
+    "energy_total_j",
+    "energy_attributable_j",
+    "operational_g",
+    "sci_g",
+    "completion_tokens",
+    "correct",
     "energy_uncertainty_j",
-]  # fmt: skip
+]
 
 
 def upgrade() -> None:

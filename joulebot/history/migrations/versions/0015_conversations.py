@@ -15,10 +15,20 @@ depends_on = None
 # ix_exchanges_stats (0018) with `turn` first: the statistics count first questions only and stay
 # index-only scans. Spelled out, not imported from the tables.
 STATS = [
-    "category", "box", "energy_source", "model", "energy_measured", "energy_includes_reload",
-    "energy_total_j", "energy_attributable_j", "operational_g", "sci_g", "completion_tokens", "correct",
+    "category",
+    "box",
+    "energy_source",
+    "model",
+    "energy_measured",
+    "energy_includes_reload",
+    "energy_total_j",
+    "energy_attributable_j",
+    "operational_g",
+    "sci_g",
+    "completion_tokens",
+    "correct",
     "energy_uncertainty_j",
-]  # fmt: skip (0014's columns)
+]  # 0014's columns
 
 
 def upgrade() -> None:
@@ -58,6 +68,13 @@ def downgrade() -> None:
         batch_op.drop_index("ix_exchanges_message")
         batch_op.drop_index(batch_op.f("ix_exchanges_parent_id"))
         batch_op.drop_index(batch_op.f("ix_exchanges_conversation_id"))
-        for column in ("system_prompt", "message_ref", "chat_id", "context_turns", "turn", "parent_id",
-                       "conversation_id"):  # fmt: skip
+        for column in (
+            "system_prompt",
+            "message_ref",
+            "chat_id",
+            "context_turns",
+            "turn",
+            "parent_id",
+            "conversation_id",
+        ):
             batch_op.drop_column(column)

@@ -13,9 +13,17 @@ branch_labels = None
 depends_on = None
 
 TABLE_INDEX_COLUMNS = [
-    "box", "energy_source", "energy_measured", "model", "category",
-    "energy_total_j", "energy_attributable_j", "sci_g", "completion_tokens", "meter_failures",
-]  # fmt: skip
+    "box",
+    "energy_source",
+    "energy_measured",
+    "model",
+    "category",
+    "energy_total_j",
+    "energy_attributable_j",
+    "sci_g",
+    "completion_tokens",
+    "meter_failures",
+]
 
 
 def upgrade() -> None:
