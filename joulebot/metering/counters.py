@@ -51,15 +51,7 @@ class CounterWindow(Window):
             except (OSError, MeterAbsent) as exc:
                 self.error = str(exc)
         if self.error is not None:
-            return Reading(
-                source=self.source,
-                scope=self.scope,
-                measured=True,
-                joules=None,
-                seconds=seconds,
-                error=self.error,
-                update_s=self.update_s,
-            )
+            return Reading.failed(self.source, self.scope, seconds, self.error, update_s=self.update_s)
         joules = 0.0
         for start, end, wrap in zip(self.start_values, end_values, self.wraps, strict=True):
             delta = end - start

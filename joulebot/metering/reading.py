@@ -26,6 +26,22 @@ class Reading(BaseModel):
     update_s: float | None = None  # how often the meter's figure can change (its time resolution)
     trace: list[tuple[float, float]] = []  # sampled meters: (seconds since the window's start, watts)
 
+    @classmethod
+    def failed(
+        cls, source: str, scope: Scope, seconds: float, error: str, samples: int = 0, update_s: float | None = None
+    ) -> Reading:
+        """A measured source that has no figure for this window, and why."""
+        return cls(
+            source=source,
+            scope=scope,
+            measured=True,
+            joules=None,
+            seconds=seconds,
+            samples=samples,
+            error=error,
+            update_s=update_s,
+        )
+
     @property
     def short_window(self) -> bool:
         """Shorter than ten of the meter's update periods: the edges weigh heavily (see uncertainty_j)."""

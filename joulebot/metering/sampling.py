@@ -228,28 +228,12 @@ class SampledWindow(Window):
             self._take()  # one more at the end, so the last stretch is not extrapolated
         seconds = end - self.start
         if self.error is not None or not self.samples:
-            return Reading(
-                source=self.source,
-                scope=self.scope,
-                measured=True,
-                joules=None,
-                seconds=seconds,
-                samples=len(self.samples),
-                error=self.error or "no sample",
-                update_s=self.update_s,
-            )
+            error = self.error or "no sample"
+            return Reading.failed(self.source, self.scope, seconds, error, len(self.samples), self.update_s)
         account = self.integrator.account(self.samples, self.start, end)
         if account.blind_s > seconds / 2:
-            return Reading(
-                source=self.source,
-                scope=self.scope,
-                measured=True,
-                joules=None,
-                seconds=seconds,
-                samples=len(self.samples),
-                update_s=self.update_s,
-                error=f"read too rarely: the sampler was held up for {account.blind_s:.2f} s of {seconds:.2f} s",
-            )
+            error = f"read too rarely: the sampler was held up for {account.blind_s:.2f} s of {seconds:.2f} s"
+            return Reading.failed(self.source, self.scope, seconds, error, len(self.samples), self.update_s)
         resolution = self.lsb_w * seconds
         uncertainty = self.accuracy * abs(account.joules) + math.hypot(account.uncertainty_j, resolution)
         return Reading(
