@@ -97,7 +97,13 @@ def ensure_embedded_stack(settings: Settings) -> None:
                 stdout=log_file,
                 stderr=log_file,
                 start_new_session=True,  # Ctrl-C in the user's terminal must not reach it
-                env={**os.environ, "JOULEBOT_DATA_DIR": str(settings.data_dir)},
+                # the worker this front end expects: its data directory, box and queue
+                env={
+                    **os.environ,
+                    "JOULEBOT_DATA_DIR": str(settings.data_dir),
+                    "BOX_NAME": settings.box_name,
+                    "QUEUE_NAME": settings.queue_name,
+                },
                 umask=PRIVATE_UMASK,  # what the worker writes (history, pid file) is private
             )
             try:
