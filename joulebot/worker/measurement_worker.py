@@ -35,6 +35,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from joulebot.config import Settings
+from joulebot.history import HistoryUnavailable
 from joulebot.keys import JOB_FUNCTION, refused_jobs_key
 from joulebot.queueing import connection as conn
 from joulebot.queueing.box_lock import BoxLock, BoxTaken
@@ -244,6 +245,8 @@ def _warm_station(settings: Settings, control: redis.Redis) -> tuple[Station, Id
         Fleet(control, settings.worker_lost_after_s).forget_older_than(settings.box_forget_after_s)
     except REDIS_ERRORS as exc:
         raise WorkerExit(1, f"lost Redis ({conn.describe(settings)}) while starting: {type(exc).__name__}") from None
+    except HistoryUnavailable as exc:  # the answers could not be stored: do not take any
+        raise WorkerExit(2, f"DATABASE_URL: {exc}") from None
     return station, keeper
 
 

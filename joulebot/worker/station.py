@@ -21,7 +21,7 @@ import redis
 from joulebot.carbon import Embodied, IntensityProvider, carbon_for
 from joulebot.config import Settings
 from joulebot.exchange import Request, Result
-from joulebot.history import HistoryStore
+from joulebot.history import HistoryStore, open_history
 from joulebot.history.categories import classify
 from joulebot.metering.box import MeasurementBox
 from joulebot.metering.detect import detect_meters
@@ -68,7 +68,7 @@ class Station:
         self.catalog_at = time.monotonic()
         self._retention_at = float("-inf")
         self.outbox: HistoryOutbox | None = None  # the worker sets it (it holds the Redis connection)
-        self.history = history or HistoryStore.open(settings.sqlalchemy_url)
+        self.history = history or open_history(settings.sqlalchemy_url, settings.redact)
         self.intensity = IntensityProvider.from_settings(settings)
         self.embodied = Embodied.from_settings(settings)
         # Without a keeper the idle baseline is measured in front of the first job, as a plain
