@@ -564,7 +564,7 @@ def worker(
     try:
         serve(settings, idle_exit_s=idle_exit, burst=burst)
     except WorkerExit as exc:
-        raise _fail(exc.reason, int(exc.code or 1)) from None
+        raise _fail(exc.reason, exc.code if isinstance(exc.code, int) else 1) from None
 
 
 @app.command()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -197,6 +198,10 @@ def serve(settings: Settings, idle_exit_s: int | None = None, burst: bool = Fals
     Raises WorkerExit with a reason when the worker cannot serve: the box is taken
     (exit 2), or Redis stayed unreachable (exit 1).
     """
+    # until RQ's loop installs its warm-shutdown handlers, SIGTERM/SIGINT end the start-up cleanly
+    # (box lock released, pid file forgotten) instead of killing the process mid-warm-up
+    signal.signal(signal.SIGTERM, _stop_while_starting)
+    signal.signal(signal.SIGINT, _stop_while_starting)
     with _embedded_server(settings):
         control = conn.connect(settings)  # short timeouts: heartbeat, lock, catalog, outbox
         lock = BoxLock(control, settings.box_name, settings.queue_name, settings.worker_lost_after_s)
@@ -232,6 +237,10 @@ def _serve_metrics(settings: Settings) -> Any:
 
     server, _thread = serve_worker_metrics(settings)
     return server
+
+
+def _stop_while_starting(signum: int, frame: Any) -> None:
+    raise WorkerExit(0, f"stopped by {signal.Signals(signum).name} while starting; no job was taken")
 
 
 def _warm_station(settings: Settings, control: redis.Redis) -> tuple[Station, IdleKeeper]:
