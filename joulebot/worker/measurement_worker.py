@@ -266,7 +266,10 @@ def _dequeue_loop(
     restarts = 0
     while True:
         worker = MeasurementWorker(queue, station, settings.redis_reconnect_attempts, settings.redis_reconnect_wait_s)
-        worked = worker.work(burst=burst, max_idle_time=idle_exit_s, logging_level="WARNING")
+        try:
+            worked = worker.work(burst=burst, max_idle_time=idle_exit_s, logging_level="WARNING")
+        except REDIS_ERRORS:  # lost before RQ's loop could catch it (registering the worker, say)
+            worked = False
         if worker.lost_redis is not None:
             raise WorkerExit(1, f"{worker.lost_redis}; exiting so that the process manager restarts the worker")
         if heartbeat.lost_box:
