@@ -19,9 +19,10 @@ def test_meter_read_against_a_simulated_wall_meter(settings):
     assert proc.returncode == 0, proc.stderr
     pattern = r"mcp39f511n: ([\d.]+) W average, ([\d.]+) J ± ([\d.]+) J over ([\d.]+) s \((\d+) samples"
     watts, joules, band, seconds, samples = (float(g) for g in re.search(pattern, proc.stdout).groups())
-    assert watts == pytest.approx(87.5, rel=1e-3)
-    assert joules == pytest.approx(87.5 * seconds, rel=1e-3)
-    assert 0.005 * joules <= band < 0.02 * joules  # the 0.5 % class, and little else on a steady load
+    assert watts == pytest.approx(87.5, rel=5e-3)  # within the meter's 0.5 % class
+    assert abs(joules - 87.5 * seconds) <= band, "the truth lies inside the reported band"
+    # the 0.5 % class at least; on a steady load little else (a busy machine's sampler stalls widen it honestly)
+    assert 0.005 * joules <= band < 0.1 * joules
     assert samples >= 9
     assert "how: power register averages over 2^1 mains cycles = 40 ms at 50 Hz (set by joulebot)" in proc.stdout
 
