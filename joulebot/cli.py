@@ -422,7 +422,7 @@ def stats(
     """Which model is greener for which kind of task, per box: mean SCI and energy per answer, and accuracy where
     scored."""
     from joulebot.campaign.runner import csv_row
-    from joulebot.history.categories import accuracy
+    from joulebot.categories import accuracy
 
     store = _history(get_settings())
     if box is not None and box not in (known := store.boxes()):

@@ -97,7 +97,7 @@ class Result(BaseModel):
     box: str
     started_at: datetime
     finished_at: datetime
-    category: str = "questions"  # the kind of task (history/categories.py)
+    category: str = "questions"  # the kind of task (joulebot/categories.py)
     hint: str | None = None  # a greener model for this kind of task, from measured history
     exchange_id: int | None = None  # the history row; None if it could not be stored
     context_turns: int = 0  # earlier turns the model received (after trimming)

@@ -31,7 +31,7 @@ from joulebot.campaign.references import (
     load_file,
     load_references,
 )
-from joulebot.history.categories import CATEGORIES, prompt_set
+from joulebot.categories import CATEGORIES, prompt_set
 
 REFERENCES = load_references()
 STANDIN_ANSWER = "Paris is the capital of France."  # tests/standins.py OllamaStandIn's fixed answer

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from joulebot.history.categories import CATEGORIES
+from joulebot.categories import CATEGORIES
 
 
 class ReferenceError(ValueError):

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from joulebot.exchange import Request, Turn
-from joulebot.history.tables import Exchange
+
+if TYPE_CHECKING:  # `joulebot ask` builds a Context without importing the history store
+    from joulebot.history.tables import Exchange
 
 
 @dataclass

@@ -8,6 +8,7 @@ estimate when no meter is found, and the static grid intensity of `GRID_ZONE`.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -168,15 +169,19 @@ class Settings(BaseSettings):
         value = value.strip()
         if not value:
             return value
-        from sqlalchemy.engine import make_url  # only when one is configured
-        from sqlalchemy.exc import ArgumentError
-
+        # The form SQLAlchemy parses (`dialect[+driver]://[user[:password]@]host[:port]/database`),
+        # checked without importing SQLAlchemy: every front end reads the settings, few open the history.
+        form = _sqlalchemy_form(value)
+        scheme = re.match(r"(?P<backend>[A-Za-z]\w*)(?:\+\w+)?://", form)
         try:
-            url = make_url(_sqlalchemy_form(value))
-        except (ArgumentError, ValueError):
+            parts = urlsplit(form)
+            parts.port  # noqa: B018 — raises ValueError for a port that is not a number
+        except ValueError:
             raise ValueError(f"should be {DATABASE_URL_FORMS}") from None
-        backend = url.get_backend_name()
-        if backend not in ("postgresql", "sqlite") or (backend == "postgresql" and not (url.host or url.database)):
+        backend = scheme["backend"].lower() if scheme else ""
+        if backend not in ("postgresql", "sqlite") or (
+            backend == "postgresql" and not (parts.hostname or parts.path.strip("/"))
+        ):
             raise ValueError(f"should be {DATABASE_URL_FORMS}")
         return value
 

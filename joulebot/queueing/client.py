@@ -21,7 +21,7 @@ from rq.results import Result as RQResult
 
 from joulebot.config import Settings, SettingsError
 from joulebot.exchange import Request, Result, Routing
-from joulebot.history.categories import classify
+from joulebot.categories import classify
 from joulebot.keys import JOB_FUNCTION, alive_key, box_status_key, partial_answer_key, rq_queue_key
 from joulebot.queueing import connection as conn
 from joulebot.queueing.embedded import embedded_worker_alive, ensure_embedded_stack

@@ -51,11 +51,16 @@ RULES: dict[str, list[tuple[str, int]]] = {
         (r"\bwhat is \d|\bhow many ways\b", 2),
     ],
 }
-_COMPILED = {c: [(re.compile(p, re.IGNORECASE), w) for p, w in rules] for c, rules in RULES.items()}
+
+
+@cache
+def _compiled() -> dict[str, list[tuple[re.Pattern[str], int]]]:
+    """Compiled on first use: a front end that never classifies (`joulebot ask`) never pays for it."""
+    return {c: [(re.compile(p, re.IGNORECASE), w) for p, w in rules] for c, rules in RULES.items()}
 
 
 def scores(prompt: str) -> dict[str, int]:
-    return {c: sum(w * len(p.findall(prompt)) for p, w in rules) for c, rules in _COMPILED.items()}
+    return {c: sum(w * len(p.findall(prompt)) for p, w in rules) for c, rules in _compiled().items()}
 
 
 def classify(prompt: str) -> str:
