@@ -59,6 +59,7 @@ class RecordedInteraction:
 
     async def edit_original_response(self, **kwargs):
         self.log.record("edit", **kwargs)
+        return SimpleNamespace(id=4242)  # the message discord.py returns: the status, later the answer
 
     async def delete_original_response(self):
         self.log.record("delete")

@@ -293,12 +293,9 @@ class DiscordBot(discord.Client):
         if thread is not None:  # the conversation lives in the thread: its answers are found there
             channel = thread
             requests = [r.model_copy(update={"chat_id": str(thread.id)}) for r in requests]
+        reply: dict[str, discord.Message] = {} if thread else {"reference": source}  # a thread's first message
         status = await channel.send(
-            QUEUED,
-            view=cancel_button(),
-            reference=source if thread is None else discord.utils.MISSING,
-            mention_author=False,
-            allowed_mentions=NO_MENTIONS,
+            QUEUED, view=cancel_button(), mention_author=False, allowed_mentions=NO_MENTIONS, **reply
         )
         try:
             delivery = await asyncio.to_thread(self.core.submit, requests, str(status.id))
