@@ -185,6 +185,12 @@ def test_a_mention_opens_a_thread_that_is_one_conversation(start, api, ollama, e
     assert len({r.conversation_id for r in alice + bob}) == 1
     assert {r.chat_id for r in alice + bob} == {thread} and alice[0].message_ref == first["id"]
 
+    # where the bot may not open a thread, it answers as a reply in the channel
+    api.faults.append((lambda m, p, b: p.endswith("/threads"), 403, {"message": "Missing Permissions", "code": 50013}))
+    ollama.answer = [ANSWER]
+    asked = api.say(503, "Capital of Chile?", mention=True)
+    assert answer_to(api, asked)["channel_id"] == CHANNEL and asked["id"] not in api.channels
+
 
 def test_reply_chains_and_dms_continue_and_nothing_leaks(start, api, ollama, embedded):
     start(discord_threads=False)  # answers as replies in the channel

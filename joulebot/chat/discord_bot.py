@@ -288,15 +288,18 @@ class DiscordBot(discord.Client):
         except InputError as exc:
             await refuse(str(exc))
             return
-        channel: discord.abc.Messageable = source.channel
         thread = await self.open_thread(source, prompt) if opens_thread else None
-        if thread is not None:  # the conversation lives in the thread: its answers are found there
-            channel = thread
-            requests = [r.model_copy(update={"chat_id": str(thread.id)}) for r in requests]
-        reply: dict[str, discord.Message] = {} if thread else {"reference": source}  # a thread's first message
-        status = await channel.send(
-            QUEUED, view=cancel_button(), mention_author=False, allowed_mentions=NO_MENTIONS, **reply
-        )
+        try:
+            if thread is None:
+                status = await source.reply(
+                    QUEUED, view=cancel_button(), mention_author=False, allowed_mentions=NO_MENTIONS
+                )
+            else:  # the conversation lives in the thread: its answers are found there
+                requests = [r.model_copy(update={"chat_id": str(thread.id)}) for r in requests]
+                status = await thread.send(QUEUED, view=cancel_button(), allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException as exc:  # no right to post there: nothing is queued
+            log.warning("cannot answer in channel %s: %s", source.channel.id, exc)
+            return
         try:
             delivery = await asyncio.to_thread(self.core.submit, requests, str(status.id))
         except JobError as exc:
@@ -309,7 +312,7 @@ class DiscordBot(discord.Client):
         """A thread on the message that asked, made one conversation; None where the bot may not open one."""
         try:
             thread = await message.create_thread(name=thread_name(prompt))
-        except discord.HTTPException as exc:
+        except (discord.HTTPException, ValueError) as exc:  # no permission; a server discord.py has not cached
             log.info("no thread opened in channel %s (%s); answering there", message.channel.id, exc)
             return None
         await asyncio.to_thread(self.core.start_shared, str(thread.id))
