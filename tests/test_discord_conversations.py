@@ -152,7 +152,7 @@ def rows(embedded: Settings, user: int, n: int = 10) -> list:
 
 
 def test_a_mention_opens_a_thread_that_is_one_conversation(start, api, ollama, embedded):
-    start()
+    start(discord_allowed_channels=CHANNEL)  # a thread counts as its channel
     asked = api.say(501, "Capital of France?", mention=True)
     first = answer_to(api, asked)
     assert first["channel_id"] == asked["id"], "answered in the thread opened on the question"
@@ -190,6 +190,10 @@ def test_a_mention_opens_a_thread_that_is_one_conversation(start, api, ollama, e
     ollama.answer = [ANSWER]
     asked = api.say(503, "Capital of Chile?", mention=True)
     assert answer_to(api, asked)["channel_id"] == CHANNEL and asked["id"] not in api.channels
+
+    elsewhere = api.say(504, "Capital of Peru?", dm=True)  # the allow-list covers messages too
+    until(lambda: api.replies_to(elsewhere["id"]))
+    assert api.replies_to(elsewhere["id"])[0]["content"] == "joulebot does not answer in this channel."
 
 
 def test_reply_chains_and_dms_continue_and_nothing_leaks(start, api, ollama, embedded):

@@ -227,7 +227,7 @@ class DiscordBot(discord.Client):
                 await message.reply(UNREADABLE, mention_author=False)
             return
         guild_id = message.guild.id if message.guild else getattr(message.channel, "guild_id", None)
-        refusal = None if dm else self.allow.refusal(guild_id, message.channel, message.channel.id, message.author)
+        refusal = self.allow.refusal(guild_id, message.channel, message.channel.id, message.author)
         if refusal:
             await message.reply(refusal, mention_author=False)
             return
