@@ -611,7 +611,7 @@ class DiscordApiStandIn(LocalServer):
         self.message_content = False
         self.dispatch: Callable[[str, dict], None] = lambda event, data: None
         self.cond = threading.Condition()
-        self._ids = itertools.count(1_300_000_000_000_000_000)
+        self._ids = itertools.count()
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -660,7 +660,10 @@ class DiscordApiStandIn(LocalServer):
         return f"{self.url}/api/v10"
 
     def snowflake(self) -> str:
-        return str(next(self._ids))
+        """A new id as Discord makes them: milliseconds since 2015 in the top bits (discord.py reads an
+        interaction's creation time, and so its token's age, from it), then a sequence number."""
+        milliseconds = int(time.time() * 1000) - 1_420_070_400_000
+        return str((milliseconds << 22) | (next(self._ids) % (1 << 22)))
 
     # -- objects, as documented ----------------------------------------------------------
     def _text_channel(self, channel_id: str, name: str) -> dict:

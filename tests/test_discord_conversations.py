@@ -228,9 +228,20 @@ def test_reply_chains_and_dms_continue_and_nothing_leaks(start, api, ollama, emb
     assert api.replies_to(silent["id"])[0]["content"] == UNREADABLE
 
 
+def original(api: DiscordApiStandIn, token: str) -> dict:
+    """A slash command's reply (its original response), once it shows the answer with its footer."""
+    until(lambda: "⚡" in footer(api.messages.get(api.interactions[token].get("original", ""), {})))
+    return api.messages[api.interactions[token]["original"]]
+
+
 def test_cancel_and_retry_buttons_also_after_a_restart(start, api, ollama, embedded):
     runner = start(discord_threads=False)
-    first = answer_to(api, api.say(521, "Capital of France?", mention=True))
+    token = api.command(521, "ask", prompt="Capital of France?")  # its reply is the answer: replies continue it
+    first = original(api, token)
+    assert api.wait_for(lambda m, p, b: p.endswith(f"/{token}/callback"))[2]["type"] == 5, "deferred at once"
+    queued = next(b for m, p, b in api.calls if m == "PATCH" and f"/{token}/messages/@original" in p)
+    assert queued["content"] == "⏳ queued" and custom_ids(queued) == [CANCEL_ID]
+    assert custom_ids(first) == [RETRY_ID]
     ollama.answer = ["Madrid."]
     second = answer_to(api, api.say(521, "And of Spain?", reply_to=first["id"]))
 
