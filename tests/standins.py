@@ -744,7 +744,7 @@ class DiscordApiStandIn(LocalServer):
             "voice_states": [],
             "members": [{**self.member(0), "user": self.BOT}],
             "channels": [c for c in self.channels.values() if c["type"] == 0],
-            "threads": [],
+            "threads": [c for c in self.channels.values() if c["type"] == 11],  # the active ones
             "presences": [],
             "stage_instances": [],
             "guild_scheduled_events": [],

@@ -250,20 +250,18 @@ class ChatCore:
         return shared_conversation_key(self.platform, chat_id)
 
     def start_shared(self, chat_id: str) -> None:
-        """Make `chat_id` one conversation: every message in it continues from its latest answer."""
+        """Make `chat_id` one conversation (before its first answer): every message there continues
+        from its latest answer."""
         self.client.connection.set(self._shared(chat_id), "{}", ex=SHARED_CONVERSATION_TTL_S)
 
-    def is_shared(self, chat_id: str) -> bool:
-        return bool(self.client.connection.exists(self._shared(chat_id)))
-
-    def shared_context(self, user_id: str, chat_id: str, reply_to: str | None = None) -> Context | None:
-        """None if `chat_id` is not a shared conversation; else where a message there continues: from the
-        answer it replies to (a branch), else from the chat's latest answer (nothing yet: afresh)."""
-        raw = self.client.connection.get(self._shared(chat_id))
-        if raw is None:
-            return None
+    def shared_context(self, user_id: str, chat_id: str, reply_to: str | None = None) -> Context:
+        """Where a message in a shared chat continues: from the answer it replies to (a branch), else
+        from the chat's latest answer (none known: afresh, and its answer becomes the latest)."""
+        key = self._shared(chat_id)
+        self.client.connection.set(key, "{}", ex=SHARED_CONVERSATION_TTL_S, nx=True)  # remember() updates it
         exchange = self.history.answer_at(self.platform, chat_id, reply_to) if reply_to is not None else None
-        if exchange is None and (latest := json.loads(raw).get("exchange_id")) is not None:
+        raw = self.client.connection.get(key)
+        if exchange is None and raw and (latest := json.loads(raw).get("exchange_id")) is not None:
             exchange = self.history.get(int(latest))
         return self._after(exchange, user_id, chat_id, group=True)
 

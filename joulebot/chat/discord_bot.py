@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import discord
+import redis
 from discord import app_commands
 
 from joulebot.chat.core import (
@@ -76,9 +77,9 @@ def scope_of(channel: object, channel_id: int | None) -> str:
     return str(parent or channel_id)
 
 
-def may_be_thread(channel: object) -> bool:
-    """A thread, or a channel discord.py has not cached (it might be one)."""
-    return isinstance(channel, discord.Thread | discord.PartialMessageable)
+def bots_thread(channel: object, me: discord.abc.Snowflake) -> bool:
+    """A thread this bot opened (discord.py caches threads from the gateway, owner included)."""
+    return isinstance(channel, discord.Thread) and channel.owner_id == me.id
 
 
 def thread_name(prompt: str) -> str:
@@ -219,7 +220,7 @@ class DiscordBot(discord.Client):
         dm = message.guild is None and getattr(message.channel, "guild_id", None) is None
         mentioned = any(user.id == me.id for user in message.mentions)
         reply_to = self.replied_answer(message)
-        thread = not dm and may_be_thread(message.channel) and await asyncio.to_thread(self.core.is_shared, chat_id)
+        thread = bots_thread(message.channel, me)
         if not (dm or mentioned or reply_to or thread):
             return
         if not message.content:  # no text for us: an attachment only, or no MESSAGE_CONTENT intent
@@ -232,12 +233,7 @@ class DiscordBot(discord.Client):
             await message.reply(refusal, mention_author=False)
             return
         prompt = message.content.replace(f"<@{me.id}>", "").replace(f"<@!{me.id}>", "").strip()
-        if thread:
-            context = await asyncio.to_thread(self.core.shared_context, user_id, chat_id, reply_to)
-        elif dm or reply_to:
-            context = await asyncio.to_thread(self.core.context_for, user_id, chat_id, reply_to, not dm)
-        else:
-            context = None  # a mention: a new conversation
+        context = await asyncio.to_thread(self.conversation, user_id, chat_id, reply_to, dm, thread)
         opens_thread = (
             self.settings.discord_threads
             and isinstance(message.channel, discord.TextChannel)
@@ -248,6 +244,18 @@ class DiscordBot(discord.Client):
             await message.reply(text, mention_author=False, allowed_mentions=NO_MENTIONS)
 
         await self.answer_in_channel(message, user_id, prompt, [None], context, not dm, refuse, opens_thread)
+
+    def conversation(self, user_id: str, chat_id: str, reply_to: str | None, dm: bool, thread: bool) -> Context | None:
+        """(Blocking) the conversation a message continues; None: a new one (a mention elsewhere)."""
+        try:
+            self.core.ensure_queue()  # embedded mode: its Redis stops when idle, and holds the pointers
+            if thread:
+                return self.core.shared_context(user_id, chat_id, reply_to)
+            if dm or reply_to:
+                return self.core.context_for(user_id, chat_id, reply_to, group=not dm)
+        except (QueueUnavailable, redis.RedisError) as exc:  # prepare() then says the queue is unavailable
+            log.info("no conversation looked up: %s", exc)
+        return None
 
     def replied_answer(self, message: discord.Message) -> str | None:
         """The id of the bot's message this one replies to in this channel, if any (an answer or not:
