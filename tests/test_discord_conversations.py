@@ -152,7 +152,7 @@ def rows(embedded: Settings, user: int, n: int = 10) -> list:
 
 
 def test_a_mention_opens_a_thread_that_is_one_conversation(start, api, ollama, embedded):
-    start(discord_allowed_channels=CHANNEL)  # a thread counts as its channel
+    runner = start(discord_allowed_channels=CHANNEL)  # a thread counts as its channel
     asked = api.say(501, "Capital of France?", mention=True)
     first = answer_to(api, asked)
     assert first["channel_id"] == asked["id"], "answered in the thread opened on the question"
@@ -194,6 +194,11 @@ def test_a_mention_opens_a_thread_that_is_one_conversation(start, api, ollama, e
     elsewhere = api.say(504, "Capital of Peru?", dm=True)  # the allow-list covers messages too
     until(lambda: api.replies_to(elsewhere["id"]))
     assert api.replies_to(elsewhere["id"])[0]["content"] == "joulebot does not answer in this channel."
+
+    runner.stop()  # a restarted bot knows its threads from the gateway, and where their conversation stands
+    start(discord_allowed_channels=CHANNEL)
+    answer_to(api, api.say(502, "And of Greece?", channel=thread, mention=True))
+    assert contents(ollama)[-3:] == ["And of Italy?", "Rome.", "And of Greece?"]
 
 
 def test_reply_chains_and_dms_continue_and_nothing_leaks(start, api, ollama, embedded):
