@@ -103,3 +103,9 @@ def rate_key(platform: str, user_id: str, minute: int) -> str:
 def idle_baseline_key(box_name: str, source: str) -> str:
     """The last idle baseline one meter (source) of one box measured, with its meter's identity."""
     return f"{PREFIX}:idle-baseline:{box_name}:{source}"
+
+
+def shared_conversation_key(platform: str, chat_id: str) -> str:
+    """A chat that is one conversation for everyone in it (a Discord thread the bot started):
+    JSON with the exchange its next message continues from (none yet: `{}`)."""
+    return f"{PREFIX}:shared-conversation:{platform}:{chat_id}"

@@ -34,6 +34,7 @@ class RecordedInteraction:
         self.log = Recorder()
         self.user = SimpleNamespace(id=user_id, roles=[SimpleNamespace(id=42)], mention=f"<@{user_id}>")
         self.channel_id, self.guild_id = channel_id, guild_id
+        self.channel = None  # not in discord.py's cache: the bot goes by channel_id
         self.created_at = datetime.now(UTC) - age
         self.application_id, self.token = 1234, "interaction-token"
         log = self.log
@@ -59,6 +60,7 @@ class RecordedInteraction:
 
     async def edit_original_response(self, **kwargs):
         self.log.record("edit", **kwargs)
+        return SimpleNamespace(id=4242)  # the message discord.py returns: the status, later the answer
 
     async def delete_original_response(self):
         self.log.record("delete")
@@ -143,7 +145,8 @@ def test_an_answer_after_the_token_expired_goes_to_the_channel_mentioning_the_us
     bot.get_channel = lambda channel_id: Channel() if channel_id == 900 else None
     late = RecordedInteraction(606, age=timedelta(minutes=16))
     run(bot, "ask", late, prompt="Say hi.")
-    assert not late.named("edit"), "no edit with an expired token"
+    shown = [edit.get("content") for edit in late.named("edit")]
+    assert shown == ["⏳ queued"], "only the status shown at once: no edit once the token expired"
     assert sent[0]["content"].startswith("<@606> here is your answer.")
     assert [u.id for u in sent[0]["allowed_mentions"].users] == [606]
 

@@ -26,7 +26,8 @@ from joulebot.config import Settings
 from joulebot.exchange import Request, Result, Units
 from joulebot.history import open_history
 from joulebot.history.store import by_basis
-from joulebot.keys import commands_key, conversation_key
+from joulebot.history.tables import Exchange
+from joulebot.keys import commands_key, conversation_key, shared_conversation_key
 from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
 from joulebot.queueing.catalog import catalog_for_front_end
 from joulebot.queueing.client import JobError, JobGone, NoBox, QueueClient, QueueUnavailable, queue_errors
@@ -45,7 +46,11 @@ QUEUE_WENT_AWAY = (
     "⚠️ joulebot's queue went away while your answer was being made. "
     "I will send it here as soon as the queue is back (or tell you if it was lost)."
 )
+CANCELLED = "🚫 Cancelled before it ran: nothing was measured or stored."
 QUEUE_RETRY_S = 2.0  # how often a waiting delivery asks whether Redis is back
+SHARED_CONVERSATION_TTL_S = (
+    30 * 24 * 3600
+)  # a thread the bot started stays one conversation this long after its last answer
 
 HELP = """joulebot answers with open LLMs and tells you what each answer cost: the energy the measurement \
 machine drew, the CO2e at the grid's current carbon intensity, and the SCI score.
@@ -193,16 +198,18 @@ class ChatCore:
         models: list[str | None],
         context: Context | None = None,
         group: bool = False,
+        system_chat: str | None = None,
     ) -> list[Request]:
         """Validated Requests, or InputError with a friendly refusal. Nothing is queued here.
 
         With a `context`, the one Request continues that conversation; without, it starts one.
+        `system_chat`: the chat whose system prompt applies, if not `chat_id` (a thread: its channel's).
         """
         try:
             requests = self._prepare(user_id, chat_id, prompt, models)
         except QueueUnavailable:
             raise InputError("joulebot's queue is unavailable right now; please try again in a minute.") from None
-        system = self.system_prompt(user_id, chat_id, group)
+        system = self.system_prompt(user_id, system_chat or chat_id, group)
         if context is None or len(requests) > 1:  # a comparison is a question of its own
             return [Context().apply(r, system) for r in requests]
         return [context.apply(requests[0], system)]
@@ -227,6 +234,10 @@ class ChatCore:
             raw = self.client.connection.get(self._pointer(chat_id, user_id))
             if raw:
                 exchange = self.history.get(int(json.loads(raw)["exchange_id"]))
+        return self._after(exchange, user_id, chat_id, group)
+
+    def _after(self, exchange: Exchange | None, user_id: str, chat_id: str, group: bool) -> Context:
+        """Continuing from `exchange` if it belongs to this chat (and, outside groups, to this user); else afresh."""
         if exchange is None or exchange.chat_id != chat_id:
             return Context()
         if not group and self.history.owner(exchange) != user_id:
@@ -234,18 +245,48 @@ class ChatCore:
         thread = self.history.thread(exchange.id)  # type: ignore[arg-type]
         return Context.after(thread) if thread else Context()
 
+    # -- shared conversations: a chat that is one conversation for everyone in it (a thread the bot started) --
+    def _shared(self, chat_id: str) -> str:
+        return shared_conversation_key(self.platform, chat_id)
+
+    def start_shared(self, chat_id: str) -> None:
+        """Make `chat_id` one conversation (before its first answer): every message there continues
+        from its latest answer."""
+        self.client.connection.set(self._shared(chat_id), "{}", ex=SHARED_CONVERSATION_TTL_S)
+
+    def shared_context(self, user_id: str, chat_id: str, reply_to: str | None = None) -> Context:
+        """Where a message in a shared chat continues: from the answer it replies to (a branch), else
+        from the chat's latest answer (none known: afresh, and its answer becomes the latest)."""
+        key = self._shared(chat_id)
+        self.client.connection.set(key, "{}", ex=SHARED_CONVERSATION_TTL_S, nx=True)  # remember() updates it
+        exchange = self.history.answer_at(self.platform, chat_id, reply_to) if reply_to is not None else None
+        raw = self.client.connection.get(key)
+        if exchange is None and raw and (latest := json.loads(raw).get("exchange_id")) is not None:
+            exchange = self.history.get(int(latest))
+        return self._after(exchange, user_id, chat_id, group=True)
+
     def remember(self, delivery: Delivery, results: list[Result]) -> None:
-        """After an answer in a private chat: the next message continues from it (until idle)."""
-        if len(results) != 1 or results[0].exchange_id is None or self.settings.conversation_idle_s <= 0:
+        """After an answer: in a shared chat everyone's next message continues from it; in a private
+        chat the asker's does (until idle)."""
+        if len(results) != 1 or results[0].exchange_id is None:
             return
         request = results[0].request
-        pointer = {"conversation_id": request.conversation_id, "exchange_id": results[0].exchange_id}
-        ttl = max(1, int(self.settings.conversation_idle_s))
-        self.client.connection.set(self._pointer(delivery.chat_id, delivery.user_id), json.dumps(pointer), ex=ttl)
+        pointer = json.dumps({"conversation_id": request.conversation_id, "exchange_id": results[0].exchange_id})
+        connection = self.client.connection
+        if connection.set(self._shared(delivery.chat_id), pointer, ex=SHARED_CONVERSATION_TTL_S, xx=True):
+            return  # only where the chat is shared already (xx): an answer never makes a chat shared
+        if self.settings.conversation_idle_s > 0:
+            ttl = max(1, int(self.settings.conversation_idle_s))
+            connection.set(self._pointer(delivery.chat_id, delivery.user_id), pointer, ex=ttl)
 
     def new_conversation(self, user_id: str, chat_id: str) -> str:
         self.client.connection.delete(self._pointer(chat_id, user_id))
         return "🆕 New conversation: your next message starts afresh (earlier answers stay in /history)."
+
+    def answer_id_at(self, chat_id: str, message_ref: str) -> int | None:
+        """The exchange whose answer this chat's message shows (None if it shows none)."""
+        exchange = self.history.answer_at(self.platform, chat_id, message_ref)
+        return exchange.id if exchange is not None else None
 
     def retry_context(
         self, user_id: str, chat_id: str, exchange_id: int, group: bool = False
@@ -267,8 +308,9 @@ class ChatCore:
         return exchange.prompt, exchange.model, context
 
     # -- cancelling ---------------------------------------------------------
-    def cancel(self, user_id: str, chat_id: str, request_id: str | None = None) -> str:
-        """Cancel this user's questions still queued in this chat (or the one given).
+    def cancel(self, user_id: str, chat_id: str, request_id: str | None = None, message_ref: str | None = None) -> str:
+        """Cancel this user's questions still queued in this chat (or the one given, by its request id
+        or by the status message that shows it).
 
         A running answer is not cut short: its energy is being measured over the whole
         generation, and half a window would be neither a whole answer's cost nor comparable.
@@ -276,6 +318,8 @@ class ChatCore:
         owed = [d for d in self.deliveries.pending() if d.user_id == user_id and d.chat_id == chat_id]
         if request_id is not None:
             owed = [d for d in owed if request_id in d.request_ids]
+        if message_ref is not None:
+            owed = [d for d in owed if d.status_message_id == message_ref]
         if not owed:
             return "Nothing of yours is waiting to be cancelled."
         cancelled = running = 0
@@ -307,15 +351,17 @@ class ChatCore:
         own = self.history.system_prompt(self.platform, user_id, chat_id if group else None)
         return own or self.settings.system_prompt or None
 
-    def system_command(self, user_id: str, chat_id: str, argument: str, group: bool = False) -> str:
-        """/system: show (no argument), `clear`, or set."""
-        whose = "this group's" if group else "your"
+    def system_command(
+        self, user_id: str, chat_id: str, argument: str, group: bool = False, place: str = "group"
+    ) -> str:
+        """/system: show (no argument), `clear`, or set; in a group (a Discord channel: `place`) the group's."""
+        whose = f"this {place}'s" if group else "your"
         where = chat_id if group else None
         text = argument.strip()
         if not text:
             own = self.history.system_prompt(self.platform, user_id, where)
             if own:
-                return f"System prompt ({'this group' if group else 'yours'}):\n{own}"
+                return f"System prompt ({f'this {place}' if group else 'yours'}):\n{own}"
             if self.settings.system_prompt:
                 return f"System prompt (the default, SYSTEM_PROMPT):\n{self.settings.system_prompt}"
             return f"No system prompt is set. Set {whose} with: /system You answer briefly."
@@ -544,6 +590,7 @@ def _ranked(rows: list) -> list[str]:
 
 
 __all__ = [
+    "CANCELLED",
     "HELP",
     "QUEUE_WENT_AWAY",
     "Answer",

@@ -1,10 +1,19 @@
-"""The Discord bot (discord.py 2.7): /ask and /compare in servers, with the energy bill.
+"""The Discord bot (discord.py 2.7): slash commands, mentions, replies and threads, with the energy bill.
 
-Slash commands only, so no privileged intent is needed. Each command defers at
-once, shows the queue position in the deferred reply, then replaces it with the
-answer (embeds, footer in the embed footer). An interaction token lives 15
-minutes: a later answer is posted into the channel, mentioning the user. What is
-owed is kept in Redis, so a restarted bot still delivers it.
+Where a conversation lives (llmcord's model):
+- `/ask` (and `/compare`) start a new one; a mention of the bot in a channel starts one too,
+  in a thread the bot opens on that message (`DISCORD_THREADS`; else, or where it cannot,
+  as a reply);
+- a reply to one of the bot's answers continues from that answer (a branch);
+- in a thread the bot opened, every message continues the thread's conversation;
+- in a DM, every message continues the current one (until /new or CONVERSATION_IDLE_S).
+Without the privileged MESSAGE_CONTENT intent, Discord gives the bot the text of DMs and of
+messages that mention it (a reply with its @ mention on does) only; `DISCORD_MESSAGE_CONTENT`
+asks for the intent, and then every message of a bot thread and every reply is read.
+
+Each question gets a status message (the deferred reply of a command, or a message of the
+bot) with a Cancel button while it waits; it shows the answer as it grows, then the answer
+with a Retry button. What is owed is kept in Redis, so a restarted bot still delivers it.
 """
 
 from __future__ import annotations
@@ -13,40 +22,69 @@ import asyncio
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import discord
+import redis
 from discord import app_commands
 
-from joulebot.chat.core import HELP, ChatCore, InputError, JobError, QueueUnavailable, Reply, make_reply, spawn
+from joulebot.chat.core import (
+    CANCELLED,
+    HELP,
+    ChatCore,
+    Context,
+    InputError,
+    JobError,
+    QueueUnavailable,
+    Reply,
+    make_reply,
+    spawn,
+)
 from joulebot.chat.deliveries import Delivery
-from joulebot.chat.discord_format import Message, render, render_partial
+from joulebot.chat.discord_targets import (
+    NO_MENTIONS,
+    ChannelTarget,
+    InteractionTarget,
+    MessageTarget,
+    ReplyTarget,
+    WebhookTarget,
+    render_reply,
+    token_alive,
+)
+from joulebot.chat.discord_views import CancelView, RetryView, cancel_button, retry_button
 from joulebot.config import Settings
 from joulebot.queueing.client import JobCancelled
 
 log = logging.getLogger(__name__)
 
-TOKEN_LIFETIME = timedelta(minutes=15)
-TOKEN_MARGIN = timedelta(seconds=30)
-STATUS_EDIT_INTERVAL_S = 1.5
-NO_MENTIONS = discord.AllowedMentions.none()  # model output must never ping @everyone
+QUEUED = "⏳ queued"
+UNREADABLE = (
+    "I cannot read replies that do not mention me here: keep the reply's @ mention on "
+    "(or use /ask). The server's admin can give me the Message Content intent instead."
+)
+DISCORD_HELP = HELP.replace("/compare model_a model_b prompt", "/compare") + (
+    "\n\nIn a server, mention me to start a conversation (I answer in a thread; every message there "
+    "continues it); reply to one of my answers to continue from it. In a DM every message continues "
+    "the conversation until /new."
+)
+THREAD_NAME = 100  # Discord's limit on a thread's name
 
 
-def to_embeds(message: Message) -> list[discord.Embed]:
-    embeds = []
-    for e in message.embeds:
-        embed = discord.Embed(title=e.title or None, description=e.description, colour=discord.Colour.green())
-        if e.footer:
-            embed.set_footer(text=e.footer)
-        embeds.append(embed)
-    return embeds
+def scope_of(channel: object, channel_id: int | None) -> str:
+    """The channel whose system prompt and allow-list apply: a thread's parent, else the channel itself."""
+    parent = channel.parent_id if isinstance(channel, discord.Thread) else None
+    return str(parent or channel_id)
 
 
-def render_reply(reply: Reply) -> list[Message]:
-    return render([(a.title, a.text, a.footer) for a in reply.answers], reply.closing)
+def bots_thread(channel: object, me: discord.abc.Snowflake) -> bool:
+    """A thread this bot opened (discord.py caches threads from the gateway, owner included)."""
+    return isinstance(channel, discord.Thread) and channel.owner_id == me.id
+
+
+def thread_name(prompt: str) -> str:
+    line = " ".join(prompt.split())
+    return line if len(line) <= THREAD_NAME else line[: THREAD_NAME - 1] + "…"
 
 
 async def model_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -58,100 +96,33 @@ async def model_names(interaction: discord.Interaction, current: str) -> list[ap
     return [app_commands.Choice(name=n, value=n) for n in names[:25]]
 
 
-class ReplyTarget:
-    """Where a reply goes: the interaction while its token lives, else the channel."""
+class AllowList:
+    """Optional allow-lists of guilds, channels (a thread counts as its channel) and roles."""
 
-    async def status(self, text: str, partial: str | None = None, *, urgent: bool = False) -> None: ...
-
-    async def deliver(self, messages: list[Message]) -> None: ...
-
-
-class InteractionTarget(ReplyTarget):
-    def __init__(self, interaction: discord.Interaction, fallback: ReplyTarget) -> None:
-        self.interaction = interaction
-        self.fallback = fallback
-        self.shown = ""
-        self.edited_at = 0.0
-
-    def _alive(self) -> bool:
-        return datetime.now(UTC) - self.interaction.created_at < TOKEN_LIFETIME - TOKEN_MARGIN
-
-    async def status(self, text: str, partial: str | None = None, *, urgent: bool = False) -> None:
-        """The status line, or the answer so far while it is generated (one embed, Markdown closed)."""
-        now = time.monotonic()
-        shown = partial or text
-        if shown == self.shown or not self._alive():
-            return
-        if now - self.edited_at < STATUS_EDIT_INTERVAL_S:
-            if not urgent:
-                return
-            await asyncio.sleep(self.edited_at + STATUS_EDIT_INTERVAL_S - now)  # a notice the user must see
-            now = time.monotonic()
-        try:
-            if partial:
-                message = render_partial(partial, text)
-                await self.interaction.edit_original_response(content=None, embeds=to_embeds(message))
-            else:
-                await self.interaction.edit_original_response(content=text)
-            self.shown, self.edited_at = shown, now
-        except discord.HTTPException as exc:
-            log.info("status edit skipped: %s", exc)
-
-    async def deliver(self, messages: list[Message]) -> None:
-        if not self._alive():
-            await self.fallback.deliver(messages)
-            return
-        try:
-            first, *rest = messages
-            await self.interaction.edit_original_response(
-                content=first.content or None, embeds=to_embeds(first), allowed_mentions=NO_MENTIONS
-            )
-            for message in rest:
-                await self.interaction.followup.send(
-                    content=message.content or discord.utils.MISSING,
-                    embeds=to_embeds(message),
-                    allowed_mentions=NO_MENTIONS,
-                )
-        except (discord.NotFound, discord.Forbidden) as exc:  # token gone or message deleted
-            log.info("interaction reply failed (%s); posting into the channel", exc)
-            await self.fallback.deliver(messages)
-
-
-class ChannelTarget(ReplyTarget):
-    def __init__(self, client: discord.Client, channel_id: str, user_id: str) -> None:
-        self.client, self.channel_id, self.user_id = client, channel_id, user_id
-
-    async def deliver(self, messages: list[Message]) -> None:
-        channel = self.client.get_channel(int(self.channel_id)) or await self.client.fetch_channel(int(self.channel_id))
-        mention = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(int(self.user_id))])
-        for index, message in enumerate(messages):
-            prefix = f"<@{self.user_id}> here is your answer.\n" if index == 0 else ""
-            await channel.send(  # type: ignore[union-attr]
-                content=(prefix + message.content) or None,
-                embeds=to_embeds(message),
-                allowed_mentions=mention if index == 0 else NO_MENTIONS,
-            )
-
-
-class GuardedTree(app_commands.CommandTree):
-    """Optional allow-lists of guilds, channels and roles; a refusal only the caller sees."""
-
-    def __init__(self, client: discord.Client, settings: Settings) -> None:
-        super().__init__(client)
+    def __init__(self, settings: Settings) -> None:
         self.guilds = Settings.id_set(settings.discord_allowed_guilds)
         self.channels = Settings.id_set(settings.discord_allowed_channels)
         self.roles = Settings.id_set(settings.discord_allowed_roles)
 
+    def refusal(self, guild_id: int | None, channel: object, channel_id: int | None, user: object) -> str | None:
+        if self.guilds and str(guild_id) not in self.guilds:
+            return "joulebot is not enabled in this server."
+        if self.channels and not {str(channel_id), scope_of(channel, channel_id)} & self.channels:
+            return "joulebot does not answer in this channel."
+        if self.roles and not {str(r.id) for r in getattr(user, "roles", [])} & self.roles:
+            return "You need one of the roles allowed to use joulebot."
+        return None
+
+
+class GuardedTree(app_commands.CommandTree):
+    """Slash commands only for who the allow-lists let through; a refusal only the caller sees."""
+
+    def __init__(self, client: discord.Client, allow: AllowList) -> None:
+        super().__init__(client)
+        self.allow = allow
+
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        reason = None
-        if self.guilds and str(interaction.guild_id) not in self.guilds:
-            reason = "joulebot is not enabled in this server."
-        elif self.channels and str(interaction.channel_id) not in self.channels:
-            reason = "joulebot does not answer in this channel."
-        elif self.roles:
-            roles = {str(r.id) for r in getattr(interaction.user, "roles", [])}
-            if not roles & self.roles:
-                reason = "You need one of the roles allowed to use joulebot."
+        reason = self.allow.refusal(interaction.guild_id, interaction.channel, interaction.channel_id, interaction.user)
         if reason:
             await interaction.response.send_message(reason, ephemeral=True)
             return False
@@ -160,10 +131,13 @@ class GuardedTree(app_commands.CommandTree):
 
 class DiscordBot(discord.Client):
     def __init__(self, settings: Settings) -> None:
-        super().__init__(intents=discord.Intents.default())  # no message content: slash commands only
+        intents = discord.Intents.default()  # guilds, guild and DM messages: not privileged
+        intents.message_content = settings.discord_message_content  # privileged: enable it in the portal first
+        super().__init__(intents=intents)
         self.settings = settings
         self.core = ChatCore(settings, "discord")
-        self.tree = GuardedTree(self, settings)
+        self.allow = AllowList(settings)
+        self.tree = GuardedTree(self, self.allow)
         self._resumed = False
         self._tasks: set[asyncio.Task] = set()
         self._register()
@@ -184,6 +158,8 @@ class DiscordBot(discord.Client):
         return True
 
     async def setup_hook(self) -> None:
+        self.add_view(CancelView(self))  # persistent: buttons under older messages work after a restart
+        self.add_view(RetryView(self))
         try:
             await asyncio.to_thread(self.core.ensure_queue)
             await self.sync_commands(force=self.settings.discord_sync_on_start)
@@ -198,55 +174,235 @@ class DiscordBot(discord.Client):
             spawn(self._tasks, self.follow(delivery, self.resumed_target(delivery)), "resuming an answer")
 
     def resumed_target(self, delivery: Delivery) -> ReplyTarget:
-        """After a restart: a follow-up through the interaction's webhook while its token lives."""
+        """After a restart: a command's answer through the interaction's webhook while its token lives;
+        a message's by editing its status message; else a new message in the channel."""
         channel = ChannelTarget(self, delivery.chat_id, delivery.user_id)
-        if delivery.reply_to and datetime.now(UTC) - delivery.created_at < TOKEN_LIFETIME - TOKEN_MARGIN:
-            app_id, token = delivery.reply_to.split(":", 1)
-            return WebhookTarget(self, int(app_id), token, channel)
+        if delivery.reply_to:
+            if token_alive(delivery.created_at):
+                app_id, token = delivery.reply_to.split(":", 1)
+                return WebhookTarget(self, int(app_id), token, channel)
+            return channel
+        if delivery.status_message_id:
+            return MessageTarget(self, delivery.chat_id, delivery.status_message_id, channel)
         return channel
 
     # -- the path of one question ------------------------------------------
     async def ask(self, interaction: discord.Interaction, prompt: str, models: list[str | None]) -> None:
+        """/ask and /compare: a new conversation, answered in the command's deferred reply."""
         await interaction.response.defer(thinking=True)
         user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
+        group = interaction.guild_id is not None
+        scope = scope_of(interaction.channel, interaction.channel_id)
         try:
-            requests = await asyncio.to_thread(self.core.prepare, user_id, channel_id, prompt, models)
+            requests = await asyncio.to_thread(
+                self.core.prepare, user_id, channel_id, prompt, models, None, group, scope
+            )
+            status = await interaction.edit_original_response(content=QUEUED, view=cancel_button())
             delivery = await asyncio.to_thread(
-                self.core.submit, requests, None, f"{interaction.application_id}:{interaction.token}"
+                self.core.submit, requests, str(status.id), f"{interaction.application_id}:{interaction.token}"
             )
         except (InputError, JobError) as exc:
             await interaction.delete_original_response()
             await interaction.followup.send(str(exc), ephemeral=True)
             return
-        await self.follow(delivery, InteractionTarget(interaction, ChannelTarget(self, channel_id, user_id)))
+        await self.follow(delivery, InteractionTarget(interaction, ChannelTarget(self, channel_id, user_id), QUEUED))
+
+    async def on_message(self, message: discord.Message) -> None:
+        """Mentions, replies to the bot's answers, messages in its threads and DMs are questions."""
+        me = self.user
+        if (
+            me is None
+            or message.author.bot
+            or message.type not in (discord.MessageType.default, discord.MessageType.reply)
+        ):
+            return
+        chat_id, user_id = str(message.channel.id), str(message.author.id)
+        dm = message.guild is None and getattr(message.channel, "guild_id", None) is None
+        mentioned = any(user.id == me.id for user in message.mentions)
+        reply_to = self.replied_answer(message)
+        thread = bots_thread(message.channel, me)
+        if not (dm or mentioned or reply_to or thread):
+            return
+        if not message.content:  # no text for us: an attachment only, or no MESSAGE_CONTENT intent
+            if reply_to and not mentioned and not self.intents.message_content:
+                await message.reply(UNREADABLE, mention_author=False)
+            return
+        guild_id = message.guild.id if message.guild else getattr(message.channel, "guild_id", None)
+        refusal = self.allow.refusal(guild_id, message.channel, message.channel.id, message.author)
+        if refusal:
+            await message.reply(refusal, mention_author=False)
+            return
+        prompt = message.content.replace(f"<@{me.id}>", "").replace(f"<@!{me.id}>", "").strip()
+        context = await asyncio.to_thread(self.conversation, user_id, chat_id, reply_to, dm, thread)
+        opens_thread = (
+            self.settings.discord_threads
+            and isinstance(message.channel, discord.TextChannel)
+            and (context is None or context.parent_id is None)
+        )
+
+        async def refuse(text: str) -> None:
+            await message.reply(text, mention_author=False, allowed_mentions=NO_MENTIONS)
+
+        await self.answer_in_channel(message, user_id, prompt, [None], context, not dm, refuse, opens_thread)
+
+    def conversation(self, user_id: str, chat_id: str, reply_to: str | None, dm: bool, thread: bool) -> Context | None:
+        """(Blocking) the conversation a message continues; None: a new one (a mention elsewhere)."""
+        try:
+            self.core.ensure_queue()  # embedded mode: its Redis stops when idle, and holds the pointers
+            if thread:
+                return self.core.shared_context(user_id, chat_id, reply_to)
+            if dm or reply_to:
+                return self.core.context_for(user_id, chat_id, reply_to, group=not dm)
+        except (QueueUnavailable, redis.RedisError) as exc:  # prepare() then says the queue is unavailable
+            log.info("no conversation looked up: %s", exc)
+        return None
+
+    def replied_answer(self, message: discord.Message) -> str | None:
+        """The id of the bot's message this one replies to in this channel, if any (an answer or not:
+        history knows which of the bot's messages show answers)."""
+        reference = message.reference
+        if (
+            reference is None
+            or reference.message_id is None
+            or reference.type is not discord.MessageReferenceType.reply
+            or reference.channel_id != message.channel.id
+        ):
+            return None
+        resolved = reference.resolved  # None when Discord did not include it: history decides
+        if isinstance(resolved, discord.DeletedReferencedMessage):
+            return None
+        if isinstance(resolved, discord.Message) and (self.user is None or resolved.author.id != self.user.id):
+            return None
+        return str(reference.message_id)
+
+    async def answer_in_channel(
+        self,
+        source: discord.Message,
+        user_id: str,
+        prompt: str,
+        models: list[str | None],
+        context: Context | None,
+        group: bool,
+        refuse: Callable[[str], Awaitable[None]],
+        opens_thread: bool = False,
+    ) -> None:
+        """Answer `source` with a status message replying to it (or opening a thread on it), edited as
+        the answer grows and then replaced by it."""
+        scope = scope_of(source.channel, source.channel.id)
+        try:
+            requests = await asyncio.to_thread(
+                self.core.prepare, user_id, str(source.channel.id), prompt, models, context, group, scope
+            )
+        except InputError as exc:
+            await refuse(str(exc))
+            return
+        thread = await self.open_thread(source, prompt) if opens_thread else None
+        try:
+            if thread is None:
+                status = await source.reply(
+                    QUEUED, view=cancel_button(), mention_author=False, allowed_mentions=NO_MENTIONS
+                )
+            else:  # the conversation lives in the thread: its answers are found there
+                requests = [r.model_copy(update={"chat_id": str(thread.id)}) for r in requests]
+                status = await thread.send(QUEUED, view=cancel_button(), allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException as exc:  # no right to post there: nothing is queued
+            log.warning("cannot answer in channel %s: %s", source.channel.id, exc)
+            return
+        try:
+            delivery = await asyncio.to_thread(self.core.submit, requests, str(status.id))
+        except JobError as exc:
+            await status.edit(content=f"⚠️ {exc}", view=None)
+            return
+        fallback = ChannelTarget(self, delivery.chat_id, user_id)
+        await self.follow(delivery, MessageTarget(self, delivery.chat_id, str(status.id), fallback, QUEUED))
+
+    async def open_thread(self, message: discord.Message, prompt: str) -> discord.Thread | None:
+        """A thread on the message that asked, made one conversation; None where the bot may not open one."""
+        try:
+            thread = await message.create_thread(name=thread_name(prompt))
+        except (discord.HTTPException, ValueError) as exc:  # no permission; a server discord.py has not cached
+            log.info("no thread opened in channel %s (%s); answering there", message.channel.id, exc)
+            return None
+        await asyncio.to_thread(self.core.start_shared, str(thread.id))
+        return thread
 
     async def follow(self, delivery: Delivery, target: ReplyTarget) -> None:
+        results = []
         try:
             results = await self.core.follow(delivery, target.status)
             reply = make_reply(results, delivery.units, self.core.settings.public_url)
-        except JobCancelled as exc:
-            reply = Reply([], f"🚫 {exc}")
+        except JobCancelled:
+            reply = Reply([], CANCELLED)
         except JobError as exc:
             reply = Reply([], f"⚠️ {exc}")
+        stored = [r.exchange_id for r in results if r.exchange_id is not None]
+        buttons = retry_button() if len(results) == 1 and stored else None
+        await asyncio.to_thread(self.core.remember, delivery, results)  # before the user can see it and reply
         try:
-            await target.deliver(render_reply(reply))
+            await target.deliver(render_reply(reply), buttons)
         except discord.HTTPException as exc:
             log.error("could not deliver to channel %s (%s); kept for the next start", delivery.chat_id, exc)
             return
         await asyncio.to_thread(self.core.delivered, delivery)
 
+    # -- buttons -------------------------------------------------------------
+    async def _pressed(self, interaction: discord.Interaction) -> discord.Message | None:
+        """Answer the press at once (Discord wants an answer within 3 s), then check who pressed."""
+        await interaction.response.defer()
+        reason = self.allow.refusal(interaction.guild_id, interaction.channel, interaction.channel_id, interaction.user)
+        if reason or interaction.message is None:
+            await interaction.followup.send(reason or "That button has expired.", ephemeral=True)
+            return None
+        return interaction.message
+
+    async def cancel_pressed(self, interaction: discord.Interaction) -> None:
+        """Cancel the question the status message shows, if it is the presser's and still waits."""
+        message = await self._pressed(interaction)
+        if message is None:
+            return
+        user_id, chat_id, ref = str(interaction.user.id), str(interaction.channel_id), str(message.id)
+        text = await self.core.text_of(lambda: self.core.cancel(user_id, chat_id, message_ref=ref))
+        await interaction.followup.send(text, ephemeral=True)  # the follow task edits the status itself
+
+    async def retry_pressed(self, interaction: discord.Interaction) -> None:
+        """Ask the answer's question again with the same context (both answers stay in history)."""
+        message = await self._pressed(interaction)
+        if message is None:
+            return
+        user_id, chat_id = str(interaction.user.id), str(interaction.channel_id)
+        group = interaction.guild_id is not None
+
+        def again() -> tuple[str, str, Context]:
+            exchange_id = self.core.answer_id_at(chat_id, str(message.id))
+            return self.core.retry_context(user_id, chat_id, -1 if exchange_id is None else exchange_id, group)
+
+        async def refuse(text: str) -> None:
+            await interaction.followup.send(text, ephemeral=True)
+
+        try:
+            prompt, model, context = await asyncio.to_thread(again)
+        except InputError as exc:
+            await refuse(str(exc))
+            return
+        await self.answer_in_channel(message, user_id, prompt, [model], context, group, refuse)
+
     # -- commands -------------------------------------------------------------
     def _register(self) -> None:
         """Every slash command, one line each; discord.py passes this bot as `self` to the methods."""
         for name, description, callback in (
-            ("ask", "Ask a model; the answer comes with its energy bill", self.cmd_ask),
+            ("ask", "Ask a model (a new conversation); the answer comes with its energy bill", self.cmd_ask),
             ("compare", "Ask two models the same thing and see which was greener", self.cmd_compare),
+            ("new", "Start a new conversation in this DM (in a server: mention me)", self.cmd_new),
             ("model", "Show or choose your default model", self.cmd_model),
             ("models", "The models, their size and measured energy per answer", self.cmd_models),
             ("units", "Show energy in joules, or average power and duration in watts", self.cmd_units),
             ("history", "Your last exchanges (only you see them)", self.cmd_history),
             ("forget", "Delete your prompts and answers (only you see this)", self.cmd_forget),
-            ("system", "Show, set or clear your system prompt (text, or 'clear')", self.cmd_system),
+            (
+                "system",
+                "Show, set or clear the system prompt (yours in a DM, the channel's in a server)",
+                self.cmd_system,
+            ),
             ("cancel", "Cancel your questions still waiting in the queue", self.cmd_cancel),
             ("stats", "Average energy per model, per box", self.cmd_stats),
             ("boxes", "The measurement boxes: grid, intensity, meters, queue", self.cmd_boxes),
@@ -268,6 +424,16 @@ class DiscordBot(discord.Client):
     @app_commands.autocomplete(model_a=model_names, model_b=model_names)
     async def cmd_compare(self, interaction: discord.Interaction, model_a: str, model_b: str, prompt: str) -> None:
         await self.ask(interaction, prompt, [model_a, model_b])
+
+    async def cmd_new(self, interaction: discord.Interaction) -> None:
+        user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
+        if interaction.guild_id is None:
+            await self.private(interaction, lambda: self.core.new_conversation(user_id, channel_id))
+        else:
+            await self.private(
+                interaction,
+                lambda: "In a server, a mention of me starts a new conversation; replies and my threads continue one.",
+            )
 
     @app_commands.autocomplete(name=model_names)
     async def cmd_model(self, interaction: discord.Interaction, name: str | None = None) -> None:
@@ -311,8 +477,24 @@ class DiscordBot(discord.Client):
 
     @app_commands.describe(text="the system prompt; 'clear' removes it; empty shows it")
     async def cmd_system(self, interaction: discord.Interaction, text: str | None = None) -> None:
-        user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
-        await self.private(interaction, lambda: self.core.system_command(user_id, channel_id, text or ""))
+        """In a DM the user's own prompt. In a server the channel's (a thread: its channel's): anyone
+        may see it; setting or clearing it needs the Manage Server permission."""
+        user_id, argument = str(interaction.user.id), text or ""
+        if interaction.guild_id is None:
+            channel_id = str(interaction.channel_id)
+            await self.private(interaction, lambda: self.core.system_command(user_id, channel_id, argument))
+            return
+        if argument.strip() and not interaction.permissions.manage_guild:
+            await interaction.response.send_message(
+                "Only members with the Manage Server permission can set or clear this channel's system prompt; "
+                "/system without text shows it.",
+                ephemeral=True,
+            )
+            return
+        scope = scope_of(interaction.channel, interaction.channel_id)
+        await self.private(
+            interaction, lambda: self.core.system_command(user_id, scope, argument, group=True, place="channel")
+        )
 
     async def cmd_cancel(self, interaction: discord.Interaction) -> None:
         user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
@@ -331,27 +513,7 @@ class DiscordBot(discord.Client):
         await self.private(interaction, lambda: self.core.box_text(user_id, name or ""))
 
     async def cmd_help(self, interaction: discord.Interaction) -> None:
-        text = HELP.replace("/compare model_a model_b prompt", "/compare")
-        await interaction.response.send_message(text, ephemeral=True)
-
-
-class WebhookTarget(ReplyTarget):
-    """A resumed delivery: follow-up messages through the interaction's webhook."""
-
-    def __init__(self, client: discord.Client, application_id: int, token: str, fallback: ReplyTarget) -> None:
-        self.client, self.application_id, self.token, self.fallback = client, application_id, token, fallback
-
-    async def deliver(self, messages: list[Message]) -> None:
-        webhook = discord.Webhook.partial(self.application_id, self.token, client=self.client)
-        try:
-            for message in messages:
-                await webhook.send(
-                    content=message.content or discord.utils.MISSING,
-                    embeds=to_embeds(message),
-                    allowed_mentions=NO_MENTIONS,
-                )
-        except (discord.NotFound, discord.Forbidden):
-            await self.fallback.deliver(messages)
+        await interaction.response.send_message(DISCORD_HELP, ephemeral=True)
 
 
 def run(settings: Settings, sync: bool = False) -> None:

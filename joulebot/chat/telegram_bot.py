@@ -30,7 +30,7 @@ from telegram.ext import (
     filters,
 )
 
-from joulebot.chat.core import HELP, ChatCore, Context, InputError, JobError, Reply, make_reply, spawn
+from joulebot.chat.core import CANCELLED, HELP, ChatCore, Context, InputError, JobError, Reply, make_reply, spawn
 from joulebot.chat.deliveries import Delivery
 from joulebot.chat.telegram_format import LIMIT, split_html, to_html, visible_text
 from joulebot.config import Settings
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 STATUS_EDIT_INTERVAL_S = 1.5  # per chat: Telegram allows about one message a second per chat
 SEND_ATTEMPTS = 6
 GENERATING = "✍️ generating…"
-CANCELLED = "🚫 Cancelled before it ran: nothing was measured or stored."
 
 
 def _seconds(retry_after) -> float:

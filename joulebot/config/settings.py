@@ -135,6 +135,8 @@ class Settings(BaseSettings):
     discord_allowed_channels: str = ""
     discord_allowed_roles: str = ""
     discord_sync_on_start: bool = False  # force command registration (normally only when changed)
+    discord_message_content: bool = False  # ask for the privileged MESSAGE_CONTENT intent (enable it in the portal)
+    discord_threads: bool = True  # a mention that starts a conversation opens a thread (else: a reply in place)
 
     @staticmethod
     def id_set(value: str) -> set[str]:

@@ -1,0 +1,189 @@
+"""Where a Discord answer goes, and the status shown until it comes.
+
+A status message is edited in place (the queue position, then the answer as it grows),
+at most every STATUS_EDIT_INTERVAL_S (Discord allows about 5 edits per 5 s per channel)
+and never with the text it shows; while the question waits it carries the Cancel button.
+The answer replaces it (its first message carries Retry) and longer answers continue in
+further messages. The status is an interaction's reply (/ask: edited through the
+interaction's webhook while its token lives, 15 minutes) or a bot message in a channel (a
+mention, a reply, a thread). When it cannot be edited, the answer is posted anew.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import discord
+
+from joulebot.chat.core import Reply
+from joulebot.chat.discord_format import Message, render, render_partial
+from joulebot.chat.discord_views import cancel_button
+
+log = logging.getLogger(__name__)
+
+TOKEN_LIFETIME = timedelta(minutes=15)
+TOKEN_MARGIN = timedelta(seconds=30)
+STATUS_EDIT_INTERVAL_S = 1.5
+NO_MENTIONS = discord.AllowedMentions.none()  # model output must never ping @everyone
+
+
+def to_embeds(message: Message) -> list[discord.Embed]:
+    embeds = []
+    for e in message.embeds:
+        embed = discord.Embed(title=e.title or None, description=e.description, colour=discord.Colour.green())
+        if e.footer:
+            embed.set_footer(text=e.footer)
+        embeds.append(embed)
+    return embeds
+
+
+def render_reply(reply: Reply) -> list[Message]:
+    return render([(a.title, a.text, a.footer) for a in reply.answers], reply.closing)
+
+
+def token_alive(created_at: datetime) -> bool:
+    return datetime.now(UTC) - created_at < TOKEN_LIFETIME - TOKEN_MARGIN
+
+
+class ReplyTarget:
+    """Shows the status (where it can) and delivers the answer; `buttons` go under its first message."""
+
+    async def status(self, text: str, partial: str | None = None, *, urgent: bool = False) -> None:
+        return None
+
+    async def deliver(self, messages: list[Message], buttons: discord.ui.View | None = None) -> None: ...
+
+
+class EditedTarget(ReplyTarget):
+    """A status message edited in place, then replaced by the answer's first message."""
+
+    def __init__(self, fallback: ReplyTarget, shown: str = "") -> None:
+        self.fallback = fallback
+        self.shown = shown
+        self.edited_at = 0.0
+
+    def alive(self) -> bool:
+        return True
+
+    async def _edit(self, **fields: Any) -> None:
+        raise NotImplementedError
+
+    async def _send(self, message: Message) -> None:
+        raise NotImplementedError
+
+    async def status(self, text: str, partial: str | None = None, *, urgent: bool = False) -> None:
+        """The status line, or the answer so far while it is generated (one embed, Markdown closed)."""
+        now = time.monotonic()
+        shown = partial or text
+        if shown == self.shown or not self.alive():
+            return
+        if now - self.edited_at < STATUS_EDIT_INTERVAL_S:
+            if not urgent:
+                return
+            await asyncio.sleep(self.edited_at + STATUS_EDIT_INTERVAL_S - now)  # a notice the user must see
+            now = time.monotonic()
+        waiting = text.startswith("⏳") and not partial  # no Cancel once it runs
+        view = cancel_button() if waiting else None
+        try:
+            if partial:
+                await self._edit(content=None, embeds=to_embeds(render_partial(partial, text)), view=view)
+            else:
+                await self._edit(content=text, view=view)
+            self.shown, self.edited_at = shown, now
+        except discord.HTTPException as exc:
+            log.info("status edit skipped: %s", exc)
+
+    async def deliver(self, messages: list[Message], buttons: discord.ui.View | None = None) -> None:
+        if not self.alive():
+            await self.fallback.deliver(messages)
+            return
+        first, *rest = messages
+        try:
+            await self._edit(
+                content=first.content or None, embeds=to_embeds(first), view=buttons, allowed_mentions=NO_MENTIONS
+            )
+        except (discord.NotFound, discord.Forbidden) as exc:  # token gone or status message deleted
+            log.info("could not replace the status message (%s); posting the answer anew", exc)
+            await self.fallback.deliver(messages)
+            return
+        for message in rest:
+            await self._send(message)
+
+
+class InteractionTarget(EditedTarget):
+    """A slash command's deferred reply, while the interaction token lives."""
+
+    def __init__(self, interaction: discord.Interaction, fallback: ReplyTarget, shown: str = "") -> None:
+        super().__init__(fallback, shown)
+        self.interaction = interaction
+
+    def alive(self) -> bool:
+        return token_alive(self.interaction.created_at)
+
+    async def _edit(self, **fields: Any) -> None:
+        await self.interaction.edit_original_response(**fields)
+
+    async def _send(self, message: Message) -> None:
+        await self.interaction.followup.send(
+            content=message.content or discord.utils.MISSING, embeds=to_embeds(message), allowed_mentions=NO_MENTIONS
+        )
+
+
+class MessageTarget(EditedTarget):
+    """A status message the bot posted in a channel (a DM, a thread, a reply to a mention)."""
+
+    def __init__(
+        self, client: discord.Client, channel_id: str, message_id: str, fallback: ReplyTarget, shown: str = ""
+    ) -> None:
+        super().__init__(fallback, shown)
+        self.channel = client.get_partial_messageable(int(channel_id))
+        self.message = self.channel.get_partial_message(int(message_id))
+
+    async def _edit(self, **fields: Any) -> None:
+        await self.message.edit(**fields)
+
+    async def _send(self, message: Message) -> None:
+        await self.channel.send(
+            content=message.content or None, embeds=to_embeds(message), allowed_mentions=NO_MENTIONS
+        )
+
+
+class ChannelTarget(ReplyTarget):
+    """A new message in the channel, mentioning the asker (the status message is gone or cannot be edited)."""
+
+    def __init__(self, client: discord.Client, channel_id: str, user_id: str) -> None:
+        self.client, self.channel_id, self.user_id = client, channel_id, user_id
+
+    async def deliver(self, messages: list[Message], buttons: discord.ui.View | None = None) -> None:
+        channel = self.client.get_channel(int(self.channel_id)) or await self.client.fetch_channel(int(self.channel_id))
+        mention = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(int(self.user_id))])
+        for index, message in enumerate(messages):
+            prefix = f"<@{self.user_id}> here is your answer.\n" if index == 0 else ""
+            await channel.send(  # type: ignore[union-attr]
+                content=(prefix + message.content) or None,
+                embeds=to_embeds(message),
+                allowed_mentions=mention if index == 0 else NO_MENTIONS,
+            )
+
+
+class WebhookTarget(ReplyTarget):
+    """A resumed slash-command delivery: follow-up messages through the interaction's webhook."""
+
+    def __init__(self, client: discord.Client, application_id: int, token: str, fallback: ReplyTarget) -> None:
+        self.client, self.application_id, self.token, self.fallback = client, application_id, token, fallback
+
+    async def deliver(self, messages: list[Message], buttons: discord.ui.View | None = None) -> None:
+        webhook = discord.Webhook.partial(self.application_id, self.token, client=self.client)
+        try:
+            for message in messages:
+                await webhook.send(
+                    content=message.content or discord.utils.MISSING,
+                    embeds=to_embeds(message),
+                    allowed_mentions=NO_MENTIONS,
+                )
+        except (discord.NotFound, discord.Forbidden):
+            await self.fallback.deliver(messages)
