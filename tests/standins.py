@@ -140,7 +140,11 @@ class ElectricityMapsStandIn(LocalServer):
 
 class OllamaStandIn(LocalServer):
     """Speaks Ollama's HTTP API on 127.0.0.1: /api/tags, /api/show, /api/generate (load),
-    /api/chat (streamed NDJSON with final statistics), /api/pull (streamed progress), error bodies."""
+    /api/chat (streamed NDJSON with final statistics), /api/pull (streamed progress), error bodies.
+
+    A model runs with the `options.num_ctx` of the request that loaded it (the server's own default
+    when a request omits it); a request with another `num_ctx` loads the model again, as Ollama does,
+    and its `load_duration` says so."""
 
     def __init__(self, models: dict[str, str] | None = None) -> None:
         self.models = dict(models or {"llama3:8b": "8.0B", "tinyllama:1.1b": "1.1B"})  # tag -> parameter_size
@@ -151,6 +155,8 @@ class OllamaStandIn(LocalServer):
         self.out_of_memory: set[str] = set()
         self.loaded: set[str] = set()
         self.evicted: set[str] = set()  # chat: the model was unloaded since; this answer loads it again
+        self.default_num_ctx = 4096  # what the server uses when a request sends no options.num_ctx
+        self.num_ctx: dict[str, int] = {}  # tag -> the context window it is loaded with
         self.requests: list[tuple[str, str, dict]] = []
         standin = self
 
@@ -230,7 +236,8 @@ class OllamaStandIn(LocalServer):
                     if tag in standin.out_of_memory:
                         self._json(500, {"error": "model requires more system memory (12.3 GiB) than is available"})
                         return
-                    first = tag not in standin.loaded
+                    resized = standin.resized(tag, body)
+                    first = tag not in standin.loaded or resized
                     standin.loaded.add(tag)
                     load_ns = 1_500_000_000 if first else 900_000
                     self._json(
@@ -245,7 +252,8 @@ class OllamaStandIn(LocalServer):
                         },
                     )
                 elif self.path == "/api/chat":
-                    reload_ns = 1_200_000_000 if tag in standin.evicted else 900_000
+                    resized = standin.resized(tag, body)
+                    reload_ns = 1_200_000_000 if tag in standin.evicted or resized else 900_000
                     standin.evicted.discard(tag)
                     lines = [
                         {
@@ -276,6 +284,21 @@ class OllamaStandIn(LocalServer):
                     self._json(404, {"error": "not found"})
 
         self._serve(Handler)
+
+    def resized(self, tag: str, body: dict) -> bool:
+        """Whether this request's context window differs from the one `tag` is loaded with (a reload)."""
+        wanted = int((body.get("options") or {}).get("num_ctx") or self.default_num_ctx)
+        before = self.num_ctx.get(tag)
+        self.num_ctx[tag] = wanted
+        return before is not None and before != wanted
+
+    def contexts(self) -> list[tuple[str, str, int | None]]:
+        """(path, model, options.num_ctx as sent, None if absent) of every load and chat, in order."""
+        return [
+            (path, body.get("model", ""), (body.get("options") or {}).get("num_ctx"))
+            for _, path, body in self.requests
+            if path in ("/api/generate", "/api/chat")
+        ]
 
     def listing(self, tag: str) -> dict:
         return {

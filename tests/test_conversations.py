@@ -10,16 +10,20 @@ import contextlib
 import json
 import re
 import time
+from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy
 from conftest import run_cli
 from factories import make_result
 from standins import BotApiStandIn, OllamaStandIn
 from test_telegram import TOKEN, Bot
 
 from joulebot.chat.discord_format import close_fences, render_partial
-from joulebot.chat.telegram_bot import CANCELLED, GENERATING, partial_html
-from joulebot.chat.telegram_format import visible_text
+from joulebot.chat.core import Answer, Reply
+from joulebot.chat.telegram_bot import CANCELLED, reply_pieces
+from joulebot.chat.telegram_format import partial_pieces, to_html, visible_text
+from joulebot.chat.telegram_stream import GENERATING
 from joulebot.exchange import Request, Turn
 from joulebot.history import HistoryStore
 from joulebot.models.runner import TextSink
@@ -83,16 +87,30 @@ def balanced(markup: str) -> bool:
     return not stack and "<" not in bare and ">" not in bare and "&" not in bare
 
 
-@pytest.mark.parametrize("answer", ["Some `code` and <b>tags</b> & more\n```py\nx = 1 < 2\n", "a" * 5000])
-def test_every_partial_edit_is_valid_markup(answer):
-    for cut in range(0, len(answer), max(1, len(answer) // 37)):
-        text = partial_html(answer[: cut + 1])
-        assert len(text) <= 4096 and text.endswith(GENERATING)
-        assert balanced(text), text
-        shown, given = visible_text(text).replace("`", ""), answer[: cut + 1].replace("`", "").replace("py\n", "")
-        assert shown.startswith(given[:20].rstrip("\n")), "the partial edit shows the answer's own words"
-        discord = render_partial(answer[: cut + 1], GENERATING).embeds[0]
+LONG_ANSWER = (
+    ("Energy is measured at the wall. " * 40 + "\n\n") * 4
+    + "```py\n"
+    + "total = joules < 2 & x\n" * 300
+    + "```\n\n"
+    + ("More <b>words</b> & `code` & more. " * 50 + "\n") * 5
+)
+
+
+@pytest.mark.parametrize("answer", ["Some `code` and <b>tags</b> & more\n```py\nx = 1 < 2\n", LONG_ANSWER])
+def test_every_partial_edit_is_valid_markup_and_a_full_piece_is_already_final(answer):
+    final = reply_pieces(Reply([Answer("", answer, "⚡ 1.2 J total")]))
+    for cut in range(0, len(answer), max(1, len(answer) // 97)):
+        partial = answer[: cut + 1]
+        pieces = partial_pieces(partial, GENERATING)
+        assert all(len(p) <= 4096 and balanced(p) for p in pieces), pieces
+        assert pieces[-1].endswith(GENERATING) and not any(GENERATING in p for p in pieces[:-1])
+        assert pieces[:-1] == final[: len(pieces) - 1], "a full piece shows what the finished reply will"
+        done = "".join(visible_text(p) for p in pieces[:-1])
+        growing = visible_text(pieces[-1]).removesuffix(GENERATING).rstrip("\n").removesuffix("\n…")
+        assert visible_text(to_html(partial)).startswith(done + growing), "no word lost, none twice"
+        discord = render_partial(partial, GENERATING).embeds[0]
         assert discord.description.count("```") % 2 == 0 and len(discord.description) <= 4096
+    assert len(final) > 2 or answer != LONG_ANSWER, "the long answer spans several messages"
     assert close_fences("```py\nx") == "```py\nx\n```"
 
 
@@ -136,6 +154,56 @@ def test_history_keeps_conversations_branches_and_forgets_every_word(store):
     row = store.get(a)
     assert row.system_prompt is None and row.result["request"]["system"] is None and row.prompt == ""
     assert store.thread(b) == [] and store.answer_at(first.request.platform, "42", "1001") is None
+
+
+def _shown_rows(store: HistoryStore) -> int:
+    with store.engine.connect() as connection:
+        return connection.execute(sqlalchemy.text("SELECT count(*) FROM exchange_messages")).scalar_one()
+
+
+def test_every_message_of_a_long_answer_leads_back_to_it_until_forgotten_or_expired(store):
+    platform = "telegram"
+    first = make_result(prompt="A long story?", answer="Once… " * 900, platform=platform)
+    first.request.chat_id, first.request.message_ref = "42", "1001"
+    a = store.record(first)
+    store.add_messages(platform, "42", a, ["1001", "1002", "1003"])
+    store.add_messages(platform, "42", a, ["1002", "1003"])  # a restarted bot notes them again: no copies
+    assert _shown_rows(store) == 3
+    assert [store.answer_at(platform, "42", ref).id for ref in ("1001", "1002", "1003")] == [a, a, a]
+    assert store.answer_at(platform, "43", "1002") is None and store.answer_at("discord", "42", "1002") is None
+    store.forget(platform, "alice")
+    assert store.answer_at(platform, "42", "1002") is None and _shown_rows(store) == 0, "forget deletes them"
+
+    old = make_result(prompt="An old one?", platform=platform)
+    old.started_at = datetime(2020, 1, 1, tzinfo=UTC)
+    old.request.chat_id, old.request.message_ref = "42", "2001"
+    b = store.record(old)
+    store.add_messages(platform, "42", b, ["2002"])
+    recent = make_result(prompt="A new one?", platform=platform)
+    recent.started_at = datetime.now(UTC)
+    recent.request.chat_id, recent.request.message_ref = "42", "3001"
+    c = store.record(recent)
+    assert store.scrub_older_than(30) == 1
+    assert store.answer_at(platform, "42", "2002") is None and store.answer_at(platform, "42", "3001").id == c
+    assert _shown_rows(store) == 1, "retention deletes the expired answer's messages, and only those"
+
+
+def test_migration_0020_carries_the_message_of_every_answer_shown_before(store):
+    """Answers stored under 0015 (one message each) are found by a reply after the upgrade."""
+    from alembic import command
+
+    from joulebot.history.store import alembic_config, migrate
+
+    shown = make_result(prompt="Before 0020?", platform="telegram")
+    shown.request.chat_id, shown.request.message_ref = "42", "501"
+    a = store.record(shown)
+    with store.engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0015")
+        assert "exchange_messages" not in sqlalchemy.inspect(connection).get_table_names()
+    migrate(store.engine)
+    assert store.answer_at("telegram", "42", "501").id == a and _shown_rows(store) == 1
 
 
 # -- the Telegram bot, end to end (fast: the Ollama stand-in is the model) ------------------------
