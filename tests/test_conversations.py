@@ -19,8 +19,8 @@ from factories import make_result
 from standins import BotApiStandIn, OllamaStandIn
 from test_telegram import TOKEN, Bot
 
-from joulebot.chat.discord_format import close_fences, render_partial
 from joulebot.chat.core import Answer, Reply
+from joulebot.chat.discord_format import close_fences, render_partial
 from joulebot.chat.telegram_bot import CANCELLED, reply_pieces
 from joulebot.chat.telegram_format import partial_pieces, to_html, visible_text
 from joulebot.chat.telegram_stream import GENERATING
@@ -470,3 +470,98 @@ def test_llama_cpp_receives_the_earlier_turns_and_streams(embedded):
     second = Result.model_validate_json(again.stdout)
     assert second.request.turn == 3 and second.context_turns == 4
     assert second.prompt_tokens > Result.model_validate_json(first.stdout).prompt_tokens
+
+
+def long_answer_chunks() -> list[str]:
+    """A long answer heavy in what HTML must escape: six quick big chunks fill the first message, then
+    twenty small ones grow the second (and spill into a third) while the user watches."""
+    big = ["".join(f"{n}.{k}: R&D <-> W&J & `P×t`; " for k in range(12)) + "\n\n" for n in range(6)]
+    small = ["".join(f"Then {n}.{k}: A&B <C> & `x`; " for k in range(4)) + "\n" * (n % 5 == 4) for n in range(20)]
+    return big + small
+
+
+def test_a_long_answer_streams_on_into_new_messages_and_a_reply_to_any_piece_continues_it(bot, api, ollama, embedded):
+    bot()
+    erin = Chat(api, 631)
+    erin.ask("Capital of France?")  # the model's load and warm-up happen here, not in the long answer
+    api.message(631, "/new")
+    erin.says(lambda t: t.startswith("🆕 New conversation"))
+
+    ollama.answer = long_answer_chunks()
+    answer = "".join(ollama.answer).strip()
+    ollama.chunk_delay_s = 0.4  # about 10 s: the second message grows for 8 of them
+    seen = len(api.calls)
+    api.message(631, "Tell me everything about energy.")
+    api.wait_for(
+        lambda m, p: (
+            (m in ("sendMessage", "editMessageText") and str(p["chat_id"]) == "631" and "⚡" in p["text"])
+            and (m, p) in api.calls[seen:]
+        ),
+        timeout=120,
+    )
+    ollama.chunk_delay_s = 0.0
+    calls = [(m, p) for m, p in api.calls[seen:] if str(p.get("chat_id")) == "631"]
+    assert not [m for m, _ in calls if "!" in m], f"Telegram refused a call: {calls}"
+
+    status = next(int(p["message_id"]) for m, p in calls if m == "editMessageText")
+    pieces = [(i, shown) for i, shown in api.shown(631) if i >= status]
+    assert len(pieces) == 3, [shown["visible"][:40] for _, shown in pieces]
+    text = "".join(shown["visible"] for _, shown in pieces)
+    assert text.startswith(visible_text(to_html(answer)) + "\n\n"), "every word once, in order"
+    assert "⚡" in pieces[-1][1]["visible"] and not any("⚡" in s["visible"] for _, s in pieces[:-1])
+    assert not any(GENERATING in s["visible"] for _, s in pieces), "no status line is left behind"
+    assert [s["reply_to"] for _, s in pieces[1:]] == [i for i, _ in pieces[:-1]], "each continues the one before"
+    second = pieces[1][0]
+    growing = [
+        n
+        for n, (m, p) in enumerate(calls)
+        if m == "editMessageText" and int(p["message_id"]) == second and GENERATING in p["text"]
+    ]
+    done_at = next(n for n, (_, p) in enumerate(calls) if "⚡" in p.get("text", ""))
+    assert growing and max(growing) < done_at, "the second message was edited while the answer grew"
+    assert all(calls[n][1]["parse_mode"] == "HTML" for n in growing)
+    sent = [body for _, path, body in ollama.requests if path in ("/api/generate", "/api/chat")]
+    assert sent and all(b["options"]["num_ctx"] == 2048 for b in sent), "the catalog's window for llama3"
+
+    history = HistoryStore.open(embedded.sqlalchemy_url)
+    (long_one,) = [r for r in history.recent("telegram", "631", 5) if r.answer == answer]
+    assert {history.answer_at("telegram", "631", str(i)).id for i, _ in pieces} == {long_one.id}
+    ollama.answer = ["And then it was stored."]
+    reply = erin.ask("And then?", reply_to=second)
+    assert chats(ollama)[-1] == [
+        {"role": "user", "content": "Tell me everything about energy."},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": "And then?"},
+    ]
+    assert "🧵 turn 2" in reply["text"]
+    assert history.recent("telegram", "631", 1)[0].parent_id == long_one.id
+
+
+def test_only_a_groups_administrators_change_its_system_prompt(bot, api, embedded):
+    group = -6001
+    api.members[(group, 702)] = "administrator"
+    api.members[(group, 703)] = "creator"
+    bot()
+    refusal = "Only this group's administrators can set or clear its system prompt; /system shows it."
+
+    def says(text: str) -> None:
+        api.wait_for(lambda m, p: m == "sendMessage" and str(p["chat_id"]) == str(group) and p["text"] == text)
+
+    api.message(701, "/system Answer like a pirate.", chat_id=group, chat_type="group")
+    says(refusal)
+    _, asked = api.wait_for(lambda m, p: m == "getChatMember")
+    assert (int(asked["chat_id"]), int(asked["user_id"])) == (group, 701)
+    api.message(702, "/system Answer briefly.", chat_id=group, chat_type="group")
+    says("Set this group's system prompt. It applies from the next question.")
+    api.message(701, "/system clear", chat_id=group, chat_type="group")
+    api.wait_for(lambda m, p: m == "sendMessage" and p["text"] == refusal and len(api.to_chat(group)) >= 6)
+    api.message(701, "/system", chat_id=group, chat_type="group")
+    says("System prompt (this group):\nAnswer briefly.")
+    history = HistoryStore.open(embedded.sqlalchemy_url)
+    assert history.system_prompt("telegram", "701", str(group)) == "Answer briefly.", (
+        "the refused clear changed nothing"
+    )
+    api.message(703, "/system clear", chat_id=group, chat_type="group")
+    says("Cleared this group's system prompt.")
+    assert history.system_prompt("telegram", "703", str(group)) is None
+    assert len([1 for m, _ in api.calls if m == "getChatMember"]) == 4, "asked only to change it, never to see it"
