@@ -565,3 +565,50 @@ def test_only_a_groups_administrators_change_its_system_prompt(bot, api, embedde
     says("Cleared this group's system prompt.")
     assert history.system_prompt("telegram", "703", str(group)) is None
     assert len([1 for m, _ in api.calls if m == "getChatMember"]) == 4, "asked only to change it, never to see it"
+
+
+def test_the_messages_of_an_answer_end_as_the_reply_whatever_the_stream_showed(api, monkeypatch):
+    """AnswerMessages with the real python-telegram-bot client against the stand-in (no pacing here):
+    the finished reply edits what differs, sends what is missing, deletes what is left over, and a
+    restarted bot that no longer knows what its messages show still ends with exactly the reply."""
+    import asyncio
+
+    from telegram import Bot
+
+    from joulebot.chat import telegram_stream
+    from joulebot.chat.telegram_format import split_html
+    from joulebot.chat.telegram_stream import AnswerMessages
+
+    monkeypatch.setattr(telegram_stream, "STATUS_EDIT_INTERVAL_S", 0.0)
+    chat = 641
+    long = "".join(long_answer_chunks())
+
+    def showing() -> list[str]:
+        return [shown["text"] for _, shown in api.shown(chat)]
+
+    async def scenario() -> None:
+        async with Bot(TOKEN, base_url=api.base_url) as bot:
+            status = await bot.send_message(chat, "⏳ queued")
+            messages = AnswerMessages(bot, str(chat), [str(status.message_id)], {}, "⏳ queued")
+            for _ in range(4):
+                await messages.update("✍️ generating", long)
+            streamed = partial_pieces(long, GENERATING)
+            assert showing() == streamed and len(streamed) == 3
+            calls = len(api.calls)
+            await messages.update("✍️ generating", long)
+            assert len(api.calls) == calls, "nothing changed: no call"
+
+            # an error ends it: one message says so, the streamed rest is deleted
+            assert await messages.finish(["⚠️ the worker failed"])
+            assert showing() == ["⚠️ the worker failed"]
+            assert len([m for m, p in api.calls if m == "deleteMessage"]) == 2
+
+            # a restarted bot: three messages it does not know the text of, a reply of two pieces
+            more = [str((await bot.send_message(chat, f"stale {n}")).message_id) for n in range(2)]
+            resumed = AnswerMessages(bot, str(chat), [str(status.message_id), *more], {})
+            final = split_html(to_html(long[: len(long) // 2]) + "\n\n⚡ 1 J total")
+            assert len(final) == 2 and await resumed.finish(final)
+            assert showing() == final and resumed.ids == [str(status.message_id), more[0]]
+
+    asyncio.run(scenario())
+    assert not [m for m, _ in api.calls if "!" in m], "Telegram refused nothing"
