@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import html
 import itertools
 import json
 import re
@@ -141,7 +142,11 @@ class ElectricityMapsStandIn(LocalServer):
 
 class OllamaStandIn(LocalServer):
     """Speaks Ollama's HTTP API on 127.0.0.1: /api/tags, /api/show, /api/generate (load),
-    /api/chat (streamed NDJSON with final statistics), /api/pull (streamed progress), error bodies."""
+    /api/chat (streamed NDJSON with final statistics), /api/pull (streamed progress), error bodies.
+
+    A model runs with the `options.num_ctx` of the request that loaded it (the server's own default
+    when a request omits it); a request with another `num_ctx` loads the model again, as Ollama does,
+    and its `load_duration` says so."""
 
     def __init__(self, models: dict[str, str] | None = None) -> None:
         self.models = dict(models or {"llama3:8b": "8.0B", "tinyllama:1.1b": "1.1B"})  # tag -> parameter_size
@@ -152,6 +157,8 @@ class OllamaStandIn(LocalServer):
         self.out_of_memory: set[str] = set()
         self.loaded: set[str] = set()
         self.evicted: set[str] = set()  # chat: the model was unloaded since; this answer loads it again
+        self.default_num_ctx = 4096  # what the server uses when a request sends no options.num_ctx
+        self.num_ctx: dict[str, int] = {}  # tag -> the context window it is loaded with
         self.requests: list[tuple[str, str, dict]] = []
         standin = self
 
@@ -231,7 +238,8 @@ class OllamaStandIn(LocalServer):
                     if tag in standin.out_of_memory:
                         self._json(500, {"error": "model requires more system memory (12.3 GiB) than is available"})
                         return
-                    first = tag not in standin.loaded
+                    resized = standin.resized(tag, body)
+                    first = tag not in standin.loaded or resized
                     standin.loaded.add(tag)
                     load_ns = 1_500_000_000 if first else 900_000
                     self._json(
@@ -246,7 +254,8 @@ class OllamaStandIn(LocalServer):
                         },
                     )
                 elif self.path == "/api/chat":
-                    reload_ns = 1_200_000_000 if tag in standin.evicted else 900_000
+                    resized = standin.resized(tag, body)
+                    reload_ns = 1_200_000_000 if tag in standin.evicted or resized else 900_000
                     standin.evicted.discard(tag)
                     lines = [
                         {
@@ -278,6 +287,21 @@ class OllamaStandIn(LocalServer):
 
         self._serve(Handler)
 
+    def resized(self, tag: str, body: dict) -> bool:
+        """Whether this request's context window differs from the one `tag` is loaded with (a reload)."""
+        wanted = int((body.get("options") or {}).get("num_ctx") or self.default_num_ctx)
+        before = self.num_ctx.get(tag)
+        self.num_ctx[tag] = wanted
+        return before is not None and before != wanted
+
+    def contexts(self) -> list[tuple[str, str, int | None]]:
+        """(path, model, options.num_ctx as sent, None if absent) of every load and chat, in order."""
+        return [
+            (path, body.get("model", ""), (body.get("options") or {}).get("num_ctx"))
+            for _, path, body in self.requests
+            if path in ("/api/generate", "/api/chat")
+        ]
+
     def listing(self, tag: str) -> dict:
         return {
             "name": tag,
@@ -296,11 +320,55 @@ class OllamaStandIn(LocalServer):
         }
 
 
+# Telegram's HTML parse mode (Bot API, "Formatting options"): these tags, the named entities &lt; &gt;
+# &amp; &quot; and numeric ones; every other <, > and & must be escaped.
+TELEGRAM_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a"}
+TELEGRAM_TAGS |= {"tg-emoji", "code", "pre", "blockquote"}
+_HTML_TOKEN = re.compile(r"<(/?)([a-zA-Z][\w-]*)[^<>]*>|&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);|[<>&]")
+MESSAGE_LIMIT = 4096  # characters after entities parsing (UTF-16 code units)
+
+
+def telegram_text(text: str, parse_mode: str | None) -> str:
+    """The text Telegram shows for a message, or ValueError with the reason it cannot parse it."""
+    if parse_mode is None:
+        return text
+    if parse_mode.upper() != "HTML":
+        raise ValueError(f"parse mode {parse_mode} is not spoken by this stand-in")
+    shown, stack, last = [], [], 0
+    for token in _HTML_TOKEN.finditer(text):
+        shown.append(text[last : token.start()])
+        last = token.end()
+        closing, tag, entity = token.group(1), token.group(2), token.group(3)
+        if tag is not None:
+            name = tag.lower()
+            if name not in TELEGRAM_TAGS:
+                raise ValueError(f'Unsupported start tag "{name}" at byte offset {len(text[: token.start()].encode())}')
+            if not closing:
+                stack.append(name)
+            elif not stack or stack.pop() != name:
+                raise ValueError(f"Unmatched end tag at byte offset {len(text[: token.start()].encode())}")
+        elif entity is not None:
+            shown.append(html.unescape(token.group(0)))
+        else:
+            raise ValueError(
+                f"Unexpected character {token.group(0)!r} at byte offset {len(text[: token.start()].encode())}"
+            )
+    if stack:
+        raise ValueError(f'Can\'t find end tag corresponding to start tag "{stack[-1]}"')
+    shown.append(text[last:])
+    return "".join(shown)
+
+
 class BotApiStandIn(LocalServer):
     """Telegram's Bot API on 127.0.0.1: getMe, getUpdates (long polling), sendMessage,
-    editMessageText, answerCallbackQuery and the rest, recording every call in order.
+    editMessageText, deleteMessage, getChatMember, answerCallbackQuery and the rest, recording
+    every call in order (a refused one as "method!status").
 
-    `faults` holds (predicate(method, params), status, body) to answer the first matching call with."""
+    Messages are checked as Telegram does: HTML must parse ("can't parse entities"), the text
+    after parsing has 1-4096 characters, an edit must change the text or the keyboard ("message
+    is not modified"), a deleted message cannot be edited. `members` gives the ChatMember status
+    of (chat id, user id) for getChatMember ("member" if not listed). `faults` holds
+    (predicate(method, params), status, body) to answer the first matching call with."""
 
     BOT: ClassVar[dict] = {"id": 777000, "is_bot": True, "first_name": "joulebot", "username": "joulebot_test_bot"}
 
@@ -309,6 +377,8 @@ class BotApiStandIn(LocalServer):
         self.updates: list[dict] = []
         self.calls: list[tuple[str, dict]] = []
         self.faults: list[tuple[Callable[[str, dict], bool], int, dict]] = []
+        self.members: dict[tuple[int, int], str] = {}  # (chat id, user id) -> ChatMember status
+        self.messages: dict[tuple[int, int], dict] = {}  # (chat id, message id) -> what the bot's message shows
         self.cond = threading.Condition()
         self._ids = itertools.count(1000)
         self._update_ids = itertools.count(1)
@@ -361,22 +431,86 @@ class BotApiStandIn(LocalServer):
                     self.calls.append((f"{method}!{fault[1]}", params))
                     self.cond.notify_all()
                     return fault[1], fault[2]
-            self.calls.append((method, params))
+            status, body = self._outcome(method, params)
+            self.calls.append((method if status == 200 else f"{method}!{status}", params))
             self.cond.notify_all()
+        return status, body
+
+    @staticmethod
+    def _refused(description: str) -> tuple[int, dict]:
+        return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: {description}"}
+
+    def _outcome(self, method: str, params: dict) -> tuple[int, dict]:
+        """What Telegram answers to one call (under the lock: messages change)."""
         if method == "getMe":
             return 200, {"ok": True, "result": self.BOT}
+        if method == "getChatMember":
+            return 200, {"ok": True, "result": self._member(int(params["chat_id"]), int(params["user_id"]))}
+        if method == "deleteMessage":
+            shown = self.messages.get((int(params["chat_id"]), int(params["message_id"])))
+            if shown is None or shown["deleted"]:
+                return self._refused("message to delete not found")
+            shown["deleted"] = True
+            return 200, {"ok": True, "result": True}
         if method in ("sendMessage", "editMessageText"):
-            message_id = int(params["message_id"]) if method == "editMessageText" else next(self._ids)
             chat_id = int(params["chat_id"])
+            try:
+                text = telegram_text(params.get("text", ""), params.get("parse_mode"))
+            except ValueError as exc:
+                return self._refused(f"can't parse entities: {exc}")
+            if not text.strip():
+                return self._refused("message text is empty")
+            if len(text.encode("utf-16-le")) // 2 > MESSAGE_LIMIT:
+                return self._refused("message is too long")
+            content = {"text": params.get("text", ""), "markup": params.get("reply_markup"), "visible": text}
+            if method == "editMessageText":
+                message_id = int(params["message_id"])
+                before = self.messages.get((chat_id, message_id))  # None: not one the stand-in saw sent
+                if before is not None and before["deleted"]:
+                    return self._refused("message to edit not found")
+                if before is not None and (before["text"], before["markup"]) == (content["text"], content["markup"]):
+                    return self._refused(
+                        "message is not modified: specified new message content and reply markup are exactly "
+                        "the same as a current content and reply markup of the message"
+                    )
+            else:
+                message_id = next(self._ids)
+            replying = params.get("reply_parameters")
+            replying = json.loads(replying) if isinstance(replying, str) else replying or {}
+            earlier = self.messages.get((chat_id, message_id), {})  # an edit keeps what the message replies to
+            self.messages[(chat_id, message_id)] = {
+                **content,
+                "deleted": False,
+                "reply_to": earlier.get("reply_to") if method == "editMessageText" else replying.get("message_id"),
+            }
             message = {
                 "message_id": message_id,
                 "date": int(time.time()),
-                "text": params.get("text", ""),
+                "text": text,
                 "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
                 "from": self.BOT,
             }
             return 200, {"ok": True, "result": message}
         return 200, {"ok": True, "result": True}
+
+    def _member(self, chat_id: int, user_id: int) -> dict:
+        """A ChatMember object: ChatMemberOwner, ChatMemberAdministrator or ChatMemberMember by status."""
+        status = self.members.get((chat_id, user_id), "member")
+        member: dict = {"status": status, "user": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"}}
+        if status == "creator":
+            member["is_anonymous"] = False
+        elif status == "administrator":
+            rights = ["can_manage_chat", "can_delete_messages", "can_manage_video_chats", "can_restrict_members"]
+            rights += ["can_promote_members", "can_change_info", "can_invite_users", "can_post_stories"]
+            rights += ["can_edit_stories", "can_delete_stories"]
+            member |= {"can_be_edited": False, "is_anonymous": False, **dict.fromkeys(rights, True)}
+        return member
+
+    def shown(self, chat_id: int) -> list[tuple[int, dict]]:
+        """The bot's messages in a chat that are not deleted, oldest first: (message id, what it shows)."""
+        with self.cond:
+            mine = [(m, dict(shown)) for (c, m), shown in self.messages.items() if c == chat_id]
+            return sorted(((m, shown) for m, shown in mine if not shown["deleted"]), key=lambda pair: pair[0])
 
     def _updates(self, params: dict) -> list[dict]:
         offset = int(params.get("offset") or 0)

@@ -10,16 +10,20 @@ import contextlib
 import json
 import re
 import time
+from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy
 from conftest import run_cli
 from factories import make_result
 from standins import BotApiStandIn, OllamaStandIn
 from test_telegram import TOKEN, Bot
 
+from joulebot.chat.core import Answer, Reply
 from joulebot.chat.discord_format import close_fences, render_partial
-from joulebot.chat.telegram_bot import CANCELLED, GENERATING, partial_html
-from joulebot.chat.telegram_format import visible_text
+from joulebot.chat.telegram_bot import CANCELLED, reply_pieces
+from joulebot.chat.telegram_format import partial_pieces, to_html, visible_text
+from joulebot.chat.telegram_stream import GENERATING
 from joulebot.exchange import Request, Turn
 from joulebot.history import HistoryStore
 from joulebot.models.runner import TextSink
@@ -83,16 +87,30 @@ def balanced(markup: str) -> bool:
     return not stack and "<" not in bare and ">" not in bare and "&" not in bare
 
 
-@pytest.mark.parametrize("answer", ["Some `code` and <b>tags</b> & more\n```py\nx = 1 < 2\n", "a" * 5000])
-def test_every_partial_edit_is_valid_markup(answer):
-    for cut in range(0, len(answer), max(1, len(answer) // 37)):
-        text = partial_html(answer[: cut + 1])
-        assert len(text) <= 4096 and text.endswith(GENERATING)
-        assert balanced(text), text
-        shown, given = visible_text(text).replace("`", ""), answer[: cut + 1].replace("`", "").replace("py\n", "")
-        assert shown.startswith(given[:20].rstrip("\n")), "the partial edit shows the answer's own words"
-        discord = render_partial(answer[: cut + 1], GENERATING).embeds[0]
+LONG_ANSWER = (
+    ("Energy is measured at the wall. " * 40 + "\n\n") * 4
+    + "```py\n"
+    + "total = joules < 2 & x\n" * 300
+    + "```\n\n"
+    + ("More <b>words</b> & `code` & more. " * 50 + "\n") * 5
+)
+
+
+@pytest.mark.parametrize("answer", ["Some `code` and <b>tags</b> & more\n```py\nx = 1 < 2\n", LONG_ANSWER])
+def test_every_partial_edit_is_valid_markup_and_a_full_piece_is_already_final(answer):
+    final = reply_pieces(Reply([Answer("", answer, "⚡ 1.2 J total")]))
+    for cut in range(0, len(answer), max(1, len(answer) // 97)):
+        partial = answer[: cut + 1]
+        pieces = partial_pieces(partial, GENERATING)
+        assert all(len(p) <= 4096 and balanced(p) for p in pieces), pieces
+        assert pieces[-1].endswith(GENERATING) and not any(GENERATING in p for p in pieces[:-1])
+        assert pieces[:-1] == final[: len(pieces) - 1], "a full piece shows what the finished reply will"
+        done = "".join(visible_text(p) for p in pieces[:-1])
+        growing = visible_text(pieces[-1]).removesuffix(GENERATING).rstrip("\n").removesuffix("\n…")
+        assert visible_text(to_html(partial)).startswith(done + growing), "no word lost, none twice"
+        discord = render_partial(partial, GENERATING).embeds[0]
         assert discord.description.count("```") % 2 == 0 and len(discord.description) <= 4096
+    assert len(final) > 2 or answer != LONG_ANSWER, "the long answer spans several messages"
     assert close_fences("```py\nx") == "```py\nx\n```"
 
 
@@ -136,6 +154,56 @@ def test_history_keeps_conversations_branches_and_forgets_every_word(store):
     row = store.get(a)
     assert row.system_prompt is None and row.result["request"]["system"] is None and row.prompt == ""
     assert store.thread(b) == [] and store.answer_at(first.request.platform, "42", "1001") is None
+
+
+def _shown_rows(store: HistoryStore) -> int:
+    with store.engine.connect() as connection:
+        return connection.execute(sqlalchemy.text("SELECT count(*) FROM exchange_messages")).scalar_one()
+
+
+def test_every_message_of_a_long_answer_leads_back_to_it_until_forgotten_or_expired(store):
+    platform = "telegram"
+    first = make_result(prompt="A long story?", answer="Once… " * 900, platform=platform)
+    first.request.chat_id, first.request.message_ref = "42", "1001"
+    a = store.record(first)
+    store.add_messages(platform, "42", a, ["1001", "1002", "1003"])
+    store.add_messages(platform, "42", a, ["1002", "1003"])  # a restarted bot notes them again: no copies
+    assert _shown_rows(store) == 3
+    assert [store.answer_at(platform, "42", ref).id for ref in ("1001", "1002", "1003")] == [a, a, a]
+    assert store.answer_at(platform, "43", "1002") is None and store.answer_at("discord", "42", "1002") is None
+    store.forget(platform, "alice")
+    assert store.answer_at(platform, "42", "1002") is None and _shown_rows(store) == 0, "forget deletes them"
+
+    old = make_result(prompt="An old one?", platform=platform)
+    old.started_at = datetime(2020, 1, 1, tzinfo=UTC)
+    old.request.chat_id, old.request.message_ref = "42", "2001"
+    b = store.record(old)
+    store.add_messages(platform, "42", b, ["2002"])
+    recent = make_result(prompt="A new one?", platform=platform)
+    recent.started_at = datetime.now(UTC)
+    recent.request.chat_id, recent.request.message_ref = "42", "3001"
+    c = store.record(recent)
+    assert store.scrub_older_than(30) == 1
+    assert store.answer_at(platform, "42", "2002") is None and store.answer_at(platform, "42", "3001").id == c
+    assert _shown_rows(store) == 1, "retention deletes the expired answer's messages, and only those"
+
+
+def test_migration_0020_carries_the_message_of_every_answer_shown_before(store):
+    """Answers stored under 0015 (one message each) are found by a reply after the upgrade."""
+    from alembic import command
+
+    from joulebot.history.store import alembic_config, migrate
+
+    shown = make_result(prompt="Before 0020?", platform="telegram")
+    shown.request.chat_id, shown.request.message_ref = "42", "501"
+    a = store.record(shown)
+    with store.engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0015")
+        assert "exchange_messages" not in sqlalchemy.inspect(connection).get_table_names()
+    migrate(store.engine)
+    assert store.answer_at("telegram", "42", "501").id == a and _shown_rows(store) == 1
 
 
 # -- the Telegram bot, end to end (fast: the Ollama stand-in is the model) ------------------------
@@ -402,3 +470,145 @@ def test_llama_cpp_receives_the_earlier_turns_and_streams(embedded):
     second = Result.model_validate_json(again.stdout)
     assert second.request.turn == 3 and second.context_turns == 4
     assert second.prompt_tokens > Result.model_validate_json(first.stdout).prompt_tokens
+
+
+def long_answer_chunks() -> list[str]:
+    """A long answer heavy in what HTML must escape: six quick big chunks fill the first message, then
+    twenty small ones grow the second (and spill into a third) while the user watches."""
+    big = ["".join(f"{n}.{k}: R&D <-> W&J & `P×t`; " for k in range(12)) + "\n\n" for n in range(6)]
+    small = ["".join(f"Then {n}.{k}: A&B <C> & `x`; " for k in range(4)) + "\n" * (n % 5 == 4) for n in range(20)]
+    return big + small
+
+
+def test_a_long_answer_streams_on_into_new_messages_and_a_reply_to_any_piece_continues_it(bot, api, ollama, embedded):
+    bot()
+    erin = Chat(api, 631)
+    erin.ask("Capital of France?")  # the model's load and warm-up happen here, not in the long answer
+    api.message(631, "/new")
+    erin.says(lambda t: t.startswith("🆕 New conversation"))
+
+    ollama.answer = long_answer_chunks()
+    answer = "".join(ollama.answer).strip()
+    ollama.chunk_delay_s = 0.4  # about 10 s: the second message grows for 8 of them
+    seen = len(api.calls)
+    api.message(631, "Tell me everything about energy.")
+    api.wait_for(
+        lambda m, p: (
+            (m in ("sendMessage", "editMessageText") and str(p["chat_id"]) == "631" and "⚡" in p["text"])
+            and (m, p) in api.calls[seen:]
+        ),
+        timeout=120,
+    )
+    ollama.chunk_delay_s = 0.0
+    calls = [(m, p) for m, p in api.calls[seen:] if str(p.get("chat_id")) == "631"]
+    assert not [m for m, _ in calls if "!" in m], f"Telegram refused a call: {calls}"
+
+    status = next(int(p["message_id"]) for m, p in calls if m == "editMessageText")
+    pieces = [(i, shown) for i, shown in api.shown(631) if i >= status]
+    assert len(pieces) == 3, [shown["visible"][:40] for _, shown in pieces]
+    text = "".join(shown["visible"] for _, shown in pieces)
+    assert text.startswith(visible_text(to_html(answer)) + "\n\n"), "every word once, in order"
+    assert "⚡" in pieces[-1][1]["visible"] and not any("⚡" in s["visible"] for _, s in pieces[:-1])
+    assert not any(GENERATING in s["visible"] for _, s in pieces), "no status line is left behind"
+    assert [s["reply_to"] for _, s in pieces[1:]] == [i for i, _ in pieces[:-1]], "each continues the one before"
+    second = pieces[1][0]
+    growing = [
+        n
+        for n, (m, p) in enumerate(calls)
+        if m == "editMessageText" and int(p["message_id"]) == second and GENERATING in p["text"]
+    ]
+    done_at = next(n for n, (_, p) in enumerate(calls) if "⚡" in p.get("text", ""))
+    assert growing and max(growing) < done_at, "the second message was edited while the answer grew"
+    assert all(calls[n][1]["parse_mode"] == "HTML" for n in growing)
+    sent = [body for _, path, body in ollama.requests if path in ("/api/generate", "/api/chat")]
+    assert sent and all(b["options"]["num_ctx"] == 2048 for b in sent), "the catalog's window for llama3"
+
+    history = HistoryStore.open(embedded.sqlalchemy_url)
+    (long_one,) = [r for r in history.recent("telegram", "631", 5) if r.answer == answer]
+    assert {history.answer_at("telegram", "631", str(i)).id for i, _ in pieces} == {long_one.id}
+    ollama.answer = ["And then it was stored."]
+    reply = erin.ask("And then?", reply_to=second)
+    assert chats(ollama)[-1] == [
+        {"role": "user", "content": "Tell me everything about energy."},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": "And then?"},
+    ]
+    assert "🧵 turn 2" in reply["text"]
+    assert history.recent("telegram", "631", 1)[0].parent_id == long_one.id
+
+
+def test_only_a_groups_administrators_change_its_system_prompt(bot, api, embedded):
+    group = -6001
+    api.members[(group, 702)] = "administrator"
+    api.members[(group, 703)] = "creator"
+    bot()
+    refusal = "Only this group's administrators can set or clear its system prompt; /system shows it."
+
+    def says(text: str) -> None:
+        api.wait_for(lambda m, p: m == "sendMessage" and str(p["chat_id"]) == str(group) and p["text"] == text)
+
+    api.message(701, "/system Answer like a pirate.", chat_id=group, chat_type="group")
+    says(refusal)
+    _, asked = api.wait_for(lambda m, p: m == "getChatMember")
+    assert (int(asked["chat_id"]), int(asked["user_id"])) == (group, 701)
+    api.message(702, "/system Answer briefly.", chat_id=group, chat_type="group")
+    says("Set this group's system prompt. It applies from the next question.")
+    api.message(701, "/system clear", chat_id=group, chat_type="group")
+    api.wait_for(lambda m, p: m == "sendMessage" and p["text"] == refusal and len(api.to_chat(group)) >= 6)
+    api.message(701, "/system", chat_id=group, chat_type="group")
+    says("System prompt (this group):\nAnswer briefly.")
+    history = HistoryStore.open(embedded.sqlalchemy_url)
+    assert history.system_prompt("telegram", "701", str(group)) == "Answer briefly.", (
+        "the refused clear changed nothing"
+    )
+    api.message(703, "/system clear", chat_id=group, chat_type="group")
+    says("Cleared this group's system prompt.")
+    assert history.system_prompt("telegram", "703", str(group)) is None
+    assert len([1 for m, _ in api.calls if m == "getChatMember"]) == 4, "asked only to change it, never to see it"
+
+
+def test_the_messages_of_an_answer_end_as_the_reply_whatever_the_stream_showed(api, monkeypatch):
+    """AnswerMessages with the real python-telegram-bot client against the stand-in (no pacing here):
+    the finished reply edits what differs, sends what is missing, deletes what is left over, and a
+    restarted bot that no longer knows what its messages show still ends with exactly the reply."""
+    import asyncio
+
+    from telegram import Bot
+
+    from joulebot.chat import telegram_stream
+    from joulebot.chat.telegram_format import split_html
+    from joulebot.chat.telegram_stream import AnswerMessages
+
+    monkeypatch.setattr(telegram_stream, "STATUS_EDIT_INTERVAL_S", 0.0)
+    chat = 641
+    long = "".join(long_answer_chunks())
+
+    def showing() -> list[str]:
+        return [shown["text"] for _, shown in api.shown(chat)]
+
+    async def scenario() -> None:
+        async with Bot(TOKEN, base_url=api.base_url) as bot:
+            status = await bot.send_message(chat, "⏳ queued")
+            messages = AnswerMessages(bot, str(chat), [str(status.message_id)], {}, "⏳ queued")
+            for _ in range(4):
+                await messages.update("✍️ generating", long)
+            streamed = partial_pieces(long, GENERATING)
+            assert showing() == streamed and len(streamed) == 3
+            calls = len(api.calls)
+            await messages.update("✍️ generating", long)
+            assert len(api.calls) == calls, "nothing changed: no call"
+
+            # an error ends it: one message says so, the streamed rest is deleted
+            assert await messages.finish(["⚠️ the worker failed"])
+            assert showing() == ["⚠️ the worker failed"]
+            assert len([m for m, p in api.calls if m == "deleteMessage"]) == 2
+
+            # a restarted bot: three messages it does not know the text of, a reply of two pieces
+            more = [str((await bot.send_message(chat, f"stale {n}")).message_id) for n in range(2)]
+            resumed = AnswerMessages(bot, str(chat), [str(status.message_id), *more], {})
+            final = split_html(to_html(long[: len(long) // 2]) + "\n\n⚡ 1 J total")
+            assert len(final) == 2 and await resumed.finish(final)
+            assert showing() == final and resumed.ids == [str(status.message_id), more[0]]
+
+    asyncio.run(scenario())
+    assert not [m for m, _ in api.calls if "!" in m], "Telegram refused nothing"

@@ -54,6 +54,22 @@ def test_streamed_chat_gives_text_tokens_and_timings_without_the_reasoning(ollam
     ]
 
 
+def test_every_ollama_request_runs_with_the_catalogs_context_window(ollama):
+    """`options.num_ctx` is the catalog's context window on the load and on every chat: the window joulebot
+    checks prompts against is the one the server runs, and the same value never reloads the model."""
+    runner = OllamaRunner(ollama.url)
+    llama3 = build_catalog(9.0, runner.inventory()).resolve("llama3")
+    runner.load(llama3)
+    generation = runner.generate(llama3, HI, 8)
+    window = llama3.context_tokens
+    assert ollama.contexts() == [("/api/generate", "llama3:8b", window), ("/api/chat", "llama3:8b", window)]
+    assert generation.runner_stats["load_duration"] == pytest.approx(0.0009), "loaded with this window: no reload"
+    wider = llama3.model_copy(update={"context_tokens": 8192})
+    reloaded = runner.generate(wider, HI, 8)
+    assert ollama.contexts()[-1] == ("/api/chat", "llama3:8b", 8192)
+    assert reloaded.runner_stats["load_duration"] == pytest.approx(1.2), "another window: the server reloads"
+
+
 @pytest.mark.parametrize("break_after", [0, 2])
 def test_a_stream_cut_mid_answer_is_an_error_not_a_short_answer(ollama, break_after):
     ollama.break_after = break_after

@@ -14,8 +14,8 @@ from alembic.script import ScriptDirectory
 from conftest import run_cli
 from factories import NOW, make_result
 
-from joulebot.history import HistoryStore
 from joulebot.categories import CATEGORIES, accuracy, classify, prompt_set
+from joulebot.history import HistoryStore
 from joulebot.history.store import MIGRATIONS, alembic_config, migrate, wilson
 
 HELD_OUT = Path(__file__).parent / "data" / "heldout_prompts.tsv"

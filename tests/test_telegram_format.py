@@ -3,7 +3,7 @@ from html.parser import HTMLParser
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from joulebot.chat.telegram_format import LIMIT, split_html, to_html, visible_text
+from joulebot.chat.telegram_format import LIMIT, partial_pieces, split_html, to_html, visible_text
 
 
 class Balance(HTMLParser):
@@ -72,3 +72,18 @@ def test_any_output_splits_into_valid_pieces_that_keep_every_character(parts, li
 @given(st.text(alphabet=st.characters(blacklist_characters="`"), max_size=3000))
 def test_without_code_marks_the_visible_text_is_exactly_the_answer(text):
     assert "".join(visible_text(p) for p in split_html(to_html(text), 500)) == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(markdownish, st.integers(min_value=1, max_value=18_000), st.data())
+def test_every_streamed_message_is_valid_and_no_word_is_lost_or_shown_twice(parts, length, data):
+    """`partial_pieces` of any prefix of any answer: each message fits and parses, the words of the full
+    ones and the growing one read as the start of the answer so far, and the status line ends the last."""
+    text = ("".join(parts) * (1 + length // max(1, len("".join(parts)))))[:length]
+    cut = data.draw(st.integers(min_value=1, max_value=max(1, len(text))))
+    pieces = partial_pieces(text[:cut], "✍️ generating…")
+    assert all(len(p) <= LIMIT and balanced(p) for p in pieces)
+    assert pieces[-1].endswith("\n\n✍️ generating…") and not any("✍️" in p for p in pieces[:-1])
+    words = "".join(visible_text(p) for p in pieces[:-1])
+    growing = visible_text(pieces[-1]).removesuffix("\n\n✍️ generating…").removesuffix("\n…")
+    assert visible_text(to_html(text[:cut])).startswith(words + growing)

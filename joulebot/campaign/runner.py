@@ -17,12 +17,12 @@ from pathlib import Path
 
 from joulebot.campaign.references import Reference
 from joulebot.campaign.scoring import ScoreSummary, score_run
+from joulebot.categories import CATEGORIES, prompt_set
 from joulebot.chat.build import InputError
 from joulebot.chat.footer import sig
 from joulebot.config import Settings
 from joulebot.exchange import Request
 from joulebot.history import open_history
-from joulebot.categories import CATEGORIES, prompt_set
 from joulebot.history.store import CategoryStats
 from joulebot.models import ModelUnavailable, UnknownModelError
 from joulebot.queueing.catalog import catalog_for_front_end

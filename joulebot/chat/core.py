@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from joulebot.chat.boxes import box_lines
 from joulebot.chat.build import InputError, build_request
 from joulebot.chat.conversation import Context
@@ -279,6 +281,18 @@ class ChatCore:
             ttl = max(1, int(self.settings.conversation_idle_s))
             connection.set(self._pointer(delivery.chat_id, delivery.user_id), pointer, ex=ttl)
 
+    def note_messages(self, delivery: Delivery, results: list[Result], message_refs: list[str]) -> None:
+        """The platform messages that show a delivered answer (the pieces of a long one): a reply to any of
+        them continues its conversation. Only a single stored answer has one to continue; if history is
+        away, replies to the later pieces start afresh (the first is stored with the exchange)."""
+        stored = [r.exchange_id for r in results if r.exchange_id is not None]
+        if len(results) != 1 or not stored or not message_refs:
+            return
+        try:
+            self.history.add_messages(self.platform, delivery.chat_id, stored[0], message_refs)
+        except SQLAlchemyError as exc:
+            log.warning("the messages of exchange %s were not stored: %s", stored[0], type(exc).__name__)
+
     def new_conversation(self, user_id: str, chat_id: str) -> str:
         self.client.connection.delete(self._pointer(chat_id, user_id))
         return "🆕 New conversation: your next message starts afresh (earlier answers stay in /history)."
@@ -352,12 +366,24 @@ class ChatCore:
         return own or self.settings.system_prompt or None
 
     def system_command(
-        self, user_id: str, chat_id: str, argument: str, group: bool = False, place: str = "group"
+        self,
+        user_id: str,
+        chat_id: str,
+        argument: str,
+        group: bool = False,
+        place: str = "group",
+        may_change: bool = True,
     ) -> str:
-        """/system: show (no argument), `clear`, or set; in a group (a Discord channel: `place`) the group's."""
+        """/system: show (no argument), `clear`, or set; in a group (a Discord channel: `place`) the group's.
+        `may_change=False` (a member who may not configure the group): anyone may see a group's prompt,
+        only its administrators set or clear it."""
         whose = f"this {place}'s" if group else "your"
         where = chat_id if group else None
         text = argument.strip()
+        if text and not may_change:
+            raise InputError(
+                f"Only this {place}'s administrators can set or clear its system prompt; /system shows it."
+            )
         if not text:
             own = self.history.system_prompt(self.platform, user_id, where)
             if own:
@@ -481,6 +507,13 @@ class ChatCore:
         except QueueUnavailable as exc:
             log.warning("cannot resume pending answers: %s", exc)
             return []
+
+    def save_delivery(self, delivery: Delivery) -> None:
+        """Keep a still-owed delivery's new messages (if Redis is away, a restart may not edit them)."""
+        try:
+            self.deliveries.save(delivery)
+        except QueueUnavailable as exc:
+            log.warning("could not keep the messages of %s: %s", delivery.key, exc)
 
     def delivered(self, delivery: Delivery) -> None:
         """The reply went out: forget the delivery (if Redis is away, it is sent once more at the next start)."""

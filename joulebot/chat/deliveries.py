@@ -25,6 +25,9 @@ class Delivery(BaseModel):
     chat_id: str
     units: Units
     status_message_id: str | None = None  # the message to replace with the answer
+    # the messages after it that show the answer so far (a long answer streams on in them), in order:
+    # kept here so that a restarted bot edits them, never leaving a stale copy beside a new one
+    more_message_ids: list[str] = []
     reply_to: str | None = None  # platform extras (e.g. an interaction token)
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
@@ -47,6 +50,11 @@ class DeliveryBook:
             pipe.hset(self.hash, delivery.key, delivery.model_dump_json())
             pipe.sadd(self._user_set(delivery.user_id), delivery.key)
             pipe.execute()
+
+    def save(self, delivery: Delivery) -> None:
+        """Keep what changed in a delivery still owed (the messages it streams into)."""
+        with queue_errors():
+            self.connection.hset(self.hash, delivery.key, delivery.model_dump_json())
 
     def done(self, delivery: Delivery) -> None:
         with queue_errors(), self.connection.pipeline() as pipe:

@@ -1,9 +1,11 @@
 """The Telegram bot (python-telegram-bot 22): message it, get the answer and its energy bill.
 
 Every update is handled concurrently; a question is queued, then followed by
-a background task that edits one status message (at most every 2 s, never with
-the same text) and finally replaces it with the answer. What is owed to whom is
-kept in Redis, so a restarted bot still delivers every answer.
+a background task that edits its status message with the answer as it grows (at
+most one call every 1.5 s per chat, never the same text; a long answer streams on
+into new messages, `telegram_stream`) and finally makes those messages show the
+reply. What is owed to whom is kept in Redis, so a restarted bot still delivers
+every answer.
 """
 
 from __future__ import annotations
@@ -12,14 +14,13 @@ import asyncio
 import contextlib
 import html
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlparse
 
 import redis
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType, MessageEntityType, ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -32,19 +33,14 @@ from telegram.ext import (
 
 from joulebot.chat.core import CANCELLED, HELP, ChatCore, Context, InputError, JobError, Reply, make_reply, spawn
 from joulebot.chat.deliveries import Delivery
-from joulebot.chat.telegram_format import LIMIT, split_html, to_html, visible_text
+from joulebot.chat.telegram_format import split_html, to_html
+from joulebot.chat.telegram_stream import AnswerMessages, send_piece
 from joulebot.config import Settings
 from joulebot.queueing.client import JobCancelled
 
 log = logging.getLogger(__name__)
 
-STATUS_EDIT_INTERVAL_S = 1.5  # per chat: Telegram allows about one message a second per chat
-SEND_ATTEMPTS = 6
-GENERATING = "✍️ generating…"
-
-
-def _seconds(retry_after) -> float:
-    return retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else float(retry_after)
+GROUP_ADMINS = ("creator", "administrator")  # ChatMember.status of a group's owner and its administrators
 
 
 def cancel_button(request_id: str) -> InlineKeyboardMarkup:
@@ -55,11 +51,12 @@ def retry_button(exchange_id: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton("🔄 Retry", callback_data=f"retry:{exchange_id}")]])
 
 
-def partial_html(partial: str) -> str:
-    """The answer so far as valid Telegram HTML in one message (its first piece if longer), then the status."""
-    pieces = split_html(to_html(partial), LIMIT - 100)
-    more = "\n…" if len(pieces) > 1 else ""
-    return f"{pieces[0]}{more}\n\n{html.escape(GENERATING, quote=False)}"
+def reply_pieces(reply: Reply) -> list[str]:
+    """The reply as Telegram HTML messages: the model's words rendered, our own texts escaped."""
+    markup = "\n\n".join(
+        to_html(text) if is_model else html.escape(text, quote=False) for text, is_model in reply.parts()
+    )
+    return split_html(markup)
 
 
 def _message(update: Update) -> Message:
@@ -79,63 +76,6 @@ def _query(update: Update) -> CallbackQuery:
     if update.callback_query is None:  # registered for callback queries only
         raise LookupError("update without a callback query")
     return update.callback_query
-
-
-class StatusMessage:
-    """One status message, edited at most every STATUS_EDIT_INTERVAL_S per chat, never with the text it shows.
-
-    While the job waits it keeps a Cancel button; while the answer is generated it shows the
-    text so far (HTML, valid in every edit); the final edit (the answer and its footer) is
-    `TelegramBot._deliver`'s.
-    """
-
-    def __init__(
-        self,
-        bot,
-        chat_id: str,
-        message_id: str | None,
-        text: str = "",
-        paces: dict[str, float] | None = None,
-        cancel: InlineKeyboardMarkup | None = None,
-    ) -> None:
-        self.bot, self.chat_id, self.message_id = bot, chat_id, message_id
-        self.text = text
-        self.paces = paces if paces is not None else {}  # chat id -> last edit (shared by the chat's messages)
-        self.cancel = cancel
-        self.blocked_until = 0.0
-        self.edits = 0
-
-    async def update(self, status: str, partial: str | None = None, *, urgent: bool = False) -> None:
-        """Show `status` (or, while generating, the answer so far); an `urgent` one waits for the next
-        allowed edit (and out flood control), never skipped."""
-        text, parse_mode = (partial_html(partial), ParseMode.HTML) if partial else (status, None)
-        markup = self.cancel if status.startswith("⏳") else None  # no Cancel once it runs
-        for _ in range(SEND_ATTEMPTS if urgent else 1):
-            now = time.monotonic()
-            if self.message_id is None or text == self.text:
-                return
-            ready_at = max(self.paces.get(self.chat_id, -1e9) + STATUS_EDIT_INTERVAL_S, self.blocked_until)
-            if now < ready_at:
-                if not urgent:
-                    return
-                await asyncio.sleep(ready_at - now)
-                now = time.monotonic()
-            try:
-                await self.bot.edit_message_text(
-                    text,
-                    chat_id=self.chat_id,
-                    message_id=int(self.message_id),
-                    parse_mode=parse_mode,
-                    reply_markup=markup,
-                )
-                self.text, self.paces[self.chat_id] = text, now
-                self.edits += 1
-                return
-            except RetryAfter as exc:  # flood control: skip status edits for a while, the answer still comes
-                self.blocked_until = now + _seconds(exc.retry_after)
-            except TelegramError as exc:
-                log.info("status edit skipped: %s", exc)
-                return
 
 
 class TelegramBot:
@@ -249,12 +189,25 @@ class TelegramBot:
         spawn(self._tasks, coroutine, "following an answer")
 
     async def _follow(self, bot, delivery: Delivery, shown: str = "") -> None:
-        status = StatusMessage(
-            bot, delivery.chat_id, delivery.status_message_id, shown, self._paces, cancel_button(delivery.key)
+        """Stream the answer into the status message (and the messages it continues in), then the reply."""
+
+        async def keep(message_ids: list[str]) -> None:  # a restarted bot must edit them, not leave them stale
+            delivery.more_message_ids = message_ids[1:]
+            await asyncio.to_thread(self.core.save_delivery, delivery)
+
+        first = [delivery.status_message_id] if delivery.status_message_id is not None else []
+        messages = AnswerMessages(
+            bot,
+            delivery.chat_id,
+            [*first, *delivery.more_message_ids],
+            self._paces,
+            shown,
+            cancel_button(delivery.key),
+            keep,
         )
         results = []
         try:
-            results = await self.core.follow(delivery, status.update)
+            results = await self.core.follow(delivery, messages.update)
         except JobCancelled:
             reply = Reply([], CANCELLED)
         except JobError as exc:
@@ -264,69 +217,19 @@ class TelegramBot:
         stored = [r.exchange_id for r in results if r.exchange_id is not None]
         markup = retry_button(stored[0]) if len(results) == 1 and stored else None
         await asyncio.to_thread(self.core.remember, delivery, results)  # before the user can see it and reply
-        if await self._deliver(bot, delivery, reply, markup):
+        if len(messages.ids) > 1:  # the pieces streamed so far: replies to them continue this answer too
+            await asyncio.to_thread(self.core.note_messages, delivery, results, list(messages.ids))
+        streamed = list(messages.ids)
+        delivered = await messages.finish(reply_pieces(reply), markup)
+        if messages.ids != streamed[: len(messages.ids)]:  # pieces sent (or moved) by the final delivery
+            await asyncio.to_thread(self.core.note_messages, delivery, results, list(messages.ids))
+        if delivered:
             await asyncio.to_thread(self.core.delivered, delivery)
         # else: it stays owed in Redis, and the next start of the bot sends it again
 
-    async def _deliver(
-        self, bot, delivery: Delivery, reply: Reply, buttons: InlineKeyboardMarkup | None = None
-    ) -> bool:
-        """Replace the status message with the reply's first piece, send the rest; never lose it.
-
-        `buttons` (Retry) go under the last piece.
-        """
-        markup = "\n\n".join(
-            to_html(text) if is_model else html.escape(text, quote=False) for text, is_model in reply.parts()
-        )
-        pieces = split_html(markup)
-        for index, piece in enumerate(pieces):
-            edit = delivery.status_message_id if index == 0 else None
-            last = buttons if index == len(pieces) - 1 else None
-            if not await self._send(bot, delivery.chat_id, piece, edit, last):
-                return False
-        return True
-
-    async def _send(
-        self, bot, chat_id: str, piece: str, edit_message_id: str | None, buttons: InlineKeyboardMarkup | None = None
-    ) -> bool:
-        """One piece, through flood control, parse errors and network trouble; False if it could not go."""
-        parse_mode: str | None = ParseMode.HTML
-        text = piece
-        for _ in range(SEND_ATTEMPTS):
-            try:
-                if edit_message_id is not None:
-                    await bot.edit_message_text(
-                        text,
-                        chat_id=chat_id,
-                        message_id=int(edit_message_id),
-                        parse_mode=parse_mode,
-                        reply_markup=buttons,
-                    )
-                else:
-                    await bot.send_message(chat_id, text, parse_mode=parse_mode, reply_markup=buttons)
-                return True
-            except RetryAfter as exc:
-                await asyncio.sleep(_seconds(exc.retry_after))
-            except BadRequest as exc:
-                reason = str(exc).lower()
-                if "parse entities" in reason or "unsupported start tag" in reason:
-                    parse_mode, text = None, visible_text(piece)  # resend as plain text
-                elif "not modified" in reason:
-                    return True
-                elif edit_message_id is not None or parse_mode is not None:
-                    log.warning("chat %s refused a reply piece (%s); sending it as a new plain message", chat_id, exc)
-                    edit_message_id, parse_mode, text = None, None, visible_text(piece)
-                else:
-                    log.error("chat %s refused a plain reply piece (%s); dropped", chat_id, exc)
-                    return True
-            except Forbidden:
-                log.info("chat %s blocked the bot; answer dropped", chat_id)
-                return True
-            except NetworkError as exc:  # after BadRequest, its subclass: timeouts, dropped connections
-                log.info("network trouble sending to chat %s (%s); retrying", chat_id, exc)
-                await asyncio.sleep(1.0)
-        log.error("could not deliver to chat %s after %d attempts; kept for the next start", chat_id, SEND_ATTEMPTS)
-        return False
+    async def _send(self, bot, chat_id: str, piece: str, edit_message_id: str | None) -> bool:
+        """One piece of a command's reply; False if it could not go."""
+        return (await send_piece(bot, chat_id, piece, edit_message_id)).done
 
     # -- commands --------------------------------------------------------------
     @staticmethod
@@ -432,11 +335,23 @@ class TelegramBot:
         await self._reply(message, lambda: self.core.new_conversation(user_id, str(message.chat_id)))
 
     async def _cmd_system(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Anyone sees the prompt; in a group only its administrators (Telegram's, asked now) change it."""
         message = _message(update)
         user_id, chat_id = _user_id(update), str(message.chat_id)
         group = message.chat.type != ChatType.PRIVATE
         argument = self._argument(message)
-        await self._reply(message, lambda: self.core.system_command(user_id, chat_id, argument, group))
+        may_change = True
+        if group and argument:
+            try:
+                member = await context.bot.get_chat_member(chat_id, int(user_id))
+            except TelegramError as exc:
+                log.info("could not ask chat %s whether %s administers it: %s", chat_id, user_id, exc)
+                await message.reply_text("I could not check that you administer this group; please try again later.")
+                return
+            may_change = member.status in GROUP_ADMINS
+        await self._reply(
+            message, lambda: self.core.system_command(user_id, chat_id, argument, group, may_change=may_change)
+        )
 
     async def _cmd_cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = _message(update)

@@ -5,6 +5,9 @@ HTML parse mode needs only `<`, `>` and `&` escaped. Fenced code blocks become
 line, then word boundaries; a split inside a block closes its tags and opens
 them again in the next message, so every message is valid on its own and the
 visible text is never changed.
+
+A piece depends only on the markup up to its end, so while an answer streams in,
+every piece but the last is already the piece the finished reply will have.
 """
 
 from __future__ import annotations
@@ -95,3 +98,14 @@ def split_html(markup: str, limit: int = LIMIT) -> list[str]:
 
 def _closing(opening: str) -> str:
     return f"</{_TAG.match(opening).group(2)}>"  # type: ignore[union-attr]
+
+
+def partial_pieces(partial: str, status: str) -> list[str]:
+    """The answer so far as Telegram messages: every full piece as the finished reply will show it
+    (cut where `split_html` cuts the whole reply), then the growing last one with `status` under it
+    (cut short with an ellipsis while it is too long to carry the status line)."""
+    *done, growing = split_html(to_html(partial)) or [""]
+    line = html.escape(status, quote=False)
+    shown = split_html(growing, LIMIT - len(line) - 4) or [""]  # 4: the ellipsis' line and the blank line
+    more = "\n…" if len(shown) > 1 else ""
+    return [*done, f"{shown[0]}{more}\n\n{line}"]

@@ -14,14 +14,14 @@ from typing import Any, NamedTuple
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, case, event, func, insert, make_url
+from sqlalchemy import Engine, case, delete, event, func, insert, make_url
 from sqlalchemy import literal as sa_literal
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlmodel import Session, create_engine, select
 
 from joulebot.config.files import private_file, private_umask
 from joulebot.exchange import Result
-from joulebot.history.tables import ChatPreference, Exchange, User
+from joulebot.history.tables import ChatPreference, Exchange, ExchangeMessage, User
 
 
 def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -311,6 +311,11 @@ class HistoryStore:
             # A Core insert of the row's columns: on the answer's path, the ORM's unit of work
             # (flush, then reloading the row for its id) cost more CPU than the write itself.
             inserted = session.connection().execute(insert(Exchange.__table__), row.model_dump(exclude={"id"}))
+            if req.message_ref is not None and req.chat_id is not None:  # replies to it continue from here
+                shown = {"platform": req.platform, "chat_id": req.chat_id, "message_ref": req.message_ref}
+                session.connection().execute(
+                    insert(ExchangeMessage.__table__), {**shown, "exchange_id": inserted.inserted_primary_key[0]}
+                )
             session.commit()
         kept = self._hint_sums.get((result.category, result.box, energy.machine.source))
         if (
@@ -394,12 +399,37 @@ class HistoryStore:
             session.commit()
 
     def answer_at(self, platform: str, chat_id: str, message_ref: str) -> Exchange | None:
-        """The exchange whose answer a platform message of this chat shows (replies continue from it)."""
+        """The exchange whose answer (or a piece of it) a platform message of this chat shows: replies
+        continue from it."""
         with Session(self.engine) as session:
-            query = select(Exchange).where(
-                Exchange.platform == platform, Exchange.chat_id == chat_id, Exchange.message_ref == message_ref
+            query = (
+                select(Exchange)
+                .join(ExchangeMessage, ExchangeMessage.exchange_id == Exchange.id)  # type: ignore[arg-type]
+                .where(
+                    ExchangeMessage.platform == platform,
+                    ExchangeMessage.chat_id == chat_id,
+                    ExchangeMessage.message_ref == message_ref,
+                    Exchange.chat_id == chat_id,  # a forgotten exchange has no chat any more
+                )
             )
             return session.exec(query.order_by(Exchange.id.desc())).first()  # type: ignore[union-attr]
+
+    def add_messages(self, platform: str, chat_id: str, exchange_id: int, message_refs: list[str]) -> None:
+        """More platform messages that show this exchange's answer (the pieces of a long one); idempotent."""
+        with Session(self.engine) as session:
+            known = set(
+                session.exec(
+                    select(ExchangeMessage.message_ref).where(
+                        ExchangeMessage.exchange_id == exchange_id, ExchangeMessage.chat_id == chat_id
+                    )
+                ).all()
+            )
+            for ref in dict.fromkeys(message_refs):  # in order, once each
+                if ref not in known:
+                    session.add(
+                        ExchangeMessage(platform=platform, chat_id=chat_id, message_ref=ref, exchange_id=exchange_id)
+                    )
+            session.commit()
 
     def owner(self, exchange: Exchange) -> str | None:
         """The platform user id who asked an exchange (None once forgotten)."""
@@ -429,6 +459,8 @@ class HistoryStore:
             user = session.exec(query).first()
             if user is None:  # nobody by that id: nothing to forget, and no row made for them
                 return 0
+            theirs = select(Exchange.id).where(Exchange.user_id == user.id)
+            session.exec(delete(ExchangeMessage).where(ExchangeMessage.exchange_id.in_(theirs)))
             rows = session.exec(select(Exchange).where(Exchange.user_id == user.id)).all()
             for row in rows:
                 _scrub(row)
@@ -659,9 +691,12 @@ class HistoryStore:
         return [{c: getattr(row, c) for c in keep} for row in rows]
 
     def scrub_older_than(self, days: float) -> int:
-        """Retention: prompts and answers older than `days` are deleted; the measurements stay."""
+        """Retention: prompts and answers older than `days` are deleted (and which messages showed them);
+        the measurements stay."""
         cutoff = datetime.now(UTC) - timedelta(days=days)
         with Session(self.engine) as session:
+            expired = select(Exchange.id).where(Exchange.started_at < cutoff)
+            session.exec(delete(ExchangeMessage).where(ExchangeMessage.exchange_id.in_(expired)))
             rows = session.exec(select(Exchange).where(Exchange.started_at < cutoff, Exchange.prompt != "")).all()
             for row in rows:
                 _scrub(row)

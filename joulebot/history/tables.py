@@ -79,7 +79,6 @@ class Exchange(SQLModel, table=True):
         ),
         Index("ix_exchanges_started_at", "started_at"),
         Index("ix_exchanges_stats", *STATS_INDEX_COLUMNS),  # the statistics and the hint (migrations 0018, 0014)
-        Index("ix_exchanges_message", "platform", "chat_id", "message_ref"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -128,5 +127,24 @@ class Exchange(SQLModel, table=True):
     turn: int = 1  # in ix_exchanges_stats, first
     context_turns: int = 0  # earlier turns the model received (after trimming)
     chat_id: str | None = Field(default=None, max_length=64)
-    message_ref: str | None = Field(default=None, max_length=64)  # the platform message showing the answer
+    # the platform message that showed the answer first (its status message); every message that shows a
+    # piece of it, this one too, is an ExchangeMessage (migration 0020): replies are looked up there
+    message_ref: str | None = Field(default=None, max_length=64)
     system_prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class ExchangeMessage(SQLModel, table=True):
+    """A platform message that shows an exchange's answer, or one piece of a long one (migration 0020).
+
+    A reply to any of them continues that exchange's conversation. Forgetting and retention delete
+    these rows with the words: which messages showed an answer says who talked in which chat.
+    """
+
+    __tablename__ = "exchange_messages"
+    __table_args__ = (Index("ix_exchange_messages_message", "platform", "chat_id", "message_ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=32)
+    chat_id: str = Field(max_length=64)
+    message_ref: str = Field(max_length=64)
+    exchange_id: int = Field(foreign_key="exchanges.id", index=True)

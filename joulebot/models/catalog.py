@@ -46,7 +46,7 @@ class ModelEntry(BaseModel):
     gguf: GgufFile | None = None
     ollama_tag: str | None = None
     # The context window joulebot runs it with (prompt, chat template and answer together): llama.cpp is
-    # started with it; for Ollama it is the server's smallest default `num_ctx` (joulebot does not set one).
+    # started with it; Ollama gets it as `options.num_ctx` with every request (and the load).
     context_tokens: int = 2048
 
     def size_label(self) -> str:

@@ -3,6 +3,13 @@
 Streaming chat, so the first-token time is known; token counts and durations
 come from Ollama's final chunk. `load()` asks Ollama to load the model (and keep
 it loaded for `keep_alive`) before the measured window opens.
+
+Every request carries `options.num_ctx`: the catalog's context window for the
+model. Without it the server picks its own default (2048 or more, by version and
+memory) and silently truncates a longer prompt, so joulebot's context check and
+the window the model really runs with could drift apart. The load sends the same
+value: Ollama reloads a model whose `num_ctx` changes, and a reload inside the
+measured window would be billed to the answer.
 """
 
 from __future__ import annotations
@@ -54,9 +61,15 @@ class OllamaRunner(Runner):
             return f"Ollama did not answer in time for {name}"
         return f"the answer from Ollama broke off ({type(exc).__name__})"
 
+    def _options(self, entry: ModelEntry, **more: int) -> dict[str, int]:
+        """The model options of every request for `entry`: its context window first (see the module)."""
+        return {"num_ctx": self.context_window(entry), **more}
+
     def load(self, entry: ModelEntry) -> float:
         try:
-            response = self.client.generate(model=self._tag(entry), prompt="", keep_alive=self.keep_alive)
+            response = self.client.generate(
+                model=self._tag(entry), prompt="", keep_alive=self.keep_alive, options=self._options(entry)
+            )
         except (ConnectionError, ollama.ResponseError, httpx.HTTPError) as exc:
             raise self._error(entry, exc) from None
         return (response.load_duration or 0) / NS
@@ -81,7 +94,7 @@ class OllamaRunner(Runner):
                 model=self._tag(entry),
                 messages=messages,
                 stream=True,
-                options={"num_predict": max_tokens, "seed": 0},
+                options=self._options(entry, num_predict=max_tokens, seed=0),
                 keep_alive=self.keep_alive,
             )
             for chunk in stream:

@@ -19,9 +19,9 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.results import Result as RQResult
 
+from joulebot.categories import classify
 from joulebot.config import Settings, SettingsError
 from joulebot.exchange import Request, Result, Routing
-from joulebot.categories import classify
 from joulebot.keys import JOB_FUNCTION, alive_key, box_status_key, partial_answer_key, rq_queue_key
 from joulebot.queueing import connection as conn
 from joulebot.queueing.embedded import embedded_worker_alive, ensure_embedded_stack

@@ -19,10 +19,10 @@ from typing import Protocol
 import redis
 
 from joulebot.carbon import Embodied, IntensityProvider, carbon_for
+from joulebot.categories import classify
 from joulebot.config import Settings
 from joulebot.exchange import Request, Result
 from joulebot.history import HistoryStore, open_history
-from joulebot.categories import classify
 from joulebot.metering.box import MeasurementBox
 from joulebot.metering.detect import detect_meters
 from joulebot.metering.reading import Energy, IdleBaseline
