@@ -335,3 +335,30 @@ def test_a_reply_chain_with_smollm2(embedded, api, monkeypatch):
     one, two = rows(embedded, 541)
     assert (two.parent_id, two.turn, two.conversation_id) == (one.id, 2, one.conversation_id)
     assert two.result["prompt_tokens"] > one.result["prompt_tokens"], "the second turn carried the first"
+
+
+def test_a_reply_to_any_piece_of_a_long_answer_continues_it(start, api, ollama, embedded):
+    start(discord_threads=False)
+    ollama.answer = [" ".join(f"w{i}" for i in range(1200))]  # 6,089 characters: over one message's 6,000
+    asked = api.say(531, "Count in words.", mention=True)
+    until(lambda: api.replies_to(asked["id"]))
+    status = api.replies_to(asked["id"])[0]
+
+    def pieces() -> list[dict]:
+        bot = api.BOT["id"]
+        return [m for m in api.in_channel(CHANNEL) if m["author"]["id"] == bot and int(m["id"]) >= int(status["id"])]
+
+    until(lambda: "⚡" in footer(pieces()[-1]))  # the footer comes with the last piece
+    shown = pieces()
+    assert len(shown) >= 2 and "w0 " in shown[0]["embeds"][0]["description"]
+    assert "w1199" in shown[-1]["embeds"][-1]["description"]
+
+    store = HistoryStore.open(embedded.sqlalchemy_url)
+    until(lambda: store.answer_at("discord", CHANNEL, shown[-1]["id"]))  # noted once the last piece is out
+
+    ollama.answer = ["Done."]
+    answer_to(api, api.say(531, "Now stop.", reply_to=shown[1]["id"]))  # a reply to the second piece
+    first, second = rows(embedded, 531)
+    assert (second.parent_id, second.turn, second.conversation_id) == (first.id, 2, first.conversation_id)
+    # the long answer itself does not fit the 2,048-token window with a new question: trimmed, and said
+    assert second.result["dropped_turns"] == 2 and contents(ollama) == ["Now stop."]

@@ -339,10 +339,11 @@ class DiscordBot(discord.Client):
         buttons = retry_button() if len(results) == 1 and stored else None
         await asyncio.to_thread(self.core.remember, delivery, results)  # before the user can see it and reply
         try:
-            await target.deliver(render_reply(reply), buttons)
+            shown = await target.deliver(render_reply(reply), buttons)
         except discord.HTTPException as exc:
             log.error("could not deliver to channel %s (%s); kept for the next start", delivery.chat_id, exc)
             return
+        await asyncio.to_thread(self.core.note_messages, delivery, results, shown)  # replies to any piece continue
         await asyncio.to_thread(self.core.delivered, delivery)
 
     # -- buttons -------------------------------------------------------------

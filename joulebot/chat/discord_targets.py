@@ -50,12 +50,23 @@ def token_alive(created_at: datetime) -> bool:
 
 
 class ReplyTarget:
-    """Shows the status (where it can) and delivers the answer; `buttons` go under its first message."""
+    """Shows the status (where it can) and delivers the answer; `buttons` go under its first message.
+
+    `deliver` returns the ids of the messages it posted anew (a long answer's later pieces, or the
+    whole answer where the status message could not be edited): a reply to any of them continues
+    the conversation."""
 
     async def status(self, text: str, partial: str | None = None, *, urgent: bool = False) -> None:
         return None
 
-    async def deliver(self, messages: list[Message], buttons: discord.ui.View | None = None) -> None: ...
+    async def deliver(self, messages: list[Message], buttons: discord.ui.View | None = None) -> list[str]:
+        raise NotImplementedError
+
+
+def sent_id(message: object) -> list[str]:
+    """The id of a message discord.py returned (none where it returned nothing)."""
+    found = getattr(message, "id", None)
+    return [str(found)] if found is not None else []
 
 
 class EditedTarget(ReplyTarget):
@@ -72,7 +83,7 @@ class EditedTarget(ReplyTarget):
     async def _edit(self, **fields: Any) -> None:
         raise NotImplementedError
 
-    async def _send(self, message: Message) -> None:
+    async def _send(self, message: Message) -> list[str]:
         raise NotImplementedError
 
     async def status(self, text: str, partial: str | None = None, *, urgent: bool = False) -> None:
@@ -97,10 +108,9 @@ class EditedTarget(ReplyTarget):
         except discord.HTTPException as exc:
             log.info("status edit skipped: %s", exc)
 
-    async def deliver(self, messages: list[Message], buttons: discord.ui.View | None = None) -> None:
+    async def deliver(self, messages: list[Message], buttons: discord.ui.View | None = None) -> list[str]:
         if not self.alive():
-            await self.fallback.deliver(messages)
-            return
+            return await self.fallback.deliver(messages)
         first, *rest = messages
         try:
             await self._edit(
@@ -108,10 +118,8 @@ class EditedTarget(ReplyTarget):
             )
         except (discord.NotFound, discord.Forbidden) as exc:  # token gone or status message deleted
             log.info("could not replace the status message (%s); posting the answer anew", exc)
-            await self.fallback.deliver(messages)
-            return
-        for message in rest:
-            await self._send(message)
+            return await self.fallback.deliver(messages)
+        return [ref for message in rest for ref in await self._send(message)]
 
 
 class InteractionTarget(EditedTarget):
@@ -127,10 +135,14 @@ class InteractionTarget(EditedTarget):
     async def _edit(self, **fields: Any) -> None:
         await self.interaction.edit_original_response(**fields)
 
-    async def _send(self, message: Message) -> None:
-        await self.interaction.followup.send(
-            content=message.content or discord.utils.MISSING, embeds=to_embeds(message), allowed_mentions=NO_MENTIONS
+    async def _send(self, message: Message) -> list[str]:
+        sent = await self.interaction.followup.send(
+            content=message.content or discord.utils.MISSING,
+            embeds=to_embeds(message),
+            allowed_mentions=NO_MENTIONS,
+            wait=True,
         )
+        return sent_id(sent)
 
 
 class MessageTarget(EditedTarget):
@@ -146,10 +158,11 @@ class MessageTarget(EditedTarget):
     async def _edit(self, **fields: Any) -> None:
         await self.message.edit(**fields)
 
-    async def _send(self, message: Message) -> None:
-        await self.channel.send(
+    async def _send(self, message: Message) -> list[str]:
+        sent = await self.channel.send(
             content=message.content or None, embeds=to_embeds(message), allowed_mentions=NO_MENTIONS
         )
+        return sent_id(sent)
 
 
 class ChannelTarget(ReplyTarget):
@@ -158,16 +171,19 @@ class ChannelTarget(ReplyTarget):
     def __init__(self, client: discord.Client, channel_id: str, user_id: str) -> None:
         self.client, self.channel_id, self.user_id = client, channel_id, user_id
 
-    async def deliver(self, messages: list[Message], buttons: discord.ui.View | None = None) -> None:
+    async def deliver(self, messages: list[Message], buttons: discord.ui.View | None = None) -> list[str]:
         channel = self.client.get_channel(int(self.channel_id)) or await self.client.fetch_channel(int(self.channel_id))
         mention = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(int(self.user_id))])
+        refs = []
         for index, message in enumerate(messages):
             prefix = f"<@{self.user_id}> here is your answer.\n" if index == 0 else ""
-            await channel.send(  # type: ignore[union-attr]
+            sent = await channel.send(  # type: ignore[union-attr]
                 content=(prefix + message.content) or None,
                 embeds=to_embeds(message),
                 allowed_mentions=mention if index == 0 else NO_MENTIONS,
             )
+            refs += sent_id(sent)
+        return refs
 
 
 class WebhookTarget(ReplyTarget):
@@ -176,14 +192,18 @@ class WebhookTarget(ReplyTarget):
     def __init__(self, client: discord.Client, application_id: int, token: str, fallback: ReplyTarget) -> None:
         self.client, self.application_id, self.token, self.fallback = client, application_id, token, fallback
 
-    async def deliver(self, messages: list[Message], buttons: discord.ui.View | None = None) -> None:
+    async def deliver(self, messages: list[Message], buttons: discord.ui.View | None = None) -> list[str]:
         webhook = discord.Webhook.partial(self.application_id, self.token, client=self.client)
+        refs = []
         try:
             for message in messages:
-                await webhook.send(
+                sent = await webhook.send(
                     content=message.content or discord.utils.MISSING,
                     embeds=to_embeds(message),
                     allowed_mentions=NO_MENTIONS,
+                    wait=True,
                 )
+                refs += sent_id(sent)
         except (discord.NotFound, discord.Forbidden):
-            await self.fallback.deliver(messages)
+            return refs + await self.fallback.deliver(messages)
+        return refs

@@ -21,7 +21,7 @@ from sqlmodel import Session, create_engine, select
 
 from joulebot.config.files import private_file, private_umask
 from joulebot.exchange import Result
-from joulebot.history.tables import ChatPreference, Exchange, ExchangeMessage, User
+from joulebot.history.tables import ChatPreference, Exchange, ExchangeMessage, User, now
 
 
 def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -229,6 +229,7 @@ class HistoryStore:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         self._hint_sums: dict[tuple[str, str, str], tuple[float, dict[str, HintSums]]] = {}  # (category, box, source)
+        self._user_ids: dict[tuple[str, str], int] = {}  # (platform, platform user id) → users.id
 
     @classmethod
     def open(cls, url: str) -> HistoryStore:
@@ -252,10 +253,16 @@ class HistoryStore:
         return user
 
     def _user_id(self, session: Session, platform: str, platform_user_id: str) -> int:
-        """The user's row id (made if new), read without loading the row."""
+        """The user's row id (made if new). Kept once known: a user row is never deleted (forgetting
+        clears its preferences, not the row), so the id of a (platform, user) never changes."""
+        known = self._user_ids.get((platform, platform_user_id))
+        if known is not None:
+            return known
         query = select(User.id).where(User.platform == platform, User.platform_user_id == platform_user_id)
         found = session.exec(query).first()
-        return found if found is not None else self._user(session, platform, platform_user_id).id  # type: ignore[return-value]
+        user_id: int = found if found is not None else self._user(session, platform, platform_user_id).id  # type: ignore[assignment]
+        self._user_ids[(platform, platform_user_id)] = user_id
+        return user_id
 
     def record(self, result: Result) -> int:
         """Store one finished exchange; returns its id. The Result's own id fields stay unset.
@@ -267,7 +274,10 @@ class HistoryStore:
         # the samples go in their own column, once; the earlier turns in their own exchanges
         stored = result.model_dump(mode="json", exclude={"energy": {"machine": {"trace"}}, "request": {"turns"}})
         with Session(self.engine) as session:
-            row = Exchange(
+            # The row's columns as a plain dict for a Core insert: on the answer's path, building the
+            # SQLModel object and the ORM's unit of work (flush, then reloading the row for its id)
+            # cost more CPU than the write itself.
+            row = dict(
                 request_id=req.id,
                 user_id=self._user_id(session, req.platform, req.user_id),
                 platform=req.platform,
@@ -307,10 +317,9 @@ class HistoryStore:
                 chat_id=req.chat_id,
                 message_ref=req.message_ref,
                 system_prompt=req.system,
+                created_at=now(),
             )
-            # A Core insert of the row's columns: on the answer's path, the ORM's unit of work
-            # (flush, then reloading the row for its id) cost more CPU than the write itself.
-            inserted = session.connection().execute(insert(Exchange.__table__), row.model_dump(exclude={"id"}))
+            inserted = session.connection().execute(insert(Exchange.__table__), row)
             if req.message_ref is not None and req.chat_id is not None:  # replies to it continue from here
                 shown = {"platform": req.platform, "chat_id": req.chat_id, "message_ref": req.message_ref}
                 session.connection().execute(

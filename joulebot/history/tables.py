@@ -9,7 +9,7 @@ from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
-def _now() -> datetime:
+def now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -24,7 +24,7 @@ class User(SQLModel, table=True):
     units: str | None = Field(default=None, max_length=16)
     system_prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     box: str | None = Field(default=None, max_length=128)  # pinned with /box NAME; None: routing decides
-    created_at: datetime = Field(default_factory=_now)
+    created_at: datetime = Field(default_factory=now)
 
 
 # The statistics read only these columns: with them all in one index, the per-category
@@ -115,7 +115,7 @@ class Exchange(SQLModel, table=True):
     power_trace: list | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     share_token: str | None = Field(default=None, max_length=64, unique=True)  # the answer's private link
     meter_failures: int = 0  # meters that failed in this answer's window (the figure came from the next source)
-    created_at: datetime = Field(default_factory=_now)
+    created_at: datetime = Field(default_factory=now)
     # The benchmark's score, set after the answer was measured; score_note None = not scored yet,
     # correct None with a note = unscored (no reference), never counted as wrong.
     correct: bool | None = None

@@ -36,6 +36,9 @@ class LlamaCppRunner(Runner):
         )
         return time.perf_counter() - t0
 
+    def loaded(self, entry: ModelEntry) -> bool:
+        return entry.name in self._loaded
+
     def context_window(self, entry: ModelEntry) -> int:
         return min(entry.context_tokens, self.context)
 

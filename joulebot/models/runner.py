@@ -68,6 +68,10 @@ class Runner(ABC):
     def load(self, entry: ModelEntry) -> float:
         """Make the model ready (weights in memory); returns the seconds it took, 0 if warm."""
 
+    def loaded(self, entry: ModelEntry) -> bool:
+        """Known to be in memory without asking anyone (False: `load` may take a while)."""
+        return False
+
     @abstractmethod
     def generate(
         self, entry: ModelEntry, messages: Messages, max_tokens: int, sink: TextSink | None = None

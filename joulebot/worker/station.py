@@ -79,6 +79,7 @@ class Station:
         self.last_job_end = time.monotonic()
         self.state = "starting"  # what the box does now, for its profile
         self.means: list[MeanEnergy] = []  # this box's measured means, refreshed after each answer
+        self.means_stale = False  # an answer was stored since: the next profile (a heartbeat) reads them again
 
     def profile(self) -> BoxProfile:
         """What the fleet's front ends need to route to this box (published by the heartbeat)."""
@@ -99,9 +100,17 @@ class Station:
                 BoxModel(name=e.name, size=e.size_label(), parameters_b=e.parameters_b)
                 for e in self.catalog.available()
             ],
-            means=self.means,
+            means=self._current_means(),
             embodied_g_per_s=self.embodied.share_g(1.0),
         )
+
+    def _current_means(self) -> list[MeanEnergy]:
+        """The means, read again if an answer was stored since: on the heartbeat's thread, every few
+        seconds at most, not on the answer's path (a GROUP BY there cost more than the insert)."""
+        if self.means_stale:
+            self.means_stale = False
+            self.refresh_means()
+        return self.means
 
     def refresh_means(self) -> None:
         try:
@@ -215,7 +224,8 @@ class Station:
         except LookupError:  # pulled or removed since the last look: look again before refusing
             entry = self.refresh_catalog(max_age_s=0).resolve(request.model)
         runner = self.runner_for(entry)
-        stage("loading model")
+        if not runner.loaded(entry):  # each stage is a Redis round trip on the answer's path: only the real ones
+            stage("loading model")
         load_s = runner.load(entry)  # outside the measured window, reported on its own
         if self.needs_warmup(entry, load_s):
             stage("warming up")
@@ -255,14 +265,13 @@ class Station:
             context_turns=len(request.turns) - dropped,
             dropped_turns=dropped,
         )
-        stage("storing")
-        try:
+        try:  # a few ms: the status stays at "generating" until the answer arrives
             result.exchange_id = self.history.record(result)
             others = [e.name for e in self.catalog.available()]
             result.hint = self.history.greener_hint(
                 result.category, result.model, others, box=result.box, source=energy.machine.source
             )
-            self.refresh_means()
+            self.means_stale = True
         except Exception as exc:  # the answer still goes out; what happens to the record is said
             log.warning("could not store exchange %s: %s", request.id, type(exc).__name__)
             if self.outbox is not None:
