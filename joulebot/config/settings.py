@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 REDIS_URL_FORMS = "redis://[:password@]host[:port][/db], rediss://… or unix:///path/to/socket[?db=N]"
 DATABASE_URL_FORMS = "postgresql://user[:password]@host[:port]/database or sqlite:////absolute/path.sqlite3"
@@ -30,8 +39,18 @@ def _default_data_dir() -> Path:
     return Path(base) / "joulebot"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True)
+class Settings(BaseModel):
+    """Each field is read from the environment variable of its name in capitals (or its alias),
+    then from `.env` in the working directory; values given to the constructor come first, and
+    an empty variable counts as unset. (pydantic-settings did this, but its import was a fifth of
+    a warm `joulebot ask`.)"""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    def __init__(self, _env_file: str | Path | None = ".env", **values: Any) -> None:
+        keys = {name: field.alias or name for name, field in type(self).model_fields.items()}
+        given = {keys.get(name, name): value for name, value in values.items()}
+        super().__init__(**{**_configured(keys.values(), _env_file), **given})
 
     # Where the embedded Redis, the SQLite file and the worker's log live.
     data_dir: Path = Field(default_factory=_default_data_dir, alias="JOULEBOT_DATA_DIR")
@@ -244,6 +263,24 @@ class Settings(BaseSettings):
         for secret in self.secrets():
             text = text.replace(secret, "***")
         return text
+
+
+def _configured(keys: Iterable[str], env_file: str | Path | None) -> dict[str, str]:
+    """The settings' variables (matched without regard to case) from `env_file`, then the environment."""
+    wanted = {key.lower(): key for key in keys}
+    found: dict[str, str] = {}
+    sources: list[Iterable[tuple[str, str | None]]] = []
+    if env_file is not None and Path(env_file).is_file():
+        from dotenv import dotenv_values
+
+        sources.append(dotenv_values(env_file).items())
+    sources.append(os.environ.items())
+    for source in sources:  # later sources win
+        for name, value in source:
+            key = wanted.get(name.lower())
+            if key is not None and value:
+                found[key] = value
+    return found
 
 
 def _sqlalchemy_form(url: str) -> str:
