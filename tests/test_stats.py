@@ -16,7 +16,7 @@ from factories import NOW, make_result
 
 from joulebot.categories import CATEGORIES, accuracy, classify, prompt_set
 from joulebot.history import HistoryStore
-from joulebot.history.store import MIGRATIONS, alembic_config, migrate, wilson
+from joulebot.history.store import MIGRATIONS, alembic_config, head_revision, migrate, wilson
 
 HELD_OUT = Path(__file__).parent / "data" / "heldout_prompts.tsv"
 
@@ -37,6 +37,7 @@ def test_migrations_up_from_empty_and_idempotent(url):
     assert {"users", "exchanges", "chat_preferences", "alembic_version"} <= tables
     assert {"correct", "score", "score_note"} <= columns
     assert "box" in user_columns  # 0016: the box a user pinned
+    assert head_revision() == head  # read from the scripts without Alembic: a current database skips it
     migrate(store.engine)  # a second start changes nothing
     store.record(make_result())
     assert len(HistoryStore.open(url).recent("cli", "alice")) == 1
