@@ -15,6 +15,10 @@ Each figure is printed next to its raw baseline, measured in the same run, A/B i
 Run from the repository root (the machine's other load changes every figure: compare ratios):
 
     python bench/pipeline.py --n 30 --rounds 3 --history 100000
+
+The statistics queries at scale alone (no Redis, no worker), on SQLite and PostgreSQL:
+
+    python bench/pipeline.py --stats-only --history 100000
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from sqlalchemy import insert, select
 
 from joulebot.chat.build import build_request
 from joulebot.config import Settings
-from joulebot.history import HistoryStore
+from joulebot.history import HistoryStore, rollup
 from joulebot.history.tables import Exchange
 from joulebot.models import build_catalog
 from joulebot.queueing.client import QueueClient
@@ -81,6 +85,7 @@ out = llm.create_chat_completion(messages=[{"role": "user", "content": "Say hi."
 print(f"{load:.3f}")
 """
 
+RUN_PREFIX, RUN_SIZE = "bench-r%04d-", 500
 MODELS = ("smollm2-135m", "tinyllama", "mistral", "gemma", "llama3")
 CATEGORIES = ("code", "math", "questions", "sql", "translation")
 
@@ -112,11 +117,14 @@ def seed_history(url: str, exchanges: int) -> None:
             batch.append(
                 {
                     **template,
-                    "request_id": f"seed-{i}",
+                    "request_id": f"{RUN_PREFIX % (i // RUN_SIZE)}{i}",  # campaign runs of RUN_SIZE answers
                     "model": MODELS[i % 5],
                     "category": CATEGORIES[i // 5 % 5],
                     "energy_total_j": 1.0 + (i % 97) / 10,
                     "energy_attributable_j": 0.5 + (i % 89) / 10,
+                    "box": "testbox" if i % 7 else "otherbox",
+                    "turn": 2 if i % 10 == 9 else 1,  # a tenth continue a conversation
+                    "correct": (None, True, False)[i % 3],  # two thirds scored
                 }
             )
             if len(batch) == 5000:
@@ -124,6 +132,7 @@ def seed_history(url: str, exchanges: int) -> None:
                 batch = []
         if batch:
             connection.execute(insert(Exchange.__table__), batch)
+        rollup.rebuild(connection)  # the rows went around HistoryStore.record: their sums too
     store.engine.dispose()
 
 
@@ -246,16 +255,32 @@ def bench_overhead(base: Path, url: str, n: int, rounds: int, history: int, post
     bench_warm_ask(empty, url, raw_queue, rounds)
 
 
+def bench_stats_only(base: Path, history: int, postgres_url: str) -> None:
+    """The statistics queries at scale, on SQLite and (unless '') PostgreSQL, without the queue."""
+    url = f"sqlite:///{base / 'stats.sqlite3'}"
+    t0 = time.perf_counter()
+    seed_history(url, history)
+    print(f"seeded {history} exchanges in {time.perf_counter() - t0:.0f} s")
+    print(f"statistics at {history} exchanges:")
+    bench_stats(url, "SQLite")
+    if postgres_url:
+        bench_stats_postgres(postgres_url, history)
+
+
 def bench_stats(url: str, label: str) -> None:
-    """Every statistics query on a large history (SQL aggregates over the covering index)."""
+    """Every statistics query on a large history (SQL aggregates over the rollup; one run's over its rows)."""
     store = HistoryStore(url)
     store.HINT_REFRESH_S = 0.0  # time the hint's SQL aggregate itself (a worker runs it once a minute)
     queries = {
         "category_stats (joulebot stats)": store.category_stats,
+        "category_stats, later turns": lambda: store.category_stats(continued=True),
+        "category_stats, one box": lambda: store.category_stats(box="otherbox"),
         "model_stats (/stats)": store.model_stats,
         "greener_hint SQL (every footer)": lambda: store.greener_hint(
             "code", "mistral", list(MODELS), box="testbox", source="estimate"
         ),
+        "box_means (routing)": lambda: store.box_means("testbox"),
+        f"one campaign run ({RUN_SIZE} answers)": lambda: store.category_stats(RUN_PREFIX % 42),
     }
     for name, query in queries.items():
         query()  # warm the cache and the pool
@@ -264,7 +289,7 @@ def bench_stats(url: str, label: str) -> None:
             t0 = time.perf_counter()
             query()
             times.append((time.perf_counter() - t0) * 1000)
-        print(f"  {label:<10} {name:<32} median {median(times):6.1f} ms (min {min(times):.1f}; goal ≤ 50 ms)")
+        print(f"  {label:<10} {name:<34} median {median(times):6.1f} ms (min {min(times):.1f}; goal ≤ 50 ms)")
     store.engine.dispose()
 
 
@@ -375,21 +400,28 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=30, help="jobs per block")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--history", type=int, default=100_000, help="exchanges in the large history")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="system Redis; '' to skip")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="system Redis; '' to skip the queue")
     parser.add_argument(
         "--postgres-url",
         default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
         help="PostgreSQL for the statistics at scale; '' to skip",
     )
     parser.add_argument("--skip-cold", action="store_true")
+    parser.add_argument(
+        "--stats-only",
+        action="store_true",
+        help="only the statistics at --history exchanges (SQLite, PostgreSQL), as with --redis-url ''",
+    )
     args = parser.parse_args()
     load = os.getloadavg()
     print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="jb-bench-") as tmp:
         base = Path(tmp)
-        if args.redis_url:
+        if args.redis_url and not args.stats_only:
             bench_overhead(base, args.redis_url, args.n, args.rounds, args.history, args.postgres_url)
-        if not args.skip_cold:
+        else:  # without the queue: the statistics alone
+            bench_stats_only(base, args.history, args.postgres_url)
+        if not args.skip_cold and not args.stats_only:
             bench_cold(base)
 
 

@@ -261,31 +261,6 @@ def test_constant_series_has_zero_spread_not_a_math_error(url):
     store.engine.dispose()
 
 
-def test_statistics_read_only_the_covering_index(tmp_path):
-    """The hint in every footer and `joulebot stats` never touch the exchange rows (SQLite's own plan
-    for the statements the store sends)."""
-    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
-    for energy in range(6):
-        store.record(make_result(total_j=float(energy + 1)))
-    sent: list[tuple[str, tuple]] = []
-
-    def capture(_conn, _cursor, statement, parameters, _context, _many) -> None:
-        sent.append((statement, parameters))
-
-    sqlalchemy.event.listen(store.engine, "before_cursor_execute", capture)
-    store.greener_hint("questions", "smollm2-135m", ["tinyllama"], box="testbox", source="estimate")
-    store.category_stats()
-    sqlalchemy.event.remove(store.engine, "before_cursor_execute", capture)
-    assert len(sent) == 2  # one aggregate each
-    with store.engine.connect() as connection:
-        for statement, parameters in sent:
-            rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
-            plan = " | ".join(row[-1] for row in rows)
-            assert "COVERING INDEX ix_exchanges_stats" in plan and "TEMP B-TREE" not in plan, plan
-        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-    store.engine.dispose()
-
-
 def test_the_hint_follows_its_own_writes_without_reading_again_and_others_after_a_refresh(tmp_path):
     url = f"sqlite:///{tmp_path / 'h.sqlite3'}"
     store, other = HistoryStore.open(url), HistoryStore(url)

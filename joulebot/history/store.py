@@ -14,13 +14,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, case, delete, event, func, insert, make_url, text
-from sqlalchemy import literal as sa_literal
+from sqlalchemy import Connection, Engine, and_, delete, event, insert, make_url, text, update
+from sqlalchemy import select as sa_select
+from sqlalchemy import true as sa_true
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
+from sqlalchemy.sql import ColumnElement, FromClause
 from sqlmodel import Session, create_engine, select
 
 from joulebot.config.files import private_file, private_umask
 from joulebot.exchange import Result
+from joulebot.history import rollup
 from joulebot.history.tables import ChatPreference, Exchange, ExchangeMessage, User, now
 
 if TYPE_CHECKING:
@@ -259,10 +262,10 @@ def open_history(url: str, redact: Callable[[str], str] = lambda text: text) -> 
 class HistoryStore:
     """Queries over one database. `HistoryStore.open(url)` also brings its schema up to date."""
 
-    # The greener-model hint runs after every answer. Its per-category sums are read with one
-    # aggregate at most this often and kept up to date by this store's own writes in between, so
-    # the hint costs the same at 100k exchanges as at none; other processes' writes (another box
-    # on the same database) count from the next read.
+    # The greener-model hint runs after every answer. Its per-category sums are read from the
+    # rollup (a few rows) at most this often and kept up to date by this store's own writes in
+    # between, which saves a round trip on the answer's path; other processes' writes (another
+    # box on the same database) count from the next read.
     HINT_REFRESH_S = 60.0
 
     def __init__(self, url: str) -> None:
@@ -276,6 +279,9 @@ class HistoryStore:
         store = cls(url)
         migrate(store.engine)
         return store
+
+    def _prefixed(self, column: Any, prefix: str) -> ColumnElement[bool]:
+        return _starting_with(self.engine.dialect.name, column, prefix)
 
     def _user(self, session: Session, platform: str, platform_user_id: str) -> User:
         query = select(User).where(User.platform == platform, User.platform_user_id == platform_user_id)
@@ -364,6 +370,7 @@ class HistoryStore:
                 session.connection().execute(
                     insert(ExchangeMessage.__table__), {**shown, "exchange_id": inserted.inserted_primary_key[0]}
                 )
+            rollup.add_one(session.connection(), inserted.inserted_primary_key[0])  # the statistics' sums
             session.commit()
         kept = self._hint_sums.get((result.category, result.box, energy.machine.source))
         if (
@@ -530,61 +537,35 @@ class HistoryStore:
         """Per model, task category, box and meter, over every first question with a total energy (or one run's,
 
         Figures from different boxes or meters are never averaged together: each pair is its own row.
-        One aggregate query (served by the covering index `ix_exchanges_stats`): the database
-        returns counts, means and the sums for the spread and the scores; no row is loaded here.
-        `continued=True`: over the later turns of conversations instead (they carry context, cost more).
+        One aggregate over the running sums of `stats_rollup` (a few hundred rows however long the
+        history); one benchmark run's (`request_id_prefix`) straight from its own rows, found through
+        the request id's index. `continued=True`: over the later turns of conversations instead (they
+        carry context, cost more).
         """
         stats = self._aggregate(request_id_prefix, by_category=True, box=box, continued=continued)
         return sorted(stats, key=lambda s: (s.model, s.category, s.box, s.energy_source, not s.measured))
 
     def _aggregate(
-        self, request_id_prefix: str | None, by_category: bool, box: str | None = None, continued: bool = False
+        self,
+        request_id_prefix: str | None,
+        by_category: bool,
+        box: str | None = None,
+        continued: bool = False,
+        from_rows: bool = False,
     ) -> list[CategoryStats]:
-        total, sci = Exchange.energy_total_j, Exchange.sci_g
-        category = Exchange.category if by_category else sa_literal("")
-        scored = Exchange.correct.is_not(None)  # type: ignore[union-attr]
-        query = (
-            select(
-                Exchange.model,
-                category,
-                Exchange.box,
-                Exchange.energy_source,
-                Exchange.energy_measured,
-                func.count(),
-                func.avg(total),
-                func.avg(Exchange.energy_attributable_j),
-                func.avg(Exchange.operational_g),
-                func.avg(sci),
-                func.sum(total),
-                func.sum(total * total),
-                func.sum(Exchange.completion_tokens),
-                func.count(Exchange.correct),
-                func.sum(case((Exchange.correct.is_(True), 1), else_=0)),  # type: ignore[union-attr]
-                func.sum(case((scored, total))),
-                func.sum(case((scored, sci))),
-                func.count(case((scored, sci))),
-                func.avg(func.coalesce(Exchange.energy_uncertainty_j, 0.0)),  # rows from before bands: 0
-                func.count(sci),
-                func.sum(sci),
-                func.sum(sci * sci),
-            )
-            .where(total.is_not(None), Exchange.energy_includes_reload.is_(False))  # type: ignore[union-attr,attr-defined]
-            .where(Exchange.turn > 1 if continued else Exchange.turn == 1)  # first questions apart from later turns
-            .group_by(  # the index's order; a reload inside a window is not comparable
-                *([Exchange.category] if by_category else []),
-                Exchange.box,
-                Exchange.energy_source,
-                Exchange.model,
-                Exchange.energy_measured,
-            )
-        )
-        if request_id_prefix:
-            query = query.where(Exchange.request_id.startswith(request_id_prefix))  # type: ignore[attr-defined]
+        """`from_rows`: the same sums from the exchanges instead of the rollup (what the rollup must equal)."""
+        match: dict[str, Any] = {"turn_kind": rollup.LATER if continued else rollup.FIRST}
+        match["energy_includes_reload"] = False  # a reload inside the window is not comparable
         if box is not None:
-            query = query.where(Exchange.box == box)
+            match["box"] = box
+        group = [*(["category"] if by_category else []), "box", "energy_source", "model", "energy_measured"]
         with self.engine.connect() as connection:
-            rows = connection.execute(query).all()
-        return [_category_stats(*row) for row in rows]
+            source: FromClause = rollup.STATS_ROLLUP
+            if request_id_prefix or from_rows:
+                where = self._prefixed(rollup.X.request_id, request_id_prefix or "")
+                source = rollup.direct(where).subquery()
+            rows = connection.execute(rollup.totals(group, match, source)).all()
+        return [_category_stats(rollup.as_numbers(row), by_category) for row in rows]
 
     def greener_hint(
         self, category: str, model: str, candidates: list[str], box: str, source: str, min_scored: int = 5
@@ -625,27 +606,11 @@ class HistoryStore:
         key = (category, box, source)
         read_at, sums = self._hint_sums.get(key, (float("-inf"), {}))
         if time.monotonic() - read_at > self.HINT_REFRESH_S:
-            total = Exchange.energy_total_j
-            query = (  # one aggregate, an index-only range scan of `ix_exchanges_stats`
-                select(
-                    Exchange.model,
-                    func.count(total),
-                    func.sum(total),
-                    func.count(Exchange.correct),
-                    func.sum(case((Exchange.correct.is_(True), 1), else_=0)),  # type: ignore[union-attr]
-                )
-                .where(
-                    Exchange.turn == 1,
-                    Exchange.category == category,
-                    Exchange.box == box,
-                    Exchange.energy_source == source,
-                )
-                .where(total.is_not(None), Exchange.energy_includes_reload.is_(False))  # type: ignore[union-attr,attr-defined]
-                .group_by(Exchange.model)
-            )
+            match = {"turn_kind": rollup.FIRST, "category": category, "box": box, "energy_source": source}
+            query = rollup.totals(["model"], {**match, "energy_includes_reload": False})
             with self.engine.connect() as connection:  # Core, not an ORM session
-                rows = connection.execute(query).all()
-            sums = {m: HintSums(int(n), float(t), int(k), int(r or 0)) for m, n, t, k, r in rows}
+                rows = [rollup.as_numbers(row) for row in connection.execute(query)]
+            sums = {r["model"]: HintSums(r["answers"], r["total_j"], r["scored"], r["correct"]) for r in rows}
             self._hint_sums[key] = (time.monotonic(), sums)
         return sums
 
@@ -653,7 +618,7 @@ class HistoryStore:
         """The measured exchanges of a benchmark run that have no score yet, in order."""
         query = (
             select(Exchange.id, Exchange.request_id, Exchange.category, Exchange.prompt, Exchange.answer)
-            .where(Exchange.request_id.startswith(request_id_prefix), Exchange.score_note.is_(None))  # type: ignore[attr-defined,union-attr]
+            .where(self._prefixed(Exchange.request_id, request_id_prefix), Exchange.score_note.is_(None))  # type: ignore[union-attr]
             .order_by(Exchange.id)  # type: ignore[arg-type]
         )
         with Session(self.engine) as session:
@@ -662,24 +627,32 @@ class HistoryStore:
 
     def clear_scores(self, request_id_prefix: str) -> int:
         """Forget the scores of a benchmark run (to check it again with changed references)."""
-        with Session(self.engine) as session:
-            rows = session.exec(select(Exchange).where(Exchange.request_id.startswith(request_id_prefix))).all()  # type: ignore[attr-defined]
-            for row in rows:
-                row.correct = row.score = row.score_note = None
-                session.add(row)
-            session.commit()
+        with self.engine.begin() as connection:
+            where = self._prefixed(rollup.X.request_id, request_id_prefix)
+            changed = self._rescore(connection, where, {"correct": None, "score": None, "score_note": None})
         self._hint_sums.clear()  # the hint's sums count scores
-        return len(rows)
+        return changed
 
     def set_score(self, exchange_id: int, correct: bool | None, score: float | None, note: str) -> None:
-        with Session(self.engine) as session:
-            row = session.get(Exchange, exchange_id)
-            if row is None:
-                return
-            row.correct, row.score, row.score_note = correct, score, note[:200]
-            session.add(row)
-            session.commit()
+        with self.engine.begin() as connection:
+            self._rescore(
+                connection, rollup.X.id == exchange_id, {"correct": correct, "score": score, "score_note": note[:200]}
+            )
         self._hint_sums.clear()  # the hint's sums count scores
+
+    @staticmethod
+    def _rescore(connection: Connection, where: ColumnElement[bool], values: dict[str, Any]) -> int:
+        """Set the scores of the exchanges matching `where`, their old ones out of the rollup and the new in.
+
+        Three statements in one transaction. On PostgreSQL the rows are locked first, so that two
+        processes scoring the same answer at once each take out what the other put in.
+        """
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa_select(rollup.X.id).where(where).with_for_update())
+        rollup.add(connection, where, rollup.SCORES, sign=-1)
+        changed = connection.execute(update(rollup.EXCHANGES).where(where).values(**values)).rowcount
+        rollup.add(connection, where, rollup.SCORES)
+        return changed
 
     def answer_rows(self, request_id_prefix: str) -> list[dict]:
         """One benchmark run, one row per answer (for its CSV), with its score."""
@@ -699,27 +672,26 @@ class HistoryStore:
             "score",
             "score_note",
         )
-        query = select(Exchange).where(Exchange.request_id.startswith(request_id_prefix)).order_by(Exchange.id)  # type: ignore[attr-defined,arg-type]
+        query = select(Exchange).where(self._prefixed(Exchange.request_id, request_id_prefix)).order_by(Exchange.id)  # type: ignore[arg-type]
         with Session(self.engine) as session:
             return [{c: getattr(row, c) for c in keep} for row in session.exec(query).all()]
 
     def box_means(self, box: str) -> list[dict]:
-        """One box's mean total energy and answer time per model and task (what routing expects)."""
-        query = (
-            select(
-                Exchange.model,
-                Exchange.category,
-                func.count(),
-                func.avg(Exchange.energy_total_j),
-                func.avg(Exchange.seconds),
-            )
-            .where(Exchange.box == box, Exchange.energy_total_j.is_not(None))  # type: ignore[union-attr]
-            .group_by(Exchange.model, Exchange.category)
-        )
-        with Session(self.engine) as session:
-            rows = session.exec(query).all()
+        """One box's mean total energy and answer time per model and task (what routing expects): every
+        answer with a total energy, later turns and reloads included."""
+        with self.engine.connect() as connection:
+            rows = [
+                rollup.as_numbers(r) for r in connection.execute(rollup.totals(["model", "category"], {"box": box}))
+            ]
         return [
-            {"model": m, "category": c, "answers": n, "mean_total_j": j, "mean_seconds": s} for m, c, n, j, s in rows
+            {
+                "model": r["model"],
+                "category": r["category"],
+                "answers": r["answers"],
+                "mean_total_j": r["total_j"] / r["answers"],
+                "mean_seconds": r["seconds"] / r["answers"],
+            }
+            for r in rows
         ]
 
     def boxes(self) -> list[str]:
@@ -729,7 +701,7 @@ class HistoryStore:
 
     def request_ids(self, prefix: str) -> set[str]:
         with Session(self.engine) as session:
-            query = select(Exchange.request_id).where(Exchange.request_id.startswith(prefix))  # type: ignore[attr-defined]
+            query = select(Exchange.request_id).where(self._prefixed(Exchange.request_id, prefix))
             return set(session.exec(query).all())
 
     def export(self, platform: str, platform_user_id: str) -> list[dict]:
@@ -767,44 +739,26 @@ def _scrub(row: Exchange) -> None:
     row.system_prompt = row.chat_id = None
 
 
-def _category_stats(
-    model: str,
-    category: str,
-    box: str,
-    source: str,
-    measured: bool,
-    n: int,
-    mean: float,
-    attributable: float | None,
-    co2e: float | None,
-    sci: float | None,
-    energy: float,
-    squares: float,
-    tokens: int | None,
-    scored: int,
-    correct: int | None,
-    scored_j: float | None,
-    scored_sci: float | None,
-    scored_with_sci: int,
-    mean_band: float | None,
-    n_sci: int,
-    sci_sum: float | None,
-    sci_squares: float | None,
-) -> CategoryStats:
-    correct = int(correct or 0)
+def _category_stats(sums: dict[str, Any], by_category: bool = True) -> CategoryStats:
+    """One row of the statistics from its rollup sums (see rollup.FIGURES)."""
+    n, energy, n_sci, scored = sums["answers"], sums["total_j"], sums["sci_n"], sums["scored"]
+    correct = sums["correct"]
+    mean = energy / n
+    co2e = sums["operational_g"] / sums["operational_n"] if sums["operational_n"] else None
+    sci = sums["sci_g"] / n_sci if n_sci else None
     low, high = wilson(correct, scored) if scored else (None, None)
-    stdev = sample_stdev(n, energy, squares)
-    own = (mean_band or 0.0) / math.sqrt(n)
+    stdev = sample_stdev(n, energy, sums["total_j_squares"])
+    own = sums["band_j"] / n / math.sqrt(n)  # the answers' own mean band, shrunk by √n
     ci_sci = None
     if sci is not None and co2e is not None and mean > 0:
-        sci_stdev = sample_stdev(n_sci, sci_sum or 0.0, sci_squares or 0.0)
+        sci_stdev = sample_stdev(n_sci, sums["sci_g"], sums["sci_g_squares"])
         ci_sci = (t95(n_sci - 1) * sci_stdev / math.sqrt(n_sci) if n_sci > 1 else 0.0) + own * co2e / mean
     return CategoryStats(
-        model=model,
-        category=category,
-        box=box,
-        energy_source=source,
-        measured=bool(measured),
+        model=sums["model"],
+        category=sums["category"] if by_category else "",
+        box=sums["box"],
+        energy_source=sums["energy_source"],
+        measured=bool(sums["energy_measured"]),
         ci95_total_j=(t95(n - 1) * stdev / math.sqrt(n) if n > 1 else 0.0) + own,
         ci95_sci_g=ci_sci,
         scored=scored,
@@ -812,16 +766,34 @@ def _category_stats(
         accuracy=correct / scored if scored else None,
         accuracy_low=low,
         accuracy_high=high,
-        j_per_correct=scored_j / correct if correct and scored_j is not None else None,
-        sci_per_correct_g=scored_sci / correct if correct and scored_with_sci == scored else None,
+        j_per_correct=sums["scored_total_j"] / correct if correct else None,
+        sci_per_correct_g=sums["scored_sci_g"] / correct if correct and sums["scored_sci_n"] == scored else None,
         answers=n,
         mean_total_j=mean,
-        mean_attributable_j=attributable,
+        mean_attributable_j=sums["attributable_j"] / sums["attributable_n"] if sums["attributable_n"] else None,
         mean_co2e_g=co2e,
         mean_sci_g=sci,
-        j_per_token=energy / tokens if tokens else None,
+        j_per_token=energy / sums["completion_tokens"] if sums["completion_tokens"] else None,
         stdev_total_j=stdev,
     )
+
+
+def _starting_with(dialect: str, column: Any, prefix: str) -> ColumnElement[bool]:
+    """`column` starts with `prefix` (case-sensitive), in a form each database answers from its index.
+
+    SQLite uses an index for a range, not for LIKE (which it compares case-insensitively): the
+    range holds exactly the strings starting with `prefix` in its binary order. PostgreSQL uses
+    the request id's pattern index (migration 0021) for LIKE whatever the database's collation.
+    """
+    if not prefix:
+        return sa_true()
+    if dialect != "sqlite":
+        return column.startswith(prefix, autoescape=True)
+    last = ord(prefix[-1]) + 1
+    last += 0x800 if 0xD800 <= last <= 0xDFFF else 0  # past the surrogates, which UTF-8 cannot hold
+    if last > 0x10FFFF:
+        return column >= prefix
+    return and_(column >= prefix, column < prefix[:-1] + chr(last))
 
 
 def sample_stdev(n: int, total: float, squares: float) -> float:

@@ -8,6 +8,12 @@ from datetime import UTC, datetime
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from joulebot.history.rollup import STATS_ROLLUP
+
+# The statistics' running sums per model, task, box, meter and kind of answer (migration 0021): a
+# plain table, kept by HistoryStore with each write; see rollup.py.
+__all__ = ["STATS_ROLLUP", "ChatPreference", "Exchange", "ExchangeMessage", "User"]
+
 
 def now() -> datetime:
     return datetime.now(UTC)
@@ -25,27 +31,6 @@ class User(SQLModel, table=True):
     system_prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     box: str | None = Field(default=None, max_length=128)  # pinned with /box NAME; None: routing decides
     created_at: datetime = Field(default_factory=now)
-
-
-# The statistics read only these columns: with them all in one index, the per-category
-# aggregates (`joulebot stats`, the greener-model hint in every footer) are index-only scans
-# and stay flat as history grows (migration 0018).
-STATS_INDEX_COLUMNS = (
-    "turn",  # first questions apart from later turns (migration 0015): the statistics filter on it
-    "category",
-    "box",
-    "energy_source",
-    "model",
-    "energy_measured",
-    "energy_includes_reload",
-    "energy_total_j",
-    "energy_attributable_j",
-    "operational_g",
-    "sci_g",
-    "completion_tokens",
-    "correct",
-    "energy_uncertainty_j",
-)
 
 
 class ChatPreference(SQLModel, table=True):
@@ -78,7 +63,11 @@ class Exchange(SQLModel, table=True):
             "meter_failures",
         ),
         Index("ix_exchanges_started_at", "started_at"),
-        Index("ix_exchanges_stats", *STATS_INDEX_COLUMNS),  # the statistics and the hint (migrations 0018, 0014)
+        # one benchmark run's rows (request ids starting with its prefix) through an index (migration 0021):
+        # LIKE 'prefix%' on PostgreSQL whatever the collation; SQLite takes a range on the unique index
+        Index(
+            "ix_exchanges_request_id_pattern", "request_id", postgresql_ops={"request_id": "varchar_pattern_ops"}
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -124,7 +113,7 @@ class Exchange(SQLModel, table=True):
     # conversations (migration 0015): a first question has turn 1 and no parent
     conversation_id: str | None = Field(default=None, max_length=32, index=True)
     parent_id: int | None = Field(default=None, index=True)  # the exchange this one continued
-    turn: int = 1  # in ix_exchanges_stats, first
+    turn: int = 1
     context_turns: int = 0  # earlier turns the model received (after trimming)
     chat_id: str | None = Field(default=None, max_length=64)
     # the platform message that showed the answer first (its status message); every message that shows a
