@@ -9,6 +9,8 @@ model is available when some live box offers it (routing then picks the box).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import redis
 
 from joulebot.config import Settings
@@ -43,15 +45,22 @@ def catalog_for_front_end(settings: Settings, connection: redis.Redis | None = N
         except QueueUnavailable:
             raw = None
         if raw:
-            return Catalog.model_validate_json(raw)
+            return parsed_catalog(raw)
     return current_catalog(settings)
+
+
+@lru_cache(maxsize=16)
+def parsed_catalog(raw: bytes | str) -> Catalog:
+    """A published catalog, parsed once per version: a bot reads it for every message, and the
+    worker republishes it only when it changes. (Callers only read a Catalog.)"""
+    return Catalog.model_validate_json(raw)
 
 
 def fleet_catalog(settings: Settings, connection: redis.Redis) -> Catalog | None:
     """The union of the live boxes' published catalogs; None when no box is live."""
     live = Fleet(connection, settings.worker_lost_after_s).live()
     raws = connection.mget([catalog_key(v.profile.queue) for v in live]) if live else []
-    catalogs = [Catalog.model_validate_json(raw) for raw in raws if raw]
+    catalogs = [parsed_catalog(raw) for raw in raws if raw]
     if not catalogs:
         return None
     offers: dict[str, Offer] = {}
