@@ -35,6 +35,30 @@ def test_load_keeps_the_model_loaded_and_reports_load_time(ollama):
     assert body["model"] == "llama3:8b" and body["prompt"] == "" and body["keep_alive"] == "30m"
 
 
+def test_back_to_back_answers_load_once_and_an_eviction_is_seen(ollama):
+    """A model that answered a moment ago without a reload is not asked for again; one that
+    had to be reloaded inside an answer (another client evicted it) is."""
+    runner = OllamaRunner(ollama.url, recent_s=60)
+    llama3 = entry("llama3")
+    loads = lambda: len([1 for _, path, _ in ollama.requests if path == "/api/generate"])  # noqa: E731
+    assert runner.load(llama3) == pytest.approx(1.5) and not runner.loaded(llama3), "loaded, not yet answered"
+    runner.generate(llama3, HI, 8)
+    assert runner.loaded(llama3) and runner.load(llama3) == 0.0 and loads() == 1
+    runner.generate(llama3, HI, 8)
+    assert runner.load(llama3) == 0.0 and loads() == 1, "back to back: no load request"
+
+    ollama.evicted.add("llama3:8b")
+    reloaded = runner.generate(llama3, HI, 8)
+    assert reloaded.runner_stats["load_duration"] == pytest.approx(1.2), "the answer itself says it reloaded"
+    assert not runner.loaded(llama3)
+    runner.load(llama3)
+    assert loads() == 2, "after a reload the next answer asks for the load again"
+    runner.recent_s = 0.0
+    runner.generate(llama3, HI, 8)
+    runner.load(llama3)
+    assert loads() == 3, "a while later: asked again"
+
+
 def test_streamed_chat_gives_text_tokens_and_timings_without_the_reasoning(ollama):
     generation = OllamaRunner(ollama.url).generate(
         entry("llama3"), [{"role": "user", "content": "Capital of France?"}], max_tokens=64

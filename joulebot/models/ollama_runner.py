@@ -10,6 +10,12 @@ memory) and silently truncates a longer prompt, so joulebot's context check and
 the window the model really runs with could drift apart. The load sends the same
 value: Ollama reloads a model whose `num_ctx` changes, and a reload inside the
 measured window would be billed to the answer.
+
+A model this runner answered with a moment ago (`recent_s`), without a reload, is
+still loaded (Ollama keeps it for `keep_alive`): back-to-back answers skip the load
+request (an HTTP round trip, a quarter of the box's own work per answer with a fast
+model). Should another client of the server evict it meanwhile, the answer's own
+`load_duration` says so and the station marks that answer "includes a reload".
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import httpx
 import ollama
 
 from joulebot.models.catalog import ModelEntry, OllamaModel, parse_parameter_size
-from joulebot.models.runner import Generation, Messages, Runner, RunnerError, TextSink, split_reasoning
+from joulebot.models.runner import RELOAD_S, Generation, Messages, Runner, RunnerError, TextSink, split_reasoning
 
 NS = 1e9
 
@@ -34,8 +40,11 @@ class OllamaRunner(Runner):
         keep_alive: str = "30m",
         timeout_s: float = 300.0,
         redact: Callable[[str], str] = lambda text: text,
+        recent_s: float = 2.0,
     ) -> None:
         self.host = host
+        self.recent_s = recent_s
+        self._answered_at: dict[str, float] = {}  # model → when it last answered without a reload
         self.redact = redact  # Settings.redact: the server's messages are upstream text
         self.keep_alive = keep_alive
         self.client = ollama.Client(host=host, timeout=timeout_s)
@@ -65,7 +74,12 @@ class OllamaRunner(Runner):
         """The model options of every request for `entry`: its context window first (see the module)."""
         return {"num_ctx": self.context_window(entry), **more}
 
+    def loaded(self, entry: ModelEntry) -> bool:
+        return time.monotonic() - self._answered_at.get(entry.name, float("-inf")) < self.recent_s
+
     def load(self, entry: ModelEntry) -> float:
+        if self.loaded(entry):
+            return 0.0
         try:
             response = self.client.generate(
                 model=self._tag(entry), prompt="", keep_alive=self.keep_alive, options=self._options(entry)
@@ -118,6 +132,10 @@ class OllamaRunner(Runner):
             key: (getattr(final, key) or 0) / NS
             for key in ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
         }
+        if stats["load_duration"] > RELOAD_S:  # evicted meanwhile: ask for the load again next time
+            self._answered_at.pop(entry.name, None)
+        else:
+            self._answered_at[entry.name] = time.monotonic()
         return Generation(
             text=text,
             reasoning="\n\n".join(filter(None, ["".join(thinking).strip(), reasoning])),

@@ -59,6 +59,11 @@ class TextSink:
             self.published += 1
 
 
+# a runner that reports more load time than this inside an answer loaded the model again (Ollama
+# evicted it between the warm-up and the answer): that answer's energy includes a reload
+RELOAD_S = 0.1
+
+
 class RunnerError(RuntimeError):
     """A model could not answer; the message is safe to show to the user."""
 

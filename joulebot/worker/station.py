@@ -30,7 +30,7 @@ from joulebot.metering.temperature import wait_until_cool
 from joulebot.models import Catalog, ModelEntry, Runner, RunnerError
 from joulebot.models.inventory import current_catalog, ollama_runner
 from joulebot.models.llamacpp_runner import LlamaCppRunner
-from joulebot.models.runner import TextSink
+from joulebot.models.runner import RELOAD_S, TextSink
 from joulebot.queueing.fleet import BoxModel, BoxProfile, MeanEnergy, MeterScope
 from joulebot.worker.context import fit
 from joulebot.worker.outbox import HistoryOutbox
@@ -39,9 +39,6 @@ log = logging.getLogger(__name__)
 
 WARMUP_PROMPT = [{"role": "user", "content": "Say hello."}]  # chat messages, as for every answer
 WARMUP_TOKENS = 8
-# a runner that reports more load time than this inside the window loaded the model again (Ollama
-# evicted it between the warm-up and the answer): that answer's energy includes a reload
-RELOAD_S = 0.1
 
 StageCallback = Callable[[str], None]
 
