@@ -40,6 +40,20 @@ class LocalServer:
         self.server.server_close()
 
 
+def first_call(cond: threading.Condition, calls: list, predicate: Callable[..., bool], timeout: float, api: str):
+    """The first recorded call (a tuple) matching `predicate`, waiting up to `timeout` s for it."""
+    deadline = time.monotonic() + timeout
+    with cond:
+        while True:
+            for call in calls:
+                if predicate(*call):
+                    return call
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no matching {api} call within {timeout} s; calls: {calls}")
+            cond.wait(remaining)
+
+
 @dataclass
 class Reply:
     status: int = 200
@@ -569,16 +583,7 @@ class BotApiStandIn(LocalServer):
         )
 
     def wait_for(self, predicate: Callable[[str, dict], bool], timeout: float = 60.0) -> tuple[str, dict]:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for call in self.calls:
-                    if predicate(*call):
-                        return call
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"no matching Bot API call within {timeout} s; calls: {self.calls}")
-                self.cond.wait(remaining)
+        return first_call(self.cond, self.calls, predicate, timeout, "Bot API")
 
     def to_chat(self, chat_id: int) -> list[tuple[str, dict]]:
         with self.cond:
@@ -1199,16 +1204,7 @@ class DiscordApiStandIn(LocalServer):
 
     # -- what the bot did ---------------------------------------------------------------------
     def wait_for(self, predicate: Callable[[str, str, dict], bool], timeout: float = 60.0) -> tuple[str, str, dict]:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for call in self.calls:
-                    if predicate(*call):
-                        return call
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"no matching Discord API call within {timeout} s; calls: {self.calls}")
-                self.cond.wait(remaining)
+        return first_call(self.cond, self.calls, predicate, timeout, "Discord API")
 
     def in_channel(self, channel_id: str) -> list[dict]:
         """The messages in a channel now, oldest first."""

@@ -24,12 +24,16 @@ class ButtonHandler(Protocol):
     async def retry_pressed(self, interaction: discord.Interaction) -> None: ...
 
 
-class CancelView(discord.ui.View):
-    """Under a status message while its question waits in the queue."""
+class PersistentView(discord.ui.View):
+    """A view that never times out (it is registered once with `add_view`); presses go to `handler`."""
 
     def __init__(self, handler: ButtonHandler | None = None) -> None:
         super().__init__(timeout=None)
         self.handler = handler
+
+
+class CancelView(PersistentView):
+    """Under a status message while its question waits in the queue."""
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, emoji="✖️", custom_id=CANCEL_ID)
     async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
@@ -37,12 +41,8 @@ class CancelView(discord.ui.View):
             await self.handler.cancel_pressed(interaction)
 
 
-class RetryView(discord.ui.View):
+class RetryView(PersistentView):
     """Under an answer: ask the same question again, with the same context."""
-
-    def __init__(self, handler: ButtonHandler | None = None) -> None:
-        super().__init__(timeout=None)
-        self.handler = handler
 
     @discord.ui.button(label="Retry", style=discord.ButtonStyle.secondary, emoji="🔄", custom_id=RETRY_ID)
     async def retry(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
