@@ -129,17 +129,19 @@ class Station:
     def warm_up(self) -> None:
         """Load the default model and get the idle baseline (kept from before, or measured), before any job."""
         self.on_catalog(self.catalog)  # built a moment ago in __init__
-        load_s = 0.0
+        load_s = warmup_s = 0.0
         try:
             entry = self.catalog.resolve(self.settings.default_model)
             load_s = self.runner_for(entry).load(entry)
-            self.warm_model(entry, load_s)
+            warmup = self.warm_model(entry, load_s)
+            warmup_s = warmup.seconds if warmup else 0.0
         except (LookupError, RunnerError) as exc:
             log.warning("default model not loaded: %s", exc)
             entry = None
         meters = ", ".join(m.describe() for m in self.box.meters)
         log.info("meters: %s; not used: %s", meters, self.detection.absent or "none")
-        log.info("warm: %s loaded in %.2f s", entry.name if entry else "no model", load_s)
+        name = entry.name if entry else "no model"
+        log.info("warm: %s loaded in %.2f s, warmed up in %.2f s", name, load_s, warmup_s)
         if self.idle_keeper is None:
             idle = self.measure_idle()
             log.info("idle %.2f W (%s, %.1f s)", idle.watts, idle.source, idle.seconds)
