@@ -62,6 +62,38 @@ def test_trimming_drops_the_oldest_question_and_answer_first_and_never_the_promp
     assert dropped == 6 and [m["content"] for m in messages] == ["S" * 10, "now?"]
 
 
+def test_trimming_counts_only_what_the_cheap_bound_cannot_settle():
+    counted: list[int] = []
+
+    def count(messages):  # the exact count (a tokenizer call): 1 token per 2 characters here
+        counted.append(len(messages))
+        return sum(len(m["content"]) for m in messages) // 2
+
+    bound = lambda messages: sum(len(m["content"]) for m in messages)  # noqa: E731  (never below the count)
+    request = _request(3, chars=100)
+    everything = bound(request.messages())
+    assert fit(request, everything + request.max_tokens, count, bound) == (request.messages(), 0)
+    assert counted == [], "it fits by the bound: nothing counted"
+    messages, dropped = fit(request, everything // 2 + request.max_tokens, count, bound)
+    assert (dropped, len(messages)) == (0, 7) and counted == [7], "over the bound: counted exactly, and it fits"
+    messages, dropped = fit(request, everything // 2 - 1 + request.max_tokens, count, bound)
+    assert dropped == 2 and counted[-2:] == [7, 5], "still too long: the oldest turn goes, counted again"
+
+
+@pytest.mark.e2e
+def test_the_embedded_models_byte_bound_is_never_below_its_token_count():
+    """SmolLM2's tokenizer is byte-level BPE: the bound the worker trims by must never undercount."""
+    from joulebot.models import build_catalog
+    from joulebot.models.llamacpp_runner import LlamaCppRunner
+
+    entry = build_catalog(9.0).resolve("smollm2-135m")
+    runner = LlamaCppRunner(threads=1)
+    texts = ["hi", "Bonjour, ça va ?", "日本語のテキスト", "def f(x):\n    return x ** 2", "🙂" * 20]
+    for text in [*texts, "<|im_start|>user"]:
+        messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}]
+        assert runner.token_bound(entry, messages) >= runner.count_tokens(entry, messages), text
+
+
 def test_the_sink_publishes_at_most_once_per_interval_and_never_the_reasoning():
     now = [0.0]
     seen: list[str] = []

@@ -87,6 +87,10 @@ class Runner(ABC):
     def count_tokens(self, entry: ModelEntry, messages: Messages) -> int:
         """How many context tokens these messages take (exact where the runner has the tokenizer)."""
 
+    def token_bound(self, entry: ModelEntry, messages: Messages) -> int:
+        """At least `count_tokens`, and cheaper to get: where it already fits, nothing is counted."""
+        return self.count_tokens(entry, messages)
+
     def context_window(self, entry: ModelEntry) -> int:
         """The tokens this runner gives the model (prompt and answer together)."""
         return entry.context_tokens

@@ -231,7 +231,9 @@ class Station:
         warmup = self.warm_model(entry, load_s)  # likewise
         self.prepare(stage)
         window = min(runner.context_window(entry), self.settings.max_context_tokens)
-        messages, dropped = fit(request, window, lambda m: runner.count_tokens(entry, m))  # before the window
+        messages, dropped = fit(  # before the window
+            request, window, lambda m: runner.count_tokens(entry, m), lambda m: runner.token_bound(entry, m)
+        )
         sink = TextSink(publish, self.settings.stream_interval_s) if publish and request.stream else None
         stage("generating")
         started_at = datetime.now(UTC)
