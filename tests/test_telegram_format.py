@@ -3,7 +3,7 @@ from html.parser import HTMLParser
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from joulebot.chat.telegram_format import LIMIT, partial_pieces, split_html, to_html, visible_text
+from joulebot.chat.telegram_format import LIMIT, partial_pieces, split_html, to_html, utf16_len, visible_text
 
 
 class Balance(HTMLParser):
@@ -53,9 +53,22 @@ def test_a_huge_code_block_is_closed_and_reopened():
 
 
 markdownish = st.lists(
-    st.one_of(st.text(max_size=300), st.sampled_from(["```", "```js\n", "`", "<", ">", "&", "&amp;", "\n\n", "\n"])),
+    st.one_of(
+        st.text(max_size=300),
+        st.sampled_from(["```", "```js\n", "`", "<", ">", "&", "&amp;", "\n\n", "\n", "🙂" * 40, "𝔘𝔫𝔦"]),
+    ),
     max_size=60,
 )
+
+
+def test_emoji_count_twice_as_telegram_counts_them():
+    """Telegram's 4096 is in UTF-16 code units: a message of 3,000 emoji is 6,000 long and refused."""
+    answer = "🙂" * 3000 + " done"
+    pieces = split_html(to_html(answer))
+    assert len(pieces) == 2 and all(utf16_len(visible_text(p)) <= LIMIT for p in pieces)
+    assert "".join(visible_text(p) for p in pieces) == answer
+    growing = partial_pieces("🙂" * 2500, "✍️ generating…")
+    assert all(utf16_len(visible_text(p)) <= LIMIT for p in growing)
 
 
 @settings(max_examples=300, deadline=None)
@@ -64,7 +77,7 @@ def test_any_output_splits_into_valid_pieces_that_keep_every_character(parts, li
     text = "".join(parts)
     markup = to_html(text)
     pieces = split_html(markup, limit)
-    assert all(len(p) <= limit for p in pieces)
+    assert all(utf16_len(p) <= limit for p in pieces)
     assert all(balanced(p) for p in pieces)
     assert "".join(visible_text(p) for p in pieces) == visible_text(markup)
 

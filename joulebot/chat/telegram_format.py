@@ -73,8 +73,15 @@ def _cuttable(markup: str, cut: int) -> bool:
     return not in_tag and not in_entity
 
 
+def utf16_len(text: str) -> int:
+    """Telegram's length: UTF-16 code units (a character outside the BMP, like most emoji, counts 2)."""
+    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
+
+
 def split_html(markup: str, limit: int = LIMIT) -> list[str]:
-    """Pieces of at most `limit` characters, each with balanced tags."""
+    """Pieces of at most `limit` UTF-16 code units (Telegram's measure), each with balanced tags.
+
+    The markup is measured, not the text it shows: tags and entities only ever shorten it."""
     pieces: list[str] = []
     open_tags: list[str] = []  # full opening tags, e.g. '<pre>', '<code class="language-py">'
     position = 0
@@ -82,6 +89,8 @@ def split_html(markup: str, limit: int = LIMIT) -> list[str]:
         prefix = "".join(open_tags)
         reserve = len(prefix) + sum(len(_closing(t)) for t in open_tags) + 64  # tags opened inside the piece
         end = min(len(markup), position + limit - reserve)
+        while (excess := utf16_len(markup[position:end]) - (limit - reserve)) > 0:
+            end -= excess  # every character is at least one unit: this never overshoots
         cut = len(markup) if end == len(markup) else _safe_cut(markup, position, end)
         body = markup[position:cut]
         for match in _TAG.finditer(body):
@@ -106,6 +115,6 @@ def partial_pieces(partial: str, status: str) -> list[str]:
     (cut short with an ellipsis while it is too long to carry the status line)."""
     *done, growing = split_html(to_html(partial)) or [""]
     line = html.escape(status, quote=False)
-    shown = split_html(growing, LIMIT - len(line) - 4) or [""]  # 4: the ellipsis' line and the blank line
+    shown = split_html(growing, LIMIT - utf16_len(line) - 4) or [""]  # 4: the ellipsis' line and the blank line
     more = "\n…" if len(shown) > 1 else ""
     return [*done, f"{shown[0]}{more}\n\n{line}"]
