@@ -156,7 +156,9 @@ def test_a_restarted_bot_resumes_through_the_webhook_or_the_channel(bot):
         request_ids=["r1"], platform="discord", user_id="1", chat_id="900", units="joules", reply_to="1234:tok"
     )
     old = recent.model_copy(update={"created_at": datetime.now(UTC) - timedelta(minutes=20)})
-    assert isinstance(bot.resumed_target(recent), WebhookTarget)
+    assert isinstance(bot.resumed_target(recent), ChannelTarget), "no reply of its own to edit"
+    replied = recent.model_copy(update={"status_message_id": "555"})
+    assert isinstance(bot.resumed_target(replied), WebhookTarget)
     assert isinstance(bot.resumed_target(old), ChannelTarget)
 
 

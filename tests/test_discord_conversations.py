@@ -294,6 +294,20 @@ def test_cancel_and_retry_buttons_also_after_a_restart(start, api, ollama, embed
     assert contents(ollama) == ["Capital of France?"] and len(rows(embedded, 521)) == 3
 
 
+def test_a_restarted_bot_answers_a_slash_command_in_its_own_reply(start, api, ollama, embedded):
+    runner = start(discord_threads=False)
+    ollama.answer, ollama.chunk_delay_s = ["slow "] * 8, 0.5
+    token = api.command(541, "ask", prompt="A slow one?")
+    until(lambda: any(c[-1]["content"] == "A slow one?" for c in chats(ollama)))
+    runner.stop()  # the answer is still being generated: owed, kept in Redis
+    start(discord_threads=False)
+    answer = original(api, token)  # the command's own reply shows it, as if the bot had never stopped
+    assert custom_ids(answer) == [RETRY_ID] and "slow" in answer["embeds"][0]["description"]
+    assert not [p for m, p, b in api.calls if m == "POST" and p.endswith(f"/webhooks/{api.BOT['id']}/{token}")]
+    ollama.chunk_delay_s = 0.0
+    assert rows(embedded, 541)[0].message_ref == answer["id"], "a reply to it continues the conversation"
+
+
 def test_system_prompt_of_a_server_channel_needs_manage_server(start, api, ollama, embedded):
     start()
 

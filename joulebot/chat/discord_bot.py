@@ -178,9 +178,9 @@ class DiscordBot(discord.Client):
         a message's by editing its status message; else a new message in the channel."""
         channel = ChannelTarget(self, delivery.chat_id, delivery.user_id)
         if delivery.reply_to:
-            if token_alive(delivery.created_at):
+            if token_alive(delivery.created_at) and delivery.status_message_id:
                 app_id, token = delivery.reply_to.split(":", 1)
-                return WebhookTarget(self, int(app_id), token, channel)
+                return WebhookTarget(self, int(app_id), token, delivery.created_at, delivery.status_message_id, channel)
             return channel
         if delivery.status_message_id:
             return MessageTarget(self, delivery.chat_id, delivery.status_message_id, channel)

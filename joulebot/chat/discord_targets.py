@@ -186,24 +186,40 @@ class ChannelTarget(ReplyTarget):
         return refs
 
 
-class WebhookTarget(ReplyTarget):
-    """A resumed slash-command delivery: follow-up messages through the interaction's webhook."""
+class WebhookTarget(EditedTarget):
+    """A resumed slash-command delivery (the bot restarted while it was owed): the command's reply
+    (`original_id`, the status message) edited through the interaction's webhook while its token
+    lives, as if the bot had never stopped; the rest as follow-ups."""
 
-    def __init__(self, client: discord.Client, application_id: int, token: str, fallback: ReplyTarget) -> None:
-        self.client, self.application_id, self.token, self.fallback = client, application_id, token, fallback
+    def __init__(
+        self,
+        client: discord.Client,
+        application_id: int,
+        token: str,
+        created_at: datetime,
+        original_id: str,
+        fallback: ReplyTarget,
+    ) -> None:
+        super().__init__(fallback)
+        self.client, self.application_id, self.token = client, application_id, token
+        self.created_at, self.original_id = created_at, original_id
 
-    async def deliver(self, messages: list[Message], buttons: discord.ui.View | None = None) -> list[str]:
-        webhook = discord.Webhook.partial(self.application_id, self.token, client=self.client)
-        refs = []
-        try:
-            for message in messages:
-                sent = await webhook.send(
-                    content=message.content or discord.utils.MISSING,
-                    embeds=to_embeds(message),
-                    allowed_mentions=NO_MENTIONS,
-                    wait=True,
-                )
-                refs += sent_id(sent)
-        except (discord.NotFound, discord.Forbidden):
-            return refs + await self.fallback.deliver(messages)
-        return refs
+    @property
+    def webhook(self) -> discord.Webhook:
+        """Made when used: discord.py needs the client's HTTP session, open once it has logged in."""
+        return discord.Webhook.partial(self.application_id, self.token, client=self.client)
+
+    def alive(self) -> bool:
+        return token_alive(self.created_at)
+
+    async def _edit(self, **fields: Any) -> None:
+        await self.webhook.edit_message(int(self.original_id), **fields)
+
+    async def _send(self, message: Message) -> list[str]:
+        sent = await self.webhook.send(
+            content=message.content or discord.utils.MISSING,
+            embeds=to_embeds(message),
+            allowed_mentions=NO_MENTIONS,
+            wait=True,
+        )
+        return sent_id(sent)
