@@ -76,7 +76,8 @@ class Station:
         self.last_job_end = time.monotonic()
         self.state = "starting"  # what the box does now, for its profile
         self.means: list[MeanEnergy] = []  # this box's measured means, refreshed after each answer
-        self.means_stale = False  # an answer was stored since: the next profile (a heartbeat) reads them again
+        self._reading_means = threading.Lock()  # one background read of the means at a time
+        self._means_again = False  # an answer was stored while they were being read
 
     def profile(self) -> BoxProfile:
         """What the fleet's front ends need to route to this box (published by the heartbeat)."""
@@ -97,17 +98,27 @@ class Station:
                 BoxModel(name=e.name, size=e.size_label(), parameters_b=e.parameters_b)
                 for e in self.catalog.available()
             ],
-            means=self._current_means(),
+            means=self.means,
             embodied_g_per_s=self.embodied.share_g(1.0),
         )
 
-    def _current_means(self) -> list[MeanEnergy]:
-        """The means, read again if an answer was stored since: on the heartbeat's thread, every few
-        seconds at most, not on the answer's path (a GROUP BY there cost more than the insert)."""
-        if self.means_stale:
-            self.means_stale = False
-            self.refresh_means()
-        return self.means
+    def refresh_means_soon(self) -> None:
+        """Read the means again on a thread of their own: not on the answer's path (the query cost
+        more than the insert), and never on the heartbeat's (a slow database must not delay the
+        box lock's renewal)."""
+        if not self._reading_means.acquire(blocking=False):
+            self._means_again = True  # the running read goes round once more
+            return
+        threading.Thread(target=self._read_means, name="joulebot-means", daemon=True).start()
+
+    def _read_means(self) -> None:
+        try:
+            self._means_again = True
+            while self._means_again:
+                self._means_again = False
+                self.refresh_means()
+        finally:
+            self._reading_means.release()
 
     def refresh_means(self) -> None:
         try:
@@ -272,7 +283,7 @@ class Station:
             result.hint = self.history.greener_hint(
                 result.category, result.model, others, box=result.box, source=energy.machine.source
             )
-            self.means_stale = True
+            self.refresh_means_soon()
         except Exception as exc:  # the answer still goes out; what happens to the record is said
             log.warning("could not store exchange %s: %s", request.id, type(exc).__name__)
             if self.outbox is not None:
