@@ -364,13 +364,12 @@ class HistoryStore:
                 system_prompt=req.system,
                 created_at=now(),
             )
-            inserted = session.connection().execute(insert(Exchange.__table__), row)
+            connection = session.connection()
+            exchange_id: int = connection.execute(insert(Exchange.__table__), row).inserted_primary_key[0]
             if req.message_ref is not None and req.chat_id is not None:  # replies to it continue from here
                 shown = {"platform": req.platform, "chat_id": req.chat_id, "message_ref": req.message_ref}
-                session.connection().execute(
-                    insert(ExchangeMessage.__table__), {**shown, "exchange_id": inserted.inserted_primary_key[0]}
-                )
-            rollup.add_one(session.connection(), inserted.inserted_primary_key[0])  # the statistics' sums
+                connection.execute(insert(ExchangeMessage.__table__), {**shown, "exchange_id": exchange_id})
+            rollup.add_one(connection, exchange_id)  # the statistics' sums
             session.commit()
         kept = self._hint_sums.get((result.category, result.box, energy.machine.source))
         if (
@@ -378,7 +377,7 @@ class HistoryStore:
         ):  # an answer is scored later: set_score forgets
             sums = kept[1].get(result.model, HintSums())
             kept[1][result.model] = sums._replace(answers=sums.answers + 1, total_j=sums.total_j + energy.total_j)
-        return inserted.inserted_primary_key[0]
+        return exchange_id
 
     def recent(self, platform: str, platform_user_id: str, limit: int = 10, offset: int = 0) -> list[Exchange]:
         """A user's own exchanges, newest first, one page of `limit` after skipping `offset`."""
