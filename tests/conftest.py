@@ -53,6 +53,9 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests configure joulebot explicitly; a developer's own environment must not leak in."""
     for name in CONFIG_VARS:
         monkeypatch.delenv(name, raising=False)
+    # Tests that cancel, kill or time out a running answer need it still running a moment later: one
+    # llama.cpp thread keeps a many-core CI runner as slow as the 2-core machine those waits were sized on.
+    monkeypatch.setenv("LLAMA_THREADS", "1")
 
 
 @pytest.fixture

@@ -105,9 +105,10 @@ def test_runner_failure_and_timeout_fail_the_job_and_the_worker_keeps_serving(em
     assert too_long.returncode == 2
     assert "has a context of 2048 tokens" in too_long.stderr and "Traceback" not in too_long.stderr
 
-    slow = run_cli(embedded, "ask", LONG_PROMPT, JOB_TIMEOUT_S="2", MAX_TOKENS="1500")
-    assert slow.returncode == 1
-    assert "the model did not finish within 2 s; job failed" in slow.stderr
+    # one thread and 1900 tokens in 1 s: beyond any CPU (a fast CI runner did 1500 tokens in under 2 s on all cores)
+    slow = run_cli(embedded, "ask", LONG_PROMPT, JOB_TIMEOUT_S="1", MAX_TOKENS="1900", LLAMA_THREADS="1")
+    assert slow.returncode == 1, slow.stdout
+    assert "the model did not finish within 1 s; job failed" in slow.stderr
     pid = _worker_pid(embedded)
 
     ok = run_cli(embedded, "ask", "Say yes.")

@@ -95,6 +95,8 @@ def run_request(payload: dict[str, Any]) -> dict[str, Any]:
         _set_error(str(exc))
         raise
     except JobTimeoutException:  # RQ's death penalty, raised into this frame
-        _set_error(f"the model did not finish within {station.settings.job_timeout_s} s; job failed")
+        job = get_current_job()  # the limit the asker set on the job, which may differ from this worker's own
+        limit = job.timeout if job is not None and job.timeout else station.settings.job_timeout_s
+        _set_error(f"the model did not finish within {limit} s; job failed")
         raise
     return result.model_dump(mode="json")
