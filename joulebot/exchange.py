@@ -13,6 +13,10 @@ from joulebot.metering import Energy
 
 Units = Literal["joules", "watts"]
 Role = Literal["system", "user", "assistant"]
+# A started job's stage when the worker reported none: the worker reports "generating" only after
+# an earlier stage (loading, warming up, idle power, cooling down) was shown; a warm answer skips
+# that Redis round trip.
+GENERATING = "generating"
 
 
 class Turn(BaseModel):

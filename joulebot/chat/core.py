@@ -25,7 +25,7 @@ from joulebot.chat.footer import energy_ratio, footer, sig
 from joulebot.chat.limits import RateLimiter
 from joulebot.chat.status import status_text
 from joulebot.config import Settings
-from joulebot.exchange import Request, Result, Units
+from joulebot.exchange import GENERATING, Request, Result, Units
 from joulebot.history import open_history
 from joulebot.history.store import by_basis
 from joulebot.history.tables import Exchange
@@ -473,7 +473,7 @@ class ChatCore:
                         return result
                     progress = await asyncio.to_thread(self.client.progress, job)
                     partial = None
-                    if progress.state == "generating":
+                    if progress.state == GENERATING:
                         partial = await asyncio.to_thread(self.client.partial, request_id)
                     await on_status(status_text(progress), partial)
             except QueueUnavailable as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from joulebot.exchange import GENERATING
 from joulebot.queueing.client import Progress
 
 
@@ -13,6 +14,6 @@ def status_text(progress: Progress) -> str:
         box = f" · box {progress.box_status}" if progress.box_status else ""
         waiting = "" if progress.workers else " (waiting for the measurement worker)"
         return f"⏳ queued{chosen}{position}{waiting}{box}"
-    if progress.state == "generating":
+    if progress.state == GENERATING:
         return f"✍️ generating{chosen}"
     return f"⚙️ running on {progress.box or 'the measurement box'} · {progress.state}"

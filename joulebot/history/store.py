@@ -297,15 +297,16 @@ class HistoryStore:
             session.refresh(user)
         return user
 
-    def _user_id(self, session: Session, platform: str, platform_user_id: str) -> int:
+    def _user_id(self, platform: str, platform_user_id: str) -> int:
         """The user's row id (made if new). Kept once known: a user row is never deleted (forgetting
         clears its preferences, not the row), so the id of a (platform, user) never changes."""
         known = self._user_ids.get((platform, platform_user_id))
         if known is not None:
             return known
-        query = select(User.id).where(User.platform == platform, User.platform_user_id == platform_user_id)
-        found = session.exec(query).first()
-        user_id: int = found if found is not None else self._user(session, platform, platform_user_id).id  # type: ignore[assignment]
+        with Session(self.engine) as session:
+            query = select(User.id).where(User.platform == platform, User.platform_user_id == platform_user_id)
+            found = session.exec(query).first()
+            user_id: int = found if found is not None else self._user(session, platform, platform_user_id).id  # type: ignore[assignment]
         self._user_ids[(platform, platform_user_id)] = user_id
         return user_id
 
@@ -318,13 +319,13 @@ class HistoryStore:
         req, energy, carbon = result.request, result.energy, result.carbon
         # the samples go in their own column, once; the earlier turns in their own exchanges
         stored = result.model_dump(mode="json", exclude={"energy": {"machine": {"trace"}}, "request": {"turns"}})
-        with Session(self.engine) as session:
-            # The row's columns as a plain dict for a Core insert: on the answer's path, building the
-            # SQLModel object and the ORM's unit of work (flush, then reloading the row for its id)
-            # cost more CPU than the write itself.
+        user_id = self._user_id(req.platform, req.user_id)
+        # One Core transaction: on the answer's path, an ORM session, the SQLModel object and its unit
+        # of work (flush, then reloading the row for its id) cost more CPU than the write itself.
+        with self.engine.begin() as connection:
             row = dict(
                 request_id=req.id,
-                user_id=self._user_id(session, req.platform, req.user_id),
+                user_id=user_id,
                 platform=req.platform,
                 model=result.model,
                 category=result.category,
@@ -364,13 +365,11 @@ class HistoryStore:
                 system_prompt=req.system,
                 created_at=now(),
             )
-            connection = session.connection()
             exchange_id: int = connection.execute(insert(Exchange.__table__), row).inserted_primary_key[0]
             if req.message_ref is not None and req.chat_id is not None:  # replies to it continue from here
                 shown = {"platform": req.platform, "chat_id": req.chat_id, "message_ref": req.message_ref}
                 connection.execute(insert(ExchangeMessage.__table__), {**shown, "exchange_id": exchange_id})
             rollup.add_one(connection, exchange_id)  # the statistics' sums
-            session.commit()
         kept = self._hint_sums.get((result.category, result.box, energy.machine.source))
         if (
             kept is not None and energy.total_j is not None and not energy.includes_reload

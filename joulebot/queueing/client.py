@@ -21,7 +21,7 @@ from rq.results import Result as RQResult
 
 from joulebot.categories import classify
 from joulebot.config import Settings, SettingsError
-from joulebot.exchange import Request, Result, Routing
+from joulebot.exchange import GENERATING, Request, Result, Routing
 from joulebot.keys import JOB_FUNCTION, alive_key, box_status_key, partial_answer_key, rq_queue_key
 from joulebot.queueing import connection as conn
 from joulebot.queueing.embedded import embedded_worker_alive, ensure_embedded_stack
@@ -75,7 +75,7 @@ class NoBox(JobError):
 
 @dataclass(frozen=True)
 class Progress:
-    state: str  # "queued", "running", or the worker's stage ("generating", ...)
+    state: str  # "queued", or the worker's stage ("generating", "loading model", ...)
     position: int | None = None  # 0-based place in the queue while queued
     workers: int = 0  # workers serving the queue
     box_status: str | None = None  # e.g. "cooling down (…)" while the worker waits
@@ -202,7 +202,7 @@ class QueueClient:
             raw = self.connection.get(box_status_key(job.origin))
             box_status = raw.decode() if isinstance(raw, bytes) else raw
             return Progress("queued", job.get_position(), workers, box_status, box, why)
-        return Progress(job.meta.get("stage", "running"), None, 1, box=job.meta.get("box") or box, why=why)
+        return Progress(job.meta.get("stage", GENERATING), None, 1, box=job.meta.get("box") or box, why=why)
 
     def poll(self, job: Job, block_s: int = 1) -> Result | None:
         """The Result if the job has ended (waiting up to `block_s`); JobError if it failed."""
@@ -210,10 +210,12 @@ class QueueClient:
             return self._poll(job, block_s)
 
     def _poll(self, job: Job, block_s: int) -> Result | None:
-        if not job.exists(job.id, connection=self.connection):  # e.g. Redis restarted without persistence
-            raise JobGone("this question is no longer in joulebot's queue (it restarted without it); please ask again")
         outcome = job.latest_result(timeout=block_s)  # wakes at once when the result is written
         if outcome is None or outcome.type == RQResult.Type.RETRIED:
+            if not job.exists(job.id, connection=self.connection):  # e.g. Redis restarted without persistence
+                raise JobGone(
+                    "this question is no longer in joulebot's queue (it restarted without it); please ask again"
+                )
             self._check_worker(job)
             return None
         return self._to_result(job, outcome)

@@ -13,7 +13,7 @@ RQ hands the current job to `get_current_job()`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -21,7 +21,7 @@ import redis
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
-from joulebot.exchange import Request
+from joulebot.exchange import GENERATING, Request
 from joulebot.keys import box_status_key, partial_answer_key
 from joulebot.models import ModelUnavailable, RunnerError, UnknownModelError
 from joulebot.worker.station import Station
@@ -41,6 +41,21 @@ def serving(station: Station) -> Iterator[None]:
 
 class NotAMeasurementWorker(RuntimeError):
     """The job was taken by something other than `joulebot worker` (e.g. a plain `rq worker`)."""
+
+
+def _stage_reporter(station: Station) -> Callable[[str], None]:
+    """Reports a job's stages; the first may not be GENERATING: a started job with no stage is
+    generating (the client reads it so), and a warm answer saves the round trip."""
+    shown = False
+
+    def stage(name: str) -> None:
+        nonlocal shown
+        if name == GENERATING and not shown:
+            return
+        shown = True
+        _report_stage(station, name)
+
+    return stage
 
 
 def _report_stage(station: Station, stage: str) -> None:
@@ -89,8 +104,7 @@ def run_request(payload: dict[str, Any]) -> dict[str, Any]:
         raise NotAMeasurementWorker("joulebot jobs run only in `joulebot worker` (it holds the meters)")
     request = Request.model_validate(payload)
     try:
-        stage = lambda name: _report_stage(station, name)  # noqa: E731
-        result = station.run(request, stage=stage, publish=_publisher(station, request))
+        result = station.run(request, stage=_stage_reporter(station), publish=_publisher(station, request))
     except (RunnerError, UnknownModelError, ModelUnavailable) as exc:
         _set_error(str(exc))
         raise

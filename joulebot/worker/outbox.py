@@ -22,8 +22,12 @@ class HistoryOutbox:
     def __init__(self, connection: redis.Redis, queue_name: str) -> None:
         self.connection = connection
         self.key = history_outbox_key(queue_name)
+        # Only this box's worker (it holds the box lock) pushes here, so once the list is seen empty
+        # it stays empty until this process pushes: no round trip before every job to check.
+        self.maybe_waiting = True  # an earlier worker of this box may have left results
 
     def push(self, result: Result) -> None:
+        self.maybe_waiting = True
         self.connection.rpush(self.key, result.model_dump_json())
 
     def pending(self) -> int:
@@ -32,6 +36,8 @@ class HistoryOutbox:
     def drain(self, history: HistoryStore) -> int:
         """Store what waits, oldest first; stops at the first failure. Returns how many were stored."""
         stored = 0
+        if not self.maybe_waiting:
+            return 0
         while raw := self.connection.lindex(self.key, 0):
             try:
                 history.record(Result.model_validate_json(raw))
@@ -43,6 +49,7 @@ class HistoryOutbox:
             else:
                 stored += 1
             self.connection.lpop(self.key)
+        self.maybe_waiting = False
         if stored:
             log.info("stored %d results that waited for the history database", stored)
         return stored

@@ -21,7 +21,7 @@ import redis
 from joulebot.carbon import Embodied, IntensityProvider, carbon_for
 from joulebot.categories import classify
 from joulebot.config import Settings
-from joulebot.exchange import Request, Result
+from joulebot.exchange import GENERATING, Request, Result
 from joulebot.history import HistoryStore, open_history
 from joulebot.metering.box import MeasurementBox
 from joulebot.metering.detect import detect_meters
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 WARMUP_PROMPT = [{"role": "user", "content": "Say hello."}]  # chat messages, as for every answer
 WARMUP_TOKENS = 8
+MEANS_EVERY_S = 5.0  # see Station.refresh_means_soon
 
 StageCallback = Callable[[str], None]
 
@@ -75,9 +76,9 @@ class Station:
         self.busy = threading.Lock()  # held by a job, or by an idle measurement: never both at once
         self.last_job_end = time.monotonic()
         self.state = "starting"  # what the box does now, for its profile
-        self.means: list[MeanEnergy] = []  # this box's measured means, refreshed after each answer
-        self._reading_means = threading.Lock()  # one background read of the means at a time
-        self._means_again = False  # an answer was stored while they were being read
+        self.means: list[MeanEnergy] = []  # this box's measured means, read again after answers
+        self._means_due = threading.Event()  # an answer was stored since the last read
+        self._means_reader: threading.Thread | None = None
 
     def profile(self) -> BoxProfile:
         """What the fleet's front ends need to route to this box (published by the heartbeat)."""
@@ -103,22 +104,22 @@ class Station:
         )
 
     def refresh_means_soon(self) -> None:
-        """Read the means again on a thread of their own: not on the answer's path (the query cost
+        """Read the means again on a thread of their own: not on the answer's path (the query costs
         more than the insert), and never on the heartbeat's (a slow database must not delay the
-        box lock's renewal)."""
-        if not self._reading_means.acquire(blocking=False):
-            self._means_again = True  # the running read goes round once more
-            return
-        threading.Thread(target=self._read_means, name="joulebot-means", daemon=True).start()
+        box lock's renewal). At most one read per MEANS_EVERY_S: routing compares means of many
+        answers, so a few seconds' lag changes nothing, and a read per answer would take a core
+        from a busy box."""
+        self._means_due.set()
+        if self._means_reader is None:
+            self._means_reader = threading.Thread(target=self._read_means, name="joulebot-means", daemon=True)
+            self._means_reader.start()
 
     def _read_means(self) -> None:
-        try:
-            self._means_again = True
-            while self._means_again:
-                self._means_again = False
-                self.refresh_means()
-        finally:
-            self._reading_means.release()
+        while True:
+            self._means_due.wait()
+            self._means_due.clear()
+            self.refresh_means()
+            time.sleep(MEANS_EVERY_S)  # the answers stored meanwhile are read together
 
     def refresh_means(self) -> None:
         try:
@@ -246,7 +247,7 @@ class Station:
             request, window, lambda m: runner.count_tokens(entry, m), lambda m: runner.token_bound(entry, m)
         )
         sink = TextSink(publish, self.settings.stream_interval_s) if publish and request.stream else None
-        stage("generating")
+        stage(GENERATING)
         started_at = datetime.now(UTC)
         generation, energy = self.box.measure(lambda: runner.generate(entry, messages, request.max_tokens, sink))
         reload_s = generation.runner_stats.get("load_duration", 0.0)
