@@ -7,6 +7,7 @@ the next question is fast).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import functools
@@ -14,11 +15,9 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
-
-import typer
+from typing import TYPE_CHECKING, Any, NoReturn, get_args
 
 from joulebot.chat.build import InputError, build_request
 from joulebot.chat.footer import energy_ratio, footer, sig
@@ -29,10 +28,6 @@ from joulebot.exchange import Request, Result, Units
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.status import Status
-
-app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0], pretty_exceptions_show_locals=False
-)
 
 
 # `joulebot ask` on a warm worker is mostly Python starting up: its path imports only what it
@@ -81,13 +76,10 @@ class _Spinner:
             self.status.stop()
 
 
-UnitsOption = Annotated[Units | None, typer.Option("--units", help="joules: energy; watts: average power and duration")]
-JsonOption = Annotated[bool, typer.Option("--json", help="print the whole Result as JSON")]
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
+def _fail(message: str, code: int = 1) -> SystemExit:
+    """`raise _fail(...)`: one line on stderr, then exit with `code`."""
     print(f"joulebot: {message}", file=sys.stderr, flush=True)
-    return typer.Exit(code)
+    return SystemExit(code)
 
 
 def _cli_user() -> str:
@@ -112,9 +104,6 @@ def _history(settings: Settings):
 
     with _history_errors():
         return open_history(settings.sqlalchemy_url, settings.redact)
-
-
-BoxOption = Annotated[str | None, typer.Option("--box", help="run on this box (see `joulebot boxes`)")]
 
 
 def _requests(
@@ -218,18 +207,15 @@ def _continuing(settings: Settings, request: Request, continue_last: bool, syste
     return context.apply(request, system if system is not None else (settings.system_prompt or None))
 
 
-@app.command()
 def ask(
-    prompt: Annotated[str, typer.Argument(help="what to ask")],
-    model: Annotated[str | None, typer.Option("--model", "-m", help="model name (see `joulebot models`)")] = None,
-    units: UnitsOption = None,
-    as_json: JsonOption = False,
-    box: BoxOption = None,
-    continue_last: Annotated[
-        bool, typer.Option("--continue", "-c", help="continue your last conversation (it becomes the context)")
-    ] = False,
-    system: Annotated[str | None, typer.Option("--system", help="system prompt (default: SYSTEM_PROMPT)")] = None,
-    no_stream: Annotated[bool, typer.Option("--no-stream", help="print the answer only once it is complete")] = False,
+    prompt: str,
+    model: str | None,
+    units: Units | None,
+    as_json: bool,
+    box: str | None,
+    continue_last: bool,
+    system: str | None,
+    no_stream: bool,
 ) -> None:
     """Ask one model; print the answer (as it is generated) and what it cost."""
     settings = get_settings()
@@ -247,15 +233,7 @@ def ask(
     _say(footer(result, public_url=settings.public_url))
 
 
-@app.command()
-def compare(
-    model_a: Annotated[str, typer.Argument(help="first model")],
-    model_b: Annotated[str, typer.Argument(help="second model")],
-    prompt: Annotated[str, typer.Argument(help="what to ask both")],
-    units: UnitsOption = None,
-    as_json: JsonOption = False,
-    box: BoxOption = None,
-) -> None:
+def compare(model_a: str, model_b: str, prompt: str, units: Units | None, as_json: bool, box: str | None) -> None:
     """Ask two models the same thing, one after the other on the same box (so the ratio is fair)."""
     settings = get_settings()
     requests = _requests(settings, [model_a, model_b], prompt, units, box)
@@ -272,8 +250,7 @@ def compare(
     _say(energy_ratio(a, b))
 
 
-@app.command()
-def boxes(as_json: JsonOption = False) -> None:
+def boxes(as_json: bool) -> None:
     """Every measurement box, alive or lately seen: zone, intensity, meters, models, queue and state."""
     import redis
 
@@ -300,15 +277,8 @@ def boxes(as_json: JsonOption = False) -> None:
         out.print(line, markup=False)
 
 
-models_app = typer.Typer(help="The models this box can run (and, for admins, pulling more).")
-app.add_typer(models_app, name="models")
-
-
-@models_app.callback(invoke_without_command=True)
-def models(ctx: typer.Context) -> None:
+def models() -> None:
     """List the models that can be asked here, and the ones that cannot (with why)."""
-    if ctx.invoked_subcommand is not None:
-        return
     from joulebot.queueing.catalog import catalog_for_front_end
 
     settings = get_settings()
@@ -323,8 +293,7 @@ def models(ctx: typer.Context) -> None:
             out.print(f"  {offer.entry.name} · {offer.entry.size_label()} · {offer.reason}", markup=False)
 
 
-@models_app.command("pull")
-def models_pull(name: Annotated[str, typer.Argument(help="catalog name, alias or Ollama tag")]) -> None:
+def models_pull(name: str) -> None:
     """Download a model onto this box's Ollama server (admin)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
@@ -360,7 +329,6 @@ def models_pull(name: Annotated[str, typer.Argument(help="catalog name, alias or
     out.print(f"pulled {tag}", markup=False)
 
 
-@app.command()
 def carbon() -> None:
     """Show the grid zone, its current carbon intensity and where the figure comes from."""
     from joulebot.carbon import Embodied, IntensityProvider
@@ -378,16 +346,7 @@ def carbon() -> None:
     )
 
 
-@app.command()
-def history(
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="how many per page")] = 10,
-    page: Annotated[int, typer.Option("--page", "-p", min=1, help="1: the newest")] = 1,
-    as_json: JsonOption = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="all your exchanges as CSV")] = False,
-    forget: Annotated[
-        str | None, typer.Option("--forget", help="delete a user's prompts and answers: PLATFORM:USER_ID")
-    ] = None,
-) -> None:
+def history(limit: int, page: int, as_json: bool, as_csv: bool, forget: str | None) -> None:
     """Show your last exchanges, newest first (or export them, or forget a user)."""
     store = _history(get_settings())
     if forget:
@@ -414,11 +373,7 @@ def history(
         out.print(f"   {footer(result).replace(chr(10), chr(10) + '   ')}", markup=False)
 
 
-@app.command()
-def stats(
-    as_csv: Annotated[bool, typer.Option("--csv", help="per model, category, box and meter, as CSV")] = False,
-    box: Annotated[str | None, typer.Option("--box", help="only this box (default: one set of tables per box)")] = None,
-) -> None:
+def stats(as_csv: bool, box: str | None) -> None:
     """Which model is greener for which kind of task, per box: mean SCI and energy per answer, and accuracy where
     scored."""
     from joulebot.campaign.runner import csv_row
@@ -466,21 +421,16 @@ def _tables_per_box(rows: list, metrics: list[str]) -> None:
     out.print(f"\n{sources_line(rows)}; figures of different boxes or energy sources are never compared", markup=False)
 
 
-@app.command()
 def bench(
-    models: Annotated[str, typer.Option(help="comma-separated models")],
-    categories: Annotated[str, typer.Option(help="comma-separated categories")] = "code,math,questions,sql,translation",
-    n: Annotated[int, typer.Option("--n", min=1, max=50, help="prompts per category")] = 50,
-    run: Annotated[str, typer.Option(help="run name: the same name resumes an interrupted run")] = "default",
-    out_dir: Annotated[Path, typer.Option("--out", help="where the CSVs and the heatmap go")] = Path("bench-out"),
-    references: Annotated[
-        Path | None, typer.Option(help="folder of <category>.jsonl reference files (default: the shipped ones)")
-    ] = None,
-    heatmap_of: Annotated[
-        str, typer.Option("--heatmap", help="accuracy, energy, energy-per-correct, sci or sci-per-correct")
-    ] = "sci",
-    rescore: Annotated[bool, typer.Option(help="check the run's answers again (after changing references)")] = False,
-    boxes: Annotated[str | None, typer.Option("--boxes", help="comma-separated boxes: the whole run on each")] = None,
+    models: str,
+    categories: str,
+    n: int,
+    run: str,
+    out_dir: Path,
+    references: Path | None,
+    heatmap_of: str,
+    rescore: bool,
+    boxes: str | None,
 ) -> None:
     """Run the shipped prompt sets through the real queue and worker, score the answers; print model × task tables
     (per box)."""
@@ -550,11 +500,7 @@ def bench(
     )
 
 
-@app.command()
-def worker(
-    idle_exit: Annotated[int | None, typer.Option(help="exit after this many idle seconds")] = None,
-    burst: Annotated[bool, typer.Option(help="exit when the queue is empty")] = False,
-) -> None:
+def worker(idle_exit: int | None, burst: bool) -> None:
     """Run the measurement worker (one per metered box)."""
     from joulebot.config.logs import configure_logging
     from joulebot.worker.measurement_worker import WorkerExit, serve
@@ -567,7 +513,6 @@ def worker(
         raise _fail(exc.reason, exc.code if isinstance(exc.code, int) else 1) from None
 
 
-@app.command()
 def stop() -> None:
     """Stop the embedded worker and Redis (they also stop by themselves when idle)."""
     from joulebot.queueing.embedded import stop_embedded_stack
@@ -579,11 +524,7 @@ def stop() -> None:
     out.print("stopped" if graceful else "stopped (the worker had to be killed)")
 
 
-@app.command()
-def web(
-    host: Annotated[str | None, typer.Option(help="address to listen on (WEB_HOST; default 127.0.0.1)")] = None,
-    port: Annotated[int | None, typer.Option(min=1, max=65535, help="port (WEB_PORT; default 8080)")] = None,
-) -> None:
+def web(host: str | None, port: int | None) -> None:
     """Serve the read-only dashboard and /metrics from history and Redis."""
     import socket
 
@@ -603,11 +544,6 @@ def web(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
 
 
-meter_app = typer.Typer(no_args_is_help=True, help="Check one meter, or simulate a wall meter.")
-app.add_typer(meter_app, name="meter")
-
-
-@app.command()
 def meters() -> None:
     """Which meters this box has, what they read at idle, temperatures (run it on the box)."""
     from joulebot.metering.detect import MeterConfigError
@@ -622,13 +558,7 @@ def meters() -> None:
     out.print(text, markup=False)
 
 
-@meter_app.command("read")
-def meter_read(
-    source: Annotated[str, typer.Option(help="mcp39f511n, rapl, nvml or estimate")],
-    seconds: Annotated[float, typer.Option(min=0.1, help="window length")] = 10.0,
-    port: Annotated[str | None, typer.Option(help="serial port of the MCP39F511N")] = None,
-    interval: Annotated[float | None, typer.Option(help="sampling interval in seconds (sampled meters)")] = None,
-) -> None:
+def meter_read(source: str, seconds: float, port: str | None, interval: float | None) -> None:
     """Read one meter for a while; print its average power and energy."""
     from joulebot.metering.base import MeterAbsent
     from joulebot.metering.doctor import build_meter, read_for
@@ -671,12 +601,7 @@ def meter_read(
         out.print(f"  instant power over the same window: no reading ({polled.error})", markup=False)
 
 
-@meter_app.command("simulate")
-def meter_simulate(
-    watts: Annotated[float, typer.Option(help="constant active power to report")] = 100.0,
-    power_range: Annotated[int, typer.Option("--range", help="power range register value")] = 19,
-    mains_hz: Annotated[float, typer.Option(help="mains frequency of the simulated supply")] = 50.0,
-) -> None:
+def meter_simulate(watts: float, power_range: int, mains_hz: float) -> None:
     """Run a simulated MCP39F511N on a pseudo-terminal until Ctrl-C (for trying the driver).
 
     Like the chip, its power register averages over 2^N mains cycles (N: factory 4, writable)."""
@@ -693,7 +618,6 @@ def meter_simulate(
             pass
 
 
-@app.command()
 def telegram() -> None:
     """Run the Telegram bot (long polling, or a webhook with TELEGRAM_WEBHOOK_URL)."""
     from joulebot.chat.telegram_bot import TelegramBot
@@ -708,10 +632,7 @@ def telegram() -> None:
     bot.run()
 
 
-@app.command()
-def discord(
-    sync: Annotated[bool, typer.Option("--sync", help="register the slash commands now (else only on change)")] = False,
-) -> None:
+def discord(sync: bool) -> None:
     """Run the Discord bot (slash commands /ask, /compare, /model, /models, /units, /history, /forget, /stats)."""
     from joulebot.chat.discord_bot import run
     from joulebot.config.logs import configure_logging
@@ -724,7 +645,190 @@ def discord(
         run(settings, sync=sync)
 
 
-def main() -> None:
+# The command line: argparse, built explicitly (one block per command, each naming the function that
+# runs it). It is the standard library's, so a warm `joulebot ask` pays no CLI framework's import.
+
+
+class _Range:
+    """An argparse type: an int or float from `low` up to `high` (None: no upper bound)."""
+
+    def __init__(self, kind: type[int] | type[float], low: float, high: float | None = None) -> None:
+        self.kind, self.low, self.high = kind, low, high
+        self.__name__ = kind.__name__  # argparse's "invalid int value: 'x'" names it
+
+    def __call__(self, text: str) -> float:
+        value = self.kind(text)
+        if not (self.low <= value and (self.high is None or value <= self.high)):  # NaN is neither
+            raise argparse.ArgumentTypeError(f"must be {self}, not {text}")
+        return value
+
+    def __str__(self) -> str:
+        return f"between {self.low:g} and {self.high:g}" if self.high is not None else f"at least {self.low:g}"
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Each option's help with its range and default; a command's description keeps its paragraphs."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        notes = [str(action.type)] if isinstance(action.type, _Range) else []
+        help_text = action.help or ""
+        default = action.default
+        shown = default is not None and default is not False and default != argparse.SUPPRESS
+        if action.option_strings and shown and "%(default)" not in help_text:
+            notes.append("default: %(default)s")
+        return f"{help_text} [{'; '.join(notes)}]" if notes else help_text
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        fill = functools.partial(textwrap.fill, width=width, initial_indent=indent, subsequent_indent=indent)
+        return "\n\n".join(fill(" ".join(paragraph.split())) for paragraph in text.split("\n\n"))
+
+
+class _Parser(argparse.ArgumentParser):
+    """Only whole option names (as before: no `--mod` for `--model`); a usage error is one line, exit 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _command(commands: Any, name: str, handler: Callable[..., None], summary: str | None = None) -> _Parser:
+    """A command's parser: its docstring is its description (and first paragraph, its line in the list)."""
+    doc = handler.__doc__ or ""
+    summary = summary or " ".join(doc.split("\n\n")[0].split())
+    parser: _Parser = commands.add_parser(name, help=summary, description=doc)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _units_json_box(parser: _Parser) -> None:
+    parser.add_argument("--units", choices=get_args(Units), help="joules: energy; watts: average power and duration")
+    parser.add_argument("--json", dest="as_json", action="store_true", help="print the whole Result as JSON")
+    parser.add_argument("--box", help="run on this box (see `joulebot boxes`)")
+
+
+def _parser() -> _Parser:
+    """Every command, subcommand, argument and option of `joulebot`."""
+    parser = _Parser(prog="joulebot", description=(__doc__ or "").splitlines()[0])
+    parser.set_defaults(handler=parser)  # no command: the help, exit 2
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = _command(commands, "ask", ask)
+    p.add_argument("prompt", help="what to ask")
+    p.add_argument("--model", "-m", help="model name (see `joulebot models`)")
+    _units_json_box(p)
+    p.add_argument(
+        "--continue",
+        "-c",
+        dest="continue_last",
+        action="store_true",
+        help="continue your last conversation (it becomes the context)",
+    )
+    p.add_argument("--system", help="system prompt (default: SYSTEM_PROMPT)")
+    p.add_argument("--no-stream", action="store_true", help="print the answer only once it is complete")
+
+    p = _command(commands, "compare", compare)
+    p.add_argument("model_a", help="first model")
+    p.add_argument("model_b", help="second model")
+    p.add_argument("prompt", help="what to ask both")
+    _units_json_box(p)
+
+    p = _command(commands, "boxes", boxes)
+    p.add_argument("--json", dest="as_json", action="store_true", help="print the whole Result as JSON")
+
+    p = _command(commands, "models", models, summary="The models this box can run (and, for admins, pulling more).")
+    models_commands = p.add_subparsers(title="commands", metavar="COMMAND")  # none: the list
+    p = _command(models_commands, "pull", models_pull)
+    p.add_argument("name", help="catalog name, alias or Ollama tag")
+
+    _command(commands, "carbon", carbon)
+
+    p = _command(commands, "history", history)
+    p.add_argument("--limit", "-n", type=_Range(int, 1), default=10, help="how many per page")
+    p.add_argument("--page", "-p", type=_Range(int, 1), default=1, help="1: the newest")
+    p.add_argument("--json", dest="as_json", action="store_true", help="print the whole Result as JSON")
+    p.add_argument("--csv", dest="as_csv", action="store_true", help="all your exchanges as CSV")
+    p.add_argument("--forget", help="delete a user's prompts and answers: PLATFORM:USER_ID")
+
+    p = _command(commands, "stats", stats)
+    p.add_argument("--csv", dest="as_csv", action="store_true", help="per model, category, box and meter, as CSV")
+    p.add_argument("--box", help="only this box (default: one set of tables per box)")
+
+    p = _command(commands, "bench", bench)
+    p.add_argument("--models", required=True, help="comma-separated models")
+    p.add_argument("--categories", default="code,math,questions,sql,translation", help="comma-separated categories")
+    p.add_argument("--n", type=_Range(int, 1, 50), default=50, help="prompts per category")
+    p.add_argument("--run", default="default", help="run name: the same name resumes an interrupted run")
+    p.add_argument(
+        "--out",
+        dest="out_dir",
+        metavar="OUT",
+        type=Path,
+        default=Path("bench-out"),
+        help="where the CSVs and the heatmap go",
+    )
+    p.add_argument(
+        "--references", type=Path, help="folder of <category>.jsonl reference files (default: the shipped ones)"
+    )
+    p.add_argument(
+        "--heatmap",
+        dest="heatmap_of",
+        metavar="HEATMAP",
+        default="sci",
+        help="accuracy, energy, energy-per-correct, sci or sci-per-correct",
+    )
+    p.add_argument(
+        "--rescore",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="check the run's answers again (after changing references)",
+    )
+    p.add_argument("--boxes", help="comma-separated boxes: the whole run on each")
+
+    p = _command(commands, "worker", worker)
+    p.add_argument("--idle-exit", type=int, help="exit after this many idle seconds")
+    p.add_argument("--burst", action=argparse.BooleanOptionalAction, default=False, help="exit when the queue is empty")
+
+    _command(commands, "stop", stop)
+
+    p = _command(commands, "web", web)
+    p.add_argument("--host", help="address to listen on (WEB_HOST; default 127.0.0.1)")
+    p.add_argument("--port", type=_Range(int, 1, 65535), help="port (WEB_PORT; default 8080)")
+
+    _command(commands, "meters", meters)
+
+    meter = commands.add_parser(
+        "meter",
+        help="Check one meter, or simulate a wall meter.",
+        description="Check one meter, or simulate a wall meter.",
+    )
+    meter.set_defaults(handler=meter)  # no subcommand: its help, exit 2
+    meter_commands = meter.add_subparsers(title="commands", metavar="COMMAND")
+    p = _command(meter_commands, "read", meter_read)
+    p.add_argument("--source", required=True, help="mcp39f511n, rapl, nvml or estimate")
+    p.add_argument("--seconds", type=_Range(float, 0.1), default=10.0, help="window length")
+    p.add_argument("--port", help="serial port of the MCP39F511N")
+    p.add_argument("--interval", type=float, help="sampling interval in seconds (sampled meters)")
+    p = _command(meter_commands, "simulate", meter_simulate)
+    p.add_argument("--watts", type=float, default=100.0, help="constant active power to report")
+    p.add_argument(
+        "--range", dest="power_range", metavar="RANGE", type=int, default=19, help="power range register value"
+    )
+    p.add_argument("--mains-hz", type=float, default=50.0, help="mains frequency of the simulated supply")
+
+    _command(commands, "telegram", telegram)
+
+    p = _command(commands, "discord", discord)
+    p.add_argument("--sync", action="store_true", help="register the slash commands now (else only on change)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
     """The `joulebot` command. A setting that cannot work is one line naming it, exit 2, wherever it shows."""
     from joulebot.config.files import private_dir
 
@@ -732,10 +836,21 @@ def main() -> None:
         settings = get_settings()  # every setting, before any command runs
         if settings.data_dir.exists():
             private_dir(settings.data_dir)  # one made by an older joulebot may be 0755 with 0644 files
-        app()
+        args = vars(_parser().parse_args(argv))
+        handler = args.pop("handler")
+        if isinstance(handler, argparse.ArgumentParser):  # `joulebot` or `joulebot meter` alone
+            handler.print_help()
+            sys.exit(2)
+        handler(**args)
     except SettingsError as exc:
         err.print(f"joulebot: {exc}", markup=False)
         sys.exit(2)
+    except KeyboardInterrupt:  # a command that does not handle Ctrl-C itself: no traceback
+        print("\nAborted!", file=sys.stderr)
+        sys.exit(1)
+    except BrokenPipeError:  # `joulebot history --csv | head`: the reader left; nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 if __name__ == "__main__":

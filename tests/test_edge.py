@@ -246,6 +246,147 @@ def test_bench_run_names_are_checked(settings, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+# -- the command line: argparse; a usage error is one line, exit 2 -----------------------------------
+
+ASK_PATH = (
+    "import sys, joulebot.cli as cli; cli._parser().parse_args(['ask', 'hi']);"
+    " import joulebot.queueing.client, joulebot.queueing.catalog, joulebot.chat.conversation;"
+    " print(sorted(m for m in sys.modules if m.split('.')[0] in {'typer', 'click', 'rich', 'sqlalchemy', 'alembic'}))"
+)
+
+
+def test_the_ask_path_imports_no_cli_framework_rich_or_database():
+    proc = subprocess.run([sys.executable, "-c", ASK_PATH], capture_output=True, text=True, timeout=60, check=True)
+    assert proc.stdout.strip() == "[]", "a warm `joulebot ask` must not pay for these imports"
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["bench", "--models", "smollm2", "--n", "99"], ["joulebot bench:", "--n", "between 1 and 50, not 99"]),
+        (["history", "-n", "0"], ["--limit", "at least 1, not 0"]),
+        (["history", "--page", "x"], ["--page", "invalid int value: 'x'"]),
+        (["meter", "read", "--source", "rapl", "--seconds", "0.05"], ["--seconds", "at least 0.1"]),
+        (["web", "--port", "65536"], ["--port", "between 1 and 65535"]),
+        (["ask", "hi", "--units", "kWh"], ["--units", "'joules', 'watts'"]),
+        (["ask"], ["required", "prompt"]),
+        (["bench"], ["required", "--models"]),
+        (["ask", "hi", "--mod", "smollm2"], ["unrecognized", "--mod"]),  # whole option names only
+        (["nosuchcommand"], ["invalid choice: 'nosuchcommand'"]),
+        (["models", "push", "x"], ["invalid choice: 'push'"]),
+    ],
+)
+def test_a_usage_error_is_one_line_exit_2(settings, args, words):
+    one_line_refusal(run_cli(settings, *args, timeout=60), *words)
+    assert not (settings.data_dir / "redis.sock").exists(), "nothing may be started"
+
+
+@pytest.mark.parametrize("args", [[], ["meter"]])
+def test_a_command_group_alone_prints_its_help_exit_2(settings, args):
+    proc = run_cli(settings, *args, timeout=60)
+    assert proc.returncode == 2 and proc.stdout.startswith(f"usage: {' '.join(['joulebot', *args])} ")
+    assert ("telegram" if not args else "simulate") in proc.stdout
+
+
+HELP = {
+    "": [
+        "ask",
+        "compare",
+        "boxes",
+        "models",
+        "carbon",
+        "history",
+        "stats",
+        "bench",
+        "worker",
+        "stop",
+        "web",
+        "meters",
+        "meter",
+        "telegram",
+        "discord",
+    ],
+    "ask": [
+        "prompt",
+        "--model MODEL, -m",
+        "--units {joules,watts}",
+        "--json",
+        "--box",
+        "--continue, -c",
+        "--system",
+        "--no-stream",
+        "what to ask",
+    ],
+    "compare": ["model_a", "model_b", "prompt", "--units {joules,watts}", "--json", "--box"],
+    "boxes": ["--json"],
+    "models": ["pull", "List the models"],
+    "models pull": ["name", "catalog name, alias or Ollama tag"],
+    "carbon": ["grid zone"],
+    "history": ["--limit LIMIT, -n", "--page PAGE, -p", "at least 1; default: 10", "--json", "--csv", "--forget"],
+    "stats": ["--csv", "--box"],
+    "bench": [
+        "--models",
+        "--categories",
+        "code,math,questions,sql,translation",
+        "--n",
+        "between 1 and 50; default:",
+        "--run",
+        "--out",
+        "bench-out",
+        "--references",
+        "--heatmap",
+        "--rescore, --no-rescore",
+        "--boxes",
+    ],
+    "worker": ["--idle-exit", "--burst, --no-burst"],
+    "stop": ["embedded worker"],
+    "web": ["--host", "--port", "between 1 and 65535"],
+    "meters": ["idle"],
+    "meter": ["read", "simulate"],
+    "meter read": ["--source", "--seconds", "at least 0.1; default: 10.0", "--port", "--interval"],
+    "meter simulate": ["--watts", "--range", "--mains-hz", "2^N mains cycles"],
+    "telegram": ["TELEGRAM_WEBHOOK_URL"],
+    "discord": ["--sync"],
+}
+
+
+@pytest.mark.parametrize("command", list(HELP))
+def test_every_command_has_help_naming_its_options(capsys, command):
+    from joulebot.cli import _parser
+
+    with pytest.raises(SystemExit) as exit_:
+        _parser().parse_args([*command.split(), "--help"])
+    assert exit_.value.code == 0
+    shown = " ".join(capsys.readouterr().out.split())  # the text as one line, however it is wrapped
+    for word in HELP[command]:
+        assert word in shown, word
+
+
+def test_flags_keep_both_spellings_and_their_defaults():
+    from joulebot.cli import _parser, bench, worker
+
+    def parse(*args: str) -> dict:
+        return vars(_parser().parse_args(args))
+
+    assert parse("bench", "--models", "a")["rescore"] is False
+    assert parse("bench", "--models", "a", "--rescore")["rescore"] is True
+    assert parse("bench", "--models", "a", "--rescore", "--no-rescore")["rescore"] is False
+    assert parse("worker", "--burst")["burst"] is True and parse("worker", "--no-burst")["burst"] is False
+    assert parse("bench", "--models", "a")["handler"] is bench and parse("worker")["handler"] is worker
+    asked = parse("ask", "-m", "smollm2", "-c", "--no-stream", "--json", "--units", "watts", "hi")
+    assert asked | {"handler": None} == {
+        "handler": None,
+        "prompt": "hi",
+        "model": "smollm2",
+        "units": "watts",
+        "as_json": True,
+        "box": None,
+        "continue_last": True,
+        "system": None,
+        "no_stream": True,
+    }
+
+
 # -- item 6: privacy ---------------------------------------------------------------------------------
 
 
@@ -338,3 +479,36 @@ def test_history_in_a_telegram_group_goes_to_the_private_chat(tmp_path, system_r
         bot.stop()
         api.close()
     assert "Traceback" not in bot.logs, bot.logs
+
+
+@pytest.mark.parametrize(
+    ("line", "function"),
+    [
+        ("ask hi", "ask"),
+        ("compare a b hi", "compare"),
+        ("boxes", "boxes"),
+        ("models", "models"),
+        ("models pull x", "models_pull"),
+        ("carbon", "carbon"),
+        ("history", "history"),
+        ("stats", "stats"),
+        ("bench --models a", "bench"),
+        ("worker", "worker"),
+        ("stop", "stop"),
+        ("web", "web"),
+        ("meters", "meters"),
+        ("meter read --source rapl", "meter_read"),
+        ("meter simulate", "meter_simulate"),
+        ("telegram", "telegram"),
+        ("discord", "discord"),
+    ],
+)
+def test_every_command_calls_its_function_with_exactly_its_parameters(line, function):
+    import inspect
+
+    from joulebot.cli import _parser
+
+    parsed = vars(_parser().parse_args(line.split()))
+    handler = parsed.pop("handler")
+    assert handler.__name__ == function
+    assert set(parsed) == set(inspect.signature(handler).parameters)
