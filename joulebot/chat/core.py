@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -86,6 +86,15 @@ def spawn(tasks: set[asyncio.Task[None]], coroutine: Coroutine[Any, Any, None], 
     task.add_done_callback(finished)
 
 
+class Preferences(NamedTuple):
+    """What applies to a user's next question, their choices or the configured defaults."""
+
+    model: str
+    units: Units
+    box: str | None  # pinned, else routing decides
+    system: str | None  # the system prompt
+
+
 @dataclass
 class Answer:
     title: str  # "A: model" in a comparison, else empty
@@ -132,14 +141,20 @@ class ChatCore:
     def catalog(self) -> Catalog:
         return catalog_for_front_end(self.settings, self.client.connection)
 
-    def _preferences(self, user_id: str) -> tuple[str, Units, str | None]:
-        """The user's default model, units and pinned box, with the configured defaults where they chose none."""
-        model, units, box = self.history.preferences(self.platform, user_id)
+    def _preferences(self, user_id: str, system_chat: str | None = None) -> Preferences:
+        """The user's default model, units, pinned box and system prompt (the chat's, given `system_chat`),
+        with the configured defaults where none was chosen: one read."""
+        model, units, box, system = self.history.asking(self.platform, user_id, system_chat)
         chosen_units = units if units in ("joules", "watts") else self.settings.default_units
-        return model or self.settings.default_model, chosen_units, box  # type: ignore[return-value]
+        return Preferences(
+            model or self.settings.default_model,
+            chosen_units,  # type: ignore[arg-type]
+            box,
+            system or self.settings.system_prompt or None,
+        )
 
     def units(self, user_id: str) -> Units:
-        return self._preferences(user_id)[1]
+        return self._preferences(user_id).units
 
     def set_units(self, user_id: str, value: str) -> str:
         value = value.strip().lower()
@@ -149,7 +164,7 @@ class ChatCore:
         return f"Units set to {value}."
 
     def default_model(self, user_id: str) -> str:
-        return self._preferences(user_id)[0]
+        return self._preferences(user_id).model
 
     def set_model(self, user_id: str, name: str) -> str:
         try:
@@ -166,7 +181,7 @@ class ChatCore:
             return f"This joulebot has one measurement box ({self.settings.box_name}): nothing to choose."
         live = [v.name for v in self.client.boxes() if v.live]
         if not wanted:
-            pinned = self._preferences(user_id)[2]
+            pinned = self._preferences(user_id).box
             now = f"pinned to {pinned}" if pinned else f"chosen for each question ({self.settings.routing})"
             return f"Your box: {now}. Live boxes: {', '.join(live) or 'none'}. /box NAME pins one, /box auto unpins."
         if wanted.lower() == "auto":
@@ -208,10 +223,11 @@ class ChatCore:
         `system_chat`: the chat whose system prompt applies, if not `chat_id` (a thread: its channel's).
         """
         try:
-            requests = self._prepare(user_id, chat_id, prompt, models)
+            requests, system = self._prepare(
+                user_id, chat_id, prompt, models, (system_chat or chat_id) if group else None
+            )
         except QueueUnavailable:
             raise InputError("joulebot's queue is unavailable right now; please try again in a minute.") from None
-        system = self.system_prompt(user_id, system_chat or chat_id, group)
         if context is None or len(requests) > 1:  # a comparison is a question of its own
             return [Context().apply(r, system) for r in requests]
         return [context.apply(requests[0], system)]
@@ -360,11 +376,6 @@ class ChatCore:
         return " ".join(parts) or "Nothing of yours is waiting to be cancelled."
 
     # -- system prompts -----------------------------------------------------
-    def system_prompt(self, user_id: str, chat_id: str, group: bool = False) -> str | None:
-        """A group's prompt in a group, the user's in a private chat, else SYSTEM_PROMPT (or none)."""
-        own = self.history.system_prompt(self.platform, user_id, chat_id if group else None)
-        return own or self.settings.system_prompt or None
-
     def system_command(
         self,
         user_id: str,
@@ -401,14 +412,17 @@ class ChatCore:
         self.history.set_system_prompt(self.platform, user_id, text.replace("\x00", ""), where)
         return f"Set {whose} system prompt. It applies from the next question."
 
-    def _prepare(self, user_id: str, chat_id: str, prompt: str, models: list[str | None]) -> list[Request]:
+    def _prepare(
+        self, user_id: str, chat_id: str, prompt: str, models: list[str | None], system_chat: str | None
+    ) -> tuple[list[Request], str | None]:
+        """The Requests (without context) and the system prompt that applies to them."""
         self.ensure_queue()
         if self.deliveries.pending_for(user_id) >= self.settings.max_pending_per_user:
             raise InputError(
                 f"You already have {self.settings.max_pending_per_user} questions waiting; "
                 "please wait for their answers first."
             )
-        default_model, units, box = self._preferences(user_id)  # one read for every request of this message
+        default_model, units, box, system = self._preferences(user_id, system_chat)  # one read per message
         catalog = self.catalog()
         requests = [
             build_request(
@@ -433,7 +447,7 @@ class ChatCore:
             raise InputError(
                 f"That is more than {self.settings.max_prompts_per_minute} prompts in a minute; try again shortly."
             )
-        return requests
+        return requests, system
 
     def submit(self, requests: list[Request], status_message_id: str | None, reply_to: str | None = None) -> Delivery:
         if len(requests) == 1 and status_message_id is not None:
@@ -448,9 +462,13 @@ class ChatCore:
             status_message_id=status_message_id,
             reply_to=reply_to,
         )
-        self.deliveries.add(delivery)  # before queueing: a crash in between leaves a delivery, not a lost answer
-        for request in requests:
-            self.client.submit(request)
+        # One MULTI/EXEC: the delivery and its jobs are queued together or not at all (one round trip)
+        with queue_errors(self.settings), self.client.connection.pipeline() as pipe:
+            pipe.multi()  # explicitly, before anything is queued in it (RQ's enqueue expects one or none)
+            self.deliveries.add(delivery, pipe)
+            for request in requests:
+                self.client.submit(request, pipe)
+            pipe.execute()
         return delivery
 
     async def follow(self, delivery: Delivery, on_status: ProgressHandler) -> list[Result]:

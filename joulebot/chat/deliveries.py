@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import redis
 from pydantic import BaseModel, Field
+from redis.client import Pipeline
 
 from joulebot.exchange import Units
 from joulebot.keys import deliveries_key, user_deliveries_key
@@ -45,11 +46,10 @@ class DeliveryBook:
     def _user_set(self, user_id: str) -> str:
         return user_deliveries_key(self.platform, user_id)
 
-    def add(self, delivery: Delivery) -> None:
-        with queue_errors(), self.connection.pipeline() as pipe:  # MULTI/EXEC: both or neither
-            pipe.hset(self.hash, delivery.key, delivery.model_dump_json())
-            pipe.sadd(self._user_set(delivery.user_id), delivery.key)
-            pipe.execute()
+    def add(self, delivery: Delivery, pipe: Pipeline) -> None:
+        """Written in the caller's MULTI/EXEC transaction, with the jobs it delivers: all or nothing."""
+        pipe.hset(self.hash, delivery.key, delivery.model_dump_json())
+        pipe.sadd(self._user_set(delivery.user_id), delivery.key)
 
     def save(self, delivery: Delivery) -> None:
         """Keep what changed in a delivery still owed (the messages it streams into)."""

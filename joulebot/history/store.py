@@ -94,6 +94,15 @@ class ScoreTask(BaseModel):
     answer: str
 
 
+class Asking(NamedTuple):
+    """A user's choices for a new question (see `HistoryStore.asking`); None: not chosen."""
+
+    model: str | None
+    units: str | None
+    box: str | None
+    system_prompt: str | None
+
+
 class HintSums(NamedTuple):
     """What the greener-model hint needs of one model's answers in one category, box and meter."""
 
@@ -391,15 +400,29 @@ class HistoryStore:
             )
             return list(session.exec(query).all())
 
-    def preferences(self, platform: str, platform_user_id: str) -> tuple[str | None, str | None, str | None]:
-        """(default model, units, pinned box) the user chose, None where they did not. A read only: no user
-        row is made."""
-        query = select(User.default_model, User.units, User.box).where(
-            User.platform == platform, User.platform_user_id == platform_user_id
+    def asking(self, platform: str, platform_user_id: str, chat_id: str | None = None) -> Asking:
+        """What a new question of this user needs, in one read (once per chat message): their default
+        model, units and pinned box, and the system prompt — the chat's when `chat_id` is given (groups),
+        else their own. None where nothing was chosen; no user row is made."""
+        user = (User.platform == platform, User.platform_user_id == platform_user_id)
+        prompt = (
+            select(User.system_prompt).where(*user)
+            if chat_id is None
+            else select(ChatPreference.system_prompt).where(
+                ChatPreference.platform == platform, ChatPreference.chat_id == chat_id
+            )
         )
-        with self.engine.connect() as connection:  # Core, not an ORM session: read once per chat message
-            row = connection.execute(query).first()
-        return (row[0], row[1], row[2]) if row else (None, None, None)
+        # scalar subqueries: exactly one row, whether or not the user or the chat has one
+        columns = [
+            select(column).where(*user).scalar_subquery() for column in (User.default_model, User.units, User.box)
+        ]
+        with self.engine.connect() as connection:  # Core, not an ORM session
+            row = connection.execute(select(*columns, prompt.scalar_subquery())).one()
+        return Asking(*row)
+
+    def preferences(self, platform: str, platform_user_id: str) -> tuple[str | None, str | None, str | None]:
+        """(default model, units, pinned box) the user chose, None where they did not."""
+        return self.asking(platform, platform_user_id)[:3]
 
     def set_preferences(
         self,
@@ -424,16 +447,7 @@ class HistoryStore:
 
     def system_prompt(self, platform: str, platform_user_id: str, chat_id: str | None = None) -> str | None:
         """The chat's system prompt when `chat_id` is given (groups), else the user's; None if unset."""
-        with Session(self.engine) as session:
-            if chat_id is not None:
-                query = select(ChatPreference.system_prompt).where(
-                    ChatPreference.platform == platform, ChatPreference.chat_id == chat_id
-                )
-            else:
-                query = select(User.system_prompt).where(
-                    User.platform == platform, User.platform_user_id == platform_user_id
-                )
-            return session.exec(query).first()
+        return self.asking(platform, platform_user_id, chat_id).system_prompt
 
     def set_system_prompt(
         self, platform: str, platform_user_id: str, text: str | None, chat_id: str | None = None

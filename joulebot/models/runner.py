@@ -39,12 +39,13 @@ class TextSink:
 
     A runner asks `due()` at every token, cheaply, and builds the text only when it is:
     the sink decides how often (at most every `interval_s`), so streaming costs almost nothing
-    inside the measured window.
+    inside the measured window. The first words go out one interval after the start: the front
+    ends look about once a second, and an answer done sooner is delivered whole (no Redis write).
     """
 
     def __init__(self, publish: Callable[[str], None], interval_s: float = 0.5, clock=time.monotonic) -> None:
         self._publish, self.interval_s, self._clock = publish, interval_s, clock
-        self._next = 0.0
+        self._next = clock() + interval_s
         self.published = 0
 
     def due(self) -> bool:

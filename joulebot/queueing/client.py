@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import redis
+from redis.client import Pipeline
 from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -151,8 +152,12 @@ class QueueClient:
         except QueueUnavailable:
             return False
 
-    def submit(self, request: Request) -> Job:
-        """Queue a Request (starting the embedded worker first if that is the mode)."""
+    def submit(self, request: Request, pipeline: Pipeline | None = None) -> Job:
+        """Queue a Request (starting the embedded worker first if that is the mode).
+
+        With `pipeline` (a MULTI/EXEC transaction of the caller's) the job is queued when the caller
+        executes it, together with whatever else the caller wrote there.
+        """
         self.ensure_ready()
         queue = self._queue(request.routing.queue) if request.routing else self.queue
         try:
@@ -165,6 +170,7 @@ class QueueClient:
                     result_ttl=self.settings.result_ttl_s,
                     failure_ttl=self.settings.result_ttl_s,
                     description=f"{request.platform} {request.model}",
+                    pipeline=pipeline,
                 )
         except QueueUnavailable as exc:
             raise QueueUnavailable(f"the queue is unavailable ({conn.describe(self.settings)}); try again") from exc
