@@ -70,6 +70,17 @@ def test_preferences_persist_per_user(store):
     assert store.preferences("discord", "42") == (None, None, None)
 
 
+def test_what_a_question_needs_is_one_read_with_the_groups_prompt_in_a_group(store):
+    assert store.asking("telegram", "42", "-100") == (None, None, None, None)  # no user row, no chat row
+    store.set_system_prompt("telegram", "42", "Answer in French.")
+    store.set_system_prompt("telegram", "7", "Answer briefly.", chat_id="-100")  # another member set the group's
+    store.set_preferences("telegram", "42", model="tinyllama", box="box-fr")
+    assert store.asking("telegram", "42") == ("tinyllama", None, "box-fr", "Answer in French.")
+    assert store.asking("telegram", "42", "-100") == ("tinyllama", None, "box-fr", "Answer briefly.")
+    assert store.asking("telegram", "43", "-100") == (None, None, None, "Answer briefly.")  # a new member
+    assert store.asking("discord", "42", "-100") == (None, None, None, None)  # platforms apart
+
+
 def test_forget_scrubs_prompts_and_answers_but_keeps_anonymous_measurements(store):
     store.record(make_result(user_id="alice", prompt="my secret", answer="secret answer", total_j=10.0))
     store.record(make_result(user_id="alice", prompt="another", total_j=30.0))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection, Engine, and_, delete, event, insert, make_url, text, update
+from sqlalchemy import Connection, Engine, String, and_, bindparam, delete, event, insert, make_url, text, update
 from sqlalchemy import select as sa_select
 from sqlalchemy import true as sa_true
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
@@ -101,6 +101,23 @@ class Asking(NamedTuple):
     units: str | None
     box: str | None
     system_prompt: str | None
+
+
+@functools.cache
+def _asking_query(by_chat: bool) -> Any:
+    """`HistoryStore.asking`'s statement, built once (it runs for every chat message). Scalar
+    subqueries: exactly one row, whether or not the user or the chat has one."""
+    platform, user_id = bindparam("platform", type_=String), bindparam("user", type_=String)
+    user = (User.platform == platform, User.platform_user_id == user_id)
+    prompt = (
+        sa_select(ChatPreference.system_prompt).where(
+            ChatPreference.platform == platform, ChatPreference.chat_id == bindparam("chat")
+        )
+        if by_chat
+        else sa_select(User.system_prompt).where(*user)
+    )
+    chosen = [sa_select(column).where(*user).scalar_subquery() for column in (User.default_model, User.units, User.box)]
+    return sa_select(*chosen, prompt.scalar_subquery())
 
 
 class HintSums(NamedTuple):
@@ -404,21 +421,9 @@ class HistoryStore:
         """What a new question of this user needs, in one read (once per chat message): their default
         model, units and pinned box, and the system prompt — the chat's when `chat_id` is given (groups),
         else their own. None where nothing was chosen; no user row is made."""
-        user = (User.platform == platform, User.platform_user_id == platform_user_id)
-        prompt = (
-            select(User.system_prompt).where(*user)
-            if chat_id is None
-            else select(ChatPreference.system_prompt).where(
-                ChatPreference.platform == platform, ChatPreference.chat_id == chat_id
-            )
-        )
-        # scalar subqueries: exactly one row, whether or not the user or the chat has one
-        columns = [
-            select(column).where(*user).scalar_subquery() for column in (User.default_model, User.units, User.box)
-        ]
+        values = {"platform": platform, "user": platform_user_id, "chat": chat_id}
         with self.engine.connect() as connection:  # Core, not an ORM session
-            row = connection.execute(select(*columns, prompt.scalar_subquery())).one()
-        return Asking(*row)
+            return Asking(*connection.execute(_asking_query(chat_id is not None), values).one())
 
     def preferences(self, platform: str, platform_user_id: str) -> tuple[str | None, str | None, str | None]:
         """(default model, units, pinned box) the user chose, None where they did not."""

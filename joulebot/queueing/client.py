@@ -50,7 +50,6 @@ UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, FileNotFoundError, Con
 @contextlib.contextmanager
 def queue_errors(settings: Settings | None = None) -> Iterator[None]:
     """Translate redis' exceptions into ours for everything said to Redis inside."""
-    where = conn.describe(settings) if settings is not None else "the queue's Redis"
     try:
         yield
     except redis.ResponseError as exc:
@@ -63,6 +62,7 @@ def queue_errors(settings: Settings | None = None) -> Iterator[None]:
     except UNREACHABLE as exc:
         if "invalid database" in str(exc).lower():  # redis-py's wording when SELECT fails on connect
             raise SettingsError("REDIS_URL names a database index this Redis server does not have") from None
+        where = conn.describe(settings) if settings is not None else "the queue's Redis"
         raise QueueUnavailable(f"the queue ({where}) does not answer") from exc
 
 
