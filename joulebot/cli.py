@@ -739,7 +739,7 @@ def _parser() -> _Parser:
     _units_json_box(p)
 
     p = _command(commands, "boxes", boxes)
-    p.add_argument("--json", dest="as_json", action="store_true", help="print the whole Result as JSON")
+    p.add_argument("--json", dest="as_json", action="store_true", help="print every box as JSON")
 
     p = _command(commands, "models", models, summary="The models this box can run (and, for admins, pulling more).")
     models_commands = p.add_subparsers(title="commands", metavar="COMMAND")  # none: the list
@@ -751,7 +751,7 @@ def _parser() -> _Parser:
     p = _command(commands, "history", history)
     p.add_argument("--limit", "-n", type=_Range(int, 1), default=10, help="how many per page")
     p.add_argument("--page", "-p", type=_Range(int, 1), default=1, help="1: the newest")
-    p.add_argument("--json", dest="as_json", action="store_true", help="print the whole Result as JSON")
+    p.add_argument("--json", dest="as_json", action="store_true", help="print the page's Results as JSON")
     p.add_argument("--csv", dest="as_csv", action="store_true", help="all your exchanges as CSV")
     p.add_argument("--forget", help="delete a user's prompts and answers: PLATFORM:USER_ID")
 
