@@ -214,6 +214,44 @@ def test_a_hot_box_makes_jobs_wait_and_queued_users_are_told(embedded, monkeypat
     assert client.connection.get(box_status_key(embedded.queue_name)) is None, "the status is cleared"
 
 
+@pytest.mark.e2e
+def test_a_job_that_times_out_while_the_box_cools_leaves_no_cooling_status(embedded, monkeypatch):
+    """The next answer may report no stage at all (a warm one does not): the box status it would
+    have cleared must not stay at "cooling down" for the next job's waiting users and the dashboard."""
+    from joulebot.chat.build import build_request
+    from joulebot.keys import box_status_key
+    from joulebot.models import build_catalog
+    from joulebot.queueing.client import JobError, QueueClient
+
+    _hwmon(embedded.data_dir, "hwmon0", "coretemp", {"Package id 0": 90_000})
+    sensor = embedded.data_dir / "class" / "hwmon" / "hwmon0" / "temp1_input"
+    for name, value in {
+        "SYSFS_ROOT": embedded.data_dir,
+        "COOLDOWN_ABOVE_C": "75",
+        "COOLDOWN_SLEEP_S": "0.2",
+        "IDLE_BASELINE_S": "0.2",
+        "JOULEBOT_DATA_DIR": embedded.data_dir,
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    hurried = embedded.model_copy(update={"job_timeout_s": 2})  # shorter than the cool-down lasts
+    client = QueueClient(hurried)
+    catalog = build_catalog(9.0)
+    status = box_status_key(embedded.queue_name)
+    hot = client.submit(build_request(hurried, catalog, platform="cli", user_id="u1", prompt="Say one."))
+    deadline = time.monotonic() + 60
+    while client.connection.get(status) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.connection.get(status), "the box said it is cooling down"
+    with pytest.raises(JobError, match="did not finish within 2 s"):
+        client.wait(hot, timeout_s=60)
+    assert client.connection.get(status) is None, "the timed-out job cleared its cooling status"
+    sensor.write_text("60000\n")
+    patient = QueueClient(embedded)
+    warm = patient.submit(build_request(embedded, catalog, platform="cli", user_id="u2", prompt="Say two."))
+    assert patient.wait(warm, timeout_s=60).answer
+    assert client.connection.get(status) is None
+
+
 @pytest.mark.parametrize("meters", ["auto", "mcp39f511n,estimate"])
 def test_a_wall_meter_with_a_range_it_cannot_scale_is_not_used_and_every_figure_says_so(tmp_path, meters):
     from joulebot.config import Settings

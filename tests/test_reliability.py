@@ -150,3 +150,20 @@ def test_an_embedded_worker_that_cannot_start_is_reported_not_waited_for(embedde
     log = embedded.data_dir / "worker.log"
     _wait(lambda: "cannot be opened" in log.read_text(), timeout=30)  # the worker says why, in one line
     assert "DATABASE_URL: the history database" in log.read_text() and "Traceback" not in log.read_text()
+
+
+def test_a_failed_result_that_outlived_its_job_says_the_answer_expired(tmp_path, system_redis_url):
+    """Redis expires (or evicts) a job's hash and its result apart: a failed outcome whose job is gone is
+    the usual one line, not RQ's NoSuchJobError escaping the front ends."""
+    from rq.results import Result as RQResult
+
+    from joulebot.queueing.client import JobGone
+
+    settings = make_settings(tmp_path / "data", redis_url=system_redis_url)
+    client = QueueClient(settings)
+    job = client.submit(build_request(settings, build_catalog(9.0), platform="cli", user_id="u", prompt="hi"))
+    client.queue.remove(job.id)  # no worker here: as if one had taken it
+    RQResult.create_failure(job, ttl=60, exc_string="Traceback ...\nRuntimeError: boom")
+    client.connection.delete(job.key)
+    with pytest.raises(JobGone, match="this answer expired before it could be delivered; please ask again"):
+        client.poll(job, 1)

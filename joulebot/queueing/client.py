@@ -66,6 +66,9 @@ def queue_errors(settings: Settings | None = None) -> Iterator[None]:
         raise QueueUnavailable(f"the queue ({where}) does not answer") from exc
 
 
+EXPIRED = "this answer expired before it could be delivered; please ask again"
+
+
 class JobCancelled(JobError):
     """The job was cancelled before it ran: nothing was measured or stored."""
 
@@ -191,7 +194,7 @@ class QueueClient:
             with queue_errors(self.settings):
                 return Job.fetch(request_id, connection=self.connection, serializer=self.queue.serializer)
         except NoSuchJobError:
-            raise JobGone("this answer expired before it could be delivered; please ask again") from None
+            raise JobGone(EXPIRED) from None
 
     def resumable(self, request_id: str) -> Job | None:
         """A job queued earlier that still waits, runs or holds its Result; None if it must be queued again."""
@@ -318,7 +321,10 @@ class QueueClient:
     def _to_result(self, job: Job, outcome: RQResult) -> Result:
         if outcome.type == RQResult.Type.SUCCESSFUL:
             return Result.model_validate(outcome.return_value)
-        job.refresh()
+        try:
+            job.refresh()  # the reason joulebot wrote, if any
+        except NoSuchJobError:  # expired or evicted just before its failed result
+            raise JobGone(EXPIRED) from None
         if "error" in job.meta:
             raise JobError(job.meta["error"])
         if outcome.type == RQResult.Type.STOPPED:

@@ -13,7 +13,7 @@ RQ hands the current job to `get_current_job()`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -43,19 +43,27 @@ class NotAMeasurementWorker(RuntimeError):
     """The job was taken by something other than `joulebot worker` (e.g. a plain `rq worker`)."""
 
 
-def _stage_reporter(station: Station) -> Callable[[str], None]:
-    """Reports a job's stages; the first may not be GENERATING: a started job with no stage is
+class _Stages:
+    """Reports a job's stages. The first is never GENERATING: a started job with no stage is
     generating (the client reads it so), and a warm answer saves the round trip."""
-    shown = False
 
-    def stage(name: str) -> None:
-        nonlocal shown
-        if name == GENERATING and not shown:
+    def __init__(self, station: Station) -> None:
+        self.station = station
+        self.shown: str | None = None
+
+    def __call__(self, name: str) -> None:
+        if name == GENERATING and self.shown is None:
             return
-        shown = True
-        _report_stage(station, name)
+        self.shown = name
+        _report_stage(self.station, name)
 
-    return stage
+    def close(self) -> None:
+        """A job that ended while "cooling down" was shown (its timeout hit while the box was hot)
+        clears the box's status: the next job may show no stage at all, and so would not."""
+        job = get_current_job()
+        if job is not None and self.shown is not None and self.shown.startswith("cooling down"):
+            with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
+                job.connection.delete(box_status_key(job.origin))
 
 
 def _report_stage(station: Station, stage: str) -> None:
@@ -103,8 +111,9 @@ def run_request(payload: dict[str, Any]) -> dict[str, Any]:
     if station is None:
         raise NotAMeasurementWorker("joulebot jobs run only in `joulebot worker` (it holds the meters)")
     request = Request.model_validate(payload)
+    stages = _Stages(station)
     try:
-        result = station.run(request, stage=_stage_reporter(station), publish=_publisher(station, request))
+        result = station.run(request, stage=stages, publish=_publisher(station, request))
     except (RunnerError, UnknownModelError, ModelUnavailable) as exc:
         _set_error(str(exc))
         raise
@@ -113,4 +122,6 @@ def run_request(payload: dict[str, Any]) -> dict[str, Any]:
         limit = job.timeout if job is not None and job.timeout else station.settings.job_timeout_s
         _set_error(f"the model did not finish within {limit} s; job failed")
         raise
+    finally:
+        stages.close()
     return result.model_dump(mode="json")

@@ -110,7 +110,7 @@ class Station:
         answers, so a few seconds' lag changes nothing, and a read per answer would take a core
         from a busy box."""
         self._means_due.set()
-        if self._means_reader is None:
+        if self._means_reader is None or not self._means_reader.is_alive():
             self._means_reader = threading.Thread(target=self._read_means, name="joulebot-means", daemon=True)
             self._means_reader.start()
 
