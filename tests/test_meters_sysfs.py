@@ -171,6 +171,21 @@ def test_box_without_hardware_uses_the_estimate_and_says_why_when_a_meter_failed
     assert energy.total_j > 0
 
 
+def _hot_box(embedded, monkeypatch) -> Path:
+    """The embedded worker (started by the test's first job) sees a 90 °C package and cools down above
+    75 °C; returns the sensor file to write a cooler reading into."""
+    _hwmon(embedded.data_dir, "hwmon0", "coretemp", {"Package id 0": 90_000})
+    for name, value in {
+        "SYSFS_ROOT": embedded.data_dir,
+        "COOLDOWN_ABOVE_C": "75",
+        "COOLDOWN_SLEEP_S": "0.2",
+        "IDLE_BASELINE_S": "0.2",
+        "JOULEBOT_DATA_DIR": embedded.data_dir,
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    return embedded.data_dir / "class" / "hwmon" / "hwmon0" / "temp1_input"
+
+
 @pytest.mark.e2e
 def test_a_hot_box_makes_jobs_wait_and_queued_users_are_told(embedded, monkeypatch):
     """Real worker, real queue: the worker cools down before the job; a queued job's progress says so."""
@@ -180,16 +195,7 @@ def test_a_hot_box_makes_jobs_wait_and_queued_users_are_told(embedded, monkeypat
     from joulebot.models import build_catalog
     from joulebot.queueing.client import QueueClient
 
-    _hwmon(embedded.data_dir, "hwmon0", "coretemp", {"Package id 0": 90_000})
-    sensor = embedded.data_dir / "class" / "hwmon" / "hwmon0" / "temp1_input"
-    for name, value in {
-        "SYSFS_ROOT": embedded.data_dir,
-        "COOLDOWN_ABOVE_C": "75",
-        "COOLDOWN_SLEEP_S": "0.2",
-        "IDLE_BASELINE_S": "0.2",
-        "JOULEBOT_DATA_DIR": embedded.data_dir,
-    }.items():
-        monkeypatch.setenv(name, str(value))
+    sensor = _hot_box(embedded, monkeypatch)
     client = QueueClient(embedded)
     catalog = build_catalog(9.0)
     first = client.submit(build_request(embedded, catalog, platform="cli", user_id="u1", prompt="Say one."))
@@ -223,16 +229,7 @@ def test_a_job_that_times_out_while_the_box_cools_leaves_no_cooling_status(embed
     from joulebot.models import build_catalog
     from joulebot.queueing.client import JobError, QueueClient
 
-    _hwmon(embedded.data_dir, "hwmon0", "coretemp", {"Package id 0": 90_000})
-    sensor = embedded.data_dir / "class" / "hwmon" / "hwmon0" / "temp1_input"
-    for name, value in {
-        "SYSFS_ROOT": embedded.data_dir,
-        "COOLDOWN_ABOVE_C": "75",
-        "COOLDOWN_SLEEP_S": "0.2",
-        "IDLE_BASELINE_S": "0.2",
-        "JOULEBOT_DATA_DIR": embedded.data_dir,
-    }.items():
-        monkeypatch.setenv(name, str(value))
+    sensor = _hot_box(embedded, monkeypatch)
     hurried = embedded.model_copy(update={"job_timeout_s": 2})  # shorter than the cool-down lasts
     client = QueueClient(hurried)
     catalog = build_catalog(9.0)
