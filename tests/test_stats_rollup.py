@@ -297,3 +297,114 @@ def test_statistics_read_the_rollup_not_the_rows(tmp_path):
             assert "stats_rollup" in plan and "exchanges" not in plan, plan
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     store.engine.dispose()
+
+
+def _per_answer(row: Any, metric: str) -> float | None:
+    """One answer's value of a dashboard metric, as Python computes it from the row."""
+    total, tokens = row["energy_total_j"], row["completion_tokens"]
+    per_token = total / tokens if total is not None and tokens else None
+    values = {
+        "sci": row["sci_g"],
+        "j_answer": total,
+        "j_above_idle": row["energy_attributable_j"],
+        "j_token": per_token,
+    }
+    return values[metric]
+
+
+def test_the_dashboard_and_metrics_read_sums_that_agree_with_the_rows(store, history_url):
+    """The dashboard's table (every metric) and /metrics' counters and histogram come from the rollup;
+    they equal Python's arithmetic over the rows, and /metrics still counts the answers without a
+    total energy (which the rollup leaves out) with their meter failures."""
+    from joulebot.web.history_view import METRICS, HistoryView
+
+    varied_history(store, n=96)
+    with store.engine.connect() as connection:
+        rows = connection.execute(sqlalchemy.select(Exchange.__table__)).mappings().all()
+    assert any(row["energy_total_j"] is None for row in rows), "the history has answers without a figure"
+    view = HistoryView(history_url)
+    try:
+        for metric in METRICS.values():
+            expected: dict[tuple, list[float]] = {}
+            for row in rows:
+                value = _per_answer(row, metric.key)
+                if value is not None:
+                    population = (row["box"], row["energy_source"], bool(row["energy_measured"]))
+                    expected.setdefault((*population, row["model"], row["category"]), []).append(value)
+            got = {
+                (s.population.box, s.population.source, s.population.measured, *cell): mean
+                for s in view.table(metric)
+                for cell, mean in s.cells.items()
+            }
+            assert got.keys() == expected.keys(), metric.key
+            for key, values in expected.items():
+                assert got[key].n == len(values), (metric.key, key)
+                assert got[key].mean == pytest.approx(statistics.fmean(values), rel=1e-9), (metric.key, key)
+
+        counted: dict[tuple, list[float]] = {}
+        for row in rows:
+            key = (row["model"], row["box"], row["category"], row["energy_source"], bool(row["energy_measured"]))
+            figures = counted.setdefault(key, [0, 0.0, 0])
+            figures[0] += 1
+            figures[1] += row["energy_total_j"] or 0.0
+            figures[2] += row["meter_failures"]
+        totals = {(m, b, c, s, bool(x)): [n, j, f] for m, b, c, s, x, n, j, f in view.totals()}
+        assert totals.keys() == counted.keys()
+        for key, (n, joules, failures) in counted.items():
+            assert totals[key][0] == n and totals[key][2] == failures, key
+            assert totals[key][1] == pytest.approx(joules, rel=1e-9, abs=1e-9), key
+        assert sum(f for *_, f in view.totals()) > 0, "an answer without a figure had a failed meter"
+
+        for model, box, source, *counts in view.energy_buckets():
+            *at_most, count, total = counts
+            mine = [
+                row["energy_total_j"]
+                for row in rows
+                if (row["model"], row["box"], row["energy_source"]) == (model, box, source)
+                and row["energy_total_j"] is not None
+            ]
+            assert int(count) == len(mine) and float(total) == pytest.approx(sum(mine), rel=1e-9)
+            assert [int(c) for c in at_most] == [sum(e <= b for e in mine) for b in rollup.ENERGY_BUCKETS]
+    finally:
+        view.close()
+
+
+def test_the_dashboard_reads_no_exchange_rows_but_the_unmeasured_few(tmp_path):
+    """SQLite's own plans: the table and /metrics read `stats_rollup`; the answers without a total
+    energy are found through their partial index, a box's latest answer by one index probe: the
+    exchanges are never scanned."""
+    from joulebot.web.history_view import METRICS, HistoryView
+
+    url = f"sqlite:///{tmp_path / 'h.sqlite3'}"
+    store = HistoryStore.open(url)
+    for energy in range(6):
+        store.record(make_result(total_j=float(energy + 1)))
+    store.record(make_result(total_j=None))
+    view = HistoryView(url)
+    sent: list[tuple[str, Any]] = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _many) -> None:
+        sent.append((statement, parameters))
+
+    sqlalchemy.event.listen(view.engine, "before_cursor_execute", capture)
+    for metric in METRICS.values():
+        view.table(metric)
+    view.totals()
+    view.energy_buckets()
+    summaries = view.box_summaries()
+    assert view.boxes() == ["testbox"] and view.models() == ["smollm2-135m"]
+    sqlalchemy.event.remove(view.engine, "before_cursor_execute", capture)
+    assert summaries["testbox"]["answers_last_hour"] == 0  # the factory's answers are older
+    with store.engine.connect() as connection:
+        steps = [
+            row[-1]
+            for statement, parameters in sent
+            if statement.lstrip().upper().startswith(("SELECT", "WITH"))
+            for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+        ]
+    on_rows = [step for step in steps if "exchanges" in step]
+    assert on_rows and any("stats_rollup" in step for step in steps)
+    for step in on_rows:  # an index probe, or the unmeasured answers' own small index
+        assert step.startswith("SEARCH") or "ix_exchanges_no_energy" in step, step
+    view.close()
+    store.engine.dispose()

@@ -45,6 +45,7 @@ EXCHANGES = sa.table(
     sa.column("sci_g", sa.Float),
     sa.column("completion_tokens", sa.Integer),
     sa.column("seconds", sa.Float),
+    sa.column("meter_failures", sa.Integer),
     sa.column("correct", sa.Boolean),
     sa.column("score", sa.Float),  # not summed: set with `correct` (HistoryStore._rescore)
     sa.column("score_note", sa.String),
@@ -71,6 +72,22 @@ def _sum(value: ColumnElement[Any]) -> ColumnElement[Any]:
     return sa.func.coalesce(sa.func.sum(value), 0)  # 0 for no value: the counts beside say "none"
 
 
+_tokens = X.completion_tokens > 0
+_per_token = X.energy_total_j / X.completion_tokens  # a float: energy is REAL / double precision
+
+# The upper bounds (J) of the dashboard's histogram of energy per answer (`/metrics`): a count per bound
+ENERGY_BUCKETS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+
+def bucket(bound: float) -> str:
+    """The rollup column counting the answers of at most `bound` J."""
+    return "energy_le_" + f"{bound:g}".replace(".", "_")
+
+
+def _at_most(bound: float) -> Callable[[], ColumnElement[Any]]:
+    return lambda: sa.func.count(sa.case((X.energy_total_j <= bound, 1)))
+
+
 # Every sum over the answers with a total energy (those without one are in no statistic).
 FIGURES: dict[str, Callable[[], ColumnElement[Any]]] = {
     "answers": lambda: sa.func.count(),
@@ -92,6 +109,13 @@ FIGURES: dict[str, Callable[[], ColumnElement[Any]]] = {
     "scored_total_j": lambda: _sum(sa.case((_scored, X.energy_total_j))),
     "scored_sci_n": lambda: sa.func.count(sa.case((_scored, X.sci_g))),
     "scored_sci_g": lambda: _sum(sa.case((_scored, X.sci_g))),
+    # the dashboard's table and /metrics
+    "attributable_j_squares": lambda: _sum(X.energy_attributable_j * X.energy_attributable_j),
+    "token_n": lambda: sa.func.count(sa.case((_tokens, 1))),  # answers with tokens: J per token
+    "j_per_token": lambda: _sum(sa.case((_tokens, _per_token))),
+    "j_per_token_squares": lambda: _sum(sa.case((_tokens, _per_token * _per_token))),
+    "meter_failures": lambda: _sum(X.meter_failures),
+    **{bucket(b): _at_most(b) for b in ENERGY_BUCKETS},
 }
 COUNTS = {  # integers; the other figures are floats
     "answers",
@@ -102,6 +126,9 @@ COUNTS = {  # integers; the other figures are floats
     "scored",
     "correct",
     "scored_sci_n",
+    "token_n",
+    "meter_failures",
+    *(bucket(b) for b in ENERGY_BUCKETS),
 }
 SCORES = ("scored", "correct", "scored_total_j", "scored_sci_n", "scored_sci_g")  # what a score changes
 

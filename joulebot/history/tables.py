@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from joulebot.history.rollup import STATS_ROLLUP
@@ -48,21 +48,16 @@ class ChatPreference(SQLModel, table=True):
 class Exchange(SQLModel, table=True):
     __tablename__ = "exchanges"
     __table_args__ = (
-        # covering index for the dashboard's table (migration 0017): per-cell aggregates without reading the rows
+        # the answers without a total energy, which the statistics' rollup leaves out (migration 0022): /metrics
+        # counts them per its labels out of this small index
         Index(
-            "ix_exchanges_table",
-            "box",
-            "energy_source",
-            "energy_measured",
-            "model",
-            "category",
-            "energy_total_j",
-            "energy_attributable_j",
-            "sci_g",
-            "completion_tokens",
-            "meter_failures",
+            "ix_exchanges_no_energy",
+            *("model", "box", "category", "energy_source", "energy_measured", "meter_failures"),
+            sqlite_where=text("energy_total_j IS NULL"),
+            postgresql_where=text("energy_total_j IS NULL"),
         ),
         Index("ix_exchanges_started_at", "started_at"),
+        Index("ix_exchanges_box_id", "box", "id"),  # a box's latest answer in one probe (migration 0022)
         # one benchmark run's rows (request ids starting with its prefix) through an index (migration 0021):
         # LIKE 'prefix%' on PostgreSQL whatever the collation; SQLite takes a range on the unique index
         Index(
@@ -98,7 +93,7 @@ class Exchange(SQLModel, table=True):
     operational_g: float | None
     embodied_g: float
     sci_g: float | None
-    box: str = Field(max_length=128, index=True)  # statistics are per box
+    box: str = Field(max_length=128)  # statistics are per box (indexed with the id: see __table_args__)
     result: dict = Field(sa_column=Column(JSON, nullable=False))
     # (seconds since the window's start, watts) of a sampled meter (the wall meter); None without samples
     power_trace: list | None = Field(default=None, sa_column=Column(JSON, nullable=True))

@@ -18,11 +18,14 @@ from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from joulebot.carbon import Intensity
+from joulebot.history import rollup
 from joulebot.history.tables import Exchange
 from joulebot.web.stats import Mean
 
 EXCHANGES = Exchange.__table__  # type: ignore[attr-defined]
 C = EXCHANGES.c
+R = rollup.STATS_ROLLUP.c
+POPULATION = (R.box, R.energy_source, R.energy_measured)
 
 HOW_TO_GET_DATA = (
     'No answers in history yet. Ask something — joulebot ask "What is the capital of France?" — '
@@ -44,6 +47,7 @@ class Metric:
     label: str
     unit: str
     column: Any  # a SQL expression, one value per answer
+    sums: tuple[str, str, str]  # its count, sum and sum of squares in the statistics' rollup
     only: Any = None  # which answers have a value (beside the column not being NULL)
 
     @property
@@ -55,15 +59,24 @@ class Metric:
 METRICS = {
     m.key: m
     for m in (
-        Metric("sci", "SCI per answer (E × I + M)", "g CO2e", C.sci_g),
-        Metric("j_answer", "energy per answer, total", "J", C.energy_total_j),
-        Metric("j_above_idle", "energy per answer, above idle", "J", C.energy_attributable_j),
+        Metric("sci", "SCI per answer (E × I + M)", "g CO2e", C.sci_g, ("sci_n", "sci_g", "sci_g_squares")),
+        Metric(
+            "j_answer", "energy per answer, total", "J", C.energy_total_j, ("answers", "total_j", "total_j_squares")
+        ),
+        Metric(
+            "j_above_idle",
+            "energy per answer, above idle",
+            "J",
+            C.energy_attributable_j,
+            ("attributable_n", "attributable_j", "attributable_j_squares"),
+        ),
         # a plain division with the zero-token answers left out by WHERE: cheaper than a CASE in every aggregate
         Metric(
             "j_token",
             "energy per generated token, total",
             "J/token",
             C.energy_total_j / C.completion_tokens,
+            ("token_n", "j_per_token", "j_per_token_squares"),
             C.completion_tokens > 0,
         ),
     )
@@ -157,24 +170,14 @@ class HistoryView:
 
     # -- the table -------------------------------------------------------------------------------------------
     def table(self, metric: Metric, box: str | None = None) -> list[TableSection]:
-        """Mean ± 95 % CI of `metric` per model and category, one section per population."""
-        x = metric.column
-        query = (
-            sa.select(
-                C.box,
-                C.energy_source,
-                C.energy_measured,
-                C.model,
-                C.category,
-                sa.func.count(x),
-                sa.func.sum(x),
-                sa.func.sum(x * x),
-            )
-            .where(metric.present)
-            .group_by(C.box, C.energy_source, C.energy_measured, C.model, C.category)
+        """Mean ± 95 % CI of `metric` per model and category, one section per population (from the
+        statistics' rollup: a few hundred rows of sums, whatever the size of history)."""
+        n, total, squares = (sa.func.sum(R[name]) for name in metric.sums)
+        query = sa.select(*POPULATION, R.model, R.category, n, total, squares).group_by(
+            *POPULATION, R.model, R.category
         )
         if box is not None:
-            query = query.where(C.box == box)
+            query = query.where(R.box == box)
         sections: dict[Population, TableSection] = {}
         for box_name, source, measured, model, category, n, total, squares in self._rows(query):
             if not n:
@@ -191,10 +194,10 @@ class HistoryView:
         return int(self._rows(sa.select(sa.func.count()).select_from(EXCHANGES))[0][0])
 
     def boxes(self) -> list[str]:
-        return [r[0] for r in self._rows(sa.select(C.box).distinct().order_by(C.box))]
+        return sorted(r[0] for r in self._rows(_known("box")))  # sorted here: see _known
 
     def models(self) -> list[str]:
-        return [r[0] for r in self._rows(sa.select(C.model).distinct().order_by(C.model))]
+        return sorted(r[0] for r in self._rows(_known("model")))
 
     # -- answers -----------------------------------------------------------------------------------------------
     # never C.prompt, C.answer, C.user_id or C.share_token: these are all the public pages can show
@@ -249,10 +252,12 @@ class HistoryView:
     def box_summaries(self, now: datetime | None = None) -> dict[str, dict]:
         """Per box: its latest answer's zone, intensity, source and idle power; answers in the last hour."""
         now = now or datetime.now(UTC)
-        last_ids = sa.select(sa.func.max(C.id)).group_by(C.box).scalar_subquery()
+        boxes = _known("box").subquery()
+        # per box, its largest id: one probe of the (box, id) index each
+        last_id = sa.select(sa.func.max(C.id)).where(C.box == boxes.c.box).correlate(boxes).scalar_subquery()
         latest = self._rows(
             sa.select(C.box, C.started_at, C.energy_source, C.energy_measured, C.idle_w, C.result).where(
-                C.id.in_(last_ids)
+                C.id.in_(sa.select(last_id).select_from(boxes))
             )
         )
         # counted here, not grouped in SQL: with GROUP BY the planner may walk the whole box index instead of
@@ -302,36 +307,45 @@ class HistoryView:
 
     # -- /metrics ----------------------------------------------------------------------------------------------
     def totals(self, box: str | None = None) -> list[Any]:
-        """(model, box, category, source, measured, answers, joules, meter failures) for the counters.
-
-        Grouped in the covering index's order, so that the database streams the groups out of the index.
-        """
-        query = sa.select(
-            C.model,
-            C.box,
-            C.category,
-            C.energy_source,
-            C.energy_measured,
-            sa.func.count(),
-            sa.func.coalesce(sa.func.sum(C.energy_total_j), 0.0),
-            sa.func.sum(C.meter_failures),
-        ).group_by(C.box, C.energy_source, C.energy_measured, C.model, C.category)
-        if box is not None:
-            query = query.where(C.box == box)
-        return self._rows(query)
-
-    def energy_buckets(self, bounds: list[float], box: str | None = None) -> list[Any]:
-        """(model, box, source, count ≤ each bound..., count, sum) of total energy per answer, summed in SQL."""
-        e = C.energy_total_j
-        counts = [sa.func.sum(sa.case((e <= b, 1), else_=0)) for b in bounds]
-        query = (
-            sa.select(C.model, C.box, C.energy_source, *counts, sa.func.count(e), sa.func.sum(e))
-            .where(e.is_not(None))
-            .group_by(C.box, C.energy_source, C.energy_measured, C.model)  # the covering index's order
+        """(model, box, category, source, measured, answers, joules, meter failures) for the counters: the
+        rollup's sums, plus the answers without a total energy (which it leaves out; a partial index)."""
+        group = (R.model, R.box, R.category, R.energy_source, R.energy_measured)
+        summed = sa.select(*group, *(sa.func.sum(R[f]) for f in ("answers", "total_j", "meter_failures")))
+        group_x = (C.model, C.box, C.category, C.energy_source, C.energy_measured)
+        unmeasured = sa.select(*group_x, sa.func.count(), sa.literal(0.0), sa.func.sum(C.meter_failures)).where(
+            C.energy_total_j.is_(None)
         )
         if box is not None:
-            query = query.where(C.box == box)
+            summed, unmeasured = summed.where(R.box == box), unmeasured.where(C.box == box)
+        counted: dict[tuple, list[float]] = {}
+        for *key, answers, joules, failures in [
+            *self._rows(summed.group_by(*group)),
+            *self._rows(unmeasured.group_by(*group_x)),
+        ]:
+            figures = counted.setdefault(tuple(key), [0, 0.0, 0])
+            figures[0] += int(answers or 0)
+            figures[1] += float(joules or 0.0)
+            figures[2] += int(failures or 0)
+        return [(*key, *figures) for key, figures in counted.items()]
+
+    def energy_buckets(self, box: str | None = None) -> list[Any]:
+        """(model, box, source, count ≤ each of rollup.ENERGY_BUCKETS..., count, sum) of total energy per answer."""
+        sums = [sa.func.sum(R[rollup.bucket(b)]) for b in rollup.ENERGY_BUCKETS]
+        group = (R.model, R.box, R.energy_source)
+        query = sa.select(*group, *sums, sa.func.sum(R.answers), sa.func.sum(R.total_j)).group_by(*group)
+        if box is not None:
+            query = query.where(R.box == box)
         return self._rows(query)
+
+
+def _known(column: str) -> Any:
+    """Every box or model in history, from the rollup's few rows and the answers without a total energy
+    (which it leaves out: a small partial index), never from a scan of the exchanges. Unordered: with an
+    ORDER BY, SQLite walks the whole (box, id) index to avoid a sort of a few names."""
+    return sa.union(
+        sa.select(R[column].label(column)),
+        sa.select(C[column].label(column)).where(C.energy_total_j.is_(None)),
+    )
 
 
 def _intensity(result: dict | None) -> Intensity | None:

@@ -17,13 +17,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.utils import floatToGoString
 
 from joulebot.config import Settings
+from joulebot.history import rollup
 from joulebot.web.history_view import HistoryUnavailable, HistoryView
 from joulebot.web.live import RedisUnavailable, read_queues
 
 log = logging.getLogger(__name__)
 
 # joules per answer: from a short answer on a small box to a long one on a GPU server
-ENERGY_BUCKETS = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
 STATES = ("idle", "generating", "cooling down", "no worker")
 
 
@@ -44,7 +44,7 @@ class JoulebotCollector:
         up = GaugeMetricFamily("joulebot_history_up", "1 when the history database could be read")
         try:
             totals = self.history.totals(self.only_box)
-            buckets = self.history.energy_buckets(ENERGY_BUCKETS, self.only_box)
+            buckets = self.history.energy_buckets(self.only_box)
             boxes = self.history.box_summaries()
         except HistoryUnavailable as exc:
             up.add_metric([], 0.0 if not exc.empty else 1.0)
@@ -60,7 +60,7 @@ class JoulebotCollector:
         )
         for model, box, source, *counts in buckets:
             *cumulative, count, total = counts
-            edges = [(floatToGoString(b), int(c or 0)) for b, c in zip(ENERGY_BUCKETS, cumulative, strict=True)]
+            edges = [(floatToGoString(b), int(c or 0)) for b, c in zip(rollup.ENERGY_BUCKETS, cumulative, strict=True)]
             histogram.add_metric([model, box, source], [*edges, ("+Inf", int(count))], float(total or 0.0))
         yield histogram
         yield from self._boxes(boxes)
