@@ -5,7 +5,7 @@ from sqlmodel import Session, select
 
 from joulebot.exchange import Result
 from joulebot.history import HistoryStore
-from joulebot.history.tables import Exchange
+from joulebot.history.tables import Exchange, User
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -51,6 +51,33 @@ def test_a_request_is_recorded_once(store):
     with pytest.raises(IntegrityError):
         store.record(result)
     assert len(store.recent("cli", "alice")) == 1
+
+
+def test_a_new_user_is_made_once_whichever_process_makes_it_first(store):
+    other = HistoryStore(store.engine.url.render_as_string(hide_password=False))  # another bot or box
+    store.set_preferences("telegram", "7", model="tinyllama")  # the row made by a preference
+    other.record(make_result(user_id="7", platform="telegram", prompt="first answer"))
+    other.record(make_result(user_id="8", platform="telegram", prompt="made by the worker"))
+    store.record(make_result(user_id="8", platform="telegram", prompt="then by another"))
+    with Session(store.engine) as session:
+        users = session.exec(select(User.platform_user_id, User.id)).all()
+    assert sorted(name for name, _ in users) == ["7", "8"]
+    assert [row.prompt for row in store.recent("telegram", "8")] == ["then by another", "made by the worker"]
+    assert store.preferences("telegram", "7")[0] == "tinyllama"
+    assert [row.prompt for row in store.recent("telegram", "7")] == ["first answer"]
+    other.engine.dispose()
+
+
+def test_a_failed_write_leaves_no_user_id_behind(store):
+    """The user row made by a write that is rolled back is gone: its id must not be reused."""
+    taken = make_result(user_id="alice")
+    store.record(taken)
+    again = make_result(user_id="dave")
+    again.request.id = taken.request.id  # the write fails (one row per request) after making dave
+    with pytest.raises(IntegrityError):
+        store.record(again)
+    store.record(make_result(user_id="dave", prompt="dave's question"))
+    assert [row.prompt for row in store.recent("cli", "dave")] == ["dave's question"]
 
 
 def test_unknown_energy_is_stored_as_null_not_zero(store):
