@@ -8,7 +8,9 @@ steady throughput; `check()` is what the tests assert on.
 The raw baseline runs in the same script, interleaved with joulebot's rounds: the same users
 and threads enqueue a trivial job straight on RQ (JSONSerializer), and a raw RQ SimpleWorker
 runs them. Throughput is steady state for both: jobs / (last job's end − first job's start),
-from RQ's own timestamps, so neither worker's start-up counts.
+from RQ's own timestamps, so neither worker's start-up counts. A second baseline runs the same
+streamed chat on the same stand-in from a raw RQ job (Ollama's own client, a raw SimpleWorker in a
+process of its own): the ratio to it is what joulebot adds around the model.
 
     python bench/load.py --users 200 --per-user 5 --rounds 3
 """
@@ -30,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+import ollama
 import redis
 from rq import Queue, SimpleWorker
 from rq.job import Job
@@ -161,8 +164,39 @@ def steady_rate(connection: redis.Redis, job_ids: list[str]) -> float:
     return len(jobs) / (end - start).total_seconds()
 
 
-def raw_round(redis_url: str, users: int, per_user: int, threads: int = 16) -> tuple[list[float], float]:
-    """The baseline: the same senders enqueue a trivial job on raw RQ; a raw SimpleWorker runs them."""
+RAW_BURST_WORKER = """
+import sys
+from redis import Redis
+from rq import Queue, SimpleWorker
+from rq.serializers import JSONSerializer
+connection = Redis.from_url(sys.argv[1])
+queue = Queue(sys.argv[2], connection=connection, serializer=JSONSerializer)
+SimpleWorker([queue], connection=connection, serializer=JSONSerializer).work(burst=True, logging_level="WARNING")
+"""
+
+_ollama_clients: dict[str, ollama.Client] = {}
+OPTIONS = {"num_ctx": 2048, "seed": 0}  # what joulebot's runner sends for tinyllama (another num_ctx: a reload)
+
+
+def ollama_chat(host: str, prompt: str) -> int:
+    """The second baseline's job: the same streamed chat joulebot's worker asks for, by Ollama's own
+    client with a kept connection (as joulebot's runner does), and nothing else."""
+    if host not in _ollama_clients:
+        _ollama_clients[host] = ollama.Client(host=host)
+    client = _ollama_clients[host]
+    messages = [{"role": "user", "content": prompt}]
+    stream = client.chat(model="tinyllama:1.1b", messages=messages, stream=True, options=OPTIONS, keep_alive="30m")
+    parts = [chunk.message.content or "" for chunk in stream]
+    return len("".join(parts))
+
+
+def raw_round(
+    redis_url: str, users: int, per_user: int, threads: int = 16, ollama_url: str | None = None
+) -> tuple[list[float], float]:
+    """The baseline: the same senders enqueue a trivial job on raw RQ; a raw SimpleWorker runs them.
+
+    With `ollama_url`, each job is `ollama_chat` on the same stand-in instead, and the raw worker
+    runs in a process of its own, as joulebot's does (the stand-in's threads live in this one)."""
     connection = redis.Redis.from_url(redis_url)
     queue = Queue(f"load-raw-{uuid.uuid4().hex[:8]}", connection=connection, serializer=JSONSerializer)
     enqueue_ms: list[float] = []
@@ -171,8 +205,12 @@ def raw_round(redis_url: str, users: int, per_user: int, threads: int = 16) -> t
 
     def user(n: int) -> None:
         for i in range(per_user):
+            prompt = f"user{n:03d} prompt {i}: what is {n} + {i}?"
             t0 = time.perf_counter()
-            job = queue.enqueue("builtins.len", f"user{n:03d} prompt {i}: what is {n} + {i}?")
+            if ollama_url is None:
+                job = queue.enqueue("builtins.len", prompt)
+            else:
+                job = queue.enqueue("load.ollama_chat", ollama_url, prompt)
             elapsed = (time.perf_counter() - t0) * 1000
             with lock:
                 enqueue_ms.append(elapsed)
@@ -180,7 +218,14 @@ def raw_round(redis_url: str, users: int, per_user: int, threads: int = 16) -> t
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(user, range(users)))
-    SimpleWorker([queue], connection=connection, serializer=JSONSerializer).work(burst=True, logging_level="WARNING")
+    if ollama_url is None:
+        SimpleWorker([queue], connection=connection, serializer=JSONSerializer).work(
+            burst=True, logging_level="WARNING"
+        )
+    else:
+        here = str(Path(__file__).resolve().parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))}
+        subprocess.run([sys.executable, "-c", RAW_BURST_WORKER, redis_url, queue.name], env=env, check=True)
     rate = steady_rate(connection, ids)
     queue.delete(delete_jobs=True)
     return enqueue_ms, rate
@@ -200,20 +245,22 @@ def main() -> None:
     args = parser.parse_args()
     load = os.getloadavg()
     print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs")
-    ollama = OllamaStandIn()
+    standin = OllamaStandIn()
     raw_ms: list[float] = []
     jb_ms: list[float] = []
     raw_rates: list[float] = []
+    runner_rates: list[float] = []
     jb_rates: list[float] = []
     for round_ in range(1, args.rounds + 1):
         enqueue_ms, rate = raw_round(args.redis_url, args.users, args.per_user)
         raw_ms += enqueue_ms
         raw_rates.append(rate)
+        runner_rates.append(raw_round(args.redis_url, args.users, args.per_user, ollama_url=standin.url)[1])
         with tempfile.TemporaryDirectory(prefix="jb-load-") as tmp:
             settings = load_settings(
                 Path(tmp),
                 args.redis_url,
-                ollama.url,
+                standin.url,
                 max_pending_per_user=args.per_user,
                 max_prompts_per_minute=args.per_user,
             )
@@ -225,19 +272,25 @@ def main() -> None:
             problems = check(settings, report)
             deliver_all(settings)
         print(
-            f"round {round_}: raw {rate:.0f}/s, joulebot {jb_rates[-1]:.0f}/s;"
+            f"round {round_}: raw {rate:.0f}/s, raw with the Ollama chat {runner_rates[-1]:.0f}/s,"
+            f" joulebot {jb_rates[-1]:.0f}/s;"
             f" checks: {problems or 'none lost, none duplicated, every user in order'}"
         )
-    ollama.close()
+    standin.close()
     raw_p50, raw_p99 = statistics.median(raw_ms), percentile(raw_ms, 99)
     jb_p50, jb_p99 = statistics.median(jb_ms), percentile(jb_ms, 99)
     raw_rate, jb_rate = statistics.median(raw_rates), statistics.median(jb_rates)
+    runner_rate = statistics.median(runner_rates)
     print(f"\n{args.users} users × {args.per_user} prompts, {args.rounds} rounds interleaved (medians):")
     print(f"  enqueue p50: joulebot {jb_p50:.1f} ms vs raw RQ {raw_p50:.1f} ms = {jb_p50 / raw_p50:.2f}×")
     print(f"  enqueue p99: joulebot {jb_p99:.1f} ms vs raw RQ {raw_p99:.1f} ms = {jb_p99 / raw_p99:.2f}× (goal ≤ 2×)")
     print(
         f"  throughput: joulebot {jb_rate:.0f} answers/s (Ollama stand-in, estimate meter, SQLite history)"
         f" vs raw RQ {raw_rate:.0f} jobs/s (trivial job) = {jb_rate / raw_rate:.2f}× (goal ≥ 0.8×)"
+    )
+    print(
+        f"  throughput: joulebot {jb_rate:.0f} answers/s vs raw RQ running the same Ollama chat"
+        f" {runner_rate:.0f} answers/s = {jb_rate / runner_rate:.2f}× (what joulebot adds around the model)"
     )
 
 
