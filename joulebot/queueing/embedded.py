@@ -18,7 +18,7 @@ from pathlib import Path
 import redis
 
 from joulebot.config import Settings
-from joulebot.config.files import PRIVATE_UMASK, private_umask
+from joulebot.config.files import PRIVATE_UMASK, private_dir, private_umask
 from joulebot.queueing import connection as conn
 from joulebot.queueing.box_lock import BoxLock
 
@@ -87,30 +87,35 @@ def ensure_embedded_stack(settings: Settings) -> None:
     takes it when ready (the client shows that it waits).
     """
     with conn.embedded_lock(settings):
+        if not embedded_worker_alive(settings):
+            # spawned first: its imports (~1 s) run while Redis starts; it then waits for this lock
+            _spawn_worker(settings)
         conn.start_embedded_redis(settings)
-        if embedded_worker_alive(settings):
-            return
-        with private_umask(), open(settings.data_dir / "worker.log", "ab") as log_file:
-            child = subprocess.Popen(
-                [sys.executable, "-m", "joulebot", "worker", "--idle-exit", str(settings.embedded_worker_idle_exit_s)],
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=log_file,
-                start_new_session=True,  # Ctrl-C in the user's terminal must not reach it
-                # the worker this front end expects: its data directory, box and queue
-                env={
-                    **os.environ,
-                    "JOULEBOT_DATA_DIR": str(settings.data_dir),
-                    "BOX_NAME": settings.box_name,
-                    "QUEUE_NAME": settings.queue_name,
-                },
-                umask=PRIVATE_UMASK,  # what the worker writes (history, pid file) is private
-            )
-            try:
-                pid_path(settings).write_text(str(child.pid))  # before the lock is released: no second spawn (0600)
-            except OSError:
-                child.kill()  # no orphan: a worker nobody can find or stop
-                raise
+
+
+def _spawn_worker(settings: Settings) -> None:
+    """An embedded worker in a session of its own, its pid noted (call with the embedded lock held)."""
+    with private_umask(), open(private_dir(settings.data_dir) / "worker.log", "ab") as log_file:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "joulebot", "worker", "--idle-exit", str(settings.embedded_worker_idle_exit_s)],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,  # Ctrl-C in the user's terminal must not reach it
+            # the worker this front end expects: its data directory, box and queue
+            env={
+                **os.environ,
+                "JOULEBOT_DATA_DIR": str(settings.data_dir),
+                "BOX_NAME": settings.box_name,
+                "QUEUE_NAME": settings.queue_name,
+            },
+            umask=PRIVATE_UMASK,  # what the worker writes (history, pid file) is private
+        )
+        try:
+            pid_path(settings).write_text(str(child.pid))  # before the lock is released: no second spawn (0600)
+        except OSError:
+            child.kill()  # no orphan: a worker nobody can find or stop
+            raise
 
 
 def stop_embedded_stack(settings: Settings, timeout_s: float = 30.0) -> bool:

@@ -13,8 +13,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import redis
 
@@ -42,6 +43,21 @@ WARMUP_TOKENS = 8
 MEANS_EVERY_S = 5.0  # see Station.refresh_means_soon
 
 StageCallback = Callable[[str], None]
+T = TypeVar("T")
+
+
+def _on_a_thread(make: Callable[[], T]) -> Future[T]:
+    """`make()` run on a thread of its own; its value, or its exception, from the future."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(make())
+        except BaseException as exc:  # handed to whoever waits for the value
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="joulebot-open", daemon=True).start()
+    return future
 
 
 class IdleKeeping(Protocol):
@@ -66,7 +82,13 @@ class Station:
         self.catalog_at = time.monotonic()
         self._retention_at = float("-inf")
         self.outbox: HistoryOutbox | None = None  # the worker sets it (it holds the Redis connection)
-        self.history = history or open_history(settings.sqlalchemy_url, settings.redact)
+        # Opened (a fresh database: migrated, ~0.25 s) on a thread while `warm_up` loads the model,
+        # whose C code leaves the GIL free; the first use of `history` waits for it, and a database
+        # that cannot be opened raises there, before any job is taken.
+        self._history: HistoryStore | None = history
+        self._opening: Future[HistoryStore] | None = None
+        if history is None:
+            self._opening = _on_a_thread(lambda: open_history(settings.sqlalchemy_url, settings.redact))
         self.intensity = IntensityProvider.from_settings(settings)
         self.embodied = Embodied.from_settings(settings)
         # Without a keeper the idle baseline is measured in front of the first job, as a plain
@@ -79,6 +101,13 @@ class Station:
         self.means: list[MeanEnergy] = []  # this box's measured means, read again after answers
         self._means_due = threading.Event()  # an answer was stored since the last read
         self._means_reader: threading.Thread | None = None
+
+    @property
+    def history(self) -> HistoryStore:
+        if self._history is None:
+            assert self._opening is not None
+            self._history = self._opening.result()
+        return self._history
 
     def profile(self) -> BoxProfile:
         """What the fleet's front ends need to route to this box (published by the heartbeat)."""
@@ -163,6 +192,7 @@ class Station:
         else:
             log.info("idle: no baseline kept for this box and its meters; measured when no job runs")
         self.last_job_end = time.monotonic()  # the model load just used the CPU: let it settle
+        _ = self.history  # opened meanwhile on its thread; one that cannot be opened raises here, before any job
         self.refresh_means()
         self.state = "idle"
 
