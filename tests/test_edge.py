@@ -260,6 +260,22 @@ def test_the_ask_path_imports_no_cli_framework_rich_or_database():
     assert proc.stdout.strip() == "[]", "a warm `joulebot ask` must not pay for these imports"
 
 
+ASK_PATH_PYDANTIC = (
+    "import joulebot.cli, joulebot.queueing.client, joulebot.queueing.fleet as fleet;"
+    " import pydantic.plugin._loader as plugins;"
+    " print([m.__name__ for m in (fleet.BoxProfile, fleet.BoxModel, fleet.MeanEnergy) if m.__pydantic_complete__],"
+    " plugins._plugins)"
+)
+
+
+def test_the_ask_path_builds_no_validator_it_does_not_use_and_looks_for_no_pydantic_plugin():
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}  # joulebot's own default
+    proc = subprocess.run(
+        [sys.executable, "-c", ASK_PATH_PYDANTIC], capture_output=True, text=True, timeout=60, check=True, env=env
+    )
+    assert proc.stdout.split() == ["[]", "None"], "the fleet's models are validated only with several boxes"
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [

@@ -20,7 +20,7 @@ from functools import cached_property
 from typing import Literal
 
 import redis
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from joulebot.keys import box_profile_versions_key, box_profiles_key, box_queues_key, box_seen_key, box_states_key
 
@@ -82,6 +82,8 @@ KEYS = (box_profiles_key(), box_seen_key(), box_queues_key(), box_profile_versio
 
 
 class BoxModel(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # see BoxProfile
+
     name: str
     size: str  # "135M", "8.0B"
     parameters_b: float
@@ -89,6 +91,8 @@ class BoxModel(BaseModel):
 
 class MeanEnergy(BaseModel):
     """What one model measured on one box for one kind of task (never mixed with other boxes)."""
+
+    model_config = ConfigDict(defer_build=True)  # see BoxProfile
 
     model: str
     category: str
@@ -98,6 +102,10 @@ class MeanEnergy(BaseModel):
 
 
 class BoxProfile(BaseModel):
+    # Front ends import this module but validate it only where there are several boxes: its
+    # validator is built on first use, not on every `joulebot ask`'s import.
+    model_config = ConfigDict(defer_build=True)
+
     box: str
     queue: str
     host: str = ""
