@@ -3,7 +3,9 @@ same box's same meters while fresh, and re-measured by the worker when no job ru
 
 from __future__ import annotations
 
+import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
@@ -22,7 +24,7 @@ def connection(system_redis_url):
 
 
 def station_with_keeper(tmp_path, connection, **overrides) -> tuple[Station, IdleKeeper]:
-    settings = make_settings(tmp_path / "data", meters="estimate", idle_baseline_s=0.2, **overrides)
+    settings = make_settings(tmp_path / "data", **{"meters": "estimate", "idle_baseline_s": 0.2, **overrides})
     station = Station(settings)
     station.idle_keeper = keeper = IdleKeeper(connection, station)
     return station, keeper
@@ -102,3 +104,33 @@ def test_a_plain_station_still_measures_before_its_first_job(tmp_path):
     station = Station(make_settings(tmp_path / "data", meters="estimate", idle_baseline_s=0.2))
     station.prepare(lambda _: None)
     assert station.box.idle is not None
+
+
+def test_a_job_that_arrives_while_the_box_measures_idle_stops_the_measurement_and_runs(tmp_path, connection):
+    from standins import OllamaStandIn
+
+    from joulebot.exchange import Request
+
+    ollama = OllamaStandIn()
+    window_s = 6.0  # the background measurement the job would otherwise wait for
+    station, keeper = station_with_keeper(
+        tmp_path, connection, idle_baseline_s=window_s, idle_settle_s=0.0, ollama_host=ollama.url
+    )
+    try:
+        station.last_job_end -= SETTLE_S  # quiet long enough: the keeper measures
+        outcome: list[bool] = []
+        measuring = threading.Thread(target=lambda: outcome.append(keeper.refresh_if_quiet()))
+        started = datetime.now(UTC)
+        measuring.start()
+        while not station.busy.locked():  # the keeper holds the box
+            time.sleep(0.01)
+        result = station.run(Request(platform="cli", user_id="u", model="llama3", prompt="Capital?"))
+        measuring.join(30)
+        assert outcome == [False], "the measurement gave way"
+        assert result.started_at < started + timedelta(seconds=window_s), "the answer did not wait for the window"
+        assert result.energy.total_j is not None and result.energy.attributable_j is None  # no guessed baseline
+        assert station.box.idle is None, "nothing of the cut measurement is kept"
+        assert not connection.exists(idle_baseline_key(station.settings.box_name, "estimate"))
+    finally:
+        forget_box(connection, station)
+        ollama.close()

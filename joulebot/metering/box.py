@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,6 +23,10 @@ from joulebot.metering.reading import Energy, IdleBaseline, Reading
 from joulebot.metering.temperature import hwmon_temperatures
 
 T = TypeVar("T")
+
+
+class IdleInterrupted(RuntimeError):
+    """An idle measurement gave way (its `interrupt` was set): nothing was measured or kept."""
 
 
 class MeasurementBox:
@@ -100,20 +105,32 @@ class MeasurementBox:
         rest = [r for r in readings if r is not chosen and r.source != chosen.source]
         return chosen, rest
 
-    def measure_idle(self, seconds: float, settle_s: float = 0.0, parts: int = 4) -> IdleBaseline:
+    def measure_idle(
+        self, seconds: float, settle_s: float = 0.0, parts: int = 4, interrupt: threading.Event | None = None
+    ) -> IdleBaseline:
         """Measure power with no job running, for every source of the machine figure at once
         (the wall meter, the CPU+GPU sum, each meter, the estimate).
 
         After `settle_s` of quiet (what ran before, e.g. a model load, dies down), `parts`
         consecutive windows: their mean is the idle power, their spread says how much idle
         power wanders between windows (the above-idle figure's uncertainty).
+
+        Once `interrupt` is set the measurement stops at once (the open window is closed and
+        thrown away) and raises IdleInterrupted; the baselines the box had stay as they were.
         """
+        quiet = interrupt.wait if interrupt is not None else time.sleep
+
+        def given_way() -> bool:
+            return interrupt is not None and interrupt.is_set()
+
         if settle_s > 0:
-            time.sleep(settle_s)
+            quiet(settle_s)
         powers: dict[str, list[tuple[float, float, float]]] = {}  # source -> (W, ±W, s) per part
         kinds: dict[str, bool] = {}
         for _ in range(max(1, parts)):
-            _, readings = self._window(lambda: time.sleep(seconds / max(1, parts)))
+            _, readings = self._window(lambda: quiet(seconds / max(1, parts)))
+            if given_way():  # that window was cut short: not idle power over its time
+                raise IdleInterrupted("the idle measurement gave way")
             machine, _ = self._machine(readings)
             composite = self._composite(readings)
             seen: set[str] = set()

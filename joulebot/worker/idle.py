@@ -10,8 +10,9 @@ put those seconds in front of the first answer (a cold `joulebot ask` waited for
   are younger than `IDLE_REFRESH_S` — never one from another box or another meter;
 - while the worker waits for jobs, a thread re-measures before the baseline goes stale
   (at `REFRESH_AT` of its allowed age) or as soon as there is none, once the box has had no
-  job for `SETTLE_S`. A job that arrives meanwhile waits for that measurement (the station's
-  lock), so no measurement ever overlaps an answer.
+  job for `SETTLE_S`. A job that arrives meanwhile stops that measurement at once and runs
+  (nothing of the cut measurement is kept; the thread tries again once the box is quiet), so
+  no measurement ever overlaps an answer and no answer waits seconds for one.
 
 An answer on a box that has never been measured (a fresh home) has no baseline: its footer
 gives the total only, never a guessed "above idle". A baseline older than `IDLE_REFRESH_S`
@@ -29,6 +30,7 @@ from datetime import UTC, datetime
 import redis
 
 from joulebot.keys import idle_baseline_key
+from joulebot.metering.box import IdleInterrupted
 from joulebot.metering.reading import IdleBaseline
 from joulebot.worker.heartbeat import REDIS_ERRORS
 from joulebot.worker.station import Station
@@ -100,8 +102,11 @@ class IdleKeeper(threading.Thread):
         try:
             if not self.due():  # measured meanwhile (after a cool-down, by a job)
                 return False
-            station.measure_idle()
+            station.measure_idle(give_way=True)
             return True
+        except IdleInterrupted:
+            log.info("the background idle measurement gave way to a job")
+            return False
         finally:
             station.busy.release()
 

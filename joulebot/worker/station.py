@@ -96,6 +96,7 @@ class Station:
         self.idle_keeper: IdleKeeping | None = None
         self.warm: set[str] = set()  # models that had their warm-up generation since they were last loaded
         self.busy = threading.Lock()  # held by a job, or by an idle measurement: never both at once
+        self.job_waiting = threading.Event()  # a job waits for `busy`
         self.last_job_end = time.monotonic()
         self.state = "starting"  # what the box does now, for its profile
         self.means: list[MeanEnergy] = []  # this box's measured means, read again after answers
@@ -196,9 +197,14 @@ class Station:
         self.refresh_means()
         self.state = "idle"
 
-    def measure_idle(self) -> IdleBaseline:
-        """Measure idle power now (no job may run meanwhile) and keep it for the next start."""
-        idle = self.box.measure_idle(self.settings.idle_baseline_s, self.settings.idle_settle_s)
+    def measure_idle(self, give_way: bool = False) -> IdleBaseline:
+        """Measure idle power now (no job may run meanwhile) and keep it for the next start.
+
+        With `give_way` (a measurement nobody waits for), a job that arrives stops it at once
+        (IdleInterrupted): the job does not wait seconds for a baseline it may not even need.
+        """
+        interrupt = self.job_waiting if give_way else None
+        idle = self.box.measure_idle(self.settings.idle_baseline_s, self.settings.idle_settle_s, interrupt=interrupt)
         if self.idle_keeper is not None:
             self.idle_keeper.save()
         return idle
@@ -252,7 +258,9 @@ class Station:
             self.state = name
             stage(name)
 
+        self.job_waiting.set()  # a background idle measurement holding `busy` gives way
         with self.busy:
+            self.job_waiting.clear()
             try:
                 return self._run(request, staged, publish)
             finally:
