@@ -122,8 +122,9 @@ def test_a_job_that_arrives_while_the_box_measures_idle_stops_the_measurement_an
         measuring = threading.Thread(target=lambda: outcome.append(keeper.refresh_if_quiet()))
         started = datetime.now(UTC)
         measuring.start()
-        while not station.busy.locked():  # the keeper holds the box
+        while not station.busy.locked() and measuring.is_alive():  # until the keeper holds the box
             time.sleep(0.01)
+        assert station.busy.locked(), "the keeper is measuring"
         result = station.run(Request(platform="cli", user_id="u", model="llama3", prompt="Capital?"))
         measuring.join(30)
         assert outcome == [False], "the measurement gave way"
