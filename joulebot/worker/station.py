@@ -60,6 +60,12 @@ def _on_a_thread(make: Callable[[], T]) -> Future[T]:
     return future
 
 
+def _done(value: T) -> Future[T]:
+    future: Future[T] = Future()
+    future.set_result(value)
+    return future
+
+
 class IdleKeeping(Protocol):
     """Where the worker keeps idle baselines between starts (`joulebot.worker.idle.IdleKeeper`)."""
 
@@ -85,10 +91,11 @@ class Station:
         # Opened (a fresh database: migrated, ~0.25 s) on a thread while `warm_up` loads the model,
         # whose C code leaves the GIL free; the first use of `history` waits for it, and a database
         # that cannot be opened raises there, before any job is taken.
-        self._history: HistoryStore | None = history
-        self._opening: Future[HistoryStore] | None = None
-        if history is None:
-            self._opening = _on_a_thread(lambda: open_history(settings.sqlalchemy_url, settings.redact))
+        self._history = (
+            _on_a_thread(lambda: open_history(settings.sqlalchemy_url, settings.redact))
+            if history is None
+            else _done(history)
+        )
         self.intensity = IntensityProvider.from_settings(settings)
         self.embodied = Embodied.from_settings(settings)
         # Without a keeper the idle baseline is measured in front of the first job, as a plain
@@ -105,10 +112,7 @@ class Station:
 
     @property
     def history(self) -> HistoryStore:
-        if self._history is None:
-            assert self._opening is not None
-            self._history = self._opening.result()
-        return self._history
+        return self._history.result()
 
     def profile(self) -> BoxProfile:
         """What the fleet's front ends need to route to this box (published by the heartbeat)."""
