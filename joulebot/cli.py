@@ -408,14 +408,14 @@ def stats(as_csv: bool, box: str | None) -> None:
 def _tables_per_box(rows: list, metrics: list[str]) -> None:
     """The model × task tables of each box on its own (a GPU box and a CPU box are not one population),
     then where the energy figures come from."""
-    from joulebot.campaign.runner import METRICS, by_box, sources_line, table
+    from joulebot.campaign.runner import TABLES, by_box, sources_line, table
 
     boxes = by_box(rows)
     for number, (box, box_rows) in enumerate(boxes.items()):
         if len(boxes) > 1:
             out.print(("\n" if number else "") + f"── box {box} ──", markup=False)
         for index, name in enumerate(metrics):
-            title, cell = METRICS[name]
+            title, cell = TABLES[name]
             out.print(("\n" if index or number else "") + f"{title}:", markup=False)
             out.print(table(box_rows, cell), markup=False)
     out.print(f"\n{sources_line(rows)}; figures of different boxes or energy sources are never compared", markup=False)

@@ -251,7 +251,8 @@ def test_bench_run_names_are_checked(settings, tmp_path):
 ASK_PATH = (
     "import sys, joulebot.cli as cli; cli._parser().parse_args(['ask', 'hi']);"
     " import joulebot.queueing.client, joulebot.queueing.catalog, joulebot.chat.conversation;"
-    " print(sorted(m for m in sys.modules if m.split('.')[0] in {'typer', 'click', 'rich', 'sqlalchemy', 'alembic'}))"
+    " heavy = {'typer', 'click', 'rich', 'sqlalchemy', 'alembic', 'scipy', 'numpy'};"
+    " print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
 )
 
 

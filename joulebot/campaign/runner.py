@@ -23,7 +23,7 @@ from joulebot.chat.footer import sig
 from joulebot.config import Settings
 from joulebot.exchange import Request
 from joulebot.history import open_history
-from joulebot.history.store import CategoryStats
+from joulebot.history.aggregates import CategoryStats
 from joulebot.models import ModelUnavailable, UnknownModelError
 from joulebot.queueing.catalog import catalog_for_front_end
 from joulebot.queueing.client import JobError, NoBox, QueueClient
@@ -167,7 +167,7 @@ def with_band(
     """A mean with its 95 % confidence interval and how many answers it rests on: '50.0 ± 25 (3)'."""
 
     def cell(s: CategoryStats) -> str | None:
-        mean, plus = value(s), band(s)
+        mean, plus = value(s), band(s)  # one answer: no interval
         if mean is None:
             return None
         return sig(mean) + ("" if plus is None else f" ± {sig(plus, 2)}") + f" ({s.answers})"
@@ -195,7 +195,7 @@ def per_correct_cell(value: Callable[[CategoryStats], float | None]) -> Callable
 
 
 # name → (title, cell): the tables `joulebot bench` prints, in this order
-METRICS: dict[str, tuple[str, Callable[[CategoryStats], float | str | None]]] = {
+TABLES: dict[str, tuple[str, Callable[[CategoryStats], float | str | None]]] = {
     "accuracy": ("accuracy (share correct, 95 % Wilson interval in %)", accuracy_cell),
     "energy": (
         "mean energy per answer (J, total) ± 95 % interval of the mean (answers)",

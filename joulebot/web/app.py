@@ -27,8 +27,10 @@ from starlette.templating import Jinja2Templates
 from joulebot.carbon.sci import J_PER_KWH
 from joulebot.chat.footer import grams, sig
 from joulebot.config import Settings
+from joulebot.history import HistoryUnavailable
+from joulebot.history.aggregates import METRICS, Metric
 from joulebot.web import charts
-from joulebot.web.history_view import HOW_TO_GET_DATA, METRICS, HistoryUnavailable, HistoryView, Metric
+from joulebot.web.history_view import HOW_TO_GET_DATA, HistoryView, source_label
 from joulebot.web.live import RedisUnavailable, read_queues
 from joulebot.web.metrics import registry_for
 
@@ -93,6 +95,7 @@ def create_app(settings: Settings) -> Starlette:
     env = templates.env
     env.globals.update(public_url=settings.public_url.rstrip("/"), metrics=METRICS)
     env.filters.update(sig=lambda v: "–" if v is None else sig(v), grams=lambda v: "–" if v is None else grams(v))
+    env.filters["source_label"] = lambda basis: source_label(basis.source, basis.measured)
     env.filters["when"] = lambda v: v.strftime("%Y-%m-%d %H:%M:%S") if isinstance(v, datetime) else (v or "–")
     registry = registry_for(settings, history)
 
@@ -111,11 +114,11 @@ def create_app(settings: Settings) -> Starlette:
             if not page.banners and box not in boxes:
                 raise HTTPException(404, f"No box named {box!r} has answers in history.")
         sections = await run_in_threadpool(page.history, history.table, metric, box, default=[])
-        boxes = boxes or sorted({s.population.box for s in sections})
+        boxes = boxes or sorted({s.basis.box for s in sections})
         for section in sections:
             means = {key: m.mean for key, m in section.cells.items()}
             section.chart = charts.heatmap(
-                section.models, section.categories, means, f"{metric.label}, {section.population.slug}"
+                section.models, section.categories, means, f"{metric.label}, {section.basis.slug}"
             )
         return render(
             request,
@@ -131,9 +134,9 @@ def create_app(settings: Settings) -> Starlette:
     def _table_rows(metric: Metric, box: str | None) -> list[dict]:
         return [
             {
-                "box": s.population.box,
-                "source": s.population.source,
-                "measured": s.population.measured,
+                "box": s.basis.box,
+                "source": s.basis.source,
+                "measured": s.basis.measured,
                 "model": model,
                 "category": category,
                 "metric": metric.key,
@@ -291,13 +294,13 @@ def create_app(settings: Settings) -> Starlette:
         charts_out = []
         for key in ("j_answer", "j_token"):
             metric = METRICS[key]
-            for population, values in sorted(history.distribution(name, metric).items(), key=lambda kv: kv[0].slug):
-                chart = charts.histogram(values, metric.unit, f"{name}: {metric.label}, {population.slug}")
-                charts_out.append({"metric": metric, "population": population, "chart": chart, "values": values})
+            for basis, values in sorted(history.distribution(name, metric).items(), key=lambda kv: kv[0].slug):
+                chart = charts.histogram(values, metric.unit, f"{name}: {metric.label}, {basis.slug}")
+                charts_out.append({"metric": metric, "basis": basis, "chart": chart, "values": values})
         metric = METRICS["j_answer"]
-        for population, days in sorted(history.daily(name, metric).items(), key=lambda kv: kv[0].slug):
-            chart = charts.timeline(days, metric.unit, f"{name}: mean {metric.label} per day, {population.slug}")
-            charts_out.append({"metric": metric, "population": population, "chart": chart, "days": days})
+        for basis, days in sorted(history.daily(name, metric).items(), key=lambda kv: kv[0].slug):
+            chart = charts.timeline(days, metric.unit, f"{name}: mean {metric.label} per day, {basis.slug}")
+            charts_out.append({"metric": metric, "basis": basis, "chart": chart, "days": days})
         return charts_out
 
     async def model_page(request: Request) -> Response:
@@ -319,8 +322,8 @@ def create_app(settings: Settings) -> Starlette:
             raise HTTPException(404, f"No model named {name!r} has answers in history.")
         data = await _api(_distributions, name)
 
-        def population(d: dict) -> dict:
-            p = d["population"]
+        def basis(d: dict) -> dict:
+            p = d["basis"]
             return {
                 "metric": d["metric"].key,
                 "unit": d["metric"].unit,
@@ -329,9 +332,9 @@ def create_app(settings: Settings) -> Starlette:
                 "measured": p.measured,
             }
 
-        distributions = [{**population(d), "values": d["values"]} for d in data if "values" in d]
+        distributions = [{**basis(d), "values": d["values"]} for d in data if "values" in d]
         daily = [
-            {**population(d), "days": [{"date": day, "n": m.n, "mean": m.mean, "ci95": m.ci95} for day, m in d["days"]]}
+            {**basis(d), "days": [{"date": day, "n": m.n, "mean": m.mean, "ci95": m.ci95} for day, m in d["days"]]}
             for d in data
             if "days" in d
         ]
