@@ -215,6 +215,25 @@ def test_a_setsid_grandchild_neither_holds_the_scoring_nor_outlives_it(home):
             os.kill(pid, signal.SIGKILL)
 
 
+def test_an_answer_that_outsleeps_the_wall_clock_is_stopped_with_all_it_started(home):
+    marker = ["sleep", f"{random.randint(40, 59)}.{random.randint(10**5, 10**6)}"]
+    answer = f"""```python
+import os, time
+if os.fork() == 0:
+    os.execv("/usr/bin/sleep", {marker!r})
+
+def reverse_string(s):
+    time.sleep(50)
+```"""
+    try:
+        verdict = score_elsewhere(answer, home, timeout=40)
+        assert verdict["correct"] is False and verdict["note"].endswith("timed out after 10 s"), verdict["note"]
+        assert _processes_running(marker) == [], "a process of the answer outlived the scoring"
+    finally:
+        for pid in _processes_running(marker):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_forking_is_bounded_per_sandbox_even_for_a_root_checker(home):
     """A bounded fork loop (5,000 tries, children that sleep, stopping at the first refusal)."""
     forks = CodeReference(

@@ -21,7 +21,7 @@ from importlib import resources
 from typing import Any
 
 from joulebot.campaign.numbers import final_number, words_to_digits
-from joulebot.campaign.probes import exception_name, judge, probed
+from joulebot.campaign.probes import judge, probed, sandbox_name
 from joulebot.campaign.references import (
     CodeReference,
     MathReference,
@@ -265,7 +265,7 @@ def check_code(reference: CodeReference, answer: str) -> Verdict:
         return Verdict.unscored(f"no sandbox here ({exc})")
     if any(r.get("missing") == reference.name for r in run.records) and not run.stopped:
         problems = [_block_problem(r) for r in run.records if "block" in r]
-        return Verdict(False, 0.0, f"no {reference.kind} {reference.name} found; " + "; ".join(problems[:2]))
+        return Verdict(False, 0.0, "; ".join([f"no {reference.kind} {reference.name} found", *problems[:2]]))
     outcomes = [judge(t, [r for r in run.records if r.get("test") == i]) for i, t in enumerate(tests)]
     passed = sum(o.passed for o in outcomes)
     note = f"{passed}/{len(tests)} tests pass"
@@ -277,8 +277,8 @@ def check_code(reference: CodeReference, answer: str) -> Verdict:
 
 def _block_problem(record: dict) -> str:
     if "compile" in record:
-        return f"a block does not compile ({exception_name(record['compile'])})"
-    return f"a block raised {exception_name(record.get('raised'))}"
+        return f"a block does not compile ({sandbox_name(record['compile'])})"
+    return f"a block raised {sandbox_name(record.get('raised'))}"
 
 
 # ── translation ───────────────────────────────────────────────────────────────────────────────

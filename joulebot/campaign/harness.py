@@ -47,7 +47,7 @@ def plain(value, depth=0):
     """
     kind = type(value)  # the real type: isinstance() would believe a forged __class__
     if depth > MAX_DEPTH:
-        return {"opaque": "too deep"}
+        return {"opaque": "TooDeep"}
     if value is None or kind is bool:
         return value
     if issubclass(kind, int):

@@ -57,33 +57,27 @@ def _is_literal(node: ast.expr) -> bool:
     return True
 
 
-def _compares(node: ast.expr) -> Iterator[ast.Compare]:
-    """The comparisons of an assert's and/or/not structure: what the scorer evaluates itself."""
+def _parts(node: ast.expr, value: bool = False) -> Iterator[tuple[ast.expr, bool]]:
+    """An assert's condition top down: (node, False) for an and/or/not/comparison the scorer
+    evaluates itself, (node, True) for a value it takes as it is (computed, or a literal)."""
+    is_not = isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not)
+    if value or not (is_not or isinstance(node, ast.BoolOp | ast.Compare)):
+        yield node, True
+        return
+    yield node, False
     if isinstance(node, ast.BoolOp):
-        for value in node.values:
-            yield from _compares(value)
-    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        yield from _compares(node.operand)
+        children = node.values
     elif isinstance(node, ast.Compare):
-        yield node
-
-
-def _leaves(node: ast.expr) -> Iterator[ast.expr]:
-    """The operands of that structure, in evaluation order: each is computed in the sandbox or a literal."""
-    if isinstance(node, ast.BoolOp):
-        for value in node.values:
-            yield from _leaves(value)
-    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        yield from _leaves(node.operand)
-    elif isinstance(node, ast.Compare):
-        yield node.left
-        yield from node.comparators
-    else:
-        yield node
+        children = [node.left, *node.comparators]  # a comparison's operands are values, whatever they are
+    elif isinstance(node, ast.UnaryOp):  # not
+        children = [node.operand]
+    for child in children:
+        yield from _parts(child, value=isinstance(node, ast.Compare))
 
 
 def _computed(node: ast.expr) -> list[ast.expr]:
-    return [leaf for leaf in _leaves(node) if not _is_literal(leaf)]
+    """The values the sandbox computes for this condition, in evaluation order."""
+    return [part for part, value in _parts(node) if value and not _is_literal(part)]
 
 
 @dataclass(frozen=True)
@@ -98,7 +92,7 @@ class _ToProbes(ast.NodeTransformer):
         self.asserts: list[ast.expr] = []
 
     def visit_Assert(self, node: ast.Assert) -> ast.stmt:
-        for compare in _compares(node.test):
+        for compare in (part for part, value in _parts(node.test) if isinstance(part, ast.Compare) and not value):
             if all(not _is_literal(n) for n in (compare.left, *compare.comparators)):
                 raise ValueError(f"compare with a literal, not two computed values: {ast.unparse(compare)}")
         values = ast.Tuple(elts=_computed(node.test), ctx=ast.Load())
@@ -129,7 +123,7 @@ def decode(value: Any, depth: int = 0) -> Any:
     ((tag, body),) = value.items()
     match tag, body:
         case "opaque", str():
-            return Opaque(body)
+            return Opaque(sandbox_name(body))
         case "float", "inf" | "-inf" | "nan":
             return float(body)
         case "bytes", str():
@@ -143,7 +137,7 @@ def decode(value: Any, depth: int = 0) -> Any:
 
 
 def holds(condition: ast.expr, values: Iterator[Any]) -> bool:
-    """The assert's condition over the values the sandbox sent (in `_leaves` order) and its own literals."""
+    """The assert's condition over the values the sandbox sent (in `_parts` order) and its own literals."""
 
     def operand(node: ast.expr) -> Any:
         return ast.literal_eval(node) if _is_literal(node) else next(values)
@@ -154,8 +148,8 @@ def holds(condition: ast.expr, values: Iterator[Any]) -> bool:
     if isinstance(condition, ast.UnaryOp) and isinstance(condition.op, ast.Not):
         return not holds(condition.operand, values)
     if isinstance(condition, ast.Compare):
-        operands = [operand(condition.left), *(operand(c) for c in condition.comparators)]
-        pairs = zip(condition.ops, operands, operands[1:], strict=False)
+        operands = [operand(n) for n in (condition.left, *condition.comparators)]
+        pairs = zip(condition.ops, operands[:-1], operands[1:], strict=True)
         return all([bool(_COMPARE[type(op)](a, b)) for op, a, b in pairs])
     return bool(operand(condition))
 
@@ -168,9 +162,9 @@ class TestOutcome:
 
 def judge(test: ProbedTest, records: list[dict]) -> TestOutcome:
     """Did the test run to its end with every assert holding each time it ran?"""
-    raised = [r["raised"] for r in records if isinstance(r.get("raised"), str)]
+    raised = [r["raised"] for r in records if "raised" in r]
     if raised:
-        return TestOutcome(False, exception_name(raised[0]))
+        return TestOutcome(False, sandbox_name(raised[0]))
     if not any(r.get("done") is True for r in records):
         return TestOutcome(False, "did not finish")
     for k, condition in enumerate(test.asserts):
@@ -181,14 +175,14 @@ def judge(test: ProbedTest, records: list[dict]) -> TestOutcome:
             try:
                 if not holds(condition, iter([decode(v) for v in values])):
                     return TestOutcome(False, "AssertionError")
-            except (ValueError, TypeError, StopIteration, RecursionError) as exc:
+            except (ValueError, TypeError, StopIteration, RuntimeError) as exc:  # RecursionError included
                 return TestOutcome(False, f"not comparable ({str(exc)[:40]})")
     return TestOutcome(True)
 
 
-def exception_name(text: object) -> str:
-    """An exception's name as the sandbox sent it, if it looks like one."""
-    return text if isinstance(text, str) and text.isidentifier() and len(text) <= 40 else "an exception"
+def sandbox_name(text: object) -> str:
+    """A name the sandbox sent (an exception's, a type's) if it looks like one: it reaches notes and terminals."""
+    return text if isinstance(text, str) and text.isidentifier() and text.isascii() and len(text) <= 40 else "?"
 
 
 def parse_records(raw: bytes) -> list[dict]:

@@ -167,20 +167,22 @@ def _start(command: list[str], given, trace) -> subprocess.Popen:
 
 
 def _stop(child: subprocess.Popen) -> None:
-    """End the sandbox and wait until none of its processes is left.
+    """End the sandbox and return only once none of its processes is left.
 
-    Killing the namespace's PID 1 makes the kernel kill every process in it, and bwrap returns
-    only once that PID 1 is gone, i.e. once they all are; bwrap itself goes with its group.
+    bwrap returns only after its namespace's PID 1 is gone, and the kernel ends that PID 1 only
+    after every other process of the namespace: so bwrap ended by itself leaves nothing, and one
+    still running is ended by killing that PID 1 (bwrap's child) and waiting for bwrap.
     """
-    if child.returncode is None:
-        with contextlib.suppress(OSError):
-            for pid in Path(f"/proc/{child.pid}/task/{child.pid}/children").read_text().split():
-                os.kill(int(pid), signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=WALL_S)
-    with contextlib.suppress(ProcessLookupError):
+    if child.returncode is not None:
+        return
+    with contextlib.suppress(OSError):
+        for pid in Path(f"/proc/{child.pid}/task/{child.pid}/children").read_text().split():
+            os.kill(int(pid), signal.SIGKILL)
+    try:
+        child.wait(timeout=WALL_S)
+    except subprocess.TimeoutExpired:  # no PID 1 found (not started yet): bwrap's group, still unreaped
         os.killpg(child.pid, signal.SIGKILL)
-    child.wait()
+        child.wait()
 
 
 def _signal_name(number: int) -> str:
