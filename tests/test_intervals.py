@@ -51,7 +51,8 @@ def test_mean_and_interval_from_sums_match_the_textbook():
     values = [40.0, 42.0, 47.0, 41.0, 39.5, 44.0]
     mean = Mean.from_sums(len(values), sum(values), sum(v * v for v in values))
     assert mean.mean == pytest.approx(statistics.fmean(values))
-    assert mean.ci95 == pytest.approx(2.571 * statistics.stdev(values) / math.sqrt(6), rel=2e-4)  # t to its printed digits
+    # Student's t to its printed digits
+    assert mean.ci95 == pytest.approx(2.571 * statistics.stdev(values) / math.sqrt(6), rel=2e-4)
     assert Mean.from_sums(1, 5.0, 25.0).ci95 is None
 
 
