@@ -106,6 +106,18 @@ def _history(settings: Settings):
         return open_history(settings.sqlalchemy_url, settings.redact)
 
 
+def _forget(store, platform: str, user_id: str) -> None:
+    """`history --forget`: the user's words out of history and the queue's Redis (or nothing, said)."""
+    from joulebot.chat.forgetting import forget_user
+    from joulebot.queueing.client import QueueClient, QueueUnavailable
+
+    try:
+        n = forget_user(store, QueueClient(get_settings()), platform, user_id)
+    except QueueUnavailable as exc:
+        raise _fail(f"nothing was forgotten: {exc}; try again when it answers") from None
+    out.print(f"forgot {n} exchanges of {platform}:{user_id} (their measurements stay)", markup=False)
+
+
 def _requests(
     settings: Settings, models: list[str | None], prompt: str, units: Units | None, box: str | None = None
 ) -> list[Request]:
@@ -351,8 +363,7 @@ def history(limit: int, page: int, as_json: bool, as_csv: bool, forget: str | No
     store = _history(get_settings())
     if forget:
         platform, _, user_id = forget.rpartition(":")
-        n = store.forget(platform or "cli", user_id)
-        out.print(f"forgot {n} exchanges of {platform or 'cli'}:{user_id} (their measurements stay)", markup=False)
+        _forget(store, platform or "cli", user_id)
         return
     if as_csv:
         rows = store.export("cli", _cli_user())

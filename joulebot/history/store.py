@@ -24,7 +24,7 @@ from sqlmodel import Session, create_engine, select
 
 from joulebot.config.files import private_file, private_umask
 from joulebot.exchange import Result
-from joulebot.history import rollup
+from joulebot.history import privacy, rollup
 from joulebot.history.tables import ChatPreference, Exchange, ExchangeMessage, User, now
 
 if TYPE_CHECKING:
@@ -203,6 +203,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "memory":  # :memory: has no WAL
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA secure_delete=ON")  # deleted words are zeroed, not left in free space (privacy.py)
     finally:
         cursor.close()
 
@@ -526,27 +527,14 @@ class HistoryStore:
                 current = session.get(Exchange, current.parent_id) if current.parent_id is not None else None
         return chain[::-1]
 
-    def forget(self, platform: str, platform_user_id: str) -> int:
-        """Delete a user's prompts and answers; their anonymous measurements stay for the statistics.
+    def forget(self, platform: str, platform_user_id: str) -> list[str]:
+        """Delete a user's prompts and answers (and the database's old copies of them); their anonymous
+        measurements stay. Returns the request ids of the exchanges scrubbed (see `privacy`)."""
+        return privacy.forget_user(self.engine, platform, platform_user_id)
 
-        Returns how many exchanges were scrubbed.
-        """
-        with Session(self.engine) as session:
-            query = select(User).where(User.platform == platform, User.platform_user_id == platform_user_id)
-            user = session.exec(query).first()
-            if user is None:  # nobody by that id: nothing to forget, and no row made for them
-                return 0
-            theirs = select(Exchange.id).where(Exchange.user_id == user.id)
-            session.exec(delete(ExchangeMessage).where(ExchangeMessage.exchange_id.in_(theirs)))
-            rows = session.exec(select(Exchange).where(Exchange.user_id == user.id)).all()
-            for row in rows:
-                _scrub(row)
-                row.user_id = None
-                session.add(row)
-            user.default_model = user.units = user.box = user.system_prompt = None
-            session.add(user)
-            session.commit()
-            return len(rows)
+    def request_ids_of(self, platform: str, platform_user_id: str) -> list[str]:
+        """The request ids of a user's exchanges that still have their words."""
+        return privacy.request_ids_of(self.engine, platform, platform_user_id)
 
     def model_stats(self) -> list[CategoryStats]:
         """Per model and basis (box, energy source, measured or estimated), all categories together
@@ -741,24 +729,16 @@ class HistoryStore:
             session.exec(delete(ExchangeMessage).where(ExchangeMessage.exchange_id.in_(expired)))
             rows = session.exec(select(Exchange).where(Exchange.started_at < cutoff, Exchange.prompt != "")).all()
             for row in rows:
-                _scrub(row)
+                privacy.scrub(row)
                 session.add(row)
             session.commit()
-            return len(rows)
+        if rows:
+            privacy.drop_old_copies(self.engine)
+        return len(rows)
 
     def get(self, exchange_id: int) -> Exchange | None:
         with Session(self.engine) as session:
             return session.get(Exchange, exchange_id)
-
-
-def _scrub(row: Exchange) -> None:
-    """Remove the words of an exchange (prompt, answer, reasoning, who asked); keep its figures."""
-    result = dict(row.result)
-    request = dict(result.get("request", {}))
-    request.update(prompt="", user_id="", chat_id=None, system=None, turns=[])
-    result.update(request=request, answer="", reasoning="", hint=None)
-    row.prompt, row.answer, row.result = "", "", result
-    row.system_prompt = row.chat_id = None
 
 
 def _category_stats(sums: dict[str, Any], by_category: bool = True) -> CategoryStats:
