@@ -85,8 +85,9 @@ async def send_piece(
             log.info("chat %s blocked the bot; answer dropped", chat_id)
             return Sent(True)
         except NetworkError as exc:  # after BadRequest, its subclass: timeouts, dropped connections, 5xx
-            log.info("network trouble sending to chat %s (%s); retrying", chat_id, exc)
-            await asyncio.sleep(backoff_s(attempt))
+            log.info("network trouble sending to chat %s (%s)", chat_id, exc)
+            if attempt + 1 < SEND_ATTEMPTS:
+                await asyncio.sleep(backoff_s(attempt))
     log.error("could not send to chat %s after %d attempts", chat_id, SEND_ATTEMPTS)
     return Sent(False)
 
