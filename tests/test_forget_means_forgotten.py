@@ -24,8 +24,9 @@ import redis
 import sqlalchemy
 from conftest import IN_CI, POSTGRES_URL, make_settings, run_cli
 from factories import make_result
-from standins import OllamaStandIn, PrivateRedis
+from standins import OllamaStandIn, PrivateRedis, free_port
 
+from joulebot.chat.core import ChatCore
 from joulebot.exchange import Request
 from joulebot.history import HistoryStore
 from joulebot.keys import history_outbox_key
@@ -223,3 +224,28 @@ def test_forget_on_postgresql_leaves_no_row_version_holding_the_words(own_postgr
     assert tuples_holding(store.engine, "users", system) == 0, "a dead row version still holds the system prompt"
     assert tuples_holding(store.engine, "exchanges", "someone else's") == 1
     store.engine.dispose()
+
+
+def test_when_redis_does_not_answer_nothing_is_forgotten_and_asking_again_works(tmp_path):
+    away = make_settings(tmp_path / "data", redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    store = HistoryStore.open(away.sqlalchemy_url)
+    (exchange_id,) = [store.record(make_result(platform="telegram", user_id="5", prompt="kept for now"))]
+    proc = run_cli(away, "history", "--forget", "telegram:5", timeout=60)
+    assert proc.returncode == 1 and proc.stderr.startswith("joulebot: nothing was forgotten: the queue"), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert store.get(exchange_id).prompt == "kept for now", "history is left as it was, to be forgotten again"
+
+
+def test_the_user_is_told_which_questions_are_still_being_answered(tmp_path, system_redis_url):
+    settings = make_settings(tmp_path / "data", redis_url=system_redis_url, queue_name=f"fg-{uuid.uuid4().hex[:8]}")
+    core = ChatCore(settings, "telegram")
+    core.history.record(make_result(platform="telegram", user_id="6", prompt="answered before"))
+    waiting = Request(platform="telegram", user_id="6", chat_id="6", model="llama3", prompt="still waiting")
+    delivery = core.submit([waiting], None)  # no worker serves this queue: it waits
+    try:
+        said = core.forget("6")
+        assert said.startswith("Deleted the prompts and answers of 1 exchanges.")
+        assert "1 question(s) still being answered will be stored when answered: /forget again then." in said
+    finally:
+        core.client.cancel(core.client.job(waiting.id))
+        core.delivered(delivery)
