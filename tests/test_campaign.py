@@ -30,7 +30,7 @@ def _cell(stdout: str, title: str, category: str) -> str:
     return cells[names.index(category)]
 
 
-def test_bench_scores_the_answers_through_the_real_queue_and_worker(embedded, ollama, tmp_path):
+def test_bench_scores_the_answers_through_the_real_queue_and_worker(bwrap_here, embedded, ollama, tmp_path):
     env = {"OLLAMA_HOST": ollama.url}
     out = tmp_path / "out"
     args = ("bench", "--models", "llama3", "--n", "3", "--run", "standin", "--out", str(out), "--heatmap", "accuracy")

@@ -26,12 +26,12 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 from standins import OllamaStandIn, free_port
 from starlette.testclient import TestClient
-from webdata import SECRET_ANSWER, SECRET_PROMPT, fill
+from webdata import SECRET_ANSWER, SECRET_PROMPT, announced_box, fill
 
 from joulebot.chat.footer import footer
 from joulebot.history import HistoryStore
 from joulebot.history.store import alembic_config, migrate
-from joulebot.keys import JOB_FUNCTION, alive_key, box_lock_key, box_status_key
+from joulebot.keys import JOB_FUNCTION
 from joulebot.web.app import create_app
 from joulebot.web.metrics import serve_worker_metrics
 from joulebot.web.stats import Mean, t95
@@ -86,17 +86,13 @@ def client(web_settings, filled):
 
 @pytest.fixture
 def live_queue(web_settings, queue_name):
-    """A queue as the worker of box "wallbox" makes it: its heartbeat and box lock, one job waiting, cooling down."""
+    """A queue as the worker of box "wallbox" makes it: the box announced (cooling down), one job waiting."""
     connection = redis.Redis.from_url(web_settings.redis_url)
-    connection.set(alive_key(queue_name), "4242", ex=60)
-    lock = json.dumps({"host": "wallbox", "pid": 4242, "queue": queue_name, "token": uuid.uuid4().hex})
-    connection.set(box_lock_key("wallbox"), lock, ex=60)
     queue = Queue(queue_name, connection=connection, serializer=JSONSerializer)
     queue.enqueue(JOB_FUNCTION, {"never": "run"})
-    connection.set(box_status_key(queue_name), "cooling down: 61 °C > 55 °C", ex=60)
-    yield connection
+    with announced_box(connection, "wallbox", queue_name, "cooling down: 61 °C > 55 °C"):
+        yield connection
     queue.delete(delete_jobs=True)
-    connection.delete(box_status_key(queue_name), alive_key(queue_name), box_lock_key("wallbox"))
     connection.close()
 
 
@@ -205,7 +201,7 @@ def test_boxes_show_queue_state_length_and_history(client, live_queue, queue_nam
     data = client.get("/api/boxes.json").json()
     mine = next(b for b in data["boxes"] if b["queue"] == queue_name)
     assert mine["worker_alive"] is True and mine["queued"] == 1 and mine["state"].startswith("cooling down")
-    # the live queue and the box's history are one row, joined through the worker's box lock
+    # the live queue and the box's history are one row, joined through the box's announcement
     assert mine["box"] == "wallbox" and [b["box"] for b in data["boxes"]].count("wallbox") == 1
     assert mine["idle_w"] == pytest.approx(60.0, abs=0.5) and mine["intensity"]["zone"] == "DE"
     assert data["missing"] == []
@@ -268,6 +264,61 @@ def test_bad_input_is_a_404_or_400_page_with_a_sentence(client, route, status, s
     else:
         assert response.headers["content-type"].startswith("text/html")
         assert sentence.replace("'", "&#39;") in response.text and "Traceback" not in response.text
+
+
+def test_an_answer_number_beyond_any_row_is_a_404_not_a_server_error(client):
+    for number in (2**31, 2**63, 10**30):  # beyond PostgreSQL's INTEGER; SQLite's; any integer
+        page = client.get(f"/answers/{number}")
+        assert page.status_code == 404 and f"No answer #{number} in history." in page.text
+        data = client.get(f"/api/answers/{number}.json")
+        assert data.status_code == 404 and data.json()["error"] == f"No answer #{number} in history."
+    assert client.get(f"/answers/{2**31 - 1}").status_code == 404  # the largest that can exist: looked up
+
+
+def test_a_model_name_with_slashes_has_its_pages(client, filled):
+    name = "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M"  # as Ollama names a model pulled from Hugging Face
+    filled.store.record(make_result(model=name, total_j=12.5))
+    listed = client.get("/models").text
+    link = re.search(r'href="(/models/hf\.co[^"]*)"', listed)
+    assert link, listed
+    page = client.get(link.group(1))
+    assert page.status_code == 200 and f"<h1>{name}" in page.text.replace("&#39;", "'")
+    data = client.get(f"/api/models/{name}.json")
+    assert data.status_code == 200 and data.json()["model"] == name
+    assert client.get(f"/answers?model={name}").status_code == 200
+    assert client.get("/api/models/hf.co/nobody/nothing.json").status_code == 404
+    gone = client.get("/models/", follow_redirects=False)  # still the list, not a model without a name
+    assert gone.status_code in (301, 307) and gone.headers["location"].endswith("/models")
+
+
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'",
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+}
+
+
+def test_every_response_carries_the_browser_security_headers(client, filled, tmp_path):
+    token = filled.tokens[0]
+    routes = [
+        *PUBLIC_ROUTES,
+        f"/answers/{filled.measured_id}",
+        f"/api/answers/{filled.measured_id}.json",
+        f"/a/{token}",
+        "/answers/999999",  # 404 page
+        "/api/answers/999999.json",  # 404 JSON
+        "/?metric=watts",  # 400
+        "/no/such/page",
+    ]
+    for route in routes:
+        response = client.get(route)
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers.get(name, "").startswith(value), (route, name, response.headers.get(name))
+    assert "frame-ancestors 'none'" in client.get("/").headers["content-security-policy"]
+    nowhere = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
+    with TestClient(create_app(make_settings(tmp_path / "down", database_url=nowhere))) as down:
+        response = down.get("/answers/1")  # 503: the history is down
+        assert response.status_code == 503 and response.headers["x-frame-options"] == "DENY"
 
 
 def test_an_empty_history_says_how_to_get_data(tmp_path, history_url, system_redis_url):

@@ -18,8 +18,8 @@ from prometheus_client.utils import floatToGoString
 
 from joulebot.config import Settings
 from joulebot.history import rollup
+from joulebot.queueing.queue_states import RedisUnavailable, read_queues
 from joulebot.web.history_view import HistoryUnavailable, HistoryView
-from joulebot.web.live import RedisUnavailable, read_queues
 
 log = logging.getLogger(__name__)
 
