@@ -22,6 +22,7 @@ from joulebot.chat.build import InputError, build_request
 from joulebot.chat.conversation import Context
 from joulebot.chat.deliveries import Delivery, DeliveryBook
 from joulebot.chat.footer import energy_ratio, footer, sig
+from joulebot.chat.forgetting import forget_user
 from joulebot.chat.limits import RateLimiter
 from joulebot.chat.status import status_text
 from joulebot.config import Settings
@@ -618,10 +619,18 @@ class ChatCore:
         return "\n".join(lines)
 
     def forget(self, user_id: str) -> str:
-        n = self.history.forget(self.platform, user_id)
-        return (
-            f"Deleted the prompts and answers of {n} exchanges. Their anonymous energy figures stay in the statistics."
-        )
+        """Everywhere joulebot keeps them (see `forgetting`); questions still being answered are stored
+        when answered, and the user is told so."""
+        try:
+            n = forget_user(self.history, self.client, self.platform, user_id)
+            waiting = self.deliveries.pending_for(user_id)
+        except QueueUnavailable:
+            raise InputError("Nothing was deleted: joulebot's queue is unavailable; try again in a minute.") from None
+        text = f"Deleted the prompts and answers of {n} exchanges. "
+        text += "Their anonymous energy figures stay in the statistics."
+        if waiting:
+            text += f" {waiting} question(s) still being answered will be stored when answered: /forget again then."
+        return text
 
 
 def _with_band(row: CategoryStats) -> str:
