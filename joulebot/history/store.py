@@ -24,7 +24,7 @@ from sqlmodel import Session, create_engine, select
 
 from joulebot.config.files import private_file, private_umask
 from joulebot.exchange import Result
-from joulebot.history import rollup
+from joulebot.history import bounds, rollup
 from joulebot.history.tables import ChatPreference, Exchange, ExchangeMessage, User, now
 
 if TYPE_CHECKING:
@@ -180,14 +180,17 @@ def mean_ci95(values: list[float], bands: list[float | None]) -> float:
     return spread_ci95(values) + own_band(bands)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, timeout_s: float = bounds.DEFAULT_TIMEOUT_S) -> Engine:
+    """An engine whose every wait is bounded by `timeout_s` where the driver can bound it (`bounds`)."""
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         private_file(Path(url.removeprefix("sqlite:///")))  # 0600; SQLite gives its journals the same mode
-        # The worker writes while bots read: wait for the lock instead of failing at once.
-        engine = create_engine(url, connect_args={"timeout": 30})
+        # The worker writes while bots read: wait for the lock (bounded) instead of failing at once.
+        engine = create_engine(url, connect_args=bounds.connect_args(url, timeout_s))
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True, connect_args=bounds.connect_args(url, timeout_s))
+    bounds.track(engine)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -267,6 +270,8 @@ def _upgrade(config: Config, engine: Engine) -> None:
     from alembic import command
 
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # a migration may run long; nobody waits on it for an answer
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
@@ -275,10 +280,12 @@ class HistoryUnavailable(RuntimeError):
     """The history database cannot be opened; `str()` is one line, without credentials."""
 
 
-def open_history(url: str, redact: Callable[[str], str] = lambda text: text) -> HistoryStore:
+def open_history(
+    url: str, redact: Callable[[str], str] = lambda text: text, timeout_s: float = bounds.DEFAULT_TIMEOUT_S
+) -> HistoryStore:
     """A HistoryStore for a front end: HistoryUnavailable (one line) instead of a driver's traceback."""
     try:
-        return HistoryStore.open(url)
+        return HistoryStore.open(url, timeout_s)
     except (DBAPIError, ArgumentError, OSError) as exc:
         text = str(getattr(exc, "orig", None) or exc).strip()
         reason = text.splitlines()[0] if text else type(exc).__name__
@@ -295,15 +302,15 @@ class HistoryStore:
     # box on the same database) count from the next read.
     HINT_REFRESH_S = 60.0
 
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
+    def __init__(self, url: str, timeout_s: float = bounds.DEFAULT_TIMEOUT_S) -> None:
+        self.engine = make_engine(url, timeout_s)
         self._hint_sums: dict[tuple[str, str, str], tuple[float, dict[str, HintSums]]] = {}  # (category, box, source)
         self._user_ids: dict[tuple[str, str], int] = {}  # (platform, platform user id) → users.id
 
     @classmethod
-    def open(cls, url: str) -> HistoryStore:
+    def open(cls, url: str, timeout_s: float = bounds.DEFAULT_TIMEOUT_S) -> HistoryStore:
         """A store whose schema is at the newest revision (migrated first if needed)."""
-        store = cls(url)
+        store = cls(url, timeout_s)
         migrate(store.engine)
         return store
 
