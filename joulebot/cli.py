@@ -252,18 +252,14 @@ def compare(model_a: str, model_b: str, prompt: str, units: Units | None, as_jso
 
 def boxes(as_json: bool) -> None:
     """Every measurement box, alive or lately seen: zone, intensity, meters, models, queue and state."""
-    import redis
-
     from joulebot.chat.boxes import box_lines
-    from joulebot.queueing import connection as conn
-    from joulebot.queueing.fleet import Fleet
+    from joulebot.queueing.client import QueueUnavailable, list_boxes
 
     settings = get_settings()
-    connection = conn.connect(settings, retries=0)
     try:
-        views = Fleet(connection, settings.worker_lost_after_s).boxes() if conn.is_up(connection) else []
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise _fail(f"the queue is unavailable ({conn.describe(settings)}): {type(exc).__name__}") from None
+        views = list_boxes(settings)
+    except QueueUnavailable as exc:  # REDIS_URL's Redis does not answer or refuses: not "no box yet"
+        raise _fail(str(exc)) from None
     if as_json:
         out.print_json(json.dumps([v.as_json() for v in views]))
         return
