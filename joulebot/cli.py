@@ -103,7 +103,7 @@ def _history(settings: Settings):
     from joulebot.history import open_history
 
     with _history_errors():
-        return open_history(settings.sqlalchemy_url, settings.redact)
+        return open_history(settings.sqlalchemy_url, settings.redact, settings.history_timeout_s)
 
 
 def _requests(

@@ -133,7 +133,8 @@ class ChatCore:
         self.settings = settings
         self.platform = platform
         self.client = QueueClient(settings)
-        self.history = open_history(settings.sqlalchemy_url, settings.redact)  # HistoryUnavailable: one line
+        # HistoryUnavailable: one line
+        self.history = open_history(settings.sqlalchemy_url, settings.redact, settings.history_timeout_s)
         self.deliveries = DeliveryBook(self.client.connection, platform)
         self.rate = RateLimiter(self.client.connection, platform, settings.max_prompts_per_minute)
 
