@@ -97,6 +97,16 @@ def test_every_redis_refusal_is_one_line_for_the_chat_bots(refusing):
         core.prepare("7", "7", "Hello?", [None])
 
 
+def test_a_worker_on_a_refusing_redis_says_why_in_one_line(refusing):
+    """Before: the box lock's SET raised out of the worker with a traceback (MISCONF, OOM, READONLY), or
+    "Redis is unreachable: AuthenticationError"."""
+    code, settings = refusing
+    worker = run_cli(settings, "worker", "--burst", timeout=120, BOX_NAME="refused-box")
+    assert worker.returncode == 1, worker.stderr
+    (line,) = worker.stderr.strip().splitlines()
+    assert line.startswith("joulebot: Redis (127.0.0.1) ") and f"({code}" in line, line
+
+
 def test_boxes_says_when_redis_does_not_answer(tmp_path):
     """Before: "no box has announced itself yet", exit 0, with REDIS_URL pointing nowhere."""
     settings = make_settings(tmp_path / "data", redis_url=f"redis://127.0.0.1:{free_port()}/0", queue_name="")

@@ -19,6 +19,7 @@ import redis
 from conftest import run_cli
 from faultproxy import FaultProxy
 from rq import Callback, Queue, Worker
+from rq.command import PUBSUB_CHANNEL_TEMPLATE
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 from rq.webhook import Webhook
@@ -151,7 +152,8 @@ def test_a_redis_restart_mid_answer_still_delivers_the_answer(tmp_path, private_
         result = client.wait(client.job(request.id), timeout_s=60)
         assert result.answer == "Paris is the capital of France." and result.exchange_id is not None
         connection = redis.Redis.from_url(settings.redis_url)
-        wait_for(lambda: connection.zcard(f"rq:wip:{settings.queue_name}") == 0, timeout=10, what="wip to empty")
+        started = StartedJobRegistry(settings.queue_name, connection=connection)
+        wait_for(lambda: started.count == 0, timeout=10, what="the started registry to empty")
         assert worker.poll() is None
     finally:
         err = stop(worker)
@@ -209,7 +211,8 @@ def test_sigterm_stops_an_idle_worker_at_once_and_it_takes_no_pubsub_commands(
     worker = start_worker(processes, settings)
     connection = redis.Redis.from_url(settings.redis_url)
     wait_for(lambda: serving(settings), what="the worker")
-    assert connection.pubsub_channels("rq:pubsub:*") == [], "a listener thread that could hold the exit"
+    listening = connection.pubsub_channels(PUBSUB_CHANNEL_TEMPLATE % "*")
+    assert listening == [], "a listener thread that could hold the exit"
     err = stop(worker)
     assert worker.returncode == 0, err
     assert connection.exists(box_lock_key(settings.box_name)) == 0, "the box is free for the next worker"

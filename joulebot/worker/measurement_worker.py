@@ -228,6 +228,8 @@ def serve(settings: Settings, idle_exit_s: int | None = None, burst: bool = Fals
             lock.acquire()
         except BoxTaken as exc:
             raise WorkerExit(2, str(exc)) from None
+        except (redis.ResponseError, redis.AuthenticationError) as exc:  # MISCONF, OOM, READONLY, NOAUTH, …
+            raise WorkerExit(1, f"Redis ({conn.describe(settings)}) {conn.refused(exc)}") from None
         except REDIS_ERRORS as exc:
             raise WorkerExit(1, f"Redis is unreachable ({conn.describe(settings)}): {type(exc).__name__}") from None
         heartbeat = Heartbeat(control, settings.queue_name, lock, settings.worker_lost_after_s)
@@ -273,6 +275,8 @@ def _warm_station(settings: Settings, control: redis.Redis) -> tuple[Station, Id
         station.idle_keeper = keeper = IdleKeeper(control, station)
         station.warm_up()
         Fleet(control, settings.worker_lost_after_s).forget_older_than(settings.box_forget_after_s)
+    except (redis.ResponseError, redis.AuthenticationError) as exc:
+        raise WorkerExit(1, f"Redis ({conn.describe(settings)}) {conn.refused(exc)}") from None
     except REDIS_ERRORS as exc:
         raise WorkerExit(1, f"lost Redis ({conn.describe(settings)}) while starting: {type(exc).__name__}") from None
     except HistoryUnavailable as exc:  # the answers could not be stored: do not take any
