@@ -19,11 +19,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, get_args
 
-from joulebot.chat.build import InputError, build_request
-from joulebot.chat.footer import energy_ratio, footer, sig
+from joulebot.chat.asking import InputError, build_request
+from joulebot.chat.footer import energy_ratio, footer
 from joulebot.chat.status import status_text
 from joulebot.config import Settings, SettingsError, get_settings
 from joulebot.exchange import Request, Result, Units
+from joulebot.number_format import sig
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -191,7 +192,7 @@ def _run(settings: Settings, requests: list[Request], quiet: bool, stream: bool 
 
 def _continuing(settings: Settings, request: Request, continue_last: bool, system: str | None) -> Request:
     """The request with its system prompt and, with --continue, your last conversation before it."""
-    from joulebot.chat.conversation import Context
+    from joulebot.chat.context import Context
 
     context = Context()
     if continue_last:

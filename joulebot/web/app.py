@@ -25,8 +25,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from joulebot.carbon.sci import J_PER_KWH
-from joulebot.chat.footer import grams, sig
 from joulebot.config import Settings
+from joulebot.number_format import grams, sig
 from joulebot.web import charts
 from joulebot.web.history_view import HOW_TO_GET_DATA, METRICS, HistoryUnavailable, HistoryView, Metric
 from joulebot.web.live import RedisUnavailable, read_queues

@@ -11,7 +11,7 @@ from html import escape
 
 from markupsafe import Markup
 
-from joulebot.chat.footer import sig
+from joulebot.number_format import sig
 from joulebot.web.stats import Mean
 
 FONT = 'font-family="sans-serif" font-size="11"'
