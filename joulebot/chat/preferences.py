@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 from joulebot.chat.asking import InputError
+from joulebot.chat.deliveries import DeliveryBook
+from joulebot.chat.forgetting import forget_user
 from joulebot.config import Settings
 from joulebot.exchange import Units
 from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
 from joulebot.queueing.catalog import catalog_for_front_end
-from joulebot.queueing.client import QueueClient
+from joulebot.queueing.client import QueueClient, QueueUnavailable
 
 if TYPE_CHECKING:  # the store is opened by the chat service; `joulebot ask` imports no database
     from joulebot.history.store import HistoryStore
@@ -26,8 +28,11 @@ class Choices(NamedTuple):
 
 
 class Preferences:
-    def __init__(self, settings: Settings, platform: str, client: QueueClient, history: HistoryStore) -> None:
+    def __init__(
+        self, settings: Settings, platform: str, client: QueueClient, history: HistoryStore, deliveries: DeliveryBook
+    ) -> None:
         self.settings, self.platform, self.client, self.history = settings, platform, client, history
+        self.deliveries = deliveries
 
     def catalog(self) -> Catalog:
         return catalog_for_front_end(self.settings, self.client.connection)
@@ -121,7 +126,15 @@ class Preferences:
         return f"Set {whose} system prompt. It applies from the next question."
 
     def forget(self, user_id: str) -> str:
-        n = self.history.forget(self.platform, user_id)
-        return (
-            f"Deleted the prompts and answers of {n} exchanges. Their anonymous energy figures stay in the statistics."
-        )
+        """Everywhere joulebot keeps them (see `forgetting`); questions still being answered are stored
+        when answered, and the user is told so."""
+        try:
+            n = forget_user(self.history, self.client, self.platform, user_id)
+            waiting = self.deliveries.pending_for(user_id)
+        except QueueUnavailable:
+            raise InputError("Nothing was deleted: joulebot's queue is unavailable; try again in a minute.") from None
+        text = f"Deleted the prompts and answers of {n} exchanges. "
+        text += "Their anonymous energy figures stay in the statistics."
+        if waiting:
+            text += f" {waiting} question(s) still being answered will be stored when answered: /forget again then."
+        return text

@@ -9,7 +9,7 @@ from joulebot.chat.footer import footer
 from joulebot.chat.preferences import Preferences
 from joulebot.config import Settings
 from joulebot.exchange import Result
-from joulebot.history.store import by_basis
+from joulebot.history.aggregates import CategoryStats, by_basis
 from joulebot.number_format import sig
 from joulebot.queueing.client import QueueClient
 from joulebot.queueing.fleet import BoxView
@@ -35,7 +35,7 @@ class Reports:
         for entry in self.preferences.catalog().available():
             rows = stats.get(entry.name, [])
             figures = [
-                f"{sig(r.mean_total_j)} ± {sig(r.ci95_total_j, 2)} J/answer ({r.answers}, {r.basis.label()})"
+                f"{_with_band(r)} J/answer ({r.answers}, {r.basis.label()})"
                 for r in sorted(rows, key=lambda r: (not r.measured, r.box, r.energy_source))
             ]
             energy = "; ".join(figures) or "not measured yet"
@@ -93,6 +93,12 @@ class Reports:
         return "Measurement boxes:\n" + "\n".join(box_lines(views, brief=True))
 
 
+def _with_band(row: CategoryStats) -> str:
+    """'5.00 ± 2.5': the mean energy per answer and its 95 % interval (none for one answer)."""
+    band = "" if row.ci95_total_j is None else f" ± {sig(row.ci95_total_j, 2)}"
+    return sig(row.mean_total_j) + band
+
+
 def _ranked(rows: list) -> list[str]:
     """Each basis on its own, then per task the models from greenest to hungriest."""
     lines = []
@@ -101,7 +107,7 @@ def _ranked(rows: list) -> list[str]:
         for category in sorted({r.category for r in group}):
             ranked = sorted((r for r in group if r.category == category), key=lambda r: r.mean_total_j)
             cells = [
-                f"{r.model} {sig(r.mean_total_j)} ± {sig(r.ci95_total_j, 2)} J ({r.answers}"
+                f"{r.model} {_with_band(r)} J ({r.answers}"
                 + (f", {r.accuracy:.0%} right of {r.scored} checked)" if r.accuracy is not None else ")")
                 for r in ranked
             ]

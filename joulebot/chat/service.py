@@ -23,7 +23,7 @@ class ChatService:
         self.client = QueueClient(settings)
         self.history = open_history(settings.sqlalchemy_url, settings.redact)  # HistoryUnavailable: one line
         self.deliveries = DeliveryBook(self.client.connection, platform)
-        self.preferences = Preferences(settings, platform, self.client, self.history)
+        self.preferences = Preferences(settings, platform, self.client, self.history, self.deliveries)
         self.asking = Asking(settings, platform, self.client, self.deliveries, self.preferences)
         self.following = Following(settings, self.client, self.deliveries)
         self.conversations = Conversations(settings, platform, self.client.connection, self.history)
