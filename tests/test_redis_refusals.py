@@ -14,8 +14,8 @@ from conftest import make_settings, run_cli
 from standins import PrivateRedis, free_port
 from workers import wait_for
 
-from joulebot.chat.build import InputError
-from joulebot.chat.core import ChatCore
+from joulebot.chat.asking import InputError
+from joulebot.chat.service import ChatService
 from joulebot.config import Settings
 
 PASSWORD = "s3cret-Pw-9"
@@ -91,10 +91,10 @@ def test_every_redis_refusal_is_one_line_in_the_terminal(refusing):
 
 def test_every_redis_refusal_is_one_line_for_the_chat_bots(refusing):
     _, settings = refusing
-    core = ChatCore(settings, "telegram")
+    chat = ChatService(settings, "telegram")
     unavailable = r"^joulebot's queue is unavailable right now; please try again in a minute\.$"
     with pytest.raises(InputError, match=unavailable):
-        core.prepare("7", "7", "Hello?", [None])
+        chat.asking.prepare("7", "7", "Hello?", [None])
 
 
 def test_a_worker_on_a_refusing_redis_says_why_in_one_line(refusing):

@@ -13,7 +13,7 @@ from faultproxy import FaultProxy
 from workers import ask, serving, start_worker, stop, wait_for, worker_settings
 
 from joulebot.history import HistoryStore
-from joulebot.history.store import make_engine
+from joulebot.history.engine import make_engine
 
 STORED_LATER = "⚠️ history is unavailable: this exchange will be stored when it is back"
 
