@@ -46,6 +46,19 @@ class Routing(BaseModel):
     moved_from: str | None = None  # failover: the box that stopped before running it
 
 
+class Sampling(BaseModel):
+    """How the next token is chosen, where a request set it (None: the runner's own default). They
+    change what an answer costs: answers asked with any of them stay out of the statistics."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] = []
+    seed: int | None = None
+
+    def is_default(self) -> bool:
+        return self == Sampling()
+
+
 class Request(BaseModel):
     """Who asked what of which model. Built by bots/, run by the worker."""
 
@@ -69,6 +82,7 @@ class Request(BaseModel):
     told_forgotten: bool = False  # the user was already told that the start no longer fits
     message_ref: str | None = None  # the platform message that will show the answer (replies find it)
     stream: bool = True  # publish the growing answer while it is generated
+    sampling: Sampling | None = None  # None: the runner's defaults (the API's temperature, top_p, stop, seed)
 
     def messages(self) -> list[dict[str, str]]:
         """What the model receives: system prompt, earlier turns, this prompt (chat messages)."""

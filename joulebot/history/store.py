@@ -393,6 +393,7 @@ class HistoryStore:
                 chat_id=req.chat_id,
                 message_ref=req.message_ref,
                 system_prompt=req.system,
+                sampling=(req.sampling.model_dump(exclude_defaults=True) or None) if req.sampling else None,
                 created_at=now(),
             )
             exchange_id: int = connection.execute(insert(Exchange.__table__), row).inserted_primary_key[0]

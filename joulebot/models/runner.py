@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
+from joulebot.exchange import Sampling
 from joulebot.models.catalog import ModelEntry
 
 _THINK = re.compile(r"<think>(.*?)(?:</think>|\Z)", re.DOTALL | re.IGNORECASE)
@@ -80,9 +81,15 @@ class Runner(ABC):
 
     @abstractmethod
     def generate(
-        self, entry: ModelEntry, messages: Messages, max_tokens: int, sink: TextSink | None = None
+        self,
+        entry: ModelEntry,
+        messages: Messages,
+        max_tokens: int,
+        sink: TextSink | None = None,
+        sampling: Sampling | None = None,
     ) -> Generation:
-        """Answer the last message given the ones before it; feed `sink` the text as it grows."""
+        """Answer the last message given the ones before it; feed `sink` the text as it grows.
+        `sampling`: what the request set of temperature, top_p, stop and seed (the rest: defaults)."""
 
     @abstractmethod
     def count_tokens(self, entry: ModelEntry, messages: Messages) -> int:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from joulebot.carbon import Intensity
 from joulebot.history import rollup
+from joulebot.history.api_keys import key_owner
 from joulebot.history.tables import Exchange
 from joulebot.web.stats import Mean
 
@@ -279,7 +280,7 @@ class HistoryView:
         """One model's per-answer values (the newest `limit`), per population, for histograms."""
         query = (
             sa.select(C.box, C.energy_source, C.energy_measured, metric.column)
-            .where(C.model == model, metric.present)
+            .where(C.model == model, metric.present, C.sampling.is_(None))  # as the statistics: rollup.py
             .order_by(C.id.desc())
             .limit(limit)
         )
@@ -295,7 +296,7 @@ class HistoryView:
             sa.select(
                 C.box, C.energy_source, C.energy_measured, day, sa.func.count(x), sa.func.sum(x), sa.func.sum(x * x)
             )
-            .where(C.model == model, metric.present)
+            .where(C.model == model, metric.present, C.sampling.is_(None))  # as the statistics: rollup.py
             .group_by(C.box, C.energy_source, C.energy_measured, day)
             .order_by(day)
         )
@@ -304,6 +305,29 @@ class HistoryView:
             mean = Mean.from_sums(int(n), float(total), float(squares))
             days.setdefault(Population(box, source, bool(measured)), []).append((str(date), mean))
         return days
+
+    # -- the API ------------------------------------------------------------------------------------------------
+    def api_key_owner(self, key: str) -> str | None:
+        """The name of the working API key `key` is (None: no such key, or none made yet)."""
+        try:
+            with self.engine.connect() as connection:
+                return key_owner(connection, key)
+        except (DBAPIError, SQLAlchemyError) as exc:
+            explained = _explain(exc)
+            if explained.empty:  # no history, or one from before API keys: no key works yet
+                return None
+            raise explained from None
+
+    def model_means(self) -> dict[tuple[str, str], list[tuple[Population, Mean]]]:
+        """Per (model, box): the mean energy per answer ± 95 % of each population, over every task."""
+        n, total, squares = (sa.func.sum(R[name]) for name in METRICS["j_answer"].sums)
+        query = sa.select(R.model, *POPULATION, n, total, squares).group_by(R.model, *POPULATION)
+        means: dict[tuple[str, str], list[tuple[Population, Mean]]] = {}
+        for model, box, source, measured, count, added, squared in self._rows(query):
+            if count:
+                mean = Mean.from_sums(int(count), float(added), float(squared))
+                means.setdefault((model, box), []).append((Population(box, source, bool(measured)), mean))
+        return means
 
     # -- /metrics ----------------------------------------------------------------------------------------------
     def totals(self, box: str | None = None) -> list[Any]:
