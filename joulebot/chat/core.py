@@ -22,12 +22,13 @@ from joulebot.chat.build import InputError, build_request
 from joulebot.chat.conversation import Context
 from joulebot.chat.deliveries import Delivery, DeliveryBook
 from joulebot.chat.footer import energy_ratio, footer, sig
+from joulebot.chat.forgetting import forget_user
 from joulebot.chat.limits import RateLimiter
 from joulebot.chat.status import status_text
 from joulebot.config import Settings
 from joulebot.exchange import GENERATING, Request, Result, Units
 from joulebot.history import open_history
-from joulebot.history.store import by_basis
+from joulebot.history.aggregates import CategoryStats, by_basis
 from joulebot.history.tables import Exchange
 from joulebot.keys import commands_key, conversation_key, shared_conversation_key
 from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
@@ -569,7 +570,7 @@ class ChatCore:
         for entry in self.catalog().available():
             rows = stats.get(entry.name, [])
             figures = [
-                f"{sig(r.mean_total_j)} ± {sig(r.ci95_total_j, 2)} J/answer ({r.answers}, {r.basis.label()})"
+                f"{_with_band(r)} J/answer ({r.answers}, {r.basis.label()})"
                 for r in sorted(rows, key=lambda r: (not r.measured, r.box, r.energy_source))
             ]
             energy = "; ".join(figures) or "not measured yet"
@@ -618,10 +619,24 @@ class ChatCore:
         return "\n".join(lines)
 
     def forget(self, user_id: str) -> str:
-        n = self.history.forget(self.platform, user_id)
-        return (
-            f"Deleted the prompts and answers of {n} exchanges. Their anonymous energy figures stay in the statistics."
-        )
+        """Everywhere joulebot keeps them (see `forgetting`); questions still being answered are stored
+        when answered, and the user is told so."""
+        try:
+            n = forget_user(self.history, self.client, self.platform, user_id)
+            waiting = self.deliveries.pending_for(user_id)
+        except QueueUnavailable:
+            raise InputError("Nothing was deleted: joulebot's queue is unavailable; try again in a minute.") from None
+        text = f"Deleted the prompts and answers of {n} exchanges. "
+        text += "Their anonymous energy figures stay in the statistics."
+        if waiting:
+            text += f" {waiting} question(s) still being answered will be stored when answered: /forget again then."
+        return text
+
+
+def _with_band(row: CategoryStats) -> str:
+    """'5.00 ± 2.5': the mean energy per answer and its 95 % interval (none for one answer)."""
+    band = "" if row.ci95_total_j is None else f" ± {sig(row.ci95_total_j, 2)}"
+    return sig(row.mean_total_j) + band
 
 
 def _ranked(rows: list) -> list[str]:
@@ -632,7 +647,7 @@ def _ranked(rows: list) -> list[str]:
         for category in sorted({r.category for r in group}):
             ranked = sorted((r for r in group if r.category == category), key=lambda r: r.mean_total_j)
             cells = [
-                f"{r.model} {sig(r.mean_total_j)} ± {sig(r.ci95_total_j, 2)} J ({r.answers}"
+                f"{r.model} {_with_band(r)} J ({r.answers}"
                 + (f", {r.accuracy:.0%} right of {r.scored} checked)" if r.accuracy is not None else ")")
                 for r in ranked
             ]

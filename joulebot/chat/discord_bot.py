@@ -19,6 +19,7 @@ with a Retry button. What is owed is kept in Redis, so a restarted bot still del
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -42,6 +43,7 @@ from joulebot.chat.core import (
     spawn,
 )
 from joulebot.chat.deliveries import Delivery
+from joulebot.chat.discord_sending import TRANSIENT, queued_status, retried
 from joulebot.chat.discord_targets import (
     NO_MENTIONS,
     ChannelTarget,
@@ -189,7 +191,7 @@ class DiscordBot(discord.Client):
     # -- the path of one question ------------------------------------------
     async def ask(self, interaction: discord.Interaction, prompt: str, models: list[str | None]) -> None:
         """/ask and /compare: a new conversation, answered in the command's deferred reply."""
-        await interaction.response.defer(thinking=True)
+        await retried(lambda: interaction.response.defer(thinking=True), TRANSIENT, "deferring a command")
         user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
         group = interaction.guild_id is not None
         scope = scope_of(interaction.channel, interaction.channel_id)
@@ -197,15 +199,20 @@ class DiscordBot(discord.Client):
             requests = await asyncio.to_thread(
                 self.core.prepare, user_id, channel_id, prompt, models, None, group, scope
             )
-            status = await interaction.edit_original_response(content=QUEUED, view=cancel_button())
+            show = functools.partial(interaction.edit_original_response, content=QUEUED, view=cancel_button())
+            status = await queued_status(show)
             delivery = await asyncio.to_thread(
-                self.core.submit, requests, str(status.id), f"{interaction.application_id}:{interaction.token}"
+                self.core.submit,
+                requests,
+                str(status.id) if status else None,  # none: the answer replaces the "thinking…" reply
+                f"{interaction.application_id}:{interaction.token}",
             )
         except (InputError, JobError) as exc:
             await interaction.delete_original_response()
             await interaction.followup.send(str(exc), ephemeral=True)
             return
-        await self.follow(delivery, InteractionTarget(interaction, ChannelTarget(self, channel_id, user_id), QUEUED))
+        fallback = ChannelTarget(self, channel_id, user_id)
+        await self.follow(delivery, InteractionTarget(interaction, fallback, QUEUED if status else ""))
 
     async def on_message(self, message: discord.Message) -> None:
         """Mentions, replies to the bot's answers, messages in its threads and DMs are questions."""
@@ -297,24 +304,27 @@ class DiscordBot(discord.Client):
             await refuse(str(exc))
             return
         thread = await self.open_thread(source, prompt) if opens_thread else None
+        if thread is not None:  # the conversation lives in the thread: its answers are found there
+            requests = [r.model_copy(update={"chat_id": str(thread.id)}) for r in requests]
+
+        def post() -> Awaitable[discord.Message]:
+            if thread is not None:
+                return thread.send(QUEUED, view=cancel_button(), allowed_mentions=NO_MENTIONS)
+            return source.reply(QUEUED, view=cancel_button(), mention_author=False, allowed_mentions=NO_MENTIONS)
+
         try:
-            if thread is None:
-                status = await source.reply(
-                    QUEUED, view=cancel_button(), mention_author=False, allowed_mentions=NO_MENTIONS
-                )
-            else:  # the conversation lives in the thread: its answers are found there
-                requests = [r.model_copy(update={"chat_id": str(thread.id)}) for r in requests]
-                status = await thread.send(QUEUED, view=cancel_button(), allowed_mentions=NO_MENTIONS)
+            status = await queued_status(post)
         except discord.HTTPException as exc:  # no right to post there: nothing is queued
             log.warning("cannot answer in channel %s: %s", source.channel.id, exc)
             return
         try:
-            delivery = await asyncio.to_thread(self.core.submit, requests, str(status.id))
+            delivery = await asyncio.to_thread(self.core.submit, requests, str(status.id) if status else None)
         except JobError as exc:
-            await status.edit(content=f"⚠️ {exc}", view=None)
+            await (status.edit(content=f"⚠️ {exc}", view=None) if status else refuse(f"⚠️ {exc}"))
             return
         fallback = ChannelTarget(self, delivery.chat_id, user_id)
-        await self.follow(delivery, MessageTarget(self, delivery.chat_id, str(status.id), fallback, QUEUED))
+        target = MessageTarget(self, delivery.chat_id, str(status.id), fallback, QUEUED) if status else fallback
+        await self.follow(delivery, target)
 
     async def open_thread(self, message: discord.Message, prompt: str) -> discord.Thread | None:
         """A thread on the message that asked, made one conversation; None where the bot may not open one."""
@@ -339,8 +349,8 @@ class DiscordBot(discord.Client):
         buttons = retry_button() if len(results) == 1 and stored else None
         await asyncio.to_thread(self.core.remember, delivery, results)  # before the user can see it and reply
         try:
-            shown = await target.deliver(render_reply(reply), buttons)
-        except discord.HTTPException as exc:
+            shown = await retried(lambda: target.deliver(render_reply(reply), buttons), TRANSIENT, "an answer")
+        except (discord.HTTPException, *TRANSIENT) as exc:
             log.error("could not deliver to channel %s (%s); kept for the next start", delivery.chat_id, exc)
             return
         await asyncio.to_thread(self.core.note_messages, delivery, results, shown)  # replies to any piece continue

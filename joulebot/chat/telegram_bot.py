@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import html
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlparse
 
@@ -35,11 +36,15 @@ from joulebot.chat.core import CANCELLED, HELP, ChatCore, Context, InputError, J
 from joulebot.chat.deliveries import Delivery
 from joulebot.chat.telegram_format import split_html, to_html
 from joulebot.chat.telegram_stream import AnswerMessages, send_piece
-from joulebot.config import Settings
+from joulebot.config import Settings, SettingsError
 from joulebot.queueing.client import JobCancelled
 
 log = logging.getLogger(__name__)
 
+QUEUED = "⏳ queued"
+# Telegram's rule for a webhook's secret_token (setWebhook), sent back in X-Telegram-Bot-Api-Secret-Token
+WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+WEBHOOK_SECRET_RULE = "1-256 characters of A-Z, a-z, 0-9, _ and - (a long random one)"
 GROUP_ADMINS = ("creator", "administrator")  # ChatMember.status of a group's owner and its administrators
 
 
@@ -78,8 +83,29 @@ def _query(update: Update) -> CallbackQuery:
     return update.callback_query
 
 
+def webhook_refusal(settings: Settings) -> str | None:
+    """Why webhook mode cannot start with these settings (None: it can, or it is not webhook mode).
+
+    The listener takes updates from whoever reaches it: without Telegram's secret header, anyone
+    who finds the URL could post a `/forget` or a button press as any user."""
+    if not settings.telegram_webhook_url:
+        return None
+    secret = settings.telegram_webhook_secret.get_secret_value()
+    if not secret:
+        return (
+            "TELEGRAM_WEBHOOK_URL is set but TELEGRAM_WEBHOOK_SECRET is not: without it anyone who finds the "
+            f"webhook can act as any user; set it to {WEBHOOK_SECRET_RULE}"
+        )
+    if not WEBHOOK_SECRET.fullmatch(secret):
+        return f"TELEGRAM_WEBHOOK_SECRET must be {WEBHOOK_SECRET_RULE}"
+    return None
+
+
 class TelegramBot:
     def __init__(self, settings: Settings) -> None:
+        refusal = webhook_refusal(settings)
+        if refusal:
+            raise SettingsError(refusal)
         self.settings = settings
         self.core = ChatCore(settings, "telegram")
         self.admins = Settings.id_set(settings.telegram_admins)
@@ -127,7 +153,7 @@ class TelegramBot:
                 port=self.settings.telegram_webhook_port,
                 url_path=urlparse(self.settings.telegram_webhook_url).path.lstrip("/"),
                 webhook_url=self.settings.telegram_webhook_url,
-                secret_token=self.settings.telegram_webhook_secret.get_secret_value() or None,
+                secret_token=self.settings.telegram_webhook_secret.get_secret_value(),  # checked on every request
                 allowed_updates=["message", "callback_query"],
             )
         else:
@@ -177,13 +203,18 @@ class TelegramBot:
         except InputError as exc:
             await message.reply_text(str(exc))
             return
-        status = await message.reply_text("⏳ queued", reply_markup=cancel_button(requests[0].id))
-        try:
-            delivery = await asyncio.to_thread(self.core.submit, requests, str(status.message_id))
-        except JobError as exc:
-            await status.edit_text(f"⚠️ {exc}")
+        bot, quote = message.get_bot(), str(message.message_id) if group else None
+        status = await send_piece(bot, chat_id, QUEUED, buttons=cancel_button(requests[0].id), reply_to=quote)
+        if status.done and status.message_id is None:  # the chat refuses the bot's messages: nobody to answer
             return
-        self._background(self._follow(message.get_bot(), delivery, status.text or ""))
+        if not status.done:  # still failing after the retries: the question is queued all the same
+            log.warning("no status message in chat %s; the answer will come as a new message", chat_id)
+        try:
+            delivery = await asyncio.to_thread(self.core.submit, requests, status.message_id)
+        except JobError as exc:
+            await self._send(bot, chat_id, html.escape(f"⚠️ {exc}", quote=False), status.message_id)
+            return
+        self._background(self._follow(bot, delivery, QUEUED if status.message_id else ""))
 
     def _background(self, coroutine) -> None:
         spawn(self._tasks, coroutine, "following an answer")

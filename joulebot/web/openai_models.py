@@ -10,17 +10,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from joulebot.history import HistoryUnavailable
+from joulebot.history.intervals import Basis, Mean
 from joulebot.models import Catalog, ModelEntry, ModelUnavailable, UnknownModelError
 from joulebot.queueing.catalog import catalog_for_front_end
 from joulebot.queueing.client import QueueUnavailable
-from joulebot.web.history_view import HistoryUnavailable, HistoryView, Population
+from joulebot.web.history_view import HistoryView
 from joulebot.web.openai_api import api_of, api_user
 from joulebot.web.openai_asking import ApiQueue
 from joulebot.web.openai_errors import ApiError
 from joulebot.web.page import history_of
-from joulebot.web.stats import Mean
 
-Means = dict[tuple[str, str], list[tuple[Population, Mean]]]
+Means = dict[tuple[str, str], list[tuple[Basis, Mean]]]
 
 
 def _offering(api: ApiQueue) -> dict[str, list[str]]:
@@ -44,13 +45,13 @@ def _card(entry: ModelEntry, boxes: list[str], means: Means) -> dict[str, Any]:
             "box": box,
             "energy_per_answer": [
                 {
-                    "source": population.source,
-                    "measured": population.measured,  # false: estimated, never a measurement
+                    "source": basis.source,
+                    "measured": basis.measured,  # false: estimated, never a measurement
                     "answers": mean.n,
                     "mean_j": mean.mean,
                     "ci95_j": mean.ci95,  # None for a single answer
                 }
-                for population, mean in means.get((entry.name, box), [])
+                for basis, mean in means.get((entry.name, box), [])
             ],
         }
         for box in boxes
