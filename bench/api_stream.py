@@ -16,6 +16,7 @@ the answer's publication and its following. What the publishing costs the metere
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -67,7 +68,7 @@ def arrivals_api(base: str, key: str, model: str, max_tokens: int) -> list[float
 
 
 def spacing(times: list[float]) -> list[float]:
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 def start(env: dict[str, str], *args: str) -> subprocess.Popen:
@@ -100,7 +101,8 @@ def report(name: str, raw: list[list[float]], api: list[list[float]]) -> None:
         if not values:
             return "no gaps (one chunk)"
         top = sorted(values)[int(0.95 * (len(values) - 1))]
-        return f"median {statistics.median(values) * 1000:.0f} ms, p95 {top * 1000:.0f} ms, max {max(values) * 1000:.0f} ms"
+        median = statistics.median(values)
+        return f"median {median * 1000:.0f} ms, p95 {top * 1000:.0f} ms, max {max(values) * 1000:.0f} ms"
 
     print(f"{name}:")
     print(
