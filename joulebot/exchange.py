@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from joulebot.carbon import Carbon
 from joulebot.metering import Energy
+from joulebot.models.runner import Sampling
 
 Units = Literal["joules", "watts"]
 Role = Literal["system", "user", "assistant"]
@@ -44,19 +45,6 @@ class Routing(BaseModel):
     category: str | None = None  # the task the expectation was for
     candidates: int = 1  # live boxes that offered the model
     moved_from: str | None = None  # failover: the box that stopped before running it
-
-
-class Sampling(BaseModel):
-    """How the next token is chosen, where a request set it (None: the runner's own default). They
-    change what an answer costs: answers asked with any of them stay out of the statistics."""
-
-    temperature: float | None = None
-    top_p: float | None = None
-    stop: list[str] = []
-    seed: int | None = None
-
-    def is_default(self) -> bool:
-        return self == Sampling()
 
 
 class Request(BaseModel):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from joulebot.exchange import Sampling
 from joulebot.models.catalog import ModelEntry
-from joulebot.models.runner import Generation, Messages, Runner, RunnerError, TextSink, split_reasoning
+from joulebot.models.runner import Generation, Messages, Runner, RunnerError, Sampling, TextSink, split_reasoning
 
 MESSAGE_OVERHEAD_TOKENS = 7  # the chat template around each message (SmolLM2 ChatML: measured 6-7), rounded up
 

@@ -27,9 +27,17 @@ from collections.abc import Callable
 import httpx
 import ollama
 
-from joulebot.exchange import Sampling
 from joulebot.models.catalog import ModelEntry, OllamaModel, parse_parameter_size
-from joulebot.models.runner import RELOAD_S, Generation, Messages, Runner, RunnerError, TextSink, split_reasoning
+from joulebot.models.runner import (
+    RELOAD_S,
+    Generation,
+    Messages,
+    Runner,
+    RunnerError,
+    Sampling,
+    TextSink,
+    split_reasoning,
+)
 
 NS = 1e9
 

@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
-from joulebot.exchange import Sampling
 from joulebot.models.catalog import ModelEntry
 
 _THINK = re.compile(r"<think>(.*?)(?:</think>|\Z)", re.DOTALL | re.IGNORECASE)
@@ -19,6 +18,19 @@ def split_reasoning(text: str) -> tuple[str, str]:
     """(answer, reasoning): `<think>` blocks of reasoning models are kept out of the answer."""
     reasoning = "\n\n".join(part.strip() for part in _THINK.findall(text))
     return _THINK.sub("", text).strip(), reasoning
+
+
+class Sampling(BaseModel):
+    """How the next token is chosen, where a request set it (None: the runner's own default). They
+    change what an answer costs: answers asked with any of them stay out of the statistics."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] = []
+    seed: int | None = None
+
+    def is_default(self) -> bool:
+        return self == Sampling()
 
 
 class Generation(BaseModel):

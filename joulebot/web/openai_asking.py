@@ -15,8 +15,8 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from joulebot.chat.build import InputError, build_request
-from joulebot.chat.core import spawn
+from joulebot.chat.asking import InputError, build_request
+from joulebot.chat.background import spawn
 from joulebot.chat.deliveries import Delivery, DeliveryBook
 from joulebot.chat.limits import RateLimiter
 from joulebot.config import Settings

@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from joulebot.exchange import Sampling, Turn
+from joulebot.exchange import Turn
+from joulebot.models.runner import Sampling
 from joulebot.web.openai_errors import ApiError, unsupported
 
 SEED_MAX = 2**32 - 1  # llama.cpp's seed is 32 bits
