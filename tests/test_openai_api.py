@@ -235,6 +235,14 @@ def test_refusals_come_in_openais_shape_with_their_status(stack):
             client.chat.completions.create(model="llama3", messages=messages)
         assert words in bad.value.body["message"], bad.value.body
     assert _error(httpx.post(url, content=b"{not json", headers=auth))["code"] == "invalid_json"
+    not_utf8 = b'{"model": "llama3", "messages": [{"role": "user", "content": "caf\xe9"}]}'
+    assert _error(httpx.post(url, content=not_utf8, headers=auth))["code"] == "invalid_json"
+    lone = b'{"model": "llama3", "messages": [{"role": "user", "content": "\\ud800 hi"}]}'
+    assert "not valid UTF-8" in _error(httpx.post(url, content=lone, headers=auth))["message"]
+    long_system = [{"role": "system", "content": "s" * 4001}, *question]
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.chat.completions.create(model="llama3", messages=long_system)
+    assert "the system prompt has 4001 characters" in bad.value.body["message"]
     big = httpx.post(url, content=b"{" + b" " * 1_000_001 + b"}", headers=auth)
     assert big.status_code == 413 and _error(big)["code"] == "too_large"
     pinned = httpx.post(

@@ -71,6 +71,9 @@ def _refuse_if_busy(api: ApiQueue, user: str) -> None:
 def _question(api: ApiQueue, user: str, body: ChatBody) -> Request:
     """The Request of the body's last message, checked as a chat message is, with its conversation."""
     system, turns, question = conversation(body)
+    most = api.settings.max_prompt_chars
+    if system is not None and len(system) > most:  # as a chat's /system: it is sent with every turn
+        raise ApiError(400, f"the system prompt has {len(system)} characters; the maximum is {most}", param="messages")
     chosen = sampling(body)
     catalog = catalog_for_front_end(api.settings, api.client.connection)
     try:

@@ -99,14 +99,15 @@ def _refuse_unsupported(body: ChatBody) -> None:
 
 
 def _text(message: Message, index: int) -> str:
+    """The message's text; NUL characters dropped (no database stores them in text)."""
     if message.content is None or isinstance(message.content, str):
-        return message.content or ""
+        return (message.content or "").replace("\x00", "")
     parts = []
     for part in message.content:
         if part.type != "text":
             raise unsupported(f"messages[{index}].content", f"a {part.type!r} part (only text)")
         parts.append(part.text or "")
-    return "\n".join(parts)
+    return "\n".join(parts).replace("\x00", "")
 
 
 def conversation(body: ChatBody) -> tuple[str | None, list[Turn], str]:
