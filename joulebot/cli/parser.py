@@ -248,10 +248,18 @@ def _services(commands: Any) -> None:
     description = "Show the grid zone, its current carbon intensity and where the figure comes from."
     _command(commands, "carbon", Handler("services", "carbon"), description)
 
-    description = "Serve the read-only dashboard and /metrics from history and Redis."
+    description = "Serve the read-only dashboard, /metrics and the OpenAI-compatible API (/v1)."
     p = _command(commands, "web", Handler("services", "web"), description)
     p.add_argument("--host", help="address to listen on (WEB_HOST; default 127.0.0.1)")
     p.add_argument("--port", type=Range(int, 1, 65535), help="port (WEB_PORT; default 8080)")
+
+    description = "The OpenAI-compatible API's keys: make one (printed once), list them, revoke one."
+    keys = _command(commands, "keys", None, description)
+    key_commands = keys.add_subparsers(title="commands", metavar="COMMAND")
+    for name, what in (("create", "print a new key for NAME, once"), ("list", ""), ("revoke", "stop NAME's key")):
+        p = _command(key_commands, name, Handler("keys", f"keys_{name}"), f"{what or 'every key, never the key'}.")
+        if what:
+            p.add_argument("name", help="the key's name: its user is api:NAME")
 
     description = "Run the Telegram bot (long polling, or a webhook with TELEGRAM_WEBHOOK_URL)."
     _command(commands, "telegram", Handler("services", "telegram"), description)
