@@ -415,6 +415,7 @@ HELP = {
     "meter simulate": ["--watts", "--range", "--mains-hz", "2^N mains cycles"],
     "telegram": ["TELEGRAM_WEBHOOK_URL"],
     "discord": ["--sync"],
+    "health": ["queue", "worker", "web", "healthcheck"],
 }
 
 
@@ -571,6 +572,7 @@ def test_history_in_a_telegram_group_goes_to_the_private_chat(tmp_path, system_r
         ("meter simulate", "meter_simulate"),
         ("telegram", "telegram"),
         ("discord", "discord"),
+        ("health worker", "health"),
     ],
 )
 def test_every_command_calls_its_function_with_exactly_its_parameters(line, function):

@@ -248,6 +248,13 @@ def _services(commands: Any) -> None:
     p.add_argument("--host", help="address to listen on (WEB_HOST; default 127.0.0.1)")
     p.add_argument("--port", type=Range(int, 1, 65535), help="port (WEB_PORT; default 8080)")
 
+    description = """Exit 0 if this role is serving, else say why in one line and exit 1 (a container's healthcheck).
+
+    queue: the queue's Redis answers (every front end needs it); worker: this box's measurement worker
+    (BOX_NAME) is alive too; web: the dashboard answers on WEB_HOST:WEB_PORT."""
+    p = _command(commands, "health", Handler("health", "health"), description)
+    p.add_argument("role", nargs="?", choices=("queue", "worker", "web"), default="queue", help="what to check")
+
     description = "Run the Telegram bot (long polling, or a webhook with TELEGRAM_WEBHOOK_URL)."
     _command(commands, "telegram", Handler("services", "telegram"), description)
 
