@@ -33,7 +33,10 @@ def test_health_of_a_worker_follows_its_heartbeat(tmp_path, system_redis_url):
     assert run_cli(settings, "health", timeout=60).returncode == 0  # the queue answers: enough for a bot
     before = run_cli(settings, "health", "worker", timeout=60)
     assert before.returncode == 1
-    assert _one_line(before) == f"joulebot: box {settings.box_name!r} has no live measurement worker (queue {settings.queue_name!r})"
+    assert (
+        _one_line(before)
+        == f"joulebot: box {settings.box_name!r} has no live measurement worker (queue {settings.queue_name!r})"
+    )
 
     connection = redis.Redis.from_url(system_redis_url)
     lock = BoxLock(connection, settings.box_name, settings.queue_name, ttl_s=30)
@@ -57,7 +60,9 @@ def test_health_of_the_dashboard_asks_it_for_its_first_page(tmp_path, system_red
     assert _one_line(down).startswith(f"joulebot: the dashboard does not answer at http://127.0.0.1:{port}/")
 
     proxy = "http://127.0.0.1:9"  # nothing listens there
-    env = cli_env(settings, WEB_PORT=str(port), WEB_HOST="0.0.0.0", HTTP_PROXY=proxy, http_proxy=proxy, NO_PROXY="", no_proxy="")
+    env = cli_env(
+        settings, WEB_PORT=str(port), WEB_HOST="0.0.0.0", HTTP_PROXY=proxy, http_proxy=proxy, NO_PROXY="", no_proxy=""
+    )
     web = subprocess.Popen([sys.executable, "-m", "joulebot", "web"], env=env, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
