@@ -9,6 +9,7 @@ are stood in for by tests/docker/services.Dockerfile, Ollama by tests/standins.p
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -123,8 +124,17 @@ class Stack:
     project: str
     env_file: Path
     files: tuple[str, ...]
-    web_port: int
-    metrics_port: int
+    settings: dict[str, str]  # what the env file says
+
+    @classmethod
+    def write(cls, project: str, directory: Path, files: tuple[str, ...], **settings: str) -> Stack:
+        env_file = directory / f"{project}.env"
+        settings["JOULEBOT_ENV_FILE"] = str(env_file)
+        env_file.write_text("".join(f"{name}={value}\n" for name, value in settings.items()))
+        return cls(project, env_file, files, settings)
+
+    def port(self, name: str) -> int:
+        return int(self.settings[name].rpartition(":")[2])
 
     def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
         command = ["docker-compose", "--env-file", str(self.env_file), "-p", self.project]
@@ -156,31 +166,39 @@ class Stack:
                 time.sleep(1)
 
 
+def _docker0_address() -> str:
+    """The host's address on Docker's default bridge: containers of every network reach it."""
+    subnet = json.loads(docker("network", "inspect", "bridge").stdout)[0]["IPAM"]["Config"][0]["Subnet"]
+    return str(ipaddress.ip_network(subnet)[1])
+
+
 @pytest.fixture(scope="module")
 def stack(image, service_images, tmp_path_factory) -> Iterator[Stack]:
-    """redis, postgres, the worker (with a simulated MCP39F511N at /dev/ttyACM0), web, the Ollama stand-in."""
+    """redis, postgres, the worker (with a simulated MCP39F511N at /dev/ttyACM0), web, the Ollama stand-in;
+    Redis and PostgreSQL published for a second box (compose.fleet.yaml) on the host's docker0 address."""
     project = f"jbtest{uuid.uuid4().hex[:8]}"
-    env_file = tmp_path_factory.mktemp("compose") / ".env"
-    web_port, metrics_port = free_port(), free_port()
     with SimulatedMCP39F511N(power_w=80.0) as meter:
         pty = os.path.realpath(meter.port)
         os.chmod(pty, 0o666)  # the container's user opens it, as the dialout group opens a real meter's port
-        settings = {
-            "JOULEBOT_IMAGE": image,
-            "REDIS_IMAGE": REDIS_IMAGE,
-            "POSTGRES_IMAGE": POSTGRES_IMAGE,
-            "JOULEBOT_ENV_FILE": str(env_file),
-            "REDIS_PASSWORD": secrets.token_hex(16),
-            "POSTGRES_PASSWORD": secrets.token_hex(16),
-            "BOX_NAME": f"box-{project}",
-            "WEB_PUBLISH": f"127.0.0.1:{web_port}",
-            "METRICS_PUBLISH": f"127.0.0.1:{metrics_port}",
-            "TEST_METER_TTY": pty,
-            "METER_INTERVAL_S": "0.02",
-            "IDLE_BASELINE_S": "0.5",
-        }
-        env_file.write_text("".join(f"{name}={value}\n" for name, value in settings.items()))
-        stack = Stack(project, env_file, ("compose.yaml", "tests/docker/compose.test.yaml"), web_port, metrics_port)
+        stack = Stack.write(
+            project,
+            tmp_path_factory.mktemp("compose"),
+            ("compose.yaml", "compose.fleet.yaml", "tests/docker/compose.test.yaml"),
+            JOULEBOT_IMAGE=image,
+            REDIS_IMAGE=REDIS_IMAGE,
+            POSTGRES_IMAGE=POSTGRES_IMAGE,
+            REDIS_PASSWORD=secrets.token_hex(16),
+            POSTGRES_PASSWORD=secrets.token_hex(16),
+            BOX_NAME=f"box-{project}",
+            WEB_PUBLISH=f"127.0.0.1:{free_port()}",
+            METRICS_PUBLISH=f"127.0.0.1:{free_port()}",
+            FLEET_BIND=_docker0_address(),
+            FLEET_REDIS_PORT=str(free_port()),
+            FLEET_POSTGRES_PORT=str(free_port()),
+            TEST_METER_TTY=pty,
+            METER_INTERVAL_S="0.02",
+            IDLE_BASELINE_S="0.5",
+        )
         try:
             stack.compose("up", "-d")
             stack.wait_healthy("worker", "web")
@@ -200,11 +218,11 @@ def test_the_stack_answers_a_cli_container_and_serves_the_dashboard(stack):
     energy = _energy_line(asked)
     assert energy.endswith("measured at the wall by mcp39f511n") and "80.0 W avg" in energy  # the passed-through meter
 
-    page = httpx.get(f"http://127.0.0.1:{stack.web_port}/", timeout=30)
+    page = httpx.get(f"http://127.0.0.1:{stack.port('WEB_PUBLISH')}/", timeout=30)
     assert page.status_code == 200 and "tinyllama" in page.text
-    metrics = httpx.get(f"http://127.0.0.1:{stack.web_port}/metrics", timeout=30).text
+    metrics = httpx.get(f"http://127.0.0.1:{stack.port('WEB_PUBLISH')}/metrics", timeout=30).text
     assert re.search(r'joulebot_answers_total\{[^}]*model="tinyllama"[^}]*\} 1\.0', metrics), metrics[:2000]
-    box = httpx.get(f"http://127.0.0.1:{stack.metrics_port}/metrics", timeout=30).text
+    box = httpx.get(f"http://127.0.0.1:{stack.port('METRICS_PUBLISH')}/metrics", timeout=30).text
     assert f'box="box-{stack.project}"' in box
 
 
@@ -232,3 +250,36 @@ def test_a_killed_worker_is_restarted_and_answers_again(stack):
     stack.wait_healthy("worker")
     assert json.loads(docker("inspect", stack.container("worker")).stdout)[0]["RestartCount"] >= 1
     _energy_line(stack.cli("ask", "--model", "tinyllama", f"{QUESTION} (after a restart)"))
+
+
+def test_a_second_box_joins_the_fleet_through_the_hubs_published_ports(stack, tmp_path):
+    """A second compose project stands for the second machine: only its worker, reaching the hub's Redis
+    and PostgreSQL at the addresses compose.fleet.yaml published."""
+    hub = stack.settings
+    second = Stack.write(
+        f"{stack.project}b",
+        tmp_path,
+        ("compose.yaml",),
+        JOULEBOT_IMAGE=hub["JOULEBOT_IMAGE"],
+        REDIS_PASSWORD=hub["REDIS_PASSWORD"],
+        POSTGRES_PASSWORD=hub["POSTGRES_PASSWORD"],
+        REDIS_HOST=hub["FLEET_BIND"],
+        REDIS_PORT=hub["FLEET_REDIS_PORT"],
+        POSTGRES_HOST=hub["FLEET_BIND"],
+        POSTGRES_PORT=hub["FLEET_POSTGRES_PORT"],
+        BOX_NAME=f"box-b-{stack.project}",
+        METRICS_PUBLISH=f"127.0.0.1:{free_port()}",
+        IDLE_BASELINE_S="0.5",
+    )
+    try:
+        second.compose("up", "-d", "--no-deps", "worker")
+        second.wait_healthy("worker")
+        boxes = stack.cli("boxes", "--json")
+        assert boxes.returncode == 0, boxes.stderr
+        live = {view["profile"]["box"] for view in json.loads(boxes.stdout) if view["live"]}
+        assert live == {hub["BOX_NAME"], second.settings["BOX_NAME"]}
+        asked = stack.cli("ask", "--box", second.settings["BOX_NAME"], QUESTION)
+        _energy_line(asked)
+        assert f"📍 {second.settings['BOX_NAME']}" in asked.stdout
+    finally:
+        second.compose("down", "-v", check=False)
