@@ -10,10 +10,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from joulebot.categories import CATEGORIES
-from joulebot.chat.footer import sig
+from joulebot.number_format import sig
 
 if TYPE_CHECKING:
-    from joulebot.history.store import CategoryStats
+    from joulebot.history.aggregates import CategoryStats
 
 
 def row_label(stats: list[CategoryStats]) -> Callable[[CategoryStats], str]:
@@ -50,7 +50,7 @@ def with_band(
     """A mean with its 95 % confidence interval and how many answers it rests on: '50.0 ± 25 (3)'."""
 
     def cell(s: CategoryStats) -> str | None:
-        mean, plus = value(s), band(s)
+        mean, plus = value(s), band(s)  # one answer: no interval
         if mean is None:
             return None
         return sig(mean) + ("" if plus is None else f" ± {sig(plus, 2)}") + f" ({s.answers})"
@@ -78,7 +78,7 @@ def per_correct_cell(value: Callable[[CategoryStats], float | None]) -> Callable
 
 
 # name → (title, cell): the tables `joulebot bench` prints, in this order
-METRICS: dict[str, tuple[str, Callable[[CategoryStats], float | str | None]]] = {
+TABLES: dict[str, tuple[str, Callable[[CategoryStats], float | str | None]]] = {
     "accuracy": ("accuracy (share correct, 95 % Wilson interval in %)", accuracy_cell),
     "energy": (
         "mean energy per answer (J, total) ± 95 % interval of the mean (answers)",
@@ -121,7 +121,7 @@ def csv_row(row: CategoryStats) -> dict:
 
 
 def tables_per_box(stats: list[CategoryStats], metrics: list[str]) -> str:
-    """The tables named in `metrics` (keys of METRICS) for each box on its own (a GPU box and a CPU box
+    """The tables named in `metrics` (keys of TABLES) for each box on its own (a GPU box and a CPU box
     are not one population), then where the energy figures come from."""
     boxes = by_box(stats)
     lines = []
@@ -129,7 +129,7 @@ def tables_per_box(stats: list[CategoryStats], metrics: list[str]) -> str:
         if len(boxes) > 1:
             lines.append(("\n" if number else "") + f"── box {box} ──")
         for index, name in enumerate(metrics):
-            title, cell = METRICS[name]
+            title, cell = TABLES[name]
             lines.append(("\n" if index or number else "") + f"{title}:")
             lines.append(table(box_rows, cell))
     lines.append(f"\n{sources_line(stats)}; figures of different boxes or energy sources are never compared")

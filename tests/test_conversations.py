@@ -19,8 +19,8 @@ from factories import make_result
 from standins import BotApiStandIn, OllamaStandIn
 from test_telegram import TOKEN, Bot
 
-from joulebot.chat.core import Answer, Reply
 from joulebot.chat.discord_format import close_fences, render_partial
+from joulebot.chat.reply import Answer, Reply
 from joulebot.chat.telegram_bot import CANCELLED, reply_pieces
 from joulebot.chat.telegram_format import partial_pieces, to_html, visible_text
 from joulebot.chat.telegram_stream import GENERATING
@@ -226,7 +226,7 @@ def test_migration_0020_carries_the_message_of_every_answer_shown_before(store):
     """Answers stored under 0015 (one message each) are found by a reply after the upgrade."""
     from alembic import command
 
-    from joulebot.history.store import alembic_config, migrate
+    from joulebot.history.engine import alembic_config, migrate
 
     shown = make_result(prompt="Before 0020?", platform="telegram")
     shown.request.chat_id, shown.request.message_ref = "42", "501"

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from joulebot.web.history_view import Metric
+from joulebot.history.aggregates import Metric
 from joulebot.web.page import (
     Page,
     answer_number,
@@ -79,8 +79,8 @@ async def answer_one_json(request: Request) -> Response:
     return JSONResponse(answer_json(answer))  # type: ignore[arg-type]
 
 
-def _population(d: dict) -> dict:
-    p = d["population"]
+def _basis(d: dict) -> dict:
+    p = d["basis"]
     return {
         "metric": d["metric"].key,
         "unit": d["metric"].unit,
@@ -96,9 +96,9 @@ async def model_json(request: Request) -> Response:
     if name not in await for_api(history.models):
         raise HTTPException(404, f"No model named {name!r} has answers in history.")
     data = await for_api(distributions, history, name)
-    values = [{**_population(d), "values": d["values"]} for d in data if "values" in d]
+    values = [{**_basis(d), "values": d["values"]} for d in data if "values" in d]
     daily = [
-        {**_population(d), "days": [{"date": day, "n": m.n, "mean": m.mean, "ci95": m.ci95} for day, m in d["days"]]}
+        {**_basis(d), "days": [{"date": day, "n": m.n, "mean": m.mean, "ci95": m.ci95} for day, m in d["days"]]}
         for d in data
         if "days" in d
     ]

@@ -18,9 +18,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from joulebot.chat.footer import grams, sig
 from joulebot.config import Settings
-from joulebot.web.history_view import HOW_TO_GET_DATA, METRICS, HistoryUnavailable, HistoryView, Metric
+from joulebot.history import HistoryUnavailable
+from joulebot.history.aggregates import METRICS, Metric
+from joulebot.number_format import grams, sig
+from joulebot.web.history_view import HOW_TO_GET_DATA, HistoryView, source_label
 
 HERE = Path(__file__).resolve().parent
 # The exchanges' id column is INTEGER: 32 bits on PostgreSQL. A larger number names no answer, and
@@ -34,6 +36,7 @@ def make_templates(settings: Settings) -> Jinja2Templates:
     env = templates.env
     env.globals.update(public_url=settings.public_url.rstrip("/"), metrics=METRICS)
     env.filters.update(sig=lambda v: "–" if v is None else sig(v), grams=lambda v: "–" if v is None else grams(v))
+    env.filters["source_label"] = lambda basis: source_label(basis.source, basis.measured)
     env.filters["when"] = lambda v: v.strftime("%Y-%m-%d %H:%M:%S") if isinstance(v, datetime) else (v or "–")
     return templates
 

@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from joulebot.carbon.sci import J_PER_KWH
-from joulebot.chat.footer import grams, sig
+from joulebot.history.aggregates import Metric
+from joulebot.number_format import grams, sig
 from joulebot.web import charts
-from joulebot.web.history_view import Metric
 from joulebot.web.page import (
     Page,
     answer_number,
@@ -46,11 +46,11 @@ async def table(request: Request) -> Response:
         if not page.banners and box not in boxes:
             raise HTTPException(404, f"No box named {box!r} has answers in history.")
     sections = await run_in_threadpool(page.history, history.table, metric, box, default=[])
-    boxes = boxes or sorted({s.population.box for s in sections})
+    boxes = boxes or sorted({s.basis.box for s in sections})
     for section in sections:
         means = {key: m.mean for key, m in section.cells.items()}
         section.chart = charts.heatmap(
-            section.models, section.categories, means, f"{metric.label}, {section.population.slug}"
+            section.models, section.categories, means, f"{metric.label}, {section.basis.slug}"
         )
     return render(
         request,

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from joulebot.config import Settings
+from joulebot.history.aggregates import METRICS, Metric
 from joulebot.queueing.queue_states import RedisUnavailable, read_queues
 from joulebot.web import charts
-from joulebot.web.history_view import METRICS, HistoryView, Metric
+from joulebot.web.history_view import HistoryView
 from joulebot.web.page import Page
 
 UNSEEN = {"last_answer_at": None, "meter": None, "idle_w": None, "intensity": None, "answers_last_hour": None}
@@ -48,26 +49,26 @@ def box_json(row: dict) -> dict[str, Any]:
 
 
 def distributions(history: HistoryView, name: str) -> list[dict]:
-    """A model's histograms (energy per answer, per token) and daily means, one per population."""
+    """A model's histograms (energy per answer, per token) and daily means, one per basis."""
     charts_out = []
     for key in ("j_answer", "j_token"):
         metric = METRICS[key]
-        for population, values in sorted(history.distribution(name, metric).items(), key=lambda kv: kv[0].slug):
-            chart = charts.histogram(values, metric.unit, f"{name}: {metric.label}, {population.slug}")
-            charts_out.append({"metric": metric, "population": population, "chart": chart, "values": values})
+        for basis, values in sorted(history.distribution(name, metric).items(), key=lambda kv: kv[0].slug):
+            chart = charts.histogram(values, metric.unit, f"{name}: {metric.label}, {basis.slug}")
+            charts_out.append({"metric": metric, "basis": basis, "chart": chart, "values": values})
     metric = METRICS["j_answer"]
-    for population, days in sorted(history.daily(name, metric).items(), key=lambda kv: kv[0].slug):
-        chart = charts.timeline(days, metric.unit, f"{name}: mean {metric.label} per day, {population.slug}")
-        charts_out.append({"metric": metric, "population": population, "chart": chart, "days": days})
+    for basis, days in sorted(history.daily(name, metric).items(), key=lambda kv: kv[0].slug):
+        chart = charts.timeline(days, metric.unit, f"{name}: mean {metric.label} per day, {basis.slug}")
+        charts_out.append({"metric": metric, "basis": basis, "chart": chart, "days": days})
     return charts_out
 
 
 def table_rows(history: HistoryView, metric: Metric, box: str | None) -> list[dict]:
     return [
         {
-            "box": s.population.box,
-            "source": s.population.source,
-            "measured": s.population.measured,
+            "box": s.basis.box,
+            "source": s.basis.source,
+            "measured": s.basis.measured,
             "model": model,
             "category": category,
             "metric": metric.key,
