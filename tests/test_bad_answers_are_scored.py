@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import run_cli
 from standins import OllamaStandIn
+from testenv import run_cli
 
 from joulebot.campaign.checkers import check
 from joulebot.campaign.references import SqlReference, load_references, shipped_directory

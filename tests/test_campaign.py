@@ -7,8 +7,8 @@ import csv
 import re
 
 import pytest
-from conftest import run_cli
 from standins import OllamaStandIn
+from testenv import run_cli
 
 from joulebot.history import HistoryStore
 
@@ -96,8 +96,8 @@ def test_bench_refuses_a_malformed_reference_before_queueing_and_leaves_unrefere
 
 
 def test_chat_stats_show_accuracy_beside_energy_where_scored(tmp_path, system_redis_url):
-    from conftest import make_settings
     from factories import make_result
+    from testenv import make_settings
 
     from joulebot.chat.service import ChatService
 

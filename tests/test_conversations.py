@@ -4,9 +4,9 @@ The real Telegram bot process against the Bot API stand-in, the real embedded qu
 measurement worker, and the Ollama stand-in as the model (no weights: fast lane).
 """
 
+# ruff: noqa: F811 (the fixtures imported from telegram_chat are the tests' parameters)
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import time
@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy
-from conftest import run_cli
 from factories import make_result
 from standins import BotApiStandIn, OllamaStandIn
-from test_telegram import TOKEN, Bot
+from telegram_chat import ANSWER, api, bot, ollama  # noqa: F401 (fixtures)
+from telegram_process import TOKEN
+from testenv import run_cli
 
 from joulebot.chat.discord_format import close_fences, render_partial
 from joulebot.chat.reply import Answer, Reply
@@ -28,8 +29,6 @@ from joulebot.exchange import Request, Turn
 from joulebot.history import HistoryStore
 from joulebot.models.runner import TextSink
 from joulebot.worker.context import fit
-
-ANSWER = "Paris is the capital of France."
 
 
 # -- units: what the model receives, trimming, the sink ------------------------------------------
@@ -241,35 +240,6 @@ def test_migration_0020_carries_the_message_of_every_answer_shown_before(store):
 
 
 # -- the Telegram bot, end to end (fast: the Ollama stand-in is the model) ------------------------
-@pytest.fixture
-def ollama():
-    standin = OllamaStandIn()
-    standin.answer = [ANSWER]
-    yield standin
-    standin.close()
-
-
-@pytest.fixture
-def api():
-    with contextlib.closing(BotApiStandIn(TOKEN)) as standin:
-        yield standin
-
-
-@pytest.fixture
-def bot(embedded, api, ollama):
-    bots: list[Bot] = []
-
-    def start(**env: str) -> Bot:
-        bots.append(Bot(embedded, api, OLLAMA_HOST=ollama.url, DEFAULT_MODEL="llama3", **env).start())
-        return bots[-1]
-
-    yield start
-    for b in bots:
-        b.stop()
-    for b in bots:
-        assert "Traceback" not in b.logs, b.logs
-
-
 def chats(ollama: OllamaStandIn) -> list[list[dict]]:
     """The messages of every /api/chat the worker sent, in order."""
     return [body["messages"] for _, path, body in ollama.requests if path == "/api/chat"]

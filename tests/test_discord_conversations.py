@@ -8,105 +8,21 @@ embedded queue and measurement worker, with the Ollama stand-in as the model (fa
 the last test asks SmolLM2 itself.
 """
 
+# ruff: noqa: F811 (the fixtures imported from discord_chat are the tests' parameters)
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import discord
 import pytest
+from discord_chat import ANSWER, CHANNEL, TOKEN, BotRunner, api, ollama, start  # noqa: F401 (fixtures)
 from standins import DiscordApiStandIn, OllamaStandIn
 
 from joulebot.chat.cancelling import CANCELLED
-from joulebot.chat.discord_bot import UNREADABLE, DiscordBot
+from joulebot.chat.discord_bot import UNREADABLE
 from joulebot.chat.discord_views import CANCEL_ID, RETRY_ID
 from joulebot.config import Settings
 from joulebot.history import HistoryStore
-
-TOKEN = "discord-standin-token"
-ANSWER = "Paris is the capital of France."
-CHANNEL = DiscordApiStandIn.CHANNEL
-
-
-class BotRunner:
-    """One DiscordBot process's worth: its own event loop on a thread, logged in against the stand-in."""
-
-    def __init__(self, settings: Settings, api: DiscordApiStandIn) -> None:
-        self.api = api
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.bot = DiscordBot(settings)
-
-    def call(self, coroutine, timeout: float = 120):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    def start(self) -> BotRunner:
-        self.api.dispatch = self.event
-        self.call(self.bot.login(TOKEN))  # GET users/@me, the application; setup_hook: queue, worker, commands
-        self.api.connect()
-        return self
-
-    def event(self, name: str, data: dict) -> None:
-        """A gateway event, parsed by discord.py on the bot's loop as its websocket would."""
-        self.loop.call_soon_threadsafe(getattr(self.bot._connection, f"parse_{name.lower()}"), data)
-
-    def stop(self) -> None:
-        if self.loop.is_closed():
-            return
-
-        async def close() -> None:
-            await self.bot.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        self.call(close(), timeout=30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
-@pytest.fixture
-def ollama() -> Iterator[OllamaStandIn]:
-    standin = OllamaStandIn()
-    standin.answer = [ANSWER]
-    yield standin
-    standin.close()
-
-
-@pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[DiscordApiStandIn]:
-    with contextlib.closing(DiscordApiStandIn(TOKEN)) as standin:
-        monkeypatch.setattr(discord.http.Route, "BASE", standin.base_url)
-        yield standin
-
-
-@pytest.fixture
-def start(embedded, api, ollama, monkeypatch, caplog) -> Iterator[Callable[..., BotRunner]]:
-    """Start the bot (as often as a test restarts it); the embedded worker it spawns asks the Ollama stand-in."""
-    env = {"OLLAMA_HOST": ollama.url, "DEFAULT_MODEL": "llama3", "IDLE_BASELINE_S": "0.5", "IDLE_SETTLE_S": "0.1"}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)  # the worker process inherits them
-    runners: list[BotRunner] = []
-    caplog.set_level(logging.WARNING)
-
-    def start_bot(**overrides) -> BotRunner:
-        settings = embedded.model_copy(update={"ollama_host": ollama.url, "default_model": "llama3", **overrides})
-        runners.append(BotRunner(settings, api).start())
-        return runners[-1]
-
-    yield start_bot
-    for runner in runners:
-        runner.stop()
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert not errors, [r.getMessage() for r in errors]
-    assert TOKEN not in caplog.text
 
 
 def chats(ollama: OllamaStandIn) -> list[list[dict]]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 
+from discord_chat import ANSWER, api, ollama, start  # noqa: F401 (fixtures)
 from standins import DROP, DiscordApiStandIn
-from test_discord_conversations import ANSWER, api, ollama, start  # noqa: F401 (fixtures)
 
 from joulebot.chat.sending import SEND_ATTEMPTS
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import IN_CI
 from standins import free_port
+from testenv import IN_CI
 
 from joulebot.metering.mcp39f511n_sim import SimulatedMCP39F511N
 

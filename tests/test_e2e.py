@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 import redis
-from conftest import cli_env, make_settings, run_cli
+from testenv import cli_env, make_settings, run_cli
 
 from joulebot.chat.footer import footer
 from joulebot.exchange import Result

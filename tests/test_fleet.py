@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import CONFIG_VARS, make_settings, postgres_schema
 from rq.job import Job
 from standins import BotApiStandIn, ElectricityMapsStandIn, OllamaStandIn, PrivateRedis
+from testenv import CONFIG_VARS, make_settings, postgres_schema
 
 from joulebot.chat.asking import build_request
 from joulebot.chat.footer import footer

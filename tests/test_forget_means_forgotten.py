@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import redis
 import sqlalchemy
-from conftest import IN_CI, POSTGRES_URL, make_settings, run_cli
 from factories import make_result
 from standins import OllamaStandIn, PrivateRedis, free_port
+from testenv import IN_CI, POSTGRES_URL, make_settings, run_cli
 
 from joulebot.chat.service import ChatService
 from joulebot.exchange import Request

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_settings
 from factories import make_result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from testenv import make_settings
 
 from joulebot.chat.asking import InputError
 from joulebot.chat.discord_bot import render_reply

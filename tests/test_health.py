@@ -8,8 +8,8 @@ import time
 
 import httpx
 import redis
-from conftest import cli_env, make_settings, run_cli
 from standins import free_port
+from testenv import cli_env, make_settings, run_cli
 
 from joulebot.queueing.box_lock import BoxLock
 from joulebot.worker.heartbeat import Heartbeat

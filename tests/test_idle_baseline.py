@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
-from conftest import make_settings
+from testenv import make_settings
 
 from joulebot.keys import idle_baseline_key
 from joulebot.worker.idle import SETTLE_S, IdleKeeper

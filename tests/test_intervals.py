@@ -138,8 +138,8 @@ def test_stats_csv_and_the_table_api_print_the_same_interval_for_a_cell(tmp_path
     """`joulebot stats --csv` (a real process) and `/api/table.json` (the real web app) over one history:
     every cell's mean and ± 95 %, energy and SCI, agree to the printed digit; `joulebot stats`' own table
     shows the same figures rounded."""
-    from conftest import make_settings, run_cli
     from starlette.testclient import TestClient
+    from testenv import make_settings, run_cli
 
     from joulebot.history import HistoryStore
     from joulebot.number_format import sig

@@ -6,7 +6,7 @@ import re
 import time
 
 import pytest
-from conftest import run_cli
+from testenv import run_cli
 
 from joulebot.keys import idle_baseline_key
 from joulebot.metering.mcp39f511n_sim import SimulatedMCP39F511N

@@ -169,7 +169,7 @@ def test_split_reasoning():
 
 @pytest.mark.e2e
 def test_ask_an_ollama_model_through_the_queue(embedded, ollama):
-    from conftest import run_cli
+    from testenv import run_cli
 
     from joulebot.exchange import Result
     from joulebot.history import HistoryStore

@@ -22,8 +22,8 @@ import httpx
 import openai
 import pytest
 import redis
-from conftest import CONFIG_VARS
 from standins import OllamaStandIn, PrivateRedis, free_port
+from testenv import CONFIG_VARS
 
 from joulebot.history import HistoryStore
 from joulebot.queueing.fleet import Fleet

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import make_settings, run_cli
 from standins import PrivateRedis, free_port
+from testenv import make_settings, run_cli
 from workers import wait_for
 
 from joulebot.chat.asking import InputError

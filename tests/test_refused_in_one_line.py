@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy
-from conftest import cli_env, make_settings, run_cli
 from factories import make_result
 from standins import HttpStandIn, OllamaStandIn, PrivateRedis, Reply, free_port
-from test_reliability import _wait
-from test_telegram import TOKEN, Bot
+from telegram_process import TOKEN, Bot
+from testenv import cli_env, make_settings, run_cli
+from waiting import wait
 
 from joulebot.carbon import IntensityProvider
 from joulebot.chat.asking import InputError, build_request
@@ -81,7 +81,7 @@ def test_cli_losing_redis_while_waiting_is_one_line_not_a_traceback(queue_settin
         stderr=subprocess.PIPE,
         text=True,
     )
-    _wait(lambda: queue_for(settings).count == 1, 60)  # queued; no worker runs it
+    wait(lambda: queue_for(settings).count == 1, 60)  # queued; no worker runs it
     server.kill()  # Redis goes away (SIGKILL: no goodbye)
     _, stderr = ask.communicate(timeout=60)
     assert ask.returncode == 1
@@ -97,7 +97,7 @@ def test_telegram_user_is_told_when_redis_goes_away_and_gets_the_answer_when_it_
     try:
         api.message(601, "Say hi.")
         api.wait_for(lambda m, p: m == "sendMessage" and p.get("text", "").startswith("⏳ queued"))
-        _wait(lambda: queue_for(settings).count == 1, 30)
+        wait(lambda: queue_for(settings).count == 1, 30)
         server.stop()  # appendonly: the queued job and the delivery survive the restart
         api.wait_for(lambda m, p: m == "editMessageText" and p["text"] == QUEUE_WENT_AWAY, timeout=30)
         server.start()
@@ -127,7 +127,7 @@ def test_telegram_user_is_told_the_answer_was_lost_when_redis_comes_back_without
     bot = Bot(settings, api).start()
     try:
         api.message(602, "Say hi.")
-        _wait(lambda: queue_for(settings).count == 1, 60)
+        wait(lambda: queue_for(settings).count == 1, 60)
         server.stop()
         api.wait_for(lambda m, p: m == "editMessageText" and p["text"] == QUEUE_WENT_AWAY, timeout=30)
         server.start()
@@ -152,9 +152,9 @@ def test_discord_user_is_told_when_redis_goes_away_and_gets_the_answer_when_it_i
     interaction = RecordedInteraction(user_id=71)
 
     def outage_then_worker() -> None:
-        _wait(lambda: queue_for(settings).count == 1, 60)
+        wait(lambda: queue_for(settings).count == 1, 60)
         server.stop()
-        _wait(lambda: any(e.get("content") == QUEUE_WENT_AWAY for e in interaction.named("edit")), 30)
+        wait(lambda: any(e.get("content") == QUEUE_WENT_AWAY for e in interaction.named("edit")), 30)
         server.start()
         subprocess.run(
             [sys.executable, "-m", "joulebot", "worker", "--burst"],
@@ -511,7 +511,7 @@ def test_data_directory_is_private_and_an_old_one_is_tightened(embedded):
     assert mode(old) == 0o700 and mode(old / "history.sqlite3") == 0o600
     ensure_embedded_stack(embedded)  # the embedded Redis and worker, started as `ask` starts them
     queue_for(embedded).connection.save()  # an RDB snapshot now
-    _wait(lambda: (old / "worker.log").exists() and (old / "redis.rdb").exists(), 30)
+    wait(lambda: (old / "worker.log").exists() and (old / "redis.rdb").exists(), 30)
     names = (
         "redis.rdb",
         "redis.log",

@@ -9,9 +9,10 @@ import sys
 import time
 
 import pytest
-from conftest import cli_env, make_settings, run_cli
 from faultproxy import FaultProxy
 from standins import PrivateRedis, free_port
+from testenv import cli_env, make_settings, run_cli
+from waiting import wait
 
 from joulebot.chat.asking import InputError, build_request
 from joulebot.chat.service import ChatService
@@ -29,13 +30,6 @@ def _request(settings, prompt: str, user: str = "u"):
     return build_request(settings, build_catalog(9.0), platform="cli", user_id=user, prompt=prompt)
 
 
-def _wait(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def _started(client: QueueClient, job) -> bool:
     return job.get_status(refresh=True) == "started"
 
@@ -46,7 +40,7 @@ def test_a_killed_worker_is_reported_within_the_bound_and_records_nothing(embedd
     settings = embedded.model_copy(update={"max_tokens": 400})
     client = QueueClient(settings)
     job = client.submit(_request(settings, LONG_PROMPT))
-    _wait(lambda: _started(client, job))
+    wait(lambda: _started(client, job))
     os.kill(int((embedded.data_dir / "worker.pid").read_text()), signal.SIGKILL)
     t0 = time.monotonic()
     with pytest.raises(JobError, match="measurement worker stopped in the middle of this answer"):
@@ -64,13 +58,13 @@ def test_sigterm_finishes_the_running_job_and_leaves_the_queued_one(embedded, mo
     settings = embedded.model_copy(update={"max_tokens": 200})
     client = QueueClient(settings)
     running = client.submit(_request(settings, LONG_PROMPT))
-    _wait(lambda: _started(client, running))
+    wait(lambda: _started(client, running))
     waiting = client.submit(_request(settings, "Say two."))
     pid = int((embedded.data_dir / "worker.pid").read_text())
     os.kill(pid, signal.SIGTERM)
     result = client.wait(running, timeout_s=120)
     assert result.completion_tokens > 0 and result.exchange_id is not None
-    _wait(
+    wait(
         lambda: (
             not (embedded.data_dir / "worker.pid").exists()
             or (embedded.data_dir / "worker.pid").read_text() != str(pid)
@@ -149,7 +143,7 @@ def test_an_embedded_worker_that_cannot_start_is_reported_not_waited_for(embedde
     assert f"the embedded worker does not start; see {embedded.data_dir / 'worker.log'}" in proc.stderr
     assert time.monotonic() - t0 < 60
     log = embedded.data_dir / "worker.log"
-    _wait(lambda: "cannot be opened" in log.read_text(), timeout=30)  # the worker says why, in one line
+    wait(lambda: "cannot be opened" in log.read_text(), timeout=30)  # the worker says why, in one line
     assert "DATABASE_URL: the history database" in log.read_text() and "Traceback" not in log.read_text()
 
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy
-from conftest import POSTGRES_URL, make_settings, run_cli
 from faultproxy import FaultProxy
+from testenv import POSTGRES_URL, make_settings, run_cli
 from workers import ask, serving, start_worker, stop, wait_for, worker_settings
 
 from joulebot.history import HistoryStore

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 from alembic.script import ScriptDirectory
-from conftest import run_cli
 from factories import NOW, make_result
+from testenv import run_cli
 
 from joulebot.categories import CATEGORIES, accuracy, classify, prompt_set
 from joulebot.history import HistoryStore

@@ -4,44 +4,17 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
-from conftest import cli_env
 from standins import BotApiStandIn
+from telegram_process import TOKEN, Bot
 
 from joulebot.history import HistoryStore
 
 pytestmark = pytest.mark.e2e
 
-TOKEN = "123456:TEST-token-do-not-log"
 LONG_PROMPT = "Write the numbers from 1 to 500 separated by commas."
-
-
-class Bot:
-    def __init__(self, settings, api: BotApiStandIn, **env: str) -> None:
-        self.settings, self.api, self.env = settings, api, env
-        self.process: subprocess.Popen | None = None
-        self.logs = ""
-
-    def start(self) -> Bot:
-        env = cli_env(self.settings, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_BASE_URL=self.api.base_url, **self.env)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "joulebot", "telegram"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        return self
-
-    def stop(self, sig: int = signal.SIGINT) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(sig)
-            out, _ = self.process.communicate(timeout=30)
-            self.logs += out or ""
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from standins import DROP
-from test_conversations import ANSWER, api, bot, ollama  # noqa: F401 (fixtures)
+from telegram_chat import ANSWER, api, bot, ollama  # noqa: F401 (fixtures)
 
 from joulebot.chat.sending import SEND_ATTEMPTS
 

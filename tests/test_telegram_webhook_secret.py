@@ -18,10 +18,10 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import cli_env, run_cli
 from factories import make_result
 from standins import BotApiStandIn, free_port
-from test_telegram import TOKEN, Bot
+from telegram_process import TOKEN, Bot
+from testenv import cli_env, run_cli
 
 from joulebot.history import HistoryStore
 

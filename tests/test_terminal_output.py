@@ -7,9 +7,9 @@ import json
 import os
 
 import pytest
-from conftest import run_cli
 from factories import make_result
 from standins import OllamaStandIn
+from testenv import run_cli
 
 from joulebot.history import HistoryStore
 

@@ -19,13 +19,13 @@ import pytest
 import redis
 import sqlalchemy
 from alembic import command
-from conftest import cli_env, make_settings, run_cli
 from factories import make_result
 from markupsafe import escape
 from rq import Queue
 from rq.serializers import JSONSerializer
 from standins import OllamaStandIn, free_port
 from starlette.testclient import TestClient
+from testenv import cli_env, make_settings, run_cli
 from webdata import SECRET_ANSWER, SECRET_PROMPT, announced_box, fill
 
 from joulebot.chat.footer import footer

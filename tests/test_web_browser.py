@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 import uvicorn
-from conftest import IN_CI, make_settings
 from standins import free_port
+from testenv import IN_CI, make_settings
 from webdata import SECRET_PROMPT, announced_box, fill
 
 from joulebot.history import HistoryStore

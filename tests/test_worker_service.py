@@ -16,7 +16,6 @@ import uuid
 import zlib
 
 import redis
-from conftest import run_cli
 from faultproxy import FaultProxy
 from rq import Callback, Queue, Worker
 from rq.command import PUBSUB_CHANNEL_TEMPLATE
@@ -24,6 +23,7 @@ from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 from rq.webhook import Webhook
 from standins import HttpStandIn
+from testenv import run_cli
 from workers import ask, serving, start_worker, stop, wait_for, worker_env, worker_settings
 
 from joulebot.config import Settings

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import redis
-from conftest import cli_env, make_settings
 from processes import Processes
 from rq import Queue, Worker
 from standins import OllamaStandIn, PrivateRedis
+from testenv import cli_env, make_settings
 
 from joulebot.config import Settings
 from joulebot.keys import box_lock_key
