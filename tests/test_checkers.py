@@ -34,7 +34,7 @@ from joulebot.campaign.references import (
 from joulebot.categories import CATEGORIES, prompt_set
 
 REFERENCES = load_references()
-STANDIN_ANSWER = "Paris is the capital of France."  # tests/standins.py OllamaStandIn's fixed answer
+STANDIN_ANSWER = "Paris is the capital of France."  # tests/standins/ollama.py OllamaStandIn's fixed answer
 
 
 def ref(category: str, prompt: str):

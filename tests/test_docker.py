@@ -4,7 +4,7 @@ Skipped where no Docker daemon answers, except in CI (`CI=true`), where that fai
 classic builder on the host's network; `JOULEBOT_TEST_DOCKER_BASE` names the base image (Docker Hub's
 python:3.12-slim-bookworm by default; CI makes one with debootstrap) and `JOULEBOT_TEST_DOCKER_CA` a CA
 file for pip inside the build (a network that intercepts TLS). Docker Hub's redis and postgres images
-are stood in for by tests/docker/services.Dockerfile, Ollama by tests/standins.py in a container.
+are stood in for by tests/docker/services.Dockerfile, Ollama by tests/standins/ollama.py in a container.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def test_the_image_runs_as_a_user_with_no_build_tool_test_or_secret_inside(image
             "id -u",
             "for tool in gcc cc g++ make cmake ninja pip pip3; do command -v $tool; done",
             "ls -d /src /tmp/extra-ca /tmp/pip-ca.pem /opt/joulebot/lib/*/site-packages/tests 2>/dev/null",
-            "find / -xdev \\( -name .env -o -name standins.py -o -name test_docker.py \\)",
+            "find / -xdev \\( -name .env -o -name standins -o -name test_docker.py \\)",
             "/opt/joulebot/bin/python -c 'import llama_cpp, joulebot.worker.station'",
         ]
     )

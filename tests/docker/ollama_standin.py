@@ -1,4 +1,4 @@
-"""The Ollama stand-in (tests/standins.py) on port 11434 of every address: a container of the compose
+"""The Ollama stand-in (tests/standins/ollama.py) on port 11434 of every address: a container of the compose
 stack's tests, in place of the ollama service."""
 
 from __future__ import annotations
