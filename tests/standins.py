@@ -179,6 +179,7 @@ class OllamaStandIn(LocalServer):
     def __init__(self, models: dict[str, str] | None = None) -> None:
         self.models = dict(models or {"llama3:8b": "8.0B", "tinyllama:1.1b": "1.1B"})  # tag -> parameter_size
         self.pullable = {"mistral:7b": "7.2B"}
+        self.vision: set[str] = set()  # tags whose /api/show capabilities include "vision"
         self.answer = ["<think>The user wants a capital.</think>", "Paris", " is the capital", " of France."]
         self.break_after: int | None = None  # chat: close the connection after this many chunks
         self.chunk_delay_s = 0.0  # chat: pause before each streamed chunk (a model that takes its time)
@@ -261,7 +262,11 @@ class OllamaStandIn(LocalServer):
                     self._missing(tag)
                     return
                 if self.path == "/api/show":
-                    self._json(200, {"details": standin.listing(tag)["details"], "model_info": {}})
+                    capabilities = ["completion", *(["vision"] if tag in standin.vision else [])]
+                    self._json(
+                        200,
+                        {"details": standin.listing(tag)["details"], "model_info": {}, "capabilities": capabilities},
+                    )
                 elif self.path == "/api/generate":
                     if tag in standin.out_of_memory:
                         self._json(500, {"error": "model requires more system memory (12.3 GiB) than is available"})
@@ -321,6 +326,14 @@ class OllamaStandIn(LocalServer):
         before = self.num_ctx.get(tag)
         self.num_ctx[tag] = wanted
         return before is not None and before != wanted
+
+    def images_received(self) -> list[list[str]]:
+        """The base64 `images` of the last message of every chat request, in order ([] when none)."""
+        return [
+            (body.get("messages") or [{}])[-1].get("images") or []
+            for _, path, body in self.requests
+            if path == "/api/chat"
+        ]
 
     def contexts(self) -> list[tuple[str, str, int | None]]:
         """(path, model, options.num_ctx as sent, None if absent) of every load and chat, in order."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 import unicodedata
 from typing import TYPE_CHECKING
 
+from joulebot.attachments.parts import ImageInput
+from joulebot.attachments.text_files import TextFile, with_files
 from joulebot.chat.context import Context
 from joulebot.chat.deliveries import Delivery, DeliveryBook
 from joulebot.chat.limits import RateLimiter
@@ -58,8 +60,11 @@ def build_request(
     model: str | None = None,
     units: Units | None = None,
     chat_id: str | None = None,
+    images: list[ImageInput] | None = None,
+    files: list[TextFile] | None = None,
 ) -> Request:
-    text = clean_prompt(prompt, settings.max_prompt_chars)
+    """`images` were read by joulebot.attachments (normalised); `files` join the prompt, named."""
+    text = with_files(clean_prompt(prompt, settings.max_prompt_chars), files or [])
     if model is not None and not model.strip():
         raise InputError(f"the model name is empty; name one of: {', '.join(e.name for e in catalog.available())}")
     try:
@@ -67,7 +72,10 @@ def build_request(
         check_fits(entry, text, settings.max_tokens)
     except (UnknownModelError, ModelUnavailable, ContextOverflow) as exc:
         raise InputError(str(exc)) from exc
+    if images and not entry.vision:
+        raise InputError(catalog.blind(entry))
     return Request(
+        images=images or [],
         platform=platform,
         user_id=user_id,
         chat_id=chat_id,

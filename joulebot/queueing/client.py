@@ -133,7 +133,8 @@ class QueueClient:
         try:
             category = first.category or classify(first.prompt)
             also = tuple(r.model for r in rest)
-            decision = route(boxes, first.model, category, policy, self.settings.max_routing_wait_s, also=also)
+            wait_s, vision = self.settings.max_routing_wait_s, bool(first.images)
+            decision = route(boxes, first.model, category, policy, wait_s, also=also, vision=vision)
         except RoutingRefused as exc:
             raise NoBox(str(exc)) from None
         decisions = [decision] + [same_box(decision) for _ in rest]
@@ -276,7 +277,8 @@ class QueueClient:
         try:
             others = [v for v in boxes if v.name != dead.name]
             category = request.category or classify(request.prompt)
-            decision = route(others, request.model, category, policy, self.settings.max_routing_wait_s)
+            wait_s, vision = self.settings.max_routing_wait_s, bool(request.images)
+            decision = route(others, request.model, category, policy, wait_s, vision=vision)
         except RoutingRefused as exc:
             if self.connection.lrem(rq_queue_key(job.origin), 0, job.id):  # ours to end (no one else moved it)
                 job.meta["error"] = f"box {dead.name} stopped before running this question, and {exc}"

@@ -1,0 +1,112 @@
+"""Vision models: the capability from Ollama, the catalog's list, routing, and the images Ollama gets."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+from conftest import make_settings
+from imagefiles import png
+from PIL import Image
+from standins import OllamaStandIn
+
+from joulebot.attachments.images import ImageLimits, read_image
+from joulebot.chat.asking import InputError, build_request
+from joulebot.exchange import Request
+from joulebot.models import build_catalog
+from joulebot.models.catalog import static_entries
+from joulebot.models.ollama_runner import OllamaRunner
+from joulebot.queueing.fleet import BoxModel, BoxProfile, BoxView
+from joulebot.queueing.routing import RoutingRefused, route
+
+LIMITS = ImageLimits(max_images=4, max_bytes=10_000_000, max_pixels=1_048_576)
+SERVED = {"llava:7b": "7.2B", "llama3:8b": "8.0B", "bakllava:7b": "7.0B", "llama3.2-vision:11b": "10.7B"}
+
+
+@pytest.fixture
+def ollama():
+    server = OllamaStandIn(dict(SERVED))
+    server.vision = {"llava:7b", "bakllava:7b", "llama3.2-vision:11b"}
+    yield server
+    server.close()
+
+
+def test_the_catalog_lists_the_common_small_vision_models_and_smollm2_cannot_see():
+    entries = {e.name: e for e in static_entries()}
+    for name in ("llava", "moondream", "gemma3-4b", "qwen2.5vl-3b", "qwen2.5vl-7b", "minicpm-v", "llama3.2-vision"):
+        assert entries[name].vision and entries[name].runner == "ollama", name
+    assert not entries["smollm2-135m"].vision and "cannot see images" in entries["smollm2-135m"].description
+
+
+def test_vision_comes_from_ollamas_capabilities_and_the_size_limit_still_applies(ollama):
+    catalog = build_catalog(9.0, OllamaRunner(ollama.url).inventory())
+    offers = {o.entry.name: o for o in catalog.offers}
+    assert offers["llava"].entry.vision and offers["llava"].available
+    assert offers["bakllava:7b"].entry.vision, "a model the catalog does not know: the server's capability"
+    assert not offers["llama3"].entry.vision
+    assert not offers["llama3.2-vision"].available and "up to 9B" in offers["llama3.2-vision"].reason
+
+
+def test_a_model_that_cannot_see_gets_one_line_naming_the_vision_models_here(ollama, tmp_path):
+    settings = make_settings(tmp_path)
+    image = read_image("cat.png", png(), LIMITS)
+    catalog = build_catalog(9.0, OllamaRunner(ollama.url).inventory())
+    with pytest.raises(InputError) as refused:
+        build_request(
+            settings, catalog, platform="cli", user_id="u", prompt="What is this?", model="smollm2", images=[image]
+        )
+    assert (
+        str(refused.value)
+        == "smollm2-135m cannot see images; the models here that can: llava, bakllava:7b (/model NAME)"
+    )
+    blind_fleet = build_catalog(9.0, [])
+    with pytest.raises(InputError) as none_here:
+        build_request(
+            settings, blind_fleet, platform="cli", user_id="u", prompt="What?", model="smollm2", images=[image]
+        )
+    assert "no model here can (an admin can: joulebot models pull llava)" in str(none_here.value)
+    request = build_request(
+        settings, catalog, platform="cli", user_id="u", prompt="What?", model="llava", images=[image]
+    )
+    assert request.images == [image]
+
+
+def test_the_image_reaches_ollama_as_base64_on_the_users_message(ollama):
+    image = read_image("cat.png", png(768, 512), LIMITS)
+    request = Request(
+        platform="cli", user_id="u", model="llava", prompt="What colour?", system="Be brief.", images=[image]
+    )
+    llava = next(e for e in static_entries() if e.name == "llava")
+    OllamaRunner(ollama.url).generate(llava, request.messages(), max_tokens=16)
+    chat = next(body for _, path, body in ollama.requests if path == "/api/chat")
+    system, question = chat["messages"]
+    assert system["role"] == "system" and "images" not in system, "only the question carries the image"
+    assert question["images"] == [image.data]
+    [received] = ollama.images_received()[-1:]
+    seen = Image.open(io.BytesIO(base64.b64decode(received[0])))
+    assert seen.size == (768, 512) and seen.getpixel((10, 10)) == pytest.approx((200, 40, 40), abs=3)
+
+
+def _box(name: str, g_per_kwh: float, vision: bool) -> BoxView:
+    profile = BoxProfile(
+        box=name,
+        queue=name,
+        zone="XX",
+        intensity_g_per_kwh=g_per_kwh,
+        intensity_provenance="static",
+        intensity_label="XX",
+        meter_scope="wall",
+        meters=["m"],
+        models=[BoxModel(name="gemma3-4b", size="4.3B", parameters_b=4.3, vision=vision)],
+    )
+    return BoxView(profile, seen_age_s=1.0, queued=0, running=0, live=True, state="idle")
+
+
+def test_a_question_with_images_is_routed_only_to_boxes_where_the_model_sees():
+    clean_blind, dirty_seeing = _box("clean", 20, vision=False), _box("dirty", 400, vision=True)
+    assert route([clean_blind, dirty_seeing], "gemma3-4b", None, "greenest").box == "clean"
+    assert route([clean_blind, dirty_seeing], "gemma3-4b", None, "greenest", vision=True).box == "dirty"
+    with pytest.raises(RoutingRefused) as refused:
+        route([clean_blind], "gemma3-4b", None, "greenest", vision=True)
+    assert "no live box offers gemma3-4b with images" in str(refused.value)
