@@ -36,8 +36,7 @@ class ImageLimits:
 
 def read_images(files: list[tuple[str, bytes]], limits: ImageLimits) -> list[ImageInput]:
     """Every image of one message, normalised; AttachmentError (one line) for the first bad one."""
-    if len(files) > limits.max_images:
-        raise AttachmentError(f"at most {limits.max_images} images per message (this one has {len(files)})")
+    check_count(len(files), limits)
     return [read_image(name, raw, limits) for name, raw in files]
 
 
@@ -56,6 +55,12 @@ def read_image(name: str, raw: bytes, limits: ImageLimits) -> ImageInput:
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
         raise AttachmentError(f"{name} is not a complete image ({_short(exc)})") from None
     return _normalised(name, picture, image.format or "", limits.max_pixels)
+
+
+def check_count(count: int, limits: ImageLimits) -> None:
+    """Before reading any: more than MAX_IMAGES in one message is refused."""
+    if count > limits.max_images:
+        raise AttachmentError(f"at most {limits.max_images} images per message (this one has {count})")
 
 
 def check_size(name: str, size: int, limits: ImageLimits) -> None:
