@@ -110,3 +110,15 @@ def test_a_question_with_images_is_routed_only_to_boxes_where_the_model_sees():
     with pytest.raises(RoutingRefused) as refused:
         route([clean_blind], "gemma3-4b", None, "greenest", vision=True)
     assert "no live box offers gemma3-4b with images" in str(refused.value)
+
+
+def test_the_footer_says_what_was_looked_at():
+    from factories import make_result
+
+    from joulebot.chat.footer import footer
+
+    plain = make_result()
+    assert "🖼" not in footer(plain)
+    image = read_image("cat.png", png(768, 512), LIMITS)
+    seen = plain.model_copy(update={"request": plain.request.model_copy(update={"images": [image, image]})})
+    assert footer(seen).splitlines()[3] == "🖼 2 images, 768×512, 768×512"
