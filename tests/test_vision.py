@@ -12,6 +12,7 @@ from PIL import Image
 from standins import OllamaStandIn
 
 from joulebot.attachments.images import ImageLimits, read_image
+from joulebot.attachments.parts import Attached
 from joulebot.chat.asking import InputError, build_request
 from joulebot.exchange import Request
 from joulebot.models import build_catalog
@@ -51,10 +52,11 @@ def test_vision_comes_from_ollamas_capabilities_and_the_size_limit_still_applies
 def test_a_model_that_cannot_see_gets_one_line_naming_the_vision_models_here(ollama, tmp_path):
     settings = make_settings(tmp_path)
     image = read_image("cat.png", png(), LIMITS)
+    seen = Attached(images=[image])
     catalog = build_catalog(9.0, OllamaRunner(ollama.url).inventory())
     with pytest.raises(InputError) as refused:
         build_request(
-            settings, catalog, platform="cli", user_id="u", prompt="What is this?", model="smollm2", images=[image]
+            settings, catalog, platform="cli", user_id="u", prompt="What is this?", model="smollm2", attached=seen
         )
     assert (
         str(refused.value)
@@ -63,11 +65,11 @@ def test_a_model_that_cannot_see_gets_one_line_naming_the_vision_models_here(oll
     blind_fleet = build_catalog(9.0, [])
     with pytest.raises(InputError) as none_here:
         build_request(
-            settings, blind_fleet, platform="cli", user_id="u", prompt="What?", model="smollm2", images=[image]
+            settings, blind_fleet, platform="cli", user_id="u", prompt="What?", model="smollm2", attached=seen
         )
     assert "no model here can (an admin can: joulebot models pull llava)" in str(none_here.value)
     request = build_request(
-        settings, catalog, platform="cli", user_id="u", prompt="What?", model="llava", images=[image]
+        settings, catalog, platform="cli", user_id="u", prompt="What?", model="llava", attached=seen
     )
     assert request.images == [image]
 

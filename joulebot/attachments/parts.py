@@ -29,6 +29,20 @@ class ImageInput(BaseModel):
         return f"{self.width}×{self.height}"
 
 
+class TextFile(BaseModel):
+    """A UTF-8 text file the user attached: it becomes part of the question, under its name."""
+
+    name: str
+    text: str
+
+
+class Attached(BaseModel):
+    """What came with one message besides its text, already read and checked."""
+
+    images: list[ImageInput] = []
+    files: list[TextFile] = []
+
+
 def images_label(images: list[ImageInput]) -> str:
     """What was looked at, for a footer: "🖼 1 image, 768×512" ("" without images)."""
     if not images:

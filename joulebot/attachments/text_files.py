@@ -6,16 +6,9 @@ mojibake answers about mojibake, and the bill would be for that.
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
-from joulebot.attachments.parts import AttachmentError
+from joulebot.attachments.parts import AttachmentError, TextFile
 
 UTF8_MAX_BYTES_PER_CHAR = 4
-
-
-class TextFile(BaseModel):
-    name: str
-    text: str
 
 
 def check_file_size(name: str, size: int, max_chars: int) -> None:

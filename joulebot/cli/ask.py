@@ -23,11 +23,8 @@ from joulebot.exchange import Request, Result, Units
 from joulebot.queueing.client import JobError, NoBox, QueueClient, QueueUnavailable
 
 if TYPE_CHECKING:
-    from joulebot.attachments.parts import ImageInput
-    from joulebot.attachments.text_files import TextFile
+    from joulebot.attachments.parts import Attached
     from joulebot.queueing.client import Job
-
-    Attached = tuple[list[ImageInput], list[TextFile]]
 
 
 def _requests(
@@ -42,7 +39,6 @@ def _requests(
     from joulebot.queueing.catalog import catalog_for_front_end
 
     catalog = catalog_for_front_end(settings)
-    images, files = attached or ([], [])
     try:
         requests = [
             build_request(
@@ -53,8 +49,7 @@ def _requests(
                 prompt=prompt,
                 model=m,
                 units=units,
-                images=images,
-                files=files,
+                attached=attached,
             )
             for m in models
         ]
@@ -68,7 +63,7 @@ def _requests(
 def _attached(settings: Settings, image_paths: list[Path], file_paths: list[Path]) -> Attached:
     """The images and text files named on the command line, read and checked; exit 2 with one line if not.
     Pillow is imported only when an image is given."""
-    from joulebot.attachments.parts import AttachmentError
+    from joulebot.attachments.parts import Attached, AttachmentError
     from joulebot.attachments.text_files import check_file_size, read_text_file
 
     try:
@@ -87,7 +82,7 @@ def _attached(settings: Settings, image_paths: list[Path], file_paths: list[Path
             files.append(read_text_file(path.name, _read(path), settings.max_file_chars))
     except AttachmentError as exc:
         raise fail(f"{exc}; nothing was queued", 2) from None
-    return images, files
+    return Attached(images=images, files=files)
 
 
 def _size(path: Path) -> int:
