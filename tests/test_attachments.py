@@ -70,7 +70,8 @@ def test_hostile_images_are_refused_with_one_line(name, raw, says):
     with pytest.raises(AttachmentError) as refused:
         read_image(name, raw, LIMITS)
     text = one_line(refused)
-    assert says in text and name in text
+    assert text.startswith(f"{name} ") and says in text
+    assert text.count(name) == 1, "one reason, not one wrapped in another"
 
 
 def test_twenty_images_in_one_message_are_refused_before_any_is_decoded():

@@ -48,6 +48,8 @@ def read_image(name: str, raw: bytes, limits: ImageLimits) -> ImageInput:
             _check_header(name, image)
             image.load()
             picture = ImageOps.exif_transpose(image)
+    except AttachmentError:
+        raise
     except Image.DecompressionBombError:
         raise AttachmentError(f"{name} is refused: it would decode to too many pixels") from None
     except UnidentifiedImageError:

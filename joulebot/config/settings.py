@@ -146,6 +146,7 @@ class Settings(BaseModel):
     # Telegram.
     telegram_bot_token: SecretStr = SecretStr("")
     telegram_api_base_url: str = "https://api.telegram.org/bot"
+    telegram_file_base_url: str = ""  # empty: TELEGRAM_API_BASE_URL with its …/bot made …/file/bot
     telegram_allowed_users: str = ""  # comma-separated user ids; empty: everyone
     telegram_admins: str = ""  # comma-separated user ids
     telegram_webhook_url: str = ""  # set: webhook mode instead of long polling
