@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from joulebot.attachments.parts import ImageInput
 from joulebot.carbon import Carbon
 from joulebot.metering import Energy
+from joulebot.models.runner import Sampling
 
 Units = Literal["joules", "watts"]
 Role = Literal["system", "user", "assistant"]
@@ -71,6 +72,7 @@ class Request(BaseModel):
     message_ref: str | None = None  # the platform message that will show the answer (replies find it)
     stream: bool = True  # publish the growing answer while it is generated
     images: list[ImageInput] = []  # normalised by joulebot.attachments; only a vision model gets them
+    sampling: Sampling | None = None  # None: the runner's defaults (the API's temperature, top_p, stop, seed)
 
     def messages(self) -> list[dict[str, Any]]:
         """What the model receives: system prompt, earlier turns, this prompt (chat messages); the
