@@ -74,6 +74,13 @@ class Request(BaseModel):
     images: list[ImageInput] = []  # normalised by joulebot.attachments; only a vision model gets them
     sampling: Sampling | None = None  # None: the runner's defaults (the API's temperature, top_p, stop, seed)
 
+    def without_pixels(self) -> Request:
+        """This request as a Result keeps it: each image's name, hash, byte size and dimensions, not
+        the image (Results travel back through Redis and are stored in history)."""
+        if not self.images:
+            return self
+        return self.model_copy(update={"images": [image.model_copy(update={"data": ""}) for image in self.images]})
+
     def messages(self) -> list[dict[str, Any]]:
         """What the model receives: system prompt, earlier turns, this prompt (chat messages); the
         images ride on this prompt's message as base64, as Ollama takes them."""

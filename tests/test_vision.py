@@ -124,3 +124,35 @@ def test_the_footer_says_what_was_looked_at():
     image = read_image("cat.png", png(768, 512), LIMITS)
     seen = plain.model_copy(update={"request": plain.request.model_copy(update={"images": [image, image]})})
     assert footer(seen).splitlines()[3] == "🖼 2 images, 768×512, 768×512"
+
+
+def test_history_keeps_each_images_hash_size_and_dimensions_and_stats_keep_them_apart(history_url):
+    from factories import make_result
+
+    from joulebot.history import HistoryStore
+
+    store = HistoryStore.open(history_url)
+    image = read_image("cat.png", png(768, 512), LIMITS)
+    text_only = make_result(total_j=40.0)
+    looked = make_result(total_j=400.0)
+    looked = looked.model_copy(
+        update={"request": looked.request.model_copy(update={"images": [image]}).without_pixels()}
+    )
+    store.record(text_only)
+    exchange_id = store.record(looked)
+    (only,) = store.category_stats()
+    assert only.answers == 1 and only.mean_total_j == pytest.approx(40.0), "never averaged with the image answer"
+    row = store.get(exchange_id)
+    assert row.images == [
+        {
+            "name": "cat.png",
+            "media_type": "image/jpeg",
+            "width": 768,
+            "height": 512,
+            "size_bytes": image.size_bytes,
+            "sha256": image.sha256,
+            "source_format": "PNG",
+            "downscaled": False,
+        }
+    ]
+    assert image.data[:40] not in str(row.result), "the image itself is not kept"

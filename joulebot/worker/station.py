@@ -322,7 +322,7 @@ class Station:
             energy = energy.model_copy(update={"includes_reload": True, "reload_s": reload_s})
         carbon = carbon_for(energy.total_j, energy.seconds, self.intensity.current(), self.embodied)
         result = Result(
-            request=request,
+            request=request.without_pixels(),
             answer=generation.text,
             model=entry.name,
             model_size=entry.size_label(),
