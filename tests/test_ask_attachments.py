@@ -39,6 +39,7 @@ def test_ask_with_an_image_and_a_file_reaches_the_vision_model(embedded, ollama,
     result = Result.model_validate_json(proc.stdout)
     [image] = result.request.images
     assert (image.width, image.height) == (1024, 768) and image.downscaled
+    assert image.data == "" and len(image.sha256) == 64, "the Result keeps what the image was, not the image"
     [[sent]] = [images for images in ollama.images_received() if images]
     seen = Image.open(io.BytesIO(base64.b64decode(sent)))
     assert seen.size == (1024, 768) and not seen.getexif(), "downscaled, and the GPS position never left"
