@@ -43,6 +43,11 @@ class Attached(BaseModel):
     files: list[TextFile] = []
 
 
+def default_question(attached: Attached) -> str:
+    """What a message that carries attachments but no words asks."""
+    return "Describe this image." if attached.images else "Summarise this file."
+
+
 def images_label(images: list[ImageInput]) -> str:
     """What was looked at, for a footer: "🖼 1 image, 768×512" ("" without images)."""
     if not images:

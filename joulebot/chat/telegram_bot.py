@@ -32,7 +32,7 @@ from telegram.ext import (
     filters,
 )
 
-from joulebot.attachments.parts import Attached, AttachmentError
+from joulebot.attachments.parts import Attached, AttachmentError, default_question
 from joulebot.chat.asking import InputError
 from joulebot.chat.background import spawn, text_of
 from joulebot.chat.cancelling import CANCELLED
@@ -41,7 +41,7 @@ from joulebot.chat.deliveries import Delivery
 from joulebot.chat.help_text import HELP
 from joulebot.chat.reply import Reply, make_reply
 from joulebot.chat.service import ChatService
-from joulebot.chat.telegram_files import attachments_of, carries_attachment, default_prompt, file_base_url
+from joulebot.chat.telegram_files import attachments_of, carries_attachment, file_base_url
 from joulebot.chat.telegram_format import split_html, to_html
 from joulebot.chat.telegram_stream import AnswerMessages, send_piece
 from joulebot.config import Settings, SettingsError
@@ -217,6 +217,7 @@ class TelegramBot:
         try:
             if attached is None and carries_attachment(message):
                 attached = await attachments_of(message, self.settings)
+                prompt = prompt or default_question(attached)  # a photo or file without a caption
             requests = await asyncio.to_thread(
                 self.chat.asking.prepare, user_id, chat_id, prompt, models, context, group, None, attached
             )
@@ -458,7 +459,7 @@ class TelegramBot:
     async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A message to the bot: its text, or a photo or file with its caption (none: a default question)."""
         message = _message(update)
-        prompt = message.text or message.caption or (default_prompt(message) if carries_attachment(message) else "")
+        prompt = message.text or message.caption or ""
         user_id, chat_id = _user_id(update), str(message.chat_id)
         group = message.chat.type != ChatType.PRIVATE
         original = message.reply_to_message

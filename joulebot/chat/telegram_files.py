@@ -17,9 +17,6 @@ from joulebot.attachments.parts import Attached, AttachmentError
 from joulebot.attachments.text_files import check_file_size, read_text_file
 from joulebot.config import Settings, SettingsError
 
-DESCRIBE = "Describe this image."
-READ_FILE = "Summarise this file."
-
 
 def file_base_url(settings: Settings) -> str:
     """TELEGRAM_FILE_BASE_URL, or the API's base with its `…/bot` made `…/file/bot` (as Telegram's are)."""
@@ -33,12 +30,6 @@ def file_base_url(settings: Settings) -> str:
 
 def carries_attachment(message: Message) -> bool:
     return bool(message.photo or message.document)
-
-
-def default_prompt(message: Message) -> str:
-    """What a photo or file without a caption asks."""
-    document = message.document
-    return READ_FILE if document is not None and not _is_image(document.mime_type) else DESCRIBE
 
 
 async def attachments_of(message: Message, settings: Settings) -> Attached:
