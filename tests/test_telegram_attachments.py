@@ -11,17 +11,10 @@ import pytest
 from imagefiles import animated_gif, png
 from PIL import Image
 from standins import OllamaStandIn
-from test_telegram import TOKEN, answered, api, bot  # noqa: F401  (fixtures)
+from test_ask_attachments import ollama  # noqa: F401  (fixtures)
+from test_telegram import TOKEN, answered, api, bot  # noqa: F401
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def ollama():
-    server = OllamaStandIn({"llava:7b": "7.2B", "llama3:8b": "8.0B"})
-    server.vision = {"llava:7b"}
-    yield server
-    server.close()
 
 
 def jpeg(width: int, height: int) -> bytes:
@@ -30,8 +23,8 @@ def jpeg(width: int, height: int) -> bytes:
     return out.getvalue()
 
 
-def chats(ollama: OllamaStandIn) -> list[dict]:
-    return [body["messages"][-1] for _, path, body in ollama.requests if path == "/api/chat"]
+def chats(standin: OllamaStandIn) -> list[dict]:
+    return [body["messages"][-1] for _, path, body in standin.requests if path == "/api/chat"]
 
 
 def replied(chat_id: int, text: str):

@@ -10,6 +10,7 @@ from conftest import make_settings
 from imagefiles import png
 from PIL import Image
 from standins import OllamaStandIn
+from test_fleet import _view
 
 from joulebot.attachments.images import ImageLimits, read_image
 from joulebot.attachments.parts import Attached
@@ -18,7 +19,7 @@ from joulebot.exchange import Request
 from joulebot.models import build_catalog
 from joulebot.models.catalog import static_entries
 from joulebot.models.ollama_runner import OllamaRunner
-from joulebot.queueing.fleet import BoxModel, BoxProfile, BoxView
+from joulebot.queueing.fleet import BoxView
 from joulebot.queueing.routing import RoutingRefused, route
 
 LIMITS = ImageLimits(max_images=4, max_bytes=10_000_000, max_pixels=1_048_576)
@@ -91,18 +92,9 @@ def test_the_image_reaches_ollama_as_base64_on_the_users_message(ollama):
 
 
 def _box(name: str, g_per_kwh: float, vision: bool) -> BoxView:
-    profile = BoxProfile(
-        box=name,
-        queue=name,
-        zone="XX",
-        intensity_g_per_kwh=g_per_kwh,
-        intensity_provenance="static",
-        intensity_label="XX",
-        meter_scope="wall",
-        meters=["m"],
-        models=[BoxModel(name="gemma3-4b", size="4.3B", parameters_b=4.3, vision=vision)],
-    )
-    return BoxView(profile, seen_age_s=1.0, queued=0, running=0, live=True, state="idle")
+    view = _view(name, g_per_kwh, models=("gemma3-4b",))
+    view.profile.models = [m.model_copy(update={"vision": vision}) for m in view.profile.models]
+    return view
 
 
 def test_a_question_with_images_is_routed_only_to_boxes_where_the_model_sees():
