@@ -118,6 +118,9 @@ class Exchange(SQLModel, table=True):
     # what the request set of temperature, top_p, stop, seed (migration 0023); None: the runner's defaults.
     # Such answers cost what their settings make them cost: they stay out of the statistics (rollup.py).
     sampling: dict | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+    # each image the question carried: name, sha256, size_bytes, width, height, source_format (migration
+    # 0024), never the image; None: none. Such answers stay out of the statistics (rollup.py).
+    images: list | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
 
 
 class ExchangeMessage(SQLModel, table=True):
