@@ -27,9 +27,10 @@ class LocalServer:
     """An HTTP server on 127.0.0.1, on its own thread, for a stand-in's handler class."""
 
     server: ThreadingHTTPServer
+    address: ClassVar[tuple[str, int]] = ("127.0.0.1", 0)  # a free port; a container's stand-in: every address
 
     def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = ThreadingHTTPServer(self.address, handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

@@ -135,6 +135,25 @@ def test_one_worker_per_box_and_a_dead_holder_is_taken_over(tmp_path, private_re
         stop(successor)
 
 
+def test_a_lock_naming_this_very_pid_on_this_host_is_taken_over(system_redis_url):
+    """A container restarted after its worker was killed keeps its hostname and often gives the new worker
+    the same pid: the lock its predecessor left names a live process, this one. It is a former life."""
+    import socket
+
+    from joulebot.queueing.box_lock import BoxLock
+
+    box = f"test-box-{uuid.uuid4().hex[:8]}"
+    connection = redis.Redis.from_url(system_redis_url)
+    earlier = {"host": socket.gethostname(), "pid": os.getpid(), "queue": box, "token": "an earlier life"}
+    connection.set(box_lock_key(box), json.dumps(earlier), px=30_000)
+    lock = BoxLock(connection, box, box, ttl_s=30)
+    try:
+        lock.acquire()
+        assert connection.get(box_lock_key(box)).decode() == lock.value
+    finally:
+        connection.delete(box_lock_key(box))
+
+
 def test_a_redis_restart_mid_answer_still_delivers_the_answer(tmp_path, private_redis, ollama, processes):
     """Issue 12.4: the running job is completed and delivered, never stranded in the started registry."""
     ollama.chunk_delay_s = 1.0  # five chunks: the answer takes ~5 s

@@ -102,12 +102,16 @@ def carbon() -> None:
     )
 
 
+GRACE_S = 5
+
+
 def web(host: str | None, port: int | None) -> None:
     """uvicorn serving the dashboard, after a bind check that turns a taken port into one line."""
     import socket
 
     import uvicorn
 
+    from joulebot.config.logs import configure_logging
     from joulebot.web.app import create_app
 
     settings = get_settings()
@@ -117,9 +121,14 @@ def web(host: str | None, port: int | None) -> None:
             pass
     except OSError as exc:
         raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 2) from None
+    configure_logging(settings)  # the API's warnings (API_OPEN above all), secrets redacted
     say(f"dashboard on http://{host}:{port}/ (read-only; Ctrl-C stops it)", stderr=True)
+    keys = "open to anyone who reaches it (API_OPEN)" if settings.api_open else "keys: joulebot keys create NAME"
+    say(f"OpenAI-compatible API on http://{host}:{port}/v1 ({keys})", stderr=True)
     # no access log: a private answer link's token is in its path, and secrets never reach a log
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    # a stop waits for open requests at most GRACE_S: the answers they wait for are made and stored anyway
+    app = create_app(settings)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=GRACE_S)
 
 
 def telegram() -> None:

@@ -136,6 +136,10 @@ class Settings(BaseModel):
     public_url: str = ""  # where the dashboard is reachable; set: footers link to each answer's private page
     metrics_port: int | None = Field(default=None, ge=1, le=65535)  # the worker's /metrics (boxes without the web app)
 
+    # The OpenAI-compatible API (/v1, served by `joulebot web`; its keys: `joulebot keys`).
+    api_open: bool = False  # true: no key needed (a private network only; said loudly at start)
+    api_max_body_bytes: int = Field(default=1_000_000, ge=1024, le=100_000_000)  # larger request bodies: 413
+
     # Chat front ends (shared limits).
     max_pending_per_user: int = Field(default=3, ge=1)
     max_prompts_per_minute: int = Field(default=10, ge=1)

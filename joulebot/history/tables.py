@@ -115,6 +115,9 @@ class Exchange(SQLModel, table=True):
     # piece of it, this one too, is an ExchangeMessage (migration 0020): replies are looked up there
     message_ref: str | None = Field(default=None, max_length=64)
     system_prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # what the request set of temperature, top_p, stop, seed (migration 0023); None: the runner's defaults.
+    # Such answers cost what their settings make them cost: they stay out of the statistics (rollup.py).
+    sampling: dict | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
 
 
 class ExchangeMessage(SQLModel, table=True):

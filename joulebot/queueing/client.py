@@ -82,6 +82,10 @@ def list_boxes(settings: Settings) -> list[BoxView]:
         return Fleet(connection, settings.worker_lost_after_s).boxes()
 
 
+class JobTimedOut(JobError):
+    """The model did not finish within the job's timeout (nothing was stored)."""
+
+
 class JobCancelled(JobError):
     """The job was cancelled before it ran: nothing was measured or stored."""
 
@@ -338,8 +342,9 @@ class QueueClient:
             job.refresh()  # the reason joulebot wrote, if any
         except NoSuchJobError:  # expired or evicted just before its failed result
             raise JobGone(EXPIRED) from None
+        timed_out = "JobTimeoutException" in (outcome.exc_string or "")  # RQ's death penalty ended it
         if "error" in job.meta:
-            raise JobError(job.meta["error"])
+            raise (JobTimedOut if timed_out else JobError)(job.meta["error"])
         if outcome.type == RQResult.Type.STOPPED:
             raise JobError("the job was stopped before it finished")
         exc = (outcome.exc_string or "").strip()

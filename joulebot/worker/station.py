@@ -312,7 +312,9 @@ class Station:
         sink = TextSink(publish, self.settings.stream_interval_s) if publish and request.stream else None
         stage(GENERATING)
         started_at = datetime.now(UTC)
-        generation, energy = self.box.measure(lambda: runner.generate(entry, messages, request.max_tokens, sink))
+        generation, energy = self.box.measure(
+            lambda: runner.generate(entry, messages, request.max_tokens, sink, request.sampling)
+        )
         reload_s = generation.runner_stats.get("load_duration", 0.0)
         if reload_s > RELOAD_S:  # evicted and loaded again inside the window: not comparable, and said so
             energy = energy.model_copy(update={"includes_reload": True, "reload_s": reload_s})
