@@ -41,7 +41,7 @@ def measured_result(step_at_s: float = 0.5) -> Result:
     """One answer window measured for real through the wall-meter driver: 60 W idle, 140 W while working
     (from `step_at_s` after the idle baseline is done)."""
     with SimulatedMCP39F511N(power_w=60.0) as sim:
-        box = MeasurementBox([McpMeter(sim.port, interval_s=0.05, timeout_s=0.3), EstimateMeter(5.0, 10.0)])
+        box = MeasurementBox([McpMeter(sim.port, interval_s=0.05, timeout_s=0.3), EstimateMeter.configured(5.0, 10.0)])
         box.measure_idle(0.3)
         sim.loads[1].profile = Steps(60.0, [(sim.now() + step_at_s, 140.0)])
         _, energy = box.measure(lambda: time.sleep(step_at_s + 0.3))

@@ -106,8 +106,10 @@ class Settings(BaseModel):
     cooldown_above_c: float | None = None
     cooldown_sleep_s: float = Field(default=60.0, ge=0)
     cooldown_max_wait_s: float = Field(default=900.0, ge=0)
-    estimate_idle_w: float = Field(default=5.0, ge=0)
-    estimate_w_per_core: float = Field(default=10.0, ge=0)
+    # the estimate (no meter): your own constants, both or neither; neither: published figures for this CPU
+    estimate_idle_w: float | None = Field(default=None, ge=0)
+    estimate_w_per_core: float | None = Field(default=None, ge=0)
+    proc_root: Path = Path("/proc")  # where the estimate reads cpuinfo and meminfo
     box_name: str = Field(default_factory=lambda: os.uname().nodename)
 
     # Carbon and SCI.
@@ -218,6 +220,15 @@ class Settings(BaseModel):
         return value.lower() if value.lower() in ("greenest", "fastest") else value
 
     _queue_explicit: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="after")
+    def _estimate_constants_together(self) -> Settings:
+        if (self.estimate_idle_w is None) != (self.estimate_w_per_core is None):
+            raise ValueError(
+                "ESTIMATE_IDLE_W and ESTIMATE_W_PER_CORE go together: set both (your own constants)"
+                " or neither (published figures for this CPU)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _queue_after_box(self) -> Settings:

@@ -87,6 +87,11 @@ class Exchange(SQLModel, table=True):
     energy_attributable_uncertainty_j: float | None = None
     energy_scope: str | None = Field(default=None, max_length=16)  # machine, components (cpu+gpu only)
     energy_includes_reload: bool = False  # the model was loaded again inside the measured window
+    # the total split at the first token (migration 0023): reading the prompt, then generating; None: not split
+    prefill_j: float | None = None
+    prefill_uncertainty_j: float | None = None
+    decode_j: float | None = None
+    decode_uncertainty_j: float | None = None
     intensity_g_per_kwh: float
     intensity_zone: str = Field(max_length=32)
     intensity_provenance: str = Field(max_length=16)

@@ -342,6 +342,7 @@ def _public(row: Any, with_trace: bool = False) -> dict:
         note=machine.get("note", ""),
         energy_error=machine.get("error"),
         uncertainty_j=energy.get("uncertainty_j"),  # once meters report one (issue 14); None until then
+        phases=energy.get("phases"),  # prefill and decode apart (a dict as stored; None before they were split)
         intensity=_intensity(result),
         model_size=result.get("model_size", ""),
         finished_at=result.get("finished_at"),
