@@ -22,6 +22,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -108,7 +109,7 @@ class Settings(BaseModel):
     cooldown_max_wait_s: float = Field(default=900.0, ge=0)
     # the estimate (no meter): your own constants, both or neither; neither: published figures for this CPU
     estimate_idle_w: float | None = Field(default=None, ge=0)
-    estimate_w_per_core: float | None = Field(default=None, ge=0)
+    estimate_w_per_core: float | None = Field(default=None, ge=0, validate_default=True)
     proc_root: Path = Path("/proc")  # where the estimate reads cpuinfo and meminfo
     box_name: str = Field(default_factory=lambda: os.uname().nodename)
 
@@ -208,6 +209,15 @@ class Settings(BaseModel):
             raise ValueError(f"should be {DATABASE_URL_FORMS}")
         return value
 
+    @field_validator("estimate_w_per_core")
+    @classmethod
+    def _estimate_constants_together(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if (value is None) != (info.data.get("estimate_idle_w") is None):
+            raise ValueError(
+                "goes with ESTIMATE_IDLE_W: set both (your own constants) or neither (published figures for this CPU)"
+            )
+        return value
+
     @field_validator("grid_zone")
     @classmethod
     def _upper_zone(cls, value: str) -> str:
@@ -220,15 +230,6 @@ class Settings(BaseModel):
         return value.lower() if value.lower() in ("greenest", "fastest") else value
 
     _queue_explicit: bool = PrivateAttr(default=False)
-
-    @model_validator(mode="after")
-    def _estimate_constants_together(self) -> Settings:
-        if (self.estimate_idle_w is None) != (self.estimate_w_per_core is None):
-            raise ValueError(
-                "ESTIMATE_IDLE_W and ESTIMATE_W_PER_CORE go together: set both (your own constants)"
-                " or neither (published figures for this CPU)"
-            )
-        return self
 
     @model_validator(mode="after")
     def _queue_after_box(self) -> Settings:
