@@ -28,7 +28,7 @@ from standins import OllamaStandIn, free_port
 from starlette.testclient import TestClient
 from webdata import SECRET_ANSWER, SECRET_PROMPT, announced_box, fill
 
-from joulebot.chat.footer import footer
+from joulebot.chat.footer import footer, sig
 from joulebot.history import HistoryStore
 from joulebot.history.engine import alembic_config, migrate
 from joulebot.keys import JOB_FUNCTION
@@ -161,6 +161,26 @@ def test_the_answer_page_draws_the_measured_power_trace_and_spells_out_the_arith
     watts = [w for _, w in data["trace"]]
     assert min(watts) == pytest.approx(60.0, abs=0.5) and max(watts) == pytest.approx(140.0, abs=0.5)
     assert "prompt" not in data and "answer" not in data and "share_token" not in data
+
+
+def test_the_answer_page_draws_reading_the_prompt_and_generating_on_the_trace(client, filled):
+    phases = filled.measured.energy.phases
+    assert phases.error is None and phases.timing == "a test runner"
+    html = client.get(f"/answers/{filled.measured_id}").text
+    assert 'class="energy prefill"' in html and 'class="energy decode"' in html and 'class="first-token"' in html
+    assert "reading the prompt (prefill)" in html and "generating (decode)" in html
+    assert f"{sig(phases.prefill_j)} J ± {sig(phases.prefill_uncertainty_j)} J" in html
+    assert f"the first token, {sig(phases.split_s)} s" in html and "by a test runner" in html
+    data = client.get(f"/api/answers/{filled.measured_id}.json").json()
+    assert data["phases"]["prefill_j"] == pytest.approx(phases.prefill_j)
+    assert data["phases"]["decode_j"] == pytest.approx(phases.decode_j)
+    # 60 W until the work starts half a second in, 140 W for its 0.3 s: the simulator's own figures
+    assert phases.prefill_j == pytest.approx(60.0 * phases.split_s, abs=phases.prefill_uncertainty_j)
+    assert phases.decode_j == pytest.approx(
+        140.0 * (filled.measured.energy.seconds - phases.split_s), abs=phases.decode_uncertainty_j
+    )
+    unsplit = client.get("/answers/2").text  # an estimated answer stored without phases
+    assert 'class="energy prefill"' not in unsplit and "reading the prompt (prefill)" not in unsplit
 
 
 def test_the_model_page_draws_distributions_and_days_per_box_and_source(client, filled):
