@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from joulebot.carbon import Carbon
 from joulebot.metering import Energy
+from joulebot.models.runner import Sampling
 
 Units = Literal["joules", "watts"]
 Role = Literal["system", "user", "assistant"]
@@ -69,6 +70,7 @@ class Request(BaseModel):
     told_forgotten: bool = False  # the user was already told that the start no longer fits
     message_ref: str | None = None  # the platform message that will show the answer (replies find it)
     stream: bool = True  # publish the growing answer while it is generated
+    sampling: Sampling | None = None  # None: the runner's defaults (the API's temperature, top_p, stop, seed)
 
     def messages(self) -> list[dict[str, str]]:
         """What the model receives: system prompt, earlier turns, this prompt (chat messages)."""

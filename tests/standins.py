@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import html
 import itertools
 import json
@@ -28,9 +27,10 @@ class LocalServer:
     """An HTTP server on 127.0.0.1, on its own thread, for a stand-in's handler class."""
 
     server: ThreadingHTTPServer
+    address: ClassVar[tuple[str, int]] = ("127.0.0.1", 0)  # a free port; a container's stand-in: every address
 
     def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = ThreadingHTTPServer(self.address, handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -647,64 +647,6 @@ class BotApiStandIn(LocalServer):
     def to_chat(self, chat_id: int) -> list[tuple[str, dict]]:
         with self.cond:
             return [(m, p) for m, p in self.calls if str(p.get("chat_id")) == str(chat_id)]
-
-
-class TcpProxy:
-    """A TCP forwarder on 127.0.0.1 that can be switched off and on: a database that goes away."""
-
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
-        self.target = (target_host, target_port)
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
-        self._sockets: list[socket.socket] = []
-        self._listener: socket.socket | None = None
-        self.start()
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(16)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            self._sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    def stop(self) -> None:
-        """Refuse new connections and cut the open ones."""
-        if self._listener is not None:
-            with contextlib.suppress(OSError):
-                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked in the thread
-            self._listener.close()
-            self._listener = None
-        for s in self._sockets:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-        self._sockets.clear()
 
 
 def free_port() -> int:

@@ -24,8 +24,8 @@ from test_reliability import _wait
 from test_telegram import TOKEN, Bot
 
 from joulebot.carbon import IntensityProvider
-from joulebot.chat.build import InputError, build_request
-from joulebot.chat.core import QUEUE_WENT_AWAY
+from joulebot.chat.asking import InputError, build_request
+from joulebot.chat.following import QUEUE_WENT_AWAY
 from joulebot.config import Settings
 from joulebot.history import HistoryStore
 from joulebot.models import build_catalog
@@ -254,7 +254,7 @@ def test_bench_run_names_are_checked(settings, tmp_path):
 
 ASK_PATH = (
     "import sys, joulebot.cli.parser as p; p.build_parser().parse_args(['ask', 'hi']).handler.load();"
-    " import joulebot.queueing.client, joulebot.queueing.catalog, joulebot.chat.conversation;"
+    " import joulebot.queueing.client, joulebot.queueing.catalog, joulebot.chat.context;"
     " heavy = {'typer', 'click', 'rich', 'sqlalchemy', 'alembic', 'scipy', 'numpy'};"
     " print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
 )
@@ -356,7 +356,7 @@ def test_the_help_opens_with_the_whole_tool_and_names_every_command():
     parser = build_parser()
     summary, listed = parser.format_help().split("\ncommands:\n")
     names = commands(parser)
-    assert len(names) == 15
+    assert len(names) == 17  # keys and health included
     assert "what each answer cost" in summary
     for name in names:
         assert re.search(rf"(?<![\w-]){name}(?![\w-])", summary.split("options:")[0]), f"the summary misses {name}"
@@ -449,6 +449,7 @@ HELP = {
     "meter simulate": ["--watts", "--range", "--mains-hz", "2^N mains cycles"],
     "telegram": ["TELEGRAM_WEBHOOK_URL"],
     "discord": ["--sync"],
+    "health": ["queue", "worker", "web", "healthcheck"],
 }
 
 
@@ -605,6 +606,7 @@ def test_history_in_a_telegram_group_goes_to_the_private_chat(tmp_path, system_r
         ("meter simulate", "meter_simulate"),
         ("telegram", "telegram"),
         ("discord", "discord"),
+        ("health worker", "health"),
     ],
 )
 def test_every_command_calls_its_function_with_exactly_its_parameters(line, function):

@@ -26,7 +26,7 @@ from conftest import IN_CI, POSTGRES_URL, make_settings, run_cli
 from factories import make_result
 from standins import OllamaStandIn, PrivateRedis, free_port
 
-from joulebot.chat.core import ChatCore
+from joulebot.chat.service import ChatService
 from joulebot.exchange import Request
 from joulebot.history import HistoryStore
 from joulebot.keys import history_outbox_key
@@ -238,14 +238,14 @@ def test_when_redis_does_not_answer_nothing_is_forgotten_and_asking_again_works(
 
 def test_the_user_is_told_which_questions_are_still_being_answered(tmp_path, system_redis_url):
     settings = make_settings(tmp_path / "data", redis_url=system_redis_url, queue_name=f"fg-{uuid.uuid4().hex[:8]}")
-    core = ChatCore(settings, "telegram")
-    core.history.record(make_result(platform="telegram", user_id="6", prompt="answered before"))
+    chat = ChatService(settings, "telegram")
+    chat.history.record(make_result(platform="telegram", user_id="6", prompt="answered before"))
     waiting = Request(platform="telegram", user_id="6", chat_id="6", model="llama3", prompt="still waiting")
-    delivery = core.submit([waiting], None)  # no worker serves this queue: it waits
+    delivery = chat.asking.submit([waiting], None)  # no worker serves this queue: it waits
     try:
-        said = core.forget("6")
+        said = chat.preferences.forget("6")
         assert said.startswith("Deleted the prompts and answers of 1 exchanges.")
         assert "1 question(s) still being answered will be stored when answered: /forget again then." in said
     finally:
-        core.client.cancel(core.client.job(waiting.id))
-        core.delivered(delivery)
+        chat.client.cancel(chat.client.job(waiting.id))
+        chat.following.delivered(delivery)

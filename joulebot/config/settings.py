@@ -65,15 +65,18 @@ class Settings(BaseModel):
     worker_lost_after_s: float = Field(default=30.0, gt=1)  # a running job whose worker is silent this long is lost
     redis_reconnect_attempts: int = Field(default=10, ge=1)  # the worker then exits non-zero (to be restarted)
     redis_reconnect_wait_s: float = Field(default=3.0, gt=0)  # between the worker's reconnect attempts
+    worker_stop_grace_s: float = Field(default=30.0, gt=0)  # after SIGTERM and the running answer: then exit at once
 
     # Fleet: which live box answers (queueing/routing.py).
     routing: str = "greenest"  # greenest | fastest | a box name
     max_routing_wait_s: float = Field(default=120.0, ge=0)  # 0: no bound on the expected wait
     box_forget_after_s: float = Field(default=7 * 86_400, gt=0)  # `joulebot boxes` forgets boxes silent this long
+    box_return_wait_s: float = Field(default=300.0, ge=0)  # a question queued on a stopped box waits this long for it
 
     # History: empty DATABASE_URL means SQLite under data_dir.
     database_url: str = ""
     history_retention_days: float = Field(default=0.0, ge=0)  # > 0: prompts and answers older than this are deleted
+    history_timeout_s: float = Field(default=10.0, ge=2)  # the longest one wait on the history database may last
 
     # Models.
     default_model: str = "smollm2-135m"
@@ -135,6 +138,10 @@ class Settings(BaseModel):
     web_port: int = Field(default=8080, ge=1, le=65535)
     public_url: str = ""  # where the dashboard is reachable; set: footers link to each answer's private page
     metrics_port: int | None = Field(default=None, ge=1, le=65535)  # the worker's /metrics (boxes without the web app)
+
+    # The OpenAI-compatible API (/v1, served by `joulebot web`; its keys: `joulebot keys`).
+    api_open: bool = False  # true: no key needed (a private network only; said loudly at start)
+    api_max_body_bytes: int = Field(default=1_000_000, ge=1024, le=100_000_000)  # larger request bodies: 413
 
     # Chat front ends (shared limits).
     max_pending_per_user: int = Field(default=3, ge=1)

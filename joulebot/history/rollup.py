@@ -52,6 +52,7 @@ EXCHANGES = sa.table(
     sa.column("correct", sa.Boolean),
     sa.column("score", sa.Float),  # not summed: set with `correct` (HistoryStore._rescore)
     sa.column("score_note", sa.String),
+    sa.column("sampling", sa.JSON),
 )
 X = EXCHANGES.c
 
@@ -69,6 +70,10 @@ KEYS: dict[str, ColumnElement[Any]] = {
 }
 
 _scored = X.correct.is_not(None)
+# Answers asked with their own sampling (temperature, top_p, stop, seed: the API's) cost what those
+# settings make them cost: they are in no statistic. (Before migration 0023 there is no such column,
+# and no such answer: the migrations' backfills read every exchange.)
+DEFAULT_SAMPLING = X.sampling.is_(None)
 
 
 def _sum(value: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -207,20 +212,22 @@ def add_one(connection: Connection, exchange_id: int) -> None:
     kind and reused, so SQLAlchemy neither builds nor compiles it again)."""
     dialect = connection.dialect.name
     if dialect not in _ADD_ONE:
-        _ADD_ONE[dialect] = upsert(dialect, X.id == sa.bindparam("exchange_id"))
+        _ADD_ONE[dialect] = upsert(dialect, sa.and_(X.id == sa.bindparam("exchange_id"), DEFAULT_SAMPLING))
     connection.execute(_ADD_ONE[dialect], {"exchange_id": exchange_id})
 
 
-def backfill(connection: Connection, figures: Sequence[str] = tuple(FIGURES)) -> None:
+def backfill(
+    connection: Connection, figures: Sequence[str] = tuple(FIGURES), where: ColumnElement[bool] | None = None
+) -> None:
     """Fill an empty rollup from every exchange (the migration; a bulk load that went around `record`)."""
     table = sa.table("stats_rollup", *(sa.column(name) for name in [*KEYS, *figures]))
-    connection.execute(sa.insert(table).from_select([*KEYS, *figures], direct(None, figures)))
+    connection.execute(sa.insert(table).from_select([*KEYS, *figures], direct(where, figures)))
 
 
 def rebuild(connection: Connection) -> None:
     """Compute the whole rollup again from the exchanges (after rows were written around `record`)."""
     connection.execute(sa.delete(STATS_ROLLUP))
-    backfill(connection)
+    backfill(connection, where=DEFAULT_SAMPLING)
 
 
 def totals(group_by: Sequence[str], match: dict[str, Any], source: FromClause = STATS_ROLLUP) -> Select:

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from joulebot.models.catalog import ModelEntry
-from joulebot.models.runner import Generation, Messages, Runner, RunnerError, TextSink, split_reasoning
+from joulebot.models.runner import Generation, Messages, Runner, RunnerError, Sampling, TextSink, split_reasoning
 
 MESSAGE_OVERHEAD_TOKENS = 7  # the chat template around each message (SmolLM2 ChatML: measured 6-7), rounded up
 
@@ -54,15 +54,22 @@ class LlamaCppRunner(Runner):
         return sum(len(m["content"].encode()) for m in messages) + MESSAGE_OVERHEAD_TOKENS * len(messages)
 
     def generate(
-        self, entry: ModelEntry, messages: Messages, max_tokens: int, sink: TextSink | None = None
+        self,
+        entry: ModelEntry,
+        messages: Messages,
+        max_tokens: int,
+        sink: TextSink | None = None,
+        sampling: Sampling | None = None,
     ) -> Generation:
         self.load(entry)
         llm = self._loaded[entry.name]
         watcher = _Watcher(llm, sink)
+        chosen = sampling.model_dump(exclude_defaults=True) if sampling is not None else {}
+        extra: dict[str, Any] = {"seed": self.seed, **chosen}  # what the request set; llama.cpp's defaults for the rest
         t0 = time.perf_counter()
         try:
             out = llm.create_chat_completion(  # type: ignore[attr-defined]
-                messages=messages, max_tokens=max_tokens, seed=self.seed, logits_processor=[watcher]
+                messages=messages, max_tokens=max_tokens, logits_processor=[watcher], **extra
             )
         except ValueError as exc:  # llama.cpp reports an over-long prompt this way
             raise RunnerError(f"model {entry.name} could not answer: {exc}") from exc

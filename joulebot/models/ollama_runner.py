@@ -28,7 +28,16 @@ import httpx
 import ollama
 
 from joulebot.models.catalog import ModelEntry, OllamaModel, parse_parameter_size
-from joulebot.models.runner import RELOAD_S, Generation, Messages, Runner, RunnerError, TextSink, split_reasoning
+from joulebot.models.runner import (
+    RELOAD_S,
+    Generation,
+    Messages,
+    Runner,
+    RunnerError,
+    Sampling,
+    TextSink,
+    split_reasoning,
+)
 
 NS = 1e9
 
@@ -70,9 +79,15 @@ class OllamaRunner(Runner):
             return f"Ollama did not answer in time for {name}"
         return f"the answer from Ollama broke off ({type(exc).__name__})"
 
-    def _options(self, entry: ModelEntry, **more: int) -> dict[str, int]:
+    def _options(self, entry: ModelEntry, **more: object) -> dict[str, object]:
         """The model options of every request for `entry`: its context window first (see the module)."""
         return {"num_ctx": self.context_window(entry), **more}
+
+    @staticmethod
+    def _sampling(sampling: Sampling | None) -> dict[str, object]:
+        """Ollama's options for what the request set (seed 0 unless it set one: answers repeat)."""
+        chosen = sampling.model_dump(exclude_defaults=True) if sampling is not None else {}
+        return {"seed": 0, **chosen}
 
     def loaded(self, entry: ModelEntry) -> bool:
         return time.monotonic() - self._answered_at.get(entry.name, float("-inf")) < self.recent_s
@@ -96,7 +111,12 @@ class OllamaRunner(Runner):
         return sum(len(m["content"]) // 3 + 4 for m in messages)
 
     def generate(
-        self, entry: ModelEntry, messages: Messages, max_tokens: int, sink: TextSink | None = None
+        self,
+        entry: ModelEntry,
+        messages: Messages,
+        max_tokens: int,
+        sink: TextSink | None = None,
+        sampling: Sampling | None = None,
     ) -> Generation:
         parts: list[str] = []
         thinking: list[str] = []
@@ -108,7 +128,7 @@ class OllamaRunner(Runner):
                 model=self._tag(entry),
                 messages=messages,
                 stream=True,
-                options=self._options(entry, num_predict=max_tokens, seed=0),
+                options=self._options(entry, num_predict=max_tokens, **self._sampling(sampling)),
                 keep_alive=self.keep_alive,
             )
             for chunk in stream:

@@ -20,6 +20,19 @@ def split_reasoning(text: str) -> tuple[str, str]:
     return _THINK.sub("", text).strip(), reasoning
 
 
+class Sampling(BaseModel):
+    """How the next token is chosen, where a request set it (None: the runner's own default). They
+    change what an answer costs: answers asked with any of them stay out of the statistics."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] = []
+    seed: int | None = None
+
+    def is_default(self) -> bool:
+        return self == Sampling()
+
+
 class Generation(BaseModel):
     text: str  # what the user sees
     reasoning: str = ""  # `<think>` content, stored but not shown
@@ -80,9 +93,15 @@ class Runner(ABC):
 
     @abstractmethod
     def generate(
-        self, entry: ModelEntry, messages: Messages, max_tokens: int, sink: TextSink | None = None
+        self,
+        entry: ModelEntry,
+        messages: Messages,
+        max_tokens: int,
+        sink: TextSink | None = None,
+        sampling: Sampling | None = None,
     ) -> Generation:
-        """Answer the last message given the ones before it; feed `sink` the text as it grows."""
+        """Answer the last message given the ones before it; feed `sink` the text as it grows.
+        `sampling`: what the request set of temperature, top_p, stop and seed (the rest: defaults)."""
 
     @abstractmethod
     def count_tokens(self, entry: ModelEntry, messages: Messages) -> int:

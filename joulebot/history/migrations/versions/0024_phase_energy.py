@@ -5,15 +5,15 @@ and the context (prefill), then generating (decode), each with its band. The rol
 sums of J per prompt token and J per output token. Answers stored before were never split: their
 columns are NULL, and the new sums start at 0 without a backfill.
 
-Revision ID: 0023
-Revises: 0022
+Revision ID: 0024
+Revises: 0023
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0023"
-down_revision = "0022"
+revision = "0024"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
