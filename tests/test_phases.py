@@ -17,7 +17,7 @@ from standins import OllamaStandIn
 
 from joulebot.chat.footer import footer
 from joulebot.exchange import Request, Turn
-from joulebot.metering.box import MeasurementBox
+from joulebot.metering.answer_energy import MeasurementBox
 from joulebot.metering.counters import CounterWindow
 from joulebot.metering.estimate import EstimateMeter
 from joulebot.metering.mcp39f511n import McpMeter

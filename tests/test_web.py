@@ -28,10 +28,11 @@ from standins import OllamaStandIn, free_port
 from starlette.testclient import TestClient
 from webdata import SECRET_ANSWER, SECRET_PROMPT, announced_box, fill
 
-from joulebot.chat.footer import footer, sig
+from joulebot.chat.footer import footer
 from joulebot.history import HistoryStore
 from joulebot.history.engine import alembic_config, migrate
 from joulebot.keys import JOB_FUNCTION
+from joulebot.number_format import sig
 from joulebot.web.app import create_app
 from joulebot.web.metrics import serve_worker_metrics
 
