@@ -266,7 +266,12 @@ def test_the_worker_serves_its_own_box_only(web_settings, filled):
         ("/models/no-such-model", 404, "No model named 'no-such-model' has answers in history."),
         ("/?box=nowhere", 404, "No box named 'nowhere' has answers in history."),
         ("/answers?model=nobody", 404, "No model named 'nobody' has answers in history."),
-        ("/?metric=watts", 400, "'metric' must be one of sci, j_answer, j_above_idle, j_token, j_prompt_token, j_output_token, not 'watts'."),
+        (
+            "/?metric=watts",
+            400,
+            "'metric' must be one of sci, j_answer, j_above_idle, j_token, j_prompt_token, j_output_token,"
+            " not 'watts'.",
+        ),
         ("/answers?page=two", 400, "'page' must be a whole number from 1 to 1000000, not 'two'."),
         ("/answers?page=0", 400, "'page' must be from 1 to 1000000, not 0."),
         ("/?colour=red", 400, "Unknown query parameter 'colour'"),
