@@ -224,3 +224,48 @@ def test_smollm2_a_long_context_costs_a_larger_share_to_read(settings):
     assert long_share > short_share
     assert "reading the context: " in footer(long)
     assert station.history.get(long.exchange_id).prefill_j == pytest.approx(long.energy.phases.prefill_j)
+
+
+def test_statistics_give_j_per_prompt_token_and_per_output_token_per_model_box_and_meter(history_url):
+    """The dashboard's table (and its JSON) over the rollup: J per prompt token read and J per token
+    generated, one cell per model and task within each box and meter, its ± 95 % from intervals.Mean;
+    answers not split are in neither figure."""
+    from joulebot.history import HistoryStore
+    from joulebot.history.aggregates import METRICS
+    from joulebot.history.intervals import Mean
+    from joulebot.web.history_view import HistoryView
+
+    store = HistoryStore.open(history_url)
+    expected: dict[tuple, tuple[list[float], list[float]]] = {}
+    for i in range(12):
+        box, source, measured = ("wallbox", "mcp39f511n", True) if i % 3 == 0 else ("testbox", "estimate", False)
+        result = make_result(total_j=10.0 + i, box=box, source=source, measured=measured, tokens=20 + i)
+        result.prompt_tokens = 100 + 10 * i
+        if i % 4 != 3:  # every fourth answer could not be split
+            prefill = 2.0 + 0.5 * i
+            result.energy.phases = Phases(
+                timing=OLLAMA, split_s=1.0, prefill_j=prefill, prefill_uncertainty_j=0.5,
+                decode_j=result.energy.total_j - prefill, decode_uncertainty_j=0.5,
+            )  # fmt: skip
+            cell = expected.setdefault((box, source, measured), ([], []))
+            cell[0].append(prefill / result.prompt_tokens)
+            cell[1].append((result.energy.total_j - prefill) / result.completion_tokens)
+        else:
+            result.energy.phases = Phases(timing=OLLAMA, error="too short to split")
+        result.category = "math"
+        store.record(result)
+    view = HistoryView(history_url)
+    try:
+        for key, column in (("j_prompt_token", 0), ("j_output_token", 1)):
+            got = {
+                (s.basis.box, s.basis.source, s.basis.measured): s.cells[("smollm2-135m", "math")]
+                for s in view.table(METRICS[key])
+            }
+            assert got.keys() == expected.keys(), "one cell per box and meter, never averaged across them"
+            for basis, values in expected.items():
+                mean: Mean = got[basis]
+                assert mean.n == len(values[column]) and mean.mean == pytest.approx(sum(values[column]) / mean.n)
+                assert mean.ci95 is not None and mean.ci95 > 0
+    finally:
+        view.close()
+        store.engine.dispose()
