@@ -183,6 +183,8 @@ class OllamaStandIn(LocalServer):
         self.answer = ["<think>The user wants a capital.</think>", "Paris", " is the capital", " of France."]
         self.break_after: int | None = None  # chat: close the connection after this many chunks
         self.chunk_delay_s = 0.0  # chat: pause before each streamed chunk (a model that takes its time)
+        self.prompt_eval_ns, self.eval_ns = 61_000_000, 700_000_000  # chat: the durations it reports
+        self.timed = False  # chat: take the reported durations for real (reading the prompt, then each piece)
         self.out_of_memory: set[str] = set()
         self.loaded: set[str] = set()
         self.evicted: set[str] = set()  # chat: the model was unloaded since; this answer loads it again
@@ -209,13 +211,13 @@ class OllamaStandIn(LocalServer):
             def _json(self, status: int, body: dict) -> None:
                 send_json(self, status, body)
 
-            def _stream(self, lines: list[dict], break_after: int | None = None) -> None:
+            def _stream(self, lines: list[dict], break_after: int | None = None, delays: list[float] = ()) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-ndjson")
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 for i, line in enumerate(lines):
-                    time.sleep(standin.chunk_delay_s)
+                    time.sleep(standin.chunk_delay_s + (delays[i] if i < len(delays) else 0.0))
                     if break_after is not None and i >= break_after:
                         self.close_connection = True
                         self.wfile.flush()
@@ -306,15 +308,17 @@ class OllamaStandIn(LocalServer):
                             "message": {"role": "assistant", "content": ""},
                             "done": True,
                             "done_reason": "stop",
-                            "total_duration": 811_100_000 + reload_ns,
+                            "total_duration": standin.prompt_eval_ns + standin.eval_ns + 50_100_000 + reload_ns,
                             "load_duration": reload_ns,
                             "prompt_eval_count": 14,
-                            "prompt_eval_duration": 61_000_000,
+                            "prompt_eval_duration": standin.prompt_eval_ns,
                             "eval_count": len(standin.answer) + 6,
-                            "eval_duration": 700_000_000,
+                            "eval_duration": standin.eval_ns,
                         }
                     )
-                    self._stream(lines, standin.break_after)
+                    step = standin.eval_ns / 1e9 / len(standin.answer)  # each piece one step of generating
+                    delays = [standin.prompt_eval_ns / 1e9 + step, *[step] * (len(standin.answer) - 1)]
+                    self._stream(lines, standin.break_after, delays if standin.timed else [])
                 else:
                     self._json(404, {"error": "not found"})
 

@@ -85,11 +85,22 @@ def model_line(result: Result) -> str:
     return " · ".join(parts)
 
 
+def context_cost(result: Result) -> str:
+    """' · reading the context: 3.1 ± 0.4 J (41 %)': the prefill's share of the answer (or why not split)."""
+    phases = result.energy.phases
+    if phases is None:
+        return ""
+    if phases.prefill_j is None:
+        return f" · reading the context: not split ({phases.error})"
+    share = "" if phases.prefill_share is None else f" ({phases.prefill_share * 100:.0f} %)"
+    return f" · reading the context: {sig(phases.prefill_j, 2)}{plus_minus(phases.prefill_uncertainty_j)} J{share}"
+
+
 def conversation_lines(result: Result) -> list[str]:
     """For a later turn: the context it carried (why it cost more), and once, what was forgotten."""
     lines = []
     if result.request.turn > 1:
-        lines.append(f"🧵 turn {result.request.turn} · {result.prompt_tokens:,} context tokens")
+        lines.append(f"🧵 turn {result.request.turn} · {result.prompt_tokens:,} context tokens{context_cost(result)}")
     if result.dropped_turns and not result.request.told_forgotten:
         lines.append(
             f"🧠 the start of this conversation no longer fits {result.model}'s context: "

@@ -22,6 +22,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -114,8 +115,10 @@ class Settings(BaseModel):
     cooldown_above_c: float | None = None
     cooldown_sleep_s: float = Field(default=60.0, ge=0)
     cooldown_max_wait_s: float = Field(default=900.0, ge=0)
-    estimate_idle_w: float = Field(default=5.0, ge=0)
-    estimate_w_per_core: float = Field(default=10.0, ge=0)
+    # the estimate (no meter): your own constants, both or neither; neither: published figures for this CPU
+    estimate_idle_w: float | None = Field(default=None, ge=0)
+    estimate_w_per_core: float | None = Field(default=None, ge=0, validate_default=True)
+    proc_root: Path = Path("/proc")  # where the estimate reads cpuinfo and meminfo
     box_name: str = Field(default_factory=lambda: os.uname().nodename)
 
     # Carbon and SCI.
@@ -217,6 +220,15 @@ class Settings(BaseModel):
             backend == "postgresql" and not (parts.hostname or parts.path.strip("/"))
         ):
             raise ValueError(f"should be {DATABASE_URL_FORMS}")
+        return value
+
+    @field_validator("estimate_w_per_core")
+    @classmethod
+    def _estimate_constants_together(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if (value is None) != (info.data.get("estimate_idle_w") is None):
+            raise ValueError(
+                "goes with ESTIMATE_IDLE_W: set both (your own constants) or neither (published figures for this CPU)"
+            )
         return value
 
     @field_validator("grid_zone")

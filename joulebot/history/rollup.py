@@ -44,6 +44,9 @@ EXCHANGES = sa.table(
     sa.column("operational_g", sa.Float),
     sa.column("sci_g", sa.Float),
     sa.column("completion_tokens", sa.Integer),
+    sa.column("prompt_tokens", sa.Integer),
+    sa.column("prefill_j", sa.Float),
+    sa.column("decode_j", sa.Float),
     sa.column("seconds", sa.Float),
     sa.column("meter_failures", sa.Integer),
     sa.column("correct", sa.Boolean),
@@ -83,6 +86,11 @@ def _sum(value: ColumnElement[Any]) -> ColumnElement[Any]:
 
 _tokens = X.completion_tokens > 0
 _per_token = X.energy_total_j / X.completion_tokens  # a float: energy is REAL / double precision
+# the answers split at the first token (Energy.phases): J per prompt token read, J per token generated
+_prefilled = sa.and_(X.prefill_j.is_not(None), X.prompt_tokens > 0)
+_per_prompt_token = X.prefill_j / X.prompt_tokens
+_decoded = sa.and_(X.decode_j.is_not(None), _tokens)
+_per_output_token = X.decode_j / X.completion_tokens
 
 # The upper bounds (J) of the dashboard's histogram of energy per answer (`/metrics`): a count per bound
 ENERGY_BUCKETS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -124,6 +132,12 @@ FIGURES: dict[str, Callable[[], ColumnElement[Any]]] = {
     "j_per_token": lambda: _sum(sa.case((_tokens, _per_token))),
     "j_per_token_squares": lambda: _sum(sa.case((_tokens, _per_token * _per_token))),
     "meter_failures": lambda: _sum(X.meter_failures),
+    "prefill_n": lambda: sa.func.count(sa.case((_prefilled, 1))),
+    "j_per_prompt_token": lambda: _sum(sa.case((_prefilled, _per_prompt_token))),
+    "j_per_prompt_token_squares": lambda: _sum(sa.case((_prefilled, _per_prompt_token * _per_prompt_token))),
+    "decode_n": lambda: sa.func.count(sa.case((_decoded, 1))),
+    "j_per_output_token": lambda: _sum(sa.case((_decoded, _per_output_token))),
+    "j_per_output_token_squares": lambda: _sum(sa.case((_decoded, _per_output_token * _per_output_token))),
     **{bucket(b): _at_most(b) for b in ENERGY_BUCKETS},
 }
 COUNTS = {  # integers; the other figures are floats
@@ -137,6 +151,8 @@ COUNTS = {  # integers; the other figures are floats
     "scored_sci_n",
     "token_n",
     "meter_failures",
+    "prefill_n",
+    "decode_n",
     *(bucket(b) for b in ENERGY_BUCKETS),
 }
 SCORES = ("scored", "correct", "scored_total_j", "scored_sci_n", "scored_sci_g")  # what a score changes

@@ -37,6 +37,7 @@ from joulebot.queueing.fleet import BoxModel, BoxProfile, MeanEnergy, MeterScope
 from joulebot.worker.context import fit
 from joulebot.worker.history_calls import HistoryCalls, HistoryTimeout
 from joulebot.worker.outbox import HistoryOutbox
+from joulebot.worker.phases import not_split, phase_timing
 
 log = logging.getLogger(__name__)
 
@@ -315,11 +316,12 @@ class Station:
         stage(GENERATING)
         started_at = datetime.now(UTC)
         generation, energy = self.box.measure(
-            lambda: runner.generate(entry, messages, request.max_tokens, sink, request.sampling)
+            lambda: runner.generate(entry, messages, request.max_tokens, sink, request.sampling), timing=phase_timing
         )
         reload_s = generation.runner_stats.get("load_duration", 0.0)
         if reload_s > RELOAD_S:  # evicted and loaded again inside the window: not comparable, and said so
-            energy = energy.model_copy(update={"includes_reload": True, "reload_s": reload_s})
+            phases = not_split(energy.phases, f"the window includes a model reload ({reload_s:.2f} s)")
+            energy = energy.model_copy(update={"includes_reload": True, "reload_s": reload_s, "phases": phases})
         carbon = carbon_for(energy.total_j, energy.seconds, self.intensity.current(), self.embodied)
         result = Result(
             request=request.without_pixels(),
