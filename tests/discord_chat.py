@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import discord
@@ -98,3 +99,46 @@ def start(embedded, api, ollama, monkeypatch, caplog) -> Iterator[Callable[..., 
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]
     assert TOKEN not in caplog.text
+
+
+def chats(ollama: OllamaStandIn) -> list[list[dict]]:
+    """The messages of every /api/chat the worker sent, in order."""
+    return [body["messages"] for _, path, body in ollama.requests if path == "/api/chat"]
+
+
+def contents(ollama: OllamaStandIn) -> list[str]:
+    return [m["content"] for m in chats(ollama)[-1]]
+
+
+def footer(body: dict) -> str:
+    return " ".join((e.get("footer") or {}).get("text", "") for e in body.get("embeds") or [])
+
+
+def custom_ids(body: dict) -> list[str]:
+    return [c["custom_id"] for row in body.get("components") or [] for c in row["components"]]
+
+
+def answer_to(api: DiscordApiStandIn, asked: dict, timeout: float = 60) -> dict:
+    """The bot's status message for the message `asked`, once it shows the answer with its footer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = next(iter(api.replies_to(asked["id"])), None)
+        if status is None and asked["id"] in api.channels:  # a mention that opened a thread: its first message
+            status = next(iter(api.in_channel(asked["id"])), None)
+        if status is not None and "⚡" in footer(status):
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"no answer to {asked['content']!r}; last calls: {api.calls[-5:]}")
+
+
+def until(condition: Callable[[], object], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def original(api: DiscordApiStandIn, token: str) -> dict:
+    """A slash command's reply (its original response), once it shows the answer with its footer."""
+    until(lambda: "⚡" in footer(api.messages.get(api.interactions[token].get("original", ""), {})))
+    return api.messages[api.interactions[token]["original"]]

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 from standins import BotApiStandIn
 from testenv import cli_env
 
@@ -34,3 +35,33 @@ class Bot:
             self.process.send_signal(sig)
             out, _ = self.process.communicate(timeout=30)
             self.logs += out or ""
+
+
+@pytest.fixture
+def api():
+    standin = BotApiStandIn(TOKEN)
+    yield standin
+    standin.close()
+
+
+@pytest.fixture
+def bot(embedded, api):
+    bots: list[Bot] = []
+
+    def start(**env: str) -> Bot:
+        bots.append(Bot(embedded, api, **env).start())
+        return bots[-1]
+
+    yield start
+    for b in bots:
+        b.stop()
+    for b in bots:
+        assert TOKEN not in b.logs and TOKEN.split(":")[1] not in b.logs, "the bot token was logged"
+        assert "Traceback" not in b.logs, b.logs
+
+
+def answered(chat_id: int, marker: str = "⚡"):
+    def match(method: str, p: dict) -> bool:
+        return method == "editMessageText" and str(p.get("chat_id")) == str(chat_id) and marker in p["text"]
+
+    return match

@@ -11,55 +11,32 @@ the last test asks SmolLM2 itself.
 # ruff: noqa: F811 (the fixtures imported from discord_chat are the tests' parameters)
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
-from discord_chat import ANSWER, CHANNEL, TOKEN, BotRunner, api, ollama, start  # noqa: F401 (fixtures)
-from standins import DiscordApiStandIn, OllamaStandIn
+from discord_chat import (  # noqa: F401 (fixtures)
+    ANSWER,
+    CHANNEL,
+    TOKEN,
+    BotRunner,
+    answer_to,
+    api,
+    chats,
+    contents,
+    custom_ids,
+    footer,
+    ollama,
+    original,
+    start,
+    until,
+)
+from standins import DiscordApiStandIn
 
 from joulebot.chat.cancelling import CANCELLED
 from joulebot.chat.discord_bot import UNREADABLE
 from joulebot.chat.discord_views import CANCEL_ID, RETRY_ID
 from joulebot.config import Settings
 from joulebot.history import HistoryStore
-
-
-def chats(ollama: OllamaStandIn) -> list[list[dict]]:
-    """The messages of every /api/chat the worker sent, in order."""
-    return [body["messages"] for _, path, body in ollama.requests if path == "/api/chat"]
-
-
-def contents(ollama: OllamaStandIn) -> list[str]:
-    return [m["content"] for m in chats(ollama)[-1]]
-
-
-def footer(body: dict) -> str:
-    return " ".join((e.get("footer") or {}).get("text", "") for e in body.get("embeds") or [])
-
-
-def custom_ids(body: dict) -> list[str]:
-    return [c["custom_id"] for row in body.get("components") or [] for c in row["components"]]
-
-
-def answer_to(api: DiscordApiStandIn, asked: dict, timeout: float = 60) -> dict:
-    """The bot's status message for the message `asked`, once it shows the answer with its footer."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = next(iter(api.replies_to(asked["id"])), None)
-        if status is None and asked["id"] in api.channels:  # a mention that opened a thread: its first message
-            status = next(iter(api.in_channel(asked["id"])), None)
-        if status is not None and "⚡" in footer(status):
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"no answer to {asked['content']!r}; last calls: {api.calls[-5:]}")
-
-
-def until(condition: Callable[[], object], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def rows(embedded: Settings, user: int, n: int = 10) -> list:
@@ -147,12 +124,6 @@ def test_reply_chains_and_dms_continue_and_nothing_leaks(start, api, ollama, emb
     silent = api.say(511, "And of Portugal?", reply_to=first["id"], ping=False)
     until(lambda: api.replies_to(silent["id"]))
     assert api.replies_to(silent["id"])[0]["content"] == UNREADABLE
-
-
-def original(api: DiscordApiStandIn, token: str) -> dict:
-    """A slash command's reply (its original response), once it shows the answer with its footer."""
-    until(lambda: "⚡" in footer(api.messages.get(api.interactions[token].get("original", ""), {})))
-    return api.messages[api.interactions[token]["original"]]
 
 
 def test_cancel_and_retry_buttons_also_after_a_restart(start, api, ollama, embedded):

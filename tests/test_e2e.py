@@ -47,7 +47,7 @@ def test_ask_prints_answer_and_footer_that_history_holds(embedded):
     energy_line, carbon_line, model_line = printed_footer.splitlines()
     total, band = (float(g) for g in re.match(r"⚡ ([\d.]+) ± ([\d.]+) J total", energy_line).groups())
     assert total == pytest.approx(row.energy_total_j, rel=5e-3)
-    assert band == pytest.approx(row.energy_uncertainty_j, rel=0.05)  # the estimate's ±100 %, two figures
+    assert band == pytest.approx(row.energy_uncertainty_j, rel=0.05)  # the estimate's band, two figures
     assert "estimated, no meter here" in energy_line
     assert f"{row.completion_tokens} tokens" in model_line
     assert "(DE, static:" in carbon_line and row.intensity_zone == "DE"

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from fleet_views import box_view
 from rq.job import Job
 from standins import BotApiStandIn, ElectricityMapsStandIn, OllamaStandIn, PrivateRedis
 from testenv import CONFIG_VARS, make_settings, postgres_schema
@@ -32,7 +33,7 @@ from joulebot.exchange import Request, Result
 from joulebot.keys import box_profile_versions_key, box_profiles_key, box_queues_key, box_seen_key, box_states_key
 from joulebot.queueing.catalog import catalog_for_front_end
 from joulebot.queueing.client import JobError, Progress, QueueClient
-from joulebot.queueing.fleet import BoxModel, BoxProfile, BoxView, Fleet, MeanEnergy
+from joulebot.queueing.fleet import Fleet
 from joulebot.queueing.routing import RoutingRefused, route
 
 LOST_AFTER_S = 3  # short, so that a killed box drops out quickly
@@ -504,45 +505,21 @@ def test_a_queued_job_that_no_live_box_can_take_is_refused_not_left_waiting(two)
 # --- routing as a function: the expected-CO2e arithmetic ------------------------------------------
 
 
-def _view(
-    name: str,
-    g_per_kwh: float,
-    means: list[tuple[str, str, int, float]] = (),
-    queued: int = 0,
-    scope: str = "wall",
-    live: bool = True,
-    models: tuple[str, ...] = ("llama3",),
-) -> BoxView:
-    profile = BoxProfile(
-        box=name,
-        queue=name,
-        zone="XX",
-        intensity_g_per_kwh=g_per_kwh,
-        intensity_provenance="static",
-        intensity_label="XX",
-        meter_scope=scope,
-        meters=["m"],
-        models=[BoxModel(name=m, size="8.0B", parameters_b=8.0) for m in models],
-        means=[MeanEnergy(model=m, category=c, answers=n, mean_total_j=j, mean_seconds=10.0) for m, c, n, j in means],
-    )
-    return BoxView(profile, seen_age_s=1.0 if live else 600.0, queued=queued, running=0, live=live, state="idle")
-
-
 def test_expected_co2e_beats_intensity_when_both_boxes_have_measured_it():
-    gpu = _view("gpu-de", 400, [("llama3", "math", 5, 100.0)])  # 100 J × 400 g/kWh = 11 mg
-    cpu = _view("cpu-fr", 50, [("llama3", "math", 5, 2000.0)])  # 2000 J × 50 g/kWh = 28 mg
+    gpu = box_view("gpu-de", 400, [("llama3", "math", 5, 100.0)])  # 100 J × 400 g/kWh = 11 mg
+    cpu = box_view("cpu-fr", 50, [("llama3", "math", 5, 2000.0)])  # 2000 J × 50 g/kWh = 28 mg
     decision = route([gpu, cpu], "llama3", "math", "greenest")
     assert decision.box == "gpu-de" and decision.reason.startswith("lowest expected CO2e")
     assert decision.expected_co2e_g == pytest.approx(100 / 3.6e6 * 400)
     # fewer than 5 answers on one box: intensity decides
-    young = _view("cpu-fr", 50, [("llama3", "math", 4, 2000.0)])
+    young = box_view("cpu-fr", 50, [("llama3", "math", 4, 2000.0)])
     assert route([gpu, young], "llama3", "math", "greenest").box == "cpu-fr"
 
 
 def test_the_fleet_mean_counts_only_boxes_metered_alike():
-    measured = _view("wall-a", 300, [("llama3", "code", 9, 50.0)], scope="wall")
-    fresh = _view("wall-b", 200)  # no answers yet: the wall-metered fleet mean (50 J) applies
-    estimated = _view("est-c", 100, [("llama3", "code", 9, 5.0)], scope="estimate")
+    measured = box_view("wall-a", 300, [("llama3", "code", 9, 50.0)], scope="wall")
+    fresh = box_view("wall-b", 200)  # no answers yet: the wall-metered fleet mean (50 J) applies
+    estimated = box_view("est-c", 100, [("llama3", "code", 9, 5.0)], scope="estimate")
     decision = route([measured, fresh], "llama3", "code", "greenest")
     assert decision.box == "wall-b" and decision.expected_j == 50.0
     mixed = route([measured, fresh, estimated], "llama3", "code", "greenest")
@@ -551,9 +528,9 @@ def test_the_fleet_mean_counts_only_boxes_metered_alike():
 
 
 def test_ties_go_to_the_shorter_queue_and_refusals_name_what_is_available():
-    busy, idle = _view("a", 100, queued=3), _view("b", 100)
+    busy, idle = box_view("a", 100, queued=3), box_view("b", 100)
     assert route([busy, idle], "llama3", None, "greenest").box == "b"
-    down = _view("c", 10, live=False)
+    down = box_view("c", 10, live=False)
     with pytest.raises(RoutingRefused, match=r"^box c is down \(last seen 10 min ago\); live boxes: a, b$"):
         route([busy, idle, down], "llama3", None, "c")
     with pytest.raises(RoutingRefused, match=r"no live box offers gemma; offered: llama3 \(live boxes: a, b\)"):

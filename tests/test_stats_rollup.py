@@ -301,13 +301,16 @@ def test_statistics_read_the_rollup_not_the_rows(tmp_path):
 
 def _per_answer(row: Any, metric: str) -> float | None:
     """One answer's value of a dashboard metric, as Python computes it from the row."""
-    total, tokens = row["energy_total_j"], row["completion_tokens"]
+    total, tokens, prompt = row["energy_total_j"], row["completion_tokens"], row["prompt_tokens"]
     per_token = total / tokens if total is not None and tokens else None
+    prefill, decode = row["prefill_j"], row["decode_j"]
     values = {
         "sci": row["sci_g"],
         "j_answer": total,
         "j_above_idle": row["energy_attributable_j"],
         "j_token": per_token,
+        "j_prompt_token": prefill / prompt if prefill is not None and total is not None and prompt else None,
+        "j_output_token": decode / tokens if decode is not None and total is not None and tokens else None,
     }
     return values[metric]
 

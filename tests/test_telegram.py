@@ -1,5 +1,6 @@
 """The real Telegram bot process against a Bot API stand-in, with the real queue, worker and model."""
 
+# ruff: noqa: F811 (the fixtures imported from telegram_process are the tests' parameters)
 from __future__ import annotations
 
 import json
@@ -7,44 +8,13 @@ import signal
 import time
 
 import pytest
-from standins import BotApiStandIn
-from telegram_process import TOKEN, Bot
+from telegram_process import TOKEN, answered, api, bot  # noqa: F401 (fixtures)
 
 from joulebot.history import HistoryStore
 
 pytestmark = pytest.mark.e2e
 
 LONG_PROMPT = "Write the numbers from 1 to 500 separated by commas."
-
-
-@pytest.fixture
-def api():
-    standin = BotApiStandIn(TOKEN)
-    yield standin
-    standin.close()
-
-
-@pytest.fixture
-def bot(embedded, api):
-    bots: list[Bot] = []
-
-    def start(**env: str) -> Bot:
-        bots.append(Bot(embedded, api, **env).start())
-        return bots[-1]
-
-    yield start
-    for b in bots:
-        b.stop()
-    for b in bots:
-        assert TOKEN not in b.logs and TOKEN.split(":")[1] not in b.logs, "the bot token was logged"
-        assert "Traceback" not in b.logs, b.logs
-
-
-def answered(chat_id: int, marker: str = "⚡"):
-    def match(method: str, p: dict) -> bool:
-        return method == "editMessageText" and str(p.get("chat_id")) == str(chat_id) and marker in p["text"]
-
-    return match
 
 
 def test_a_message_gets_a_status_then_the_answer_with_its_footer(bot, api, embedded):

@@ -89,6 +89,24 @@ METRICS = {
             ("token_n", "j_per_token", "j_per_token_squares"),
             C.completion_tokens > 0,
         ),
+        # the answers' energy split at the first token (metering/phases.py): what reading the prompt and
+        # the context costs per token, and what generating costs per token
+        Metric(
+            "j_prompt_token",
+            "energy per prompt token, reading it (prefill)",
+            "J/token",
+            C.prefill_j / C.prompt_tokens,
+            ("prefill_n", "j_per_prompt_token", "j_per_prompt_token_squares"),
+            C.prompt_tokens > 0,
+        ),
+        Metric(
+            "j_output_token",
+            "energy per generated token, generating it (decode)",
+            "J/token",
+            C.decode_j / C.completion_tokens,
+            ("decode_n", "j_per_output_token", "j_per_output_token_squares"),
+            C.completion_tokens > 0,
+        ),
     )
 }
 

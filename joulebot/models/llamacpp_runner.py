@@ -63,13 +63,13 @@ class LlamaCppRunner(Runner):
     ) -> Generation:
         self.load(entry)
         llm = self._loaded[entry.name]
-        extra: dict[str, Any] = {} if sink is None else {"logits_processor": [_Watcher(llm, sink)]}
+        watcher = _Watcher(llm, sink)
         chosen = sampling.model_dump(exclude_defaults=True) if sampling is not None else {}
-        extra.update({"seed": self.seed, **chosen})  # what the request set; llama.cpp's defaults for the rest
+        extra: dict[str, Any] = {"seed": self.seed, **chosen}  # what the request set; llama.cpp's defaults for the rest
         t0 = time.perf_counter()
         try:
             out = llm.create_chat_completion(  # type: ignore[attr-defined]
-                messages=messages, max_tokens=max_tokens, **extra
+                messages=messages, max_tokens=max_tokens, logits_processor=[watcher], **extra
             )
         except ValueError as exc:  # llama.cpp reports an over-long prompt this way
             raise RunnerError(f"model {entry.name} could not answer: {exc}") from exc
@@ -83,25 +83,29 @@ class LlamaCppRunner(Runner):
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)),
             seconds=seconds,
+            first_token_s=None if watcher.first_at is None else watcher.first_at - t0,
             finish_reason=choice.get("finish_reason"),
         )
 
 
 class _Watcher:
     """A logits processor that changes nothing: it sees the tokens evaluated so far before each
-    new one is sampled, and feeds the text of the answer to the sink when it is due.
+    new one is sampled. Its first call comes when the prompt is read (prefill done): the first-token
+    time. With a sink, it feeds the text of the answer to it when it is due.
 
     (Streaming mode would lose llama.cpp's exact token counts; this keeps them.)
     """
 
-    def __init__(self, llm: object, sink: TextSink) -> None:
+    def __init__(self, llm: object, sink: TextSink | None) -> None:
         self.llm, self.sink = llm, sink
         self.prompt_len: int | None = None
+        self.first_at: float | None = None  # time.perf_counter() of the first call
 
     def __call__(self, input_ids, scores):  # numpy arrays, as llama.cpp passes them
         if self.prompt_len is None:
+            self.first_at = time.perf_counter()
             self.prompt_len = len(input_ids)  # the first call: the prompt is evaluated, nothing sampled yet
-        elif self.sink.due():
+        elif self.sink is not None and self.sink.due():
             answer = self.llm.detokenize(list(input_ids[self.prompt_len :]))
             self.sink.put(answer.decode("utf-8", errors="ignore"))
         return scores

@@ -367,6 +367,7 @@ def _public(row: Any, with_trace: bool = False) -> dict:
         note=machine.get("note", ""),
         energy_error=machine.get("error"),
         uncertainty_j=energy.get("uncertainty_j"),  # None for answers stored before meters reported one
+        phases=energy.get("phases"),  # prefill and decode apart (a dict as stored; None before they were split)
         intensity=_intensity(result),
         model_size=result.get("model_size", ""),
         finished_at=result.get("finished_at"),

@@ -37,6 +37,8 @@ def energy_bill(energy: Energy) -> dict[str, Any]:
         "notes": [n for n in (reading.note, reading.error) if n],
         "short_window": energy.short_window,  # under ten of the meter's update periods
         "includes_reload": energy.includes_reload,  # a model reload inside the window: not comparable
+        # reading the prompt and generating apart (each ±), or why the window was not split
+        "phases": energy.phases.model_dump() if energy.phases else None,
         "label": source_label(energy),  # the footer's words for all of the above
     }
 

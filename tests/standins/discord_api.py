@@ -60,6 +60,7 @@ class DiscordApiStandIn(LocalServer):
         self.interactions: dict[str, dict] = {}  # token -> {"channel": id, "original": message id}
         self.faults: list[tuple[Callable[[str, str, dict], bool], int, dict]] = []
         self.message_content = False
+        self.cdn: dict[str, bytes] = {}  # attachment path -> bytes: what users attached, served as Discord's CDN
         self.dispatch: Callable[[str, dict], None] = lambda event, data: None
         self.cond = threading.Condition()
         self._ids = itertools.count()
@@ -76,6 +77,14 @@ class DiscordApiStandIn(LocalServer):
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw and "json" in (self.headers.get("Content-Type") or "") else {}
                 url = urlparse(self.path)
+                if url.path in standin.cdn:  # an attachment's file: plain bytes, no authorization
+                    standin.calls.append((method, url.path, {}))
+                    data = standin.cdn[url.path]
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 status, answer = standin.answer(method, url.path, parse_qs(url.query), body, self.headers)
                 if status == DROP:
                     drop_connection(self)
@@ -440,6 +449,7 @@ class DiscordApiStandIn(LocalServer):
         mention: bool = False,
         reply_to: str | None = None,
         ping: bool = True,
+        attachments: list[tuple[str, str, bytes]] = (),
     ) -> dict:
         """A user's message (MESSAGE_CREATE). `mention` puts the bot's mention first; a reply
         (`reply_to`) mentions the replied-to author unless `ping` is off, as Discord's client does."""
@@ -449,7 +459,7 @@ class DiscordApiStandIn(LocalServer):
             body: dict = {"content": content}
             if reply_to is not None:
                 body["message_reference"] = {"message_id": reply_to, "channel_id": channel_id}
-            message = self._message(channel_id, body, self.user(user_id))
+            message = self._message(channel_id, body, self.user(user_id), attachments=self.attach(attachments))
             replied = message.get("referenced_message")
             mentioned = [self.BOT] if mention else []
             if replied and ping and replied["author"]["id"] not in {u["id"] for u in mentioned}:
@@ -461,6 +471,26 @@ class DiscordApiStandIn(LocalServer):
                 event["content"] = ""
         self.dispatch("MESSAGE_CREATE", event)
         return message
+
+    def attach(self, files: list[tuple[str, str, bytes]]) -> list[dict]:
+        """Attachment objects for (file name, content type, bytes), each served from the stand-in's CDN path."""
+        found = []
+        for name, content_type, data in files:
+            attachment_id = self.snowflake()
+            path = f"/attachments/{self.CHANNEL}/{attachment_id}/{name}"
+            self.cdn[path] = data
+            url = f"{self.url}{path}"
+            found.append(
+                {
+                    "id": attachment_id,
+                    "filename": name,
+                    "size": len(data),
+                    "url": url,
+                    "proxy_url": url,
+                    "content_type": content_type,
+                }
+            )
+        return found
 
     def _interaction(self, kind: int, user_id: int, channel_id: str, data: dict, permissions: int) -> dict:
         channel = self.channels[channel_id]
@@ -493,7 +523,13 @@ class DiscordApiStandIn(LocalServer):
         return payload
 
     def command(
-        self, user_id: int, name: str, channel: str | None = None, permissions: int | None = None, **options: str
+        self,
+        user_id: int,
+        name: str,
+        channel: str | None = None,
+        permissions: int | None = None,
+        image: tuple[str, str, bytes] | None = None,
+        **options: str,
     ) -> str:
         """A slash command (INTERACTION_CREATE type 2); returns its token."""
         data = {
@@ -502,6 +538,10 @@ class DiscordApiStandIn(LocalServer):
             "type": 1,
             "options": [{"name": k, "type": 3, "value": v} for k, v in options.items()],
         }
+        if image is not None:  # an ATTACHMENT option (type 11): its value an id into `resolved`
+            (attachment,) = self.attach([image])
+            data["options"].append({"name": "image", "type": 11, "value": attachment["id"]})
+            data["resolved"] = {"attachments": {attachment["id"]: attachment}}
         granted = self.EVERYONE_PERMISSIONS if permissions is None else permissions
         payload = self._interaction(2, user_id, channel or self.CHANNEL, data, granted)
         self.dispatch("INTERACTION_CREATE", payload)

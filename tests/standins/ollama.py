@@ -21,9 +21,12 @@ class OllamaStandIn(LocalServer):
     def __init__(self, models: dict[str, str] | None = None) -> None:
         self.models = dict(models or {"llama3:8b": "8.0B", "tinyllama:1.1b": "1.1B"})  # tag -> parameter_size
         self.pullable = {"mistral:7b": "7.2B"}
+        self.vision: set[str] = set()  # tags whose /api/show capabilities include "vision"
         self.answer = ["<think>The user wants a capital.</think>", "Paris", " is the capital", " of France."]
         self.break_after: int | None = None  # chat: close the connection after this many chunks
         self.chunk_delay_s = 0.0  # chat: pause before each streamed chunk (a model that takes its time)
+        self.prompt_eval_ns, self.eval_ns = 61_000_000, 700_000_000  # chat: the durations it reports
+        self.timed = False  # chat: take the reported durations for real (reading the prompt, then each piece)
         self.out_of_memory: set[str] = set()
         self.loaded: set[str] = set()
         self.evicted: set[str] = set()  # chat: the model was unloaded since; this answer loads it again
@@ -50,13 +53,13 @@ class OllamaStandIn(LocalServer):
             def _json(self, status: int, body: dict) -> None:
                 send_json(self, status, body)
 
-            def _stream(self, lines: list[dict], break_after: int | None = None) -> None:
+            def _stream(self, lines: list[dict], break_after: int | None = None, delays: list[float] = ()) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-ndjson")
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 for i, line in enumerate(lines):
-                    time.sleep(standin.chunk_delay_s)
+                    time.sleep(standin.chunk_delay_s + (delays[i] if i < len(delays) else 0.0))
                     if break_after is not None and i >= break_after:
                         self.close_connection = True
                         self.wfile.flush()
@@ -103,7 +106,11 @@ class OllamaStandIn(LocalServer):
                     self._missing(tag)
                     return
                 if self.path == "/api/show":
-                    self._json(200, {"details": standin.listing(tag)["details"], "model_info": {}})
+                    capabilities = ["completion", *(["vision"] if tag in standin.vision else [])]
+                    self._json(
+                        200,
+                        {"details": standin.listing(tag)["details"], "model_info": {}, "capabilities": capabilities},
+                    )
                 elif self.path == "/api/generate":
                     if tag in standin.out_of_memory:
                         self._json(500, {"error": "model requires more system memory (12.3 GiB) than is available"})
@@ -143,15 +150,17 @@ class OllamaStandIn(LocalServer):
                             "message": {"role": "assistant", "content": ""},
                             "done": True,
                             "done_reason": "stop",
-                            "total_duration": 811_100_000 + reload_ns,
+                            "total_duration": standin.prompt_eval_ns + standin.eval_ns + 50_100_000 + reload_ns,
                             "load_duration": reload_ns,
                             "prompt_eval_count": 14,
-                            "prompt_eval_duration": 61_000_000,
+                            "prompt_eval_duration": standin.prompt_eval_ns,
                             "eval_count": len(standin.answer) + 6,
-                            "eval_duration": 700_000_000,
+                            "eval_duration": standin.eval_ns,
                         }
                     )
-                    self._stream(lines, standin.break_after)
+                    step = standin.eval_ns / 1e9 / len(standin.answer)  # each piece one step of generating
+                    delays = [standin.prompt_eval_ns / 1e9 + step, *[step] * (len(standin.answer) - 1)]
+                    self._stream(lines, standin.break_after, delays if standin.timed else [])
                 else:
                     self._json(404, {"error": "not found"})
 
@@ -163,6 +172,14 @@ class OllamaStandIn(LocalServer):
         before = self.num_ctx.get(tag)
         self.num_ctx[tag] = wanted
         return before is not None and before != wanted
+
+    def images_received(self) -> list[list[str]]:
+        """The base64 `images` of the last message of every chat request, in order ([] when none)."""
+        return [
+            (body.get("messages") or [{}])[-1].get("images") or []
+            for _, path, body in self.requests
+            if path == "/api/chat"
+        ]
 
     def contexts(self) -> list[tuple[str, str, int | None]]:
         """(path, model, options.num_ctx as sent, None if absent) of every load and chat, in order."""

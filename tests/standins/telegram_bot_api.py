@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from .servers import DROP, LocalServer, drop_connection, first_call
 
@@ -96,6 +96,8 @@ class BotApiStandIn(LocalServer):
         self.messages: dict[tuple[int, int], dict] = {}  # (chat id, message id) -> what the bot's message shows
         self.webhook: dict[str, str] | None = None  # {"url", "secret_token"} once setWebhook was called
         self.webhook_answers: list[int] = []  # the HTTP status of each update POSTed to the webhook
+        self.files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, bytes): what users uploaded
+        self.downloads: list[str] = []  # the file paths the bot downloaded, in order
         self.cond = threading.Condition()
         self._ids = itertools.count(1000)
         self._update_ids = itertools.count(1)
@@ -106,6 +108,19 @@ class BotApiStandIn(LocalServer):
 
             def log_message(self, *args) -> None:
                 pass
+
+            def do_GET(self) -> None:  # the file download path: /file/bot<token>/<file_path>
+                prefix, asked = f"/file/bot{standin.token}/", unquote(self.path)  # the client quotes the token's ":"
+                found = [data for path, data in standin.files.values() if asked == prefix + path]
+                if not found:
+                    self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+                    return
+                standin.downloads.append(asked[len(prefix) :])
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(found[0])))
+                self.end_headers()
+                self.wfile.write(found[0])
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -166,6 +181,17 @@ class BotApiStandIn(LocalServer):
         """What Telegram answers to one call (under the lock: messages change)."""
         if method == "getMe":
             return 200, {"ok": True, "result": self.BOT}
+        if method == "getFile":
+            if params.get("file_id") not in self.files:
+                return self._refused("invalid file_id")
+            path, data = self.files[params["file_id"]]
+            if len(data) > 20_000_000:  # bots download files up to 20 MB
+                return self._refused("file is too big")
+            file_id = params["file_id"]
+            return 200, {
+                "ok": True,
+                "result": {"file_id": file_id, "file_unique_id": file_id, "file_size": len(data), "file_path": path},
+            }
         if method == "setWebhook":
             secret = params.get("secret_token") or ""
             if secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
@@ -281,6 +307,51 @@ class BotApiStandIn(LocalServer):
                     "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
                     "entities": entities,
                     **extra,
+                }
+            }
+        )
+
+    def upload(self, data: bytes, path: str) -> dict:
+        """A file a user sent: stored under a new file id, as getFile will find it."""
+        file_id = f"file-{next(self._ids)}"
+        self.files[file_id] = (path, data)
+        return {"file_id": file_id, "file_unique_id": file_id, "file_size": len(data)}
+
+    def photo(self, user_id: int, sizes: list[tuple[int, int, bytes]], caption: str | None = None, **extra) -> None:
+        """A photo as Telegram sends it: one PhotoSize per (width, height, JPEG bytes), smallest first."""
+        photo = [
+            {**self.upload(data, f"photos/file_{i}.jpg"), "width": w, "height": h}
+            for i, (w, h, data) in enumerate(sizes)
+        ]
+        self._attachment(user_id, caption, photo=photo, **extra)
+
+    def document(
+        self, user_id: int, data: bytes, file_name: str, mime_type: str, caption: str | None = None, **extra
+    ) -> None:
+        document = {**self.upload(data, f"documents/{file_name}"), "file_name": file_name, "mime_type": mime_type}
+        self._attachment(user_id, caption, document=document, **extra)
+
+    def _attachment(
+        self, user_id: int, caption: str | None, chat_id: int | None = None, chat_type: str = "private", **media
+    ) -> None:
+        chat = {
+            "id": chat_id or user_id,
+            "type": chat_type,
+            **({"title": "energy nerds"} if chat_type != "private" else {}),
+        }
+        entities = [
+            {"type": "mention", "offset": m.start(), "length": len(m.group())}
+            for m in re.finditer(r"@\w+", caption or "")
+        ]
+        self._push(
+            {
+                "message": {
+                    "message_id": next(self._ids),
+                    "date": int(time.time()),
+                    "chat": chat,
+                    "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
+                    **({"caption": caption, "caption_entities": entities} if caption else {}),
+                    **media,
                 }
             }
         )
