@@ -45,6 +45,8 @@ class BotRunner:
 
     def event(self, name: str, data: dict) -> None:
         """A gateway event, parsed by discord.py on the bot's loop as its websocket would."""
+        # discord.py has no public way to feed an event in: its websocket hands each one to the
+        # client's ConnectionState (`_connection`), whose `parse_<event>` is the library's real path
         self.loop.call_soon_threadsafe(getattr(self.bot._connection, f"parse_{name.lower()}"), data)
 
     def stop(self) -> None:
@@ -75,6 +77,8 @@ def ollama() -> Iterator[OllamaStandIn]:
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[DiscordApiStandIn]:
     with contextlib.closing(DiscordApiStandIn(TOKEN)) as standin:
+        # discord.py has no setting for the API's address: every request's URL starts with the
+        # class attribute Route.BASE (its own `_set_api_version` sets it the same way)
         monkeypatch.setattr(discord.http.Route, "BASE", standin.base_url)
         yield standin
 

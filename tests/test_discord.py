@@ -129,6 +129,8 @@ def test_preferences_history_and_forget_are_private(bot, embedded):
 def test_model_autocomplete_and_choice(bot):
     interaction = RecordedInteraction(605)
     interaction.client = bot
+    # the public Command.get_parameter("model").autocomplete only says whether a callback is set;
+    # the callback itself is on the internal CommandParameter (`_params`), where Discord's request lands
     choices = asyncio.run(bot.tree.get_command("ask")._params["model"].autocomplete(interaction, "smol"))
     assert [c.value for c in choices] == ["smollm2-135m"]
     chosen = run(bot, "model", RecordedInteraction(605), name="smollm2")

@@ -281,6 +281,8 @@ def test_a_command_imports_only_its_own_module():
     assert not {"joulebot.cli.worker_stop", "joulebot.cli.meters"} & set(loaded), loaded
 
 
+# pydantic has no public way to ask whether it looked for plugins: its loader's cache
+# (`pydantic.plugin._loader._plugins`) stays None until the first lookup fills it
 ASK_PATH_PYDANTIC = (
     "import joulebot.cli.ask, joulebot.queueing.client, joulebot.queueing.fleet as fleet;"
     " import pydantic.plugin._loader as plugins;"
