@@ -9,7 +9,8 @@
 #   EXTRA_CA  a PEM file inside the build context, trusted by pip in the build stage only (a proxy
 #             that intercepts TLS, as on corporate networks); it never reaches the final image.
 #   LLAMA_CPP_PYTHON  the llama-cpp-python version compiled in its own layer (kept across rebuilds).
-# Build with the classic builder or BuildKit; behind a proxy, `--network host` lets pip reach the index.
+# No BuildKit-only syntax (CI builds it with the classic builder, DOCKER_BUILDKIT=0); behind a proxy,
+# `--network host` lets the build reach the package index the way the host does.
 
 ARG BASE=python:3.12-slim-bookworm
 
@@ -44,10 +45,10 @@ RUN PIP_CERT=/tmp/pip-ca.pem /opt/joulebot/bin/pip install --no-deps /src \
 
 
 FROM ${BASE}
-ENV DEBIAN_FRONTEND=noninteractive
+ARG DEBIAN_FRONTEND=noninteractive
 # libgomp: llama.cpp's threads (OpenMP). Nothing else from the build stage but the virtualenv.
 RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
-    && rm -rf /var/lib/apt/lists/* \
+    && apt-get clean && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --groups dialout --create-home --home-dir /home/joulebot joulebot \
     && install -d -o joulebot -g joulebot -m 0700 /data
 COPY --from=build /opt/joulebot /opt/joulebot

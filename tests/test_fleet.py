@@ -1,4 +1,4 @@
-"""Issue 16: a fleet of metered boxes behind one front end, routed to the greenest.
+"""A fleet of metered boxes behind one front end, routed to the greenest.
 
 Real worker processes (each its own BOX_NAME, GRID_ZONE and queue), one Redis of the
 test's own, PostgreSQL, the Electricity Maps stand-in giving each zone its own

@@ -1,7 +1,7 @@
 """The measurement worker as a service: real worker processes, a real Redis of the test's own,
 the Ollama stand-in as the model (no weights needed, so this runs in the fast lane).
 
-Issue 12: a worker that serves until stopped, runs only joulebot's job, one worker per box.
+A worker that serves until stopped, runs only joulebot's job, one worker per box.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from joulebot.queueing.client import QueueClient
 
 
 def test_an_idle_worker_outlives_every_socket_timeout_and_a_redis_restart(tmp_path, private_redis, ollama, processes):
-    """Issue 12.1: with redis-py 8 the worker quit ~20 s after its last job (exit 0)."""
+    """With redis-py 8 a worker whose dequeue shared the pooled connection quit ~20 s after its last job (exit 0)."""
     settings = worker_settings(tmp_path, private_redis, ollama)
     worker = start_worker(processes, settings)
     try:
@@ -71,7 +71,7 @@ def test_a_worker_that_never_gets_redis_back_exits_non_zero_and_says_why(tmp_pat
 
 
 def test_the_worker_runs_only_joulebots_job_function(tmp_path, private_redis, ollama, processes):
-    """Issue 12.2: anyone who can write to Redis could enqueue os.system and the worker ran it."""
+    """Anyone who can write to Redis can enqueue os.system: the worker must refuse to run it."""
     settings = worker_settings(tmp_path, private_redis, ollama)
     marker = tmp_path / "pwned"
     connection = redis.Redis.from_url(settings.redis_url)
@@ -94,7 +94,7 @@ def test_the_worker_runs_only_joulebots_job_function(tmp_path, private_redis, ol
 
 
 def test_one_worker_per_box_and_a_dead_holder_is_taken_over(tmp_path, private_redis, ollama, processes):
-    """Issue 12.3: a second worker on the same box was accepted and each answer billed the other's load."""
+    """A second worker on the same box would bill each answer with the other's load: it is refused."""
     settings = worker_settings(tmp_path, private_redis, ollama)
     first = start_worker(processes, settings)
     try:
@@ -155,7 +155,7 @@ def test_a_lock_naming_this_very_pid_on_this_host_is_taken_over(system_redis_url
 
 
 def test_a_redis_restart_mid_answer_still_delivers_the_answer(tmp_path, private_redis, ollama, processes):
-    """Issue 12.4: the running job is completed and delivered, never stranded in the started registry."""
+    """The running job is completed and delivered, never stranded in the started registry."""
     ollama.chunk_delay_s = 1.0  # five chunks: the answer takes ~5 s
     settings = worker_settings(tmp_path, private_redis, ollama)
     worker = start_worker(processes, settings)

@@ -125,6 +125,22 @@ def _asking(commands: Any) -> None:
     )
     p.add_argument("--system", help="system prompt (default: SYSTEM_PROMPT)")
     p.add_argument("--no-stream", action="store_true", help="print the answer only once it is complete")
+    p.add_argument(
+        "--image",
+        dest="images",
+        type=Path,
+        action="append",
+        metavar="PATH",
+        help="an image for a vision model to look at (repeatable; see MAX_IMAGES)",
+    )
+    p.add_argument(
+        "--file",
+        dest="files",
+        type=Path,
+        action="append",
+        metavar="PATH",
+        help="a UTF-8 text file to add to the question, named (repeatable; see MAX_FILE_CHARS)",
+    )
 
     description = "Ask two models the same thing, one after the other on the same box (so the ratio is fair)."
     p = _command(commands, "compare", Handler("ask", "compare"), description)

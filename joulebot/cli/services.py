@@ -41,7 +41,8 @@ def models() -> None:
     catalog = catalog_for_front_end(settings)
     for entry in catalog.available():
         default = " (default)" if entry.name == settings.default_model else ""
-        say(f"{entry.name}{default} · {entry.size_label()} · {entry.family} · {entry.description}")
+        sight = f" · 🖼 {entry.sight()}" if entry.vision else ""
+        say(f"{entry.name}{default} · {entry.size_label()} · {entry.family}{sight} · {entry.description}")
     unavailable = [o for o in catalog.offers if not o.available]
     if unavailable:
         say("\nnot available here:")

@@ -86,6 +86,11 @@ class Settings(BaseModel):
     max_prompt_chars: int = Field(default=4000, gt=0)
     max_tokens: int = Field(default=256, gt=0)  # tokens per answer; a prompt must leave room for them
     max_context_tokens: int = Field(default=4096, ge=512)  # prompt + earlier turns + answer, at most
+    # Attachments: images are validated, stripped of metadata and downscaled before they are queued.
+    max_images: int = Field(default=4, ge=0)  # per message; 0: images refused
+    max_image_bytes: int = Field(default=10_000_000, gt=0)  # each, as received
+    max_image_pixels: int = Field(default=1_048_576, ge=4096)  # each is downscaled to at most this many
+    max_file_chars: int = Field(default=20_000, gt=0)  # an attached UTF-8 text file, at most
     system_prompt: str = ""  # for everyone who set none of their own (/system); empty: none
     stream_interval_s: float = Field(default=0.5, gt=0)  # how often the worker publishes the answer so far
     # One core left to the rest of the box (the worker's Python, Redis, the bots): llama.cpp's threads
@@ -151,6 +156,7 @@ class Settings(BaseModel):
     # Telegram.
     telegram_bot_token: SecretStr = SecretStr("")
     telegram_api_base_url: str = "https://api.telegram.org/bot"
+    telegram_file_base_url: str = ""  # empty: TELEGRAM_API_BASE_URL with its …/bot made …/file/bot
     telegram_allowed_users: str = ""  # comma-separated user ids; empty: everyone
     telegram_admins: str = ""  # comma-separated user ids
     telegram_webhook_url: str = ""  # set: webhook mode instead of long polling

@@ -81,6 +81,7 @@ def _row(result: Result, user_id: int) -> dict[str, Any]:
         message_ref=req.message_ref,
         system_prompt=req.system,
         sampling=(req.sampling.model_dump(exclude_defaults=True) or None) if req.sampling else None,
+        images=[image.model_dump(exclude={"data"}) for image in req.images] or None,
         created_at=now(),
     )
 

@@ -53,6 +53,7 @@ EXCHANGES = sa.table(
     sa.column("score", sa.Float),  # not summed: set with `correct` (HistoryStore._rescore)
     sa.column("score_note", sa.String),
     sa.column("sampling", sa.JSON),
+    sa.column("images", sa.JSON),
 )
 X = EXCHANGES.c
 
@@ -74,6 +75,9 @@ _scored = X.correct.is_not(None)
 # settings make them cost: they are in no statistic. (Before migration 0023 there is no such column,
 # and no such answer: the migrations' backfills read every exchange.)
 DEFAULT_SAMPLING = X.sampling.is_(None)
+# Answers to questions with images likewise (migration 0024): reading an image is work a text-only
+# answer never does, so the two are never averaged together.
+IN_STATISTICS = sa.and_(DEFAULT_SAMPLING, X.images.is_(None))
 
 
 def _sum(value: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -212,7 +216,7 @@ def add_one(connection: Connection, exchange_id: int) -> None:
     kind and reused, so SQLAlchemy neither builds nor compiles it again)."""
     dialect = connection.dialect.name
     if dialect not in _ADD_ONE:
-        _ADD_ONE[dialect] = upsert(dialect, sa.and_(X.id == sa.bindparam("exchange_id"), DEFAULT_SAMPLING))
+        _ADD_ONE[dialect] = upsert(dialect, sa.and_(X.id == sa.bindparam("exchange_id"), IN_STATISTICS))
     connection.execute(_ADD_ONE[dialect], {"exchange_id": exchange_id})
 
 
@@ -227,7 +231,7 @@ def backfill(
 def rebuild(connection: Connection) -> None:
     """Compute the whole rollup again from the exchanges (after rows were written around `record`)."""
     connection.execute(sa.delete(STATS_ROLLUP))
-    backfill(connection, where=DEFAULT_SAMPLING)
+    backfill(connection, where=IN_STATISTICS)
 
 
 def totals(group_by: Sequence[str], match: dict[str, Any], source: FromClause = STATS_ROLLUP) -> Select:

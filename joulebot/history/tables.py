@@ -87,7 +87,7 @@ class Exchange(SQLModel, table=True):
     energy_attributable_uncertainty_j: float | None = None
     energy_scope: str | None = Field(default=None, max_length=16)  # machine, components (cpu+gpu only)
     energy_includes_reload: bool = False  # the model was loaded again inside the measured window
-    # the total split at the first token (migration 0024): reading the prompt, then generating; None: not split
+    # the total split at the first token (migration 0025): reading the prompt, then generating; None: not split
     prefill_j: float | None = None
     prefill_uncertainty_j: float | None = None
     decode_j: float | None = None
@@ -124,6 +124,9 @@ class Exchange(SQLModel, table=True):
     # what the request set of temperature, top_p, stop, seed (migration 0023); None: the runner's defaults.
     # Such answers cost what their settings make them cost: they stay out of the statistics (rollup.py).
     sampling: dict | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+    # each image the question carried: name, sha256, size_bytes, width, height, source_format (migration
+    # 0024), never the image; None: none. Such answers stay out of the statistics (rollup.py).
+    images: list | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
 
 
 class ExchangeMessage(SQLModel, table=True):

@@ -40,6 +40,9 @@ from joulebot.models.runner import (
 )
 
 NS = 1e9
+# An image's share of the context window, on the safe side: LLaVA takes 576 tokens per image,
+# Gemma 3 256, Qwen2.5-VL about 1 per 28×28 patch (1,300 for a megapixel).
+IMAGE_TOKENS = 1024
 
 
 class OllamaRunner(Runner):
@@ -104,11 +107,12 @@ class OllamaRunner(Runner):
         return (response.load_duration or 0) / NS
 
     def count_tokens(self, entry: ModelEntry, messages: Messages) -> int:
-        """An upper estimate (Ollama exposes no tokenizer): 1 token per 3 characters, 4 per message.
+        """An upper estimate (Ollama exposes no tokenizer): 1 token per 3 characters, 4 per message,
+        IMAGE_TOKENS per image.
 
         English averages about 4 characters per token: this keeps trimming on the safe side.
         """
-        return sum(len(m["content"]) // 3 + 4 for m in messages)
+        return sum(len(m["content"]) // 3 + 4 + IMAGE_TOKENS * len(m.get("images") or ()) for m in messages)
 
     def generate(
         self,
@@ -179,10 +183,18 @@ class OllamaRunner(Runner):
                 parameters_b=parse_parameter_size(m.details.parameter_size if m.details else None),
                 family=(m.details.family or "") if m.details else "",
                 quantization=(m.details.quantization_level or "") if m.details else "",
+                vision="vision" in self.capabilities(m.model or ""),
             )
             for m in listed.models
             if m.model
         ]
+
+    def capabilities(self, tag: str) -> list[str]:
+        """What the server says the model can do ("completion", "vision", "tools", ...); [] if it cannot say."""
+        try:
+            return list(self.client.show(tag).capabilities or [])
+        except (ConnectionError, ollama.ResponseError, httpx.HTTPError):
+            return []
 
     def pull(self, tag: str, progress: Callable[[str, int | None, int | None], None]) -> None:
         """Download a model on the server, reporting (status, completed bytes, total bytes)."""

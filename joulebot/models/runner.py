@@ -6,6 +6,7 @@ import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -44,7 +45,9 @@ class Generation(BaseModel):
     runner_stats: dict[str, float] = {}  # the runner's own timings (Ollama: total/load/prompt_eval/eval, s)
 
 
-Messages = list[dict[str, str]]  # chat messages: {"role": "system"|"user"|"assistant", "content": ...}
+# chat messages: {"role": "system"|"user"|"assistant", "content": ...}; a user message with images
+# also has "images": [base64, ...] (Ollama's form)
+Messages = list[dict[str, Any]]
 
 
 class TextSink:

@@ -147,7 +147,8 @@ class QueueClient:
         try:
             category = first.category or classify(first.prompt)
             also = tuple(r.model for r in rest)
-            decision = route(boxes, first.model, category, policy, self.settings.max_routing_wait_s, also=also)
+            wait_s, vision = self.settings.max_routing_wait_s, bool(first.images)
+            decision = route(boxes, first.model, category, policy, wait_s, also=also, vision=vision)
         except RoutingRefused as exc:
             raise NoBox(str(exc)) from None
         decisions = [decision] + [same_box(decision) for _ in rest]
@@ -288,7 +289,8 @@ class QueueClient:
         policy = self.settings.routing if self.settings.routing in POLICIES else "greenest"
         try:  # over every box: one that is not live is never chosen, and is named as lately seen
             category = request.category or classify(request.prompt)
-            decision = route(boxes, request.model, category, policy, self.settings.max_routing_wait_s)
+            wait_s, vision = self.settings.max_routing_wait_s, bool(request.images)
+            decision = route(boxes, request.model, category, policy, wait_s, vision=vision)
         except RoutingRefused as exc:
             if dead.seen_age_s < self.settings.box_return_wait_s:
                 return  # its worker may be restarting: the question keeps its place

@@ -109,6 +109,7 @@ class BoxModel(BaseModel):
     name: str
     size: str  # "135M", "8.0B"
     parameters_b: float = Field(ge=0)
+    vision: bool = False  # takes images on this box
 
 
 class MeanEnergy(BaseModel):
@@ -142,8 +143,9 @@ class BoxProfile(BaseModel):
     means: list[MeanEnergy] = []
     embodied_g_per_s: float = Field(default=0.0, ge=0)  # the embodied share of one second of this box
 
-    def offers(self, model: str) -> bool:
-        return model in self.model_names
+    def offers(self, model: str, vision: bool = False) -> bool:
+        """Whether this box runs `model` (and, for a question with images, whether it sees them here)."""
+        return model in (self.seeing_names if vision else self.model_names)
 
     def mean(self, model: str, category: str | None) -> MeanEnergy | None:
         return self.means_index.get((model, category))
@@ -162,6 +164,10 @@ class BoxProfile(BaseModel):
     @cached_property
     def model_names(self) -> set[str]:
         return {m.name for m in self.models}
+
+    @cached_property
+    def seeing_names(self) -> set[str]:
+        return {m.name for m in self.models if m.vision}
 
     @cached_property
     def means_index(self) -> dict[tuple[str, str | None], MeanEnergy]:

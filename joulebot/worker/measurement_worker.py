@@ -303,6 +303,11 @@ def _dequeue_loop(
             worked = worker.work(burst=burst, max_idle_time=idle_exit_s, logging_level="WARNING")
         except REDIS_ERRORS:  # lost before RQ's loop could catch it (registering the worker, say)
             worked = False
+        except (WorkerExit, StopRequested) as stop:  # a stop signal while RQ registered the worker, before its
+            worker.teardown()  # loop's own teardown covers it: unregister, or front ends count a worker that is gone
+            if isinstance(stop, WorkerExit):
+                raise
+            return
         if worker.lost_redis is not None:
             raise WorkerExit(1, f"{worker.lost_redis}; exiting so that the process manager restarts the worker")
         if heartbeat.lost_box:

@@ -135,7 +135,7 @@ class Station:
             meter_scope=scope,
             meters=[m.describe() for m in self.box.meters],
             models=[
-                BoxModel(name=e.name, size=e.size_label(), parameters_b=e.parameters_b)
+                BoxModel(name=e.name, size=e.size_label(), parameters_b=e.parameters_b, vision=e.vision)
                 for e in self.catalog.available()
             ],
             means=self.means,
@@ -298,6 +298,8 @@ class Station:
             entry = self.refresh_catalog().resolve(request.model)
         except LookupError:  # pulled or removed since the last look: look again before refusing
             entry = self.refresh_catalog(max_age_s=0).resolve(request.model)
+        if request.images and not entry.vision:  # front ends refuse this first; a stale catalog can let it by
+            raise RunnerError(self.catalog.blind(entry))
         runner = self.runner_for(entry)
         if not runner.loaded(entry):  # each stage is a Redis round trip on the answer's path: only the real ones
             stage("loading model")
@@ -322,7 +324,7 @@ class Station:
             energy = energy.model_copy(update={"includes_reload": True, "reload_s": reload_s, "phases": phases})
         carbon = carbon_for(energy.total_j, energy.seconds, self.intensity.current(), self.embodied)
         result = Result(
-            request=request,
+            request=request.without_pixels(),
             answer=generation.text,
             model=entry.name,
             model_size=entry.size_label(),

@@ -1,4 +1,4 @@
-"""Issue 12, items 4-6 at the edge, with real processes: losing Redis while waiting, settings and input
+"""At the edge, with real processes: losing Redis while waiting, settings and input
 refused in one line, private files and redacted upstream text (docs/reliability.md)."""
 
 from __future__ import annotations

@@ -5,15 +5,15 @@ and the context (prefill), then generating (decode), each with its band. The rol
 sums of J per prompt token and J per output token. Answers stored before were never split: their
 columns are NULL, and the new sums start at 0 without a backfill.
 
-Revision ID: 0024
-Revises: 0023
+Revision ID: 0025
+Revises: 0024
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0024"
-down_revision = "0023"
+revision = "0025"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
