@@ -6,6 +6,7 @@ import math
 
 from joulebot.exchange import Result, Units
 from joulebot.metering import Energy
+from joulebot.models.runner import REPETITION
 
 
 def sig(value: float, digits: int = 3) -> str:
@@ -131,8 +132,18 @@ def answer_link(result: Result, public_url: str) -> str | None:
     return f"{public_url.rstrip('/')}/a/{result.share_token}"
 
 
+def ending_note(result: Result) -> str | None:
+    """Why the answer ended early, when it did: the runner stopped a loop, or MAX_TOKENS cut it."""
+    if result.finish_reason == REPETITION:
+        return "… stopped: the model was repeating itself"
+    if result.finish_reason == "length":
+        return f"… cut at {result.request.max_tokens} tokens"
+    return None
+
+
 def footer(result: Result, units: Units | None = None, public_url: str = "") -> str:
-    lines = [energy_line(result.energy, units or result.request.units), carbon_line(result), model_line(result)]
+    lines = [note] if (note := ending_note(result)) else []
+    lines += [energy_line(result.energy, units or result.request.units), carbon_line(result), model_line(result)]
     lines += conversation_lines(result)
     if (where := routing_line(result)) is not None:
         lines.append(where)

@@ -8,7 +8,7 @@ import math
 import re
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -63,6 +63,7 @@ class CategoryStats(BaseModel):
     box: str
     energy_source: str  # never averaged across boxes or meters: each pair is its own row
     measured: bool  # False: every figure of this row is an estimate
+    generation_settings: str = ""  # the sampling settings of its answers (rows of other settings are apart)
     answers: int
     mean_total_j: float
     ci95_total_j: float  # ± J: 95 % confidence interval of the mean (spread and each answer's own band)
@@ -297,7 +298,8 @@ class HistoryStore:
 
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
-        self._hint_sums: dict[tuple[str, str, str], tuple[float, dict[str, HintSums]]] = {}  # (category, box, source)
+        # (category, box, source) → when read, and the sums per (model, generation settings)
+        self._hint_sums: dict[tuple[str, str, str], tuple[float, dict[tuple[str, str], HintSums]]] = {}
         self._user_ids: dict[tuple[str, str], int] = {}  # (platform, platform user id) → users.id
 
     @classmethod
@@ -393,6 +395,7 @@ class HistoryStore:
                 chat_id=req.chat_id,
                 message_ref=req.message_ref,
                 system_prompt=req.system,
+                generation_settings=result.generation_settings,
                 created_at=now(),
             )
             exchange_id: int = connection.execute(insert(Exchange.__table__), row).inserted_primary_key[0]
@@ -405,8 +408,9 @@ class HistoryStore:
         if (
             kept is not None and energy.total_j is not None and not energy.includes_reload
         ):  # an answer is scored later: set_score forgets
-            sums = kept[1].get(result.model, HintSums())
-            kept[1][result.model] = sums._replace(answers=sums.answers + 1, total_j=sums.total_j + energy.total_j)
+            key = (result.model, result.generation_settings)
+            sums = kept[1].get(key, HintSums())
+            kept[1][key] = sums._replace(answers=sums.answers + 1, total_j=sums.total_j + energy.total_j)
         return exchange_id
 
     def recent(self, platform: str, platform_user_id: str, limit: int = 10, offset: int = 0) -> list[Exchange]:
@@ -581,26 +585,40 @@ class HistoryStore:
         if box is not None:
             match["box"] = box
         group = [*(["category"] if by_category else []), "box", "energy_source", "model", "energy_measured"]
+        group.append("generation_settings")  # answers made with other settings are never pooled
         with self.engine.connect() as connection:
             source: FromClause = rollup.STATS_ROLLUP
             if request_id_prefix or from_rows:
                 where = self._prefixed(rollup.X.request_id, request_id_prefix or "")
                 source = rollup.direct(where).subquery()
             rows = connection.execute(rollup.totals(group, match, source)).all()
-        return [_category_stats(rollup.as_numbers(row), by_category) for row in rows]
+        return _told_apart([_category_stats(rollup.as_numbers(row), by_category) for row in rows])
 
     def greener_hint(
-        self, category: str, model: str, candidates: list[str], box: str, source: str, min_scored: int = 5
+        self,
+        category: str,
+        model: str,
+        candidates: list[str],
+        box: str,
+        source: str,
+        min_scored: int = 5,
+        settings: Mapping[str, str] | None = None,
     ) -> str | None:
         """'as accurate on translation here (80 % vs 70 % right), tinyllama: 4× less energy than mistral'.
 
         Only from this box and meter, only for a model whose measured accuracy on the task is
         not worse than this one's within the intervals (its 95 % Wilson interval reaches this
         model's share correct), and only when it used at least 2× less energy on average.
-        Without scores for both models there is no hint: cheaper is no use if it is wrong.
+        Without scores for both models there is no hint: cheaper is no use if it is wrong. Each model's
+        answers count only with its generation settings now (`settings`, by model; '' where not given).
         """
         sums = self._hint_sums_for(category, box, source)
-        found = {m: (s.total_j / s.answers, s.scored, s.right) for m, s in sums.items() if s.scored >= min_scored}
+        now_made = {(m, (settings or {}).get(m, "")) for m in [model, *candidates]}
+        found = {
+            m: (s.total_j / s.answers, s.scored, s.right)
+            for (m, tag), s in sums.items()
+            if s.scored >= min_scored and (m, tag) in now_made
+        }
         if model not in found:
             return None
         mean_j, n, right = found[model]
@@ -623,16 +641,19 @@ class HistoryStore:
             f"{best} used {ratio:.0f}× less energy than {model}{estimated}"
         )
 
-    def _hint_sums_for(self, category: str, box: str, source: str) -> dict[str, HintSums]:
-        """Per model, for one category on one box and meter (see HINT_REFRESH_S)."""
+    def _hint_sums_for(self, category: str, box: str, source: str) -> dict[tuple[str, str], HintSums]:
+        """Per model and generation settings, for one category on one box and meter (see HINT_REFRESH_S)."""
         key = (category, box, source)
         read_at, sums = self._hint_sums.get(key, (float("-inf"), {}))
         if time.monotonic() - read_at > self.HINT_REFRESH_S:
             match = {"turn_kind": rollup.FIRST, "category": category, "box": box, "energy_source": source}
-            query = rollup.totals(["model"], {**match, "energy_includes_reload": False})
+            query = rollup.totals(["model", "generation_settings"], {**match, "energy_includes_reload": False})
             with self.engine.connect() as connection:  # Core, not an ORM session
                 rows = [rollup.as_numbers(row) for row in connection.execute(query)]
-            sums = {r["model"]: HintSums(r["answers"], r["total_j"], r["scored"], r["correct"]) for r in rows}
+            sums = {
+                (r["model"], r["generation_settings"]): HintSums(r["answers"], r["total_j"], r["scored"], r["correct"])
+                for r in rows
+            }
             self._hint_sums[key] = (time.monotonic(), sums)
         return sums
 
@@ -781,6 +802,7 @@ def _category_stats(sums: dict[str, Any], by_category: bool = True) -> CategoryS
         box=sums["box"],
         energy_source=sums["energy_source"],
         measured=bool(sums["energy_measured"]),
+        generation_settings=sums["generation_settings"],
         ci95_total_j=(t95(n - 1) * stdev / math.sqrt(n) if n > 1 else 0.0) + own,
         ci95_sci_g=ci_sci,
         scored=scored,
@@ -798,6 +820,21 @@ def _category_stats(sums: dict[str, Any], by_category: bool = True) -> CategoryS
         j_per_token=energy / sums["completion_tokens"] if sums["completion_tokens"] else None,
         stdev_total_j=stdev,
     )
+
+
+def _told_apart(stats: list[CategoryStats]) -> list[CategoryStats]:
+    """Where one model has rows of several generation settings side by side (same task and basis),
+    each row's model names its settings: they are other answers, never one mean."""
+    seen: dict[tuple[str, str, Basis], int] = {}
+    for row in stats:
+        key = (row.model, row.category, row.basis)
+        seen[key] = seen.get(key, 0) + 1
+    return [
+        row.model_copy(update={"model": f"{row.model} ({row.generation_settings or 'settings not recorded'})"})
+        if seen[(row.model, row.category, row.basis)] > 1
+        else row
+        for row in stats
+    ]
 
 
 def _starting_with(dialect: str, column: Any, prefix: str) -> ColumnElement[bool]:

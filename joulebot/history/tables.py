@@ -115,6 +115,8 @@ class Exchange(SQLModel, table=True):
     # piece of it, this one too, is an ExchangeMessage (migration 0020): replies are looked up there
     message_ref: str | None = Field(default=None, max_length=64)
     system_prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # the sampling settings the answer was made with (Result.generation_settings; migration 0023)
+    generation_settings: str = Field(default="", max_length=128, sa_column_kwargs={"server_default": ""})
 
 
 class ExchangeMessage(SQLModel, table=True):

@@ -22,13 +22,23 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 import httpx
 import ollama
 
 from joulebot.models.catalog import ModelEntry, OllamaModel, parse_parameter_size
-from joulebot.models.runner import RELOAD_S, Generation, Messages, Runner, RunnerError, TextSink, split_reasoning
+from joulebot.models.repetition import looping
+from joulebot.models.runner import (
+    RELOAD_S,
+    REPETITION,
+    Generation,
+    Messages,
+    Runner,
+    RunnerError,
+    TextSink,
+    split_reasoning,
+)
 
 NS = 1e9
 
@@ -70,7 +80,7 @@ class OllamaRunner(Runner):
             return f"Ollama did not answer in time for {name}"
         return f"the answer from Ollama broke off ({type(exc).__name__})"
 
-    def _options(self, entry: ModelEntry, **more: int) -> dict[str, int]:
+    def _options(self, entry: ModelEntry, **more: float) -> dict[str, float]:
         """The model options of every request for `entry`: its context window first (see the module)."""
         return {"num_ctx": self.context_window(entry), **more}
 
@@ -102,13 +112,14 @@ class OllamaRunner(Runner):
         thinking: list[str] = []
         first_token_s = None
         final = None
+        repeating = False
         t0 = time.perf_counter()
         try:
             stream = self.client.chat(
                 model=self._tag(entry),
                 messages=messages,
                 stream=True,
-                options=self._options(entry, num_predict=max_tokens, seed=0),
+                options=self._options(entry, **self.settings(entry).given(), num_predict=max_tokens, seed=0),
                 keep_alive=self.keep_alive,
             )
             for chunk in stream:
@@ -116,6 +127,11 @@ class OllamaRunner(Runner):
                     if first_token_s is None:
                         first_token_s = time.perf_counter() - t0
                     parts.append(chunk.message.content)
+                    if looping("".join(parts)):
+                        repeating = True
+                        if isinstance(stream, Generator):  # hanging up stops the server's generation
+                            stream.close()
+                        break
                     if sink is not None and sink.due():
                         sink.put("".join(parts))
                 if chunk.message.thinking:
@@ -125,9 +141,12 @@ class OllamaRunner(Runner):
         except (ConnectionError, ollama.ResponseError, httpx.HTTPError, json.JSONDecodeError) as exc:
             raise self._error(entry, exc) from None
         seconds = time.perf_counter() - t0
+        text, reasoning = split_reasoning("".join(parts))
+        reasoning = "\n\n".join(filter(None, ["".join(thinking).strip(), reasoning]))
+        if repeating:
+            return self._cut(entry, messages, text, reasoning, len(parts), seconds, first_token_s)
         if final is None:
             raise RunnerError(f"the answer from Ollama broke off before it was complete ({entry.name})")
-        text, reasoning = split_reasoning("".join(parts))
         stats = {
             key: (getattr(final, key) or 0) / NS
             for key in ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
@@ -138,13 +157,39 @@ class OllamaRunner(Runner):
             self._answered_at[entry.name] = time.monotonic()
         return Generation(
             text=text,
-            reasoning="\n\n".join(filter(None, ["".join(thinking).strip(), reasoning])),
+            reasoning=reasoning,
             prompt_tokens=final.prompt_eval_count or 0,
             completion_tokens=final.eval_count or 0,
             seconds=seconds,
             first_token_s=first_token_s,
             finish_reason=final.done_reason,
             runner_stats=stats,
+            settings=self.settings(entry),
+        )
+
+    def _cut(
+        self,
+        entry: ModelEntry,
+        messages: Messages,
+        text: str,
+        reasoning: str,
+        chunks: int,
+        seconds: float,
+        first_token_s: float | None,
+    ) -> Generation:
+        """An answer this runner hung up on because it was looping: the server sends no statistics
+        then, so the tokens are counted here (one streamed chunk per token; the prompt by
+        `count_tokens`' upper estimate) and the server's timings are unknown."""
+        self._answered_at[entry.name] = time.monotonic()
+        return Generation(
+            text=text,
+            reasoning=reasoning,
+            prompt_tokens=self.count_tokens(entry, messages),
+            completion_tokens=chunks,
+            seconds=seconds,
+            first_token_s=first_token_s,
+            finish_reason=REPETITION,
+            settings=self.settings(entry),
         )
 
     def inventory(self) -> list[OllamaModel]:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
+from joulebot.config.generation import GenerationSettings
 from joulebot.models.catalog import ModelEntry
 
 _THINK = re.compile(r"<think>(.*?)(?:</think>|\Z)", re.DOTALL | re.IGNORECASE)
@@ -27,8 +28,13 @@ class Generation(BaseModel):
     completion_tokens: int
     seconds: float  # wall time of the generation itself
     first_token_s: float | None = None
-    finish_reason: str | None = None
+    finish_reason: str | None = None  # "stop", "length" (MAX_TOKENS), REPETITION
     runner_stats: dict[str, float] = {}  # the runner's own timings (Ollama: total/load/prompt_eval/eval, s)
+    settings: GenerationSettings = GenerationSettings()  # the sampling settings it was made with
+
+
+# The finish reason of an answer the runner ended because it was looping (models/repetition.py)
+REPETITION = "repetition"
 
 
 Messages = list[dict[str, str]]  # chat messages: {"role": "system"|"user"|"assistant", "content": ...}
@@ -91,6 +97,10 @@ class Runner(ABC):
     def token_bound(self, entry: ModelEntry, messages: Messages) -> int:
         """At least `count_tokens`, and cheaper to get: where it already fits, nothing is counted."""
         return self.count_tokens(entry, messages)
+
+    def settings(self, entry: ModelEntry) -> GenerationSettings:
+        """The sampling settings `entry` is run with: its own, and where it has none the runner's default."""
+        return entry.generation
 
     def context_window(self, entry: ModelEntry) -> int:
         """The tokens this runner gives the model (prompt and answer together)."""

@@ -306,6 +306,7 @@ class Station:
             generation_s=generation.seconds,
             first_token_s=generation.first_token_s,
             finish_reason=generation.finish_reason,
+            generation_settings=generation.settings.tag(),
             reasoning=generation.reasoning,
             runner_stats=generation.runner_stats,
             load_s=load_s,
@@ -322,9 +323,15 @@ class Station:
         )
         try:  # a few ms: the status stays at "generating" until the answer arrives
             result.exchange_id = self.history.record(result)
-            others = [e.name for e in self.catalog.available()]
+            available = [e for e in self.catalog.available() if e.runner in self.runners]
+            made = {e.name: self.runner_for(e).settings(e).tag() for e in available}  # each model's settings now
             result.hint = self.history.greener_hint(
-                result.category, result.model, others, box=result.box, source=energy.machine.source
+                result.category,
+                result.model,
+                list(made),
+                box=result.box,
+                source=energy.machine.source,
+                settings={**made, result.model: result.generation_settings},
             )
             self.refresh_means_soon()
         except Exception as exc:  # the answer still goes out; what happens to the record is said
