@@ -167,6 +167,7 @@ class OllamaStandIn(LocalServer):
         self.pullable = {"mistral:7b": "7.2B"}
         self.answer = ["<think>The user wants a capital.</think>", "Paris", " is the capital", " of France."]
         self.break_after: int | None = None  # chat: close the connection after this many chunks
+        self.hung_up = threading.Event()  # chat: the client closed the connection before the answer's end
         self.chunk_delay_s = 0.0  # chat: pause before each streamed chunk (a model that takes its time)
         self.out_of_memory: set[str] = set()
         self.loaded: set[str] = set()
@@ -207,7 +208,13 @@ class OllamaStandIn(LocalServer):
                         self.connection.shutdown(2)  # mid-answer: no final chunk, no terminator
                         return
                     data = json.dumps(line).encode() + b"\n"
-                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    try:
+                        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                        self.wfile.flush()
+                    except (BrokenPipeError, ConnectionResetError):  # as Ollama, stop generating
+                        self.close_connection = True
+                        standin.hung_up.set()
+                        return
                 self.wfile.write(b"0\r\n\r\n")
 
             def _missing(self, tag: str) -> None:

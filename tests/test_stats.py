@@ -163,6 +163,30 @@ def test_no_greener_hint_without_scores_and_none_across_meters(tmp_path):
     assert hint == "as accurate on questions here (100% vs 100% right), tinyllama used 50× less energy than mistral"
 
 
+def test_answers_made_with_other_generation_settings_are_never_pooled(url):
+    store = HistoryStore.open(url)
+    tuned = "temperature=0.2 top_p=0.95 top_k=40 repeat_penalty=1.1"
+    _record_scored(store, "smollm2-135m", [300.0] * 5, right=1)  # stored before settings were recorded
+    _record_scored(store, "smollm2-135m", [50.0] * 5, right=4, generation_settings=tuned)
+    _record_scored(store, "tinyllama", [5.0] * 5, right=5, generation_settings="temperature=0.8")
+    rows = {s.model: s for s in store.category_stats()}
+    assert set(rows) == {"smollm2-135m (settings not recorded)", f"smollm2-135m ({tuned})", "tinyllama"}
+    assert rows[f"smollm2-135m ({tuned})"].mean_total_j == pytest.approx(50.0)
+    assert rows[f"smollm2-135m ({tuned})"].correct == 4 and rows["tinyllama"].generation_settings == "temperature=0.8"
+    assert {s.answers for s in store.model_stats()} == {5}, "never one mean of ten"
+
+    def hint(now: dict[str, str]) -> str | None:
+        return store.greener_hint("questions", "smollm2-135m", ["tinyllama"], "testbox", "estimate", settings=now)
+
+    assert hint({"smollm2-135m": tuned, "tinyllama": "temperature=0.8"}) == (
+        "as accurate on questions here (100% vs 80% right), tinyllama used 10× less energy than smollm2-135m"
+        " (estimates, not measurements)"
+    )
+    assert hint({"smollm2-135m": tuned, "tinyllama": "temperature=0.2"}) is None, "its answers now: none measured"
+    assert hint({"smollm2-135m": "repeat_penalty=1.3", "tinyllama": "temperature=0.8"}) is None
+    store.engine.dispose()
+
+
 def test_wilson_interval():
     assert wilson(0, 5) == (0.0, pytest.approx(0.4345, abs=1e-4))
     assert wilson(5, 5) == (pytest.approx(0.5655, abs=1e-4), 1.0)

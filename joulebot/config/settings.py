@@ -331,6 +331,9 @@ def describe_error(error: ValidationError) -> str:
     message = first["msg"].removeprefix("Value error, ")
     message = message[0].lower() + message[1:] if message else "is not valid"
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    inside = ".".join(str(part) for part in first["loc"][1:])  # a value inside a JSON setting
+    if inside:
+        return f"{name}: {inside}={_shown(name, first.get('input'))}: {message}{more}"
     return f"{name}={_shown(name, first.get('input'))}: {message}{more}"
 
 
