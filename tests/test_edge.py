@@ -3,6 +3,7 @@ refused in one line, private files and redacted upstream text (docs/reliability.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -10,6 +11,8 @@ import stat
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy
@@ -249,7 +252,7 @@ def test_bench_run_names_are_checked(settings, tmp_path):
 # -- the command line: argparse; a usage error is one line, exit 2 -----------------------------------
 
 ASK_PATH = (
-    "import sys, joulebot.cli as cli; cli._parser().parse_args(['ask', 'hi']);"
+    "import sys, joulebot.cli.parser as p; p.build_parser().parse_args(['ask', 'hi']).handler.load();"
     " import joulebot.queueing.client, joulebot.queueing.catalog, joulebot.chat.conversation;"
     " print(sorted(m for m in sys.modules if m.split('.')[0] in {'typer', 'click', 'rich', 'sqlalchemy', 'alembic'}))"
 )
@@ -260,8 +263,24 @@ def test_the_ask_path_imports_no_cli_framework_rich_or_database():
     assert proc.stdout.strip() == "[]", "a warm `joulebot ask` must not pay for these imports"
 
 
+COMMAND_MODULES = (
+    "import sys, joulebot.cli.parser as p; p.build_parser().parse_args(['ask', 'hi']).handler.load();"
+    " print(' '.join(sorted(m for m in sys.modules if m.startswith('joulebot.cli.'))))"
+)
+
+
+def test_a_command_imports_only_its_own_module():
+    proc = subprocess.run(
+        [sys.executable, "-c", COMMAND_MODULES], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded = proc.stdout.split()
+    assert "joulebot.cli.ask" in loaded
+    assert not {"joulebot.cli.history_stats", "joulebot.cli.bench", "joulebot.cli.services"} & set(loaded), loaded
+    assert not {"joulebot.cli.worker_stop", "joulebot.cli.meters"} & set(loaded), loaded
+
+
 ASK_PATH_PYDANTIC = (
-    "import joulebot.cli, joulebot.queueing.client, joulebot.queueing.fleet as fleet;"
+    "import joulebot.cli.ask, joulebot.queueing.client, joulebot.queueing.fleet as fleet;"
     " import pydantic.plugin._loader as plugins;"
     " print([m.__name__ for m in (fleet.BoxProfile, fleet.BoxModel, fleet.MeanEnergy) if m.__pydantic_complete__],"
     " plugins._plugins)"
@@ -280,9 +299,12 @@ def test_the_ask_path_builds_no_validator_it_does_not_use_and_looks_for_no_pydan
     ("args", "words"),
     [
         (["bench", "--models", "smollm2", "--n", "99"], ["joulebot bench:", "--n", "between 1 and 50, not 99"]),
-        (["history", "-n", "0"], ["--limit", "at least 1, not 0"]),
+        (["history", "-n", "0"], ["--limit", "between 1 and 10000, not 0"]),
         (["history", "--page", "x"], ["--page", "invalid int value: 'x'"]),
-        (["meter", "read", "--source", "rapl", "--seconds", "0.05"], ["--seconds", "at least 0.1"]),
+        (["history", "-p", "99999999999999999999"], ["--page", "between 1 and 1000000, not 99999999999999999999"]),
+        (["worker", "--idle-exit", "-1"], ["--idle-exit", "between 1 and"]),
+        (["meter", "simulate", "--range", "256"], ["--range", "between 0 and 255"]),
+        (["meter", "read", "--source", "rapl", "--seconds", "0.05"], ["--seconds", "between 0.1 and 86400"]),
         (["web", "--port", "65536"], ["--port", "between 1 and 65535"]),
         (["ask", "hi", "--units", "kWh"], ["--units", "'joules', 'watts'"]),
         (["ask"], ["required", "prompt"]),
@@ -295,6 +317,29 @@ def test_the_ask_path_builds_no_validator_it_does_not_use_and_looks_for_no_pydan
 def test_a_usage_error_is_one_line_exit_2(settings, args, words):
     one_line_refusal(run_cli(settings, *args, timeout=60), *words)
     assert not (settings.data_dir / "redis.sock").exists(), "nothing may be started"
+
+
+def numeric_options(parser: argparse.ArgumentParser, command: str = "joulebot") -> Iterator[tuple[str, Any]]:
+    """(command and option, its argparse type) for every option whose value is a number, in every command.
+    argparse has no public list of a parser's actions or subcommands: `_actions` is where they are."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, subparser in action.choices.items():
+                yield from numeric_options(subparser, f"{command} {name}")
+        elif action.type in (int, float) or hasattr(action.type, "low"):
+            yield f"{command} {action.option_strings[0] if action.option_strings else action.dest}", action.type
+
+
+def test_every_number_on_the_command_line_is_bounded_at_both_ends():
+    from joulebot.cli.parser import Range, build_parser
+
+    options = dict(numeric_options(build_parser()))
+    assert {"joulebot history --limit", "joulebot history --page", "joulebot worker --idle-exit"} <= set(options)
+    for option, kind in options.items():
+        assert isinstance(kind, Range), f"{option} takes any {kind.__name__}"
+        for text in ("99999999999999999999", "-99999999999999999999", "nan", "inf"):
+            with pytest.raises((argparse.ArgumentTypeError, ValueError)):
+                kind(text)
 
 
 @pytest.mark.parametrize("args", [[], ["meter"]])
@@ -338,7 +383,14 @@ HELP = {
     "models": ["pull", "List the models"],
     "models pull": ["name", "catalog name, alias or Ollama tag"],
     "carbon": ["grid zone"],
-    "history": ["--limit LIMIT, -n", "--page PAGE, -p", "at least 1; default: 10", "--json", "--csv", "--forget"],
+    "history": [
+        "--limit LIMIT, -n",
+        "--page PAGE, -p",
+        "between 1 and 10000; default: 10",
+        "--json",
+        "--csv",
+        "--forget",
+    ],
     "stats": ["--csv", "--box"],
     "bench": [
         "--models",
@@ -359,7 +411,7 @@ HELP = {
     "web": ["--host", "--port", "between 1 and 65535"],
     "meters": ["idle"],
     "meter": ["read", "simulate"],
-    "meter read": ["--source", "--seconds", "at least 0.1; default: 10.0", "--port", "--interval"],
+    "meter read": ["--source", "--seconds", "between 0.1 and 86400; default: 10.0", "--port", "--interval"],
     "meter simulate": ["--watts", "--range", "--mains-hz", "2^N mains cycles"],
     "telegram": ["TELEGRAM_WEBHOOK_URL"],
     "discord": ["--sync"],
@@ -368,10 +420,10 @@ HELP = {
 
 @pytest.mark.parametrize("command", list(HELP))
 def test_every_command_has_help_naming_its_options(capsys, command):
-    from joulebot.cli import _parser
+    from joulebot.cli.parser import build_parser
 
     with pytest.raises(SystemExit) as exit_:
-        _parser().parse_args([*command.split(), "--help"])
+        build_parser().parse_args([*command.split(), "--help"])
     assert exit_.value.code == 0
     shown = " ".join(capsys.readouterr().out.split())  # the text as one line, however it is wrapped
     for word in HELP[command]:
@@ -379,16 +431,18 @@ def test_every_command_has_help_naming_its_options(capsys, command):
 
 
 def test_flags_keep_both_spellings_and_their_defaults():
-    from joulebot.cli import _parser, bench, worker
+    from joulebot.cli.bench import bench
+    from joulebot.cli.parser import build_parser
+    from joulebot.cli.worker_stop import worker
 
     def parse(*args: str) -> dict:
-        return vars(_parser().parse_args(args))
+        return vars(build_parser().parse_args(args))
 
     assert parse("bench", "--models", "a")["rescore"] is False
     assert parse("bench", "--models", "a", "--rescore")["rescore"] is True
     assert parse("bench", "--models", "a", "--rescore", "--no-rescore")["rescore"] is False
     assert parse("worker", "--burst")["burst"] is True and parse("worker", "--no-burst")["burst"] is False
-    assert parse("bench", "--models", "a")["handler"] is bench and parse("worker")["handler"] is worker
+    assert parse("bench", "--models", "a")["handler"].load() is bench and parse("worker")["handler"].load() is worker
     asked = parse("ask", "-m", "smollm2", "-c", "--no-stream", "--json", "--units", "watts", "hi")
     assert asked | {"handler": None} == {
         "handler": None,
@@ -522,9 +576,9 @@ def test_history_in_a_telegram_group_goes_to_the_private_chat(tmp_path, system_r
 def test_every_command_calls_its_function_with_exactly_its_parameters(line, function):
     import inspect
 
-    from joulebot.cli import _parser
+    from joulebot.cli.parser import build_parser
 
-    parsed = vars(_parser().parse_args(line.split()))
-    handler = parsed.pop("handler")
+    parsed = vars(build_parser().parse_args(line.split()))
+    handler = parsed.pop("handler").load()
     assert handler.__name__ == function
     assert set(parsed) == set(inspect.signature(handler).parameters)

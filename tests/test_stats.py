@@ -226,7 +226,7 @@ def test_measured_and_estimated_answers_are_never_averaged_together(tmp_path):
 
 
 def test_a_cell_of_three_answers_says_how_little_it_knows(tmp_path):
-    from joulebot.campaign.runner import table, with_band
+    from joulebot.tables import table, with_band
 
     store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     for energy in (40.0, 60.0, 50.0):

@@ -1,1 +1,3 @@
-"""The benchmark campaign: shipped prompt sets through the real queue, scored against references; its tables."""
+"""The benchmark campaign: shipped prompt sets through the real queue, scored against references.
+
+Its text tables are `joulebot.tables`, which `joulebot stats` prints too."""

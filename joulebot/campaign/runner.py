@@ -27,6 +27,7 @@ from joulebot.history.store import CategoryStats
 from joulebot.models import ModelUnavailable, UnknownModelError
 from joulebot.queueing.catalog import catalog_for_front_end
 from joulebot.queueing.client import JobError, NoBox, QueueClient
+from joulebot.tables import csv_row, row_label
 
 
 @dataclass
@@ -133,84 +134,6 @@ def run_bench(
     return BenchOutcome(stats, len(todo), len(requests) - len(todo), failed, scores, answers)
 
 
-def _row_label(stats: list[CategoryStats]) -> Callable[[CategoryStats], str]:
-    """Rows are models; a run over several boxes or meters gets one row per model, box and meter."""
-    if len({(s.box, s.energy_source) for s in stats}) <= 1:
-        return lambda s: s.model
-    return lambda s: f"{s.model} @ {s.box} ({s.energy_source})"
-
-
-def table(stats: list[CategoryStats], value: Callable[[CategoryStats], float | str | None], digits: int = 4) -> str:
-    """Rows = models, columns = categories, in the layout green-coding.ai published."""
-    categories = [c for c in CATEGORIES if any(s.category == c for s in stats)]
-    label = _row_label(stats)
-    models = sorted({label(s) for s in stats})
-    cell = {(label(s), s.category): value(s) for s in stats}
-
-    def shown(v: float | str | None) -> str:
-        return "" if v is None else v if isinstance(v, str) else sig(v, digits)
-
-    header = ["", *categories]
-    rows = [[m] + [shown(cell.get((m, c))) for c in categories] for m in models]
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        padded = [v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(cells, widths, strict=True))]
-        return "| " + " | ".join(padded) + " |"
-
-    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
-
-
-def with_band(
-    value: Callable[[CategoryStats], float | None], band: Callable[[CategoryStats], float | None]
-) -> Callable[[CategoryStats], str | None]:
-    """A mean with its 95 % confidence interval and how many answers it rests on: '50.0 ± 25 (3)'."""
-
-    def cell(s: CategoryStats) -> str | None:
-        mean, plus = value(s), band(s)
-        if mean is None:
-            return None
-        return sig(mean) + ("" if plus is None else f" ± {sig(plus, 2)}") + f" ({s.answers})"
-
-    return cell
-
-
-def accuracy_cell(s: CategoryStats) -> str:
-    """'60% (23–88)': share correct and its 95 % Wilson interval; 'unscored' without a reference."""
-    if not s.scored or s.accuracy is None or s.accuracy_low is None or s.accuracy_high is None:
-        return "unscored"
-    return f"{s.accuracy:.0%} ({s.accuracy_low * 100:.0f}–{s.accuracy_high * 100:.0f})"
-
-
-def per_correct_cell(value: Callable[[CategoryStats], float | None]) -> Callable[[CategoryStats], float | str | None]:
-    """A per-correct-answer figure, '—' where answers were scored and none was correct."""
-
-    def cell(s: CategoryStats) -> float | str | None:
-        if not s.scored:
-            return None
-        figure = value(s)
-        return "—" if figure is None else figure
-
-    return cell
-
-
-# name → (title, cell): the tables `joulebot bench` prints, in this order
-METRICS: dict[str, tuple[str, Callable[[CategoryStats], float | str | None]]] = {
-    "accuracy": ("accuracy (share correct, 95 % Wilson interval in %)", accuracy_cell),
-    "energy": (
-        "mean energy per answer (J, total) ± 95 % interval of the mean (answers)",
-        with_band(lambda s: s.mean_total_j, lambda s: s.ci95_total_j),
-    ),
-    "energy-per-correct": (
-        "energy per correct answer (J, total of the scored answers ÷ correct ones)",
-        per_correct_cell(lambda s: s.j_per_correct),
-    ),
-    "sci": (
-        "mean SCI per answer (g CO2e) ± 95 % interval of the mean (answers)",
-        with_band(lambda s: s.mean_sci_g, lambda s: s.ci95_sci_g),
-    ),
-    "sci-per-correct": ("SCI per correct answer (g CO2e)", per_correct_cell(lambda s: s.sci_per_correct_g)),
-}
 # name → (colour-bar title, value, scale): what `joulebot bench --heatmap` can draw
 HEATMAP_VALUES: dict[str, tuple[str, Callable[[CategoryStats], float | None], float]] = {
     "sci": ("mean SCI per answer (mg CO2e)", lambda s: s.mean_sci_g, 1000),
@@ -219,30 +142,6 @@ HEATMAP_VALUES: dict[str, tuple[str, Callable[[CategoryStats], float | None], fl
     "energy-per-correct": ("energy per correct answer (J, total)", lambda s: s.j_per_correct, 1),
     "sci-per-correct": ("SCI per correct answer (mg CO2e)", lambda s: s.sci_per_correct_g, 1000),
 }
-
-
-def by_box(stats: list[CategoryStats]) -> dict[str, list[CategoryStats]]:
-    """Each box's rows: energy on a GPU box and on a CPU box are not one population, so each box gets
-    its own tables."""
-    boxes: dict[str, list[CategoryStats]] = {}
-    for row in stats:
-        boxes.setdefault(row.box, []).append(row)
-    return dict(sorted(boxes.items()))
-
-
-def sources_line(stats: list[CategoryStats]) -> str:
-    """Where the energy figures come from, said once under the tables."""
-    pairs = sorted({(s.box, s.energy_source) for s in stats})
-
-    def said(box: str, source: str) -> str:
-        return f"{'estimated (no meter)' if source == 'estimate' else f'measured by {source}'} on {box}"
-
-    return "energy: " + "; ".join(said(box, source) for box, source in pairs)
-
-
-def csv_row(row: CategoryStats) -> dict:
-    """A CSV row: every figure, and what it is (`kind`: measured or estimated, never mixed)."""
-    return {**row.model_dump(), "kind": "measured" if row.measured else "estimated (not a measurement)"}
 
 
 def write_csv(stats: list[CategoryStats], path: Path) -> None:
@@ -271,7 +170,7 @@ def heatmap(stats: list[CategoryStats], path: Path, metric: str = "sci") -> bool
         return False
     title, value, scale = HEATMAP_VALUES[metric]
     categories = [c for c in CATEGORIES if any(s.category == c for s in stats)]
-    label = _row_label(stats)
+    label = row_label(stats)
     models = sorted({label(s) for s in stats})
     cell = {(label(s), s.category): (float("nan") if value(s) is None else value(s) * scale) for s in stats}  # type: ignore[operator]
     grid = [[cell.get((m, c), float("nan")) for c in categories] for m in models]
