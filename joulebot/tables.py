@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 def row_label(stats: list[CategoryStats]) -> Callable[[CategoryStats], str]:
     """Rows are models; a run over several boxes or meters gets one row per model, box and meter."""
     if len({(s.box, s.energy_source) for s in stats}) <= 1:
-        return lambda s: s.model
-    return lambda s: f"{s.model} @ {s.box} ({s.energy_source})"
+        return lambda s: s.label
+    return lambda s: f"{s.label} @ {s.box} ({s.energy_source})"
 
 
 def table(stats: list[CategoryStats], value: Callable[[CategoryStats], float | str | None], digits: int = 4) -> str:
@@ -117,7 +117,8 @@ def sources_line(stats: list[CategoryStats]) -> str:
 
 def csv_row(row: CategoryStats) -> dict:
     """A CSV row: every figure, and what it is (`kind`: measured or estimated, never mixed)."""
-    return {**row.model_dump(), "kind": "measured" if row.measured else "estimated (not a measurement)"}
+    figures = row.model_dump(exclude={"settings_shown"})
+    return {**figures, "kind": "measured" if row.measured else "estimated (not a measurement)"}
 
 
 def tables_per_box(stats: list[CategoryStats], metrics: list[str]) -> str:

@@ -13,10 +13,14 @@ FRANCE_LOOP = (
     + "la Rév"
 )
 # the same model, on "What is the square root of 144?": a sentence said again and again
-SENTENCE_LOOP = "To find the square root of 144, we can use the Babylonian method.\n\n" + (
-    "The Babylonian method is not a reliable method for finding square roots of large numbers because it "
-    "involves a complex calculation involving multiple steps.\n\n"
-) * 3
+SENTENCE_LOOP = (
+    "To find the square root of 144, we can use the Babylonian method.\n\n"
+    + (
+        "The Babylonian method is not a reliable method for finding square roots of large numbers because it "
+        "involves a complex calculation involving multiple steps.\n\n"
+    )
+    * 3
+)
 
 
 def test_a_phrase_looping_is_caught_even_cut_mid_word():

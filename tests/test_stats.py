@@ -17,6 +17,7 @@ from factories import NOW, make_result
 from joulebot.categories import CATEGORIES, accuracy, classify, prompt_set
 from joulebot.history import HistoryStore
 from joulebot.history.store import MIGRATIONS, alembic_config, head_revision, migrate, wilson
+from joulebot.tables import table
 
 HELD_OUT = Path(__file__).parent / "data" / "heldout_prompts.tsv"
 
@@ -169,11 +170,13 @@ def test_answers_made_with_other_generation_settings_are_never_pooled(url):
     _record_scored(store, "smollm2-135m", [300.0] * 5, right=1)  # stored before settings were recorded
     _record_scored(store, "smollm2-135m", [50.0] * 5, right=4, generation_settings=tuned)
     _record_scored(store, "tinyllama", [5.0] * 5, right=5, generation_settings="temperature=0.8")
-    rows = {s.model: s for s in store.category_stats()}
+    rows = {s.label: s for s in store.category_stats()}
     assert set(rows) == {"smollm2-135m (settings not recorded)", f"smollm2-135m ({tuned})", "tinyllama"}
     assert rows[f"smollm2-135m ({tuned})"].mean_total_j == pytest.approx(50.0)
     assert rows[f"smollm2-135m ({tuned})"].correct == 4 and rows["tinyllama"].generation_settings == "temperature=0.8"
     assert {s.answers for s in store.model_stats()} == {5}, "never one mean of ten"
+    printed = table(store.category_stats(), lambda r: r.mean_total_j)
+    assert f"| smollm2-135m ({tuned}) |" in printed and "| smollm2-135m (settings not recorded) |" in printed
 
     def hint(now: dict[str, str]) -> str | None:
         return store.greener_hint("questions", "smollm2-135m", ["tinyllama"], "testbox", "estimate", settings=now)

@@ -570,6 +570,7 @@ class ChatCore:
             rows = stats.get(entry.name, [])
             figures = [
                 f"{sig(r.mean_total_j)} ± {sig(r.ci95_total_j, 2)} J/answer ({r.answers}, {r.basis.label()})"
+                + r.settings_note
                 for r in sorted(rows, key=lambda r: (not r.measured, r.box, r.energy_source))
             ]
             energy = "; ".join(figures) or "not measured yet"
@@ -632,7 +633,7 @@ def _ranked(rows: list) -> list[str]:
         for category in sorted({r.category for r in group}):
             ranked = sorted((r for r in group if r.category == category), key=lambda r: r.mean_total_j)
             cells = [
-                f"{r.model} {sig(r.mean_total_j)} ± {sig(r.ci95_total_j, 2)} J ({r.answers}"
+                f"{r.label} {sig(r.mean_total_j)} ± {sig(r.ci95_total_j, 2)} J ({r.answers}"
                 + (f", {r.accuracy:.0%} right of {r.scored} checked)" if r.accuracy is not None else ")")
                 for r in ranked
             ]

@@ -64,6 +64,7 @@ class CategoryStats(BaseModel):
     energy_source: str  # never averaged across boxes or meters: each pair is its own row
     measured: bool  # False: every figure of this row is an estimate
     generation_settings: str = ""  # the sampling settings of its answers (rows of other settings are apart)
+    settings_shown: bool = False  # rows of other settings of this model stand beside it: `label` names them
     answers: int
     mean_total_j: float
     ci95_total_j: float  # ± J: 95 % confidence interval of the mean (spread and each answer's own band)
@@ -80,6 +81,15 @@ class CategoryStats(BaseModel):
     accuracy_high: float | None = None
     j_per_correct: float | None = None  # total energy of the scored answers ÷ correct answers
     sci_per_correct_g: float | None = None  # SCI of the scored answers ÷ correct answers
+
+    @property
+    def settings_note(self) -> str:
+        """' (repeat_penalty=1.1 …)' where rows of other generation settings of this model stand beside it."""
+        return f" ({self.generation_settings or 'settings not recorded'})" if self.settings_shown else ""
+
+    @property
+    def label(self) -> str:
+        return self.model + self.settings_note
 
     @property
     def basis(self) -> Basis:
@@ -824,17 +834,12 @@ def _category_stats(sums: dict[str, Any], by_category: bool = True) -> CategoryS
 
 def _told_apart(stats: list[CategoryStats]) -> list[CategoryStats]:
     """Where one model has rows of several generation settings side by side (same task and basis),
-    each row's model names its settings: they are other answers, never one mean."""
+    each row's label names its settings: they are other answers, never one mean."""
     seen: dict[tuple[str, str, Basis], int] = {}
     for row in stats:
         key = (row.model, row.category, row.basis)
         seen[key] = seen.get(key, 0) + 1
-    return [
-        row.model_copy(update={"model": f"{row.model} ({row.generation_settings or 'settings not recorded'})"})
-        if seen[(row.model, row.category, row.basis)] > 1
-        else row
-        for row in stats
-    ]
+    return [row.model_copy(update={"settings_shown": seen[(row.model, row.category, row.basis)] > 1}) for row in stats]
 
 
 def _starting_with(dialect: str, column: Any, prefix: str) -> ColumnElement[bool]:
