@@ -176,7 +176,7 @@ def test_answers_made_with_other_generation_settings_are_never_pooled(url):
     assert rows[f"smollm2-135m ({tuned})"].correct == 4 and rows["tinyllama"].generation_settings == "temperature=0.8"
     assert {s.answers for s in store.model_stats()} == {5}, "never one mean of ten"
     printed = table(store.category_stats(), lambda r: r.mean_total_j)
-    assert f"| smollm2-135m ({tuned}) |" in printed and "| smollm2-135m (settings not recorded) |" in printed
+    assert f"| smollm2-135m ({tuned}) |" in printed and "| smollm2-135m (settings not recorded) " in printed
 
     def hint(now: dict[str, str]) -> str | None:
         return store.greener_hint("questions", "smollm2-135m", ["tinyllama"], "testbox", "estimate", settings=now)
@@ -229,7 +229,7 @@ def test_measured_and_estimated_answers_are_never_averaged_together(tmp_path):
 
 
 def test_a_cell_of_three_answers_says_how_little_it_knows(tmp_path):
-    from joulebot.tables import table, with_band
+    from joulebot.tables import with_band
 
     store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     for energy in (40.0, 60.0, 50.0):
