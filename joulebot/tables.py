@@ -44,16 +44,28 @@ def table(stats: list[CategoryStats], value: Callable[[CategoryStats], float | s
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
+# Below this many answers a mean's 95 % interval is wider than the figure tells (Student's t for one
+# degree of freedom is 12.7): the cell says so instead of printing "53.4 ± 402"
+MIN_ANSWERS_FOR_INTERVAL = 3
+
+
+def mean_with_band(mean: float, band: float | None, answers: int, unit: str = "", note: str = "") -> str:
+    """'50.0 ± 25 J (3, note)': a mean, its 95 % confidence interval and how many answers it rests on; with
+    fewer than three answers '53.4 J (n = 2, too few for an interval, note)'."""
+    more = f", {note}" if note else ""
+    if answers < MIN_ANSWERS_FOR_INTERVAL:
+        return f"{sig(mean)}{unit} (n = {answers}, too few for an interval{more})"
+    return sig(mean) + ("" if band is None else f" ± {sig(band, 2)}") + f"{unit} ({answers}{more})"
+
+
 def with_band(
     value: Callable[[CategoryStats], float | None], band: Callable[[CategoryStats], float | None]
 ) -> Callable[[CategoryStats], str | None]:
-    """A mean with its 95 % confidence interval and how many answers it rests on: '50.0 ± 25 (3)'."""
+    """A table cell: `mean_with_band` of each row."""
 
     def cell(s: CategoryStats) -> str | None:
-        mean, plus = value(s), band(s)
-        if mean is None:
-            return None
-        return sig(mean) + ("" if plus is None else f" ± {sig(plus, 2)}") + f" ({s.answers})"
+        mean = value(s)
+        return None if mean is None else mean_with_band(mean, band(s), s.answers)
 
     return cell
 

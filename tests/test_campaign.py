@@ -107,4 +107,7 @@ def test_chat_stats_show_accuracy_beside_energy_where_scored(tmp_path, system_re
         core.history.set_score(exchange_id, right, float(right), "test")
     core.history.record(make_result(model="mistral", total_j=50.0))
     text = core.stats_text()
-    assert "• questions: tinyllama 5.00 ± 2.5 J (4, 75% right of 4 checked) · mistral 50.0 ± 50 J (1)" in text
+    assert (
+        "• questions: tinyllama 5.00 ± 2.5 J (4, 75% right of 4 checked)"
+        " · mistral 50.0 J (n = 1, too few for an interval)" in text
+    )

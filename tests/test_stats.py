@@ -237,6 +237,12 @@ def test_a_cell_of_three_answers_says_how_little_it_knows(tmp_path):
     (row,) = store.category_stats()
     assert row.ci95_total_j == pytest.approx(4.303 * 10.0 / 3**0.5 + 1.0 / 3**0.5, rel=1e-3)  # ≈ ± 25 J
     assert "50.0 ± 25 (3)" in table([row], with_band(lambda r: r.mean_total_j, lambda r: r.ci95_total_j))
+    store.record(make_result(model="two", total_j=40.0))
+    store.record(make_result(model="two", total_j=66.8))
+    two = next(r for r in store.category_stats() if r.model == "two")
+    assert two.ci95_total_j > 200, "t for one degree of freedom: an interval wider than the figure"
+    cell = with_band(lambda r: r.mean_total_j, lambda r: r.ci95_total_j)(two)
+    assert cell == "53.4 (n = 2, too few for an interval)"
 
 
 def test_stats_label_estimates_in_the_table_and_the_csv(settings):

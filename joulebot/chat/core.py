@@ -34,6 +34,7 @@ from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
 from joulebot.queueing.catalog import catalog_for_front_end
 from joulebot.queueing.client import JobError, JobGone, NoBox, QueueClient, QueueUnavailable, queue_errors
 from joulebot.queueing.fleet import BoxView
+from joulebot.tables import mean_with_band
 
 log = logging.getLogger(__name__)
 
@@ -569,7 +570,7 @@ class ChatCore:
         for entry in self.catalog().available():
             rows = stats.get(entry.name, [])
             figures = [
-                f"{sig(r.mean_total_j)} ± {sig(r.ci95_total_j, 2)} J/answer ({r.answers}, {r.basis.label()})"
+                mean_with_band(r.mean_total_j, r.ci95_total_j, r.answers, " J/answer", r.basis.label())
                 + r.settings_note
                 for r in sorted(rows, key=lambda r: (not r.measured, r.box, r.energy_source))
             ]
@@ -633,8 +634,14 @@ def _ranked(rows: list) -> list[str]:
         for category in sorted({r.category for r in group}):
             ranked = sorted((r for r in group if r.category == category), key=lambda r: r.mean_total_j)
             cells = [
-                f"{r.label} {sig(r.mean_total_j)} ± {sig(r.ci95_total_j, 2)} J ({r.answers}"
-                + (f", {r.accuracy:.0%} right of {r.scored} checked)" if r.accuracy is not None else ")")
+                f"{r.label} "
+                + mean_with_band(
+                    r.mean_total_j,
+                    r.ci95_total_j,
+                    r.answers,
+                    " J",
+                    f"{r.accuracy:.0%} right of {r.scored} checked" if r.accuracy is not None else "",
+                )
                 for r in ranked
             ]
             lines.append(f"• {category}: " + " · ".join(cells))
