@@ -31,10 +31,11 @@ from joulebot.carbon import Embodied, carbon_for, static_intensity
 from joulebot.config import Settings
 from joulebot.exchange import Request, Result
 from joulebot.history import HistoryStore, rollup
+from joulebot.history.aggregates import METRICS
 from joulebot.history.tables import Exchange
 from joulebot.metering import Energy, IdleBaseline, Reading
 from joulebot.web.app import create_app
-from joulebot.web.history_view import EXCHANGES, METRICS, HistoryView
+from joulebot.web.history_view import EXCHANGES, HistoryView
 
 MODELS = ["smollm2-135m", "tinyllama", "llama3", "mistral", "gemma", "codellama", "stablelm2", "sqlcoder"]
 CATEGORIES = ["code", "math", "questions", "sql", "translation"]

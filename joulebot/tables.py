@@ -13,7 +13,7 @@ from joulebot.categories import CATEGORIES
 from joulebot.chat.footer import sig
 
 if TYPE_CHECKING:
-    from joulebot.history.store import CategoryStats
+    from joulebot.history.aggregates import CategoryStats
 
 
 def row_label(stats: list[CategoryStats]) -> Callable[[CategoryStats], str]:
@@ -90,7 +90,7 @@ def per_correct_cell(value: Callable[[CategoryStats], float | None]) -> Callable
 
 
 # name → (title, cell): the tables `joulebot bench` prints, in this order
-METRICS: dict[str, tuple[str, Callable[[CategoryStats], float | str | None]]] = {
+TABLES: dict[str, tuple[str, Callable[[CategoryStats], float | str | None]]] = {
     "accuracy": ("accuracy (share correct, 95 % Wilson interval in %)", accuracy_cell),
     "energy": (
         "mean energy per answer (J, total) ± 95 % interval of the mean (answers)",
@@ -134,7 +134,7 @@ def csv_row(row: CategoryStats) -> dict:
 
 
 def tables_per_box(stats: list[CategoryStats], metrics: list[str]) -> str:
-    """The tables named in `metrics` (keys of METRICS) for each box on its own (a GPU box and a CPU box
+    """The tables named in `metrics` (keys of TABLES) for each box on its own (a GPU box and a CPU box
     are not one population), then where the energy figures come from."""
     boxes = by_box(stats)
     lines = []
@@ -142,7 +142,7 @@ def tables_per_box(stats: list[CategoryStats], metrics: list[str]) -> str:
         if len(boxes) > 1:
             lines.append(("\n" if number else "") + f"── box {box} ──")
         for index, name in enumerate(metrics):
-            title, cell = METRICS[name]
+            title, cell = TABLES[name]
             lines.append(("\n" if index or number else "") + f"{title}:")
             lines.append(table(box_rows, cell))
     lines.append(f"\n{sources_line(stats)}; figures of different boxes or energy sources are never compared")

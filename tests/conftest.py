@@ -4,6 +4,7 @@ in CI (`CI=true`) a missing server fails the test instead of skipping it."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -56,6 +57,14 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests that cancel, kill or time out a running answer need it still running a moment later: one
     # llama.cpp thread keeps a many-core CI runner as slow as the 2-core machine those waits were sized on.
     monkeypatch.setenv("LLAMA_THREADS", "1")
+
+
+@pytest.fixture
+def bwrap_here() -> None:
+    """The code checker runs answers only inside bubblewrap; without it, code is unscored (never run)."""
+    if shutil.which("bwrap") is None:
+        message = "bwrap (Debian's bubblewrap) is not installed: the code checker scores nothing here"
+        pytest.fail(message) if IN_CI else pytest.skip(message)
 
 
 @pytest.fixture

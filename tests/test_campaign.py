@@ -30,7 +30,7 @@ def _cell(stdout: str, title: str, category: str) -> str:
     return cells[names.index(category)]
 
 
-def test_bench_scores_the_answers_through_the_real_queue_and_worker(embedded, ollama, tmp_path):
+def test_bench_scores_the_answers_through_the_real_queue_and_worker(bwrap_here, embedded, ollama, tmp_path):
     env = {"OLLAMA_HOST": ollama.url}
     out = tmp_path / "out"
     args = ("bench", "--models", "llama3", "--n", "3", "--run", "standin", "--out", str(out), "--heatmap", "accuracy")
@@ -108,6 +108,6 @@ def test_chat_stats_show_accuracy_beside_energy_where_scored(tmp_path, system_re
     core.history.record(make_result(model="mistral", total_j=50.0))
     text = core.stats_text()
     assert (
-        "• questions: tinyllama 5.00 ± 2.5 J (4, 75% right of 4 checked)"
+        "• questions: tinyllama 5.00 ± 5.0 J (4, 75% right of 4 checked)"
         " · mistral 50.0 J (n = 1, too few for an interval)" in text
     )

@@ -45,7 +45,9 @@ def ref(category: str, prompt: str):
 
 
 @pytest.mark.parametrize("category", CATEGORIES)
-def test_every_shipped_prompt_has_a_reference_that_passes_its_own_checker(category):
+def test_every_shipped_prompt_has_a_reference_that_passes_its_own_checker(request, category):
+    if category == "code":
+        request.getfixturevalue("bwrap_here")
     references = REFERENCES[category]
     assert [p for p in prompt_set(category) if p not in references] == []
     assert set(references) == set(prompt_set(category)), "no reference for a prompt that is not shipped"
@@ -153,7 +155,7 @@ def test_sql_is_read_only_and_bounded():
 REVERSE = "Write a Python function that reverses a string."
 
 
-def test_code_right_wrong_and_renamed():
+def test_code_right_wrong_and_renamed(bwrap_here):
     reverse = ref("code", REVERSE)
     right = (
         "```python\ndef reverse_string(s):\n    return s[::-1]\n```\n\n"
@@ -167,7 +169,7 @@ def test_code_right_wrong_and_renamed():
     assert check_code(reverse, "Use slicing with a negative step.").correct is False
 
 
-def test_code_with_an_infinite_loop_or_a_memory_hog_is_stopped():
+def test_code_with_an_infinite_loop_or_a_memory_hog_is_stopped(bwrap_here):
     reverse = ref("code", REVERSE)
     started = time.monotonic()
     loop = check_code(reverse, "```python\ndef reverse_string(s):\n    while True:\n        pass\n```")
@@ -177,19 +179,14 @@ def test_code_with_an_infinite_loop_or_a_memory_hog_is_stopped():
     assert hog.correct is False and "MemoryError" in hog.note
 
 
-def test_code_cannot_forge_its_verdict_or_touch_the_checker(tmp_path):
+def test_code_cannot_forge_its_verdict_by_printing_one(bwrap_here):
     reverse = ref("code", REVERSE)
     forged = json.dumps({"passed": 2, "note": "2/2 tests pass"})
     answer = f"```python\nimport sys, os\nprint({forged!r})\nsys.stdout.write({forged!r})\nos._exit(0)\n```"
     assert check_code(reverse, answer).correct is False
-    probe = tmp_path / "written"
-    escape = f"```python\nopen({str(probe)!r}, 'w').write('x')\ndef reverse_string(s):\n    return s[::-1]\n```"
-    assert check_code(reverse, escape).correct is True  # it may write where it can, but not in its working folder:
-    leftovers = list(tmp_path.glob("joulebot-check-*"))
-    assert leftovers == [], "the temporary folder is removed"
 
 
-def test_code_script_answers_are_checked_by_what_they_print():
+def test_code_script_answers_are_checked_by_what_they_print(bwrap_here):
     fix = ref("code", "Fix this Python code: for i in range(10) print(i)")
     assert check_code(fix, "You forgot the colon:\n```python\nfor i in range(10):\n    print(i)\n```").correct is True
     assert check_code(fix, "```python\nfor i in range(1, 10):\n    print(i)\n```").correct is False

@@ -226,7 +226,7 @@ def test_migration_0020_carries_the_message_of_every_answer_shown_before(store):
     """Answers stored under 0015 (one message each) are found by a reply after the upgrade."""
     from alembic import command
 
-    from joulebot.history.store import alembic_config, migrate
+    from joulebot.history.engine import alembic_config, migrate
 
     shown = make_result(prompt="Before 0020?", platform="telegram")
     shown.request.chat_id, shown.request.message_ref = "42", "501"

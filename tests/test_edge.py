@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -254,7 +255,8 @@ def test_bench_run_names_are_checked(settings, tmp_path):
 ASK_PATH = (
     "import sys, joulebot.cli.parser as p; p.build_parser().parse_args(['ask', 'hi']).handler.load();"
     " import joulebot.queueing.client, joulebot.queueing.catalog, joulebot.chat.conversation;"
-    " print(sorted(m for m in sys.modules if m.split('.')[0] in {'typer', 'click', 'rich', 'sqlalchemy', 'alembic'}))"
+    " heavy = {'typer', 'click', 'rich', 'sqlalchemy', 'alembic', 'scipy', 'numpy'};"
+    " print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
 )
 
 
@@ -340,6 +342,38 @@ def test_every_number_on_the_command_line_is_bounded_at_both_ends():
         for text in ("99999999999999999999", "-99999999999999999999", "nan", "inf"):
             with pytest.raises((argparse.ArgumentTypeError, ValueError)):
                 kind(text)
+
+
+def commands(parser: argparse.ArgumentParser) -> list[str]:
+    """The names of a parser's commands (argparse keeps them only in its private `_actions`)."""
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return [name for group in groups for name in group.choices]
+
+
+def test_the_help_opens_with_the_whole_tool_and_names_every_command():
+    from joulebot.cli.parser import build_parser
+
+    parser = build_parser()
+    summary, listed = parser.format_help().split("\ncommands:\n")
+    names = commands(parser)
+    assert len(names) == 15
+    assert "what each answer cost" in summary
+    for name in names:
+        assert re.search(rf"(?<![\w-]){name}(?![\w-])", summary.split("options:")[0]), f"the summary misses {name}"
+        assert re.search(rf"^ +{name} ", listed, re.MULTILINE), f"the list misses {name}"
+
+
+def test_stop_says_whether_anything_was_running(embedded):
+    from joulebot.queueing.embedded import embedded_worker_alive, ensure_embedded_stack
+
+    idle = run_cli(embedded, "stop", timeout=60)
+    assert idle.returncode == 0 and idle.stdout.startswith("nothing was running"), (idle.stdout, idle.stderr)
+    ensure_embedded_stack(embedded)
+    assert embedded_worker_alive(embedded)
+    stopped = run_cli(embedded, "stop", timeout=90)
+    assert stopped.returncode == 0 and stopped.stdout.startswith("stopped"), (stopped.stdout, stopped.stderr)
+    assert not embedded_worker_alive(embedded)
+    assert run_cli(embedded, "stop", timeout=60).stdout.startswith("nothing was running")
 
 
 @pytest.mark.parametrize("args", [[], ["meter"]])

@@ -16,7 +16,7 @@ from factories import NOW, make_result
 
 from joulebot.categories import CATEGORIES, accuracy, classify, prompt_set
 from joulebot.history import HistoryStore
-from joulebot.history.store import MIGRATIONS, alembic_config, head_revision, migrate, wilson
+from joulebot.history.engine import MIGRATIONS, alembic_config, head_revision, migrate
 from joulebot.tables import table
 
 HELD_OUT = Path(__file__).parent / "data" / "heldout_prompts.tsv"
@@ -127,8 +127,9 @@ def test_category_statistics_with_spread_and_the_greener_hint(url):
     assert (mistral.scored, mistral.correct, mistral.accuracy) == (5, 4, pytest.approx(0.8))
     assert mistral.j_per_correct == pytest.approx(250.0 / 4)
     assert mistral.box == "testbox" and mistral.energy_source == "estimate" and not mistral.measured
-    # t(4) × s/√5 from the scatter, plus each answer's own ±100 % (estimates) shrunk by √5
-    assert mistral.ci95_total_j == pytest.approx(2.776 * 7.9057 / 5**0.5 + 50.0 / 5**0.5, rel=1e-3)
+    # t(4) × s/√5 from the scatter and the estimate's ±100 %, the same on every answer (it does not shrink
+    # with n), root-sum-square
+    assert mistral.ci95_total_j == pytest.approx(((2.776 * 7.9057 / 5**0.5) ** 2 + 50.0**2) ** 0.5, rel=1e-3)
 
     # 3/5 right: its interval (23–88 %) reaches mistral's 80 %; qwen's 1/10 (2–40 %) does not, greener as it is
     def hint(model: str, candidates: list[str], box: str = "testbox", source: str = "estimate", **kw) -> str | None:
@@ -190,14 +191,6 @@ def test_answers_made_with_other_generation_settings_are_never_pooled(url):
     store.engine.dispose()
 
 
-def test_wilson_interval():
-    assert wilson(0, 5) == (0.0, pytest.approx(0.4345, abs=1e-4))
-    assert wilson(5, 5) == (pytest.approx(0.5655, abs=1e-4), 1.0)
-    low, high = wilson(8, 10)
-    assert low == pytest.approx(0.4902, abs=1e-4) and high == pytest.approx(0.9433, abs=1e-4)
-    assert wilson(0, 0) == (0.0, 1.0)
-
-
 def test_unscored_answers_are_neither_right_nor_wrong(tmp_path):
     store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     right = store.record(make_result(total_j=10.0))
@@ -225,7 +218,7 @@ def test_measured_and_estimated_answers_are_never_averaged_together(tmp_path):
     assert rows[("mistral", "testbox", "estimate", False)].mean_total_j == pytest.approx(50.0)
     assert rows[("mistral", "testbox", "mcp39f511n", True)].mean_total_j == pytest.approx(500.0)
     single = rows[("mistral", "testbox", "mcp39f511n", True)]
-    assert single.ci95_total_j == pytest.approx(0.01 * 500.0), "one answer: its own band"
+    assert single.ci95_total_j is None, "one answer: no scatter to estimate, so no interval of the mean"
 
 
 def test_a_cell_of_three_answers_says_how_little_it_knows(tmp_path):
@@ -235,12 +228,12 @@ def test_a_cell_of_three_answers_says_how_little_it_knows(tmp_path):
     for energy in (40.0, 60.0, 50.0):
         store.record(make_result(model="m", total_j=energy, measured=True, source="mcp39f511n", uncertainty_j=1.0))
     (row,) = store.category_stats()
-    assert row.ci95_total_j == pytest.approx(4.303 * 10.0 / 3**0.5 + 1.0 / 3**0.5, rel=1e-3)  # ≈ ± 25 J
+    assert row.ci95_total_j == pytest.approx(((4.303 * 10.0 / 3**0.5) ** 2 + 1.0**2) ** 0.5, rel=1e-3)  # ≈ ± 25 J
     assert "50.0 ± 25 (3)" in table([row], with_band(lambda r: r.mean_total_j, lambda r: r.ci95_total_j))
     store.record(make_result(model="two", total_j=40.0))
     store.record(make_result(model="two", total_j=66.8))
     two = next(r for r in store.category_stats() if r.model == "two")
-    assert two.ci95_total_j > 200, "t for one degree of freedom: an interval wider than the figure"
+    assert two.ci95_total_j > two.mean_total_j, "t for one degree of freedom: an interval wider than the figure"
     cell = with_band(lambda r: r.mean_total_j, lambda r: r.ci95_total_j)(two)
     assert cell == "53.4 (n = 2, too few for an interval)"
 
@@ -380,10 +373,9 @@ def test_migration_0014_down_and_up_keeps_the_rows(url):
     from alembic import command
     from alembic.config import Config
 
-    from joulebot.history.store import MIGRATIONS
-
     store = HistoryStore.open(url)
-    store.record(make_result(measured=True, source="mcp39f511n", uncertainty_j=0.5))
+    for _ in range(2):
+        store.record(make_result(measured=True, source="mcp39f511n", uncertainty_j=0.5))
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with store.engine.begin() as connection:
@@ -393,8 +385,8 @@ def test_migration_0014_down_and_up_keeps_the_rows(url):
         columns = {c["name"] for c in sqlalchemy.inspect(connection).get_columns("exchanges")}
     assert "energy_uncertainty_j" not in columns
     migrate(store.engine)  # an old database, brought up to date: the rows stay, the new figures are unknown
-    (row,) = store.recent("cli", "alice")
-    assert row.energy_uncertainty_j is None and row.energy_includes_reload is False
+    rows = store.recent("cli", "alice")
+    assert len(rows) == 2 and all(r.energy_uncertainty_j is None and r.energy_includes_reload is False for r in rows)
     (stats,) = store.category_stats()
-    assert stats.answers == 1 and stats.ci95_total_j == 0.0
+    assert stats.answers == 2 and stats.ci95_total_j == 0.0, "identical answers with no band: nothing to add"
     store.engine.dispose()

@@ -20,7 +20,7 @@ from alembic import command
 from factories import NOW, make_result
 
 from joulebot.history import HistoryStore, rollup
-from joulebot.history.store import alembic_config
+from joulebot.history.engine import alembic_config
 from joulebot.history.tables import Exchange
 
 MODELS = ("mistral", "tinyllama", "qwen")
@@ -316,7 +316,8 @@ def test_the_dashboard_and_metrics_read_sums_that_agree_with_the_rows(store, his
     """The dashboard's table (every metric) and /metrics' counters and histogram come from the rollup;
     they equal Python's arithmetic over the rows, and /metrics still counts the answers without a
     total energy (which the rollup leaves out) with their meter failures."""
-    from joulebot.web.history_view import METRICS, HistoryView
+    from joulebot.history.aggregates import METRICS
+    from joulebot.web.history_view import HistoryView
 
     varied_history(store, n=96)
     with store.engine.connect() as connection:
@@ -329,10 +330,10 @@ def test_the_dashboard_and_metrics_read_sums_that_agree_with_the_rows(store, his
             for row in rows:
                 value = _per_answer(row, metric.key)
                 if value is not None:
-                    population = (row["box"], row["energy_source"], bool(row["energy_measured"]))
-                    expected.setdefault((*population, row["model"], row["category"]), []).append(value)
+                    basis = (row["box"], row["energy_source"], bool(row["energy_measured"]))
+                    expected.setdefault((*basis, row["model"], row["category"]), []).append(value)
             got = {
-                (s.population.box, s.population.source, s.population.measured, *cell): mean
+                (s.basis.box, s.basis.source, s.basis.measured, *cell): mean
                 for s in view.table(metric)
                 for cell, mean in s.cells.items()
             }
@@ -373,7 +374,8 @@ def test_the_dashboard_reads_no_exchange_rows_but_the_unmeasured_few(tmp_path):
     """SQLite's own plans: the table and /metrics read `stats_rollup`; the answers without a total
     energy are found through their partial index, a box's latest answer by one index probe: the
     exchanges are never scanned."""
-    from joulebot.web.history_view import METRICS, HistoryView
+    from joulebot.history.aggregates import METRICS
+    from joulebot.web.history_view import HistoryView
 
     url = f"sqlite:///{tmp_path / 'h.sqlite3'}"
     store = HistoryStore.open(url)

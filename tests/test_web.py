@@ -26,15 +26,14 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 from standins import OllamaStandIn, free_port
 from starlette.testclient import TestClient
-from webdata import SECRET_ANSWER, SECRET_PROMPT, fill
+from webdata import SECRET_ANSWER, SECRET_PROMPT, announced_box, fill
 
 from joulebot.chat.footer import footer
 from joulebot.history import HistoryStore
-from joulebot.history.store import alembic_config, migrate
-from joulebot.keys import JOB_FUNCTION, alive_key, box_lock_key, box_status_key
+from joulebot.history.engine import alembic_config, migrate
+from joulebot.keys import JOB_FUNCTION
 from joulebot.web.app import create_app
 from joulebot.web.metrics import serve_worker_metrics
-from joulebot.web.stats import Mean, t95
 
 PUBLIC_ROUTES = [
     "/",
@@ -86,17 +85,13 @@ def client(web_settings, filled):
 
 @pytest.fixture
 def live_queue(web_settings, queue_name):
-    """A queue as the worker of box "wallbox" makes it: its heartbeat and box lock, one job waiting, cooling down."""
+    """A queue as the worker of box "wallbox" makes it: the box announced (cooling down), one job waiting."""
     connection = redis.Redis.from_url(web_settings.redis_url)
-    connection.set(alive_key(queue_name), "4242", ex=60)
-    lock = json.dumps({"host": "wallbox", "pid": 4242, "queue": queue_name, "token": uuid.uuid4().hex})
-    connection.set(box_lock_key("wallbox"), lock, ex=60)
     queue = Queue(queue_name, connection=connection, serializer=JSONSerializer)
     queue.enqueue(JOB_FUNCTION, {"never": "run"})
-    connection.set(box_status_key(queue_name), "cooling down: 61 °C > 55 °C", ex=60)
-    yield connection
+    with announced_box(connection, "wallbox", queue_name, "cooling down: 61 °C > 55 °C"):
+        yield connection
     queue.delete(delete_jobs=True)
-    connection.delete(box_status_key(queue_name), alive_key(queue_name), box_lock_key("wallbox"))
     connection.close()
 
 
@@ -119,15 +114,16 @@ def test_the_table_shows_means_with_confidence_intervals_per_box_and_source(clie
     html = client.get("/?metric=j_answer").text
     values = filled.energies[("testbox", "estimate", "smollm2-135m", "math")]
     mean = statistics.fmean(values)
-    half = t95(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    scatter = 3.182 * statistics.stdev(values) / math.sqrt(len(values))  # Student's t for 3 degrees of freedom
+    half = math.hypot(scatter, mean)  # and the estimate's ±100 %, the same on every answer
     cell = _cell(html, "smollm2-135m", "math")
-    assert f"{mean:.1f} J" in cell and f"± {half:.2f} J" in cell and "n = 4" in cell  # 42.5 ± 4.92
+    assert f"{mean:.1f} J" in cell and f"± {half:.1f} J" in cell and "n = 4" in cell  # 42.5 ± 42.8
     assert "estimated by estimate, not a measurement" in html
     assert "measured at the wall by mcp39f511n" in html
     assert "measured by rapl+nvml, not the whole machine" in html
     # the GPU box's tinyllama figures are their own table, never averaged with the estimates
     assert html.count('data-model="tinyllama" data-category="math"') == 2
-    assert html.count("<svg") == 3  # one heatmap per population
+    assert html.count("<svg") == 3  # one heatmap per basis
     assert "± ? (n = 1)" in html  # the single measured answer has no interval
 
 
@@ -170,7 +166,7 @@ def test_the_answer_page_draws_the_measured_power_trace_and_spells_out_the_arith
 def test_the_model_page_draws_distributions_and_days_per_box_and_source(client, filled):
     html = client.get("/models/tinyllama").text
     counts = [int(n) for n in re.findall(r'class="bar"[^>]*><title>(\d+)</title>', html)]
-    assert sum(counts) == 4 * 3  # J/answer and J/token, on two populations of three answers each
+    assert sum(counts) == 4 * 3  # J/answer and J/token, on two bases of three answers each
     assert html.count('class="box"') == 4 and 'class="day"' in html
     assert "measured by rapl+nvml, not the whole machine" in html and "estimated by estimate" in html
     data = client.get("/api/models/tinyllama.json").json()
@@ -205,7 +201,7 @@ def test_boxes_show_queue_state_length_and_history(client, live_queue, queue_nam
     data = client.get("/api/boxes.json").json()
     mine = next(b for b in data["boxes"] if b["queue"] == queue_name)
     assert mine["worker_alive"] is True and mine["queued"] == 1 and mine["state"].startswith("cooling down")
-    # the live queue and the box's history are one row, joined through the worker's box lock
+    # the live queue and the box's history are one row, joined through the box's announcement
     assert mine["box"] == "wallbox" and [b["box"] for b in data["boxes"]].count("wallbox") == 1
     assert mine["idle_w"] == pytest.approx(60.0, abs=0.5) and mine["intensity"]["zone"] == "DE"
     assert data["missing"] == []
@@ -268,6 +264,61 @@ def test_bad_input_is_a_404_or_400_page_with_a_sentence(client, route, status, s
     else:
         assert response.headers["content-type"].startswith("text/html")
         assert sentence.replace("'", "&#39;") in response.text and "Traceback" not in response.text
+
+
+def test_an_answer_number_beyond_any_row_is_a_404_not_a_server_error(client):
+    for number in (2**31, 2**63, 10**30):  # beyond PostgreSQL's INTEGER; SQLite's; any integer
+        page = client.get(f"/answers/{number}")
+        assert page.status_code == 404 and f"No answer #{number} in history." in page.text
+        data = client.get(f"/api/answers/{number}.json")
+        assert data.status_code == 404 and data.json()["error"] == f"No answer #{number} in history."
+    assert client.get(f"/answers/{2**31 - 1}").status_code == 404  # the largest that can exist: looked up
+
+
+def test_a_model_name_with_slashes_has_its_pages(client, filled):
+    name = "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M"  # as Ollama names a model pulled from Hugging Face
+    filled.store.record(make_result(model=name, total_j=12.5))
+    listed = client.get("/models").text
+    link = re.search(r'href="(/models/hf\.co[^"]*)"', listed)
+    assert link, listed
+    page = client.get(link.group(1))
+    assert page.status_code == 200 and f"<h1>{name}" in page.text.replace("&#39;", "'")
+    data = client.get(f"/api/models/{name}.json")
+    assert data.status_code == 200 and data.json()["model"] == name
+    assert client.get(f"/answers?model={name}").status_code == 200
+    assert client.get("/api/models/hf.co/nobody/nothing.json").status_code == 404
+    gone = client.get("/models/", follow_redirects=False)  # still the list, not a model without a name
+    assert gone.status_code in (301, 307) and gone.headers["location"].endswith("/models")
+
+
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'",
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+}
+
+
+def test_every_response_carries_the_browser_security_headers(client, filled, tmp_path):
+    token = filled.tokens[0]
+    routes = [
+        *PUBLIC_ROUTES,
+        f"/answers/{filled.measured_id}",
+        f"/api/answers/{filled.measured_id}.json",
+        f"/a/{token}",
+        "/answers/999999",  # 404 page
+        "/api/answers/999999.json",  # 404 JSON
+        "/?metric=watts",  # 400
+        "/no/such/page",
+    ]
+    for route in routes:
+        response = client.get(route)
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers.get(name, "").startswith(value), (route, name, response.headers.get(name))
+    assert "frame-ancestors 'none'" in client.get("/").headers["content-security-policy"]
+    nowhere = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
+    with TestClient(create_app(make_settings(tmp_path / "down", database_url=nowhere))) as down:
+        response = down.get("/answers/1")  # 503: the history is down
+        assert response.status_code == 503 and response.headers["x-frame-options"] == "DENY"
 
 
 def test_an_empty_history_says_how_to_get_data(tmp_path, history_url, system_redis_url):
@@ -357,15 +408,6 @@ def test_the_footer_links_to_the_private_page_when_public_url_is_set():
     assert footer(result, public_url="https://joule.example/").endswith("🔗 https://joule.example/a/tok123")
     assert "🔗" not in footer(result)
     assert "🔗" not in footer(result.model_copy(update={"exchange_id": None}), public_url="https://joule.example")
-
-
-def test_mean_and_interval_from_sums_match_the_textbook():
-    values = [40.0, 42.0, 47.0, 41.0, 39.5, 44.0]
-    mean = Mean.from_sums(len(values), sum(values), sum(v * v for v in values))
-    assert mean.mean == pytest.approx(statistics.fmean(values))
-    assert mean.ci95 == pytest.approx(2.571 * statistics.stdev(values) / math.sqrt(6))
-    assert Mean.from_sums(1, 5.0, 25.0).ci95 is None
-    assert t95(1000) == pytest.approx(1.962, abs=0.001) and t95(60) == pytest.approx(2.000, abs=0.002)
 
 
 def test_joulebot_web_serves_over_uvicorn_and_refuses_a_busy_port(tmp_path, filled, history_url, system_redis_url):

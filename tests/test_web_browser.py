@@ -14,10 +14,9 @@ import redis
 import uvicorn
 from conftest import IN_CI, make_settings
 from standins import free_port
-from webdata import SECRET_PROMPT, fill
+from webdata import SECRET_PROMPT, announced_box, fill
 
 from joulebot.history import HistoryStore
-from joulebot.keys import alive_key, box_status_key
 from joulebot.web.app import create_app
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -44,6 +43,7 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator:
         "--window-size=1280,1400",
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console: CSP violations show there
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(60)
     yield driver
@@ -98,6 +98,8 @@ def test_table_and_answer_pages_render_cells_and_charts(browser, served, tmp_pat
     assert "SCI = (E × I + M) per R" in browser.find_element(By.CSS_SELECTOR, "ol.arithmetic").text
     assert SECRET_PROMPT not in browser.page_source
     assert browser.save_screenshot(str(tmp_path / "answer.png")) and (tmp_path / "answer.png").stat().st_size > 10_000
+    refused = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert not refused  # the security headers let the pages use everything they load
 
 
 def test_the_boxes_page_refreshes_itself(browser, served, system_redis_url):
@@ -107,20 +109,20 @@ def test_the_boxes_page_refreshes_itself(browser, served, system_redis_url):
 
     base, _, queue = served
     connection = redis.Redis.from_url(system_redis_url)
-    connection.set(alive_key(queue), "4242", ex=60)  # as the worker's heartbeat does
+    box = f"browserbox-{uuid.uuid4().hex[:8]}"
     try:
-        browser.get(f"{base}/boxes")
+        with announced_box(connection, box, queue, "idle"):  # as the worker's heartbeat does
+            browser.get(f"{base}/boxes")
 
-        def state_of_queue(driver) -> str:
-            rows = driver.find_elements(By.CSS_SELECTOR, "table.boxes tbody tr")
-            mine = [r for r in rows if queue in r.text]
-            return mine[0].find_element(By.CSS_SELECTOR, "td.state").text if mine else ""
+            def state_of_queue(driver) -> str:
+                rows = driver.find_elements(By.CSS_SELECTOR, "table.boxes tbody tr")
+                mine = [r for r in rows if queue in r.text]
+                return mine[0].find_element(By.CSS_SELECTOR, "td.state").text if mine else ""
 
-        # the rows are swapped in under the reader's feet every 5 s: a stale element just means "look again"
-        wait = WebDriverWait(browser, 20, poll_frequency=0.5, ignored_exceptions=[StaleElementReferenceException])
-        wait.until(lambda d: state_of_queue(d) == "idle")
-        connection.set(box_status_key(queue), "cooling down: 70 °C > 55 °C", ex=60)
-        wait.until(lambda d: state_of_queue(d).startswith("cooling down"))
+            # the rows are swapped in under the reader's feet every 5 s: a stale element just means "look again"
+            wait = WebDriverWait(browser, 20, poll_frequency=0.5, ignored_exceptions=[StaleElementReferenceException])
+            wait.until(lambda d: state_of_queue(d) == "idle")
+            with announced_box(connection, box, queue, "cooling down: 70 °C > 55 °C"):
+                wait.until(lambda d: state_of_queue(d).startswith("cooling down"))
     finally:
-        connection.delete(box_status_key(queue), alive_key(queue))
         connection.close()

@@ -3,11 +3,14 @@ simulated MCP39F511N, with their power traces) next to estimated ones and anothe
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import redis
 from factories import NOW, make_result
 
 from joulebot.carbon import Embodied, carbon_for, static_intensity
@@ -17,6 +20,8 @@ from joulebot.metering.box import MeasurementBox
 from joulebot.metering.estimate import EstimateMeter
 from joulebot.metering.mcp39f511n import McpMeter
 from joulebot.metering.mcp39f511n_sim import SimulatedMCP39F511N, Steps
+from joulebot.queueing.fleet import KEYS as FLEET_KEYS
+from joulebot.queueing.fleet import BoxModel, BoxProfile, publish_profile
 
 SECRET_PROMPT = "Tell me the secret 7f3c9a of the pancakes"
 SECRET_ANSWER = "The secret answer is b41e07 and nobody else sees it"
@@ -92,3 +97,26 @@ def fill(store: HistoryStore) -> Filled:
             filled.tokens.append(r.share_token or "")
             filled.energies.setdefault((box, source, model, category), []).append(joules)
     return filled
+
+
+@contextlib.contextmanager
+def announced_box(connection: redis.Redis, box: str, queue: str, state: str) -> Iterator[None]:
+    """A box announcing itself as its worker's heartbeat does (its profile and state, through the
+    fleet's own publishing), forgotten afterwards."""
+    profile = BoxProfile(
+        box=box,
+        queue=queue,
+        zone="DE",
+        intensity_g_per_kwh=380.0,
+        intensity_provenance="static",
+        intensity_label="DE static",
+        meter_scope="wall",
+        meters=["mcp39f511n"],
+        models=[BoxModel(name="smollm2-135m", size="135M", parameters_b=0.135)],
+    )
+    publish_profile(connection, profile, state)
+    try:
+        yield
+    finally:
+        for key in FLEET_KEYS:
+            connection.hdel(key, box)

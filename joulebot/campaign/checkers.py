@@ -8,16 +8,20 @@ were measured, never in the worker and never inside a measured window.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import re
 import sqlite3
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import Any
 
 from joulebot.campaign.numbers import final_number, words_to_digits
+from joulebot.campaign.probes import judge, probed, sandbox_name
 from joulebot.campaign.references import (
     CodeReference,
     MathReference,
@@ -26,7 +30,7 @@ from joulebot.campaign.references import (
     SqlReference,
     TranslationReference,
 )
-from joulebot.campaign.sandbox import run_tests
+from joulebot.campaign.sandbox import SandboxUnavailable, run_sandboxed
 
 # chrF (character 6-grams, β = 2, lowercased) an answer must reach against one of the accepted
 # translations. Chosen on the shipped references (tests/test_checkers.py measures both sides):
@@ -37,6 +41,11 @@ from joulebot.campaign.sandbox import run_tests
 # counts as right here, as a reader would likely count it.
 CHRF_THRESHOLD = 60.0
 SQL_MAX_STEPS = 5_000_000  # SQLite virtual-machine steps before a query is called runaway
+SQL_MAX_VALUE = 1 << 20  # bytes in one string or blob: the shop's are tens
+SQL_MAX_RESULT = 16 << 20  # bytes of text and blobs in one result
+SQL_MAX_ROWS = 10_000
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,17 +64,25 @@ def check(reference: Reference | None, answer: str) -> Verdict:
         return Verdict.unscored("no reference for this prompt")
     if not answer.strip():
         return Verdict(False, 0.0, "empty answer")
+    try:
+        return _checker(reference)(reference, answer)
+    except Exception as exc:  # the checker's own failure says nothing about the answer, and ends no run
+        log.warning("the %s checker failed: %s", type(reference).__name__, type(exc).__name__)
+        return Verdict.unscored(f"the checker failed ({type(exc).__name__}: {str(exc)[:80]})")
+
+
+def _checker(reference: Reference) -> Callable[[Any, str], Verdict]:
     match reference:
         case MathReference():
-            return check_math(reference, answer)
+            return check_math
         case SqlReference():
-            return check_sql(reference, answer)
+            return check_sql
         case CodeReference():
-            return check_code(reference, answer)
+            return check_code
         case TranslationReference():
-            return check_translation(reference, answer)
+            return check_translation
         case QuestionReference():
-            return check_question(reference, answer)
+            return check_question
     raise TypeError(type(reference).__name__)
 
 
@@ -132,9 +149,16 @@ def run_query(sql: str) -> list[tuple]:
         db.create_function("concat", -1, lambda *parts: "".join("" if p is None else str(p) for p in parts))
         db.execute("PRAGMA query_only = ON")
         db.set_authorizer(lambda action, *_: sqlite3.SQLITE_OK if action in _READS else sqlite3.SQLITE_DENY)
+        db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, SQL_MAX_VALUE)
         steps = iter(range(SQL_MAX_STEPS // 1000))
         db.set_progress_handler(lambda: next(steps, None) is None, 1000)  # non-zero return interrupts
-        return db.execute(sql).fetchmany(10_000)
+        rows, size = [], 0
+        for row in itertools.islice(db.execute(sql), SQL_MAX_ROWS):
+            size += sum(len(v) for v in row if isinstance(v, str | bytes))
+            if size > SQL_MAX_RESULT:
+                raise sqlite3.DataError(f"result larger than {SQL_MAX_RESULT >> 20} MiB")
+            rows.append(row)
+        return rows
     finally:
         db.close()
 
@@ -208,28 +232,53 @@ def check_sql(reference: SqlReference, answer: str) -> Verdict:
 _CODE_START = re.compile(r"^(?:def |class |import |from |@|async def )", re.MULTILINE)
 
 
-def python_blocks(answer: str) -> list[str]:
-    """The Python the model wrote: fenced python (or unlabelled) blocks, else the code-looking tail of the text."""
+@dataclass(frozen=True)
+class CodeBlock:
+    code: str
+    trim: bool = False  # unfenced code: trailing prose is cut (in the sandbox) until it compiles
+
+
+def python_blocks(answer: str) -> list[CodeBlock]:
+    """The Python the model wrote: fenced python (or unlabelled) blocks, else the code-looking tail of the text.
+
+    Nothing is compiled here: the answer's text is parsed only inside the sandbox.
+    """
     blocks = fenced_blocks(answer, {"python", "py", "python3", ""})
     if blocks:
-        return blocks
+        return [CodeBlock(b) for b in blocks]
     start = _CODE_START.search(answer)
-    if start is None:
-        return [answer]
-    lines = answer[start.start() :].splitlines()
-    while lines:  # trailing prose after unfenced code: drop lines until it compiles
-        try:
-            compile("\n".join(lines), "<answer>", "exec")
-            break
-        except SyntaxError:
-            lines.pop()
-    return ["\n".join(lines)] if lines else [answer]
+    return [CodeBlock(answer)] if start is None else [CodeBlock(answer[start.start() :], trim=True)]
 
 
 def check_code(reference: CodeReference, answer: str) -> Verdict:
-    outcome = run_tests(python_blocks(answer), reference.name, reference.kind, reference.tests)
-    correct = outcome.passed == outcome.total
-    return Verdict(correct, outcome.passed / outcome.total, outcome.note)
+    """Run the answer's code in the sandbox and judge, here, the values it computed for each test."""
+    tests = [probed(t) for t in reference.tests]
+    spec = {
+        "blocks": [{"code": b.code, "trim": b.trim} for b in python_blocks(answer)],
+        "name": reference.name,
+        "kind": reference.kind,
+        "tests": [t.source for t in tests],
+    }
+    try:
+        run = run_sandboxed(spec)
+    except SandboxUnavailable as exc:
+        return Verdict.unscored(f"no sandbox here ({exc})")
+    if any(r.get("missing") == reference.name for r in run.records) and not run.stopped:
+        problems = [_block_problem(r) for r in run.records if "block" in r]
+        return Verdict(False, 0.0, "; ".join([f"no {reference.kind} {reference.name} found", *problems[:2]]))
+    outcomes = [judge(t, [r for r in run.records if r.get("test") == i]) for i, t in enumerate(tests)]
+    passed = sum(o.passed for o in outcomes)
+    note = f"{passed}/{len(tests)} tests pass"
+    failed = next(((t, o) for t, o in zip(tests, outcomes, strict=True) if not o.passed), None)
+    if failed:
+        note += f"; first failure: {failed[0].first_line}: {run.stopped or failed[1].why}"
+    return Verdict(passed == len(tests), passed / len(tests), note[:200])
+
+
+def _block_problem(record: dict) -> str:
+    if "compile" in record:
+        return f"a block does not compile ({sandbox_name(record['compile'])})"
+    return f"a block raised {sandbox_name(record.get('raised'))}"
 
 
 # ── translation ───────────────────────────────────────────────────────────────────────────────

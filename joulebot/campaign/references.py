@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from joulebot.campaign.probes import probed
 from joulebot.categories import CATEGORIES
 
 
@@ -60,6 +61,8 @@ class CodeReference(_Reference):
     """The model's Python must define `name` (a function or a class) that passes every test.
 
     For kind "script" nothing is looked up: the tests read `printed`, what the code printed.
+    Each comparison in a test's asserts has a literal side (probes.py): the expected values
+    stay with the scorer. The operands of an assert are all evaluated, even after `and`.
     """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z_]\w*$")]
@@ -76,6 +79,13 @@ class CodeReference(_Reference):
             except SyntaxError as exc:
                 raise ValueError(f"not valid Python: {exc.msg} in {source!r}") from None
         return value
+
+    @field_validator("tests")
+    @classmethod
+    def _judged_outside(cls, tests: list[str]) -> list[str]:
+        for test in tests:
+            probed(test)  # ValueError: an assert comparing two computed values, or a test without an assert
+        return tests
 
     def example_answer(self) -> str:
         return f"Sure:\n\n```python\n{self.solution}\n```\n"

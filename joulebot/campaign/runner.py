@@ -23,7 +23,7 @@ from joulebot.chat.footer import sig
 from joulebot.config import Settings
 from joulebot.exchange import Request
 from joulebot.history import open_history
-from joulebot.history.store import CategoryStats
+from joulebot.history.aggregates import CategoryStats
 from joulebot.models import ModelUnavailable, UnknownModelError
 from joulebot.queueing.catalog import catalog_for_front_end
 from joulebot.queueing.client import JobError, NoBox, QueueClient

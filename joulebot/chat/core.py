@@ -27,7 +27,7 @@ from joulebot.chat.status import status_text
 from joulebot.config import Settings
 from joulebot.exchange import GENERATING, Request, Result, Units
 from joulebot.history import open_history
-from joulebot.history.store import by_basis
+from joulebot.history.aggregates import by_basis
 from joulebot.history.tables import Exchange
 from joulebot.keys import commands_key, conversation_key, shared_conversation_key
 from joulebot.models import Catalog, ModelUnavailable, UnknownModelError

@@ -19,7 +19,12 @@ from joulebot.exchange import Units
 
 DAY_S, YEAR_S = 86_400, 365 * 86_400
 
-DESCRIPTION = "The terminal front end: `joulebot ask`, `compare`, `models`, `history`, `worker`."
+DESCRIPTION = """joulebot asks open LLMs and tells you what each answer cost: the energy the measurement box
+drew (measured or estimated, with its uncertainty), its CO2e at the grid's carbon intensity, and its SCI
+score. This terminal, the Telegram and Discord bots and the dashboard share one queue and one history.
+
+To ask: ask, compare. To look back: history, stats, bench. To run a measurement box: worker, stop,
+meters, meter. Around them: boxes, models, carbon, web, telegram, discord."""
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,17 @@ def worker(idle_exit: int | None, burst: bool) -> None:
 
 
 def stop() -> None:
-    """The embedded worker (after its running answer) and the embedded Redis; with REDIS_URL, refused."""
-    from joulebot.queueing.embedded import stop_embedded_stack
+    """The embedded worker (after its running answer) and the embedded Redis; with REDIS_URL, refused.
+    Says whether anything was running (a stale pid file is cleared either way)."""
+    from joulebot.queueing import connection as conn
+    from joulebot.queueing.embedded import embedded_worker_alive, stop_embedded_stack
 
     settings = get_settings()
     if not settings.embedded_redis:
         raise fail("REDIS_URL is set: stop the worker with your process manager", 2)
+    running = embedded_worker_alive(settings) or conn.is_up(conn.connect(settings, retries=0))
     graceful = stop_embedded_stack(settings)
-    say("stopped" if graceful else "stopped (the worker had to be killed)")
+    if not running:
+        say("nothing was running (the embedded worker and Redis start with the next question)")
+    else:
+        say("stopped" if graceful else "stopped (the worker had to be killed)")

@@ -1,5 +1,6 @@
-"""SQLModel tables and queries: users, their preferences, every exchange."""
+"""History: users, their preferences, every exchange with its measurements, and the statistics over them."""
 
-from joulebot.history.store import HistoryStore, HistoryUnavailable, open_history
+from joulebot.history.engine import HistoryUnavailable
+from joulebot.history.store import HistoryStore, open_history
 
 __all__ = ["HistoryStore", "HistoryUnavailable", "open_history"]

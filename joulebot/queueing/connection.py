@@ -34,7 +34,10 @@ CONNECT_TIMEOUT_S = 5.0
 
 
 def connect(
-    settings: Settings, retries: int = 3, socket_timeout: float | None = CLIENT_SOCKET_TIMEOUT_S
+    settings: Settings,
+    retries: int = 3,
+    socket_timeout: float | None = CLIENT_SOCKET_TIMEOUT_S,
+    connect_timeout: float = CONNECT_TIMEOUT_S,
 ) -> redis.Redis:
     """A connection with timeouts fitted to what it does.
 
@@ -42,6 +45,7 @@ def connect(
     a short one (`CLIENT_SOCKET_TIMEOUT_S`); the worker's blocking dequeue passes its own
     (longer than RQ's dequeue timeout), see `MeasurementWorker`.
     `retries=0` for probes and shutdown, where redis-py's backoff would only add seconds.
+    A web page gives up sooner (`connect_timeout`) than a worker that waits for its Redis.
     """
     retry = Retry(ExponentialBackoff(), retries) if retries else Retry(NoBackoff(), 0)
     if settings.redis_url:
@@ -49,7 +53,7 @@ def connect(
             settings.redis_url,
             retry=retry,
             socket_timeout=socket_timeout,
-            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_connect_timeout=connect_timeout,
             socket_keepalive=True,
             health_check_interval=30,
         )
@@ -57,7 +61,7 @@ def connect(
         unix_socket_path=str(socket_path(settings)),
         retry=retry,
         socket_timeout=socket_timeout,
-        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        socket_connect_timeout=connect_timeout,
         health_check_interval=30,
     )
 

@@ -12,7 +12,7 @@ from html import escape
 from markupsafe import Markup
 
 from joulebot.chat.footer import sig
-from joulebot.web.stats import Mean
+from joulebot.history.intervals import Mean
 
 FONT = 'font-family="sans-serif" font-size="11"'
 

@@ -1,7 +1,8 @@
 """What the dashboard reads from history: SQL aggregates and single rows, on a read-only connection.
 
 Figures from different boxes, meters, or measured vs estimated are kept apart: every
-aggregate is grouped by a *population* (box, energy source, measured or estimated).
+aggregate is grouped by a *basis* (box, energy source, measured or estimated). Each mean's ± 95 %
+is history's one definition (`Metric.mean`), the same as `joulebot stats` and the bots show.
 Public queries never select a prompt, an answer or a user id; only `by_token` does.
 """
 
@@ -18,86 +19,20 @@ from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from joulebot.carbon import Intensity
-from joulebot.history import rollup
+from joulebot.history import HistoryUnavailable, rollup
+from joulebot.history.aggregates import Metric
+from joulebot.history.intervals import Basis, Mean
 from joulebot.history.tables import Exchange
-from joulebot.web.stats import Mean
 
 EXCHANGES = Exchange.__table__  # type: ignore[attr-defined]
 C = EXCHANGES.c
 R = rollup.STATS_ROLLUP.c
-POPULATION = (R.box, R.energy_source, R.energy_measured)
+BASIS = (R.box, R.energy_source, R.energy_measured)
 
 HOW_TO_GET_DATA = (
     'No answers in history yet. Ask something — joulebot ask "What is the capital of France?" — '
     "or run the benchmark (joulebot bench --models smollm2-135m --n 5), then reload this page."
 )
-
-
-class HistoryUnavailable(RuntimeError):
-    """History cannot be read; `str()` is one sentence for the banner. `empty`: there is simply no history yet."""
-
-    def __init__(self, message: str, empty: bool = False) -> None:
-        super().__init__(message)
-        self.empty = empty
-
-
-@dataclass(frozen=True)
-class Metric:
-    key: str
-    label: str
-    unit: str
-    column: Any  # a SQL expression, one value per answer
-    sums: tuple[str, str, str]  # its count, sum and sum of squares in the statistics' rollup
-    only: Any = None  # which answers have a value (beside the column not being NULL)
-
-    @property
-    def present(self) -> Any:
-        """The WHERE clause of the answers that count."""
-        return self.column.is_not(None) if self.only is None else sa.and_(self.column.is_not(None), self.only)
-
-
-METRICS = {
-    m.key: m
-    for m in (
-        Metric("sci", "SCI per answer (E × I + M)", "g CO2e", C.sci_g, ("sci_n", "sci_g", "sci_g_squares")),
-        Metric(
-            "j_answer", "energy per answer, total", "J", C.energy_total_j, ("answers", "total_j", "total_j_squares")
-        ),
-        Metric(
-            "j_above_idle",
-            "energy per answer, above idle",
-            "J",
-            C.energy_attributable_j,
-            ("attributable_n", "attributable_j", "attributable_j_squares"),
-        ),
-        # a plain division with the zero-token answers left out by WHERE: cheaper than a CASE in every aggregate
-        Metric(
-            "j_token",
-            "energy per generated token, total",
-            "J/token",
-            C.energy_total_j / C.completion_tokens,
-            ("token_n", "j_per_token", "j_per_token_squares"),
-            C.completion_tokens > 0,
-        ),
-    )
-}
-
-
-@dataclass(frozen=True)
-class Population:
-    """Answers whose figures may be averaged together: one box, one energy source, measured or not."""
-
-    box: str
-    source: str
-    measured: bool
-
-    @property
-    def label(self) -> str:
-        return source_label(self.source, self.measured)
-
-    @property
-    def slug(self) -> str:
-        return f"{self.box} · {self.source}"
 
 
 def source_label(source: str, measured: bool) -> str:
@@ -110,7 +45,7 @@ def source_label(source: str, measured: bool) -> str:
 
 @dataclass
 class TableSection:
-    population: Population
+    basis: Basis
     models: list[str]
     categories: list[str]
     cells: dict[tuple[str, str], Mean] = field(default_factory=dict)
@@ -170,25 +105,25 @@ class HistoryView:
 
     # -- the table -------------------------------------------------------------------------------------------
     def table(self, metric: Metric, box: str | None = None) -> list[TableSection]:
-        """Mean ± 95 % CI of `metric` per model and category, one section per population (from the
+        """Mean ± 95 % CI of `metric` per model and category, one section per basis (from the
         statistics' rollup: a few hundred rows of sums, whatever the size of history)."""
-        n, total, squares = (sa.func.sum(R[name]) for name in metric.sums)
-        query = sa.select(*POPULATION, R.model, R.category, n, total, squares).group_by(
-            *POPULATION, R.model, R.category
-        )
+        needs = metric.needs
+        query = sa.select(*BASIS, R.model, R.category, *(sa.func.sum(R[name]) for name in needs))
+        query = query.group_by(*BASIS, R.model, R.category)
         if box is not None:
             query = query.where(R.box == box)
-        sections: dict[Population, TableSection] = {}
-        for box_name, source, measured, model, category, n, total, squares in self._rows(query):
-            if not n:
+        sections: dict[Basis, TableSection] = {}
+        for box_name, source, measured, model, category, *summed in self._rows(query):
+            sums = {name: float(value or 0) for name, value in zip(needs, summed, strict=True)}
+            if not metric.count(sums):
                 continue
-            population = Population(box_name, source, bool(measured))
-            section = sections.setdefault(population, TableSection(population, [], []))
-            section.cells[(model, category)] = Mean.from_sums(int(n), float(total), float(squares))
+            basis = Basis(box_name, source, bool(measured))
+            section = sections.setdefault(basis, TableSection(basis, [], []))
+            section.cells[(model, category)] = metric.mean(sums)
         for section in sections.values():
             section.models = sorted({m for m, _ in section.cells})
             section.categories = sorted({c for _, c in section.cells})
-        return [sections[p] for p in sorted(sections, key=lambda p: (p.box, not p.measured, p.source))]
+        return [sections[b] for b in sorted(sections, key=lambda b: (b.box, not b.measured, b.source))]
 
     def count(self) -> int:
         return int(self._rows(sa.select(sa.func.count()).select_from(EXCHANGES))[0][0])
@@ -275,34 +210,33 @@ class HistoryView:
             }
         return summaries
 
-    def distribution(self, model: str, metric: Metric, limit: int = 20_000) -> dict[Population, list[float]]:
-        """One model's per-answer values (the newest `limit`), per population, for histograms."""
+    def distribution(self, model: str, metric: Metric, limit: int = 20_000) -> dict[Basis, list[float]]:
+        """One model's per-answer values (the newest `limit`), per basis, for histograms."""
         query = (
             sa.select(C.box, C.energy_source, C.energy_measured, metric.column)
             .where(C.model == model, metric.present)
             .order_by(C.id.desc())
             .limit(limit)
         )
-        values: dict[Population, list[float]] = {}
+        values: dict[Basis, list[float]] = {}
         for box, source, measured, value in self._rows(query):
-            values.setdefault(Population(box, source, bool(measured)), []).append(float(value))
+            values.setdefault(Basis(box, source, bool(measured)), []).append(float(value))
         return values
 
-    def daily(self, model: str, metric: Metric) -> dict[Population, list[tuple[str, Mean]]]:
-        """One model's mean per day (UTC dates as the database writes them), per population, oldest first."""
-        x, day = metric.column, sa.func.date(C.started_at)
+    def daily(self, model: str, metric: Metric) -> dict[Basis, list[tuple[str, Mean]]]:
+        """One model's mean per day (UTC dates as the database writes them), per basis, oldest first."""
+        day = sa.func.date(C.started_at)
+        sums = _per_answer_sums(metric)
         query = (
-            sa.select(
-                C.box, C.energy_source, C.energy_measured, day, sa.func.count(x), sa.func.sum(x), sa.func.sum(x * x)
-            )
+            sa.select(C.box, C.energy_source, C.energy_measured, day, *sums.values())
             .where(C.model == model, metric.present)
             .group_by(C.box, C.energy_source, C.energy_measured, day)
             .order_by(day)
         )
-        days: dict[Population, list[tuple[str, Mean]]] = {}
-        for box, source, measured, date, n, total, squares in self._rows(query):
-            mean = Mean.from_sums(int(n), float(total), float(squares))
-            days.setdefault(Population(box, source, bool(measured)), []).append((str(date), mean))
+        days: dict[Basis, list[tuple[str, Mean]]] = {}
+        for box, source, measured, date, *summed in self._rows(query):
+            mean = metric.mean({name: float(value or 0) for name, value in zip(sums, summed, strict=True)})
+            days.setdefault(Basis(box, source, bool(measured)), []).append((str(date), mean))
         return days
 
     # -- /metrics ----------------------------------------------------------------------------------------------
@@ -336,6 +270,22 @@ class HistoryView:
         if box is not None:
             query = query.where(R.box == box)
         return self._rows(query)
+
+
+def _per_answer_sums(metric: Metric) -> dict[str, Any]:
+    """The sums `metric.mean` needs, straight from the exchanges (what the rollup keeps per its keys)."""
+    x = metric.column
+    sums = {
+        metric.sums[0]: sa.func.count(x),
+        metric.sums[1]: sa.func.sum(x),
+        metric.sums[2]: sa.func.sum(x * x),
+        "band_j": sa.func.sum(sa.func.coalesce(C.energy_uncertainty_j, 0.0)),
+        "total_j": sa.func.sum(C.energy_total_j),
+    }
+    if metric.metered is not None:
+        count, total, column = metric.metered
+        sums.update({count: sa.func.count(column), total: sa.func.sum(column)})
+    return sums
 
 
 def _known(column: str) -> Any:

@@ -17,9 +17,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.utils import floatToGoString
 
 from joulebot.config import Settings
-from joulebot.history import rollup
-from joulebot.web.history_view import HistoryUnavailable, HistoryView
-from joulebot.web.live import RedisUnavailable, read_queues
+from joulebot.history import HistoryUnavailable, rollup
+from joulebot.queueing.queue_states import RedisUnavailable, read_queues
+from joulebot.web.history_view import HistoryView
 
 log = logging.getLogger(__name__)
 
