@@ -5,6 +5,7 @@ import pytest
 from conftest import run_cli
 from factories import make_result
 
+from joulebot.carbon import Embodied, carbon_for, static_intensity
 from joulebot.chat.footer import footer
 from joulebot.config import Settings
 
@@ -37,6 +38,8 @@ def test_the_readme_footer_has_the_shape_the_code_prints():
     """The first answer on a fresh install, with no meter: an estimate, and no idle baseline yet."""
     assert EXAMPLE, "README.md has no `joulebot ask` example with a footer"
     first = make_result(idle_w=None, total_j=5.0, seconds=0.3, answer=EXAMPLE["answer"], prompt=EXAMPLE["prompt"])
+    unconfigured = Embodied.from_settings(Settings(_env_file=None))  # nothing set: the placeholder TE
+    first.carbon = carbon_for(5.0, 0.3, static_intensity("DE"), unconfigured)
     assert shape(EXAMPLE["footer"]) == shape(footer(first))
 
 
