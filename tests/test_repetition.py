@@ -23,6 +23,46 @@ SENTENCE_LOOP = (
 )
 
 
+# the same model with its shipped settings, told to repeat "la France, la France, la France," forever:
+# the repeat penalty varies the copies, so no piece repeats exactly for long
+VARIED_LOOP = (
+    "La France, la France, la France,\n"
+    "L'Allema, La Lumière, La Lumière,\n"
+    "Le Coeur de la France, Le Coeur de la Lumière,\n"
+    "La Lumière, La Lumière,\n"
+    "La Lumière, La Lumière,\n"
+    "La Lumière, La Lumière,\n"
+    "L'Allema, La Lumière, La Lumière,\n"
+    "Le Coeur de la France, Le Coeur de la Lumière,\n"
+    "Le Coeur de la Lumière, Le Coeur de la Lumière,\n"
+    "L'Allema, La Lumière, La Lumière,\n"
+    "La Lumière, La Lumière,\n"
+    "L'Allema, La Lumière, La Lumière,\n"
+    "L'Allema, La Lumière, La Lumière,\n"
+    "Le Coeur de la France, Le Coût de la Lumière,\n"
+    "Le Coût de la Lumière, Le Coût de la Lumière,\n"
+    "La Lumière, La Lumière,\n"
+    "L'Allema, La Lumière, La Lumi"
+)
+# the same model with llama.cpp's default settings, asked "Who wrote Pride and Prejudice?": the same
+# sentence four times in other words, and scored right; not a loop to cut
+SAYS_IT_AGAIN = (
+    "The novel Pride and Prejudice by Elizabeth Bennet is often attributed to Jane Austen's writing. However, the"
+    " novel was actually written by the author of the same name, but in 1813, Jane was the author of the novel, and"
+    " the title is actually Pride and Prejudice.\n\nThe novel was written by the English writer and author of the"
+    " same name, but in 1813, Jane was the author of the novel, and the title is actually Pride and Prejudice.\n\n"
+    "The original novel was written by the English author of the same name, but in 1813, Jane was the author of the"
+    " novel, and the title is actually Pride and Prejudice.\n\nSo, the answer is yes, the novel Pride and Prejudice"
+    " was written by the English author of the same name, but in 1813, Jane was the author of the novel, and the"
+    " title is actually Pride and Prejudice."
+)
+
+
+def caught_at(text: str) -> int | None:
+    """Where a runner, asking at every step as the answer grows, would stop it (None: never)."""
+    return next((end for end in range(len(text) + 1) if looping(text[:end])), None)
+
+
 def test_a_phrase_looping_is_caught_even_cut_mid_word():
     assert looping(FRANCE_LOOP)
 
@@ -32,10 +72,16 @@ def test_a_sentence_said_three_times_is_caught():
 
 
 def test_the_loop_is_caught_as_soon_as_it_covers_the_span_not_earlier():
-    text = "The answer:\n" + "la France, " * 20
-    first = next(n for n in range(len(text) + 1) if looping(text[:n]))
-    assert first == len("The answer:\n") + MIN_SPAN_CHARS
-    assert not looping(text[: first - 1])
+    assert caught_at("The answer:\n" + "la France, " * 20) == len("The answer:\n") + MIN_SPAN_CHARS
+
+
+def test_a_loop_whose_copies_vary_is_caught_by_its_few_new_phrases():
+    where = caught_at(VARIED_LOOP)
+    assert where is not None and 300 < where < len(VARIED_LOOP), "once 64 words of it are there"
+
+
+def test_an_answer_that_says_one_thing_several_times_is_not_a_loop():
+    assert caught_at(SAYS_IT_AGAIN) is None
 
 
 def test_a_list_whose_items_differ_is_not_cut():
@@ -45,7 +91,7 @@ def test_a_list_whose_items_differ_is_not_cut():
 
 
 def test_counting_is_not_a_loop():
-    assert not looping(", ".join(str(n) for n in range(1, 200)))
+    assert caught_at(", ".join(str(n) for n in range(1, 200))) is None
 
 
 def test_text_that_repeats_a_little_is_not_cut():
