@@ -7,9 +7,12 @@ import json
 import pytest
 from standins import OllamaStandIn
 
+from joulebot.config import Settings
 from joulebot.config.generation import GenerationSettings
 from joulebot.models import ModelUnavailable, RunnerError, UnknownModelError, build_catalog
 from joulebot.models.catalog import OllamaModel, parse_parameter_size, static_entries
+from joulebot.models.inventory import current_catalog
+from joulebot.models.llamacpp_runner import LlamaCppRunner
 from joulebot.models.ollama_runner import OllamaRunner
 from joulebot.models.runner import split_reasoning
 
@@ -272,3 +275,17 @@ def test_a_model_is_warmed_up_after_a_load_and_a_reload_inside_the_window_is_sai
     row = station.history.get(third.exchange_id)
     assert row.energy_includes_reload is True
     assert sum(s.answers for s in station.history.category_stats()) == 2, "the reloaded answer is kept out of stats"
+
+
+def test_generation_settings_replace_a_models_own_by_any_of_its_names():
+    """GENERATION_SETTINGS (JSON) over the catalog's; the llama.cpp runner fills in its own defaults."""
+    shipped = current_catalog(Settings(_env_file=None, ollama_host="")).resolve("smollm2-135m")
+    assert shipped.generation == GenerationSettings(temperature=0, repeat_penalty=1.1)
+    tuned_settings = Settings(
+        _env_file=None, ollama_host="", generation_settings='{"smollm2": {"repeat_penalty": 1.3}}'
+    )
+    tuned = current_catalog(tuned_settings).resolve("smollm2-135m")
+    assert tuned.generation == GenerationSettings(repeat_penalty=1.3), "replaced, not merged"
+    runner = LlamaCppRunner(threads=1)
+    assert runner.settings(shipped).tag() == "temperature=0 top_p=0.95 top_k=40 repeat_penalty=1.1"
+    assert runner.settings(tuned).tag() == "temperature=0.2 top_p=0.95 top_k=40 repeat_penalty=1.3"
