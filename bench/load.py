@@ -1,6 +1,6 @@
-"""Load: many chat users at once through the platform-neutral core and the real queue.
+"""Load: many chat users at once through the chat's asking and the real queue.
 
-Users send their prompts concurrently (threads) through ChatCore.prepare + submit,
+Users send their prompts concurrently (threads) through the chat's asking (prepare + submit),
 as the bots do; then one real measurement worker, with the Ollama runner against
 a fast local stand-in, answers them all. Prints enqueue latency and the worker's
 steady throughput; `check()` is what the tests assert on.
@@ -39,7 +39,8 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from standins import OllamaStandIn
 
-from joulebot.chat.core import ChatCore, InputError
+from joulebot.chat.asking import InputError
+from joulebot.chat.service import ChatService
 from joulebot.config import Settings
 from joulebot.history import HistoryStore
 from joulebot.models.inventory import current_catalog
@@ -78,17 +79,17 @@ def send_all(settings: Settings, users: int, per_user: int, threads: int = 16) -
     publish_catalog(QueueClient(settings).connection, settings.queue_name, current_catalog(settings))
     report = LoadReport()
     lock = threading.Lock()
-    core_local = threading.local()
+    chat_local = threading.local()
 
     def user(n: int) -> None:
-        core = getattr(core_local, "core", None) or ChatCore(settings, settings.queue_name)  # a platform per run
-        core_local.core = core
+        chat = getattr(chat_local, "chat", None) or ChatService(settings, settings.queue_name)  # a platform per run
+        chat_local.chat = chat
         name = f"user{n:03d}"
         for i in range(per_user):
             t0 = time.perf_counter()
             try:
-                requests = core.prepare(name, name, f"{name} prompt {i}: what is {n} + {i}?", [None])
-                core.submit(requests, None)
+                requests = chat.asking.prepare(name, name, f"{name} prompt {i}: what is {n} + {i}?", [None])
+                chat.asking.submit(requests, None)
             except InputError as exc:
                 with lock:
                     report.refused.setdefault(name, []).append(str(exc))
@@ -132,7 +133,7 @@ def serve(settings: Settings, report: LoadReport, timeout_s: float = 600) -> Non
 
 def deliver_all(settings: Settings) -> None:
     """What the bots do once answers are sent: nothing stays owed."""
-    book = ChatCore(settings, settings.queue_name).deliveries
+    book = ChatService(settings, settings.queue_name).deliveries
     for delivery in book.pending():
         book.done(delivery)
 

@@ -25,7 +25,7 @@ from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from joulebot.chat.build import build_request
+from joulebot.chat.asking import build_request
 from joulebot.models import build_catalog
 from joulebot.queueing.client import QueueClient
 

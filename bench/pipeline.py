@@ -48,7 +48,7 @@ from factories import make_result
 from sqlalchemy import insert, select
 
 import joulebot
-from joulebot.chat.build import build_request
+from joulebot.chat.asking import build_request
 from joulebot.config import Settings
 from joulebot.history import HistoryStore, rollup
 from joulebot.history.tables import Exchange

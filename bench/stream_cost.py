@@ -25,7 +25,7 @@ import redis
 
 from joulebot.config import Settings
 from joulebot.keys import partial_answer_key
-from joulebot.metering.box import MeasurementBox
+from joulebot.metering.answer_energy import MeasurementBox
 from joulebot.metering.detect import detect_meters
 from joulebot.models.catalog import static_entries
 from joulebot.models.llamacpp_runner import LlamaCppRunner

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from joulebot.categories import CATEGORIES
-from joulebot.chat.footer import sig
+from joulebot.number_format import sig
 
 if TYPE_CHECKING:
     from joulebot.history.aggregates import CategoryStats

@@ -8,9 +8,12 @@ import itertools
 import json
 import re
 import socket
+import struct
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -93,6 +96,17 @@ class HttpStandIn(LocalServer):
                 pass
 
         self._serve(Handler)
+
+
+DROP = 0  # a fault's status that answers nothing: the connection is reset, as a proxy or a restarting server does
+
+
+def drop_connection(handler: BaseHTTPRequestHandler) -> None:
+    """Reset the connection (TCP RST, SO_LINGER 0) after the request was read, sending no response: the
+    client sees 'connection reset by peer' while it waits (httpx.ReadError, aiohttp's ClientOSError)."""
+    handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    handler.connection.close()
+    handler.close_connection = True
 
 
 def send_json(handler: BaseHTTPRequestHandler, status: int, body: dict) -> None:
@@ -347,6 +361,21 @@ TELEGRAM_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "sp
 TELEGRAM_TAGS |= {"tg-emoji", "code", "pre", "blockquote"}
 _HTML_TOKEN = re.compile(r"<(/?)([a-zA-Z][\w-]*)[^<>]*>|&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);|[<>&]")
 MESSAGE_LIMIT = 4096  # characters after entities parsing (UTF-16 code units)
+WEBHOOK_ACTIVE = (
+    "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
+)
+
+
+def post_json(url: str, body: dict, headers: dict[str, str]) -> int:
+    """POST `body` as JSON, as Telegram delivers an update to a webhook; the HTTP status it got."""
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json", **headers}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def telegram_text(text: str, parse_mode: str | None) -> str:
@@ -389,7 +418,12 @@ class BotApiStandIn(LocalServer):
     after parsing has 1-4096 characters, an edit must change the text or the keyboard ("message
     is not modified"), a deleted message cannot be edited. `members` gives the ChatMember status
     of (chat id, user id) for getChatMember ("member" if not listed). `faults` holds
-    (predicate(method, params), status, body) to answer the first matching call with."""
+    (predicate(method, params), status, body) to answer the first matching call with (status
+    `DROP`: the connection is reset instead, no answer; a 5xx: Telegram's servers in trouble).
+
+    setWebhook (url, secret_token: 1-256 of A-Z a-z 0-9 _ -) switches to webhook mode: users'
+    updates are then POSTed to that URL as JSON with the secret in the
+    X-Telegram-Bot-Api-Secret-Token header, and getUpdates is refused (409) as Telegram does."""
 
     BOT: ClassVar[dict] = {"id": 777000, "is_bot": True, "first_name": "joulebot", "username": "joulebot_test_bot"}
 
@@ -400,6 +434,8 @@ class BotApiStandIn(LocalServer):
         self.faults: list[tuple[Callable[[str, dict], bool], int, dict]] = []
         self.members: dict[tuple[int, int], str] = {}  # (chat id, user id) -> ChatMember status
         self.messages: dict[tuple[int, int], dict] = {}  # (chat id, message id) -> what the bot's message shows
+        self.webhook: dict[str, str] | None = None  # {"url", "secret_token"} once setWebhook was called
+        self.webhook_answers: list[int] = []  # the HTTP status of each update POSTed to the webhook
         self.cond = threading.Condition()
         self._ids = itertools.count(1000)
         self._update_ids = itertools.count(1)
@@ -423,6 +459,9 @@ class BotApiStandIn(LocalServer):
                     self._reply(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
                     return
                 status, body = standin.answer(self.path[len(prefix) :], params)
+                if status == DROP:
+                    drop_connection(self)
+                    return
                 self._reply(status, body)
 
             def _reply(self, status: int, body: dict) -> None:
@@ -444,6 +483,8 @@ class BotApiStandIn(LocalServer):
 
     def answer(self, method: str, params: dict) -> tuple[int, dict]:
         if method == "getUpdates":
+            if self.webhook is not None:
+                return 409, {"ok": False, "error_code": 409, "description": WEBHOOK_ACTIVE}
             return 200, {"ok": True, "result": self._updates(params)}
         with self.cond:
             for fault in self.faults:
@@ -465,6 +506,15 @@ class BotApiStandIn(LocalServer):
         """What Telegram answers to one call (under the lock: messages change)."""
         if method == "getMe":
             return 200, {"ok": True, "result": self.BOT}
+        if method == "setWebhook":
+            secret = params.get("secret_token") or ""
+            if secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+                return self._refused("secret token contains unallowed characters")
+            self.webhook = {"url": params["url"], "secret_token": secret} if params.get("url") else None
+            return 200, {"ok": True, "result": True, "description": "Webhook was set"}
+        if method == "deleteWebhook":
+            self.webhook = None
+            return 200, {"ok": True, "result": True, "description": "Webhook was deleted"}
         if method == "getChatMember":
             return 200, {"ok": True, "result": self._member(int(params["chat_id"]), int(params["user_id"]))}
         if method == "deleteMessage":
@@ -545,8 +595,13 @@ class BotApiStandIn(LocalServer):
     def _push(self, update: dict) -> None:
         with self.cond:
             update["update_id"] = next(self._update_ids)
-            self.updates.append(update)
+            webhook = self.webhook
+            if webhook is None:
+                self.updates.append(update)
             self.cond.notify_all()
+        if webhook is not None:
+            headers = {"X-Telegram-Bot-Api-Secret-Token": webhook["secret_token"]} if webhook["secret_token"] else {}
+            self.webhook_answers.append(post_json(webhook["url"], update, headers))
 
     def message(self, user_id: int, text: str, chat_id: int | None = None, chat_type: str = "private", **extra) -> None:
         """A user's message; commands get their bot_command entity as Telegram sends them."""
@@ -772,6 +827,9 @@ class DiscordApiStandIn(LocalServer):
                 body = json.loads(raw) if raw and "json" in (self.headers.get("Content-Type") or "") else {}
                 url = urlparse(self.path)
                 status, answer = standin.answer(method, url.path, parse_qs(url.query), body, self.headers)
+                if status == DROP:
+                    drop_connection(self)
+                    return
                 data = json.dumps(answer).encode() if answer is not None else b""
                 try:
                     self.send_response(status)

@@ -99,14 +99,14 @@ def test_chat_stats_show_accuracy_beside_energy_where_scored(tmp_path, system_re
     from conftest import make_settings
     from factories import make_result
 
-    from joulebot.chat.core import ChatCore
+    from joulebot.chat.service import ChatService
 
-    core = ChatCore(make_settings(tmp_path / "data", redis_url=system_redis_url), "telegram")
+    chat = ChatService(make_settings(tmp_path / "data", redis_url=system_redis_url), "telegram")
     for right in (True, False, True, True):
-        exchange_id = core.history.record(make_result(model="tinyllama", total_j=5.0))
-        core.history.set_score(exchange_id, right, float(right), "test")
-    core.history.record(make_result(model="mistral", total_j=50.0))
-    text = core.stats_text()
+        exchange_id = chat.history.record(make_result(model="tinyllama", total_j=5.0))
+        chat.history.set_score(exchange_id, right, float(right), "test")
+    chat.history.record(make_result(model="mistral", total_j=50.0))
+    text = chat.reports.stats_text()
     assert (
         "• questions: tinyllama 5.00 ± 5.0 J (4, 75% right of 4 checked)"
         " · mistral 50.0 J (n = 1, too few for an interval)" in text

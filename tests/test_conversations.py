@@ -19,8 +19,8 @@ from factories import make_result
 from standins import BotApiStandIn, OllamaStandIn
 from test_telegram import TOKEN, Bot
 
-from joulebot.chat.core import Answer, Reply
 from joulebot.chat.discord_format import close_fences, render_partial
+from joulebot.chat.reply import Answer, Reply
 from joulebot.chat.telegram_bot import CANCELLED, reply_pieces
 from joulebot.chat.telegram_format import partial_pieces, to_html, visible_text
 from joulebot.chat.telegram_stream import GENERATING

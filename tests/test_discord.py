@@ -106,7 +106,7 @@ def test_refusals_are_ephemeral_and_queue_nothing(bot, embedded):
     assert [n for n, _ in interaction.log.calls] == ["defer", "delete", "followup"]
     refusal = interaction.named("followup")[0]
     assert refusal["ephemeral"] is True and "unknown model 'gpt-17'" in refusal["content"]
-    assert bot.core.deliveries.pending_for("603") == 0
+    assert bot.chat.deliveries.pending_for("603") == 0
 
 
 def test_preferences_history_and_forget_are_private(bot, embedded):
@@ -179,8 +179,8 @@ def test_commands_are_registered_only_when_they_change(bot):
     async def sync():  # stands in for the HTTP call that registers commands with Discord
         synced.append(True)
 
-    bot.core.ensure_queue()
-    assert asyncio.run(bot.sync_commands(sync=sync)) is True
-    assert asyncio.run(bot.sync_commands(sync=sync)) is False
-    assert asyncio.run(bot.sync_commands(force=True, sync=sync)) is True
+    bot.chat.asking.ensure_queue()
+    assert asyncio.run(bot.commands.sync(sync=sync)) is True
+    assert asyncio.run(bot.commands.sync(sync=sync)) is False
+    assert asyncio.run(bot.commands.sync(force=True, sync=sync)) is True
     assert len(synced) == 2

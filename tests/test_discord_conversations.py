@@ -21,7 +21,7 @@ import discord
 import pytest
 from standins import DiscordApiStandIn, OllamaStandIn
 
-from joulebot.chat.core import CANCELLED
+from joulebot.chat.cancelling import CANCELLED
 from joulebot.chat.discord_bot import UNREADABLE, DiscordBot
 from joulebot.chat.discord_views import CANCEL_ID, RETRY_ID
 from joulebot.config import Settings

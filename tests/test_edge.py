@@ -24,8 +24,8 @@ from test_reliability import _wait
 from test_telegram import TOKEN, Bot
 
 from joulebot.carbon import IntensityProvider
-from joulebot.chat.build import InputError, build_request
-from joulebot.chat.core import QUEUE_WENT_AWAY
+from joulebot.chat.asking import InputError, build_request
+from joulebot.chat.following import QUEUE_WENT_AWAY
 from joulebot.config import Settings
 from joulebot.history import HistoryStore
 from joulebot.models import build_catalog
@@ -267,7 +267,7 @@ def test_bench_run_names_are_checked(settings, tmp_path):
 
 ASK_PATH = (
     "import sys, joulebot.cli.parser as p; p.build_parser().parse_args(['ask', 'hi']).handler.load();"
-    " import joulebot.queueing.client, joulebot.queueing.catalog, joulebot.chat.conversation;"
+    " import joulebot.queueing.client, joulebot.queueing.catalog, joulebot.chat.context;"
     " heavy = {'typer', 'click', 'rich', 'sqlalchemy', 'alembic', 'scipy', 'numpy'};"
     " print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
 )

@@ -25,7 +25,7 @@ from conftest import CONFIG_VARS, make_settings, postgres_schema
 from rq.job import Job
 from standins import BotApiStandIn, ElectricityMapsStandIn, OllamaStandIn, PrivateRedis
 
-from joulebot.chat.build import build_request
+from joulebot.chat.asking import build_request
 from joulebot.chat.footer import footer
 from joulebot.chat.status import status_text
 from joulebot.exchange import Request, Result

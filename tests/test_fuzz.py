@@ -1,4 +1,4 @@
-"""Hostile input through the chat core and the reply renderers: a clear refusal or a valid reply, never a crash."""
+"""Hostile input through the chat's asking and the reply renderers: a clear refusal or a valid reply, never a crash."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from factories import make_result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from joulebot.chat.core import ChatCore, InputError, make_reply
+from joulebot.chat.asking import InputError
 from joulebot.chat.discord_bot import render_reply
+from joulebot.chat.reply import make_reply
+from joulebot.chat.service import ChatService
 from joulebot.chat.telegram_format import split_html, to_html, visible_text
 
 HOSTILE = st.one_of(
@@ -34,20 +36,21 @@ HOSTILE = st.one_of(
 
 
 @pytest.fixture
-def core(tmp_path, system_redis_url):
-    return ChatCore(make_settings(tmp_path / "data", redis_url=system_redis_url, max_prompts_per_minute=10**6), "fuzz")
+def chat(tmp_path, system_redis_url):
+    settings = make_settings(tmp_path / "data", redis_url=system_redis_url, max_prompts_per_minute=10**6)
+    return ChatService(settings, "fuzz")
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(prompt=HOSTILE, model=st.one_of(st.none(), HOSTILE))
-def test_any_message_is_a_request_or_a_clear_refusal(core, prompt, model):
+def test_any_message_is_a_request_or_a_clear_refusal(chat, prompt, model):
     try:
-        requests = core.prepare("fuzzer", "1", prompt, [model])
+        requests = chat.asking.prepare("fuzzer", "1", prompt, [model])
     except InputError as exc:
         message = str(exc)
         assert message and "\n" not in message.strip() and "Traceback" not in message
     else:
-        assert len(requests) == 1 and requests[0].prompt and len(requests[0].prompt) <= core.settings.max_prompt_chars
+        assert len(requests) == 1 and requests[0].prompt and len(requests[0].prompt) <= chat.settings.max_prompt_chars
 
 
 @settings(max_examples=150, deadline=None)

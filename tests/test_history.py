@@ -115,7 +115,7 @@ def test_forget_scrubs_prompts_and_answers_but_keeps_anonymous_measurements(stor
     store.set_preferences("cli", "alice", model="smollm2-135m")
     before = {s.model: s for s in store.model_stats()}
 
-    assert store.forget("cli", "alice") == 2
+    assert len(store.forget("cli", "alice")) == 2
     assert store.recent("cli", "alice") == []
     assert store.preferences("cli", "alice") == (None, None, None)
     assert [r.prompt for r in store.recent("cli", "bob")] == ["bob's"]

@@ -131,8 +131,8 @@ def test_stats_csv_and_the_table_api_print_the_same_interval_for_a_cell(tmp_path
     from conftest import make_settings, run_cli
     from starlette.testclient import TestClient
 
-    from joulebot.chat.footer import sig
     from joulebot.history import HistoryStore
+    from joulebot.number_format import sig
     from joulebot.web.app import create_app
 
     settings = make_settings(tmp_path / "data", database_url=history_url, redis_url=system_redis_url)

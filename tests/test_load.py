@@ -1,4 +1,4 @@
-"""1000 prompts from 200 users through the chat core, the real queue and a real worker (bench/load.py)."""
+"""1000 prompts from 200 users through the chat's asking, the real queue and a real worker (bench/load.py)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ import time
 import pytest
 
 from joulebot.config import Settings
-from joulebot.metering.box import MeasurementBox
+from joulebot.metering.answer_energy import MeasurementBox
 from joulebot.metering.detect import MeterConfigError, detect_meters
 from joulebot.metering.estimate import EstimateMeter
 

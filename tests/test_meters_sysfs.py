@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from joulebot.chat.footer import source_label
+from joulebot.metering.answer_energy import MeasurementBox
 from joulebot.metering.base import MeterAbsent
-from joulebot.metering.box import MeasurementBox
 from joulebot.metering.estimate import EstimateMeter
 from joulebot.metering.mcp39f511n import McpMeter
 from joulebot.metering.mcp39f511n_sim import SimulatedMCP39F511N
@@ -191,7 +191,7 @@ def _hot_box(embedded, monkeypatch) -> Path:
 @pytest.mark.e2e
 def test_a_hot_box_makes_jobs_wait_and_queued_users_are_told(embedded, monkeypatch):
     """Real worker, real queue: the worker cools down before the job; a queued job's progress says so."""
-    from joulebot.chat.build import build_request
+    from joulebot.chat.asking import build_request
     from joulebot.chat.status import status_text
     from joulebot.keys import box_status_key
     from joulebot.models import build_catalog
@@ -226,7 +226,7 @@ def test_a_hot_box_makes_jobs_wait_and_queued_users_are_told(embedded, monkeypat
 def test_a_job_that_times_out_while_the_box_cools_leaves_no_cooling_status(embedded, monkeypatch):
     """The next answer may report no stage at all (a warm one does not): the box status it would
     have cleared must not stay at "cooling down" for the next job's waiting users and the dashboard."""
-    from joulebot.chat.build import build_request
+    from joulebot.chat.asking import build_request
     from joulebot.keys import box_status_key
     from joulebot.models import build_catalog
     from joulebot.queueing.client import JobError, QueueClient

@@ -12,8 +12,8 @@ import pytest
 from conftest import cli_env, make_settings, run_cli
 from standins import PrivateRedis, TcpProxy, free_port
 
-from joulebot.chat.build import InputError, build_request
-from joulebot.chat.core import ChatCore
+from joulebot.chat.asking import InputError, build_request
+from joulebot.chat.service import ChatService
 from joulebot.history import HistoryStore
 from joulebot.models import build_catalog
 from joulebot.queueing.client import JobError, QueueClient
@@ -84,13 +84,13 @@ def test_redis_down_gives_a_clear_busy_reply_and_works_again_when_it_returns(tmp
     server = PrivateRedis(tmp_path)
     server.start()
     try:
-        core = ChatCore(make_settings(tmp_path / "data", redis_url=server.url), "telegram")
-        assert core.prepare("7", "7", "Hello?", [None])
+        chat = ChatService(make_settings(tmp_path / "data", redis_url=server.url), "telegram")
+        assert chat.asking.prepare("7", "7", "Hello?", [None])
         server.stop()
         with pytest.raises(InputError, match="queue is unavailable right now; please try again"):
-            core.prepare("7", "7", "Hello?", [None])
+            chat.asking.prepare("7", "7", "Hello?", [None])
         server.start()
-        assert core.prepare("7", "7", "Hello again?", [None]), "the same process works again"
+        assert chat.asking.prepare("7", "7", "Hello again?", [None]), "the same process works again"
     finally:
         server.stop()
 

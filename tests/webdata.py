@@ -16,7 +16,7 @@ from factories import NOW, make_result
 from joulebot.carbon import Embodied, carbon_for, static_intensity
 from joulebot.exchange import Result
 from joulebot.history import HistoryStore
-from joulebot.metering.box import MeasurementBox
+from joulebot.metering.answer_energy import MeasurementBox
 from joulebot.metering.estimate import EstimateMeter
 from joulebot.metering.mcp39f511n import McpMeter
 from joulebot.metering.mcp39f511n_sim import SimulatedMCP39F511N, Steps

@@ -18,13 +18,13 @@ from pathlib import Path
 from joulebot.campaign.references import Reference
 from joulebot.campaign.scoring import ScoreSummary, score_run
 from joulebot.categories import CATEGORIES, prompt_set
-from joulebot.chat.build import InputError
-from joulebot.chat.footer import sig
+from joulebot.chat.asking import InputError
 from joulebot.config import Settings
 from joulebot.exchange import Request
 from joulebot.history import open_history
 from joulebot.history.aggregates import CategoryStats
 from joulebot.models import ModelUnavailable, UnknownModelError
+from joulebot.number_format import sig
 from joulebot.queueing.catalog import catalog_for_front_end
 from joulebot.queueing.client import JobError, NoBox, QueueClient
 from joulebot.tables import csv_row, row_label

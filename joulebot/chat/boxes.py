@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from joulebot.chat.footer import sig
+from joulebot.number_format import sig
 from joulebot.queueing.fleet import BoxView
 from joulebot.queueing.routing import ago
 

@@ -19,29 +19,21 @@ with a Retry button. What is owed is kept in Redis, so a restarted bot still del
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
+import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Literal
 
 import discord
 import redis
-from discord import app_commands
 
-from joulebot.chat.core import (
-    CANCELLED,
-    HELP,
-    ChatCore,
-    Context,
-    InputError,
-    JobError,
-    QueueUnavailable,
-    Reply,
-    make_reply,
-    spawn,
-)
+from joulebot.chat.asking import InputError
+from joulebot.chat.background import spawn, text_of
+from joulebot.chat.cancelling import CANCELLED
+from joulebot.chat.context import Context
 from joulebot.chat.deliveries import Delivery
+from joulebot.chat.discord_access import AllowList, GuardedTree, scope_of
+from joulebot.chat.discord_commands import SlashCommands
+from joulebot.chat.discord_sending import TRANSIENT, queued_status, retried
 from joulebot.chat.discord_targets import (
     NO_MENTIONS,
     ChannelTarget,
@@ -53,8 +45,10 @@ from joulebot.chat.discord_targets import (
     token_alive,
 )
 from joulebot.chat.discord_views import CancelView, RetryView, cancel_button, retry_button
+from joulebot.chat.reply import Reply, make_reply
+from joulebot.chat.service import ChatService
 from joulebot.config import Settings
-from joulebot.queueing.client import JobCancelled
+from joulebot.queueing.client import JobCancelled, JobError, QueueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +57,7 @@ UNREADABLE = (
     "I cannot read replies that do not mention me here: keep the reply's @ mention on "
     "(or use /ask). The server's admin can give me the Message Content intent instead."
 )
-DISCORD_HELP = HELP.replace("/compare model_a model_b prompt", "/compare") + (
-    "\n\nIn a server, mention me to start a conversation (I answer in a thread; every message there "
-    "continues it); reply to one of my answers to continue from it. In a DM every message continues "
-    "the conversation until /new."
-)
 THREAD_NAME = 100  # Discord's limit on a thread's name
-
-
-def scope_of(channel: object, channel_id: int | None) -> str:
-    """The channel whose system prompt and allow-list apply: a thread's parent, else the channel itself."""
-    parent = channel.parent_id if isinstance(channel, discord.Thread) else None
-    return str(parent or channel_id)
 
 
 def bots_thread(channel: object, me: discord.abc.Snowflake) -> bool:
@@ -87,82 +70,26 @@ def thread_name(prompt: str) -> str:
     return line if len(line) <= THREAD_NAME else line[: THREAD_NAME - 1] + "…"
 
 
-async def model_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-    """Autocomplete: the available models whose name contains what was typed."""
-    bot = interaction.client
-    assert isinstance(bot, DiscordBot)
-    catalog = await asyncio.to_thread(bot.core.catalog)
-    names = [e.name for e in catalog.available() if current.lower() in e.name.lower()]
-    return [app_commands.Choice(name=n, value=n) for n in names[:25]]
-
-
-class AllowList:
-    """Optional allow-lists of guilds, channels (a thread counts as its channel) and roles."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.guilds = Settings.id_set(settings.discord_allowed_guilds)
-        self.channels = Settings.id_set(settings.discord_allowed_channels)
-        self.roles = Settings.id_set(settings.discord_allowed_roles)
-
-    def refusal(self, guild_id: int | None, channel: object, channel_id: int | None, user: object) -> str | None:
-        if self.guilds and str(guild_id) not in self.guilds:
-            return "joulebot is not enabled in this server."
-        if self.channels and not {str(channel_id), scope_of(channel, channel_id)} & self.channels:
-            return "joulebot does not answer in this channel."
-        if self.roles and not {str(r.id) for r in getattr(user, "roles", [])} & self.roles:
-            return "You need one of the roles allowed to use joulebot."
-        return None
-
-
-class GuardedTree(app_commands.CommandTree):
-    """Slash commands only for who the allow-lists let through; a refusal only the caller sees."""
-
-    def __init__(self, client: discord.Client, allow: AllowList) -> None:
-        super().__init__(client)
-        self.allow = allow
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        reason = self.allow.refusal(interaction.guild_id, interaction.channel, interaction.channel_id, interaction.user)
-        if reason:
-            await interaction.response.send_message(reason, ephemeral=True)
-            return False
-        return True
-
-
 class DiscordBot(discord.Client):
     def __init__(self, settings: Settings) -> None:
         intents = discord.Intents.default()  # guilds, guild and DM messages: not privileged
         intents.message_content = settings.discord_message_content  # privileged: enable it in the portal first
         super().__init__(intents=intents)
         self.settings = settings
-        self.core = ChatCore(settings, "discord")
+        self.chat = ChatService(settings, "discord")
         self.allow = AllowList(settings)
         self.tree = GuardedTree(self, self.allow)
+        self.commands = SlashCommands(self)
         self._resumed = False
         self._tasks: set[asyncio.Task] = set()
-        self._register()
 
     # -- start-up ----------------------------------------------------------
-    def commands_hash(self) -> str:
-        payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-    async def sync_commands(self, force: bool = False, sync: Callable[[], Awaitable[object]] | None = None) -> bool:
-        """Register the commands with Discord only when they changed (200 creations a day per guild)."""
-        current = self.commands_hash()
-        if not force and await asyncio.to_thread(self.core.commands_registered, current):
-            return False
-        await (sync or self.tree.sync)()
-        await asyncio.to_thread(self.core.note_commands_registered, current)
-        log.info("slash commands registered")
-        return True
-
     async def setup_hook(self) -> None:
         self.add_view(CancelView(self))  # persistent: buttons under older messages work after a restart
         self.add_view(RetryView(self))
         try:
-            await asyncio.to_thread(self.core.ensure_queue)
-            await self.sync_commands(force=self.settings.discord_sync_on_start)
+            await asyncio.to_thread(self.chat.asking.ensure_queue)
+            await self.commands.sync(force=self.settings.discord_sync_on_start)
         except QueueUnavailable as exc:  # the bot still starts: questions get "queue unavailable" until it is back
             log.warning("%s; slash commands not checked (run with --sync once it is back if they changed)", exc)
 
@@ -170,7 +97,7 @@ class DiscordBot(discord.Client):
         if self._resumed:
             return
         self._resumed = True
-        for delivery in await asyncio.to_thread(self.core.pending_deliveries):
+        for delivery in await asyncio.to_thread(self.chat.following.pending):
             spawn(self._tasks, self.follow(delivery, self.resumed_target(delivery)), "resuming an answer")
 
     def resumed_target(self, delivery: Delivery) -> ReplyTarget:
@@ -189,23 +116,28 @@ class DiscordBot(discord.Client):
     # -- the path of one question ------------------------------------------
     async def ask(self, interaction: discord.Interaction, prompt: str, models: list[str | None]) -> None:
         """/ask and /compare: a new conversation, answered in the command's deferred reply."""
-        await interaction.response.defer(thinking=True)
+        await retried(lambda: interaction.response.defer(thinking=True), TRANSIENT, "deferring a command")
         user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
         group = interaction.guild_id is not None
         scope = scope_of(interaction.channel, interaction.channel_id)
         try:
             requests = await asyncio.to_thread(
-                self.core.prepare, user_id, channel_id, prompt, models, None, group, scope
+                self.chat.asking.prepare, user_id, channel_id, prompt, models, None, group, scope
             )
-            status = await interaction.edit_original_response(content=QUEUED, view=cancel_button())
+            show = functools.partial(interaction.edit_original_response, content=QUEUED, view=cancel_button())
+            status = await queued_status(show)
             delivery = await asyncio.to_thread(
-                self.core.submit, requests, str(status.id), f"{interaction.application_id}:{interaction.token}"
+                self.chat.asking.submit,
+                requests,
+                str(status.id) if status else None,  # none: the answer replaces the "thinking…" reply
+                f"{interaction.application_id}:{interaction.token}",
             )
         except (InputError, JobError) as exc:
             await interaction.delete_original_response()
             await interaction.followup.send(str(exc), ephemeral=True)
             return
-        await self.follow(delivery, InteractionTarget(interaction, ChannelTarget(self, channel_id, user_id), QUEUED))
+        fallback = ChannelTarget(self, channel_id, user_id)
+        await self.follow(delivery, InteractionTarget(interaction, fallback, QUEUED if status else ""))
 
     async def on_message(self, message: discord.Message) -> None:
         """Mentions, replies to the bot's answers, messages in its threads and DMs are questions."""
@@ -248,11 +180,11 @@ class DiscordBot(discord.Client):
     def conversation(self, user_id: str, chat_id: str, reply_to: str | None, dm: bool, thread: bool) -> Context | None:
         """(Blocking) the conversation a message continues; None: a new one (a mention elsewhere)."""
         try:
-            self.core.ensure_queue()  # embedded mode: its Redis stops when idle, and holds the pointers
+            self.chat.asking.ensure_queue()  # embedded mode: its Redis stops when idle, and holds the pointers
             if thread:
-                return self.core.shared_context(user_id, chat_id, reply_to)
+                return self.chat.conversations.shared_context(user_id, chat_id, reply_to)
             if dm or reply_to:
-                return self.core.context_for(user_id, chat_id, reply_to, group=not dm)
+                return self.chat.conversations.context_for(user_id, chat_id, reply_to, group=not dm)
         except (QueueUnavailable, redis.RedisError) as exc:  # prepare() then says the queue is unavailable
             log.info("no conversation looked up: %s", exc)
         return None
@@ -291,30 +223,33 @@ class DiscordBot(discord.Client):
         scope = scope_of(source.channel, source.channel.id)
         try:
             requests = await asyncio.to_thread(
-                self.core.prepare, user_id, str(source.channel.id), prompt, models, context, group, scope
+                self.chat.asking.prepare, user_id, str(source.channel.id), prompt, models, context, group, scope
             )
         except InputError as exc:
             await refuse(str(exc))
             return
         thread = await self.open_thread(source, prompt) if opens_thread else None
+        if thread is not None:  # the conversation lives in the thread: its answers are found there
+            requests = [r.model_copy(update={"chat_id": str(thread.id)}) for r in requests]
+
+        def post() -> Awaitable[discord.Message]:
+            if thread is not None:
+                return thread.send(QUEUED, view=cancel_button(), allowed_mentions=NO_MENTIONS)
+            return source.reply(QUEUED, view=cancel_button(), mention_author=False, allowed_mentions=NO_MENTIONS)
+
         try:
-            if thread is None:
-                status = await source.reply(
-                    QUEUED, view=cancel_button(), mention_author=False, allowed_mentions=NO_MENTIONS
-                )
-            else:  # the conversation lives in the thread: its answers are found there
-                requests = [r.model_copy(update={"chat_id": str(thread.id)}) for r in requests]
-                status = await thread.send(QUEUED, view=cancel_button(), allowed_mentions=NO_MENTIONS)
+            status = await queued_status(post)
         except discord.HTTPException as exc:  # no right to post there: nothing is queued
             log.warning("cannot answer in channel %s: %s", source.channel.id, exc)
             return
         try:
-            delivery = await asyncio.to_thread(self.core.submit, requests, str(status.id))
+            delivery = await asyncio.to_thread(self.chat.asking.submit, requests, str(status.id) if status else None)
         except JobError as exc:
-            await status.edit(content=f"⚠️ {exc}", view=None)
+            await (status.edit(content=f"⚠️ {exc}", view=None) if status else refuse(f"⚠️ {exc}"))
             return
         fallback = ChannelTarget(self, delivery.chat_id, user_id)
-        await self.follow(delivery, MessageTarget(self, delivery.chat_id, str(status.id), fallback, QUEUED))
+        target = MessageTarget(self, delivery.chat_id, str(status.id), fallback, QUEUED) if status else fallback
+        await self.follow(delivery, target)
 
     async def open_thread(self, message: discord.Message, prompt: str) -> discord.Thread | None:
         """A thread on the message that asked, made one conversation; None where the bot may not open one."""
@@ -323,28 +258,32 @@ class DiscordBot(discord.Client):
         except (discord.HTTPException, ValueError) as exc:  # no permission; a server discord.py has not cached
             log.info("no thread opened in channel %s (%s); answering there", message.channel.id, exc)
             return None
-        await asyncio.to_thread(self.core.start_shared, str(thread.id))
+        await asyncio.to_thread(self.chat.conversations.start_shared, str(thread.id))
         return thread
 
     async def follow(self, delivery: Delivery, target: ReplyTarget) -> None:
         results = []
         try:
-            results = await self.core.follow(delivery, target.status)
-            reply = make_reply(results, delivery.units, self.core.settings.public_url)
+            results = await self.chat.following.follow(delivery, target.status)
+            reply = make_reply(results, delivery.units, self.chat.settings.public_url)
         except JobCancelled:
             reply = Reply([], CANCELLED)
         except JobError as exc:
             reply = Reply([], f"⚠️ {exc}")
         stored = [r.exchange_id for r in results if r.exchange_id is not None]
         buttons = retry_button() if len(results) == 1 and stored else None
-        await asyncio.to_thread(self.core.remember, delivery, results)  # before the user can see it and reply
+        await asyncio.to_thread(
+            self.chat.conversations.remember, delivery, results
+        )  # before the user can see it and reply
         try:
-            shown = await target.deliver(render_reply(reply), buttons)
-        except discord.HTTPException as exc:
+            shown = await retried(lambda: target.deliver(render_reply(reply), buttons), TRANSIENT, "an answer")
+        except (discord.HTTPException, *TRANSIENT) as exc:
             log.error("could not deliver to channel %s (%s); kept for the next start", delivery.chat_id, exc)
             return
-        await asyncio.to_thread(self.core.note_messages, delivery, results, shown)  # replies to any piece continue
-        await asyncio.to_thread(self.core.delivered, delivery)
+        await asyncio.to_thread(
+            self.chat.conversations.note_messages, delivery, results, shown
+        )  # replies to any piece continue
+        await asyncio.to_thread(self.chat.following.delivered, delivery)
 
     # -- buttons -------------------------------------------------------------
     async def _pressed(self, interaction: discord.Interaction) -> discord.Message | None:
@@ -362,7 +301,7 @@ class DiscordBot(discord.Client):
         if message is None:
             return
         user_id, chat_id, ref = str(interaction.user.id), str(interaction.channel_id), str(message.id)
-        text = await self.core.text_of(lambda: self.core.cancel(user_id, chat_id, message_ref=ref))
+        text = await text_of(lambda: self.chat.cancelling.cancel(user_id, chat_id, message_ref=ref))
         await interaction.followup.send(text, ephemeral=True)  # the follow task edits the status itself
 
     async def retry_pressed(self, interaction: discord.Interaction) -> None:
@@ -374,8 +313,10 @@ class DiscordBot(discord.Client):
         group = interaction.guild_id is not None
 
         def again() -> tuple[str, str, Context]:
-            exchange_id = self.core.answer_id_at(chat_id, str(message.id))
-            return self.core.retry_context(user_id, chat_id, -1 if exchange_id is None else exchange_id, group)
+            exchange_id = self.chat.conversations.answer_id_at(chat_id, str(message.id))
+            return self.chat.conversations.retry_context(
+                user_id, chat_id, -1 if exchange_id is None else exchange_id, group
+            )
 
         async def refuse(text: str) -> None:
             await interaction.followup.send(text, ephemeral=True)
@@ -386,135 +327,6 @@ class DiscordBot(discord.Client):
             await refuse(str(exc))
             return
         await self.answer_in_channel(message, user_id, prompt, [model], context, group, refuse)
-
-    # -- commands -------------------------------------------------------------
-    def _register(self) -> None:
-        """Every slash command, one line each; discord.py passes this bot as `self` to the methods."""
-        for name, description, callback in (
-            ("ask", "Ask a model (a new conversation); the answer comes with its energy bill", self.cmd_ask),
-            ("compare", "Ask two models the same thing and see which was greener", self.cmd_compare),
-            ("new", "Start a new conversation in this DM (in a server: mention me)", self.cmd_new),
-            ("model", "Show or choose your default model", self.cmd_model),
-            ("models", "The models, their size and measured energy per answer", self.cmd_models),
-            ("units", "Show energy in joules, or average power and duration in watts", self.cmd_units),
-            ("history", "Your last exchanges (only you see them)", self.cmd_history),
-            ("forget", "Delete your prompts and answers (only you see this)", self.cmd_forget),
-            (
-                "system",
-                "Show, set or clear the system prompt (yours in a DM, the channel's in a server)",
-                self.cmd_system,
-            ),
-            ("cancel", "Cancel your questions still waiting in the queue", self.cmd_cancel),
-            ("stats", "Average energy per model, per box", self.cmd_stats),
-            ("boxes", "The measurement boxes: grid, intensity, meters, queue", self.cmd_boxes),
-            ("box", "Pin the box that answers you (a name), or let joulebot choose (auto)", self.cmd_box),
-            ("help", "What joulebot does", self.cmd_help),
-        ):
-            self.tree.add_command(app_commands.Command(name=name, description=description, callback=callback))
-
-    async def private(self, interaction: discord.Interaction, produce: Callable[[], str]) -> None:
-        """An ephemeral reply with what `produce` (blocking) returns, or its refusal."""
-        text = await self.core.text_of(produce)
-        await interaction.response.send_message(text[:2000], ephemeral=True, allowed_mentions=NO_MENTIONS)
-
-    @app_commands.describe(prompt="what to ask", model="which model (default: yours)")
-    @app_commands.autocomplete(model=model_names)
-    async def cmd_ask(self, interaction: discord.Interaction, prompt: str, model: str | None = None) -> None:
-        await self.ask(interaction, prompt, [model])
-
-    @app_commands.autocomplete(model_a=model_names, model_b=model_names)
-    async def cmd_compare(self, interaction: discord.Interaction, model_a: str, model_b: str, prompt: str) -> None:
-        await self.ask(interaction, prompt, [model_a, model_b])
-
-    async def cmd_new(self, interaction: discord.Interaction) -> None:
-        user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
-        if interaction.guild_id is None:
-            await self.private(interaction, lambda: self.core.new_conversation(user_id, channel_id))
-        else:
-            await self.private(
-                interaction,
-                lambda: "In a server, a mention of me starts a new conversation; replies and my threads continue one.",
-            )
-
-    @app_commands.autocomplete(name=model_names)
-    async def cmd_model(self, interaction: discord.Interaction, name: str | None = None) -> None:
-        user_id = str(interaction.user.id)
-        if name:
-            await self.private(interaction, lambda: self.core.set_model(user_id, name))
-        else:
-            await self.private(interaction, lambda: f"Your default model is {self.core.default_model(user_id)}.")
-
-    async def cmd_models(self, interaction: discord.Interaction) -> None:
-        await self.private(interaction, self.core.models_text)
-
-    async def cmd_units(
-        self, interaction: discord.Interaction, value: Literal["joules", "watts"] | None = None
-    ) -> None:
-        user_id = str(interaction.user.id)
-        if value:
-            await self.private(interaction, lambda: self.core.set_units(user_id, value))
-        else:
-            await self.private(
-                interaction, lambda: f"Units: {self.core.units(user_id)}. Change with /units joules|watts."
-            )
-
-    async def cmd_history(self, interaction: discord.Interaction) -> None:
-        user_id = str(interaction.user.id)
-        await self.private(interaction, lambda: self.core.history_text(user_id, limit=3))
-
-    @app_commands.describe(confirm="set to True to delete")
-    async def cmd_forget(self, interaction: discord.Interaction, confirm: bool = False) -> None:
-        user_id = str(interaction.user.id)
-        if confirm:
-            await self.private(interaction, lambda: self.core.forget(user_id))
-            return
-        await self.private(
-            interaction,
-            lambda: (
-                "This deletes all your prompts and answers (anonymous energy figures stay). "
-                "Run /forget confirm:True to go ahead."
-            ),
-        )
-
-    @app_commands.describe(text="the system prompt; 'clear' removes it; empty shows it")
-    async def cmd_system(self, interaction: discord.Interaction, text: str | None = None) -> None:
-        """In a DM the user's own prompt. In a server the channel's (a thread: its channel's): anyone
-        may see it; setting or clearing it needs the Manage Server permission."""
-        user_id, argument = str(interaction.user.id), text or ""
-        if interaction.guild_id is None:
-            channel_id = str(interaction.channel_id)
-            await self.private(interaction, lambda: self.core.system_command(user_id, channel_id, argument))
-            return
-        if argument.strip() and not interaction.permissions.manage_guild:
-            await interaction.response.send_message(
-                "Only members with the Manage Server permission can set or clear this channel's system prompt; "
-                "/system without text shows it.",
-                ephemeral=True,
-            )
-            return
-        scope = scope_of(interaction.channel, interaction.channel_id)
-        await self.private(
-            interaction, lambda: self.core.system_command(user_id, scope, argument, group=True, place="channel")
-        )
-
-    async def cmd_cancel(self, interaction: discord.Interaction) -> None:
-        user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
-        await self.private(interaction, lambda: self.core.cancel(user_id, channel_id))
-
-    async def cmd_stats(self, interaction: discord.Interaction) -> None:
-        text = await asyncio.to_thread(self.core.stats_text)
-        await interaction.response.send_message(text[:2000], allowed_mentions=NO_MENTIONS)
-
-    async def cmd_boxes(self, interaction: discord.Interaction) -> None:
-        await self.private(interaction, self.core.boxes_text)
-
-    @app_commands.describe(name="a box from /boxes, or auto")
-    async def cmd_box(self, interaction: discord.Interaction, name: str | None = None) -> None:
-        user_id = str(interaction.user.id)
-        await self.private(interaction, lambda: self.core.box_text(user_id, name or ""))
-
-    async def cmd_help(self, interaction: discord.Interaction) -> None:
-        await interaction.response.send_message(DISCORD_HELP, ephemeral=True)
 
 
 def run(settings: Settings, sync: bool = False) -> None:

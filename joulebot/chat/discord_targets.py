@@ -19,9 +19,9 @@ from typing import Any
 
 import discord
 
-from joulebot.chat.core import Reply
 from joulebot.chat.discord_format import Message, render, render_partial
 from joulebot.chat.discord_views import cancel_button
+from joulebot.chat.reply import Reply
 
 log = logging.getLogger(__name__)
 

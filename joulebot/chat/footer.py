@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 from joulebot.exchange import Result, Units
 from joulebot.metering import Energy
 from joulebot.models.runner import REPETITION
-
-
-def sig(value: float, digits: int = 3) -> str:
-    """`digits` significant figures, never in scientific notation."""
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g}"
-    if abs(value) >= 10**digits:
-        return f"{value:.0f}"
-    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
-    return f"{value:.{decimals}f}"
-
-
-def grams(value: float) -> str:
-    """CO2eq mass readable at any size: mg below 0.01 g."""
-    return f"{sig(value * 1000)} mg" if abs(value) < 0.01 else f"{sig(value)} g"
+from joulebot.number_format import grams, plus_minus, sig
 
 
 def source_label(energy: Energy) -> str:
@@ -35,11 +19,6 @@ def source_label(energy: Energy) -> str:
     else:
         label = f"measured by {reading.source} ({reading.method}), not the whole machine"
     return f"{label}; {reading.note}" if reading.note else label
-
-
-def plus_minus(value: float | None) -> str:
-    """A figure's band, ' ± 0.61' (two significant figures), or nothing when unknown."""
-    return "" if value is None else f" ± {sig(value, 2)}"
 
 
 def short_window_note(energy: Energy) -> str:

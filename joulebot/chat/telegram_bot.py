@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import html
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlparse
 
@@ -31,15 +32,25 @@ from telegram.ext import (
     filters,
 )
 
-from joulebot.chat.core import CANCELLED, HELP, ChatCore, Context, InputError, JobError, Reply, make_reply, spawn
+from joulebot.chat.asking import InputError
+from joulebot.chat.background import spawn, text_of
+from joulebot.chat.cancelling import CANCELLED
+from joulebot.chat.context import Context
 from joulebot.chat.deliveries import Delivery
+from joulebot.chat.help_text import HELP
+from joulebot.chat.reply import Reply, make_reply
+from joulebot.chat.service import ChatService
 from joulebot.chat.telegram_format import split_html, to_html
 from joulebot.chat.telegram_stream import AnswerMessages, send_piece
-from joulebot.config import Settings
-from joulebot.queueing.client import JobCancelled
+from joulebot.config import Settings, SettingsError
+from joulebot.queueing.client import JobCancelled, JobError
 
 log = logging.getLogger(__name__)
 
+QUEUED = "⏳ queued"
+# Telegram's rule for a webhook's secret_token (setWebhook), sent back in X-Telegram-Bot-Api-Secret-Token
+WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+WEBHOOK_SECRET_RULE = "1-256 characters of A-Z, a-z, 0-9, _ and - (a long random one)"
 GROUP_ADMINS = ("creator", "administrator")  # ChatMember.status of a group's owner and its administrators
 
 
@@ -78,10 +89,31 @@ def _query(update: Update) -> CallbackQuery:
     return update.callback_query
 
 
+def webhook_refusal(settings: Settings) -> str | None:
+    """Why webhook mode cannot start with these settings (None: it can, or it is not webhook mode).
+
+    The listener takes updates from whoever reaches it: without Telegram's secret header, anyone
+    who finds the URL could post a `/forget` or a button press as any user."""
+    if not settings.telegram_webhook_url:
+        return None
+    secret = settings.telegram_webhook_secret.get_secret_value()
+    if not secret:
+        return (
+            "TELEGRAM_WEBHOOK_URL is set but TELEGRAM_WEBHOOK_SECRET is not: without it anyone who finds the "
+            f"webhook can act as any user; set it to {WEBHOOK_SECRET_RULE}"
+        )
+    if not WEBHOOK_SECRET.fullmatch(secret):
+        return f"TELEGRAM_WEBHOOK_SECRET must be {WEBHOOK_SECRET_RULE}"
+    return None
+
+
 class TelegramBot:
     def __init__(self, settings: Settings) -> None:
+        refusal = webhook_refusal(settings)
+        if refusal:
+            raise SettingsError(refusal)
         self.settings = settings
-        self.core = ChatCore(settings, "telegram")
+        self.chat = ChatService(settings, "telegram")
         self.admins = Settings.id_set(settings.telegram_admins)
         self.allowed = Settings.id_set(settings.telegram_allowed_users)
         self._tasks: set[asyncio.Task] = set()
@@ -127,7 +159,7 @@ class TelegramBot:
                 port=self.settings.telegram_webhook_port,
                 url_path=urlparse(self.settings.telegram_webhook_url).path.lstrip("/"),
                 webhook_url=self.settings.telegram_webhook_url,
-                secret_token=self.settings.telegram_webhook_secret.get_secret_value() or None,
+                secret_token=self.settings.telegram_webhook_secret.get_secret_value(),  # checked on every request
                 allowed_updates=["message", "callback_query"],
             )
         else:
@@ -136,10 +168,10 @@ class TelegramBot:
     async def _resume(self, app: Application) -> None:
         """Deliver what a previous run of the bot still owed."""
         try:
-            await asyncio.to_thread(self.core.ensure_queue)
+            await asyncio.to_thread(self.chat.asking.ensure_queue)
         except JobError as exc:
             log.warning("%s; pending answers are resumed at the next start", exc)
-        pending = await asyncio.to_thread(self.core.pending_deliveries)
+        pending = await asyncio.to_thread(self.chat.following.pending)
         for delivery in pending:
             self._background(self._follow(app.bot, delivery))
         if pending:
@@ -173,17 +205,24 @@ class TelegramBot:
         chat_id = str(message.chat_id)
         group = message.chat.type != ChatType.PRIVATE
         try:
-            requests = await asyncio.to_thread(self.core.prepare, user_id, chat_id, prompt, models, context, group)
+            requests = await asyncio.to_thread(
+                self.chat.asking.prepare, user_id, chat_id, prompt, models, context, group
+            )
         except InputError as exc:
             await message.reply_text(str(exc))
             return
-        status = await message.reply_text("⏳ queued", reply_markup=cancel_button(requests[0].id))
-        try:
-            delivery = await asyncio.to_thread(self.core.submit, requests, str(status.message_id))
-        except JobError as exc:
-            await status.edit_text(f"⚠️ {exc}")
+        bot, quote = message.get_bot(), str(message.message_id) if group else None
+        status = await send_piece(bot, chat_id, QUEUED, buttons=cancel_button(requests[0].id), reply_to=quote)
+        if status.done and status.message_id is None:  # the chat refuses the bot's messages: nobody to answer
             return
-        self._background(self._follow(message.get_bot(), delivery, status.text or ""))
+        if not status.done:  # still failing after the retries: the question is queued all the same
+            log.warning("no status message in chat %s; the answer will come as a new message", chat_id)
+        try:
+            delivery = await asyncio.to_thread(self.chat.asking.submit, requests, status.message_id)
+        except JobError as exc:
+            await self._send(bot, chat_id, html.escape(f"⚠️ {exc}", quote=False), status.message_id)
+            return
+        self._background(self._follow(bot, delivery, QUEUED if status.message_id else ""))
 
     def _background(self, coroutine) -> None:
         spawn(self._tasks, coroutine, "following an answer")
@@ -193,7 +232,7 @@ class TelegramBot:
 
         async def keep(message_ids: list[str]) -> None:  # a restarted bot must edit them, not leave them stale
             delivery.more_message_ids = message_ids[1:]
-            await asyncio.to_thread(self.core.save_delivery, delivery)
+            await asyncio.to_thread(self.chat.following.save, delivery)
 
         first = [delivery.status_message_id] if delivery.status_message_id is not None else []
         messages = AnswerMessages(
@@ -207,7 +246,7 @@ class TelegramBot:
         )
         results = []
         try:
-            results = await self.core.follow(delivery, messages.update)
+            results = await self.chat.following.follow(delivery, messages.update)
         except JobCancelled:
             reply = Reply([], CANCELLED)
         except JobError as exc:
@@ -216,15 +255,17 @@ class TelegramBot:
             reply = make_reply(results, delivery.units, self.settings.public_url)
         stored = [r.exchange_id for r in results if r.exchange_id is not None]
         markup = retry_button(stored[0]) if len(results) == 1 and stored else None
-        await asyncio.to_thread(self.core.remember, delivery, results)  # before the user can see it and reply
+        await asyncio.to_thread(
+            self.chat.conversations.remember, delivery, results
+        )  # before the user can see it and reply
         if len(messages.ids) > 1:  # the pieces streamed so far: replies to them continue this answer too
-            await asyncio.to_thread(self.core.note_messages, delivery, results, list(messages.ids))
+            await asyncio.to_thread(self.chat.conversations.note_messages, delivery, results, list(messages.ids))
         streamed = list(messages.ids)
         delivered = await messages.finish(reply_pieces(reply), markup)
         if messages.ids != streamed[: len(messages.ids)]:  # pieces sent (or moved) by the final delivery
-            await asyncio.to_thread(self.core.note_messages, delivery, results, list(messages.ids))
+            await asyncio.to_thread(self.chat.conversations.note_messages, delivery, results, list(messages.ids))
         if delivered:
-            await asyncio.to_thread(self.core.delivered, delivery)
+            await asyncio.to_thread(self.chat.following.delivered, delivery)
         # else: it stays owed in Redis, and the next start of the bot sends it again
 
     async def _send(self, bot, chat_id: str, piece: str, edit_message_id: str | None) -> bool:
@@ -243,7 +284,7 @@ class TelegramBot:
     async def _cmd_ask(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         text = self._argument(_message(update))
         first, _, rest = text.partition(" ")
-        catalog = await asyncio.to_thread(self.core.catalog)
+        catalog = await asyncio.to_thread(self.chat.preferences.catalog)
         known = {n.lower() for offer in catalog.offers for n in offer.entry.names()}
         model, prompt = (first, rest) if first.lower() in known and rest.strip() else (None, text)
         await self._ask(_message(update), _user_id(update), prompt, [model])
@@ -259,10 +300,10 @@ class TelegramBot:
         user_id = _user_id(update)
         wanted = self._argument(_message(update))
         if wanted:
-            await self._reply(_message(update), lambda: self.core.set_model(user_id, wanted))
+            await self._reply(_message(update), lambda: self.chat.preferences.set_model(user_id, wanted))
             return
-        current = await asyncio.to_thread(self.core.default_model, user_id)
-        catalog = await asyncio.to_thread(self.core.catalog)
+        current = await asyncio.to_thread(self.chat.preferences.default_model, user_id)
+        catalog = await asyncio.to_thread(self.chat.preferences.catalog)
         buttons = [
             [
                 InlineKeyboardButton(
@@ -276,25 +317,25 @@ class TelegramBot:
         )
 
     async def _cmd_models(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._reply(_message(update), self.core.models_text)
+        await self._reply(_message(update), self.chat.reports.models_text)
 
     async def _cmd_units(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         user_id = _user_id(update)
         wanted = self._argument(_message(update))
         if not wanted:
-            current = await asyncio.to_thread(self.core.units, user_id)
+            current = await asyncio.to_thread(self.chat.preferences.units, user_id)
             await _message(update).reply_text(f"Units: {current}. Change with /units joules or /units watts.")
             return
-        await self._reply(_message(update), lambda: self.core.set_units(user_id, wanted))
+        await self._reply(_message(update), lambda: self.chat.preferences.set_units(user_id, wanted))
 
     async def _cmd_history(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Your prompts are yours: in a group, the history goes to your private chat with the bot, never the group."""
         user_id = _user_id(update)
         message = _message(update)
         if message.chat.type == ChatType.PRIVATE:
-            await self._reply(message, lambda: self.core.history_text(user_id))
+            await self._reply(message, lambda: self.chat.reports.history_text(user_id))
             return
-        text = await asyncio.to_thread(self.core.history_text, user_id)
+        text = await asyncio.to_thread(self.chat.reports.history_text, user_id)
         try:
             for piece in split_html(html.escape(text, quote=False)):
                 await context.bot.send_message(user_id, piece, parse_mode=ParseMode.HTML)
@@ -308,14 +349,14 @@ class TelegramBot:
         await message.reply_text("Your history contains your prompts, so I sent it to you in a private chat.")
 
     async def _cmd_stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._reply(_message(update), self.core.stats_text)
+        await self._reply(_message(update), self.chat.reports.stats_text)
 
     async def _cmd_boxes(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._reply(_message(update), self.core.boxes_text)
+        await self._reply(_message(update), self.chat.reports.boxes_text)
 
     async def _cmd_box(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         user_id, wanted = _user_id(update), self._argument(_message(update))
-        await self._reply(_message(update), lambda: self.core.box_text(user_id, wanted))
+        await self._reply(_message(update), lambda: self.chat.preferences.box_text(user_id, wanted))
 
     async def _cmd_forget(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         buttons = [
@@ -332,7 +373,7 @@ class TelegramBot:
     async def _cmd_new(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = _message(update)
         user_id = _user_id(update)
-        await self._reply(message, lambda: self.core.new_conversation(user_id, str(message.chat_id)))
+        await self._reply(message, lambda: self.chat.conversations.new_conversation(user_id, str(message.chat_id)))
 
     async def _cmd_system(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Anyone sees the prompt; in a group only its administrators (Telegram's, asked now) change it."""
@@ -350,17 +391,18 @@ class TelegramBot:
                 return
             may_change = member.status in GROUP_ADMINS
         await self._reply(
-            message, lambda: self.core.system_command(user_id, chat_id, argument, group, may_change=may_change)
+            message,
+            lambda: self.chat.preferences.system_command(user_id, chat_id, argument, group, may_change=may_change),
         )
 
     async def _cmd_cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = _message(update)
         user_id = _user_id(update)
-        await self._reply(message, lambda: self.core.cancel(user_id, str(message.chat_id)))
+        await self._reply(message, lambda: self.chat.cancelling.cancel(user_id, str(message.chat_id)))
 
     async def _reply(self, message: Message, produce: Callable[[], str]) -> None:
         """Send what `produce` (blocking: history, catalog) returns, or its refusal."""
-        text = await self.core.text_of(produce)
+        text = await text_of(produce)
         for piece in split_html(html.escape(text, quote=False)):
             await self._send(message.get_bot(), str(message.chat_id), piece, None)
 
@@ -373,9 +415,9 @@ class TelegramBot:
             return
         await query.answer()  # first: the user's client shows a spinner until the query is answered
         if action == "model":
-            text = await self.core.text_of(lambda: self.core.set_model(user_id, value))
+            text = await text_of(lambda: self.chat.preferences.set_model(user_id, value))
         elif action == "forget" and value == "yes":
-            text = await self.core.text_of(lambda: self.core.forget(user_id))
+            text = await text_of(lambda: self.chat.preferences.forget(user_id))
         elif action == "forget":
             text = "Nothing was deleted."
         else:
@@ -387,13 +429,13 @@ class TelegramBot:
         message = query.message
         chat_id = str(message.chat.id)
         if action == "cancel":
-            text = await asyncio.to_thread(self.core.cancel, user_id, chat_id, value)
+            text = await asyncio.to_thread(self.chat.cancelling.cancel, user_id, chat_id, value)
             await query.answer(text[:200])
             return
         group = message.chat.type != ChatType.PRIVATE
         try:
             prompt, model, context = await asyncio.to_thread(
-                self.core.retry_context, user_id, chat_id, int(value) if value.isdigit() else -1, group
+                self.chat.conversations.retry_context, user_id, chat_id, int(value) if value.isdigit() else -1, group
             )
         except InputError as exc:
             await query.answer(str(exc))
@@ -417,7 +459,9 @@ class TelegramBot:
             prompt = prompt.replace(f"@{me}", "").strip()
         reply_to = str(original.message_id) if replied and original is not None else None
         try:
-            conversation = await asyncio.to_thread(self.core.context_for, user_id, chat_id, reply_to, group)
+            conversation = await asyncio.to_thread(
+                self.chat.conversations.context_for, user_id, chat_id, reply_to, group
+            )
         except (redis.ConnectionError, redis.TimeoutError):
             conversation = None  # prepare() says that the queue is unavailable
         await self._ask(message, user_id, prompt, [None], conversation)

@@ -22,12 +22,12 @@ from telegram import InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
+from joulebot.chat.sending import SEND_ATTEMPTS, backoff_s
 from joulebot.chat.telegram_format import partial_pieces, visible_text
 
 log = logging.getLogger(__name__)
 
 STATUS_EDIT_INTERVAL_S = 1.5  # per chat: Telegram allows about one message a second per chat
-SEND_ATTEMPTS = 6
 GENERATING = "✍️ generating…"
 
 
@@ -49,11 +49,11 @@ async def send_piece(
     buttons: InlineKeyboardMarkup | None = None,
     reply_to: str | None = None,
 ) -> Sent:
-    """One HTML piece (an edit, or a new message replying to `reply_to`), through flood control, parse
-    errors and network trouble."""
+    """One HTML piece (an edit, or a new message replying to `reply_to`), through flood control (waited
+    out as Telegram says), parse errors and network trouble (retried with backoff, see `sending`)."""
     parse_mode: str | None = ParseMode.HTML
     text = piece
-    for _ in range(SEND_ATTEMPTS):
+    for attempt in range(SEND_ATTEMPTS):
         try:
             if edit_message_id is not None:
                 message = await bot.edit_message_text(
@@ -84,10 +84,11 @@ async def send_piece(
         except Forbidden:
             log.info("chat %s blocked the bot; answer dropped", chat_id)
             return Sent(True)
-        except NetworkError as exc:  # after BadRequest, its subclass: timeouts, dropped connections
-            log.info("network trouble sending to chat %s (%s); retrying", chat_id, exc)
-            await asyncio.sleep(1.0)
-    log.error("could not deliver to chat %s after %d attempts; kept for the next start", chat_id, SEND_ATTEMPTS)
+        except NetworkError as exc:  # after BadRequest, its subclass: timeouts, dropped connections, 5xx
+            log.info("network trouble sending to chat %s (%s)", chat_id, exc)
+            if attempt + 1 < SEND_ATTEMPTS:
+                await asyncio.sleep(backoff_s(attempt))
+    log.error("could not send to chat %s after %d attempts", chat_id, SEND_ATTEMPTS)
     return Sent(False)
 
 

@@ -12,7 +12,7 @@ import json
 import signal
 from typing import TYPE_CHECKING
 
-from joulebot.chat.build import InputError, build_request
+from joulebot.chat.asking import InputError, build_request
 from joulebot.chat.footer import energy_ratio, footer
 from joulebot.chat.status import status_text
 from joulebot.cli.console import Spinner, fail, print_json, say, settled
@@ -119,7 +119,7 @@ def _run(settings: Settings, requests: list[Request], quiet: bool, stream: bool 
 
 def _continuing(settings: Settings, request: Request, continue_last: bool, system: str | None) -> Request:
     """The request with its system prompt and, with --continue, your last conversation before it."""
-    from joulebot.chat.conversation import Context
+    from joulebot.chat.context import Context
 
     context = Context()
     if continue_last:

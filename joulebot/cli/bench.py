@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from joulebot.chat.build import InputError
+from joulebot.chat.asking import InputError
 from joulebot.cli.console import console, fail, say
 from joulebot.cli.store import history_errors
 from joulebot.config import Settings, get_settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from joulebot.chat.footer import footer
 from joulebot.cli.console import clean, fail, print_json, say
@@ -12,14 +13,16 @@ from joulebot.cli.store import cli_user, open_store
 from joulebot.config import get_settings
 from joulebot.exchange import Result
 
+if TYPE_CHECKING:
+    from joulebot.history import HistoryStore
+
 
 def history(limit: int, page: int, as_json: bool, as_csv: bool, forget: str | None) -> None:
     """A page of your exchanges, newest first; or all of them as CSV; or a user's forgotten."""
     store = open_store(get_settings())
     if forget:
         platform, _, user_id = forget.rpartition(":")
-        n = store.forget(platform or "cli", user_id)
-        say(f"forgot {n} exchanges of {platform or 'cli'}:{user_id} (their measurements stay)")
+        _forget(store, platform or "cli", user_id)
         return
     if as_csv:
         exported = store.export("cli", cli_user())
@@ -38,6 +41,18 @@ def history(limit: int, page: int, as_json: bool, as_csv: bool, forget: str | No
         when = row.started_at.strftime("%Y-%m-%d %H:%M")
         say(f"#{row.id} {when} · {row.model} · {row.category} · {clean(row.prompt)[:60]}")
         say(f"   {footer(result).replace(chr(10), chr(10) + '   ')}")
+
+
+def _forget(store: HistoryStore, platform: str, user_id: str) -> None:
+    """The user's words out of history and the queue's Redis (or nothing, said: asking again works)."""
+    from joulebot.chat.forgetting import forget_user
+    from joulebot.queueing.client import QueueClient, QueueUnavailable
+
+    try:
+        n = forget_user(store, QueueClient(get_settings()), platform, user_id)
+    except QueueUnavailable as exc:
+        raise fail(f"nothing was forgotten: {exc}; try again when it answers") from None
+    say(f"forgot {n} exchanges of {platform}:{user_id} (their measurements stay)")
 
 
 def stats(as_csv: bool, box: str | None) -> None:

@@ -92,7 +92,7 @@ def models_pull(name: str) -> None:
 def carbon() -> None:
     """The intensity provider's current figure with its provenance, and the embodied share per hour."""
     from joulebot.carbon import Embodied, IntensityProvider
-    from joulebot.chat.footer import sig
+    from joulebot.number_format import sig
 
     settings = get_settings()
     intensity = IntensityProvider.from_settings(settings).current()

@@ -55,6 +55,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "memory":  # :memory: has no WAL
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA secure_delete=ON")  # deleted words are zeroed, not left in free space (privacy.py)
     finally:
         cursor.close()
 

@@ -1,7 +1,7 @@
 """Meters behind one small interface: start a window, stop it, get a Reading.
 
 Each meter is a module of its own; `detect.py` picks the ones this machine has,
-`box.py` combines them into the machine figure and the idle baseline.
+`answer_energy.py` combines them into one answer's machine figure and the idle baseline.
 """
 
 from joulebot.metering.base import Meter, Window

@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 
 from joulebot.config import Settings
+from joulebot.metering.answer_energy import MeasurementBox
 from joulebot.metering.base import Meter, MeterAbsent
-from joulebot.metering.box import MeasurementBox
 from joulebot.metering.detect import HARDWARE, build_hardware_meter, detect_meters
 from joulebot.metering.estimate import EstimateMeter
 from joulebot.metering.nvml import NvmlMeter

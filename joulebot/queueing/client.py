@@ -25,6 +25,7 @@ from joulebot.config import Settings, SettingsError
 from joulebot.exchange import GENERATING, Request, Result, Routing
 from joulebot.keys import JOB_FUNCTION, alive_key, box_status_key, partial_answer_key, rq_queue_key
 from joulebot.queueing import connection as conn
+from joulebot.queueing import forgetting
 from joulebot.queueing.embedded import embedded_worker_alive, ensure_embedded_stack
 from joulebot.queueing.fleet import BoxView, Fleet
 from joulebot.queueing.routing import POLICIES, RoutingRefused, route, same_box
@@ -339,6 +340,14 @@ class QueueClient:
         if isinstance(raw, bytes):
             return raw.decode("utf-8", errors="replace") or None
         return raw or None
+
+    def forget(self, request_ids: list[str], platform: str, user_id: str) -> None:
+        """Delete what Redis keeps of these requests' words and the user's Results still waiting for
+        history, then write Redis' files anew (see `forgetting`); QueueUnavailable if it does not answer."""
+        with queue_errors(self.settings), forgetting.server_up(self.settings):
+            forgetting.forget_requests(self.connection, request_ids)
+            forgetting.drop_waiting_results(self.connection, platform, user_id)
+            forgetting.rewrite_files(self.connection, self.settings.embedded_redis)
 
     def cancel(self, job: Job) -> bool:
         """Cancel a job that has not started; a running job is left to finish and be stored."""

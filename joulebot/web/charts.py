@@ -11,8 +11,8 @@ from html import escape
 
 from markupsafe import Markup
 
-from joulebot.chat.footer import sig
 from joulebot.history.intervals import Mean
+from joulebot.number_format import sig
 
 FONT = 'font-family="sans-serif" font-size="11"'
 

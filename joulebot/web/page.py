@@ -18,10 +18,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from joulebot.chat.footer import grams, sig
 from joulebot.config import Settings
 from joulebot.history import HistoryUnavailable
 from joulebot.history.aggregates import METRICS, Metric
+from joulebot.number_format import grams, sig
 from joulebot.web.history_view import HOW_TO_GET_DATA, HistoryView, source_label
 
 HERE = Path(__file__).resolve().parent

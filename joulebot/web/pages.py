@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from joulebot.carbon.sci import J_PER_KWH
-from joulebot.chat.footer import grams, sig
 from joulebot.history.aggregates import Metric
+from joulebot.number_format import grams, sig
 from joulebot.web import charts
 from joulebot.web.page import (
     Page,

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 import redis
 
 from joulebot.keys import idle_baseline_key
-from joulebot.metering.box import IdleInterrupted
+from joulebot.metering.answer_energy import IdleInterrupted
 from joulebot.metering.reading import IdleBaseline
 from joulebot.worker.heartbeat import REDIS_ERRORS
 from joulebot.worker.station import Station

@@ -24,7 +24,7 @@ from joulebot.categories import classify
 from joulebot.config import Settings
 from joulebot.exchange import GENERATING, Request, Result
 from joulebot.history import HistoryStore, open_history
-from joulebot.metering.box import MeasurementBox
+from joulebot.metering.answer_energy import MeasurementBox
 from joulebot.metering.detect import detect_meters
 from joulebot.metering.reading import Energy, IdleBaseline
 from joulebot.metering.temperature import wait_until_cool

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from joulebot.chat.build import InputError, build_request
+from joulebot.chat.asking import InputError, build_request
 from joulebot.config import Settings
 from joulebot.models import build_catalog
 

@@ -1,0 +1,183 @@
+"""A message becomes Requests on the queue: what the user typed is checked and made a Request (or
+a clear refusal) by `build_request`, which every front end uses (the CLI too); a chat message then
+gets the asker's preferences and the limits, its box, and is queued with its delivery.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import TYPE_CHECKING
+
+from joulebot.chat.context import Context
+from joulebot.chat.deliveries import Delivery, DeliveryBook
+from joulebot.chat.limits import RateLimiter
+from joulebot.config import Settings
+from joulebot.exchange import Request, Units
+from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
+from joulebot.models.tokens import ContextOverflow, check_fits
+from joulebot.queueing.client import JobError, NoBox, QueueClient, QueueUnavailable, queue_errors
+
+if TYPE_CHECKING:  # preferences raise this module's InputError
+    from joulebot.chat.preferences import Preferences
+
+# Letters that render as blank space (Hangul fillers, the braille blank) although they are not format characters.
+BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me"})
+
+
+class InputError(ValueError):
+    """A refusal to show the user as it is; nothing was queued."""
+
+
+def _visible(char: str) -> bool:
+    return char not in BLANK_LETTERS and unicodedata.category(char) not in INVISIBLE_CATEGORIES
+
+
+def clean_prompt(prompt: str, max_chars: int) -> str:
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as exc:  # bytes that were not UTF-8 arrive from argv as lone surrogates
+        raise InputError(
+            f"the prompt is not valid UTF-8 text (at character {exc.start + 1}); nothing was queued"
+        ) from None
+    text = prompt.replace("\x00", "").strip()
+    if not any(_visible(char) for char in text):  # only spaces, zero-width or format characters
+        raise InputError('the prompt is empty: ask something, e.g. joulebot ask "What is RAPL?"')
+    if len(text) > max_chars:
+        raise InputError(f"the prompt has {len(text)} characters; the maximum is {max_chars}")
+    return text
+
+
+def build_request(
+    settings: Settings,
+    catalog: Catalog,
+    *,
+    platform: str,
+    user_id: str,
+    prompt: str,
+    model: str | None = None,
+    units: Units | None = None,
+    chat_id: str | None = None,
+) -> Request:
+    text = clean_prompt(prompt, settings.max_prompt_chars)
+    if model is not None and not model.strip():
+        raise InputError(f"the model name is empty; name one of: {', '.join(e.name for e in catalog.available())}")
+    try:
+        entry = catalog.resolve(model or settings.default_model)
+        check_fits(entry, text, settings.max_tokens)
+    except (UnknownModelError, ModelUnavailable, ContextOverflow) as exc:
+        raise InputError(str(exc)) from exc
+    return Request(
+        platform=platform,
+        user_id=user_id,
+        chat_id=chat_id,
+        model=entry.name,
+        prompt=text,
+        units=units or settings.default_units,
+        max_tokens=settings.max_tokens,
+    )
+
+
+class Asking:
+    """A chat user's question, from the text they sent to its jobs and delivery on the queue."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        platform: str,
+        client: QueueClient,
+        deliveries: DeliveryBook,
+        preferences: Preferences,
+    ) -> None:
+        self.settings, self.platform = settings, platform
+        self.client, self.deliveries, self.preferences = client, deliveries, preferences
+        self.rate = RateLimiter(client.connection, platform, settings.max_prompts_per_minute)
+
+    def ensure_queue(self) -> None:
+        """In embedded mode, (re)start the embedded Redis and worker; they stop when idle."""
+        self.client.ensure_ready()
+
+    def prepare(
+        self,
+        user_id: str,
+        chat_id: str,
+        prompt: str,
+        models: list[str | None],
+        context: Context | None = None,
+        group: bool = False,
+        system_chat: str | None = None,
+    ) -> list[Request]:
+        """Validated Requests, or InputError with a friendly refusal. Nothing is queued here.
+
+        With a `context`, the one Request continues that conversation; without, it starts one.
+        `system_chat`: the chat whose system prompt applies, if not `chat_id` (a thread: its channel's).
+        """
+        try:
+            requests, system = self._requests(
+                user_id, chat_id, prompt, models, (system_chat or chat_id) if group else None
+            )
+        except QueueUnavailable:
+            raise InputError("joulebot's queue is unavailable right now; please try again in a minute.") from None
+        if context is None or len(requests) > 1:  # a comparison is a question of its own
+            return [Context().apply(r, system) for r in requests]
+        return [context.apply(requests[0], system)]
+
+    def _requests(
+        self, user_id: str, chat_id: str, prompt: str, models: list[str | None], system_chat: str | None
+    ) -> tuple[list[Request], str | None]:
+        """The Requests (without context) and the system prompt that applies to them."""
+        self.ensure_queue()
+        if self.deliveries.pending_for(user_id) >= self.settings.max_pending_per_user:
+            raise InputError(
+                f"You already have {self.settings.max_pending_per_user} questions waiting; "
+                "please wait for their answers first."
+            )
+        default_model, units, box, system = self.preferences.of(user_id, system_chat)  # one read per message
+        catalog = self.preferences.catalog()
+        requests = [
+            build_request(
+                self.settings,
+                catalog,
+                platform=self.platform,
+                user_id=user_id,
+                chat_id=chat_id,
+                prompt=prompt,
+                model=model or default_model,
+                units=units,
+            )
+            for model in models
+        ]
+        try:
+            requests = self.client.route(requests, box)  # a comparison: both on one box
+        except NoBox as exc:
+            raise InputError(f"{exc}. /box auto lets joulebot choose." if box else str(exc)) from None
+        except JobError as exc:
+            raise InputError(str(exc)) from None
+        if not self.rate.allow(user_id, cost=len(requests)):
+            raise InputError(
+                f"That is more than {self.settings.max_prompts_per_minute} prompts in a minute; try again shortly."
+            )
+        return requests, system
+
+    def submit(self, requests: list[Request], status_message_id: str | None, reply_to: str | None = None) -> Delivery:
+        """Queue the Requests with the Delivery that owes their answers to the chat, all or nothing."""
+        if len(requests) == 1 and status_message_id is not None:
+            requests[0].message_ref = status_message_id  # a reply to this message continues the conversation
+        first = requests[0]
+        delivery = Delivery(
+            request_ids=[r.id for r in requests],
+            platform=self.platform,
+            user_id=first.user_id,
+            chat_id=first.chat_id or "",
+            units=first.units,
+            status_message_id=status_message_id,
+            reply_to=reply_to,
+        )
+        # One MULTI/EXEC: the delivery and its jobs are queued together or not at all (one round trip)
+        with queue_errors(self.settings), self.client.connection.pipeline() as pipe:
+            pipe.multi()  # explicitly, before anything is queued in it (RQ's enqueue expects one or none)
+            self.deliveries.add(delivery, pipe)
+            for request in requests:
+                self.client.submit(request, pipe)
+            pipe.execute()
+        return delivery
