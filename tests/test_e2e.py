@@ -100,7 +100,7 @@ def test_compare_runs_both_and_gives_the_ratio(embedded):
 
 
 def test_runner_failure_and_timeout_fail_the_job_and_the_worker_keeps_serving(embedded):
-    # a prompt the model's window cannot hold is refused before queueing (issue 12), not failed by the runner
+    # a prompt the model's window cannot hold is refused before queueing, not failed by the runner
     too_long = run_cli(embedded, "ask", "word " * 3000, MAX_PROMPT_CHARS="20000")
     assert too_long.returncode == 2
     assert "has a context of 2048 tokens" in too_long.stderr and "Traceback" not in too_long.stderr

@@ -14,7 +14,7 @@ from joulebot.models.catalog import OllamaModel, parse_parameter_size, static_en
 from joulebot.models.inventory import current_catalog
 from joulebot.models.llamacpp_runner import LlamaCppRunner
 from joulebot.models.ollama_runner import OllamaRunner
-from joulebot.models.runner import split_reasoning
+from joulebot.models.runner import Sampling, split_reasoning
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -110,6 +110,10 @@ def test_generation_settings_go_in_the_options_and_come_back_with_the_answer(oll
         **{"temperature": 0.3, "top_k": 20, "repeat_penalty": 1.1},
     }
     assert generation.settings.tag() == "temperature=0.3 top_k=20 repeat_penalty=1.1"
+    asked = runner.generate(llama3, HI, 8, sampling=Sampling(temperature=0.7, stop=["."]))
+    options = ollama.requests[-1][2]["options"]
+    assert (options["temperature"], options["top_k"], options["stop"]) == (0.7, 20, ["."]), "the request's first"
+    assert asked.settings.tag() == "temperature=0.7 top_k=20 repeat_penalty=1.1"
     plain = runner.generate(entry("llama3"), HI, 8)
     assert set(ollama.requests[-1][2]["options"]) == {"num_ctx", "num_predict", "seed"}, "else the server's own"
     assert plain.settings.tag() == ""

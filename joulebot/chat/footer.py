@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from joulebot.attachments.parts import images_label
 from joulebot.exchange import Result, Units
 from joulebot.metering import Energy
 from joulebot.models.runner import REPETITION
@@ -123,6 +124,8 @@ def ending_note(result: Result) -> str | None:
 def footer(result: Result, units: Units | None = None, public_url: str = "") -> str:
     lines = [note] if (note := ending_note(result)) else []
     lines += [energy_line(result.energy, units or result.request.units), carbon_line(result), model_line(result)]
+    if result.request.images:  # what the model looked at: answers with images cost more to read
+        lines.append(images_label(result.request.images))
     lines += conversation_lines(result)
     if (where := routing_line(result)) is not None:
         lines.append(where)

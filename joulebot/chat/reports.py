@@ -10,6 +10,7 @@ from joulebot.chat.preferences import Preferences
 from joulebot.config import Settings
 from joulebot.exchange import Result
 from joulebot.history.aggregates import by_basis
+from joulebot.models import ModelEntry
 from joulebot.number_format import sig
 from joulebot.queueing.client import QueueClient
 from joulebot.queueing.fleet import BoxView
@@ -41,7 +42,7 @@ class Reports:
                 for r in sorted(rows, key=lambda r: (not r.measured, r.box, r.energy_source))
             ]
             energy = "; ".join(figures) or "not measured yet"
-            lines.append(f"• {entry.name} ({entry.size_label()}, {entry.family}) — {energy}")
+            lines.append(f"• {_described(entry)} — {energy}")
         return "\n".join(lines)
 
     def _fleet_models_text(self, views: list[BoxView]) -> str:
@@ -56,7 +57,7 @@ class Reports:
                 answers = sum(m.answers for m in rows)
                 mean = sum(m.mean_total_j * m.answers for m in rows) / answers if answers else None
                 cells.append(f"{view.name} {sig(mean)} J ({answers})" if mean is not None else f"{view.name} —")
-            lines.append(f"• {entry.name} ({entry.size_label()}, {entry.family}) — " + " · ".join(cells))
+            lines.append(f"• {_described(entry)} — " + " · ".join(cells))
         return "\n".join(lines)
 
     def history_text(self, user_id: str, limit: int = 5) -> str:
@@ -115,3 +116,8 @@ def _ranked(rows: list) -> list[str]:
             ]
             lines.append(f"• {category}: " + " · ".join(cells))
     return lines
+
+
+def _described(entry: ModelEntry) -> str:
+    """A model in a list: name, size, family, and whether it sees images."""
+    return f"{entry.name} ({', '.join(filter(None, [entry.size_label(), entry.family, entry.sight()]))})"

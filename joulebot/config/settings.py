@@ -67,15 +67,18 @@ class Settings(BaseModel):
     worker_lost_after_s: float = Field(default=30.0, gt=1)  # a running job whose worker is silent this long is lost
     redis_reconnect_attempts: int = Field(default=10, ge=1)  # the worker then exits non-zero (to be restarted)
     redis_reconnect_wait_s: float = Field(default=3.0, gt=0)  # between the worker's reconnect attempts
+    worker_stop_grace_s: float = Field(default=30.0, gt=0)  # after SIGTERM and the running answer: then exit at once
 
     # Fleet: which live box answers (queueing/routing.py).
     routing: str = "greenest"  # greenest | fastest | a box name
     max_routing_wait_s: float = Field(default=120.0, ge=0)  # 0: no bound on the expected wait
     box_forget_after_s: float = Field(default=7 * 86_400, gt=0)  # `joulebot boxes` forgets boxes silent this long
+    box_return_wait_s: float = Field(default=300.0, ge=0)  # a question queued on a stopped box waits this long for it
 
     # History: empty DATABASE_URL means SQLite under data_dir.
     database_url: str = ""
     history_retention_days: float = Field(default=0.0, ge=0)  # > 0: prompts and answers older than this are deleted
+    history_timeout_s: float = Field(default=10.0, ge=2)  # the longest one wait on the history database may last
 
     # Models.
     default_model: str = "smollm2-135m"
@@ -85,6 +88,11 @@ class Settings(BaseModel):
     max_prompt_chars: int = Field(default=4000, gt=0)
     max_tokens: int = Field(default=256, gt=0)  # tokens per answer; a prompt must leave room for them
     max_context_tokens: int = Field(default=4096, ge=512)  # prompt + earlier turns + answer, at most
+    # Attachments: images are validated, stripped of metadata and downscaled before they are queued.
+    max_images: int = Field(default=4, ge=0)  # per message; 0: images refused
+    max_image_bytes: int = Field(default=10_000_000, gt=0)  # each, as received
+    max_image_pixels: int = Field(default=1_048_576, ge=4096)  # each is downscaled to at most this many
+    max_file_chars: int = Field(default=20_000, gt=0)  # an attached UTF-8 text file, at most
     system_prompt: str = ""  # for everyone who set none of their own (/system); empty: none
     stream_interval_s: float = Field(default=0.5, gt=0)  # how often the worker publishes the answer so far
     # One core left to the rest of the box (the worker's Python, Redis, the bots): llama.cpp's threads
@@ -139,6 +147,10 @@ class Settings(BaseModel):
     public_url: str = ""  # where the dashboard is reachable; set: footers link to each answer's private page
     metrics_port: int | None = Field(default=None, ge=1, le=65535)  # the worker's /metrics (boxes without the web app)
 
+    # The OpenAI-compatible API (/v1, served by `joulebot web`; its keys: `joulebot keys`).
+    api_open: bool = False  # true: no key needed (a private network only; said loudly at start)
+    api_max_body_bytes: int = Field(default=1_000_000, ge=1024, le=100_000_000)  # larger request bodies: 413
+
     # Chat front ends (shared limits).
     max_pending_per_user: int = Field(default=3, ge=1)
     max_prompts_per_minute: int = Field(default=10, ge=1)
@@ -147,6 +159,7 @@ class Settings(BaseModel):
     # Telegram.
     telegram_bot_token: SecretStr = SecretStr("")
     telegram_api_base_url: str = "https://api.telegram.org/bot"
+    telegram_file_base_url: str = ""  # empty: TELEGRAM_API_BASE_URL with its …/bot made …/file/bot
     telegram_allowed_users: str = ""  # comma-separated user ids; empty: everyone
     telegram_admins: str = ""  # comma-separated user ids
     telegram_webhook_url: str = ""  # set: webhook mode instead of long polling

@@ -75,6 +75,8 @@ def _row(result: Result, user_id: int) -> dict[str, Any]:
         chat_id=req.chat_id,
         message_ref=req.message_ref,
         system_prompt=req.system,
+        sampling=(req.sampling.model_dump(exclude_defaults=True) or None) if req.sampling else None,
+        images=[image.model_dump(exclude={"data"}) for image in req.images] or None,
         generation_settings=result.generation_settings,
         created_at=now(),
     )

@@ -50,6 +50,8 @@ EXCHANGES = sa.table(
     sa.column("correct", sa.Boolean),
     sa.column("score", sa.Float),  # not summed: set with `correct` (HistoryStore._rescore)
     sa.column("score_note", sa.String),
+    sa.column("sampling", sa.JSON),
+    sa.column("images", sa.JSON),
 )
 X = EXCHANGES.c
 
@@ -68,6 +70,13 @@ KEYS: dict[str, ColumnElement[Any]] = {
 }
 
 _scored = X.correct.is_not(None)
+# Answers asked with their own sampling (temperature, top_p, stop, seed: the API's) cost what those
+# settings make them cost: they are in no statistic. (Before migration 0023 there is no such column,
+# and no such answer: the migrations' backfills read every exchange.)
+DEFAULT_SAMPLING = X.sampling.is_(None)
+# Answers to questions with images likewise (migration 0024): reading an image is work a text-only
+# answer never does, so the two are never averaged together.
+IN_STATISTICS = sa.and_(DEFAULT_SAMPLING, X.images.is_(None))
 
 
 def _sum(value: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -199,23 +208,26 @@ def add_one(connection: Connection, exchange_id: int) -> None:
     kind and reused, so SQLAlchemy neither builds nor compiles it again)."""
     dialect = connection.dialect.name
     if dialect not in _ADD_ONE:
-        _ADD_ONE[dialect] = upsert(dialect, X.id == sa.bindparam("exchange_id"))
+        _ADD_ONE[dialect] = upsert(dialect, sa.and_(X.id == sa.bindparam("exchange_id"), IN_STATISTICS))
     connection.execute(_ADD_ONE[dialect], {"exchange_id": exchange_id})
 
 
 def backfill(
-    connection: Connection, figures: Sequence[str] = tuple(FIGURES), keys: Sequence[str] = tuple(KEYS)
+    connection: Connection,
+    figures: Sequence[str] = tuple(FIGURES),
+    where: ColumnElement[bool] | None = None,
+    keys: Sequence[str] = tuple(KEYS),
 ) -> None:
-    """Fill an empty rollup from every exchange (the migration; a bulk load that went around `record`):
-    a migration names the figures and keys its table has."""
+    """Fill an empty rollup from the exchanges matching `where` (the migration; a bulk load that went
+    around `record`): a migration names the figures and keys its table has."""
     table = sa.table("stats_rollup", *(sa.column(name) for name in [*keys, *figures]))
-    connection.execute(sa.insert(table).from_select([*keys, *figures], direct(None, figures, keys=keys)))
+    connection.execute(sa.insert(table).from_select([*keys, *figures], direct(where, figures, keys=keys)))
 
 
 def rebuild(connection: Connection) -> None:
     """Compute the whole rollup again from the exchanges (after rows were written around `record`)."""
     connection.execute(sa.delete(STATS_ROLLUP))
-    backfill(connection)
+    backfill(connection, where=IN_STATISTICS)
 
 
 def totals(group_by: Sequence[str], match: dict[str, Any], source: FromClause = STATS_ROLLUP) -> Select:

@@ -115,7 +115,13 @@ class Exchange(SQLModel, table=True):
     # piece of it, this one too, is an ExchangeMessage (migration 0020): replies are looked up there
     message_ref: str | None = Field(default=None, max_length=64)
     system_prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    # the sampling settings the answer was made with (Result.generation_settings; migration 0023)
+    # what the request set of temperature, top_p, stop, seed (migration 0023); None: the runner's defaults.
+    # Such answers cost what their settings make them cost: they stay out of the statistics (rollup.py).
+    sampling: dict | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+    # each image the question carried: name, sha256, size_bytes, width, height, source_format (migration
+    # 0024), never the image; None: none. Such answers stay out of the statistics (rollup.py).
+    images: list | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+    # the sampling settings the answer was made with (Result.generation_settings; migration 0025)
     generation_settings: str = Field(default="", max_length=128, sa_column_kwargs={"server_default": ""})
 
 

@@ -51,6 +51,7 @@ class ModelEntry(BaseModel):
     # The context window joulebot runs it with (prompt, chat template and answer together): llama.cpp is
     # started with it; Ollama gets it as `options.num_ctx` with every request (and the load).
     context_tokens: int = 2048
+    vision: bool = False  # takes images (Ollama's `capabilities` says so, or the catalog does)
     # How it samples (llama.cpp's arguments, Ollama's `options`); chosen by measurement (docs/generation.md)
     generation: GenerationSettings = GenerationSettings()
 
@@ -58,6 +59,10 @@ class ModelEntry(BaseModel):
         if self.parameters_b < 1:
             return f"{self.parameters_b * 1000:.0f}M"
         return f"{self.parameters_b:.1f}B"
+
+    def sight(self) -> str:
+        """For model lists: "sees images" for a vision model, "" for one that reads text only."""
+        return "sees images" if self.vision else ""
 
     def names(self) -> set[str]:
         return {self.name, *self.aliases, *([self.ollama_tag] if self.ollama_tag else [])}
@@ -97,6 +102,15 @@ class Catalog(BaseModel):
                 return offer.entry
         raise UnknownModelError(name, [e.name for e in self.available()])
 
+    def blind(self, entry: ModelEntry) -> str:
+        """One line for a question with images to a model that cannot see: the ones here that can."""
+        seeing = [e.name for e in self.available() if e.vision]
+        known = [o.entry.name for o in self.offers if o.entry.vision and o.entry.runner == "ollama"]
+        if seeing:
+            return f"{entry.name} cannot see images; the models here that can: {', '.join(seeing)} (/model NAME)"
+        pull = f" (an admin can: joulebot models pull {known[0]})" if known else ""
+        return f"{entry.name} cannot see images, and no model here can{pull}; nothing was queued"
+
 
 @lru_cache(maxsize=1)
 def static_entries() -> tuple[ModelEntry, ...]:
@@ -120,6 +134,7 @@ class OllamaModel(BaseModel):
     parameters_b: float | None = None
     family: str = ""
     quantization: str = ""
+    vision: bool = False  # `/api/show` lists "vision" among the model's capabilities
 
 
 def build_catalog(
@@ -140,6 +155,8 @@ def build_catalog(
         model = served.pop(entry.ollama_tag or "", None)
         if model is not None and model.parameters_b:
             entry = entry.model_copy(update={"parameters_b": model.parameters_b})  # the server knows best
+        if model is not None and model.vision:
+            entry = entry.model_copy(update={"vision": True})
         if ollama is None:
             offers.append(Offer(entry=entry, available=False, reason=ollama_problem))
         elif model is None:
@@ -155,6 +172,7 @@ def build_catalog(
             quantization=model.quantization,
             description="from the Ollama server",
             ollama_tag=model.tag,
+            vision=model.vision,
         )
         for model in served.values()
     ]

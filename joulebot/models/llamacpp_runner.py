@@ -9,7 +9,16 @@ from typing import Any
 from joulebot.config.generation import GenerationSettings
 from joulebot.models.catalog import ModelEntry
 from joulebot.models.repetition import looping
-from joulebot.models.runner import REPETITION, Generation, Messages, Runner, RunnerError, TextSink, split_reasoning
+from joulebot.models.runner import (
+    REPETITION,
+    Generation,
+    Messages,
+    Runner,
+    RunnerError,
+    Sampling,
+    TextSink,
+    split_reasoning,
+)
 
 MESSAGE_OVERHEAD_TOKENS = 7  # the chat template around each message (SmolLM2 ChatML: measured 6-7), rounded up
 # llama-cpp-python's own defaults (create_chat_completion), for what a catalog entry leaves out: the
@@ -48,8 +57,8 @@ class LlamaCppRunner(Runner):
     def context_window(self, entry: ModelEntry) -> int:
         return min(entry.context_tokens, self.context)
 
-    def settings(self, entry: ModelEntry) -> GenerationSettings:
-        return entry.generation.over(DEFAULTS)
+    def settings(self, entry: ModelEntry, sampling: Sampling | None = None) -> GenerationSettings:
+        return super().settings(entry, sampling).over(DEFAULTS)
 
     def count_tokens(self, entry: ModelEntry, messages: Messages) -> int:
         """Exact per message (the model's own tokenizer), plus the template's markers."""
@@ -63,20 +72,25 @@ class LlamaCppRunner(Runner):
         return sum(len(m["content"].encode()) for m in messages) + MESSAGE_OVERHEAD_TOKENS * len(messages)
 
     def generate(
-        self, entry: ModelEntry, messages: Messages, max_tokens: int, sink: TextSink | None = None
+        self,
+        entry: ModelEntry,
+        messages: Messages,
+        max_tokens: int,
+        sink: TextSink | None = None,
+        sampling: Sampling | None = None,
     ) -> Generation:
         self.load(entry)
         llm = self._loaded[entry.name]
-        settings = self.settings(entry)
+        settings = self.settings(entry, sampling)
         watcher = _Watcher(llm, sink)
+        asked = sampling.asked() if sampling is not None else {}  # stop and seed too
         t0 = time.perf_counter()
         try:
             out = llm.create_chat_completion(  # type: ignore[attr-defined]
                 messages=messages,
                 max_tokens=max_tokens,
-                seed=self.seed,
                 logits_processor=[watcher],
-                **settings.given(),
+                **{**settings.given(), "seed": self.seed, **asked},
             )
         except ValueError as exc:  # llama.cpp reports an over-long prompt this way
             raise RunnerError(f"model {entry.name} could not answer: {exc}") from exc

@@ -81,7 +81,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint(*KEYS),
     )
-    backfill(op.get_bind(), FIGURES, KEYS)
+    backfill(op.get_bind(), FIGURES, keys=KEYS)
     op.drop_index("ix_exchanges_stats", table_name="exchanges")
     if op.get_bind().dialect.name == "postgresql":
         op.create_index(

@@ -68,7 +68,7 @@ def upgrade() -> None:
     for name in NEW_COUNTS:
         op.add_column("stats_rollup", sa.Column(name, sa.BigInteger(), nullable=False, server_default="0"))
     op.execute("DELETE FROM stats_rollup")
-    backfill(op.get_bind(), [*BEFORE, *NEW_FLOATS, *NEW_COUNTS], KEYS)
+    backfill(op.get_bind(), [*BEFORE, *NEW_FLOATS, *NEW_COUNTS], keys=KEYS)
     op.drop_index("ix_exchanges_table", table_name="exchanges")
     op.drop_index("ix_exchanges_box", table_name="exchanges")
     op.create_index("ix_exchanges_box_id", "exchanges", ["box", "id"])

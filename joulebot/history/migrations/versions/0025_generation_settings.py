@@ -5,17 +5,17 @@ keep the answers of each set of settings apart: the rollup gains the settings as
 filled again from the exchanges. Answers stored before have '' (not recorded: the runner's
 defaults of their time, without the repetition stop).
 
-Revision ID: 0023
-Revises: 0022
+Revision ID: 0025
+Revises: 0024
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-from joulebot.history.rollup import backfill
+from joulebot.history.rollup import IN_STATISTICS, backfill
 
-revision = "0023"
-down_revision = "0022"
+revision = "0025"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
@@ -37,7 +37,8 @@ def downgrade() -> None:
 
 def _rollup_keyed_by(keys: list[str]) -> None:
     """stats_rollup made again with these keys (a primary key changes only so, on SQLite), with the
-    figures it has, and filled from the exchanges."""
+    figures it has, and filled from the exchanges the statistics count (not those asked with their own
+    sampling or with images: 0023, 0024)."""
     bind = op.get_bind()
     old = sa.Table("stats_rollup", sa.MetaData(), autoload_with=bind)
     figures = [c for c in old.columns if c.name not in [*KEYS, SETTINGS]]
@@ -53,4 +54,4 @@ def _rollup_keyed_by(keys: list[str]) -> None:
         *(sa.Column(c.name, c.type, nullable=False, server_default="0") for c in figures),
         sa.PrimaryKeyConstraint(*keys),
     )
-    backfill(bind, [c.name for c in figures], keys)
+    backfill(bind, [c.name for c in figures], IN_STATISTICS, keys)

@@ -1,4 +1,4 @@
-"""Issue 12, items 4-6 at the edge, with real processes: losing Redis while waiting, settings and input
+"""At the edge, with real processes: losing Redis while waiting, settings and input
 refused in one line, private files and redacted upstream text (docs/reliability.md)."""
 
 from __future__ import annotations
@@ -369,7 +369,7 @@ def test_the_help_opens_with_the_whole_tool_and_names_every_command():
     parser = build_parser()
     summary, listed = parser.format_help().split("\ncommands:\n")
     names = commands(parser)
-    assert len(names) == 15
+    assert len(names) == 17  # keys and health included
     assert "what each answer cost" in summary
     for name in names:
         assert re.search(rf"(?<![\w-]){name}(?![\w-])", summary.split("options:")[0]), f"the summary misses {name}"
@@ -462,6 +462,7 @@ HELP = {
     "meter simulate": ["--watts", "--range", "--mains-hz", "2^N mains cycles"],
     "telegram": ["TELEGRAM_WEBHOOK_URL"],
     "discord": ["--sync"],
+    "health": ["queue", "worker", "web", "healthcheck"],
 }
 
 
@@ -618,6 +619,7 @@ def test_history_in_a_telegram_group_goes_to_the_private_chat(tmp_path, system_r
         ("meter simulate", "meter_simulate"),
         ("telegram", "telegram"),
         ("discord", "discord"),
+        ("health worker", "health"),
     ],
 )
 def test_every_command_calls_its_function_with_exactly_its_parameters(line, function):
