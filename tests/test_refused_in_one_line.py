@@ -143,7 +143,7 @@ def test_telegram_user_is_told_the_answer_was_lost_when_redis_comes_back_without
 def test_discord_user_is_told_when_redis_goes_away_and_gets_the_answer_when_it_is_back(queue_settings):
     import asyncio
 
-    from test_discord import RecordedInteraction, run
+    from discord_interactions import RecordedInteraction, run
 
     from joulebot.chat.discord_bot import DiscordBot
 
@@ -192,6 +192,19 @@ def test_discord_user_is_told_when_redis_goes_away_and_gets_the_answer_when_it_i
 def test_a_bad_setting_is_one_line_naming_it_exit_2(settings, variable, value, accepts):
     line = one_line_refusal(run_cli(settings, "history", timeout=60, **{variable: value}), variable, accepts)
     assert line.startswith(f"joulebot: {variable}=")
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("{not json", "JSON object of model names and their settings"),
+        ('{"smollm2-135m": {"temprature": 0.2}}', "smollm2-135m.temprature='0.2': extra inputs are not permitted"),
+        ('{"smollm2-135m": {"top_p": 2}}', "smollm2-135m.top_p='2': input should be less than or equal to 1"),
+    ],
+)
+def test_bad_generation_settings_are_one_line_naming_what_is_wrong(settings, value, said):
+    line = one_line_refusal(run_cli(settings, "history", timeout=60, GENERATION_SETTINGS=value), said)
+    assert line.startswith("joulebot: GENERATION_SETTINGS")
 
 
 def test_a_password_in_a_bad_url_is_not_echoed(settings):
