@@ -180,6 +180,7 @@ class OllamaStandIn(LocalServer):
         self.models = dict(models or {"llama3:8b": "8.0B", "tinyllama:1.1b": "1.1B"})  # tag -> parameter_size
         self.pullable = {"mistral:7b": "7.2B"}
         self.answer = ["<think>The user wants a capital.</think>", "Paris", " is the capital", " of France."]
+        self.answer_for: Callable[[dict], list[str]] | None = None  # chat: the chunks for a request body instead
         self.break_after: int | None = None  # chat: close the connection after this many chunks
         self.chunk_delay_s = 0.0  # chat: pause before each streamed chunk (a model that takes its time)
         self.out_of_memory: set[str] = set()
@@ -292,7 +293,7 @@ class OllamaStandIn(LocalServer):
                             "message": {"role": "assistant", "content": piece},
                             "done": False,
                         }
-                        for piece in standin.answer
+                        for piece in (standin.answer_for(body) if standin.answer_for else standin.answer)
                     ]
                     lines.append(
                         {
@@ -305,7 +306,7 @@ class OllamaStandIn(LocalServer):
                             "load_duration": reload_ns,
                             "prompt_eval_count": 14,
                             "prompt_eval_duration": 61_000_000,
-                            "eval_count": len(standin.answer) + 6,
+                            "eval_count": len(lines) + 6,
                             "eval_duration": 700_000_000,
                         }
                     )
