@@ -437,6 +437,7 @@ def test_models_list_the_catalog_with_its_boxes_and_what_each_measured(stack):
     assert {"llama3", "tinyllama", "smollm2-135m"} <= set(models)
     llama = models["llama3"]
     assert llama["object"] == "model" and llama["joulebot"]["size"] == "8.0B"
+    assert models["llava"]["joulebot"]["vision"] is True and llama["joulebot"]["vision"] is False
     [box] = llama["joulebot"]["boxes"]
     assert box["box"] == stack.box
     [energy] = box["energy_per_answer"]
