@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from joulebot.attachments.parts import ImageInput
 from joulebot.carbon import Carbon
 from joulebot.metering import Energy
+from joulebot.models.runner import Sampling
 
 Units = Literal["joules", "watts"]
 Role = Literal["system", "user", "assistant"]
@@ -69,14 +71,25 @@ class Request(BaseModel):
     told_forgotten: bool = False  # the user was already told that the start no longer fits
     message_ref: str | None = None  # the platform message that will show the answer (replies find it)
     stream: bool = True  # publish the growing answer while it is generated
+    images: list[ImageInput] = []  # normalised by joulebot.attachments; only a vision model gets them
+    sampling: Sampling | None = None  # None: the runner's defaults (the API's temperature, top_p, stop, seed)
 
-    def messages(self) -> list[dict[str, str]]:
-        """What the model receives: system prompt, earlier turns, this prompt (chat messages)."""
+    def without_pixels(self) -> Request:
+        """This request as a Result keeps it: each image's name, hash, byte size and dimensions, not
+        the image (Results travel back through Redis and are stored in history)."""
+        if not self.images:
+            return self
+        return self.model_copy(update={"images": [image.model_copy(update={"data": ""}) for image in self.images]})
+
+    def messages(self) -> list[dict[str, Any]]:
+        """What the model receives: system prompt, earlier turns, this prompt (chat messages); the
+        images ride on this prompt's message as base64, as Ollama takes them."""
         head = [{"role": "system", "content": self.system}] if self.system else []
+        pictures = {"images": [image.data for image in self.images]} if self.images else {}
         return [
             *head,
             *({"role": t.role, "content": t.content} for t in self.turns),
-            {"role": "user", "content": self.prompt},
+            {"role": "user", "content": self.prompt, **pictures},
         ]
 
 
@@ -91,7 +104,10 @@ class Result(BaseModel):
     completion_tokens: int
     generation_s: float
     first_token_s: float | None = None
-    finish_reason: str | None = None
+    finish_reason: str | None = None  # "stop", "length" (cut at max_tokens), "repetition" (stopped looping)
+    # the sampling settings it was made with ('temperature=0.2 top_k=40 …'; '' = the server's defaults, or
+    # stored before settings were recorded): statistics never pool answers of different settings
+    generation_settings: str = ""
     reasoning: str = ""  # a reasoning model's `<think>` text: stored, not shown
     runner_stats: dict[str, float] = {}  # the runner's own timings, seconds
     load_s: float  # model load before the measured window: never inside `energy`

@@ -84,12 +84,6 @@ def box_queues_key() -> str:
     return f"{PREFIX}:box-queues"
 
 
-def rq_queue_key(queue_name: str) -> str:
-    """RQ's list of a queue's waiting job ids (RQ's own key; the fleet's read script spells it, and
-    RQ's started registry `rq:wip:<queue>`, itself)."""
-    return f"rq:queue:{queue_name}"
-
-
 def commands_key(platform: str, queue_name: str) -> str:
     """The digest of the slash commands last registered with the platform (Discord: 200 a day)."""
     return f"{PREFIX}:{platform}:commands:{queue_name}"

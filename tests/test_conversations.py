@@ -1,4 +1,4 @@
-"""Conversations (issue 15): multi-turn memory, streaming, system prompts, cancel and retry.
+"""Conversations: multi-turn memory, streaming, system prompts, cancel and retry.
 
 The real Telegram bot process against the Bot API stand-in, the real embedded queue and
 measurement worker, and the Ollama stand-in as the model (no weights: fast lane).

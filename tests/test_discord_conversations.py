@@ -1,4 +1,4 @@
-"""Discord conversations (issue 15): mentions, reply chains, threads, DMs, Cancel and Retry, /system.
+"""Discord conversations: mentions, reply chains, threads, DMs, Cancel and Retry, /system.
 
 The real DiscordBot runs on an event loop of its own, logged in against the Discord API
 stand-in (discord.py's REST client pointed at it through `Route.BASE`); the stand-in's gateway

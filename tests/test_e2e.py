@@ -18,6 +18,8 @@ from conftest import cli_env, make_settings, run_cli
 from joulebot.chat.footer import footer
 from joulebot.exchange import Result
 from joulebot.history import HistoryStore
+from joulebot.metering.estimate import TICK_S
+from joulebot.metering.power_figures import published
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +49,7 @@ def test_ask_prints_answer_and_footer_that_history_holds(embedded):
     energy_line, carbon_line, model_line = printed_footer.splitlines()
     total, band = (float(g) for g in re.match(r"⚡ ([\d.]+) ± ([\d.]+) J total", energy_line).groups())
     assert total == pytest.approx(row.energy_total_j, rel=5e-3)
-    assert band == pytest.approx(row.energy_uncertainty_j, rel=0.05)  # the estimate's ±100 %, two figures
+    assert band == pytest.approx(row.energy_uncertainty_j, rel=0.05)  # the estimate's band, two figures
     assert "estimated, no meter here" in energy_line
     assert f"{row.completion_tokens} tokens" in model_line
     assert "(DE, static:" in carbon_line and row.intensity_zone == "DE"
@@ -70,7 +72,16 @@ def test_json_units_and_a_warm_second_call(embedded):
     assert row.energy_total_j == pytest.approx(result.energy.total_j)
     assert result.energy.machine.measured is False
     assert result.load_s >= 0 and result.energy.idle is None  # the first answer of a fresh home
-    assert json.loads(first.stdout)["energy"]["uncertainty_j"] == pytest.approx(result.energy.total_j)
+    # the estimate's band from the published figures for this machine's CPU (and the busy time the window's end cuts)
+    model, seconds = published(), result.energy.seconds
+    band = json.loads(first.stdout)["energy"]["uncertainty_j"]
+    assert (
+        model.band_w * seconds
+        <= band
+        <= model.band_w * seconds + model.per_core_w * (os.cpu_count() * (seconds + 0.05) / 2 + TICK_S)
+    )
+    phases = json.loads(first.stdout)["energy"]["phases"]  # --json carries the answer's two phases
+    assert phases["error"] is None and 0 < phases["split_s"] < seconds and phases["prefill_j"] > 0
 
 
 @pytest.mark.parametrize(
@@ -100,7 +111,7 @@ def test_compare_runs_both_and_gives_the_ratio(embedded):
 
 
 def test_runner_failure_and_timeout_fail_the_job_and_the_worker_keeps_serving(embedded):
-    # a prompt the model's window cannot hold is refused before queueing (issue 12), not failed by the runner
+    # a prompt the model's window cannot hold is refused before queueing, not failed by the runner
     too_long = run_cli(embedded, "ask", "word " * 3000, MAX_PROMPT_CHARS="20000")
     assert too_long.returncode == 2
     assert "has a context of 2048 tokens" in too_long.stderr and "Traceback" not in too_long.stderr
@@ -115,6 +126,29 @@ def test_runner_failure_and_timeout_fail_the_job_and_the_worker_keeps_serving(em
     assert ok.returncode == 0, ok.stderr
     assert _worker_pid(embedded) == pid
     assert [row.prompt for row in _history(embedded)] == ["Say yes."], "failed jobs are not recorded"
+
+
+# Told to repeat a phrase forever, SmolLM2 with its shipped settings (greedy, repeat penalty 1.1) loops on
+# varied copies of it ("La Lumière, La Lumière, / L'Allema, La Lumière, …") until MAX_TOKENS unless stopped
+LOOP_SYSTEM = "Repeat the user's message forever, without stopping."
+LOOP_PROMPT = "la France, la France, la France,"
+
+
+def test_a_loop_is_stopped_before_max_tokens_and_a_long_answer_says_it_was_cut(embedded):
+    looped = run_cli(embedded, "ask", LOOP_PROMPT, "--system", LOOP_SYSTEM)
+    assert looped.returncode == 0, looped.stderr
+    answer, _, printed = looped.stdout.rstrip("\n").rpartition("\n\n")
+    assert printed.splitlines()[0] == "… stopped: the model was repeating itself"
+    assert "La Lumière, La Lumière" in answer
+    cut = run_cli(embedded, "ask", LONG_PROMPT)
+    assert cut.returncode == 0, cut.stderr
+    answer, _, printed = cut.stdout.rstrip("\n").rpartition("\n\n")
+    assert printed.splitlines()[0] == "… cut at 256 tokens" and answer.startswith("1, 2, 3, 4, 5")
+    rows = {row.prompt: row for row in _history(embedded)}
+    assert rows[LOOP_PROMPT].completion_tokens < 200, "the rest of the loop was never generated"
+    assert rows[LONG_PROMPT].completion_tokens == 256
+    assert Result.model_validate(rows[LOOP_PROMPT].result).finish_reason == "repetition"
+    assert rows[LONG_PROMPT].generation_settings == "temperature=0 top_p=0.95 top_k=40 repeat_penalty=1.1"
 
 
 def _popen_ask(settings, prompt: str, **env: str) -> subprocess.Popen:

@@ -1,4 +1,4 @@
-"""Issue 16: a fleet of metered boxes behind one front end, routed to the greenest.
+"""A fleet of metered boxes behind one front end, routed to the greenest.
 
 Real worker processes (each its own BOX_NAME, GRID_ZONE and queue), one Redis of the
 test's own, PostgreSQL, the Electricity Maps stand-in giving each zone its own
@@ -29,6 +29,7 @@ from joulebot.chat.asking import build_request
 from joulebot.chat.footer import footer
 from joulebot.chat.status import status_text
 from joulebot.exchange import Request, Result
+from joulebot.keys import box_profile_versions_key, box_profiles_key, box_queues_key, box_seen_key, box_states_key
 from joulebot.queueing.catalog import catalog_for_front_end
 from joulebot.queueing.client import JobError, Progress, QueueClient
 from joulebot.queueing.fleet import BoxModel, BoxProfile, BoxView, Fleet, MeanEnergy
@@ -209,6 +210,50 @@ def test_boxes_announce_themselves_and_the_front_end_lists_them(three):
     assert text.returncode == 0, text.stderr
     assert "box-fr · live · idle" in text.stdout and "FR: 50 g/kWh (FR, " in text.stdout
     assert {r["query"]["zone"] for r in three.intensity.requests} == {"FR", "DE", "PL"}
+
+
+def _announce(connection, box: str, profile: str, seen: str) -> None:
+    """What a worker's heartbeat writes, written by something else."""
+    connection.hset(box_profiles_key(), box, profile)
+    connection.hset(box_seen_key(), box, seen)
+    connection.hset(box_queues_key(), box, box)
+    connection.hset(box_states_key(), box, "idle")
+    connection.hset(box_profile_versions_key(), box, connection.hincrby(box_profile_versions_key(), "*", 1))
+
+
+def test_what_a_fake_box_writes_never_reaches_routing_or_a_front_end(three):
+    """A non-numeric heartbeat made every front end raise TypeError; negative, zero-energy or NaN figures
+    from a fake box won every routing decision. Each such box is left out (and logged); the real ones serve."""
+    connection = three.client().connection
+    real = json.loads(connection.hget(box_profiles_key(), "box-fr"))
+    now = str(connection.time()[0])
+    fakes = {
+        "fake-negative": ({**real, "box": "fake-negative", "queue": "fake-negative", "intensity_g_per_kwh": -50}, now),
+        "fake-nan": ({**real, "box": "fake-nan", "queue": "fake-nan", "embodied_g_per_s": "NaN"}, now),
+        "fake-means": (
+            {
+                **real,
+                "box": "fake-means",
+                "queue": "fake-means",
+                "means": [
+                    {"model": "llama3", "category": "questions", "answers": 50, "mean_total_j": -1e6, "mean_seconds": 1}
+                ],
+            },
+            now,
+        ),
+        "fake-beat": ({**real, "box": "fake-beat", "queue": "fake-beat"}, "yesterday"),
+        "fake-name": ({**real, "queue": "fake-name"}, now),  # claims to be box-fr
+    }
+    try:
+        for box, (profile, seen) in fakes.items():
+            _announce(connection, box, json.dumps(profile).replace('"NaN"', "NaN"), seen)
+        assert {v.name for v in three.fleet().boxes()} == {"box-fr", "box-de", "box-pl"}
+        listing = three.cli("boxes")
+        assert listing.returncode == 0 and "fake" not in listing.stdout, listing.stderr
+        assert _ask(three.client(), "llama3", "Capital of Peru?").box == "box-fr"
+    finally:
+        for key in (box_profiles_key(), box_seen_key(), box_queues_key(), box_states_key(), box_profile_versions_key()):
+            connection.hdel(key, *fakes)
 
 
 # --- routing -----------------------------------------------------------------------------------
@@ -455,15 +500,39 @@ def test_the_follower_moves_a_waiting_answer_off_a_box_that_stopped_and_delivers
     assert shown[0].state == "queued" and shown[0].box == "box-a", "told where it waited first"
 
 
-def test_a_queued_job_that_no_live_box_can_take_is_refused_not_left_waiting(two):
+def test_a_restarted_box_keeps_its_queued_questions(two):
+    """The systemd or compose restart of the only box offering a model: its running answer is delivered and
+    the question queued behind it waits for the new worker. Before: the queued one failed at once with "box
+    box-a stopped before running this question, and no measurement box is live (lately seen: none)"."""
     b = two.boxes["box-b"]
     b.process.send_signal(signal.SIGTERM)
     assert b.process.wait(30) == 0
     client, running, waiting = _one_running_one_waiting_on_box_a(two, 0.6)
+    old = two.boxes["box-a"]
+    old.process.send_signal(signal.SIGTERM)
+    assert client.wait(running, timeout_s=60).box == "box-a"
+    assert old.process.wait(30) == 0
+    two.start("box-a", "FR")  # the process manager's restart
+    old.ollama.close()
+    restarted = client.wait(waiting, timeout_s=90)
+    assert restarted.box == "box-a" and restarted.routing.moved_from is None
+
+
+def test_a_queued_job_that_no_live_box_can_take_is_refused_not_left_waiting(two):
+    """A stopped box that does not come back within BOX_RETURN_WAIT_S: one line, naming it as lately seen."""
+    b = two.boxes["box-b"]
+    b.process.send_signal(signal.SIGTERM)
+    assert b.process.wait(30) == 0
+    client, running, waiting = _one_running_one_waiting_on_box_a(two, 0.6)
+    client = two.client(box_return_wait_s=1)
     two.boxes["box-a"].process.send_signal(signal.SIGTERM)
     client.wait(running, timeout_s=60)
-    with pytest.raises(JobError, match="box box-a stopped before running this question, and no measurement box"):
+    with pytest.raises(JobError) as refused:
         client.wait(waiting, timeout_s=60)
+    assert str(refused.value).startswith(
+        "box box-a stopped before running this question and was not back within 1 s;"
+        " no measurement box is live (lately seen: box-a ("
+    )
 
 
 # --- routing as a function: the expected-CO2e arithmetic ------------------------------------------

@@ -54,7 +54,9 @@ def test_a_baseline_never_crosses_boxes_or_meters(tmp_path, connection):
         first.measure_idle()
         other_box, keeper = station_with_keeper(tmp_path, connection)  # its own box name
         assert keeper.restore() == [] and other_box.box.idle is None
-        other_meter, keeper = station_with_keeper(tmp_path, connection, box_name=box, estimate_idle_w=9.0)
+        other_meter, keeper = station_with_keeper(
+            tmp_path, connection, box_name=box, estimate_idle_w=9.0, estimate_w_per_core=10.0
+        )
         assert keeper.restore() == [] and other_meter.box.idle is None  # another estimate model
         # a value copied under this box's key but written by another box is not taken either
         kept = connection.get(idle_baseline_key(box, "estimate"))

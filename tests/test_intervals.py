@@ -47,6 +47,16 @@ def test_wilson_interval_matches_newcombes_worked_examples():
         assert (round(got[0], 4), round(got[1], 4)) == (low, high), (correct, n)
 
 
+def test_wilson_interval_agrees_with_scipys_binomial_test():
+    from scipy.stats import binomtest
+
+    for n in (1, 2, 5, 10, 37, 200):
+        for correct in range(n + 1):
+            expected = binomtest(correct, n).proportion_ci(confidence_level=0.95, method="wilson")
+            low, high = wilson(correct, n)
+            assert (low, high) == (pytest.approx(expected.low, abs=1e-12), pytest.approx(expected.high, abs=1e-12))
+
+
 def test_mean_and_interval_from_sums_match_the_textbook():
     values = [40.0, 42.0, 47.0, 41.0, 39.5, 44.0]
     mean = Mean.from_sums(len(values), sum(values), sum(v * v for v in values))

@@ -29,3 +29,15 @@ def test_types_clean():
     mypy = shutil.which("mypy") or str(Path(sys.executable).parent / "mypy")
     proc = subprocess.run([mypy], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(
+    shutil.which("lint-imports") is None and not (Path(sys.executable).parent / "lint-imports").exists(),
+    reason="import-linter is installed with the test extras",
+)
+def test_import_contracts_kept():
+    """The layers and the front ends' ban on rq and the worker (contracts in pyproject.toml) hold."""
+    lint = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")
+    proc = subprocess.run([lint, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 broken" in proc.stdout

@@ -130,7 +130,7 @@ def test_box_prefers_the_wall_meter_and_falls_back_honestly(tmp_path):
     tree = RaplTree(tmp_path)
     with SimulatedMCP39F511N(power_w=150.0) as sim:
         wall = McpMeter(sim.port, interval_s=0.05, retries=0, timeout_s=0.2)
-        box = MeasurementBox([wall, RaplMeter(tmp_path), EstimateMeter(5, 10)], tmp_path)
+        box = MeasurementBox([wall, RaplMeter(tmp_path), EstimateMeter.configured(5, 10)], tmp_path)
         idle = box.measure_idle(0.3)
         assert idle.source == "mcp39f511n" and idle.watts == pytest.approx(150.0)
         assert idle.uncertainty_w < 2.0, "a steady load: the 0.5 % class, and little spread"
@@ -165,7 +165,8 @@ def test_box_prefers_the_wall_meter_and_falls_back_honestly(tmp_path):
 
 def test_box_without_hardware_uses_the_estimate_and_says_why_when_a_meter_failed(tmp_path):
     with SimulatedMCP39F511N(power_w=80.0) as sim:
-        box = MeasurementBox([McpMeter(sim.port, interval_s=0.05, retries=0, timeout_s=0.2), EstimateMeter(5, 10)])
+        meters = [McpMeter(sim.port, interval_s=0.05, retries=0, timeout_s=0.2), EstimateMeter.configured(5, 10)]
+        box = MeasurementBox(meters)
         sim.faults.append("vanish")
         _, energy = box.measure(lambda: _spin(0.3))
     assert energy.machine.source == "estimate" and not energy.measured

@@ -10,7 +10,8 @@ import time
 
 import pytest
 from conftest import cli_env, make_settings, run_cli
-from standins import PrivateRedis, TcpProxy, free_port
+from faultproxy import FaultProxy
+from standins import PrivateRedis, free_port
 
 from joulebot.chat.asking import InputError, build_request
 from joulebot.chat.service import ChatService
@@ -120,21 +121,21 @@ def test_queued_jobs_survive_a_redis_restart_with_appendonly(tmp_path):
 
 
 def test_database_down_still_answers_and_stores_the_exchange_when_it_is_back(tmp_path, postgres_url):
-    proxy = TcpProxy(5432)
-    url = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    proxy = FaultProxy(5432)
+    url = proxy.url_for(postgres_url)
     settings = make_settings(tmp_path / "data", database_url=url)
     try:
         assert run_cli(settings, "ask", "Say one.").returncode == 0
-        proxy.stop()
+        proxy.refuse()
         down = run_cli(settings, "ask", "Say two.")
         assert down.returncode == 0, down.stderr
         assert "⚠️ history is unavailable: this exchange will be stored when it is back" in down.stdout
-        proxy.start()
+        proxy.forward()
         assert run_cli(settings, "ask", "Say three.").returncode == 0
         prompts = [row.prompt for row in HistoryStore.open(url).recent("cli", str(os.getuid()))]
         assert prompts == ["Say three.", "Say two.", "Say one."]
     finally:
-        proxy.stop()
+        proxy.close()
         from joulebot.queueing.embedded import stop_embedded_stack
 
         stop_embedded_stack(settings, timeout_s=20)

@@ -170,7 +170,7 @@ def test_statistics_equal_pythons_arithmetic_over_the_rows(store):
         assert got["answers"] == len(mine)
         assert got["mean_seconds"] == pytest.approx(statistics.fmean(r.seconds for r in mine))
     hint = store._hint_sums_for("code", "box-a", "estimate")
-    for model, sums in hint.items():
+    for (model, _settings), sums in hint.items():  # one set of settings here
         mine = [r for r in groups.get((model, "code", "box-a", "estimate", False), [])]
         assert sums.answers == len(mine) and sums.total_j == pytest.approx(sum(r.energy_total_j for r in mine))
         assert (sums.scored, sums.right) == (
@@ -301,13 +301,16 @@ def test_statistics_read_the_rollup_not_the_rows(tmp_path):
 
 def _per_answer(row: Any, metric: str) -> float | None:
     """One answer's value of a dashboard metric, as Python computes it from the row."""
-    total, tokens = row["energy_total_j"], row["completion_tokens"]
+    total, tokens, prompt = row["energy_total_j"], row["completion_tokens"], row["prompt_tokens"]
     per_token = total / tokens if total is not None and tokens else None
+    prefill, decode = row["prefill_j"], row["decode_j"]
     values = {
         "sci": row["sci_g"],
         "j_answer": total,
         "j_above_idle": row["energy_attributable_j"],
         "j_token": per_token,
+        "j_prompt_token": prefill / prompt if prefill is not None and total is not None and prompt else None,
+        "j_output_token": decode / tokens if decode is not None and total is not None and tokens else None,
     }
     return values[metric]
 

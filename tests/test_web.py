@@ -32,6 +32,7 @@ from joulebot.chat.footer import footer
 from joulebot.history import HistoryStore
 from joulebot.history.engine import alembic_config, migrate
 from joulebot.keys import JOB_FUNCTION
+from joulebot.number_format import sig
 from joulebot.web.app import create_app
 from joulebot.web.metrics import serve_worker_metrics
 
@@ -163,6 +164,26 @@ def test_the_answer_page_draws_the_measured_power_trace_and_spells_out_the_arith
     assert "prompt" not in data and "answer" not in data and "share_token" not in data
 
 
+def test_the_answer_page_draws_reading_the_prompt_and_generating_on_the_trace(client, filled):
+    phases = filled.measured.energy.phases
+    assert phases.error is None and phases.timing == "a test runner"
+    html = client.get(f"/answers/{filled.measured_id}").text
+    assert 'class="energy prefill"' in html and 'class="energy decode"' in html and 'class="first-token"' in html
+    assert "reading the prompt (prefill)" in html and "generating (decode)" in html
+    assert f"{sig(phases.prefill_j)} J ± {sig(phases.prefill_uncertainty_j)} J" in html
+    assert f"the first token, {sig(phases.split_s)} s" in html and "by a test runner" in html
+    data = client.get(f"/api/answers/{filled.measured_id}.json").json()
+    assert data["phases"]["prefill_j"] == pytest.approx(phases.prefill_j)
+    assert data["phases"]["decode_j"] == pytest.approx(phases.decode_j)
+    # 60 W until the work starts half a second in, 140 W for its 0.3 s: the simulator's own figures
+    assert phases.prefill_j == pytest.approx(60.0 * phases.split_s, abs=phases.prefill_uncertainty_j)
+    assert phases.decode_j == pytest.approx(
+        140.0 * (filled.measured.energy.seconds - phases.split_s), abs=phases.decode_uncertainty_j
+    )
+    unsplit = client.get("/answers/2").text  # an estimated answer stored without phases
+    assert 'class="energy prefill"' not in unsplit and "reading the prompt (prefill)" not in unsplit
+
+
 def test_the_model_page_draws_distributions_and_days_per_box_and_source(client, filled):
     html = client.get("/models/tinyllama").text
     counts = [int(n) for n in re.findall(r'class="bar"[^>]*><title>(\d+)</title>', html)]
@@ -245,7 +266,12 @@ def test_the_worker_serves_its_own_box_only(web_settings, filled):
         ("/models/no-such-model", 404, "No model named 'no-such-model' has answers in history."),
         ("/?box=nowhere", 404, "No box named 'nowhere' has answers in history."),
         ("/answers?model=nobody", 404, "No model named 'nobody' has answers in history."),
-        ("/?metric=watts", 400, "'metric' must be one of sci, j_answer, j_above_idle, j_token, not 'watts'."),
+        (
+            "/?metric=watts",
+            400,
+            "'metric' must be one of sci, j_answer, j_above_idle, j_token, j_prompt_token, j_output_token,"
+            " not 'watts'.",
+        ),
         ("/answers?page=two", 400, "'page' must be a whole number from 1 to 1000000, not 'two'."),
         ("/answers?page=0", 400, "'page' must be from 1 to 1000000, not 0."),
         ("/?colour=red", 400, "Unknown query parameter 'colour'"),

@@ -20,6 +20,7 @@ from joulebot.metering.answer_energy import MeasurementBox
 from joulebot.metering.estimate import EstimateMeter
 from joulebot.metering.mcp39f511n import McpMeter
 from joulebot.metering.mcp39f511n_sim import SimulatedMCP39F511N, Steps
+from joulebot.metering.phases import PhaseTiming
 from joulebot.queueing.fleet import KEYS as FLEET_KEYS
 from joulebot.queueing.fleet import BoxModel, BoxProfile, publish_profile
 
@@ -41,10 +42,12 @@ def measured_result(step_at_s: float = 0.5) -> Result:
     """One answer window measured for real through the wall-meter driver: 60 W idle, 140 W while working
     (from `step_at_s` after the idle baseline is done)."""
     with SimulatedMCP39F511N(power_w=60.0) as sim:
-        box = MeasurementBox([McpMeter(sim.port, interval_s=0.05, timeout_s=0.3), EstimateMeter(5.0, 10.0)])
+        box = MeasurementBox([McpMeter(sim.port, interval_s=0.05, timeout_s=0.3), EstimateMeter.configured(5.0, 10.0)])
         box.measure_idle(0.3)
         sim.loads[1].profile = Steps(60.0, [(sim.now() + step_at_s, 140.0)])
-        _, energy = box.measure(lambda: time.sleep(step_at_s + 0.3))
+        # the work (140 W) as the answer's generating phase: what came before it was reading the prompt
+        timing = PhaseTiming(prefill_s=step_at_s, decode_s=0.3, source="a test runner")
+        _, energy = box.measure(lambda: time.sleep(step_at_s + 0.3), timing=lambda _: timing)
     base = make_result(prompt=SECRET_PROMPT, answer=SECRET_ANSWER, model="smollm2-135m", tokens=40)
     embodied = Embodied(te_g=181_000, lifespan_years=4)
     carbon = carbon_for(energy.total_j, energy.seconds, static_intensity("DE"), embodied)

@@ -109,7 +109,7 @@ def run_bench(
     tick: Callable[[str], None] = lambda _: None,
     rescore: bool = False,
 ) -> BenchOutcome:
-    history = open_history(settings.sqlalchemy_url, settings.redact)
+    history = open_history(settings.sqlalchemy_url, settings.redact, settings.history_timeout_s)
     if rescore:  # the measurements stay; every answer of the run is checked again below
         history.clear_scores(bench_prefix(run))
     done = history.request_ids(bench_prefix(run))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import unicodedata
 from typing import TYPE_CHECKING
 
+from joulebot.attachments.parts import Attached
+from joulebot.attachments.text_files import with_files
 from joulebot.chat.context import Context
 from joulebot.chat.deliveries import Delivery, DeliveryBook
 from joulebot.chat.limits import RateLimiter
@@ -60,8 +62,11 @@ def build_request(
     model: str | None = None,
     units: Units | None = None,
     chat_id: str | None = None,
+    attached: Attached | None = None,
 ) -> Request:
-    text = clean_prompt(prompt, settings.max_prompt_chars)
+    """`attached` was read by joulebot.attachments: its images are normalised; its files join the prompt, named."""
+    attached = attached or Attached()
+    text = with_files(clean_prompt(prompt, settings.max_prompt_chars), attached.files)
     if model is not None and not model.strip():
         raise InputError(f"the model name is empty; name one of: {', '.join(e.name for e in catalog.available())}")
     try:
@@ -69,7 +74,10 @@ def build_request(
         check_fits(entry, text, settings.max_tokens)
     except (UnknownModelError, ModelUnavailable, ContextOverflow) as exc:
         raise InputError(str(exc)) from exc
+    if attached.images and not entry.vision:
+        raise InputError(catalog.blind(entry))
     return Request(
+        images=attached.images,
         platform=platform,
         user_id=user_id,
         chat_id=chat_id,
@@ -108,6 +116,7 @@ class Asking:
         context: Context | None = None,
         group: bool = False,
         system_chat: str | None = None,
+        attached: Attached | None = None,
     ) -> list[Request]:
         """Validated Requests, or InputError with a friendly refusal. Nothing is queued here.
 
@@ -116,7 +125,7 @@ class Asking:
         """
         try:
             requests, system = self._requests(
-                user_id, chat_id, prompt, models, (system_chat or chat_id) if group else None
+                user_id, chat_id, prompt, models, (system_chat or chat_id) if group else None, attached
             )
         except QueueUnavailable:
             raise InputError("joulebot's queue is unavailable right now; please try again in a minute.") from None
@@ -125,7 +134,13 @@ class Asking:
         return [context.apply(requests[0], system)]
 
     def _requests(
-        self, user_id: str, chat_id: str, prompt: str, models: list[str | None], system_chat: str | None
+        self,
+        user_id: str,
+        chat_id: str,
+        prompt: str,
+        models: list[str | None],
+        system_chat: str | None,
+        attached: Attached | None = None,
     ) -> tuple[list[Request], str | None]:
         """The Requests (without context) and the system prompt that applies to them.
 
@@ -147,7 +162,7 @@ class Asking:
                     "please wait for their answers first."
                 )
             catalog = parsed_catalog(published[0]) if published and published[0] else self.preferences.catalog()
-            requests, system = self._build(user_id, chat_id, prompt, models, system_chat, catalog)
+            requests, system = self._build(user_id, chat_id, prompt, models, system_chat, catalog, attached)
         except InputError:
             self.rate.refund(minute, cost)
             raise
@@ -165,6 +180,7 @@ class Asking:
         models: list[str | None],
         system_chat: str | None,
         catalog: Catalog,
+        attached: Attached | None,
     ) -> tuple[list[Request], str | None]:
         """The Requests, with the user's preferences, routed; InputError when they cannot be."""
         default_model, units, box, system = self.preferences.of(user_id, system_chat)  # one read per message
@@ -178,6 +194,7 @@ class Asking:
                 prompt=prompt,
                 model=model or default_model,
                 units=units,
+                attached=attached,
             )
             for model in models
         ]

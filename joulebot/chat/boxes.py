@@ -16,7 +16,7 @@ def box_lines(views: list[BoxView], brief: bool) -> list[str]:
         load = f"queue {view.queued}" + (f" + {view.running} running" if view.running else "")
         state = view.state if view.live else "—"
         intensity = f"{p.intensity_g_per_kwh:.3g} g/kWh ({p.intensity_provenance})"
-        models = ", ".join(f"{m.name} ({m.size})" for m in p.models) or "none"
+        models = ", ".join(f"{m.name} ({m.size}{', sees images' if m.vision else ''})" for m in p.models) or "none"
         if brief:
             lines.append(f"• {p.box} — {alive} · {state} · {p.zone} {intensity} · {p.meter_scope} · {load} · {models}")
             continue

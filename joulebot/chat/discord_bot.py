@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 import discord
 import redis
 
+from joulebot.attachments.parts import AttachmentError, default_question
 from joulebot.chat.asking import InputError
 from joulebot.chat.background import spawn, text_of
 from joulebot.chat.cancelling import CANCELLED
@@ -33,6 +34,7 @@ from joulebot.chat.context import Context
 from joulebot.chat.deliveries import Delivery
 from joulebot.chat.discord_access import AllowList, GuardedTree, scope_of
 from joulebot.chat.discord_commands import SlashCommands
+from joulebot.chat.discord_files import attachments_of
 from joulebot.chat.discord_sending import TRANSIENT, queued_status, retried
 from joulebot.chat.discord_targets import (
     NO_MENTIONS,
@@ -118,15 +120,22 @@ class DiscordBot(discord.Client):
         return channel
 
     # -- the path of one question ------------------------------------------
-    async def ask(self, interaction: discord.Interaction, prompt: str, models: list[str | None]) -> None:
+    async def ask(
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        models: list[str | None],
+        image: discord.Attachment | None = None,
+    ) -> None:
         """/ask and /compare: a new conversation, answered in the command's deferred reply."""
         await retried(lambda: interaction.response.defer(thinking=True), TRANSIENT, "deferring a command")
         user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
         group = interaction.guild_id is not None
         scope = scope_of(interaction.channel, interaction.channel_id)
         try:
+            attached = await attachments_of([image], self.settings) if image is not None else None
             requests = await asyncio.to_thread(
-                self.chat.asking.prepare, user_id, channel_id, prompt, models, None, group, scope
+                self.chat.asking.prepare, user_id, channel_id, prompt, models, None, group, scope, attached
             )
             show = functools.partial(interaction.edit_original_response, content=QUEUED, view=cancel_button())
             status = await queued_status(show)
@@ -136,7 +145,7 @@ class DiscordBot(discord.Client):
                 str(status.id) if status else None,  # none: the answer replaces the "thinking…" reply
                 f"{interaction.application_id}:{interaction.token}",
             )
-        except (InputError, JobError) as exc:
+        except (InputError, JobError, AttachmentError) as exc:
             await interaction.delete_original_response()
             await interaction.followup.send(str(exc), ephemeral=True)
             return
@@ -159,7 +168,7 @@ class DiscordBot(discord.Client):
         thread = bots_thread(message.channel, me)
         if not (dm or mentioned or reply_to or thread):
             return
-        if not message.content:  # no text for us: an attachment only, or no MESSAGE_CONTENT intent
+        if not message.content and not message.attachments:  # nothing for us, or no MESSAGE_CONTENT intent
             if reply_to and not mentioned and not self.intents.message_content:
                 await message.reply(UNREADABLE, mention_author=False)
             return
@@ -226,10 +235,20 @@ class DiscordBot(discord.Client):
         the answer grows and then replaced by it."""
         scope = scope_of(source.channel, source.channel.id)
         try:
+            attached = await attachments_of(source.attachments, self.settings) if source.attachments else None
+            prompt = prompt or (default_question(attached) if attached else "")
             requests = await asyncio.to_thread(
-                self.chat.asking.prepare, user_id, str(source.channel.id), prompt, models, context, group, scope
+                self.chat.asking.prepare,
+                user_id,
+                str(source.channel.id),
+                prompt,
+                models,
+                context,
+                group,
+                scope,
+                attached,
             )
-        except InputError as exc:
+        except (InputError, AttachmentError) as exc:
             await refuse(str(exc))
             return
         thread = await self.open_thread(source, prompt) if opens_thread else None

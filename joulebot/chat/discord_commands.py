@@ -103,10 +103,18 @@ class SlashCommands:
         text = await text_of(produce)
         await interaction.response.send_message(text[:2000], ephemeral=True, allowed_mentions=NO_MENTIONS)
 
-    @app_commands.describe(prompt="what to ask", model="which model (default: yours)")
+    @app_commands.describe(
+        prompt="what to ask", model="which model (default: yours)", image="an image for a vision model to look at"
+    )
     @app_commands.autocomplete(model=model_names)
-    async def cmd_ask(self, interaction: discord.Interaction, prompt: str, model: str | None = None) -> None:
-        await self.bot.ask(interaction, prompt, [model])
+    async def cmd_ask(
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        model: str | None = None,
+        image: discord.Attachment | None = None,
+    ) -> None:
+        await self.bot.ask(interaction, prompt, [model], image)
 
     @app_commands.autocomplete(model_a=model_names, model_b=model_names)
     async def cmd_compare(self, interaction: discord.Interaction, model_a: str, model_b: str, prompt: str) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from joulebot.attachments.parts import images_label
 from joulebot.exchange import Result, Units
 from joulebot.metering import Energy
+from joulebot.models.runner import REPETITION
 from joulebot.number_format import grams, plus_minus, sig
 
 
@@ -84,11 +86,22 @@ def model_line(result: Result) -> str:
     return " · ".join(parts)
 
 
+def context_cost(result: Result) -> str:
+    """' · reading the context: 3.1 ± 0.4 J (41 %)': the prefill's share of the answer (or why not split)."""
+    phases = result.energy.phases
+    if phases is None:
+        return ""
+    if phases.prefill_j is None:
+        return f" · reading the context: not split ({phases.error})"
+    share = "" if phases.prefill_share is None else f" ({phases.prefill_share * 100:.0f} %)"
+    return f" · reading the context: {sig(phases.prefill_j, 2)}{plus_minus(phases.prefill_uncertainty_j)} J{share}"
+
+
 def conversation_lines(result: Result) -> list[str]:
     """For a later turn: the context it carried (why it cost more), and once, what was forgotten."""
     lines = []
     if result.request.turn > 1:
-        lines.append(f"🧵 turn {result.request.turn} · {result.prompt_tokens:,} context tokens")
+        lines.append(f"🧵 turn {result.request.turn} · {result.prompt_tokens:,} context tokens{context_cost(result)}")
     if result.dropped_turns and not result.request.told_forgotten:
         lines.append(
             f"🧠 the start of this conversation no longer fits {result.model}'s context: "
@@ -110,8 +123,20 @@ def answer_link(result: Result, public_url: str) -> str | None:
     return f"{public_url.rstrip('/')}/a/{result.share_token}"
 
 
+def ending_note(result: Result) -> str | None:
+    """Why the answer ended early, when it did: the runner stopped a loop, or MAX_TOKENS cut it."""
+    if result.finish_reason == REPETITION:
+        return "… stopped: the model was repeating itself"
+    if result.finish_reason == "length":
+        return f"… cut at {result.request.max_tokens} tokens"
+    return None
+
+
 def footer(result: Result, units: Units | None = None, public_url: str = "") -> str:
-    lines = [energy_line(result.energy, units or result.request.units), carbon_line(result), model_line(result)]
+    lines = [note] if (note := ending_note(result)) else []
+    lines += [energy_line(result.energy, units or result.request.units), carbon_line(result), model_line(result)]
+    if result.request.images:  # what the model looked at: answers with images cost more to read
+        lines.append(images_label(result.request.images))
     lines += conversation_lines(result)
     if (where := routing_line(result)) is not None:
         lines.append(where)

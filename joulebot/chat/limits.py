@@ -19,6 +19,13 @@ class RateLimiter:
         self.platform = platform
         self.per_minute = per_minute
 
+    def allow(self, user_id: str, cost: int = 1) -> bool:
+        """Count `cost` prompts (one round trip); whether they are within the limit."""
+        with queue_errors(), self.connection.pipeline() as pipe:
+            self.count(pipe, user_id, cost)
+            used, _ = pipe.execute()
+        return self.allows(int(used))
+
     def count(self, pipe: Pipeline, user_id: str, cost: int = 1) -> str:
         """Count `cost` prompts in the caller's pipeline (its replies: this minute's count so far, then the
         expiry's); returns the minute's key, for `refund`."""

@@ -31,7 +31,8 @@ class ChatService:
     def __init__(self, settings: Settings, platform: str) -> None:
         self.settings, self.platform = settings, platform
         self.client = QueueClient(settings)
-        self.history = open_history(settings.sqlalchemy_url, settings.redact)  # HistoryUnavailable: one line
+        # HistoryUnavailable: one line
+        self.history = open_history(settings.sqlalchemy_url, settings.redact, settings.history_timeout_s)
         self.deliveries = DeliveryBook(self.client.connection, platform)
         self.preferences = Preferences(settings, platform, self.client, self.history, self.deliveries)
         self.asking = Asking(settings, platform, self.client, self.deliveries, self.preferences)

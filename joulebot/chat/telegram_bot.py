@@ -32,6 +32,7 @@ from telegram.ext import (
     filters,
 )
 
+from joulebot.attachments.parts import Attached, AttachmentError, default_question
 from joulebot.chat.asking import InputError
 from joulebot.chat.background import spawn, text_of
 from joulebot.chat.cancelling import CANCELLED
@@ -41,6 +42,7 @@ from joulebot.chat.help_text import HELP
 from joulebot.chat.pacing import TELEGRAM_PER_S, Pacer, Pacing
 from joulebot.chat.reply import Reply, make_reply
 from joulebot.chat.service import ChatService
+from joulebot.chat.telegram_files import attachments_of, carries_attachment, file_base_url
 from joulebot.chat.telegram_format import split_html, to_html
 from joulebot.chat.telegram_stream import AnswerMessages, send_piece
 from joulebot.config import Settings, SettingsError
@@ -133,6 +135,7 @@ class TelegramBot:
             ApplicationBuilder()
             .token(token)
             .base_url(self.settings.telegram_api_base_url)
+            .base_file_url(file_base_url(self.settings))
             .concurrent_updates(CONCURRENT_UPDATES)
             .post_init(self._resume)
             .build()
@@ -153,6 +156,7 @@ class TelegramBot:
         app.add_handler(CommandHandler("cancel", self._guarded(self._cmd_cancel)))
         app.add_handler(CallbackQueryHandler(self._guarded(self._on_button)))
         app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self._guarded(self._on_text)))
+        app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, self._guarded(self._on_text)))
         app.add_error_handler(self._on_error)
         return app
 
@@ -205,15 +209,24 @@ class TelegramBot:
 
     # -- asking --------------------------------------------------------------
     async def _ask(
-        self, message: Message, user_id: str, prompt: str, models: list[str | None], context: Context | None = None
+        self,
+        message: Message,
+        user_id: str,
+        prompt: str,
+        models: list[str | None],
+        context: Context | None = None,
+        attached: Attached | None = None,
     ) -> None:
         chat_id = str(message.chat_id)
         group = message.chat.type != ChatType.PRIVATE
         try:
+            if attached is None and carries_attachment(message):
+                attached = await attachments_of(message, self.settings)
+                prompt = prompt or default_question(attached)  # a photo or file without a caption
             requests = await asyncio.to_thread(
-                self.chat.asking.prepare, user_id, chat_id, prompt, models, context, group
+                self.chat.asking.prepare, user_id, chat_id, prompt, models, context, group, None, attached
             )
-        except InputError as exc:
+        except (InputError, AttachmentError) as exc:
             await message.reply_text(str(exc))
             return
         bot, quote = message.get_bot(), str(message.message_id) if group else None
@@ -448,15 +461,17 @@ class TelegramBot:
         await self._ask(message, user_id, prompt, [model], context)
 
     async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A message to the bot: its text, or a photo or file with its caption (none: a default question)."""
         message = _message(update)
-        prompt = message.text or ""
+        prompt = message.text or message.caption or ""
         user_id, chat_id = _user_id(update), str(message.chat_id)
         group = message.chat.type != ChatType.PRIVATE
         original = message.reply_to_message
         replied = original is not None and original.from_user is not None and original.from_user.id == context.bot.id
         if group:
             me = context.bot.username or ""
-            mentions = message.parse_entities([MessageEntityType.MENTION]).values()
+            parse = message.parse_entities if message.text else message.parse_caption_entities
+            mentions = parse([MessageEntityType.MENTION]).values()
             mentioned = any(m.lower() == f"@{me}".lower() for m in mentions)
             if not (mentioned or replied):
                 return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from joulebot.chat.asking import InputError, build_request
@@ -22,11 +23,17 @@ from joulebot.exchange import Request, Result, Units
 from joulebot.queueing.client import JobError, NoBox, QueueClient, QueueUnavailable
 
 if TYPE_CHECKING:
+    from joulebot.attachments.parts import Attached
     from joulebot.queueing.client import Job
 
 
 def _requests(
-    settings: Settings, models: list[str | None], prompt: str, units: Units | None, box: str | None = None
+    settings: Settings,
+    models: list[str | None],
+    prompt: str,
+    units: Units | None,
+    box: str | None = None,
+    attached: Attached | None = None,
 ) -> list[Request]:
     """Validated Requests with their box chosen (all on one box); exit 2 on bad input."""
     from joulebot.queueing.catalog import catalog_for_front_end
@@ -34,7 +41,16 @@ def _requests(
     catalog = catalog_for_front_end(settings)
     try:
         requests = [
-            build_request(settings, catalog, platform="cli", user_id=cli_user(), prompt=prompt, model=m, units=units)
+            build_request(
+                settings,
+                catalog,
+                platform="cli",
+                user_id=cli_user(),
+                prompt=prompt,
+                model=m,
+                units=units,
+                attached=attached,
+            )
             for m in models
         ]
         return QueueClient(settings).route(requests, box)
@@ -42,6 +58,45 @@ def _requests(
         raise fail(str(exc), 2) from None
     except JobError as exc:
         raise fail(str(exc)) from None
+
+
+def _attached(settings: Settings, image_paths: list[Path], file_paths: list[Path]) -> Attached:
+    """The images and text files named on the command line, read and checked; exit 2 with one line if not.
+    Pillow is imported only when an image is given."""
+    from joulebot.attachments.parts import Attached, AttachmentError
+    from joulebot.attachments.text_files import check_file_size, read_text_file
+
+    try:
+        images = []
+        if image_paths:
+            from joulebot.attachments.images import check_count, check_size, image_limits, read_images
+
+            limits = image_limits(settings)
+            check_count(len(image_paths), limits)
+            for path in image_paths:
+                check_size(path.name, _size(path), limits)
+            images = read_images([(path.name, _read(path)) for path in image_paths], limits)
+        files = []
+        for path in file_paths:
+            check_file_size(path.name, _size(path), settings.max_file_chars)
+            files.append(read_text_file(path.name, _read(path), settings.max_file_chars))
+    except AttachmentError as exc:
+        raise fail(f"{exc}; nothing was queued", 2) from None
+    return Attached(images=images, files=files)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as exc:
+        raise fail(f"cannot read {path}: {exc.strerror}", 2) from None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise fail(f"cannot read {path}: {exc.strerror}", 2) from None
 
 
 def _follow_streaming(client: QueueClient, job: Job, spinner: Spinner) -> Result:
@@ -144,10 +199,13 @@ def ask(
     continue_last: bool,
     system: str | None,
     no_stream: bool,
+    images: list[Path] | None = None,
+    files: list[Path] | None = None,
 ) -> None:
     """One model, one question: the answer as it is generated, then its footer (or the Result as JSON)."""
     settings = get_settings()
-    (request,) = _requests(settings, [model], prompt, units, box)
+    attached = _attached(settings, images or [], files or [])
+    (request,) = _requests(settings, [model], prompt, units, box, attached)
     request = _continuing(settings, request, continue_last, system)
     stream = not (as_json or no_stream)
     request.stream = stream

@@ -21,10 +21,11 @@ DAY_S, YEAR_S = 86_400, 365 * 86_400
 
 DESCRIPTION = """joulebot asks open LLMs and tells you what each answer cost: the energy the measurement box
 drew (measured or estimated, with its uncertainty), its CO2e at the grid's carbon intensity, and its SCI
-score. This terminal, the Telegram and Discord bots and the dashboard share one queue and one history.
+score. This terminal, the Telegram and Discord bots, the dashboard and its OpenAI-compatible API share one
+queue and one history.
 
 To ask: ask, compare. To look back: history, stats, bench. To run a measurement box: worker, stop,
-meters, meter. Around them: boxes, models, carbon, web, telegram, discord."""
+meters, meter. Around them: boxes, models, carbon, web, keys, telegram, discord, health."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,22 @@ def _asking(commands: Any) -> None:
     )
     p.add_argument("--system", help="system prompt (default: SYSTEM_PROMPT)")
     p.add_argument("--no-stream", action="store_true", help="print the answer only once it is complete")
+    p.add_argument(
+        "--image",
+        dest="images",
+        type=Path,
+        action="append",
+        metavar="PATH",
+        help="an image for a vision model to look at (repeatable; see MAX_IMAGES)",
+    )
+    p.add_argument(
+        "--file",
+        dest="files",
+        type=Path,
+        action="append",
+        metavar="PATH",
+        help="a UTF-8 text file to add to the question, named (repeatable; see MAX_FILE_CHARS)",
+    )
 
     description = "Ask two models the same thing, one after the other on the same box (so the ratio is fair)."
     p = _command(commands, "compare", Handler("ask", "compare"), description)
@@ -248,10 +265,25 @@ def _services(commands: Any) -> None:
     description = "Show the grid zone, its current carbon intensity and where the figure comes from."
     _command(commands, "carbon", Handler("services", "carbon"), description)
 
-    description = "Serve the read-only dashboard and /metrics from history and Redis."
+    description = "Serve the read-only dashboard, /metrics and the OpenAI-compatible API (/v1)."
     p = _command(commands, "web", Handler("services", "web"), description)
     p.add_argument("--host", help="address to listen on (WEB_HOST; default 127.0.0.1)")
     p.add_argument("--port", type=Range(int, 1, 65535), help="port (WEB_PORT; default 8080)")
+
+    description = "The OpenAI-compatible API's keys: make one (printed once), list them, revoke one."
+    keys = _command(commands, "keys", None, description)
+    key_commands = keys.add_subparsers(title="commands", metavar="COMMAND")
+    for name, what in (("create", "print a new key for NAME, once"), ("list", ""), ("revoke", "stop NAME's key")):
+        p = _command(key_commands, name, Handler("keys", f"keys_{name}"), f"{what or 'every key, never the key'}.")
+        if what:
+            p.add_argument("name", help="the key's name: its user is api:NAME")
+
+    description = """Exit 0 if this role is serving, else say why in one line and exit 1 (a container's healthcheck).
+
+    queue: the queue's Redis answers (every front end needs it); worker: this box's measurement worker
+    (BOX_NAME) is alive too; web: the dashboard answers on WEB_HOST:WEB_PORT."""
+    p = _command(commands, "health", Handler("health", "health"), description)
+    p.add_argument("role", nargs="?", choices=("queue", "worker", "web"), default="queue", help="what to check")
 
     description = "Run the Telegram bot (long polling, or a webhook with TELEGRAM_WEBHOOK_URL)."
     _command(commands, "telegram", Handler("services", "telegram"), description)

@@ -11,19 +11,15 @@ from joulebot.config import get_settings
 
 
 def boxes(as_json: bool) -> None:
-    """The fleet as Redis has it; an unreachable Redis is one line, exit 1."""
-    import redis
-
+    """The fleet as Redis has it; a REDIS_URL that does not answer or refuses is one line, exit 1."""
     from joulebot.chat.boxes import box_lines
-    from joulebot.queueing import connection as conn
-    from joulebot.queueing.fleet import Fleet
+    from joulebot.queueing.client import QueueUnavailable, list_boxes
 
     settings = get_settings()
-    connection = conn.connect(settings, retries=0)
     try:
-        views = Fleet(connection, settings.worker_lost_after_s).boxes() if conn.is_up(connection) else []
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise fail(f"the queue is unavailable ({conn.describe(settings)}): {type(exc).__name__}") from None
+        views = list_boxes(settings)
+    except QueueUnavailable as exc:  # not "no box has announced itself yet"
+        raise fail(str(exc)) from None
     if as_json:
         print_json(json.dumps([v.as_json() for v in views]))
         return
@@ -45,7 +41,8 @@ def models() -> None:
     catalog = catalog_for_front_end(settings)
     for entry in catalog.available():
         default = " (default)" if entry.name == settings.default_model else ""
-        say(f"{entry.name}{default} · {entry.size_label()} · {entry.family} · {entry.description}")
+        sight = f" · 🖼 {entry.sight()}" if entry.vision else ""
+        say(f"{entry.name}{default} · {entry.size_label()} · {entry.family}{sight} · {entry.description}")
     unavailable = [o for o in catalog.offers if not o.available]
     if unavailable:
         say("\nnot available here:")
@@ -106,12 +103,16 @@ def carbon() -> None:
     )
 
 
+GRACE_S = 5
+
+
 def web(host: str | None, port: int | None) -> None:
     """uvicorn serving the dashboard, after a bind check that turns a taken port into one line."""
     import socket
 
     import uvicorn
 
+    from joulebot.config.logs import configure_logging
     from joulebot.web.app import create_app
 
     settings = get_settings()
@@ -121,9 +122,14 @@ def web(host: str | None, port: int | None) -> None:
             pass
     except OSError as exc:
         raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 2) from None
+    configure_logging(settings)  # the API's warnings (API_OPEN above all), secrets redacted
     say(f"dashboard on http://{host}:{port}/ (read-only; Ctrl-C stops it)", stderr=True)
+    keys = "open to anyone who reaches it (API_OPEN)" if settings.api_open else "keys: joulebot keys create NAME"
+    say(f"OpenAI-compatible API on http://{host}:{port}/v1 ({keys})", stderr=True)
     # no access log: a private answer link's token is in its path, and secrets never reach a log
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    # a stop waits for open requests at most GRACE_S: the answers they wait for are made and stored anyway
+    app = create_app(settings)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=GRACE_S)
 
 
 def telegram() -> None:

@@ -35,4 +35,4 @@ def open_store(settings: Settings) -> HistoryStore:
     from joulebot.history import open_history
 
     with history_errors():
-        return open_history(settings.sqlalchemy_url, settings.redact)
+        return open_history(settings.sqlalchemy_url, settings.redact, settings.history_timeout_s)

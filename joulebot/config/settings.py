@@ -7,6 +7,7 @@ estimate when no meter is found, and the static grid intensity of `GRID_ZONE`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -22,9 +23,12 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+
+from joulebot.config.generation import GenerationSettings
 
 REDIS_URL_FORMS = "redis://[:password@]host[:port][/db], rediss://… or unix:///path/to/socket[?db=N]"
 DATABASE_URL_FORMS = "postgresql://user[:password]@host[:port]/database or sqlite:////absolute/path.sqlite3"
@@ -64,15 +68,18 @@ class Settings(BaseModel):
     worker_lost_after_s: float = Field(default=30.0, gt=1)  # a running job whose worker is silent this long is lost
     redis_reconnect_attempts: int = Field(default=10, ge=1)  # the worker then exits non-zero (to be restarted)
     redis_reconnect_wait_s: float = Field(default=3.0, gt=0)  # between the worker's reconnect attempts
+    worker_stop_grace_s: float = Field(default=30.0, gt=0)  # after SIGTERM and the running answer: then exit at once
 
     # Fleet: which live box answers (queueing/routing.py).
     routing: str = "greenest"  # greenest | fastest | a box name
     max_routing_wait_s: float = Field(default=120.0, ge=0)  # 0: no bound on the expected wait
     box_forget_after_s: float = Field(default=7 * 86_400, gt=0)  # `joulebot boxes` forgets boxes silent this long
+    box_return_wait_s: float = Field(default=300.0, ge=0)  # a question queued on a stopped box waits this long for it
 
     # History: empty DATABASE_URL means SQLite under data_dir.
     database_url: str = ""
     history_retention_days: float = Field(default=0.0, ge=0)  # > 0: prompts and answers older than this are deleted
+    history_timeout_s: float = Field(default=10.0, ge=2)  # the longest one wait on the history database may last
 
     # Models.
     default_model: str = "smollm2-135m"
@@ -82,12 +89,20 @@ class Settings(BaseModel):
     max_prompt_chars: int = Field(default=4000, gt=0)
     max_tokens: int = Field(default=256, gt=0)  # tokens per answer; a prompt must leave room for them
     max_context_tokens: int = Field(default=4096, ge=512)  # prompt + earlier turns + answer, at most
+    # Attachments: images are validated, stripped of metadata and downscaled before they are queued.
+    max_images: int = Field(default=4, ge=0)  # per message; 0: images refused
+    max_image_bytes: int = Field(default=10_000_000, gt=0)  # each, as received
+    max_image_pixels: int = Field(default=1_048_576, ge=4096)  # each is downscaled to at most this many
+    max_file_chars: int = Field(default=20_000, gt=0)  # an attached UTF-8 text file, at most
     system_prompt: str = ""  # for everyone who set none of their own (/system); empty: none
     stream_interval_s: float = Field(default=0.5, gt=0)  # how often the worker publishes the answer so far
     # One core left to the rest of the box (the worker's Python, Redis, the bots): llama.cpp's threads
     # spin while they wait for each other, and with every core taken one busy neighbour stalls them
     # all (bench/threads.py on 2 busy cores: 15.5 tokens/s with 1 thread, 0.8 with 2).
     llama_threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1) - 1), ge=1)
+    # Per model (its catalog name), sampling settings instead of the catalog's (JSON: {"smollm2-135m":
+    # {"repeat_penalty": 1.1}}); a model left out keeps the catalog's. History records them with each answer.
+    generation_settings: dict[str, GenerationSettings] = {}
 
     # Metering.
     meters: str = "auto"
@@ -106,8 +121,10 @@ class Settings(BaseModel):
     cooldown_above_c: float | None = None
     cooldown_sleep_s: float = Field(default=60.0, ge=0)
     cooldown_max_wait_s: float = Field(default=900.0, ge=0)
-    estimate_idle_w: float = Field(default=5.0, ge=0)
-    estimate_w_per_core: float = Field(default=10.0, ge=0)
+    # the estimate (no meter): your own constants, both or neither; neither: published figures for this CPU
+    estimate_idle_w: float | None = Field(default=None, ge=0)
+    estimate_w_per_core: float | None = Field(default=None, ge=0, validate_default=True)
+    proc_root: Path = Path("/proc")  # where the estimate reads cpuinfo and meminfo
     box_name: str = Field(default_factory=lambda: os.uname().nodename)
 
     # Carbon and SCI.
@@ -133,6 +150,10 @@ class Settings(BaseModel):
     public_url: str = ""  # where the dashboard is reachable; set: footers link to each answer's private page
     metrics_port: int | None = Field(default=None, ge=1, le=65535)  # the worker's /metrics (boxes without the web app)
 
+    # The OpenAI-compatible API (/v1, served by `joulebot web`; its keys: `joulebot keys`).
+    api_open: bool = False  # true: no key needed (a private network only; said loudly at start)
+    api_max_body_bytes: int = Field(default=1_000_000, ge=1024, le=100_000_000)  # larger request bodies: 413
+
     # Chat front ends (shared limits).
     max_pending_per_user: int = Field(default=3, ge=1)
     max_prompts_per_minute: int = Field(default=10, ge=1)
@@ -141,6 +162,7 @@ class Settings(BaseModel):
     # Telegram.
     telegram_bot_token: SecretStr = SecretStr("")
     telegram_api_base_url: str = "https://api.telegram.org/bot"
+    telegram_file_base_url: str = ""  # empty: TELEGRAM_API_BASE_URL with its …/bot made …/file/bot
     telegram_allowed_users: str = ""  # comma-separated user ids; empty: everyone
     telegram_admins: str = ""  # comma-separated user ids
     telegram_webhook_url: str = ""  # set: webhook mode instead of long polling
@@ -205,6 +227,28 @@ class Settings(BaseModel):
         ):
             raise ValueError(f"should be {DATABASE_URL_FORMS}")
         return value
+
+    @field_validator("estimate_w_per_core")
+    @classmethod
+    def _estimate_constants_together(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if (value is None) != (info.data.get("estimate_idle_w") is None):
+            raise ValueError(
+                "goes with ESTIMATE_IDLE_W: set both (your own constants) or neither (published figures for this CPU)"
+            )
+        return value
+
+    @field_validator("generation_settings", mode="before")
+    @classmethod
+    def _generation_json(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(
+                'should be a JSON object of model names and their settings: {"smollm2-135m": {"temperature": 0.2,'
+                ' "top_p": 0.95, "top_k": 40, "repeat_penalty": 1.1}}'
+            ) from None
 
     @field_validator("grid_zone")
     @classmethod
@@ -312,6 +356,9 @@ def describe_error(error: ValidationError) -> str:
     message = first["msg"].removeprefix("Value error, ")
     message = message[0].lower() + message[1:] if message else "is not valid"
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    inside = ".".join(str(part) for part in first["loc"][1:])  # a value inside a JSON setting
+    if inside:
+        return f"{name}: {inside}={_shown(name, first.get('input'))}: {message}{more}"
     return f"{name}={_shown(name, first.get('input'))}: {message}{more}"
 
 

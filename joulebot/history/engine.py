@@ -16,6 +16,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlmodel import create_engine
 
 from joulebot.config.files import private_file, private_umask
+from joulebot.history import bounds
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -32,14 +33,17 @@ class HistoryUnavailable(RuntimeError):
         self.empty = empty
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, timeout_s: float = bounds.DEFAULT_TIMEOUT_S) -> Engine:
+    """An engine whose every wait is bounded by `timeout_s` where the driver can bound it (`bounds`)."""
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         private_file(Path(url.removeprefix("sqlite:///")))  # 0600; SQLite gives its journals the same mode
-        # The worker writes while bots read: wait for the lock instead of failing at once.
-        engine = create_engine(url, connect_args={"timeout": 30})
+        # The worker writes while bots read: wait for the lock (bounded) instead of failing at once.
+        engine = create_engine(url, connect_args=bounds.connect_args(url, timeout_s))
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True, connect_args=bounds.connect_args(url, timeout_s))
+    bounds.track(engine)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -135,5 +139,7 @@ def _upgrade(config: Config, engine: Engine) -> None:
     from alembic import command
 
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # a migration may run long; nobody waits on it for an answer
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

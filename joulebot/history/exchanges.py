@@ -34,6 +34,7 @@ def _row(result: Result, user_id: int) -> dict[str, Any]:
     request carried live in their own exchanges (found through `parent_id`), so forgetting or
     retention removes every copy."""
     req, energy, carbon = result.request, result.energy, result.carbon
+    phases = energy.phases
     stored = result.model_dump(mode="json", exclude={"energy": {"machine": {"trace"}}, "request": {"turns"}})
     return dict(
         request_id=req.id,
@@ -57,6 +58,10 @@ def _row(result: Result, user_id: int) -> dict[str, Any]:
         energy_attributable_uncertainty_j=energy.attributable_uncertainty_j,
         energy_scope=energy.machine.scope,
         energy_includes_reload=energy.includes_reload,
+        prefill_j=phases.prefill_j if phases else None,
+        prefill_uncertainty_j=phases.prefill_uncertainty_j if phases else None,
+        decode_j=phases.decode_j if phases else None,
+        decode_uncertainty_j=phases.decode_uncertainty_j if phases else None,
         intensity_g_per_kwh=carbon.intensity.g_per_kwh,
         intensity_zone=carbon.intensity.zone,
         intensity_provenance=carbon.intensity.provenance,
@@ -75,6 +80,9 @@ def _row(result: Result, user_id: int) -> dict[str, Any]:
         chat_id=req.chat_id,
         message_ref=req.message_ref,
         system_prompt=req.system,
+        sampling=(req.sampling.model_dump(exclude_defaults=True) or None) if req.sampling else None,
+        images=[image.model_dump(exclude={"data"}) for image in req.images] or None,
+        generation_settings=result.generation_settings,
         created_at=now(),
     )
 

@@ -38,17 +38,23 @@ EXCHANGES = sa.table(
     sa.column("energy_measured", sa.Boolean),
     sa.column("energy_includes_reload", sa.Boolean),
     sa.column("turn", sa.Integer),
+    sa.column("generation_settings", sa.String),
     sa.column("energy_total_j", sa.Float),
     sa.column("energy_attributable_j", sa.Float),
     sa.column("energy_uncertainty_j", sa.Float),
     sa.column("operational_g", sa.Float),
     sa.column("sci_g", sa.Float),
     sa.column("completion_tokens", sa.Integer),
+    sa.column("prompt_tokens", sa.Integer),
+    sa.column("prefill_j", sa.Float),
+    sa.column("decode_j", sa.Float),
     sa.column("seconds", sa.Float),
     sa.column("meter_failures", sa.Integer),
     sa.column("correct", sa.Boolean),
     sa.column("score", sa.Float),  # not summed: set with `correct` (HistoryStore._rescore)
     sa.column("score_note", sa.String),
+    sa.column("sampling", sa.JSON),
+    sa.column("images", sa.JSON),
 )
 X = EXCHANGES.c
 
@@ -63,9 +69,17 @@ KEYS: dict[str, ColumnElement[Any]] = {
     "energy_measured": X.energy_measured,
     "energy_includes_reload": X.energy_includes_reload,  # a reload inside the window: not comparable
     "turn_kind": sa.case((X.turn == 1, FIRST), (X.turn > 1, LATER), else_=OTHER),
+    "generation_settings": X.generation_settings,  # answers of other sampling settings are other answers
 }
 
 _scored = X.correct.is_not(None)
+# Answers asked with their own sampling (temperature, top_p, stop, seed: the API's) cost what those
+# settings make them cost: they are in no statistic. (Before migration 0023 there is no such column,
+# and no such answer: the migrations' backfills read every exchange.)
+DEFAULT_SAMPLING = X.sampling.is_(None)
+# Answers to questions with images likewise (migration 0024): reading an image is work a text-only
+# answer never does, so the two are never averaged together.
+IN_STATISTICS = sa.and_(DEFAULT_SAMPLING, X.images.is_(None))
 
 
 def _sum(value: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -74,6 +88,11 @@ def _sum(value: ColumnElement[Any]) -> ColumnElement[Any]:
 
 _tokens = X.completion_tokens > 0
 _per_token = X.energy_total_j / X.completion_tokens  # a float: energy is REAL / double precision
+# the answers split at the first token (Energy.phases): J per prompt token read, J per token generated
+_prefilled = sa.and_(X.prefill_j.is_not(None), X.prompt_tokens > 0)
+_per_prompt_token = X.prefill_j / X.prompt_tokens
+_decoded = sa.and_(X.decode_j.is_not(None), _tokens)
+_per_output_token = X.decode_j / X.completion_tokens
 
 # The upper bounds (J) of the dashboard's histogram of energy per answer (`/metrics`): a count per bound
 ENERGY_BUCKETS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -115,6 +134,12 @@ FIGURES: dict[str, Callable[[], ColumnElement[Any]]] = {
     "j_per_token": lambda: _sum(sa.case((_tokens, _per_token))),
     "j_per_token_squares": lambda: _sum(sa.case((_tokens, _per_token * _per_token))),
     "meter_failures": lambda: _sum(X.meter_failures),
+    "prefill_n": lambda: sa.func.count(sa.case((_prefilled, 1))),
+    "j_per_prompt_token": lambda: _sum(sa.case((_prefilled, _per_prompt_token))),
+    "j_per_prompt_token_squares": lambda: _sum(sa.case((_prefilled, _per_prompt_token * _per_prompt_token))),
+    "decode_n": lambda: sa.func.count(sa.case((_decoded, 1))),
+    "j_per_output_token": lambda: _sum(sa.case((_decoded, _per_output_token))),
+    "j_per_output_token_squares": lambda: _sum(sa.case((_decoded, _per_output_token * _per_output_token))),
     **{bucket(b): _at_most(b) for b in ENERGY_BUCKETS},
 }
 COUNTS = {  # integers; the other figures are floats
@@ -128,6 +153,8 @@ COUNTS = {  # integers; the other figures are floats
     "scored_sci_n",
     "token_n",
     "meter_failures",
+    "prefill_n",
+    "decode_n",
     *(bucket(b) for b in ENERGY_BUCKETS),
 }
 SCORES = ("scored", "correct", "scored_total_j", "scored_sci_n", "scored_sci_g")  # what a score changes
@@ -142,6 +169,7 @@ STATS_ROLLUP = sa.Table(
     sa.Column("energy_measured", sa.Boolean, primary_key=True),
     sa.Column("energy_includes_reload", sa.Boolean, primary_key=True),
     sa.Column("turn_kind", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("generation_settings", sa.String(128), primary_key=True),
     *(
         sa.Column(name, sa.BigInteger if name in COUNTS else sa.Float, nullable=False, server_default="0")
         for name in FIGURES
@@ -150,15 +178,20 @@ STATS_ROLLUP = sa.Table(
 R = STATS_ROLLUP.c
 
 
-def direct(where: ColumnElement[bool] | None = None, figures: Sequence[str] = tuple(FIGURES), sign: int = 1) -> Select:
+def direct(
+    where: ColumnElement[bool] | None = None,
+    figures: Sequence[str] = tuple(FIGURES),
+    sign: int = 1,
+    keys: Sequence[str] = tuple(KEYS),
+) -> Select:
     """The rollup's rows computed from the exchanges themselves (those matching `where`), `sign` × each sum."""
     return (
         sa.select(
-            *(key.label(name) for name, key in KEYS.items()),
+            *(KEYS[name].label(name) for name in keys),
             *((FIGURES[f]() if sign > 0 else -FIGURES[f]()).label(f) for f in figures),
         )
         .where(X.energy_total_j.is_not(None), sa.true() if where is None else where)  # a WHERE: see `add`
-        .group_by(*KEYS.values())
+        .group_by(*(KEYS[name] for name in keys))
     )
 
 
@@ -191,20 +224,26 @@ def add_one(connection: Connection, exchange_id: int) -> None:
     kind and reused, so SQLAlchemy neither builds nor compiles it again)."""
     dialect = connection.dialect.name
     if dialect not in _ADD_ONE:
-        _ADD_ONE[dialect] = upsert(dialect, X.id == sa.bindparam("exchange_id"))
+        _ADD_ONE[dialect] = upsert(dialect, sa.and_(X.id == sa.bindparam("exchange_id"), IN_STATISTICS))
     connection.execute(_ADD_ONE[dialect], {"exchange_id": exchange_id})
 
 
-def backfill(connection: Connection, figures: Sequence[str] = tuple(FIGURES)) -> None:
-    """Fill an empty rollup from every exchange (the migration; a bulk load that went around `record`)."""
-    table = sa.table("stats_rollup", *(sa.column(name) for name in [*KEYS, *figures]))
-    connection.execute(sa.insert(table).from_select([*KEYS, *figures], direct(None, figures)))
+def backfill(
+    connection: Connection,
+    figures: Sequence[str] = tuple(FIGURES),
+    where: ColumnElement[bool] | None = None,
+    keys: Sequence[str] = tuple(KEYS),
+) -> None:
+    """Fill an empty rollup from the exchanges matching `where` (the migration; a bulk load that went
+    around `record`): a migration names the figures and keys its table has."""
+    table = sa.table("stats_rollup", *(sa.column(name) for name in [*keys, *figures]))
+    connection.execute(sa.insert(table).from_select([*keys, *figures], direct(where, figures, keys=keys)))
 
 
 def rebuild(connection: Connection) -> None:
     """Compute the whole rollup again from the exchanges (after rows were written around `record`)."""
     connection.execute(sa.delete(STATS_ROLLUP))
-    backfill(connection)
+    backfill(connection, where=IN_STATISTICS)
 
 
 def totals(group_by: Sequence[str], match: dict[str, Any], source: FromClause = STATS_ROLLUP) -> Select:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
+from joulebot.history import bounds
 from joulebot.history.aggregates import Statistics
 from joulebot.history.engine import HistoryUnavailable, make_engine, migrate
 from joulebot.history.exchanges import Exchanges
@@ -24,23 +25,25 @@ from joulebot.history.scores import Scores
 class HistoryStore(Exchanges, Privacy, Scores, Statistics):
     """Queries over one database. `HistoryStore.open(url)` also brings its schema up to date."""
 
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
+    def __init__(self, url: str, timeout_s: float = bounds.DEFAULT_TIMEOUT_S) -> None:
+        self.engine = make_engine(url, timeout_s)
         self._hint_sums = {}
         self._user_ids = {}
 
     @classmethod
-    def open(cls, url: str) -> HistoryStore:
+    def open(cls, url: str, timeout_s: float = bounds.DEFAULT_TIMEOUT_S) -> HistoryStore:
         """A store whose schema is at the newest revision (migrated first if needed)."""
-        store = cls(url)
+        store = cls(url, timeout_s)
         migrate(store.engine)
         return store
 
 
-def open_history(url: str, redact: Callable[[str], str] = lambda text: text) -> HistoryStore:
+def open_history(
+    url: str, redact: Callable[[str], str] = lambda text: text, timeout_s: float = bounds.DEFAULT_TIMEOUT_S
+) -> HistoryStore:
     """A HistoryStore for a front end: HistoryUnavailable (one line) instead of a driver's traceback."""
     try:
-        return HistoryStore.open(url)
+        return HistoryStore.open(url, timeout_s)
     except (DBAPIError, ArgumentError, OSError) as exc:
         text = str(getattr(exc, "orig", None) or exc).strip()
         reason = text.splitlines()[0] if text else type(exc).__name__

@@ -87,6 +87,11 @@ class Exchange(SQLModel, table=True):
     energy_attributable_uncertainty_j: float | None = None
     energy_scope: str | None = Field(default=None, max_length=16)  # machine, components (cpu+gpu only)
     energy_includes_reload: bool = False  # the model was loaded again inside the measured window
+    # the total split at the first token (migration 0025): reading the prompt, then generating; None: not split
+    prefill_j: float | None = None
+    prefill_uncertainty_j: float | None = None
+    decode_j: float | None = None
+    decode_uncertainty_j: float | None = None
     intensity_g_per_kwh: float
     intensity_zone: str = Field(max_length=32)
     intensity_provenance: str = Field(max_length=16)
@@ -95,7 +100,8 @@ class Exchange(SQLModel, table=True):
     sci_g: float | None
     box: str = Field(max_length=128)  # statistics are per box (indexed with the id: see __table_args__)
     result: dict = Field(sa_column=Column(JSON, nullable=False))
-    # (seconds since the window's start, watts) of a sampled meter (the wall meter); None without samples
+    # (seconds since the window's start, watts) of a sampled meter (the wall meter, polled NVML, the estimate's
+    # CPU time); None without samples
     power_trace: list | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     share_token: str | None = Field(default=None, max_length=64, unique=True)  # the answer's private link
     meter_failures: int = 0  # meters that failed in this answer's window (the figure came from the next source)
@@ -115,6 +121,14 @@ class Exchange(SQLModel, table=True):
     # piece of it, this one too, is an ExchangeMessage (migration 0020): replies are looked up there
     message_ref: str | None = Field(default=None, max_length=64)
     system_prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # what the request set of temperature, top_p, stop, seed (migration 0023); None: the runner's defaults.
+    # Such answers cost what their settings make them cost: they stay out of the statistics (rollup.py).
+    sampling: dict | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+    # each image the question carried: name, sha256, size_bytes, width, height, source_format (migration
+    # 0024), never the image; None: none. Such answers stay out of the statistics (rollup.py).
+    images: list | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+    # the sampling settings the answer was made with (Result.generation_settings; migration 0026)
+    generation_settings: str = Field(default="", max_length=128, sa_column_kwargs={"server_default": ""})
 
 
 class ExchangeMessage(SQLModel, table=True):

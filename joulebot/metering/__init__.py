@@ -5,6 +5,6 @@ Each meter is a module of its own; `detect.py` picks the ones this machine has,
 """
 
 from joulebot.metering.base import Meter, Window
-from joulebot.metering.reading import Energy, IdleBaseline, Reading
+from joulebot.metering.reading import Energy, IdleBaseline, Phases, Reading
 
-__all__ = ["Energy", "IdleBaseline", "Meter", "Reading", "Window"]
+__all__ = ["Energy", "IdleBaseline", "Meter", "Phases", "Reading", "Window"]

@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from joulebot.metering.base import Meter
+from joulebot.metering.base import Meter, Window
 from joulebot.metering.nvml import NvmlMeter
+from joulebot.metering.phases import PhaseEnergy, PhaseTiming, phases
 from joulebot.metering.reading import Energy, IdleBaseline, Reading
 from joulebot.metering.temperature import hwmon_temperatures
 
@@ -62,10 +63,10 @@ class MeasurementBox:
         """The idle baseline of the preferred machine figure."""
         return next(iter(self.idle_by_source.values()), None)
 
-    def _window(self, work: Callable[[], T]) -> tuple[T, list[Reading]]:
+    def _window(self, work: Callable[[], T]) -> tuple[T, list[Window], list[Reading]]:
         windows = [m.start() for m in self.meters]
         value = work()
-        return value, [w.stop() for w in reversed(windows)][::-1]
+        return value, windows, [w.stop() for w in reversed(windows)][::-1]
 
     def _composite(self, readings: list[Reading]) -> Reading | None:
         """The sum of the component meters (CPU + GPU), when every one of them gave a reading."""
@@ -128,7 +129,7 @@ class MeasurementBox:
         powers: dict[str, list[tuple[float, float, float]]] = {}  # source -> (W, ±W, s) per part
         kinds: dict[str, bool] = {}
         for _ in range(max(1, parts)):
-            _, readings = self._window(lambda: quiet(seconds / max(1, parts)))
+            _, _, readings = self._window(lambda: quiet(seconds / max(1, parts)))
             if given_way():  # that window was cut short: not idle power over its time
                 raise IdleInterrupted("the idle measurement gave way")
             machine, _ = self._machine(readings)
@@ -182,11 +183,37 @@ class MeasurementBox:
         by_source = {b.source: b for b in baselines}
         self.idle_by_source = {s: by_source[s] for s in self.sources() if s in by_source}
 
-    def measure(self, work: Callable[[], T]) -> tuple[T, Energy]:
-        """Run `work` inside one window of every meter; exceptions propagate, no Energy."""
-        value, readings = self._window(work)
+    def measure(
+        self, work: Callable[[], T], timing: Callable[[T], PhaseTiming | None] | None = None
+    ) -> tuple[T, Energy]:
+        """Run `work` inside one window of every meter; exceptions propagate, no Energy.
+
+        `timing` reads the runner's phases from what `work` returned: the machine figure is then
+        split at the first token (Energy.phases), by the windows it came from."""
+        value, windows, readings = self._window(work)
         machine, rest = self._machine(readings)
-        return value, self.energy(machine, rest)
+        energy = self.energy(machine, rest)
+        phase_timing = timing(value) if timing is not None else None
+        if phase_timing is not None and machine.joules is not None:
+            cut = self._cut(dict(zip(self.meters, windows, strict=True)), machine)
+            energy.phases = phases(phase_timing, machine.seconds, cut)
+        return value, energy
+
+    def _cut(self, windows: dict[Meter, Window], machine: Reading) -> Callable[[float, float], PhaseEnergy]:
+        """How to split the machine figure: by the one window it came from, or the sum of the components'."""
+        if machine.scope != "components":
+            return next(w for m, w in windows.items() if m.source == machine.source).split
+
+        def summed(at_s: float, band_s: float) -> PhaseEnergy:
+            parts = [windows[m].split(at_s, band_s) for m in self.components]  # independent meters
+            return PhaseEnergy(
+                sum(p.prefill_j for p in parts),
+                math.hypot(*(p.prefill_uncertainty_j for p in parts)),
+                sum(p.decode_j for p in parts),
+                math.hypot(*(p.decode_uncertainty_j for p in parts)),
+            )
+
+        return summed
 
     def energy(self, machine: Reading, components: list[Reading]) -> Energy:
         idle = self.idle_by_source.get(machine.source)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from joulebot.metering.phases import CannotSplit, PhaseEnergy
 from joulebot.metering.reading import Reading, Scope
 
 
@@ -21,6 +22,12 @@ class Window(ABC):
 
     @abstractmethod
     def stop(self) -> Reading: ...
+
+    def split(self, at_s: float, band_s: float) -> PhaseEnergy:
+        """The closed window's energy before and after `at_s` seconds from its start (± `band_s`).
+
+        A meter read only at the window's edges has nothing in between to split by."""
+        raise CannotSplit("this meter reads only at the window's edges: nothing in between to split by")
 
 
 class Meter(ABC):

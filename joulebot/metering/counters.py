@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from joulebot.metering.base import MeterAbsent, Window
+from joulebot.metering.phases import CannotSplit, PhaseEnergy
 from joulebot.metering.reading import Reading, Scope
 
 
@@ -41,6 +42,9 @@ class CounterWindow(Window):
             self.start_values = read()
         except (OSError, MeterAbsent) as exc:
             self.start_values, self.error = [], str(exc)
+
+    def split(self, at_s: float, band_s: float) -> PhaseEnergy:
+        raise CannotSplit(f"{self.source} reads only at the window's edges (a counter): nothing in between to split by")
 
     def stop(self) -> Reading:
         seconds = time.perf_counter() - self.t0

@@ -13,6 +13,7 @@ from pathlib import Path
 from joulebot.config import Settings
 from joulebot.metering.base import Meter, MeterAbsent, MeterRefused
 from joulebot.metering.estimate import EstimateMeter
+from joulebot.metering.power_figures import published
 from joulebot.metering.sampling import MeterSetupRefused, MeterUnavailable
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,13 @@ def build_hardware_meter(name: str, settings: Settings) -> Meter:
     raise AssertionError(name)
 
 
+def estimate_meter(settings: Settings) -> EstimateMeter:
+    """The labelled estimate: the constants set for this machine, else the published figures for its CPU."""
+    if settings.estimate_idle_w is not None and settings.estimate_w_per_core is not None:
+        return EstimateMeter.configured(settings.estimate_idle_w, settings.estimate_w_per_core)
+    return EstimateMeter(published(settings.proc_root))
+
+
 def detect_meters(settings: Settings) -> Detection:
     wanted = [name.strip().lower() for name in settings.meters.split(",") if name.strip()] or ["auto"]
     unknown = [n for n in wanted if n not in (*HARDWARE, "estimate", "auto")]
@@ -84,5 +92,5 @@ def detect_meters(settings: Settings) -> Detection:
                 raise MeterConfigError(f"METERS asks for {name}, but: {exc}") from None
             detection.absent[name] = str(exc)
             log.info("meter %s not used: %s", name, exc)
-    detection.meters.append(EstimateMeter(settings.estimate_idle_w, settings.estimate_w_per_core))
+    detection.meters.append(estimate_meter(settings))
     return detection

@@ -8,8 +8,7 @@ from collections.abc import Callable
 from joulebot.config import Settings
 from joulebot.metering.answer_energy import MeasurementBox
 from joulebot.metering.base import Meter, MeterAbsent
-from joulebot.metering.detect import HARDWARE, build_hardware_meter, detect_meters
-from joulebot.metering.estimate import EstimateMeter
+from joulebot.metering.detect import HARDWARE, build_hardware_meter, detect_meters, estimate_meter
 from joulebot.metering.nvml import NvmlMeter
 from joulebot.metering.reading import Reading
 
@@ -59,7 +58,7 @@ def report(settings: Settings) -> str:
 def build_meter(settings: Settings, source: str) -> Meter:
     """One meter by name, or MeterAbsent saying why it cannot be used here."""
     if source == "estimate":
-        return EstimateMeter(settings.estimate_idle_w, settings.estimate_w_per_core)
+        return estimate_meter(settings)
     if source not in HARDWARE:
         raise MeterAbsent(f"unknown meter {source!r} (known: {', '.join(SOURCES)})")
     return build_hardware_meter(source, settings)

@@ -1,23 +1,26 @@
 """An energy estimate for machines without a meter, and labelled as one.
 
-Model: machine power = idle W + W per busy core × busy cores, where busy core
-seconds come from the kernel's machine-wide CPU time counters. It counts all
-work on the machine (as a wall meter would), not only the worker's process.
-The two constants are configuration, not knowledge: the label says so, and the
-uncertainty is an honest, large ±100 % (a box's real idle power alone can be
-several times the configured one).
+Power = the model's idle W + W per busy core × busy cores (`power_figures.PowerModel`: built
+from published figures about this machine's CPU and memory, or constants someone configured).
+Busy core seconds come from the kernel's machine-wide CPU time counters, read every
+`interval_s` on a thread, so the estimate has a power trace like a sampled meter (drawn on the
+answer's page, and split at the first token). It counts all work on the machine (as a wall
+meter would), not only the worker's process. Every figure carries the model's band and its
+label, and is never shown as a measurement.
 """
 
 from __future__ import annotations
 
-import time
+import itertools
+import os
 
 import psutil
 
-from joulebot.metering.base import Meter, Window
-from joulebot.metering.reading import Reading
+from joulebot.metering.base import Meter
+from joulebot.metering.power_figures import PowerModel, configured
+from joulebot.metering.sampling import Account, Sample, SampledWindow, interpolated
 
-ESTIMATE_UNCERTAINTY = 1.0  # ± this fraction of the estimate
+TICK_S = 1 / os.sysconf("SC_CLK_TCK")  # the CPU time counters' resolution
 
 
 def busy_cpu_seconds() -> float:
@@ -26,26 +29,39 @@ def busy_cpu_seconds() -> float:
     return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0) + getattr(t, "steal", 0.0)
 
 
-class EstimateWindow(Window):
-    def __init__(self, meter: EstimateMeter) -> None:
-        self.meter = meter
-        self.t0 = time.perf_counter()
-        self.cpu0 = busy_cpu_seconds()
+class BusyTime:
+    """Samples of a cumulative busy-CPU counter made into the model's energy.
 
-    def stop(self) -> Reading:
-        seconds = time.perf_counter() - self.t0
-        busy = max(0.0, busy_cpu_seconds() - self.cpu0)
-        joules = self.meter.idle_w * seconds + self.meter.w_per_core * busy
-        return Reading(
-            source=self.meter.source,
-            scope=self.meter.scope,
-            measured=False,
-            joules=joules,
-            seconds=seconds,
-            samples=2,
-            method=self.meter.method,
-            uncertainty_j=ESTIMATE_UNCERTAINTY * joules,
-        )
+    Between two reads the counter's rise is placed evenly; at an edge inside the samples (a split
+    point; the window's end) the rise of the gap around it could lie on either side: ± half of it
+    (and one tick of the counter) at the model's W per busy core.
+    """
+
+    tail_s = 0.0
+
+    def __init__(self, model: PowerModel) -> None:
+        self.model = model
+
+    def account(self, samples: list[Sample], start: float, stop: float) -> Account:
+        busy = max(0.0, interpolated(samples, stop) - interpolated(samples, start))
+        joules = self.model.joules(stop - start, busy)
+        edges = 0.0
+        for edge in (start, stop):
+            gap = [(t0, b0, t1, b1) for (t0, b0), (t1, b1) in itertools.pairwise(samples) if t0 < edge < t1]
+            if gap:
+                _, b0, _, b1 = gap[0]
+                edges += self.model.per_core_w * ((b1 - b0) / 2 + TICK_S)
+        return Account(joules, self.model.band_j(stop - start, joules) + edges)
+
+    def trace(self, samples: list[Sample], start: float, stop: float) -> list[tuple[float, float]]:
+        """The model's power over each gap between reads, at the gap's middle."""
+        points = []
+        for (t0, b0), (t1, b1) in itertools.pairwise(samples):
+            middle = (t0 + t1) / 2 - start
+            if t1 > t0 and 0 <= middle <= stop - start:
+                watts = self.model.idle_w + self.model.per_core_w * max(0.0, b1 - b0) / (t1 - t0)
+                points.append((round(middle, 4), round(watts, 3)))
+        return points
 
 
 class EstimateMeter(Meter):
@@ -53,18 +69,30 @@ class EstimateMeter(Meter):
     scope = "machine"
     measured = False
 
-    def __init__(self, idle_w: float, w_per_core: float) -> None:
-        if idle_w < 0 or w_per_core < 0:
-            raise ValueError("estimate powers must be >= 0 W")
-        self.idle_w = idle_w
-        self.w_per_core = w_per_core
+    def __init__(self, model: PowerModel, interval_s: float = 0.05) -> None:
+        self.model = model
+        self.interval_s = interval_s
+
+    @classmethod
+    def configured(cls, idle_w: float, w_per_core: float) -> EstimateMeter:
+        """An estimate from constants someone set for this machine (± 100 %)."""
+        return cls(configured(idle_w, w_per_core))
 
     @property
     def method(self) -> str:
-        return f"{self.idle_w:g} W idle + {self.w_per_core:g} W per busy core"
+        return self.model.label
 
     def describe(self) -> str:
         return f"estimate ({self.method}; not a measurement)"
 
-    def start(self) -> EstimateWindow:
-        return EstimateWindow(self)
+    def start(self) -> SampledWindow:
+        return SampledWindow(
+            busy_cpu_seconds,
+            self.interval_s,
+            self.source,
+            self.scope,
+            BusyTime(self.model),
+            accuracy=0.0,
+            method=self.method,
+            measured=False,
+        )

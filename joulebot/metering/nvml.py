@@ -20,6 +20,7 @@ from typing import Any
 
 from joulebot.metering.base import Meter, MeterAbsent, Window
 from joulebot.metering.counters import CounterWindow
+from joulebot.metering.phases import PhaseEnergy
 from joulebot.metering.reading import Reading
 from joulebot.metering.sampling import InstantPower, MeterUnavailable, SampledWindow
 
@@ -186,3 +187,9 @@ class NvmlWindow(Window):
         if self.note and reading.joules is not None:
             reading = reading.model_copy(update={"note": self.note})
         return reading
+
+    def split(self, at_s: float, band_s: float) -> PhaseEnergy:
+        """Only GPUs polled for their power have samples in between; a counter GPU reads at the edges."""
+        if self.polled is not None and self.counter is None:
+            return self.polled.split(at_s, band_s)
+        return super().split(at_s, band_s)

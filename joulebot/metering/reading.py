@@ -73,6 +73,29 @@ class IdleBaseline(BaseModel):
     uncertainty_w: float = 0.0
 
 
+class Phases(BaseModel):
+    """The window's energy on each side of the first token: reading the prompt and the context
+    (prefill), then generating the answer (decode). Placed by the runner's own timing, measured
+    from the meter's samples (metering/phases.py); no figures, and `error` saying why, where the
+    window could not be split."""
+
+    timing: str  # whose timing placed the split: "Ollama's prompt_eval_duration and eval_duration"
+    split_s: float | None = None  # seconds after the window's start where decoding began
+    split_band_s: float = 0.0  # ± how far the runner's timing leaves that point uncertain
+    prefill_j: float | None = None
+    prefill_uncertainty_j: float | None = None  # ± J, about 95 %
+    decode_j: float | None = None
+    decode_uncertainty_j: float | None = None
+    error: str | None = None  # why the window was not split ("too short to split: ...")
+
+    @property
+    def prefill_share(self) -> float | None:
+        """The prefill's share of the two phases' energy."""
+        if self.prefill_j is None or self.decode_j is None or self.prefill_j + self.decode_j <= 0:
+            return None
+        return self.prefill_j / (self.prefill_j + self.decode_j)
+
+
 class Energy(BaseModel):
     """The machine's energy for one answer window: total, and above idle."""
 
@@ -86,6 +109,7 @@ class Energy(BaseModel):
     attributable_uncertainty_j: float | None = None  # ± J of attributable_j: adds the idle baseline's spread
     includes_reload: bool = False  # the runner loaded the model again inside the window (its energy is in here)
     reload_s: float | None = None  # how long that reload took, by the runner's own account
+    phases: Phases | None = None  # prefill and decode apart; None: no runner timing (a warm-up, older answers)
 
     @property
     def short_window(self) -> bool:

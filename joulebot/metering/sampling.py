@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from joulebot.metering.base import Window
+from joulebot.metering.phases import CannotSplit, PhaseEnergy
 from joulebot.metering.reading import Reading, Scope
 
 Sample = tuple[float, float]  # (time.perf_counter() at the middle of the read, watts)
@@ -44,9 +45,29 @@ class Account:
 
 class Integrator(Protocol):
     tail_s: float  # how long to keep sampling after the window's end before the account can be made
-    lag_s: float  # how long after the power it describes a sampled value is read
 
     def account(self, samples: list[Sample], start: float, stop: float) -> Account: ...
+
+    def trace(self, samples: list[Sample], start: float, stop: float) -> list[tuple[float, float]]:
+        """(seconds since `start`, watts) over [start, stop], each power at the time it describes."""
+        ...
+
+
+def shifted(samples: list[Sample], start: float, stop: float, lag_s: float) -> list[tuple[float, float]]:
+    """Samples of power as a trace: each value put `lag_s` before it was read (what it describes)."""
+    moved = [(t - start - lag_s, w) for t, w in samples]
+    return [(round(t, 4), round(w, 3)) for t, w in moved if 0 <= t <= stop - start]
+
+
+def interpolated(samples: list[Sample], t: float) -> float:
+    """The sampled value at `t`: linear between the samples around it, held beyond the first and last."""
+    i = bisect.bisect_left(samples, (t, -math.inf))
+    if i == 0:
+        return samples[0][1]
+    if i == len(samples):
+        return samples[-1][1]
+    (t0, p0), (t1, p1) = samples[i - 1], samples[i]
+    return p1 if t1 <= t0 else p0 + (p1 - p0) * (t - t0) / (t1 - t0)
 
 
 def integrate(samples: list[Sample], start: float, stop: float) -> float:
@@ -61,13 +82,18 @@ class InstantPower:
     anywhere in the gap, so each gap contributes up to gap/2 × |ΔP| (combined in quadrature)."""
 
     tail_s = 0.0
-    lag_s = 0.0
 
     def account(self, samples: list[Sample], start: float, stop: float) -> Account:
+        """Edges inside the samples' span (a split point) take the value interpolated there."""
         inside = [s for s in samples if start < s[0] < stop]
-        points = [(start, samples[0][1]), *inside, (stop, samples[-1][1])]
-        bounds = [(t1 - t0) / 2 * abs(p1 - p0) for (t0, p0), (t1, p1) in itertools.pairwise(points)]
-        return Account(integrate(samples, start, stop), math.sqrt(sum(b * b for b in bounds)))
+        points = [(start, interpolated(samples, start)), *inside, (stop, interpolated(samples, stop))]
+        pairs = list(itertools.pairwise(points))
+        joules = sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in pairs)
+        bounds = [(t1 - t0) / 2 * abs(p1 - p0) for (t0, p0), (t1, p1) in pairs]
+        return Account(joules, math.sqrt(sum(b * b for b in bounds)))
+
+    def trace(self, samples: list[Sample], start: float, stop: float) -> list[tuple[float, float]]:
+        return shifted(samples, start, stop, 0.0)
 
 
 class BlockAverages:
@@ -95,7 +121,9 @@ class BlockAverages:
     def __init__(self, period_s: float) -> None:
         self.period_s = period_s
         self.tail_s = 2 * period_s  # the edge bound looks at the interval after the last one
-        self.lag_s = period_s  # a value read at t is (about) the power over the interval before t
+
+    def trace(self, samples: list[Sample], start: float, stop: float) -> list[tuple[float, float]]:
+        return shifted(samples, start, stop, self.period_s)  # a value read at t: the interval before t
 
     def account(self, samples: list[Sample], start: float, stop: float) -> Account:
         times = [t for t, _ in samples]
@@ -182,8 +210,10 @@ class SampledWindow(Window):
         lsb_w: float = 0.0,
         update_s: float | None = None,
         method: str = "",
+        measured: bool = True,
     ) -> None:
         self.sample = sample
+        self.measured = measured
         self.interval_s = interval_s
         self.source, self.scope = source, scope
         self.integrator = integrator
@@ -239,21 +269,39 @@ class SampledWindow(Window):
         return Reading(
             source=self.source,
             scope=self.scope,
-            measured=True,
+            measured=self.measured,
             joules=account.joules,
             seconds=seconds,
             samples=len(self.samples),
             method=self.method,
             uncertainty_j=uncertainty,
             update_s=self.update_s,
-            trace=self.trace(end),
+            trace=self.integrator.trace(self.samples, self.start, end),
         )
 
-    def trace(self, end: float) -> list[tuple[float, float]]:
-        """(seconds since the window's start, watts) over the window, each value put at the time it
-        describes: a block-averaging meter's value describes the interval before it was read."""
-        shifted = [(t - self.start - self.integrator.lag_s, w) for t, w in self.samples]
-        return [(round(t, 4), round(w, 3)) for t, w in shifted if 0 <= t <= end - self.start]
+    def split(self, at_s: float, band_s: float) -> PhaseEnergy:
+        """The window's energy before and after `at_s` (seconds after its start), each with its
+        band: the integrator's attribution at that point, as at the window's edges, plus ± `band_s`
+        of where the point lies × the highest power seen around it (moved from one side to the other)."""
+        if self.end is None or self.error is not None or not self.samples:
+            raise CannotSplit(f"{self.source} has no samples of this window")
+        seconds = self.end - self.start
+        update = max(self.update_s or 0.0, self.interval_s)
+        if seconds < 2 * update:
+            raise CannotSplit(
+                f"too short to split: {seconds * 1000:.0f} ms is under two of {self.source}'s"
+                f" {update * 1000:g} ms updates"
+            )
+        at = self.start + min(max(at_s, 0.0), seconds)
+        trace = self.integrator.trace(self.samples, self.start, self.end)
+        near = [w for t, w in trace if abs(t - at_s) <= band_s + update]
+        moved = band_s * max(near or [w for _, w in trace] or [0.0])
+        figures = []
+        for t0, t1 in ((self.start, at), (at, self.end)):
+            part = self.integrator.account(self.samples, t0, t1)
+            spread = self.accuracy * abs(part.joules) + math.hypot(part.uncertainty_j, self.lsb_w * (t1 - t0))
+            figures += [part.joules, spread + moved]
+        return PhaseEnergy(*figures)
 
     def old_style_joules(self) -> float:
         """The energy as the driver computed it before it knew about averaging: samples stamped at

@@ -11,12 +11,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
+
+from joulebot.config.generation import GenerationSettings
 
 
 class GgufFile(BaseModel):
@@ -48,11 +51,18 @@ class ModelEntry(BaseModel):
     # The context window joulebot runs it with (prompt, chat template and answer together): llama.cpp is
     # started with it; Ollama gets it as `options.num_ctx` with every request (and the load).
     context_tokens: int = 2048
+    vision: bool = False  # takes images (Ollama's `capabilities` says so, or the catalog does)
+    # How it samples (llama.cpp's arguments, Ollama's `options`); chosen by measurement (docs/generation.md)
+    generation: GenerationSettings = GenerationSettings()
 
     def size_label(self) -> str:
         if self.parameters_b < 1:
             return f"{self.parameters_b * 1000:.0f}M"
         return f"{self.parameters_b:.1f}B"
+
+    def sight(self) -> str:
+        """For model lists: "sees images" for a vision model, "" for one that reads text only."""
+        return "sees images" if self.vision else ""
 
     def names(self) -> set[str]:
         return {self.name, *self.aliases, *([self.ollama_tag] if self.ollama_tag else [])}
@@ -92,6 +102,15 @@ class Catalog(BaseModel):
                 return offer.entry
         raise UnknownModelError(name, [e.name for e in self.available()])
 
+    def blind(self, entry: ModelEntry) -> str:
+        """One line for a question with images to a model that cannot see: the ones here that can."""
+        seeing = [e.name for e in self.available() if e.vision]
+        known = [o.entry.name for o in self.offers if o.entry.vision and o.entry.runner == "ollama"]
+        if seeing:
+            return f"{entry.name} cannot see images; the models here that can: {', '.join(seeing)} (/model NAME)"
+        pull = f" (an admin can: joulebot models pull {known[0]})" if known else ""
+        return f"{entry.name} cannot see images, and no model here can{pull}; nothing was queued"
+
 
 @lru_cache(maxsize=1)
 def static_entries() -> tuple[ModelEntry, ...]:
@@ -115,17 +134,20 @@ class OllamaModel(BaseModel):
     parameters_b: float | None = None
     family: str = ""
     quantization: str = ""
+    vision: bool = False  # `/api/show` lists "vision" among the model's capabilities
 
 
 def build_catalog(
     max_parameters_b: float,
     ollama: list[OllamaModel] | None = None,
     ollama_problem: str = "OLLAMA_HOST is not set",
+    generation: Mapping[str, GenerationSettings] | None = None,
 ) -> Catalog:
-    """Merge the static catalog with the Ollama server's inventory (None: no server answered)."""
+    """Merge the static catalog with the Ollama server's inventory (None: no server answered), with
+    `generation` (GENERATION_SETTINGS, by model name) instead of an entry's own sampling settings."""
     served = {m.tag: m for m in ollama or []}
     offers: list[Offer] = []
-    for entry in static_entries():
+    for entry in _tuned(static_entries(), generation or {}):
         if entry.runner == "llamacpp":
             ok = entry.gguf is not None and entry.gguf.path() is not None
             offers.append(Offer(entry=entry, available=ok, reason="" if ok else "weights not installed"))
@@ -133,14 +155,16 @@ def build_catalog(
         model = served.pop(entry.ollama_tag or "", None)
         if model is not None and model.parameters_b:
             entry = entry.model_copy(update={"parameters_b": model.parameters_b})  # the server knows best
+        if model is not None and model.vision:
+            entry = entry.model_copy(update={"vision": True})
         if ollama is None:
             offers.append(Offer(entry=entry, available=False, reason=ollama_problem))
         elif model is None:
             offers.append(Offer(entry=entry, available=False, reason=f"not pulled (joulebot models pull {entry.name})"))
         else:
             offers.append(_sized(entry, max_parameters_b))
-    for model in served.values():  # on the server, not in the static catalog: offer it as it is
-        entry = ModelEntry(
+    unlisted = [  # on the server, not in the static catalog: offer it as it is
+        ModelEntry(
             name=model.tag,
             runner="ollama",
             family=model.family or "unknown",
@@ -148,9 +172,21 @@ def build_catalog(
             quantization=model.quantization,
             description="from the Ollama server",
             ollama_tag=model.tag,
+            vision=model.vision,
         )
-        offers.append(_sized(entry, max_parameters_b))
+        for model in served.values()
+    ]
+    offers += [_sized(entry, max_parameters_b) for entry in _tuned(unlisted, generation or {})]
     return Catalog(offers=offers, max_parameters_b=max_parameters_b)
+
+
+def _tuned(entries: Iterable[ModelEntry], generation: Mapping[str, GenerationSettings]) -> list[ModelEntry]:
+    """The entries, each with the settings `generation` gives one of its names (instead of its own)."""
+    tuned = []
+    for entry in entries:
+        given = [settings for name, settings in generation.items() if name in entry.names()]
+        tuned.append(entry.model_copy(update={"generation": given[0]}) if given else entry)
+    return tuned
 
 
 def _sized(entry: ModelEntry, max_parameters_b: float) -> Offer:

@@ -22,15 +22,29 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 import httpx
 import ollama
 
 from joulebot.models.catalog import ModelEntry, OllamaModel, parse_parameter_size
-from joulebot.models.runner import RELOAD_S, Generation, Messages, Runner, RunnerError, TextSink, split_reasoning
+from joulebot.models.repetition import looping
+from joulebot.models.runner import (
+    RELOAD_S,
+    REPETITION,
+    Generation,
+    Messages,
+    Runner,
+    RunnerError,
+    Sampling,
+    TextSink,
+    split_reasoning,
+)
 
 NS = 1e9
+# An image's share of the context window, on the safe side: LLaVA takes 576 tokens per image,
+# Gemma 3 256, Qwen2.5-VL about 1 per 28×28 patch (1,300 for a megapixel).
+IMAGE_TOKENS = 1024
 
 
 class OllamaRunner(Runner):
@@ -70,9 +84,14 @@ class OllamaRunner(Runner):
             return f"Ollama did not answer in time for {name}"
         return f"the answer from Ollama broke off ({type(exc).__name__})"
 
-    def _options(self, entry: ModelEntry, **more: int) -> dict[str, int]:
+    def _options(self, entry: ModelEntry, **more: object) -> dict[str, object]:
         """The model options of every request for `entry`: its context window first (see the module)."""
         return {"num_ctx": self.context_window(entry), **more}
+
+    @staticmethod
+    def _sampling(sampling: Sampling | None) -> dict[str, object]:
+        """Ollama's options for what the request set (seed 0 unless it set one: answers repeat)."""
+        return {"seed": 0, **(sampling.asked() if sampling is not None else {})}
 
     def loaded(self, entry: ModelEntry) -> bool:
         return time.monotonic() - self._answered_at.get(entry.name, float("-inf")) < self.recent_s
@@ -89,26 +108,35 @@ class OllamaRunner(Runner):
         return (response.load_duration or 0) / NS
 
     def count_tokens(self, entry: ModelEntry, messages: Messages) -> int:
-        """An upper estimate (Ollama exposes no tokenizer): 1 token per 3 characters, 4 per message.
+        """An upper estimate (Ollama exposes no tokenizer): 1 token per 3 characters, 4 per message,
+        IMAGE_TOKENS per image.
 
         English averages about 4 characters per token: this keeps trimming on the safe side.
         """
-        return sum(len(m["content"]) // 3 + 4 for m in messages)
+        return sum(len(m["content"]) // 3 + 4 + IMAGE_TOKENS * len(m.get("images") or ()) for m in messages)
 
     def generate(
-        self, entry: ModelEntry, messages: Messages, max_tokens: int, sink: TextSink | None = None
+        self,
+        entry: ModelEntry,
+        messages: Messages,
+        max_tokens: int,
+        sink: TextSink | None = None,
+        sampling: Sampling | None = None,
     ) -> Generation:
         parts: list[str] = []
         thinking: list[str] = []
         first_token_s = None
         final = None
+        repeating = False
+        settings = self.settings(entry, sampling)
+        options = {**settings.given(), "num_predict": max_tokens, **self._sampling(sampling)}
         t0 = time.perf_counter()
         try:
             stream = self.client.chat(
                 model=self._tag(entry),
                 messages=messages,
                 stream=True,
-                options=self._options(entry, num_predict=max_tokens, seed=0),
+                options=self._options(entry, **options),
                 keep_alive=self.keep_alive,
             )
             for chunk in stream:
@@ -116,6 +144,11 @@ class OllamaRunner(Runner):
                     if first_token_s is None:
                         first_token_s = time.perf_counter() - t0
                     parts.append(chunk.message.content)
+                    if looping("".join(parts)):
+                        repeating = True
+                        if isinstance(stream, Generator):  # hanging up stops the server's generation
+                            stream.close()
+                        break
                     if sink is not None and sink.due():
                         sink.put("".join(parts))
                 if chunk.message.thinking:
@@ -125,9 +158,23 @@ class OllamaRunner(Runner):
         except (ConnectionError, ollama.ResponseError, httpx.HTTPError, json.JSONDecodeError) as exc:
             raise self._error(entry, exc) from None
         seconds = time.perf_counter() - t0
+        text, reasoning = split_reasoning("".join(parts))
+        reasoning = "\n\n".join(filter(None, ["".join(thinking).strip(), reasoning]))
+        if repeating:  # hung up: no statistics from the server, so the tokens are counted here (one streamed
+            # chunk per token; the prompt by count_tokens' upper estimate); the model answered, so it is loaded
+            self._answered_at[entry.name] = time.monotonic()
+            return Generation(
+                text=text,
+                reasoning=reasoning,
+                prompt_tokens=self.count_tokens(entry, messages),
+                completion_tokens=len(parts),
+                seconds=seconds,
+                first_token_s=first_token_s,
+                finish_reason=REPETITION,
+                settings=settings,
+            )
         if final is None:
             raise RunnerError(f"the answer from Ollama broke off before it was complete ({entry.name})")
-        text, reasoning = split_reasoning("".join(parts))
         stats = {
             key: (getattr(final, key) or 0) / NS
             for key in ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
@@ -138,13 +185,14 @@ class OllamaRunner(Runner):
             self._answered_at[entry.name] = time.monotonic()
         return Generation(
             text=text,
-            reasoning="\n\n".join(filter(None, ["".join(thinking).strip(), reasoning])),
+            reasoning=reasoning,
             prompt_tokens=final.prompt_eval_count or 0,
             completion_tokens=final.eval_count or 0,
             seconds=seconds,
             first_token_s=first_token_s,
             finish_reason=final.done_reason,
             runner_stats=stats,
+            settings=settings,
         )
 
     def inventory(self) -> list[OllamaModel]:
@@ -159,10 +207,18 @@ class OllamaRunner(Runner):
                 parameters_b=parse_parameter_size(m.details.parameter_size if m.details else None),
                 family=(m.details.family or "") if m.details else "",
                 quantization=(m.details.quantization_level or "") if m.details else "",
+                vision="vision" in self.capabilities(m.model or ""),
             )
             for m in listed.models
             if m.model
         ]
+
+    def capabilities(self, tag: str) -> list[str]:
+        """What the server says the model can do ("completion", "vision", "tools", ...); [] if it cannot say."""
+        try:
+            return list(self.client.show(tag).capabilities or [])
+        except (ConnectionError, ollama.ResponseError, httpx.HTTPError):
+            return []
 
     def pull(self, tag: str, progress: Callable[[str, int | None, int | None], None]) -> None:
         """Download a model on the server, reporting (status, completed bytes, total bytes)."""

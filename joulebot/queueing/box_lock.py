@@ -4,7 +4,8 @@ Two workers on one box run their jobs in overlapping pairs and bill each answer
 for the other's load, so the second one must not start. The lock is a key named
 after the box, holding the holder's host, pid and a random token; the worker's
 heartbeat renews it. A holder that died lets the key lapse within
-`WORKER_LOST_AFTER_S`; one that died on this same host is taken over at once.
+`WORKER_LOST_AFTER_S`; one that died on this same host is taken over at once (also when
+it had this process's own pid: a container restarted after its worker was killed).
 """
 
 from __future__ import annotations
@@ -114,6 +115,8 @@ class BoxLock:
     def dead_here(holder: Holder) -> bool:
         if holder.host != socket.gethostname() or holder.pid <= 0:
             return False
+        if holder.pid == os.getpid():  # a restarted container: same hostname, and its worker often the same pid
+            return True
         import psutil  # only here: front ends import this module on their fast path
 
         try:

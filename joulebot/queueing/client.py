@@ -23,13 +23,13 @@ from rq.results import Result as RQResult
 from joulebot.categories import classify
 from joulebot.config import Settings, SettingsError
 from joulebot.exchange import GENERATING, Request, Result, Routing
-from joulebot.keys import JOB_FUNCTION, alive_key, box_status_key, rq_queue_key
+from joulebot.keys import JOB_FUNCTION, alive_key, box_status_key
 from joulebot.queueing import connection as conn
 from joulebot.queueing import forgetting
 from joulebot.queueing.answer_stream import read_answer
 from joulebot.queueing.embedded import embedded_worker_alive, ensure_embedded_stack
 from joulebot.queueing.fleet import BoxView, Fleet
-from joulebot.queueing.routing import POLICIES, RoutingRefused, route, same_box
+from joulebot.queueing.routing import POLICIES, RoutingRefused, ago, route, same_box
 
 
 class JobError(RuntimeError):
@@ -37,8 +37,9 @@ class JobError(RuntimeError):
 
 
 class QueueUnavailable(JobError):
-    """Redis does not answer (stopped, restarting, unreachable, or the embedded one cannot be started);
-    what was queued may still be there."""
+    """Redis does not answer (stopped, restarting, unreachable, or the embedded one cannot be started), or
+    refuses to work (cannot save, out of memory, a replica, wrong credentials); what was queued may still
+    be there. The message is one line saying which."""
 
 
 class JobGone(JobError):
@@ -51,24 +52,39 @@ UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, FileNotFoundError, Con
 
 @contextlib.contextmanager
 def queue_errors(settings: Settings | None = None) -> Iterator[None]:
-    """Translate redis' exceptions into ours for everything said to Redis inside."""
+    """Translate redis' exceptions into ours for everything said to Redis inside: each is one line."""
+    redis_here = f"the queue's Redis ({conn.describe(settings)})" if settings is not None else "the queue's Redis"
     try:
         yield
-    except redis.ResponseError as exc:
+    except (redis.ResponseError, redis.AuthenticationError) as exc:
         if "DB index" in str(exc) or "invalid database" in str(exc).lower():
             raise SettingsError(
                 "REDIS_URL names a database index this Redis server does not have"
                 " (0–15 on a default server; more only with `databases` in redis.conf)"
             ) from None
-        raise
+        raise QueueUnavailable(f"{redis_here} {conn.refused(exc)}") from None
     except UNREACHABLE as exc:
         if "invalid database" in str(exc).lower():  # redis-py's wording when SELECT fails on connect
             raise SettingsError("REDIS_URL names a database index this Redis server does not have") from None
-        where = conn.describe(settings) if settings is not None else "the queue's Redis"
-        raise QueueUnavailable(f"the queue ({where}) does not answer") from exc
+        raise QueueUnavailable(f"{redis_here} does not answer") from exc
 
 
 EXPIRED = "this answer expired before it could be delivered; please ask again"
+
+
+def list_boxes(settings: Settings) -> list[BoxView]:
+    """Every box alive or lately seen (`joulebot boxes`); none while the embedded Redis is not running.
+
+    QueueUnavailable (one line) when REDIS_URL's Redis does not answer or refuses."""
+    connection = conn.connect(settings, retries=0)
+    if settings.embedded_redis and not conn.is_up(connection):
+        return []  # the embedded box starts on the first question
+    with queue_errors(settings):
+        return Fleet(connection, settings.worker_lost_after_s).boxes()
+
+
+class JobTimedOut(JobError):
+    """The model did not finish within the job's timeout (nothing was stored)."""
 
 
 class JobCancelled(JobError):
@@ -136,10 +152,8 @@ class QueueClient:
         """Every box alive or lately seen (none in embedded mode: that box does not publish to anyone)."""
         if self.fleet is None:
             return []
-        try:
+        with queue_errors(self.settings):
             return self.fleet.boxes()
-        except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError) as exc:
-            raise QueueUnavailable(f"the queue is unavailable ({conn.describe(self.settings)}); try again") from exc
 
     def route(self, requests: list[Request], box: str | None = None) -> list[Request]:
         """The requests with their box chosen (all on one box: a comparison must be fair).
@@ -158,7 +172,8 @@ class QueueClient:
         try:
             category = first.category or classify(first.prompt)
             also = tuple(r.model for r in rest)
-            decision = route(boxes, first.model, category, policy, self.settings.max_routing_wait_s, also=also)
+            wait_s, vision = self.settings.max_routing_wait_s, bool(first.images)
+            decision = route(boxes, first.model, category, policy, wait_s, also=also, vision=vision)
         except RoutingRefused as exc:
             raise NoBox(str(exc)) from None
         decisions = [decision] + [same_box(decision) for _ in rest]
@@ -190,17 +205,14 @@ class QueueClient:
         """
         self.ensure_ready()
         queue = self._queue(request.routing.queue) if request.routing else self.queue
-        try:
-            with queue_errors(self.settings):
-                if pipeline is not None:
-                    return self._enqueue(queue, request, pipeline)
-                with self.connection.pipeline() as pipe:
-                    pipe.multi()
-                    job = self._enqueue(queue, request, pipe)
-                    pipe.execute()
-                    return job
-        except QueueUnavailable as exc:
-            raise QueueUnavailable(f"the queue is unavailable ({conn.describe(self.settings)}); try again") from exc
+        with queue_errors(self.settings):
+            if pipeline is not None:
+                return self._enqueue(queue, request, pipeline)
+            with self.connection.pipeline() as pipe:
+                pipe.multi()
+                job = self._enqueue(queue, request, pipe)
+                pipe.execute()
+                return job
 
     def _enqueue(self, queue: Queue, request: Request, pipeline: Pipeline) -> Job:
         return queue.enqueue(
@@ -288,7 +300,9 @@ class QueueClient:
         )
 
     def _move_if_box_died(self, job: Job) -> None:
-        """A job waiting on a box that stopped goes to another live box offering the model (or fails, said)."""
+        """A job waiting on a box that stopped goes to another live box offering its model. With none, it
+        waits for its own box's worker to come back (a restart) until `BOX_RETURN_WAIT_S` after the box's
+        last sign of life; then it is cancelled, said in one line."""
         boxes = self.boxes()
         dead = next((v for v in boxes if v.profile.queue == job.origin and not v.live), None)
         if dead is None:
@@ -298,17 +312,21 @@ class QueueClient:
         if request.routing is None:
             return  # queued on the one configured queue: it waits for that box, as before fleets
         policy = self.settings.routing if self.settings.routing in POLICIES else "greenest"
-        try:
-            others = [v for v in boxes if v.name != dead.name]
+        try:  # over every box: one that is not live is never chosen, and is named as lately seen
             category = request.category or classify(request.prompt)
-            decision = route(others, request.model, category, policy, self.settings.max_routing_wait_s)
+            wait_s, vision = self.settings.max_routing_wait_s, bool(request.images)
+            decision = route(boxes, request.model, category, policy, wait_s, vision=vision)
         except RoutingRefused as exc:
-            if self.connection.lrem(rq_queue_key(job.origin), 0, job.id):  # ours to end (no one else moved it)
-                job.meta["error"] = f"box {dead.name} stopped before running this question, and {exc}"
+            if dead.seen_age_s < self.settings.box_return_wait_s:
+                return  # its worker may be restarting: the question keeps its place
+            if self.connection.lrem(self._queue(job.origin).key, 0, job.id):  # ours to end (no one moved it)
+                waited = ago(self.settings.box_return_wait_s)
+                gone = f"box {dead.name} stopped before running this question and was not back within {waited}"
+                job.meta["error"] = f"{gone}; {exc}"
                 job.save_meta()
                 job.cancel()
             return
-        if not self.connection.lrem(rq_queue_key(job.origin), 0, job.id):
+        if not self.connection.lrem(self._queue(job.origin).key, 0, job.id):
             return  # another front end moved it first, or the box took it just before it stopped
         reason = f"moved from {dead.name} (stopped): {decision.reason}"
         moved = decision.model_copy(update={"policy": "moved", "moved_from": dead.name, "reason": reason})
@@ -359,8 +377,9 @@ class QueueClient:
                     job.refresh()  # the reason joulebot wrote, if any
         except NoSuchJobError:  # expired or evicted just before its failed result
             raise JobGone(EXPIRED) from None
+        timed_out = "JobTimeoutException" in (outcome.exc_string or "")  # RQ's death penalty ended it
         if "error" in job.meta:
-            raise JobError(job.meta["error"])
+            raise (JobTimedOut if timed_out else JobError)(job.meta["error"])
         if outcome.type == RQResult.Type.STOPPED:
             raise JobError("the job was stopped before it finished")
         exc = (outcome.exc_string or "").strip()

@@ -73,6 +73,29 @@ def describe(settings: Settings) -> str:
     return f"embedded redis at {socket_path(settings)}"
 
 
+def refused(exc: redis.RedisError) -> str:
+    """What a Redis server's refusal means, as the end of one line ("refuses writes: …").
+
+    Never the server's own text: a pipeline's error quotes the command it refused, and a
+    command may carry a user's prompt. redis-py strips the code of the errors it has a class
+    for; the others (MISCONF) keep it as the first word of what the server said last."""
+    said = str(exc).rsplit("caused error: ", 1)[-1]  # a pipeline's: "Command # 2 (HSET …) of pipeline caused error: …"
+    if isinstance(exc, redis.AuthenticationError):  # WRONGPASS, ERR invalid password; else NOAUTH (also from HELLO)
+        if "invalid" in said.lower():
+            return "refused the user name or password in REDIS_URL (WRONGPASS)"
+        return "wants a password and REDIS_URL has none (NOAUTH)"
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        return "refuses writes: it is out of memory (OOM; see its maxmemory)"
+    if isinstance(exc, redis.exceptions.ReadOnlyError):
+        return "refuses writes: it is a read-only replica (READONLY; REDIS_URL must name the primary)"
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return "does not let REDIS_URL's user run joulebot's commands (NOPERM; see its ACL)"
+    code = said.split(" ", 1)[0]
+    if code == "MISCONF":
+        return "refuses writes: it cannot save its snapshot to disk (MISCONF; see the server's log)"
+    return f"refused a command ({code if code.isalpha() and code.isupper() else type(exc).__name__})"
+
+
 def is_up(connection: redis.Redis) -> bool:
     try:
         return bool(connection.ping())

@@ -107,18 +107,20 @@ def route(
     policy: str,
     max_wait_s: float = 0.0,
     also: tuple[str, ...] = (),
+    vision: bool = False,
 ) -> Routing:
     """The box for one request under `policy` (greenest, fastest, or a box name); RoutingRefused if none.
 
-    `also`: further models the box must offer (a comparison runs both on one box).
+    `also`: further models the box must offer (a comparison runs both on one box). `vision`: the
+    request carries images, so only boxes where the model sees count.
     """
     live = [v for v in boxes if v.live]
     wanted = (model, *also)
     if policy not in POLICIES:
         return _pinned(boxes, live, policy, wanted, category)
-    offering = [v for v in live if all(v.profile.offers(m) for m in wanted)]
+    offering = [v for v in live if all(v.profile.offers(m, vision) for m in wanted)]
     if not offering:
-        raise RoutingRefused(_nobody_offers(boxes, live, wanted))
+        raise RoutingRefused(_nobody_offers(boxes, live, wanted, vision))
     fleet = FleetMeans(boxes, model, category)
     expectations = [expect(v, fleet, model, category) for v in offering]
     if policy == "fastest":
@@ -181,12 +183,12 @@ def _pinned(
     return _decision(chosen, "pinned", f"pinned, {chosen.intensity:.3g} g/kWh", 1, category)
 
 
-def _nobody_offers(boxes: list[BoxView], live: list[BoxView], models: tuple[str, ...]) -> str:
+def _nobody_offers(boxes: list[BoxView], live: list[BoxView], models: tuple[str, ...], vision: bool = False) -> str:
     if not live:
         seen = ", ".join(f"{v.name} ({ago(v.seen_age_s)} ago)" for v in boxes) or "none"
         return f"no measurement box is live (lately seen: {seen})"
-    offered = sorted({m.name for v in live for m in v.profile.models})
-    wanted = " and ".join(models)
+    offered = sorted({m.name for v in live for m in v.profile.models if m.vision or not vision})
+    wanted = " and ".join(models) + (" with images" if vision else "")
     return f"no live box offers {wanted}; offered: {', '.join(offered) or 'none'} (live boxes: {_names(live)})"
 
 

@@ -1,13 +1,16 @@
-"""The dashboard: Starlette routes rendering Jinja2 templates, JSON and CSV, and /metrics.
+"""The web app: the dashboard (Starlette routes rendering Jinja2 templates, JSON and CSV, and
+/metrics) and the OpenAI-compatible API under /v1.
 
-Read-only: history is opened read-only and Redis is only read. A page whose source is
-down still renders, with a banner that says what is missing. The routes are one list;
-what lives as long as the app (settings, history, templates, the metrics registry)
-is on `app.state`, set by `create_app`.
+The dashboard is read-only: history is opened read-only and Redis is only read. A page whose
+source is down still renders, with a banner that says what is missing. The API queues questions
+through the queue client, as the chat front ends do. The routes are one list; what lives as long
+as the app (settings, history, templates, the metrics registry, the API's queue) is on
+`app.state`, set by `create_app`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,9 +24,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from joulebot.config import Settings
-from joulebot.web import data, pages
+from joulebot.web import data, openai_api, openai_models, pages
 from joulebot.web.history_view import HistoryView
 from joulebot.web.metrics import registry_for
+from joulebot.web.openai_asking import ApiQueue
+from joulebot.web.openai_errors import ApiError
+from joulebot.web.openai_follow import Watch, resume, settle
 from joulebot.web.page import HERE, Page, make_templates, render
 from joulebot.web.security import SecurityHeaders, protect
 
@@ -59,17 +65,28 @@ ROUTES = [
     Route("/api/answers/{id:int}.json", data.answer_one_json),
     Route("/api/models/{name:model_name}.json", data.model_json),
     Route("/metrics", data.metrics),
+    Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
+    Route("/v1/models", openai_models.list_models),
+    Route("/v1/models/{name:model_name}", openai_models.get_model),
     Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
 ]
 
 
+log = logging.getLogger(__name__)
+
+
 async def error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ApiError):
+        return protect(exc.response())
     status = getattr(exc, "status_code", 500)
     detail = getattr(exc, "detail", None) or "Something went wrong on our side."
     if status == 404 and detail == "Not Found":
         detail = "There is no such page here."
-    if request.url.path.startswith("/api/"):
-        response: Response = JSONResponse({"error": detail}, status_code=status)
+    if request.url.path.startswith("/v1/"):  # OpenAI's shape, for its clients
+        message = "Something went wrong on our side." if status >= 500 else detail
+        response: Response = ApiError(status, message).response()
+    elif request.url.path.startswith("/api/"):
+        response = JSONResponse({"error": detail}, status_code=status)
     else:
         response = render(request, "error.html", Page(), status=status, status_code=status, detail=detail)
     return protect(response)  # a server error's page is sent outside the middleware
@@ -77,7 +94,19 @@ async def error(request: Request, exc: Exception) -> Response:
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    api: ApiQueue = app.state.api
+    if api.settings.api_open:
+        log.warning(
+            "API_OPEN=true: /v1 answers anyone who can reach this address, without a key "
+            "(as the user api:%s); keep it on a private network",
+            openai_api.OPEN_USER,
+        )
+    resumed = await resume(api, lambda d: api.spawn(settle(api, d, Watch()), f"the API answer {d.key}"))
+    if resumed:
+        log.info("following %d API answers owed from before this start, to clear them", resumed)
     yield
+    for task in list(api.tasks):  # their answers are still made and stored; the next start settles them
+        task.cancel()
     app.state.history.close()
 
 
@@ -85,7 +114,7 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=ROUTES,
         middleware=[Middleware(SecurityHeaders)],
-        exception_handlers={HTTPException: error, Exception: error},
+        exception_handlers={HTTPException: error, ApiError: error, Exception: error},
         lifespan=lifespan,
     )
     history = HistoryView(settings.sqlalchemy_url)
@@ -93,4 +122,5 @@ def create_app(settings: Settings) -> Starlette:
     app.state.history = history
     app.state.templates = make_templates(settings)
     app.state.registry = registry_for(settings, history)
+    app.state.api = ApiQueue.for_settings(settings)
     return app

@@ -71,13 +71,31 @@ def _ticks(high: float, count: int = 4) -> list[float]:
     return [step * i for i in range(int(high / step) + 1)]
 
 
+def _between(points: list[tuple[float, float]], t0: float, t1: float) -> list[tuple[float, float]]:
+    """The trace from t0 to t1, its value interpolated at both ends (held beyond the first and last point)."""
+
+    def at(t: float) -> float:
+        before = [p for p in points if p[0] <= t][-1:] or points[:1]
+        after = [p for p in points if p[0] >= t][:1] or points[-1:]
+        (ta, wa), (tb, wb) = before[0], after[0]
+        return wa if tb == ta else wa + (wb - wa) * (t - ta) / (tb - ta)
+
+    return [(t0, at(t0)), *((t, w) for t, w in points if t0 < t < t1), (t1, at(t1))]
+
+
 def power_trace(
-    samples: Sequence[tuple[float, float]], seconds: float, idle_w: float | None, avg_w: float | None, label: str
+    samples: Sequence[tuple[float, float]],
+    seconds: float,
+    idle_w: float | None,
+    avg_w: float | None,
+    label: str,
+    split_s: float | None = None,
 ) -> Markup:
     """Machine power over the answer window: the samples, the idle baseline shaded, the window's edges.
 
-    Without samples (counters and estimates give one figure per window) the average power is drawn flat
-    over the window, and the chart says so.
+    Without samples (counters give one figure per window) the average power is drawn flat over the
+    window, and the chart says so. With `split_s` (where the first token came) the area under the
+    curve is drawn in two colours: reading the prompt (prefill), then generating (decode).
     """
     width, height, left, right, top, bottom = 640, 260, 56, 16, 16, 36
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -92,10 +110,18 @@ def power_trace(
         return top + plot_h * (1 - w / w_high)
 
     body = [f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#ccc"/>']
-    if points:  # the area under the power curve is the total energy; above the idle band, the above-idle share
-        outline = " ".join(f"{x(t):.1f},{y(w):.1f}" for t, w in points)
-        base = f"{x(points[-1][0]):.1f},{y(0):.1f} {x(points[0][0]):.1f},{y(0):.1f}"
-        body.append(f'<polygon class="energy" points="{outline} {base}" fill="#fdae6b" fill-opacity="0.35"/>')
+    # the area under the power curve is the total energy; above the idle band, the above-idle share
+    areas = [("energy", "#fdae6b", points)] if points else []
+    if points and split_s is not None:
+        first, last = points[0][0], points[-1][0]
+        areas = [
+            ("energy prefill", "#9e9ac8", _between(points, first, min(max(split_s, first), last))),
+            ("energy decode", "#fdae6b", _between(points, min(max(split_s, first), last), last)),
+        ]
+    for name, colour, area in areas:
+        outline = " ".join(f"{x(t):.1f},{y(w):.1f}" for t, w in area)
+        base = f"{x(area[-1][0]):.1f},{y(0):.1f} {x(area[0][0]):.1f},{y(0):.1f}"
+        body.append(f'<polygon class="{name}" points="{outline} {base}" fill="{colour}" fill-opacity="0.35"/>')
     for w in _ticks(w_high):
         body.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(w):.1f}" y2="{y(w):.1f}" stroke="#e4e4e4"/>')
         body.append(_text(left - 4, y(w) + 4, f"{sig(w)} W" if w else "0", "end"))
@@ -114,6 +140,13 @@ def power_trace(
             ' stroke="#444" stroke-dasharray="4 3"/>'
         )
         body.append(_text(x(t) + (4 if t == 0 else -4), top + 12, name, "start" if t == 0 else "end"))
+    if split_s is not None:
+        body.append(
+            f'<line class="first-token" x1="{x(split_s):.1f}" x2="{x(split_s):.1f}" y1="{top}" y2="{top + plot_h}"'
+            ' stroke="#54278f" stroke-dasharray="2 2"/>'
+        )
+        body.append(_text(x(split_s) - 4, top + 26, "reading the prompt", "end", 'fill="#54278f"'))
+        body.append(_text(x(split_s) + 4, top + 26, "generating", "start", 'fill="#a63603"'))
     if points:
         path = " ".join(f"{x(t):.1f},{y(w):.1f}" for t, w in points)
         body.append(f'<polyline class="trace" points="{path}" fill="none" stroke="#d94801" stroke-width="1.6"/>')

@@ -20,7 +20,8 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from joulebot.carbon import Intensity
 from joulebot.history import HistoryUnavailable, rollup
-from joulebot.history.aggregates import Metric
+from joulebot.history.aggregates import METRICS, Metric
+from joulebot.history.api_keys import key_owner
 from joulebot.history.intervals import Basis, Mean
 from joulebot.history.tables import Exchange
 
@@ -214,7 +215,7 @@ class HistoryView:
         """One model's per-answer values (the newest `limit`), per basis, for histograms."""
         query = (
             sa.select(C.box, C.energy_source, C.energy_measured, metric.column)
-            .where(C.model == model, metric.present)
+            .where(C.model == model, metric.present, C.sampling.is_(None))  # as the statistics: rollup.py
             .order_by(C.id.desc())
             .limit(limit)
         )
@@ -229,7 +230,7 @@ class HistoryView:
         sums = _per_answer_sums(metric)
         query = (
             sa.select(C.box, C.energy_source, C.energy_measured, day, *sums.values())
-            .where(C.model == model, metric.present)
+            .where(C.model == model, metric.present, C.sampling.is_(None))  # as the statistics: rollup.py
             .group_by(C.box, C.energy_source, C.energy_measured, day)
             .order_by(day)
         )
@@ -238,6 +239,30 @@ class HistoryView:
             mean = metric.mean({name: float(value or 0) for name, value in zip(sums, summed, strict=True)})
             days.setdefault(Basis(box, source, bool(measured)), []).append((str(date), mean))
         return days
+
+    # -- the API ------------------------------------------------------------------------------------------------
+    def api_key_owner(self, key: str) -> str | None:
+        """The name of the working API key `key` is (None: no such key, or none made yet)."""
+        try:
+            with self.engine.connect() as connection:
+                return key_owner(connection, key)
+        except (DBAPIError, SQLAlchemyError) as exc:
+            explained = _explain(exc)
+            if explained.empty:  # no history, or one from before API keys: no key works yet
+                return None
+            raise explained from None
+
+    def model_means(self) -> dict[tuple[str, str], list[tuple[Basis, Mean]]]:
+        """Per (model, box): the mean energy per answer ± 95 % of each basis, over every task."""
+        metric = METRICS["j_answer"]
+        needs = metric.needs
+        query = sa.select(R.model, *BASIS, *(sa.func.sum(R[name]) for name in needs)).group_by(R.model, *BASIS)
+        means: dict[tuple[str, str], list[tuple[Basis, Mean]]] = {}
+        for model, box, source, measured, *summed in self._rows(query):
+            sums = {name: float(value or 0) for name, value in zip(needs, summed, strict=True)}
+            if metric.count(sums):
+                means.setdefault((model, box), []).append((Basis(box, source, bool(measured)), metric.mean(sums)))
+        return means
 
     # -- /metrics ----------------------------------------------------------------------------------------------
     def totals(self, box: str | None = None) -> list[Any]:
@@ -341,7 +366,8 @@ def _public(row: Any, with_trace: bool = False) -> dict:
         method=machine.get("method", ""),
         note=machine.get("note", ""),
         energy_error=machine.get("error"),
-        uncertainty_j=energy.get("uncertainty_j"),  # once meters report one (issue 14); None until then
+        uncertainty_j=energy.get("uncertainty_j"),  # None for answers stored before meters reported one
+        phases=energy.get("phases"),  # prefill and decode apart (a dict as stored; None before they were split)
         intensity=_intensity(result),
         model_size=result.get("model_size", ""),
         finished_at=result.get("finished_at"),

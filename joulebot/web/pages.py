@@ -107,7 +107,10 @@ def _arithmetic(a: dict) -> list[str]:
 def _answer_context(answer: dict) -> dict:
     avg_w = answer["energy_total_j"] / answer["seconds"] if answer["energy_total_j"] and answer["seconds"] else None
     label = f"power over answer #{answer['id']} ({answer['source_label']})"
-    chart = charts.power_trace(answer["trace"], answer["seconds"], answer["idle_w"], avg_w, label)
+    phases = answer.get("phases") or {}
+    chart = charts.power_trace(
+        answer["trace"], answer["seconds"], answer["idle_w"], avg_w, label, phases.get("split_s")
+    )
     return {"a": answer, "chart": chart, "avg_w": avg_w, "arith": _arithmetic(answer)}
 
 

@@ -41,8 +41,15 @@ class Heartbeat(threading.Thread):
         self.lost_box = False
 
     def run(self) -> None:
+        failing: str | None = None  # what the last beat failed with, said once until it changes
         while not self.stopped.is_set():
-            self.beat()
+            try:
+                self.beat()
+                failing = None
+            except Exception as exc:  # Redis refusing writes (MISCONF, OOM, READONLY), a profile that fails: beat on
+                if type(exc).__name__ != failing:
+                    failing = type(exc).__name__
+                    log.error("heartbeat failed (%s); trying again every %.1f s", failing, self.ttl_s / 4)
             self.stopped.wait(self.ttl_s / 4)
 
     def beat(self) -> None:

@@ -13,6 +13,7 @@ RQ hands the current job to `get_current_job()`.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
@@ -102,20 +103,26 @@ def _publisher(station: Station, request: Request):
     return stream.publish
 
 
+def _time_limit(station: Station) -> float:
+    """The limit the asker set on the job, which may differ from this worker's own."""
+    job = get_current_job()
+    return job.timeout if job is not None and job.timeout else station.settings.job_timeout_s
+
+
 def run_request(payload: dict[str, Any]) -> dict[str, Any]:
     station = _serving.get()
     if station is None:
         raise NotAMeasurementWorker("joulebot jobs run only in `joulebot worker` (it holds the meters)")
+    limit = _time_limit(station)
+    deadline = time.monotonic() + limit  # RQ's death penalty started a moment ago
     request = Request.model_validate(payload)
     stages = _Stages(station)
     try:
-        result = station.run(request, stage=stages, publish=_publisher(station, request))
+        result = station.run(request, stage=stages, publish=_publisher(station, request), deadline=deadline)
     except (RunnerError, UnknownModelError, ModelUnavailable) as exc:
         _set_error(str(exc))
         raise
     except JobTimeoutException:  # RQ's death penalty, raised into this frame
-        job = get_current_job()  # the limit the asker set on the job, which may differ from this worker's own
-        limit = job.timeout if job is not None and job.timeout else station.settings.job_timeout_s
         _set_error(f"the model did not finish within {limit} s; job failed")
         raise
     finally:

@@ -6,9 +6,9 @@ worker reloads it for every job: 1.4 s per answer for SmolLM2 here) and the
 meters and the idle baseline live as long as the worker. It overrides a few of
 RQ's public hooks, and nothing private:
 
-- `perform_job` refuses any job that is not joulebot's job function (whoever
-  can write to Redis must not be able to run code on the box) and hands the
-  worker's station to the one that is;
+- `perform_job` refuses any job that is not joulebot's job function, or that
+  cannot be read (`gate`), and hands the worker's station to the one that is;
+  `dequeue_job_and_maintain_ttl` refuses a job hash RQ cannot parse;
 - `heartbeat` counts failed reconnects, so a worker that lost Redis for good
   exits non-zero (a process manager restarts it) instead of spinning forever;
 - the three steps that write a job's outcome wait for Redis to come back, so
@@ -24,30 +24,34 @@ job waits).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import redis
 from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from joulebot.config import Settings
 from joulebot.history import HistoryUnavailable
-from joulebot.keys import JOB_FUNCTION, refused_jobs_key
 from joulebot.queueing import connection as conn
 from joulebot.queueing.box_lock import BoxLock, BoxTaken
 from joulebot.queueing.catalog import publish_catalog
 from joulebot.queueing.embedded import claim_pid_file, release_pid_file
 from joulebot.queueing.fleet import Fleet
+from joulebot.worker.gate import count_refused, refusal, unreadable_job
 from joulebot.worker.heartbeat import REDIS_ERRORS, Heartbeat
 from joulebot.worker.idle import IdleKeeper
 from joulebot.worker.job import serving
 from joulebot.worker.outbox import HistoryOutbox
 from joulebot.worker.station import Station
+from joulebot.worker.stopping import StopClock
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +70,10 @@ class WorkerExit(SystemExit):
         self.reason = reason
 
 
-def refusal(job: Job) -> str | None:
-    """Why this job must not run here, or None for joulebot's own job."""
-    if job.func_name != JOB_FUNCTION:
-        return f"not joulebot's job function: {job.func_name!r}"
-    stored = job.to_dict(include_meta=False, include_result=False)
-    if any(stored.get(f"{kind}_callback_name") for kind in ("success", "failure", "stopped")):
-        return "carries callbacks (they would run arbitrary functions)"
-    if job.kwargs or len(job.args) != 1 or not isinstance(job.args[0], dict):
-        return "arguments are not one Request"
-    return None
-
-
 class MeasurementWorker(SimpleWorker):
-    def __init__(self, queue: Queue, station: Station, reconnect_attempts: int, reconnect_wait_s: float) -> None:
+    def __init__(
+        self, queue: Queue, station: Station, reconnect_attempts: int, reconnect_wait_s: float, clock: StopClock
+    ) -> None:
         # A connection of its own: RQ sets its socket timeout above the blocking dequeue's, and
         # connections made earlier with redis-py's 5 s default would time the dequeue out.
         connection = conn.connect(station.settings, socket_timeout=None)
@@ -89,6 +83,7 @@ class MeasurementWorker(SimpleWorker):
             serializer=JSONSerializer,
         )
         self.station = station
+        self.clock = clock
         self.reconnect_attempts = reconnect_attempts
         self.reconnect_wait_s = reconnect_wait_s
         self.max_connection_wait_time = reconnect_wait_s  # RQ's own backoff between reconnects, capped
@@ -100,23 +95,46 @@ class MeasurementWorker(SimpleWorker):
     # --- what runs -------------------------------------------------------------------------
     def perform_job(self, job: Job, queue: Queue, execution: Any) -> bool:
         reason = refusal(job)
-        if reason is not None:
-            log.error("refused job %s: %s", job.id, reason)
-            self.connection.incr(refused_jobs_key(queue.name))
-            job.retries_left = 0  # a refused job is never retried
-            self.prepare_job_execution(job)
+        if reason is not None:  # failed without reading its function again (RQ's bookkeeping would)
+            job.retries_left = 0  # a refused job is never retried,
+            job.webhooks = []  # and tells nobody that it failed
             self.handle_job_failure(job, queue, exc_string=f"refused: {reason}", execution=execution)
+            count_refused(self.connection, queue, job.id, reason)
             return False
-        with serving(self.station):
-            return super().perform_job(job, queue, execution)
+        self.clock.job_started(job.timeout or self.queue_class.DEFAULT_TIMEOUT)
+        try:
+            with serving(self.station):
+                return super().perform_job(job, queue, execution)
+        finally:
+            self.clock.job_ended()
 
     # --- staying up ------------------------------------------------------------------------
     def request_stop(self, signum: int, frame: Any) -> None:
+        self.clock.arm(signal.Signals(signum).name)
         self.stop_requested = True
         super().request_stop(signum, frame)
 
+    def set_shutdown_requested_date(self) -> None:
+        """RQ notes the stop request in Redis from inside the signal handler, on the thread that runs
+        the answer: on a thread of its own, so that a stalled Redis never holds the answer up."""
+        threading.Thread(target=super().set_shutdown_requested_date, name="joulebot-stop-note", daemon=True).start()
+
+    def subscribe(self) -> None:
+        """No pub/sub command channel (RQ's `send_shutdown_command` and friends): joulebot stops its worker
+        with SIGTERM. RQ's listener thread could hold the worker's exit: stopping it waits for the thread
+        without a timeout, and the thread waits up to a minute for a subscription that never comes once
+        it has read the unsubscribe reply first (it does when the machine is busy)."""
+
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
-        result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        while True:
+            try:
+                result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+                break
+            except Exception as exc:  # a job hash RQ cannot parse: refused, never the end of RQ's loop
+                if (unreadable := unreadable_job(exc)) is None:
+                    raise
+                job_id, queue = unreadable
+                count_refused(self.connection, queue, job_id, f"its job hash cannot be read ({type(exc).__name__})")
         self.idle_exited = result is None and max_idle_time is not None
         return result
 
@@ -200,8 +218,9 @@ def serve(settings: Settings, idle_exit_s: int | None = None, burst: bool = Fals
     """
     # until RQ's loop installs its warm-shutdown handlers, SIGTERM/SIGINT end the start-up cleanly
     # (box lock released, pid file forgotten) instead of killing the process mid-warm-up
-    signal.signal(signal.SIGTERM, _stop_while_starting)
-    signal.signal(signal.SIGINT, _stop_while_starting)
+    clock = StopClock(settings.worker_stop_grace_s)
+    signal.signal(signal.SIGTERM, functools.partial(_stop_while_starting, clock))
+    signal.signal(signal.SIGINT, functools.partial(_stop_while_starting, clock))
     with _embedded_server(settings):
         control = conn.connect(settings)  # short timeouts: heartbeat, lock, catalog, outbox
         lock = BoxLock(control, settings.box_name, settings.queue_name, settings.worker_lost_after_s)
@@ -209,6 +228,8 @@ def serve(settings: Settings, idle_exit_s: int | None = None, burst: bool = Fals
             lock.acquire()
         except BoxTaken as exc:
             raise WorkerExit(2, str(exc)) from None
+        except (redis.ResponseError, redis.AuthenticationError) as exc:  # MISCONF, OOM, READONLY, NOAUTH, …
+            raise WorkerExit(1, f"Redis ({conn.describe(settings)}) {conn.refused(exc)}") from None
         except REDIS_ERRORS as exc:
             raise WorkerExit(1, f"Redis is unreachable ({conn.describe(settings)}): {type(exc).__name__}") from None
         heartbeat = Heartbeat(control, settings.queue_name, lock, settings.worker_lost_after_s)
@@ -220,7 +241,8 @@ def serve(settings: Settings, idle_exit_s: int | None = None, burst: bool = Fals
             keeper.start()
             heartbeat.profile, heartbeat.state = station.profile, lambda: station.state  # published each beat
             heartbeat.beat()
-            _dequeue_loop(settings, station, conn.queue_for(settings, control), heartbeat, idle_exit_s, burst)
+            queue = conn.queue_for(settings, control)
+            _dequeue_loop(settings, station, queue, heartbeat, clock, idle_exit_s, burst)
         finally:
             if keeper is not None:
                 keeper.stop()
@@ -239,7 +261,8 @@ def _serve_metrics(settings: Settings) -> Any:
     return server
 
 
-def _stop_while_starting(signum: int, frame: Any) -> None:
+def _stop_while_starting(clock: StopClock, signum: int, frame: Any) -> None:
+    clock.arm(signal.Signals(signum).name)
     raise WorkerExit(0, f"stopped by {signal.Signals(signum).name} while starting; no job was taken")
 
 
@@ -252,6 +275,8 @@ def _warm_station(settings: Settings, control: redis.Redis) -> tuple[Station, Id
         station.idle_keeper = keeper = IdleKeeper(control, station)
         station.warm_up()
         Fleet(control, settings.worker_lost_after_s).forget_older_than(settings.box_forget_after_s)
+    except (redis.ResponseError, redis.AuthenticationError) as exc:
+        raise WorkerExit(1, f"Redis ({conn.describe(settings)}) {conn.refused(exc)}") from None
     except REDIS_ERRORS as exc:
         raise WorkerExit(1, f"lost Redis ({conn.describe(settings)}) while starting: {type(exc).__name__}") from None
     except HistoryUnavailable as exc:  # the answers could not be stored: do not take any
@@ -260,16 +285,29 @@ def _warm_station(settings: Settings, control: redis.Redis) -> tuple[Station, Id
 
 
 def _dequeue_loop(
-    settings: Settings, station: Station, queue: Queue, heartbeat: Heartbeat, idle_exit_s: int | None, burst: bool
+    settings: Settings,
+    station: Station,
+    queue: Queue,
+    heartbeat: Heartbeat,
+    clock: StopClock,
+    idle_exit_s: int | None,
+    burst: bool,
 ) -> None:
     """Run RQ's loop; start it again after it gave up on Redis, until stopped or idle."""
     restarts = 0
     while True:
-        worker = MeasurementWorker(queue, station, settings.redis_reconnect_attempts, settings.redis_reconnect_wait_s)
+        worker = MeasurementWorker(
+            queue, station, settings.redis_reconnect_attempts, settings.redis_reconnect_wait_s, clock
+        )
         try:
             worked = worker.work(burst=burst, max_idle_time=idle_exit_s, logging_level="WARNING")
         except REDIS_ERRORS:  # lost before RQ's loop could catch it (registering the worker, say)
             worked = False
+        except (WorkerExit, StopRequested) as stop:  # a stop signal while RQ registered the worker, before its
+            worker.teardown()  # loop's own teardown covers it: unregister, or front ends count a worker that is gone
+            if isinstance(stop, WorkerExit):
+                raise
+            return
         if worker.lost_redis is not None:
             raise WorkerExit(1, f"{worker.lost_redis}; exiting so that the process manager restarts the worker")
         if heartbeat.lost_box:
@@ -280,7 +318,10 @@ def _dequeue_loop(
             restarts = 0 if worked else restarts + 1
             if restarts > settings.redis_reconnect_attempts:
                 raise WorkerExit(1, "the worker loop keeps failing without doing any work; see the log above")
-            _reconnect(settings, worker)
+            try:
+                _reconnect(settings, worker)
+            except StopRequested:  # SIGTERM between two runs of RQ's loop (its handler is still installed)
+                return
             continue
         if not settings.embedded_redis:
             return

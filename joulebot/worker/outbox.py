@@ -1,18 +1,20 @@
 """Results the history database could not take, kept in Redis until it can.
 
-When the database is down the answer is still delivered; its Result waits in a
-Redis list and is stored before the next job (or at the next worker start).
+When the database is down (or does not answer within `HISTORY_TIMEOUT_S`) the answer
+is still delivered; its Result waits in a Redis list and is stored before the next job
+(or at the next worker start).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import redis
+from rq.timeouts import BaseTimeoutException
 from sqlalchemy.exc import IntegrityError
 
 from joulebot.exchange import Result
-from joulebot.history import HistoryStore
 from joulebot.keys import history_outbox_key
 
 log = logging.getLogger(__name__)
@@ -33,23 +35,27 @@ class HistoryOutbox:
     def pending(self) -> int:
         return int(self.connection.llen(self.key))
 
-    def drain(self, history: HistoryStore) -> int:
-        """Store what waits, oldest first; stops at the first failure. Returns how many were stored."""
+    def drain(self, record: Callable[[Result], object]) -> bool:
+        """Store what waits, oldest first, with `record`; stops at the first failure. True once nothing waits.
+
+        RQ's job timeout, raised into a `record` that waits, is the job's: it goes through."""
         stored = 0
         if not self.maybe_waiting:
-            return 0
+            return True
         while raw := self.connection.lindex(self.key, 0):
             try:
-                history.record(Result.model_validate_json(raw))
+                record(Result.model_validate_json(raw))
             except IntegrityError:
                 pass  # stored already (a drain interrupted after the insert)
+            except BaseTimeoutException:
+                raise
             except Exception as exc:  # still unavailable: try again before the next job
                 log.info("history still unavailable (%s); %d results wait", type(exc).__name__, self.pending())
-                return stored
+                return False
             else:
                 stored += 1
             self.connection.lpop(self.key)
         self.maybe_waiting = False
         if stored:
             log.info("stored %d results that waited for the history database", stored)
-        return stored
+        return True

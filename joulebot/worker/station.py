@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 import redis
+from rq.timeouts import BaseTimeoutException
 
 from joulebot.carbon import Embodied, IntensityProvider, carbon_for
 from joulebot.categories import classify
@@ -34,13 +35,16 @@ from joulebot.models.llamacpp_runner import LlamaCppRunner
 from joulebot.models.runner import RELOAD_S, TextSink
 from joulebot.queueing.fleet import BoxModel, BoxProfile, MeanEnergy, MeterScope
 from joulebot.worker.context import fit
+from joulebot.worker.history_calls import HistoryCalls, HistoryTimeout
 from joulebot.worker.outbox import HistoryOutbox
+from joulebot.worker.phases import not_split, phase_timing
 
 log = logging.getLogger(__name__)
 
 WARMUP_PROMPT = [{"role": "user", "content": "Say hello."}]  # chat messages, as for every answer
 WARMUP_TOKENS = 8
 MEANS_EVERY_S = 5.0  # see Station.refresh_means_soon
+DELIVERY_MARGIN_S = 1.0  # of a job's time, kept for sending its Result once history is done
 
 StageCallback = Callable[[str], None]
 T = TypeVar("T")
@@ -92,10 +96,11 @@ class Station:
         # whose C code leaves the GIL free; the first use of `history` waits for it, and a database
         # that cannot be opened raises there, before any job is taken.
         self._history = (
-            _on_a_thread(lambda: open_history(settings.sqlalchemy_url, settings.redact))
+            _on_a_thread(lambda: open_history(settings.sqlalchemy_url, settings.redact, settings.history_timeout_s))
             if history is None
             else _done(history)
         )
+        self.history_calls = HistoryCalls(self._history, settings.history_timeout_s)  # each against a deadline
         self.intensity = IntensityProvider.from_settings(settings)
         self.embodied = Embodied.from_settings(settings)
         # Without a keeper the idle baseline is measured in front of the first job, as a plain
@@ -130,7 +135,7 @@ class Station:
             meter_scope=scope,
             meters=[m.describe() for m in self.box.meters],
             models=[
-                BoxModel(name=e.name, size=e.size_label(), parameters_b=e.parameters_b)
+                BoxModel(name=e.name, size=e.size_label(), parameters_b=e.parameters_b, vision=e.vision)
                 for e in self.catalog.available()
             ],
             means=self.means,
@@ -157,7 +162,8 @@ class Station:
 
     def refresh_means(self) -> None:
         try:
-            self.means = [MeanEnergy.model_validate(row) for row in self.history.box_means(self.settings.box_name)]
+            rows = self.history_calls.call(lambda history: history.box_means(self.settings.box_name))
+            self.means = [MeanEnergy.model_validate(row) for row in rows]
         except Exception as exc:  # history down: keep the last known means
             log.info("could not read this box's means: %s", type(exc).__name__)
 
@@ -226,8 +232,9 @@ class Station:
         self.warm.add(entry.name)
         return energy
 
-    def prepare(self, stage: StageCallback) -> None:
-        """Before a job: wait while the box is too hot, and refresh a stale idle baseline."""
+    def prepare(self, stage: StageCallback, deadline: float | None = None) -> bool:
+        """Before a job: wait while the box is too hot, store what waits in the outbox, and refresh a
+        stale idle baseline. False if the history database did not take what waited (it is down)."""
         cooled = 0.0
         if self.settings.cooldown_above_c is not None:
             cooled = wait_until_cool(
@@ -237,25 +244,38 @@ class Station:
                 self.settings.cooldown_max_wait_s,
                 on_wait=stage,
             )
+        history_up = True
         if self.outbox is not None:
             try:
-                self.outbox.drain(self.history)
+                history_up = self.outbox.drain(lambda result: self._call_history(lambda h: h.record(result), deadline))
             except redis.RedisError as exc:  # Redis restarting: what waits, waits for the next job
                 log.info("outbox not drained: %s", type(exc).__name__)
-        self.apply_retention()
+        if history_up:
+            self.apply_retention(deadline)
         age = self.box.idle_age_s()
         stale = age is not None and age > self.settings.idle_refresh_s  # a box too busy to refresh it quietly
         missing = age is None and self.idle_keeper is None  # else measured once no job runs
         if cooled or stale or missing:
             stage("measuring idle power")
             self.measure_idle()
+        return history_up
+
+    def _call_history(self, work: Callable[[HistoryStore], T], deadline: float | None) -> T:
+        """A history call that ends in time for the answer to go out before `deadline` (monotonic)."""
+        within = None if deadline is None else deadline - time.monotonic() - DELIVERY_MARGIN_S
+        return self.history_calls.call(work, within)
 
     def run(
-        self, request: Request, stage: StageCallback = lambda _: None, publish: Callable[[str], None] | None = None
+        self,
+        request: Request,
+        stage: StageCallback = lambda _: None,
+        publish: Callable[[str], None] | None = None,
+        deadline: float | None = None,
     ) -> Result:
         """One answer, measured; no idle measurement runs at the same time.
 
-        `publish` receives the answer so far (if the request streams).
+        `publish` receives the answer so far (if the request streams). `deadline` (monotonic): when
+        the job's time is up; the history database gets only what is left of it, less a margin.
         """
 
         def staged(name: str) -> None:
@@ -266,16 +286,20 @@ class Station:
         with self.busy:
             self.job_waiting.clear()
             try:
-                return self._run(request, staged, publish)
+                return self._run(request, staged, publish, deadline)
             finally:
                 self.last_job_end = time.monotonic()
                 self.state = "idle"
 
-    def _run(self, request: Request, stage: StageCallback, publish: Callable[[str], None] | None) -> Result:
+    def _run(
+        self, request: Request, stage: StageCallback, publish: Callable[[str], None] | None, deadline: float | None
+    ) -> Result:
         try:
             entry = self.refresh_catalog().resolve(request.model)
         except LookupError:  # pulled or removed since the last look: look again before refusing
             entry = self.refresh_catalog(max_age_s=0).resolve(request.model)
+        if request.images and not entry.vision:  # front ends refuse this first; a stale catalog can let it by
+            raise RunnerError(self.catalog.blind(entry))
         runner = self.runner_for(entry)
         if not runner.loaded(entry):  # each stage is a Redis round trip on the answer's path: only the real ones
             stage("loading model")
@@ -283,7 +307,7 @@ class Station:
         if self.needs_warmup(entry, load_s):
             stage("warming up")
         warmup = self.warm_model(entry, load_s)  # likewise
-        self.prepare(stage)
+        history_up = self.prepare(stage, deadline)
         window = min(runner.context_window(entry), self.settings.max_context_tokens)
         messages, dropped = fit(  # before the window
             request, window, lambda m: runner.count_tokens(entry, m), lambda m: runner.token_bound(entry, m)
@@ -291,13 +315,16 @@ class Station:
         sink = TextSink(publish, self.settings.stream_interval_s) if publish and request.stream else None
         stage(GENERATING)
         started_at = datetime.now(UTC)
-        generation, energy = self.box.measure(lambda: runner.generate(entry, messages, request.max_tokens, sink))
+        generation, energy = self.box.measure(
+            lambda: runner.generate(entry, messages, request.max_tokens, sink, request.sampling), timing=phase_timing
+        )
         reload_s = generation.runner_stats.get("load_duration", 0.0)
         if reload_s > RELOAD_S:  # evicted and loaded again inside the window: not comparable, and said so
-            energy = energy.model_copy(update={"includes_reload": True, "reload_s": reload_s})
+            phases = not_split(energy.phases, f"the window includes a model reload ({reload_s:.2f} s)")
+            energy = energy.model_copy(update={"includes_reload": True, "reload_s": reload_s, "phases": phases})
         carbon = carbon_for(energy.total_j, energy.seconds, self.intensity.current(), self.embodied)
         result = Result(
-            request=request,
+            request=request.without_pixels(),
             answer=generation.text,
             model=entry.name,
             model_size=entry.size_label(),
@@ -306,6 +333,7 @@ class Station:
             generation_s=generation.seconds,
             first_token_s=generation.first_token_s,
             finish_reason=generation.finish_reason,
+            generation_settings=generation.settings.tag(),
             reasoning=generation.reasoning,
             runner_stats=generation.runner_stats,
             load_s=load_s,
@@ -320,25 +348,50 @@ class Station:
             context_turns=len(request.turns) - dropped,
             dropped_turns=dropped,
         )
-        try:  # a few ms: the status stays at "generating" until the answer arrives
-            result.exchange_id = self.history.record(result)
-            others = [e.name for e in self.catalog.available()]
-            result.hint = self.history.greener_hint(
-                result.category, result.model, others, box=result.box, source=energy.machine.source
+        self._store(result, history_up, deadline)
+        return result
+
+    def _store(self, result: Result, history_up: bool, deadline: float | None) -> None:
+        """Record the exchange and its hint (a few ms: the status stays at "generating" meanwhile); a
+        database that fails or does not answer in time leaves the Result in the outbox, and the answer goes
+        out saying so. A database that just failed to take what waited is not asked again."""
+        available = [e for e in self.catalog.available() if e.runner in self.runners]
+        made = {e.name: self.runner_for(e).settings(e).tag() for e in available}  # each model's settings now
+        made[result.model] = result.generation_settings
+        source = result.energy.machine.source
+
+        def record(history: HistoryStore) -> tuple[int, str | None]:
+            exchange_id = history.record(result)
+            hint = history.greener_hint(
+                result.category, result.model, list(made), box=result.box, source=source, settings=made
             )
+            return exchange_id, hint
+
+        try:
+            if not history_up and self.outbox is not None:
+                raise HistoryTimeout("the history database did not take the results that wait")
+            result.exchange_id, result.hint = self._call_history(record, deadline)
             self.refresh_means_soon()
+        except BaseTimeoutException:  # the job's own time limit: never taken for a history error
+            raise
         except Exception as exc:  # the answer still goes out; what happens to the record is said
-            log.warning("could not store exchange %s: %s", request.id, type(exc).__name__)
+            log.warning("could not store exchange %s: %s", result.request.id, type(exc).__name__)
             if self.outbox is not None:
                 self.outbox.push(result)
                 result.history_error = "history is unavailable: this exchange will be stored when it is back"
             else:
                 result.history_error = f"not stored in history: {type(exc).__name__}"
-        return result
 
-    def apply_retention(self) -> None:
+    def apply_retention(self, deadline: float | None = None) -> None:
         if self.settings.history_retention_days > 0 and time.monotonic() - self._retention_at > 3600:
             self._retention_at = time.monotonic()
-            scrubbed = self.history.scrub_older_than(self.settings.history_retention_days)
+            days = self.settings.history_retention_days
+            try:
+                scrubbed = self._call_history(lambda history: history.scrub_older_than(days), deadline)
+            except BaseTimeoutException:
+                raise
+            except Exception as exc:  # tried again in an hour; the answer does not wait for it
+                log.warning("retention not applied: %s", type(exc).__name__)
+                return
             if scrubbed:
                 log.info("retention: removed the words of %d exchanges", scrubbed)

@@ -1,4 +1,4 @@
-"""Issue 12, items 4-6 at the edge, with real processes: losing Redis while waiting, settings and input
+"""At the edge, with real processes: losing Redis while waiting, settings and input
 refused in one line, private files and redacted upstream text (docs/reliability.md)."""
 
 from __future__ import annotations
@@ -194,6 +194,19 @@ def test_a_bad_setting_is_one_line_naming_it_exit_2(settings, variable, value, a
     assert line.startswith(f"joulebot: {variable}=")
 
 
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("{not json", "JSON object of model names and their settings"),
+        ('{"smollm2-135m": {"temprature": 0.2}}', "smollm2-135m.temprature='0.2': extra inputs are not permitted"),
+        ('{"smollm2-135m": {"top_p": 2}}', "smollm2-135m.top_p='2': input should be less than or equal to 1"),
+    ],
+)
+def test_bad_generation_settings_are_one_line_naming_what_is_wrong(settings, value, said):
+    line = one_line_refusal(run_cli(settings, "history", timeout=60, GENERATION_SETTINGS=value), said)
+    assert line.startswith("joulebot: GENERATION_SETTINGS")
+
+
 def test_a_password_in_a_bad_url_is_not_echoed(settings):
     line = one_line_refusal(run_cli(settings, "history", DATABASE_URL="mysql://joe:hunter22@db/x"), "DATABASE_URL")
     assert "hunter22" not in line
@@ -356,7 +369,7 @@ def test_the_help_opens_with_the_whole_tool_and_names_every_command():
     parser = build_parser()
     summary, listed = parser.format_help().split("\ncommands:\n")
     names = commands(parser)
-    assert len(names) == 15
+    assert len(names) == 17  # keys and health included
     assert "what each answer cost" in summary
     for name in names:
         assert re.search(rf"(?<![\w-]){name}(?![\w-])", summary.split("options:")[0]), f"the summary misses {name}"
@@ -449,6 +462,7 @@ HELP = {
     "meter simulate": ["--watts", "--range", "--mains-hz", "2^N mains cycles"],
     "telegram": ["TELEGRAM_WEBHOOK_URL"],
     "discord": ["--sync"],
+    "health": ["queue", "worker", "web", "healthcheck"],
 }
 
 
@@ -605,6 +619,7 @@ def test_history_in_a_telegram_group_goes_to_the_private_chat(tmp_path, system_r
         ("meter simulate", "meter_simulate"),
         ("telegram", "telegram"),
         ("discord", "discord"),
+        ("health worker", "health"),
     ],
 )
 def test_every_command_calls_its_function_with_exactly_its_parameters(line, function):
