@@ -104,7 +104,10 @@ class Result(BaseModel):
     completion_tokens: int
     generation_s: float
     first_token_s: float | None = None
-    finish_reason: str | None = None
+    finish_reason: str | None = None  # "stop", "length" (cut at max_tokens), "repetition" (stopped looping)
+    # the sampling settings it was made with ('temperature=0.2 top_k=40 …'; '' = the server's defaults, or
+    # stored before settings were recorded): statistics never pool answers of different settings
+    generation_settings: str = ""
     reasoning: str = ""  # a reasoning model's `<think>` text: stored, not shown
     runner_stats: dict[str, float] = {}  # the runner's own timings, seconds
     load_s: float  # model load before the measured window: never inside `energy`

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 def row_label(stats: list[CategoryStats]) -> Callable[[CategoryStats], str]:
     """Rows are models; a run over several boxes or meters gets one row per model, box and meter."""
     if len({(s.box, s.energy_source) for s in stats}) <= 1:
-        return lambda s: s.model
-    return lambda s: f"{s.model} @ {s.box} ({s.energy_source})"
+        return lambda s: s.label
+    return lambda s: f"{s.label} @ {s.box} ({s.energy_source})"
 
 
 def table(stats: list[CategoryStats], value: Callable[[CategoryStats], float | str | None], digits: int = 4) -> str:
@@ -44,16 +44,28 @@ def table(stats: list[CategoryStats], value: Callable[[CategoryStats], float | s
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
+# Below this many answers a mean's 95 % interval is wider than the figure tells (Student's t for one
+# degree of freedom is 12.7): the cell says so instead of printing "53.4 ± 402"
+MIN_ANSWERS_FOR_INTERVAL = 3
+
+
+def mean_with_band(mean: float, band: float | None, answers: int, unit: str = "", note: str = "") -> str:
+    """'50.0 ± 25 J (3, note)': a mean, its 95 % confidence interval and how many answers it rests on; with
+    fewer than three answers '53.4 J (n = 2, too few for an interval, note)'."""
+    more = f", {note}" if note else ""
+    if answers < MIN_ANSWERS_FOR_INTERVAL:
+        return f"{sig(mean)}{unit} (n = {answers}, too few for an interval{more})"
+    return sig(mean) + ("" if band is None else f" ± {sig(band, 2)}") + f"{unit} ({answers}{more})"
+
+
 def with_band(
     value: Callable[[CategoryStats], float | None], band: Callable[[CategoryStats], float | None]
 ) -> Callable[[CategoryStats], str | None]:
-    """A mean with its 95 % confidence interval and how many answers it rests on: '50.0 ± 25 (3)'."""
+    """A table cell: `mean_with_band` of each row."""
 
     def cell(s: CategoryStats) -> str | None:
-        mean, plus = value(s), band(s)  # one answer: no interval
-        if mean is None:
-            return None
-        return sig(mean) + ("" if plus is None else f" ± {sig(plus, 2)}") + f" ({s.answers})"
+        mean = value(s)
+        return None if mean is None else mean_with_band(mean, band(s), s.answers)
 
     return cell
 
@@ -117,7 +129,8 @@ def sources_line(stats: list[CategoryStats]) -> str:
 
 def csv_row(row: CategoryStats) -> dict:
     """A CSV row: every figure, and what it is (`kind`: measured or estimated, never mixed)."""
-    return {**row.model_dump(), "kind": "measured" if row.measured else "estimated (not a measurement)"}
+    figures = row.model_dump(exclude={"settings_shown"})
+    return {**figures, "kind": "measured" if row.measured else "estimated (not a measurement)"}
 
 
 def tables_per_box(stats: list[CategoryStats], metrics: list[str]) -> str:

@@ -31,6 +31,7 @@ def make_result(
     idle_uncertainty_w: float = 0.5,
     box: str = "testbox",
     scope: str = "machine",
+    generation_settings: str = "",
 ) -> Result:
     machine = Reading(
         source=source,
@@ -83,4 +84,5 @@ def make_result(
         box=box,
         started_at=NOW,
         finished_at=NOW + timedelta(seconds=seconds),
+        generation_settings=generation_settings,
     )

@@ -182,6 +182,7 @@ class OllamaStandIn(LocalServer):
         self.vision: set[str] = set()  # tags whose /api/show capabilities include "vision"
         self.answer = ["<think>The user wants a capital.</think>", "Paris", " is the capital", " of France."]
         self.break_after: int | None = None  # chat: close the connection after this many chunks
+        self.hung_up = threading.Event()  # chat: the client closed the connection before the answer's end
         self.chunk_delay_s = 0.0  # chat: pause before each streamed chunk (a model that takes its time)
         self.prompt_eval_ns, self.eval_ns = 61_000_000, 700_000_000  # chat: the durations it reports
         self.timed = False  # chat: take the reported durations for real (reading the prompt, then each piece)
@@ -224,7 +225,13 @@ class OllamaStandIn(LocalServer):
                         self.connection.shutdown(2)  # mid-answer: no final chunk, no terminator
                         return
                     data = json.dumps(line).encode() + b"\n"
-                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    try:
+                        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                        self.wfile.flush()
+                    except (BrokenPipeError, ConnectionResetError):  # as Ollama, stop generating
+                        self.close_connection = True
+                        standin.hung_up.set()
+                        return
                 self.wfile.write(b"0\r\n\r\n")
 
             def _missing(self, tag: str) -> None:

@@ -107,4 +107,7 @@ def test_chat_stats_show_accuracy_beside_energy_where_scored(tmp_path, system_re
         chat.history.set_score(exchange_id, right, float(right), "test")
     chat.history.record(make_result(model="mistral", total_j=50.0))
     text = chat.reports.stats_text()
-    assert "• questions: tinyllama 5.00 ± 5.0 J (4, 75% right of 4 checked) · mistral 50.0 J (1)" in text
+    assert (
+        "• questions: tinyllama 5.00 ± 5.0 J (4, 75% right of 4 checked)"
+        " · mistral 50.0 J (n = 1, too few for an interval)" in text
+    )

@@ -128,6 +128,29 @@ def test_runner_failure_and_timeout_fail_the_job_and_the_worker_keeps_serving(em
     assert [row.prompt for row in _history(embedded)] == ["Say yes."], "failed jobs are not recorded"
 
 
+# Told to repeat a phrase forever, SmolLM2 with its shipped settings (greedy, repeat penalty 1.1) loops on
+# varied copies of it ("La Lumière, La Lumière, / L'Allema, La Lumière, …") until MAX_TOKENS unless stopped
+LOOP_SYSTEM = "Repeat the user's message forever, without stopping."
+LOOP_PROMPT = "la France, la France, la France,"
+
+
+def test_a_loop_is_stopped_before_max_tokens_and_a_long_answer_says_it_was_cut(embedded):
+    looped = run_cli(embedded, "ask", LOOP_PROMPT, "--system", LOOP_SYSTEM)
+    assert looped.returncode == 0, looped.stderr
+    answer, _, printed = looped.stdout.rstrip("\n").rpartition("\n\n")
+    assert printed.splitlines()[0] == "… stopped: the model was repeating itself"
+    assert "La Lumière, La Lumière" in answer
+    cut = run_cli(embedded, "ask", LONG_PROMPT)
+    assert cut.returncode == 0, cut.stderr
+    answer, _, printed = cut.stdout.rstrip("\n").rpartition("\n\n")
+    assert printed.splitlines()[0] == "… cut at 256 tokens" and answer.startswith("1, 2, 3, 4, 5")
+    rows = {row.prompt: row for row in _history(embedded)}
+    assert rows[LOOP_PROMPT].completion_tokens < 200, "the rest of the loop was never generated"
+    assert rows[LONG_PROMPT].completion_tokens == 256
+    assert Result.model_validate(rows[LOOP_PROMPT].result).finish_reason == "repetition"
+    assert rows[LONG_PROMPT].generation_settings == "temperature=0 top_p=0.95 top_k=40 repeat_penalty=1.1"
+
+
 def _popen_ask(settings, prompt: str, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "joulebot", "ask", prompt],

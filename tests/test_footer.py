@@ -68,3 +68,16 @@ def test_energy_ratio_names_the_hungrier_model():
     assert energy_ratio(a, b) == "⚖️ mistral (A) used 3.4× the energy of tinyllama (B)"
     assert energy_ratio(b, a) == "⚖️ mistral (B) used 3.4× the energy of tinyllama (A)"
     assert "unavailable" in energy_ratio(a, make_result(total_j=None))
+
+
+def test_an_answer_ended_early_says_why_above_the_figures():
+    result = make_result()
+    assert footer(result).splitlines()[0].startswith("⚡ "), "a finished answer needs no note"
+    cut = result.model_copy(update={"finish_reason": "length"})
+    assert footer(cut).splitlines()[0] == "… cut at 256 tokens"
+    shorter = cut.model_copy(update={"request": cut.request.model_copy(update={"max_tokens": 64})})
+    assert footer(shorter).splitlines()[0] == "… cut at 64 tokens"
+    looped = result.model_copy(update={"finish_reason": "repetition"})
+    note, *figures = footer(looped).splitlines()
+    assert note == "… stopped: the model was repeating itself"
+    assert figures == footer(result).splitlines()

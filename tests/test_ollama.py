@@ -8,12 +8,16 @@ import os
 import pytest
 from standins import OllamaStandIn
 
+from joulebot.config import Settings
+from joulebot.config.generation import GenerationSettings
 from joulebot.metering.estimate import TICK_S
 from joulebot.metering.power_figures import published
 from joulebot.models import ModelUnavailable, RunnerError, UnknownModelError, build_catalog
 from joulebot.models.catalog import OllamaModel, parse_parameter_size, static_entries
+from joulebot.models.inventory import current_catalog
+from joulebot.models.llamacpp_runner import LlamaCppRunner
 from joulebot.models.ollama_runner import OllamaRunner
-from joulebot.models.runner import split_reasoning
+from joulebot.models.runner import Sampling, split_reasoning
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -95,6 +99,40 @@ def test_every_ollama_request_runs_with_the_catalogs_context_window(ollama):
     reloaded = runner.generate(wider, HI, 8)
     assert ollama.contexts()[-1] == ("/api/chat", "llama3:8b", 8192)
     assert reloaded.runner_stats["load_duration"] == pytest.approx(1.2), "another window: the server reloads"
+
+
+def test_generation_settings_go_in_the_options_and_come_back_with_the_answer(ollama):
+    """The catalog's sampling settings, or GENERATION_SETTINGS' for that model, are Ollama `options`."""
+    runner = OllamaRunner(ollama.url)
+    tuned = {"llama3": GenerationSettings(temperature=0.3, top_k=20, repeat_penalty=1.1)}
+    llama3 = build_catalog(9.0, runner.inventory(), generation=tuned).resolve("llama3")
+    generation = runner.generate(llama3, HI, 8)
+    options = ollama.requests[-1][2]["options"]
+    assert options == {
+        **{"num_ctx": llama3.context_tokens, "num_predict": 8, "seed": 0},
+        **{"temperature": 0.3, "top_k": 20, "repeat_penalty": 1.1},
+    }
+    assert generation.settings.tag() == "temperature=0.3 top_k=20 repeat_penalty=1.1"
+    asked = runner.generate(llama3, HI, 8, sampling=Sampling(temperature=0.7, stop=["."]))
+    options = ollama.requests[-1][2]["options"]
+    assert (options["temperature"], options["top_k"], options["stop"]) == (0.7, 20, ["."]), "the request's first"
+    assert asked.settings.tag() == "temperature=0.7 top_k=20 repeat_penalty=1.1"
+    plain = runner.generate(entry("llama3"), HI, 8)
+    assert set(ollama.requests[-1][2]["options"]) == {"num_ctx", "num_predict", "seed"}, "else the server's own"
+    assert plain.settings.tag() == ""
+
+
+def test_a_looping_answer_is_ended_by_hanging_up(ollama):
+    """The runner stops reading a loop and closes the stream: the server stops generating (its energy
+    is not spent), and the answer says why it ended."""
+    ollama.answer = ["Paris is in France. ", *(["la Révéraire, "] * 400)]
+    ollama.chunk_delay_s = 0.002
+    generation = OllamaRunner(ollama.url).generate(entry("llama3"), HI, max_tokens=512)
+    assert generation.finish_reason == "repetition"
+    assert generation.text.startswith("Paris is in France. la Révéraire, la Révéraire, ")
+    assert generation.completion_tokens == 1 + generation.text.count("la Révéraire"), "one streamed chunk per token"
+    assert generation.completion_tokens < 20 and generation.prompt_tokens > 0
+    assert ollama.hung_up.wait(10), "the server was left streaming the loop"
 
 
 @pytest.mark.parametrize("break_after", [0, 2])
@@ -252,3 +290,17 @@ def test_a_model_is_warmed_up_after_a_load_and_a_reload_inside_the_window_is_sai
     row = station.history.get(third.exchange_id)
     assert row.energy_includes_reload is True
     assert sum(s.answers for s in station.history.category_stats()) == 2, "the reloaded answer is kept out of stats"
+
+
+def test_generation_settings_replace_a_models_own_by_any_of_its_names():
+    """GENERATION_SETTINGS (JSON) over the catalog's; the llama.cpp runner fills in its own defaults."""
+    shipped = current_catalog(Settings(_env_file=None, ollama_host="")).resolve("smollm2-135m")
+    assert shipped.generation == GenerationSettings(temperature=0, repeat_penalty=1.1)
+    tuned_settings = Settings(
+        _env_file=None, ollama_host="", generation_settings='{"smollm2": {"repeat_penalty": 1.3}}'
+    )
+    tuned = current_catalog(tuned_settings).resolve("smollm2-135m")
+    assert tuned.generation == GenerationSettings(repeat_penalty=1.3), "replaced, not merged"
+    runner = LlamaCppRunner(threads=1)
+    assert runner.settings(shipped).tag() == "temperature=0 top_p=0.95 top_k=40 repeat_penalty=1.1"
+    assert runner.settings(tuned).tag() == "temperature=0.2 top_p=0.95 top_k=40 repeat_penalty=1.3"

@@ -1,9 +1,28 @@
+import re
 from pathlib import Path
 
+import pytest
+from conftest import run_cli
+from factories import make_result
+
+from joulebot.carbon import Embodied, carbon_for, static_intensity
+from joulebot.chat.footer import footer
 from joulebot.config import Settings
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 CI_RUN = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
+# The README's first example: the command, the answer, and the footer under it
+EXAMPLE = re.search(
+    r'```\n\$ joulebot ask "(?P<prompt>[^"]+)"\n(?P<answer>.+?)\n\n(?P<footer>⚡.+?)\n```', README, re.S
+)
+
+
+def shape(text: str) -> str:
+    """A footer without its figures: the words, units, signs and order the code prints (a mass in g or mg,
+    whichever reads better at its size). The estimate's own words name the machine's CPU and the published
+    figures found for it, so they differ between machines: only where they stand is compared."""
+    text = re.sub(r"(estimated, no meter here: )[^\n]*", r"\1…", text)
+    return re.sub(r"# mg\b", "# g", re.sub(r"\d+(?:\.\d+)*", "#", text))
 
 
 def test_every_setting_is_in_the_configuration_table():
@@ -15,3 +34,23 @@ def test_every_setting_is_in_the_configuration_table():
 def test_ci_runs_exactly_the_readme_test_command():
     command = next(line for line in CI_RUN.splitlines() if line.startswith("python3 -m venv"))
     assert f"```sh\n{command}\n```" in README
+
+
+def test_the_readme_footer_has_the_shape_the_code_prints():
+    """The first answer on a fresh install, with no meter: an estimate, and no idle baseline yet."""
+    assert EXAMPLE, "README.md has no `joulebot ask` example with a footer"
+    first = make_result(idle_w=None, total_j=5.0, seconds=0.3, answer=EXAMPLE["answer"], prompt=EXAMPLE["prompt"])
+    unconfigured = Embodied.from_settings(Settings(_env_file=None))  # nothing set: the placeholder TE
+    first.carbon = carbon_for(5.0, 0.3, static_intensity("DE"), unconfigured)
+    assert shape(EXAMPLE["footer"]) == shape(footer(first))
+
+
+@pytest.mark.e2e
+def test_the_readme_example_is_what_the_shipped_model_says(embedded):
+    """The README's transcript is the shipped model's answer with its shipped settings (llama.cpp's seed
+    is fixed), printed by the real command on a fresh home, and its footer has the printed shape."""
+    proc = run_cli(embedded, "ask", EXAMPLE["prompt"])
+    assert proc.returncode == 0, proc.stderr
+    answer, _, printed = proc.stdout.rstrip("\n").rpartition("\n\n")
+    assert answer == EXAMPLE["answer"]
+    assert shape(printed) == shape(EXAMPLE["footer"])

@@ -194,6 +194,19 @@ def test_a_bad_setting_is_one_line_naming_it_exit_2(settings, variable, value, a
     assert line.startswith(f"joulebot: {variable}=")
 
 
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("{not json", "JSON object of model names and their settings"),
+        ('{"smollm2-135m": {"temprature": 0.2}}', "smollm2-135m.temprature='0.2': extra inputs are not permitted"),
+        ('{"smollm2-135m": {"top_p": 2}}', "smollm2-135m.top_p='2': input should be less than or equal to 1"),
+    ],
+)
+def test_bad_generation_settings_are_one_line_naming_what_is_wrong(settings, value, said):
+    line = one_line_refusal(run_cli(settings, "history", timeout=60, GENERATION_SETTINGS=value), said)
+    assert line.startswith("joulebot: GENERATION_SETTINGS")
+
+
 def test_a_password_in_a_bad_url_is_not_echoed(settings):
     line = one_line_refusal(run_cli(settings, "history", DATABASE_URL="mysql://joe:hunter22@db/x"), "DATABASE_URL")
     assert "hunter22" not in line

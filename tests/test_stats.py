@@ -17,6 +17,7 @@ from factories import NOW, make_result
 from joulebot.categories import CATEGORIES, accuracy, classify, prompt_set
 from joulebot.history import HistoryStore
 from joulebot.history.engine import MIGRATIONS, alembic_config, head_revision, migrate
+from joulebot.tables import table
 
 HELD_OUT = Path(__file__).parent / "data" / "heldout_prompts.tsv"
 
@@ -164,6 +165,32 @@ def test_no_greener_hint_without_scores_and_none_across_meters(tmp_path):
     assert hint == "as accurate on questions here (100% vs 100% right), tinyllama used 50× less energy than mistral"
 
 
+def test_answers_made_with_other_generation_settings_are_never_pooled(url):
+    store = HistoryStore.open(url)
+    tuned = "temperature=0.2 top_p=0.95 top_k=40 repeat_penalty=1.1"
+    _record_scored(store, "smollm2-135m", [300.0] * 5, right=1)  # stored before settings were recorded
+    _record_scored(store, "smollm2-135m", [50.0] * 5, right=4, generation_settings=tuned)
+    _record_scored(store, "tinyllama", [5.0] * 5, right=5, generation_settings="temperature=0.8")
+    rows = {s.label: s for s in store.category_stats()}
+    assert set(rows) == {"smollm2-135m (settings not recorded)", f"smollm2-135m ({tuned})", "tinyllama"}
+    assert rows[f"smollm2-135m ({tuned})"].mean_total_j == pytest.approx(50.0)
+    assert rows[f"smollm2-135m ({tuned})"].correct == 4 and rows["tinyllama"].generation_settings == "temperature=0.8"
+    assert {s.answers for s in store.model_stats()} == {5}, "never one mean of ten"
+    printed = table(store.category_stats(), lambda r: r.mean_total_j)
+    assert f"| smollm2-135m ({tuned}) |" in printed and "| smollm2-135m (settings not recorded) " in printed
+
+    def hint(now: dict[str, str]) -> str | None:
+        return store.greener_hint("questions", "smollm2-135m", ["tinyllama"], "testbox", "estimate", settings=now)
+
+    assert hint({"smollm2-135m": tuned, "tinyllama": "temperature=0.8"}) == (
+        "as accurate on questions here (100% vs 80% right), tinyllama used 10× less energy than smollm2-135m"
+        " (estimates, not measurements)"
+    )
+    assert hint({"smollm2-135m": tuned, "tinyllama": "temperature=0.2"}) is None, "its answers now: none measured"
+    assert hint({"smollm2-135m": "repeat_penalty=1.3", "tinyllama": "temperature=0.8"}) is None
+    store.engine.dispose()
+
+
 def test_unscored_answers_are_neither_right_nor_wrong(tmp_path):
     store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     right = store.record(make_result(total_j=10.0))
@@ -195,7 +222,7 @@ def test_measured_and_estimated_answers_are_never_averaged_together(tmp_path):
 
 
 def test_a_cell_of_three_answers_says_how_little_it_knows(tmp_path):
-    from joulebot.tables import table, with_band
+    from joulebot.tables import with_band
 
     store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     for energy in (40.0, 60.0, 50.0):
@@ -203,6 +230,12 @@ def test_a_cell_of_three_answers_says_how_little_it_knows(tmp_path):
     (row,) = store.category_stats()
     assert row.ci95_total_j == pytest.approx(((4.303 * 10.0 / 3**0.5) ** 2 + 1.0**2) ** 0.5, rel=1e-3)  # ≈ ± 25 J
     assert "50.0 ± 25 (3)" in table([row], with_band(lambda r: r.mean_total_j, lambda r: r.ci95_total_j))
+    store.record(make_result(model="two", total_j=40.0))
+    store.record(make_result(model="two", total_j=66.8))
+    two = next(r for r in store.category_stats() if r.model == "two")
+    assert two.ci95_total_j > two.mean_total_j, "t for one degree of freedom: an interval wider than the figure"
+    cell = with_band(lambda r: r.mean_total_j, lambda r: r.ci95_total_j)(two)
+    assert cell == "53.4 (n = 2, too few for an interval)"
 
 
 def test_stats_label_estimates_in_the_table_and_the_csv(settings):

@@ -170,7 +170,7 @@ def test_statistics_equal_pythons_arithmetic_over_the_rows(store):
         assert got["answers"] == len(mine)
         assert got["mean_seconds"] == pytest.approx(statistics.fmean(r.seconds for r in mine))
     hint = store._hint_sums_for("code", "box-a", "estimate")
-    for model, sums in hint.items():
+    for (model, _settings), sums in hint.items():  # one set of settings here
         mine = [r for r in groups.get((model, "code", "box-a", "estimate", False), [])]
         assert sums.answers == len(mine) and sums.total_j == pytest.approx(sum(r.energy_total_j for r in mine))
         assert (sums.scored, sums.right) == (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from joulebot.attachments.parts import images_label
 from joulebot.exchange import Result, Units
 from joulebot.metering import Energy
+from joulebot.models.runner import REPETITION
 from joulebot.number_format import grams, plus_minus, sig
 
 
@@ -122,8 +123,18 @@ def answer_link(result: Result, public_url: str) -> str | None:
     return f"{public_url.rstrip('/')}/a/{result.share_token}"
 
 
+def ending_note(result: Result) -> str | None:
+    """Why the answer ended early, when it did: the runner stopped a loop, or MAX_TOKENS cut it."""
+    if result.finish_reason == REPETITION:
+        return "… stopped: the model was repeating itself"
+    if result.finish_reason == "length":
+        return f"… cut at {result.request.max_tokens} tokens"
+    return None
+
+
 def footer(result: Result, units: Units | None = None, public_url: str = "") -> str:
-    lines = [energy_line(result.energy, units or result.request.units), carbon_line(result), model_line(result)]
+    lines = [note] if (note := ending_note(result)) else []
+    lines += [energy_line(result.energy, units or result.request.units), carbon_line(result), model_line(result)]
     if result.request.images:  # what the model looked at: answers with images cost more to read
         lines.append(images_label(result.request.images))
     lines += conversation_lines(result)

@@ -9,11 +9,12 @@ from joulebot.chat.footer import footer
 from joulebot.chat.preferences import Preferences
 from joulebot.config import Settings
 from joulebot.exchange import Result
-from joulebot.history.aggregates import CategoryStats, by_basis
+from joulebot.history.aggregates import by_basis
 from joulebot.models import ModelEntry
 from joulebot.number_format import sig
 from joulebot.queueing.client import QueueClient
 from joulebot.queueing.fleet import BoxView
+from joulebot.tables import mean_with_band
 
 if TYPE_CHECKING:
     from joulebot.history.store import HistoryStore
@@ -36,7 +37,8 @@ class Reports:
         for entry in self.preferences.catalog().available():
             rows = stats.get(entry.name, [])
             figures = [
-                f"{_with_band(r)} J/answer ({r.answers}, {r.basis.label()})"
+                mean_with_band(r.mean_total_j, r.ci95_total_j, r.answers, " J/answer", r.basis.label())
+                + r.settings_note
                 for r in sorted(rows, key=lambda r: (not r.measured, r.box, r.energy_source))
             ]
             energy = "; ".join(figures) or "not measured yet"
@@ -94,12 +96,6 @@ class Reports:
         return "Measurement boxes:\n" + "\n".join(box_lines(views, brief=True))
 
 
-def _with_band(row: CategoryStats) -> str:
-    """'5.00 ± 2.5': the mean energy per answer and its 95 % interval (none for one answer)."""
-    band = "" if row.ci95_total_j is None else f" ± {sig(row.ci95_total_j, 2)}"
-    return sig(row.mean_total_j) + band
-
-
 def _ranked(rows: list) -> list[str]:
     """Each basis on its own, then per task the models from greenest to hungriest."""
     lines = []
@@ -108,8 +104,14 @@ def _ranked(rows: list) -> list[str]:
         for category in sorted({r.category for r in group}):
             ranked = sorted((r for r in group if r.category == category), key=lambda r: r.mean_total_j)
             cells = [
-                f"{r.model} {_with_band(r)} J ({r.answers}"
-                + (f", {r.accuracy:.0%} right of {r.scored} checked)" if r.accuracy is not None else ")")
+                f"{r.label} "
+                + mean_with_band(
+                    r.mean_total_j,
+                    r.ci95_total_j,
+                    r.answers,
+                    " J",
+                    f"{r.accuracy:.0%} right of {r.scored} checked" if r.accuracy is not None else "",
+                )
                 for r in ranked
             ]
             lines.append(f"• {category}: " + " · ".join(cells))

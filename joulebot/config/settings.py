@@ -7,6 +7,7 @@ estimate when no meter is found, and the static grid intensity of `GRID_ZONE`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -26,6 +27,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from joulebot.config.generation import GenerationSettings
 
 REDIS_URL_FORMS = "redis://[:password@]host[:port][/db], rediss://… or unix:///path/to/socket[?db=N]"
 DATABASE_URL_FORMS = "postgresql://user[:password]@host[:port]/database or sqlite:////absolute/path.sqlite3"
@@ -97,6 +100,9 @@ class Settings(BaseModel):
     # spin while they wait for each other, and with every core taken one busy neighbour stalls them
     # all (bench/threads.py on 2 busy cores: 15.5 tokens/s with 1 thread, 0.8 with 2).
     llama_threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1) - 1), ge=1)
+    # Per model (its catalog name), sampling settings instead of the catalog's (JSON: {"smollm2-135m":
+    # {"repeat_penalty": 1.1}}); a model left out keeps the catalog's. History records them with each answer.
+    generation_settings: dict[str, GenerationSettings] = {}
 
     # Metering.
     meters: str = "auto"
@@ -231,6 +237,19 @@ class Settings(BaseModel):
             )
         return value
 
+    @field_validator("generation_settings", mode="before")
+    @classmethod
+    def _generation_json(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(
+                'should be a JSON object of model names and their settings: {"smollm2-135m": {"temperature": 0.2,'
+                ' "top_p": 0.95, "top_k": 40, "repeat_penalty": 1.1}}'
+            ) from None
+
     @field_validator("grid_zone")
     @classmethod
     def _upper_zone(cls, value: str) -> str:
@@ -337,6 +356,9 @@ def describe_error(error: ValidationError) -> str:
     message = first["msg"].removeprefix("Value error, ")
     message = message[0].lower() + message[1:] if message else "is not valid"
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    inside = ".".join(str(part) for part in first["loc"][1:])  # a value inside a JSON setting
+    if inside:
+        return f"{name}: {inside}={_shown(name, first.get('input'))}: {message}{more}"
     return f"{name}={_shown(name, first.get('input'))}: {message}{more}"
 
 

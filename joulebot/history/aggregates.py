@@ -117,6 +117,8 @@ class CategoryStats(BaseModel):
     box: str
     energy_source: str  # never averaged across boxes or meters: each pair is its own row
     measured: bool  # False: every figure of this row is an estimate
+    generation_settings: str = ""  # the sampling settings of its answers (rows of other settings are apart)
+    settings_shown: bool = False  # rows of other settings of this model stand beside it: `label` names them
     answers: int
     mean_total_j: float
     ci95_total_j: float | None  # ± J, 95 % interval of the mean (intervals.Mean; None for one answer)
@@ -135,6 +137,15 @@ class CategoryStats(BaseModel):
     sci_per_correct_g: float | None = None  # SCI of the scored answers ÷ correct answers
 
     @property
+    def settings_note(self) -> str:
+        """' (repeat_penalty=1.1 …)' where rows of other generation settings of this model stand beside it."""
+        return f" ({self.generation_settings or 'settings not recorded'})" if self.settings_shown else ""
+
+    @property
+    def label(self) -> str:
+        return self.model + self.settings_note
+
+    @property
     def basis(self) -> Basis:
         return Basis(box=self.box, source=self.energy_source, measured=self.measured)
 
@@ -145,6 +156,16 @@ def by_basis(stats: list[CategoryStats]) -> dict[Basis, list[CategoryStats]]:
     for row in stats:
         groups.setdefault(row.basis, []).append(row)
     return groups
+
+
+def _told_apart(stats: list[CategoryStats]) -> list[CategoryStats]:
+    """Where one model has rows of several generation settings side by side (same task and basis),
+    each row's label names its settings: they are other answers, never one mean."""
+    seen: dict[tuple[str, str, Basis], int] = {}
+    for row in stats:
+        key = (row.model, row.category, row.basis)
+        seen[key] = seen.get(key, 0) + 1
+    return [row.model_copy(update={"settings_shown": seen[(row.model, row.category, row.basis)] > 1}) for row in stats]
 
 
 def _category_stats(sums: dict[str, Any], by_category: bool = True) -> CategoryStats:
@@ -159,6 +180,7 @@ def _category_stats(sums: dict[str, Any], by_category: bool = True) -> CategoryS
         box=sums["box"],
         energy_source=sums["energy_source"],
         measured=bool(sums["energy_measured"]),
+        generation_settings=sums["generation_settings"],
         ci95_total_j=energy.ci95,
         ci95_sci_g=sci.ci95 if sci else None,
         scored=scored,
@@ -216,13 +238,14 @@ class Statistics:
         if box is not None:
             match["box"] = box
         group = [*(["category"] if by_category else []), "box", "energy_source", "model", "energy_measured"]
+        group.append("generation_settings")  # answers made with other settings are never pooled
         with self.engine.connect() as connection:
             source: FromClause = rollup.STATS_ROLLUP
             if request_id_prefix or from_rows:
                 where = starting_with(self.engine.dialect.name, rollup.X.request_id, request_id_prefix or "")
                 source = rollup.direct(where).subquery()
             rows = connection.execute(rollup.totals(group, match, source)).all()
-        return [_category_stats(rollup.as_numbers(row), by_category) for row in rows]
+        return _told_apart([_category_stats(rollup.as_numbers(row), by_category) for row in rows])
 
     def box_means(self, box: str) -> list[dict]:
         """One box's mean total energy and answer time per model and task (what routing expects): every

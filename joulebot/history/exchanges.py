@@ -82,6 +82,7 @@ def _row(result: Result, user_id: int) -> dict[str, Any]:
         system_prompt=req.system,
         sampling=(req.sampling.model_dump(exclude_defaults=True) or None) if req.sampling else None,
         images=[image.model_dump(exclude={"data"}) for image in req.images] or None,
+        generation_settings=result.generation_settings,
         created_at=now(),
     )
 

@@ -4,6 +4,7 @@ energy than mistral', from the statistics' running sums of one task on one box a
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from sqlalchemy import Engine
@@ -26,7 +27,8 @@ class GreenerHint:
     """The hint and the sums it holds between reads (a part of HistoryStore)."""
 
     engine: Engine
-    _hint_sums: dict[tuple[str, str, str], tuple[float, dict[str, HintSums]]]  # (category, box, source)
+    # (category, box, source) → when read, and the sums per (model, generation settings)
+    _hint_sums: dict[tuple[str, str, str], tuple[float, dict[tuple[str, str], HintSums]]]
 
     # The hint runs after every answer. Its per-category sums are read from the rollup (a few rows)
     # at most this often and kept up to date by this store's own writes in between, which saves a
@@ -35,17 +37,30 @@ class GreenerHint:
     HINT_REFRESH_S = 60.0
 
     def greener_hint(
-        self, category: str, model: str, candidates: list[str], box: str, source: str, min_scored: int = 5
+        self,
+        category: str,
+        model: str,
+        candidates: list[str],
+        box: str,
+        source: str,
+        min_scored: int = 5,
+        settings: Mapping[str, str] | None = None,
     ) -> str | None:
         """'as accurate on translation here (80 % vs 70 % right), tinyllama: 4× less energy than mistral'.
 
         Only from this box and meter, only for a model whose measured accuracy on the task is
         not worse than this one's within the intervals (its 95 % Wilson interval reaches this
         model's share correct), and only when it used at least 2× less energy on average.
-        Without scores for both models there is no hint: cheaper is no use if it is wrong.
+        Without scores for both models there is no hint: cheaper is no use if it is wrong. Each model's
+        answers count only with its generation settings now (`settings`, by model; '' where not given).
         """
         sums = self._hint_sums_for(category, box, source)
-        found = {m: (s.total_j / s.answers, s.scored, s.right) for m, s in sums.items() if s.scored >= min_scored}
+        now_made = {(m, (settings or {}).get(m, "")) for m in [model, *candidates]}
+        found = {
+            m: (s.total_j / s.answers, s.scored, s.right)
+            for (m, tag), s in sums.items()
+            if s.scored >= min_scored and (m, tag) in now_made
+        }
         if model not in found:
             return None
         mean_j, n, right = found[model]
@@ -68,16 +83,19 @@ class GreenerHint:
             f"{best} used {ratio:.0f}× less energy than {model}{estimated}"
         )
 
-    def _hint_sums_for(self, category: str, box: str, source: str) -> dict[str, HintSums]:
-        """Per model, for one category on one box and meter (see HINT_REFRESH_S)."""
+    def _hint_sums_for(self, category: str, box: str, source: str) -> dict[tuple[str, str], HintSums]:
+        """Per model and generation settings, for one category on one box and meter (see HINT_REFRESH_S)."""
         key = (category, box, source)
         read_at, sums = self._hint_sums.get(key, (float("-inf"), {}))
         if time.monotonic() - read_at > self.HINT_REFRESH_S:
             match = {"turn_kind": rollup.FIRST, "category": category, "box": box, "energy_source": source}
-            query = rollup.totals(["model"], {**match, "energy_includes_reload": False})
+            query = rollup.totals(["model", "generation_settings"], {**match, "energy_includes_reload": False})
             with self.engine.connect() as connection:
                 rows = [rollup.as_numbers(row) for row in connection.execute(query)]
-            sums = {r["model"]: HintSums(r["answers"], r["total_j"], r["scored"], r["correct"]) for r in rows}
+            sums = {
+                (r["model"], r["generation_settings"]): HintSums(r["answers"], r["total_j"], r["scored"], r["correct"])
+                for r in rows
+            }
             self._hint_sums[key] = (time.monotonic(), sums)
         return sums
 
@@ -86,5 +104,6 @@ class GreenerHint:
         energy = result.energy
         kept = self._hint_sums.get((result.category, result.box, energy.machine.source))
         if kept is not None and energy.total_j is not None and not energy.includes_reload:
-            sums = kept[1].get(result.model, HintSums())
-            kept[1][result.model] = sums._replace(answers=sums.answers + 1, total_j=sums.total_j + energy.total_j)
+            key = (result.model, result.generation_settings)
+            sums = kept[1].get(key, HintSums())
+            kept[1][key] = sums._replace(answers=sums.answers + 1, total_j=sums.total_j + energy.total_j)

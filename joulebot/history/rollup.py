@@ -38,6 +38,7 @@ EXCHANGES = sa.table(
     sa.column("energy_measured", sa.Boolean),
     sa.column("energy_includes_reload", sa.Boolean),
     sa.column("turn", sa.Integer),
+    sa.column("generation_settings", sa.String),
     sa.column("energy_total_j", sa.Float),
     sa.column("energy_attributable_j", sa.Float),
     sa.column("energy_uncertainty_j", sa.Float),
@@ -68,6 +69,7 @@ KEYS: dict[str, ColumnElement[Any]] = {
     "energy_measured": X.energy_measured,
     "energy_includes_reload": X.energy_includes_reload,  # a reload inside the window: not comparable
     "turn_kind": sa.case((X.turn == 1, FIRST), (X.turn > 1, LATER), else_=OTHER),
+    "generation_settings": X.generation_settings,  # answers of other sampling settings are other answers
 }
 
 _scored = X.correct.is_not(None)
@@ -167,6 +169,7 @@ STATS_ROLLUP = sa.Table(
     sa.Column("energy_measured", sa.Boolean, primary_key=True),
     sa.Column("energy_includes_reload", sa.Boolean, primary_key=True),
     sa.Column("turn_kind", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("generation_settings", sa.String(128), primary_key=True),
     *(
         sa.Column(name, sa.BigInteger if name in COUNTS else sa.Float, nullable=False, server_default="0")
         for name in FIGURES
@@ -175,15 +178,20 @@ STATS_ROLLUP = sa.Table(
 R = STATS_ROLLUP.c
 
 
-def direct(where: ColumnElement[bool] | None = None, figures: Sequence[str] = tuple(FIGURES), sign: int = 1) -> Select:
+def direct(
+    where: ColumnElement[bool] | None = None,
+    figures: Sequence[str] = tuple(FIGURES),
+    sign: int = 1,
+    keys: Sequence[str] = tuple(KEYS),
+) -> Select:
     """The rollup's rows computed from the exchanges themselves (those matching `where`), `sign` × each sum."""
     return (
         sa.select(
-            *(key.label(name) for name, key in KEYS.items()),
+            *(KEYS[name].label(name) for name in keys),
             *((FIGURES[f]() if sign > 0 else -FIGURES[f]()).label(f) for f in figures),
         )
         .where(X.energy_total_j.is_not(None), sa.true() if where is None else where)  # a WHERE: see `add`
-        .group_by(*KEYS.values())
+        .group_by(*(KEYS[name] for name in keys))
     )
 
 
@@ -221,11 +229,15 @@ def add_one(connection: Connection, exchange_id: int) -> None:
 
 
 def backfill(
-    connection: Connection, figures: Sequence[str] = tuple(FIGURES), where: ColumnElement[bool] | None = None
+    connection: Connection,
+    figures: Sequence[str] = tuple(FIGURES),
+    where: ColumnElement[bool] | None = None,
+    keys: Sequence[str] = tuple(KEYS),
 ) -> None:
-    """Fill an empty rollup from every exchange (the migration; a bulk load that went around `record`)."""
-    table = sa.table("stats_rollup", *(sa.column(name) for name in [*KEYS, *figures]))
-    connection.execute(sa.insert(table).from_select([*KEYS, *figures], direct(where, figures)))
+    """Fill an empty rollup from the exchanges matching `where` (the migration; a bulk load that went
+    around `record`): a migration names the figures and keys its table has."""
+    table = sa.table("stats_rollup", *(sa.column(name) for name in [*keys, *figures]))
+    connection.execute(sa.insert(table).from_select([*keys, *figures], direct(where, figures, keys=keys)))
 
 
 def rebuild(connection: Connection) -> None:

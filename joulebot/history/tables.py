@@ -127,6 +127,8 @@ class Exchange(SQLModel, table=True):
     # each image the question carried: name, sha256, size_bytes, width, height, source_format (migration
     # 0024), never the image; None: none. Such answers stay out of the statistics (rollup.py).
     images: list | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+    # the sampling settings the answer was made with (Result.generation_settings; migration 0026)
+    generation_settings: str = Field(default="", max_length=128, sa_column_kwargs={"server_default": ""})
 
 
 class ExchangeMessage(SQLModel, table=True):

@@ -11,12 +11,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
+
+from joulebot.config.generation import GenerationSettings
 
 
 class GgufFile(BaseModel):
@@ -49,6 +52,8 @@ class ModelEntry(BaseModel):
     # started with it; Ollama gets it as `options.num_ctx` with every request (and the load).
     context_tokens: int = 2048
     vision: bool = False  # takes images (Ollama's `capabilities` says so, or the catalog does)
+    # How it samples (llama.cpp's arguments, Ollama's `options`); chosen by measurement (docs/generation.md)
+    generation: GenerationSettings = GenerationSettings()
 
     def size_label(self) -> str:
         if self.parameters_b < 1:
@@ -136,11 +141,13 @@ def build_catalog(
     max_parameters_b: float,
     ollama: list[OllamaModel] | None = None,
     ollama_problem: str = "OLLAMA_HOST is not set",
+    generation: Mapping[str, GenerationSettings] | None = None,
 ) -> Catalog:
-    """Merge the static catalog with the Ollama server's inventory (None: no server answered)."""
+    """Merge the static catalog with the Ollama server's inventory (None: no server answered), with
+    `generation` (GENERATION_SETTINGS, by model name) instead of an entry's own sampling settings."""
     served = {m.tag: m for m in ollama or []}
     offers: list[Offer] = []
-    for entry in static_entries():
+    for entry in _tuned(static_entries(), generation or {}):
         if entry.runner == "llamacpp":
             ok = entry.gguf is not None and entry.gguf.path() is not None
             offers.append(Offer(entry=entry, available=ok, reason="" if ok else "weights not installed"))
@@ -156,8 +163,8 @@ def build_catalog(
             offers.append(Offer(entry=entry, available=False, reason=f"not pulled (joulebot models pull {entry.name})"))
         else:
             offers.append(_sized(entry, max_parameters_b))
-    for model in served.values():  # on the server, not in the static catalog: offer it as it is
-        entry = ModelEntry(
+    unlisted = [  # on the server, not in the static catalog: offer it as it is
+        ModelEntry(
             name=model.tag,
             runner="ollama",
             family=model.family or "unknown",
@@ -167,8 +174,19 @@ def build_catalog(
             ollama_tag=model.tag,
             vision=model.vision,
         )
-        offers.append(_sized(entry, max_parameters_b))
+        for model in served.values()
+    ]
+    offers += [_sized(entry, max_parameters_b) for entry in _tuned(unlisted, generation or {})]
     return Catalog(offers=offers, max_parameters_b=max_parameters_b)
+
+
+def _tuned(entries: Iterable[ModelEntry], generation: Mapping[str, GenerationSettings]) -> list[ModelEntry]:
+    """The entries, each with the settings `generation` gives one of its names (instead of its own)."""
+    tuned = []
+    for entry in entries:
+        given = [settings for name, settings in generation.items() if name in entry.names()]
+        tuned.append(entry.model_copy(update={"generation": given[0]}) if given else entry)
+    return tuned
 
 
 def _sized(entry: ModelEntry, max_parameters_b: float) -> Offer:

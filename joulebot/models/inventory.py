@@ -24,9 +24,10 @@ def ollama_runner(settings: Settings) -> OllamaRunner | None:
 
 def current_catalog(settings: Settings, runner: OllamaRunner | None = None) -> Catalog:
     runner = runner or ollama_runner(settings)
+    limit, tuned = settings.max_model_params_b, settings.generation_settings
     if runner is None:
-        return build_catalog(settings.max_model_params_b)
+        return build_catalog(limit, generation=tuned)
     try:
-        return build_catalog(settings.max_model_params_b, runner.inventory())
+        return build_catalog(limit, runner.inventory(), generation=tuned)
     except RunnerError as exc:
-        return build_catalog(settings.max_model_params_b, None, str(exc))
+        return build_catalog(limit, None, str(exc), generation=tuned)

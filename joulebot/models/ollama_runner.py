@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 import httpx
 import ollama
 
 from joulebot.models.catalog import ModelEntry, OllamaModel, parse_parameter_size
+from joulebot.models.repetition import looping
 from joulebot.models.runner import (
     RELOAD_S,
+    REPETITION,
     Generation,
     Messages,
     Runner,
@@ -89,8 +91,7 @@ class OllamaRunner(Runner):
     @staticmethod
     def _sampling(sampling: Sampling | None) -> dict[str, object]:
         """Ollama's options for what the request set (seed 0 unless it set one: answers repeat)."""
-        chosen = sampling.model_dump(exclude_defaults=True) if sampling is not None else {}
-        return {"seed": 0, **chosen}
+        return {"seed": 0, **(sampling.asked() if sampling is not None else {})}
 
     def loaded(self, entry: ModelEntry) -> bool:
         return time.monotonic() - self._answered_at.get(entry.name, float("-inf")) < self.recent_s
@@ -126,13 +127,16 @@ class OllamaRunner(Runner):
         thinking: list[str] = []
         first_token_s = None
         final = None
+        repeating = False
+        settings = self.settings(entry, sampling)
+        options = {**settings.given(), "num_predict": max_tokens, **self._sampling(sampling)}
         t0 = time.perf_counter()
         try:
             stream = self.client.chat(
                 model=self._tag(entry),
                 messages=messages,
                 stream=True,
-                options=self._options(entry, num_predict=max_tokens, **self._sampling(sampling)),
+                options=self._options(entry, **options),
                 keep_alive=self.keep_alive,
             )
             for chunk in stream:
@@ -140,6 +144,11 @@ class OllamaRunner(Runner):
                     if first_token_s is None:
                         first_token_s = time.perf_counter() - t0
                     parts.append(chunk.message.content)
+                    if looping("".join(parts)):
+                        repeating = True
+                        if isinstance(stream, Generator):  # hanging up stops the server's generation
+                            stream.close()
+                        break
                     if sink is not None and sink.due():
                         sink.put("".join(parts))
                 if chunk.message.thinking:
@@ -149,9 +158,23 @@ class OllamaRunner(Runner):
         except (ConnectionError, ollama.ResponseError, httpx.HTTPError, json.JSONDecodeError) as exc:
             raise self._error(entry, exc) from None
         seconds = time.perf_counter() - t0
+        text, reasoning = split_reasoning("".join(parts))
+        reasoning = "\n\n".join(filter(None, ["".join(thinking).strip(), reasoning]))
+        if repeating:  # hung up: no statistics from the server, so the tokens are counted here (one streamed
+            # chunk per token; the prompt by count_tokens' upper estimate); the model answered, so it is loaded
+            self._answered_at[entry.name] = time.monotonic()
+            return Generation(
+                text=text,
+                reasoning=reasoning,
+                prompt_tokens=self.count_tokens(entry, messages),
+                completion_tokens=len(parts),
+                seconds=seconds,
+                first_token_s=first_token_s,
+                finish_reason=REPETITION,
+                settings=settings,
+            )
         if final is None:
             raise RunnerError(f"the answer from Ollama broke off before it was complete ({entry.name})")
-        text, reasoning = split_reasoning("".join(parts))
         stats = {
             key: (getattr(final, key) or 0) / NS
             for key in ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
@@ -162,13 +185,14 @@ class OllamaRunner(Runner):
             self._answered_at[entry.name] = time.monotonic()
         return Generation(
             text=text,
-            reasoning="\n\n".join(filter(None, ["".join(thinking).strip(), reasoning])),
+            reasoning=reasoning,
             prompt_tokens=final.prompt_eval_count or 0,
             completion_tokens=final.eval_count or 0,
             seconds=seconds,
             first_token_s=first_token_s,
             finish_reason=final.done_reason,
             runner_stats=stats,
+            settings=settings,
         )
 
     def inventory(self) -> list[OllamaModel]:

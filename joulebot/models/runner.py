@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from joulebot.config.generation import GenerationSettings
 from joulebot.models.catalog import ModelEntry
 
 _THINK = re.compile(r"<think>(.*?)(?:</think>|\Z)", re.DOTALL | re.IGNORECASE)
@@ -33,6 +34,15 @@ class Sampling(BaseModel):
     def is_default(self) -> bool:
         return self == Sampling()
 
+    def asked(self) -> dict[str, Any]:
+        """What the request set, by the names llama.cpp and Ollama's `options` use."""
+        return self.model_dump(exclude_defaults=True)
+
+    def over(self, settings: GenerationSettings) -> GenerationSettings:
+        """The model's generation settings with the request's temperature and top_p over them: what an
+        answer records as made with."""
+        return settings.model_copy(update={k: v for k, v in self.asked().items() if k in ("temperature", "top_p")})
+
 
 class Generation(BaseModel):
     text: str  # what the user sees
@@ -41,8 +51,13 @@ class Generation(BaseModel):
     completion_tokens: int
     seconds: float  # wall time of the generation itself
     first_token_s: float | None = None
-    finish_reason: str | None = None
+    finish_reason: str | None = None  # "stop", "length" (MAX_TOKENS), REPETITION
     runner_stats: dict[str, float] = {}  # the runner's own timings (Ollama: total/load/prompt_eval/eval, s)
+    settings: GenerationSettings = GenerationSettings()  # the sampling settings it was made with
+
+
+# The finish reason of an answer the runner ended because it was looping (models/repetition.py)
+REPETITION = "repetition"
 
 
 # chat messages: {"role": "system"|"user"|"assistant", "content": ...}; a user message with images
@@ -113,6 +128,11 @@ class Runner(ABC):
     def token_bound(self, entry: ModelEntry, messages: Messages) -> int:
         """At least `count_tokens`, and cheaper to get: where it already fits, nothing is counted."""
         return self.count_tokens(entry, messages)
+
+    def settings(self, entry: ModelEntry, sampling: Sampling | None = None) -> GenerationSettings:
+        """The sampling settings `entry` is run with: the request's (`sampling`), else the catalog's, else
+        the runner's default."""
+        return entry.generation if sampling is None else sampling.over(entry.generation)
 
     def context_window(self, entry: ModelEntry) -> int:
         """The tokens this runner gives the model (prompt and answer together)."""

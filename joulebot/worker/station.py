@@ -333,6 +333,7 @@ class Station:
             generation_s=generation.seconds,
             first_token_s=generation.first_token_s,
             finish_reason=generation.finish_reason,
+            generation_settings=generation.settings.tag(),
             reasoning=generation.reasoning,
             runner_stats=generation.runner_stats,
             load_s=load_s,
@@ -354,12 +355,16 @@ class Station:
         """Record the exchange and its hint (a few ms: the status stays at "generating" meanwhile); a
         database that fails or does not answer in time leaves the Result in the outbox, and the answer goes
         out saying so. A database that just failed to take what waited is not asked again."""
-        others = [e.name for e in self.catalog.available()]
+        available = [e for e in self.catalog.available() if e.runner in self.runners]
+        made = {e.name: self.runner_for(e).settings(e).tag() for e in available}  # each model's settings now
+        made[result.model] = result.generation_settings
         source = result.energy.machine.source
 
         def record(history: HistoryStore) -> tuple[int, str | None]:
             exchange_id = history.record(result)
-            hint = history.greener_hint(result.category, result.model, others, box=result.box, source=source)
+            hint = history.greener_hint(
+                result.category, result.model, list(made), box=result.box, source=source, settings=made
+            )
             return exchange_id, hint
 
         try:
