@@ -1,17 +1,17 @@
 """What streaming the answer costs on the metered box. Prints figures; asserts nothing.
 
-The worker publishes the answer so far to Redis (at most every STREAM_INTERVAL_S) from
+The worker pushes the answer so far to a Redis stream (at most every STREAM_INTERVAL_S) from
 inside the measured window, so its cost lands on the box's energy bill. This runs the
 same generation (SmolLM2 through llama.cpp, fixed seed: the same tokens every time)
 with and without publishing, interleaved, each in the box's measured window, against a
 real Redis, and prints both energies, their ratio, and the time the publishing itself
 took (all of the sink's work: building the text from tokens, dropping reasoning, the Redis
-write) and this process's CPU time with and without. On a shared machine the energy of
+XADD) and this process's CPU time with and without. On a shared machine the energy of
 the whole box is noisy (other processes' load lands in it); the CPU time of the
 generating process and the sink's own time are the sensitive figures. Run from the
 repository root:
 
-    python bench/stream_cost.py --n 8 [--threads 1]
+    python bench/stream_cost.py --n 8 [--threads 1] [--interval 0.05]
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ import uuid
 import redis
 
 from joulebot.config import Settings
-from joulebot.keys import partial_answer_key
 from joulebot.metering.answer_energy import MeasurementBox
 from joulebot.metering.detect import detect_meters
 from joulebot.models.catalog import static_entries
 from joulebot.models.llamacpp_runner import LlamaCppRunner
 from joulebot.models.runner import TextSink
+from joulebot.queueing.answer_stream import AnswerStream
 
 PROMPT = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -49,6 +49,7 @@ def main() -> None:
         help="llama.cpp threads (default LLAMA_THREADS); on a busy machine 1 "
         "keeps spinning threads out of the CPU time",
     )
+    parser.add_argument("--interval", type=float, default=None, help="seconds between publications (STREAM_INTERVAL_S)")
     args = parser.parse_args()
 
     settings = Settings(_env_file=None)
@@ -58,7 +59,7 @@ def main() -> None:
     box = MeasurementBox(detect_meters(settings).meters, settings.sysfs_root)
     box.measure_idle(settings.idle_baseline_s)
     connection = redis.Redis.from_url(args.redis)
-    key = partial_answer_key(f"bench-stream-{uuid.uuid4().hex}")
+    streams: list[AnswerStream] = []
     publishing = {"seconds": 0.0, "count": 0}
 
     class TimedSink(TextSink):
@@ -70,8 +71,10 @@ def main() -> None:
             publishing["seconds"] += time.perf_counter() - t0
             publishing["count"] += 1
 
-    def publish(text: str) -> None:
-        connection.set(key, text, ex=60)
+    def publisher() -> TimedSink:
+        """The worker's publisher for one answer (a stream of its own), timed."""
+        streams.append(AnswerStream(connection, f"bench-stream-{uuid.uuid4().hex}", args.max_tokens, 60))
+        return TimedSink(streams[-1].publish, args.interval or settings.stream_interval_s)
 
     runner.generate(entry, PROMPT, args.max_tokens)  # warm caches
     energy: dict[str, list[float]] = {"off": [], "on": []}
@@ -81,7 +84,7 @@ def main() -> None:
     source = ""
     for i in range(args.n):
         for mode in ("off", "on") if i % 2 == 0 else ("on", "off"):
-            sink = TimedSink(publish, settings.stream_interval_s) if mode == "on" else None
+            sink = publisher() if mode == "on" else None
             cpu0 = time.process_time()
             generation, measured = box.measure(lambda sink=sink: runner.generate(entry, PROMPT, args.max_tokens, sink))
             cpu[mode].append(time.process_time() - cpu0)
@@ -90,7 +93,7 @@ def main() -> None:
             if measured.total_j is not None:
                 energy[mode].append(measured.total_j)
             seconds[mode].append(generation.seconds)
-    connection.delete(key)
+    connection.delete(*(stream.key for stream in streams))
 
     def line(mode: str) -> str:
         e, s = energy[mode], seconds[mode]
@@ -102,7 +105,7 @@ def main() -> None:
 
     print(f"model {entry.name}, {sorted(tokens)} completion tokens, {runner.threads} threads, meter: {source}")
     print(f"no streaming (baseline) {line('off')}")
-    print(f"streaming every {settings.stream_interval_s:g} s  {line('on')}")
+    print(f"streaming every {args.interval or settings.stream_interval_s:g} s  {line('on')}")
     ratio = statistics.fmean(energy["on"]) / statistics.fmean(energy["off"])
     print(f"energy ratio streaming / baseline: {ratio:.4f} ({(ratio - 1) * 100:+.2f} %, within the noise above)")
     cpu_ratio = statistics.fmean(cpu["on"]) / statistics.fmean(cpu["off"])

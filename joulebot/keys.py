@@ -49,9 +49,9 @@ def user_deliveries_key(platform: str, user_id: str) -> str:
     return f"{deliveries_key(platform)}:user:{user_id}"
 
 
-def partial_answer_key(request_id: str) -> str:
-    """The answer so far while the worker generates it (a string, rewritten at most every ~0.5 s)."""
-    return f"{PREFIX}:partial:{request_id}"
+def answer_stream_key(request_id: str) -> str:
+    """The answer so far while the worker generates it: a stream of what it grew by (answer_stream.py)."""
+    return f"{PREFIX}:answer-stream:{request_id}"
 
 
 def conversation_key(platform: str, chat_id: str, user_id: str) -> str:

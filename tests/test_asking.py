@@ -48,3 +48,19 @@ def test_any_text_is_either_a_request_or_a_clear_refusal(text):
     else:
         assert 0 < len(request.prompt) <= 100
         assert "\x00" not in request.prompt
+
+
+def test_only_questions_taken_count_against_the_rate_limit(tmp_path, system_redis_url):
+    from testenv import make_settings
+
+    from joulebot.chat.service import ChatService
+
+    chat = ChatService(make_settings(tmp_path / "data", redis_url=system_redis_url, max_prompts_per_minute=2), "rl")
+    for bad in ("", "x" * 5000, " \u200b "):
+        with pytest.raises(InputError, match="the prompt"):
+            chat.asking.prepare("u1", "u1", bad, [None])
+    assert chat.asking.prepare("u1", "u1", "first?", [None]) and chat.asking.prepare("u1", "u1", "second?", [None])
+    with pytest.raises(InputError, match="more than 2 prompts in a minute"):
+        chat.asking.prepare("u1", "u1", "third?", [None])
+    with pytest.raises(InputError, match="unknown model"):  # refused for what it is, not for the limit
+        chat.asking.prepare("u1", "u1", "fourth?", ["gpt-17"])

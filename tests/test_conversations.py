@@ -580,10 +580,12 @@ def test_the_messages_of_an_answer_end_as_the_reply_whatever_the_stream_showed(a
     from telegram import Bot
 
     from joulebot.chat import telegram_stream
+    from joulebot.chat.pacing import Pacing
     from joulebot.chat.telegram_format import split_html
     from joulebot.chat.telegram_stream import AnswerMessages
 
     monkeypatch.setattr(telegram_stream, "STATUS_EDIT_INTERVAL_S", 0.0)
+    monkeypatch.setattr(telegram_stream, "FINAL_INTERVAL_S", 0.0)
     chat = 641
     long = "".join(long_answer_chunks())
 
@@ -593,7 +595,7 @@ def test_the_messages_of_an_answer_end_as_the_reply_whatever_the_stream_showed(a
     async def scenario() -> None:
         async with Bot(TOKEN, base_url=api.base_url) as bot:
             status = await bot.send_message(chat, "⏳ queued")
-            messages = AnswerMessages(bot, str(chat), [str(status.message_id)], {}, "⏳ queued")
+            messages = AnswerMessages(bot, str(chat), [str(status.message_id)], Pacing(), "⏳ queued")
             for _ in range(4):
                 await messages.update("✍️ generating", long)
             streamed = partial_pieces(long, GENERATING)
@@ -609,7 +611,7 @@ def test_the_messages_of_an_answer_end_as_the_reply_whatever_the_stream_showed(a
 
             # a restarted bot: three messages it does not know the text of, a reply of two pieces
             more = [str((await bot.send_message(chat, f"stale {n}")).message_id) for n in range(2)]
-            resumed = AnswerMessages(bot, str(chat), [str(status.message_id), *more], {})
+            resumed = AnswerMessages(bot, str(chat), [str(status.message_id), *more], Pacing())
             final = split_html(to_html(long[: len(long) // 2]) + "\n\n⚡ 1 J total")
             assert len(final) == 2 and await resumed.finish(final)
             assert showing() == final and resumed.ids == [str(status.message_id), more[0]]

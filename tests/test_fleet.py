@@ -467,6 +467,40 @@ def test_a_killed_box_drops_out_and_its_queued_job_moves(two):
     assert _ask(client, "llama3", "Capital of Mali?").box == "box-b"
 
 
+def test_the_follower_moves_a_waiting_answer_off_a_box_that_stopped_and_delivers_both(two):
+    """What the bots follow with: the process's one follower, not a wait per answer."""
+    import asyncio
+
+    from joulebot.queueing.follower import Finished, Follower, Status
+
+    client, running, waiting = _one_running_one_waiting_on_box_a(two, 0.6)
+    follower = Follower(client.settings)
+
+    async def follow(job) -> tuple[list[Progress], Result]:
+        shown = []
+        async with follower.watch(job.id) as watch:
+            async for event in watch:
+                if isinstance(event, Status):
+                    shown.append(event.progress)
+                elif isinstance(event, Finished):
+                    return shown, event.result
+        raise AssertionError("no Result")
+
+    async def scenario():
+        both = asyncio.gather(follow(running), follow(waiting))
+        await asyncio.sleep(1.0)
+        two.boxes["box-a"].process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(both, 120)
+
+    try:
+        (_, first), (shown, moved) = asyncio.run(scenario())
+    finally:
+        follower.close()
+    assert first.box == "box-a", "warm shutdown: the running answer completes"
+    assert moved.box == "box-b" and moved.routing.policy == "moved" and moved.routing.moved_from == "box-a"
+    assert shown[0].state == "queued" and shown[0].box == "box-a", "told where it waited first"
+
+
 def test_a_restarted_box_keeps_its_queued_questions(two):
     """The systemd or compose restart of the only box offering a model: its running answer is delivered and
     the question queued behind it waits for the new worker. Before: the queued one failed at once with "box

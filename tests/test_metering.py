@@ -57,9 +57,10 @@ def test_box_idle_baseline_and_attributable_energy():
     assert energy.attributable_j == pytest.approx(max(0.0, energy.total_j - idle.watts * energy.seconds))
     assert 0 <= energy.attributable_j < energy.total_j
     assert energy.measured is False
-    # the estimate's honest band: ±100 %, and the busy time of the last gap between reads, which the
-    # window's end cuts (up to every core for one gap, and a tick); above idle adds the idle baseline's spread
-    cut = 10.0 * (os.cpu_count() * 0.05 / 2 + TICK_S)
+    # the estimate's honest band: ±100 %, and half the busy time of the last gap between reads, which the
+    # window's end cuts (every core for at most the window, if the sampler was held up; and a tick); above
+    # idle adds the idle baseline's spread
+    cut = 10.0 * (os.cpu_count() * (energy.seconds + 0.05) / 2 + TICK_S)
     assert energy.total_j <= energy.uncertainty_j <= energy.total_j + cut
     assert energy.attributable_uncertainty_j == pytest.approx(
         math.hypot(energy.uncertainty_j, idle.uncertainty_w * energy.seconds)

@@ -6,6 +6,7 @@ limits, and an answer that outlives its client."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ import httpx
 import openai
 import pytest
 import redis
+from imagefiles import png
 from standins import OllamaStandIn, PrivateRedis, free_port
 from testenv import CONFIG_VARS
 
@@ -111,7 +113,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     (root / "redis").mkdir()
     server = PrivateRedis(root / "redis")
     server.start()
-    ollama = OllamaStandIn()
+    ollama = OllamaStandIn({"llama3:8b": "8.0B", "tinyllama:1.1b": "1.1B", "llava:7b": "7.2B"})
+    ollama.vision = {"llava:7b"}
     ollama.answer = ["Paris", " is the capital", " of France."]
     box = f"api-box-{os.getpid()}"
     stack = Stack(root, server, ollama, f"sqlite:///{root / 'history.sqlite3'}", None, None, "", box)  # type: ignore[arg-type]
@@ -231,7 +234,7 @@ def test_refusals_come_in_openais_shape_with_their_status(stack):
         ([{"role": "user", "content": " \u200b "}], "the prompt is empty"),
         ([{"role": "user", "content": "x" * 4001}], "the maximum is 4000"),
         ([*question, {"role": "assistant", "content": "Paris"}], "must be the user's"),
-        ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}], "only text"),
+        ([{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}], "text and image_url only"),
     ):
         with pytest.raises(openai.BadRequestError) as bad:
             client.chat.completions.create(model="llama3", messages=messages)
@@ -405,6 +408,28 @@ def test_a_long_conversation_is_trimmed_and_says_so(stack):
     assert row.turn == 13 and row.context_turns == extra["context_turns"]
 
 
+def test_an_image_part_reaches_a_vision_model_and_a_blind_model_says_so(stack):
+    client = stack.sdk(stack.key("seer"))
+    url = "data:image/png;base64," + base64.b64encode(png(64, 48)).decode()
+    picture = {"type": "image_url", "image_url": {"url": url}}
+    asked = [{"role": "user", "content": [{"type": "text", "text": "What colour?"}, picture]}]
+    answer = client.chat.completions.create(model="llava", messages=asked)
+    assert answer.choices[0].message.content == ANSWER
+    chat = [body for _, path, body in stack.ollama.requests if path == "/api/chat"][-1]
+    assert len(chat["messages"][-1]["images"]) == 1 and chat["messages"][-1]["content"] == "What colour?"
+    alone = client.chat.completions.create(model="llava", messages=[{"role": "user", "content": [picture]}])
+    assert alone.model_dump()["joulebot"]["exchange_id"] and stack.history().recent("api", "seer")[0].prompt
+    for model, part, words in (
+        ("llama3", picture, "llama3 cannot see images; the models here that can: llava"),
+        ("llava", {"type": "image_url", "image_url": {"url": "https://example.org/cat.png"}}, "only base64 data:"),
+        ("llava", {"type": "image_url", "image_url": {"url": "data:image/png;base64,%%%"}}, "not valid base64"),
+        ("llava", {"type": "image_url", "image_url": {"url": "data:image/png;base64,aGVsbG8="}}, "image"),
+    ):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(model=model, messages=[{"role": "user", "content": [part]}])
+        assert words in refused.value.body["message"], refused.value.body
+
+
 def test_models_list_the_catalog_with_its_boxes_and_what_each_measured(stack):
     client = stack.sdk(stack.key("lister"))
     _ask(client)
@@ -412,6 +437,7 @@ def test_models_list_the_catalog_with_its_boxes_and_what_each_measured(stack):
     assert {"llama3", "tinyllama", "smollm2-135m"} <= set(models)
     llama = models["llama3"]
     assert llama["object"] == "model" and llama["joulebot"]["size"] == "8.0B"
+    assert models["llava"]["joulebot"]["vision"] is True and llama["joulebot"]["vision"] is False
     [box] = llama["joulebot"]["boxes"]
     assert box["box"] == stack.box
     [energy] = box["energy_per_answer"]

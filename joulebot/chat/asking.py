@@ -15,8 +15,10 @@ from joulebot.chat.deliveries import Delivery, DeliveryBook
 from joulebot.chat.limits import RateLimiter
 from joulebot.config import Settings
 from joulebot.exchange import Request, Units
+from joulebot.keys import catalog_key
 from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
 from joulebot.models.tokens import ContextOverflow, check_fits
+from joulebot.queueing.catalog import parsed_catalog
 from joulebot.queueing.client import JobError, NoBox, QueueClient, QueueUnavailable, queue_errors
 
 if TYPE_CHECKING:  # preferences raise this module's InputError
@@ -140,15 +142,48 @@ class Asking:
         system_chat: str | None,
         attached: Attached | None = None,
     ) -> tuple[list[Request], str | None]:
-        """The Requests (without context) and the system prompt that applies to them."""
+        """The Requests (without context) and the system prompt that applies to them.
+
+        What Redis knows (the user's pending answers, this minute's prompts, the published catalog) is
+        read in one round trip; the prompts are counted at once and taken back if the question is
+        refused for another reason."""
         self.ensure_queue()
-        if self.deliveries.pending_for(user_id) >= self.settings.max_pending_per_user:
+        settings, cost = self.settings, len(models)
+        with queue_errors(settings), self.client.connection.pipeline(transaction=False) as pipe:
+            self.deliveries.count_pending(pipe, user_id)
+            minute = self.rate.count(pipe, user_id, cost)
+            if settings.follows_one_queue:
+                pipe.get(catalog_key(settings.queue_name))
+            pending, used, _, *published = pipe.execute()
+        try:
+            if int(pending) >= settings.max_pending_per_user:
+                raise InputError(
+                    f"You already have {settings.max_pending_per_user} questions waiting; "
+                    "please wait for their answers first."
+                )
+            catalog = parsed_catalog(published[0]) if published and published[0] else self.preferences.catalog()
+            requests, system = self._build(user_id, chat_id, prompt, models, system_chat, catalog, attached)
+        except InputError:
+            self.rate.refund(minute, cost)
+            raise
+        if not self.rate.allows(int(used)):
             raise InputError(
-                f"You already have {self.settings.max_pending_per_user} questions waiting; "
-                "please wait for their answers first."
+                f"That is more than {settings.max_prompts_per_minute} prompts in a minute; try again shortly."
             )
+        return requests, system
+
+    def _build(
+        self,
+        user_id: str,
+        chat_id: str,
+        prompt: str,
+        models: list[str | None],
+        system_chat: str | None,
+        catalog: Catalog,
+        attached: Attached | None,
+    ) -> tuple[list[Request], str | None]:
+        """The Requests, with the user's preferences, routed; InputError when they cannot be."""
         default_model, units, box, system = self.preferences.of(user_id, system_chat)  # one read per message
-        catalog = self.preferences.catalog()
         requests = [
             build_request(
                 self.settings,
@@ -169,10 +204,6 @@ class Asking:
             raise InputError(f"{exc}. /box auto lets joulebot choose." if box else str(exc)) from None
         except JobError as exc:
             raise InputError(str(exc)) from None
-        if not self.rate.allow(user_id, cost=len(requests)):
-            raise InputError(
-                f"That is more than {self.settings.max_prompts_per_minute} prompts in a minute; try again shortly."
-            )
         return requests, system
 
     def submit(self, requests: list[Request], status_message_id: str | None, reply_to: str | None = None) -> Delivery:

@@ -66,6 +66,10 @@ class DeliveryBook:
         with queue_errors():
             return [Delivery.model_validate_json(raw) for raw in self.connection.hvals(self.hash)]
 
+    def count_pending(self, pipe: Pipeline, user_id: str) -> None:
+        """The user's answers still owed, counted in the caller's pipeline."""
+        pipe.scard(self._user_set(user_id))
+
     def pending_for(self, user_id: str) -> int:
         with queue_errors():
             return int(self.connection.scard(self._user_set(user_id)))

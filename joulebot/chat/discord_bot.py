@@ -47,6 +47,7 @@ from joulebot.chat.discord_targets import (
     token_alive,
 )
 from joulebot.chat.discord_views import CancelView, RetryView, cancel_button, retry_button
+from joulebot.chat.pacing import DISCORD_PER_S, Pacer, Pacing
 from joulebot.chat.reply import Reply, make_reply
 from joulebot.chat.service import ChatService
 from joulebot.config import Settings
@@ -82,6 +83,7 @@ class DiscordBot(discord.Client):
         self.allow = AllowList(settings)
         self.tree = GuardedTree(self, self.allow)
         self.commands = SlashCommands(self)
+        self.pacing = Pacing(Pacer(DISCORD_PER_S))  # each route's last call, the bot's budget: finals first
         self._resumed = False
         self._tasks: set[asyncio.Task] = set()
 
@@ -105,14 +107,16 @@ class DiscordBot(discord.Client):
     def resumed_target(self, delivery: Delivery) -> ReplyTarget:
         """After a restart: a command's answer through the interaction's webhook while its token lives;
         a message's by editing its status message; else a new message in the channel."""
-        channel = ChannelTarget(self, delivery.chat_id, delivery.user_id)
+        channel = ChannelTarget(self, delivery.chat_id, delivery.user_id, self.pacing)
         if delivery.reply_to:
             if token_alive(delivery.created_at) and delivery.status_message_id:
                 app_id, token = delivery.reply_to.split(":", 1)
-                return WebhookTarget(self, int(app_id), token, delivery.created_at, delivery.status_message_id, channel)
+                return WebhookTarget(
+                    self, int(app_id), token, delivery.created_at, delivery.status_message_id, channel, self.pacing
+                )
             return channel
         if delivery.status_message_id:
-            return MessageTarget(self, delivery.chat_id, delivery.status_message_id, channel)
+            return MessageTarget(self, delivery.chat_id, delivery.status_message_id, channel, self.pacing)
         return channel
 
     # -- the path of one question ------------------------------------------
@@ -145,8 +149,8 @@ class DiscordBot(discord.Client):
             await interaction.delete_original_response()
             await interaction.followup.send(str(exc), ephemeral=True)
             return
-        fallback = ChannelTarget(self, channel_id, user_id)
-        await self.follow(delivery, InteractionTarget(interaction, fallback, QUEUED if status else ""))
+        fallback = ChannelTarget(self, channel_id, user_id, self.pacing)
+        await self.follow(delivery, InteractionTarget(interaction, fallback, self.pacing, QUEUED if status else ""))
 
     async def on_message(self, message: discord.Message) -> None:
         """Mentions, replies to the bot's answers, messages in its threads and DMs are questions."""
@@ -266,8 +270,10 @@ class DiscordBot(discord.Client):
         except JobError as exc:
             await (status.edit(content=f"⚠️ {exc}", view=None) if status else refuse(f"⚠️ {exc}"))
             return
-        fallback = ChannelTarget(self, delivery.chat_id, user_id)
-        target = MessageTarget(self, delivery.chat_id, str(status.id), fallback, QUEUED) if status else fallback
+        fallback = ChannelTarget(self, delivery.chat_id, user_id, self.pacing)
+        target = (
+            MessageTarget(self, delivery.chat_id, str(status.id), fallback, self.pacing, QUEUED) if status else fallback
+        )
         await self.follow(delivery, target)
 
     async def open_thread(self, message: discord.Message, prompt: str) -> discord.Thread | None:
@@ -291,18 +297,16 @@ class DiscordBot(discord.Client):
             reply = Reply([], f"⚠️ {exc}")
         stored = [r.exchange_id for r in results if r.exchange_id is not None]
         buttons = retry_button() if len(results) == 1 and stored else None
-        await asyncio.to_thread(
-            self.chat.conversations.remember, delivery, results
-        )  # before the user can see it and reply
+        # before the user can see it and reply:
+        await self.chat.delivering(self.chat.conversations.remember, delivery, results)
         try:
             shown = await retried(lambda: target.deliver(render_reply(reply), buttons), TRANSIENT, "an answer")
         except (discord.HTTPException, *TRANSIENT) as exc:
             log.error("could not deliver to channel %s (%s); kept for the next start", delivery.chat_id, exc)
             return
-        await asyncio.to_thread(
-            self.chat.conversations.note_messages, delivery, results, shown
-        )  # replies to any piece continue
-        await asyncio.to_thread(self.chat.following.delivered, delivery)
+        # replies to any piece continue:
+        await self.chat.delivering(self.chat.conversations.note_messages, delivery, results, shown)
+        await self.chat.delivering(self.chat.following.delivered, delivery)
 
     # -- buttons -------------------------------------------------------------
     async def _pressed(self, interaction: discord.Interaction) -> discord.Message | None:

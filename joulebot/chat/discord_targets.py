@@ -1,8 +1,10 @@
 """Where a Discord answer goes, and the status shown until it comes.
 
 A status message is edited in place (the queue position, then the answer as it grows),
-at most every STATUS_EDIT_INTERVAL_S (Discord allows about 5 edits per 5 s per channel)
-and never with the text it shows; while the question waits it carries the Cancel button.
+at most every STATUS_EDIT_INTERVAL_S per route (Discord allows about 5 edits per 5 s per
+channel; an interaction's replies are a route of their own), within the bot's budget
+(`pacing.py`: finals first), and never with the text it shows; while the question waits it
+carries the Cancel button.
 The answer replaces it (its first message carries Retry) and longer answers continue in
 further messages. The status is an interaction's reply (/ask: edited through the
 interaction's webhook while its token lives, 15 minutes) or a bot message in a channel (a
@@ -11,9 +13,7 @@ mention, a reply, a thread). When it cannot be edited, the answer is posted anew
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +21,7 @@ import discord
 
 from joulebot.chat.discord_format import Message, render, render_partial
 from joulebot.chat.discord_views import cancel_button
+from joulebot.chat.pacing import Pacing
 from joulebot.chat.reply import Reply
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,8 @@ class ReplyTarget:
     whole answer where the status message could not be edited): a reply to any of them continues
     the conversation."""
 
-    async def status(self, text: str, partial: str | None = None, *, urgent: bool = False) -> None:
-        return None
+    async def status(self, text: str, partial: str | None = None, *, urgent: bool = False) -> bool:
+        return True
 
     async def deliver(self, messages: list[Message], buttons: discord.ui.View | None = None) -> list[str]:
         raise NotImplementedError
@@ -72,10 +73,9 @@ def sent_id(message: object) -> list[str]:
 class EditedTarget(ReplyTarget):
     """A status message edited in place, then replaced by the answer's first message."""
 
-    def __init__(self, fallback: ReplyTarget, shown: str = "") -> None:
-        self.fallback = fallback
+    def __init__(self, fallback: ReplyTarget, pacing: Pacing, route: str, shown: str = "") -> None:
+        self.fallback, self.pacing, self.route = fallback, pacing, route
         self.shown = shown
-        self.edited_at = 0.0
 
     def alive(self) -> bool:
         return True
@@ -86,17 +86,16 @@ class EditedTarget(ReplyTarget):
     async def _send(self, message: Message) -> list[str]:
         raise NotImplementedError
 
-    async def status(self, text: str, partial: str | None = None, *, urgent: bool = False) -> None:
-        """The status line, or the answer so far while it is generated (one embed, Markdown closed)."""
-        now = time.monotonic()
+    async def status(self, text: str, partial: str | None = None, *, urgent: bool = False) -> bool:
+        """The status line, or the answer so far while it is generated (one embed, Markdown closed).
+        False: not this route's turn or over the bot's budget (offer it again); an `urgent` one waits."""
         shown = partial or text
         if shown == self.shown or not self.alive():
-            return
-        if now - self.edited_at < STATUS_EDIT_INTERVAL_S:
-            if not urgent:
-                return
-            await asyncio.sleep(self.edited_at + STATUS_EDIT_INTERVAL_S - now)  # a notice the user must see
-            now = time.monotonic()
+            return True
+        if not await self.pacing.turn(self.route, STATUS_EDIT_INTERVAL_S, urgent):
+            return False
+        if not await self.pacing.budget(urgent):
+            return False
         waiting = text.startswith("⏳") and not partial  # no Cancel once it runs
         view = cancel_button() if waiting else None
         try:
@@ -104,14 +103,18 @@ class EditedTarget(ReplyTarget):
                 await self._edit(content=None, embeds=to_embeds(render_partial(partial, text)), view=view)
             else:
                 await self._edit(content=text, view=view)
-            self.shown, self.edited_at = shown, now
+            self.shown = shown
         except discord.HTTPException as exc:
             log.info("status edit skipped: %s", exc)
+        finally:
+            self.pacing.called(self.route)
+        return True
 
     async def deliver(self, messages: list[Message], buttons: discord.ui.View | None = None) -> list[str]:
         if not self.alive():
             return await self.fallback.deliver(messages)
         first, *rest = messages
+        await self.pacing.budget(urgent=True)
         try:
             await self._edit(
                 content=first.content or None, embeds=to_embeds(first), view=buttons, allowed_mentions=NO_MENTIONS
@@ -119,14 +122,20 @@ class EditedTarget(ReplyTarget):
         except (discord.NotFound, discord.Forbidden) as exc:  # token gone or status message deleted
             log.info("could not replace the status message (%s); posting the answer anew", exc)
             return await self.fallback.deliver(messages)
-        return [ref for message in rest for ref in await self._send(message)]
+        refs = []
+        for message in rest:
+            await self.pacing.budget(urgent=True)
+            refs += await self._send(message)
+        return refs
 
 
 class InteractionTarget(EditedTarget):
     """A slash command's deferred reply, while the interaction token lives."""
 
-    def __init__(self, interaction: discord.Interaction, fallback: ReplyTarget, shown: str = "") -> None:
-        super().__init__(fallback, shown)
+    def __init__(
+        self, interaction: discord.Interaction, fallback: ReplyTarget, pacing: Pacing, shown: str = ""
+    ) -> None:
+        super().__init__(fallback, pacing, f"interaction:{id(interaction)}", shown)  # its replies: one route
         self.interaction = interaction
 
     def alive(self) -> bool:
@@ -149,9 +158,15 @@ class MessageTarget(EditedTarget):
     """A status message the bot posted in a channel (a DM, a thread, a reply to a mention)."""
 
     def __init__(
-        self, client: discord.Client, channel_id: str, message_id: str, fallback: ReplyTarget, shown: str = ""
+        self,
+        client: discord.Client,
+        channel_id: str,
+        message_id: str,
+        fallback: ReplyTarget,
+        pacing: Pacing,
+        shown: str = "",
     ) -> None:
-        super().__init__(fallback, shown)
+        super().__init__(fallback, pacing, f"channel:{channel_id}", shown)
         self.channel = client.get_partial_messageable(int(channel_id))
         self.message = self.channel.get_partial_message(int(message_id))
 
@@ -168,8 +183,8 @@ class MessageTarget(EditedTarget):
 class ChannelTarget(ReplyTarget):
     """A new message in the channel, mentioning the asker (the status message is gone or cannot be edited)."""
 
-    def __init__(self, client: discord.Client, channel_id: str, user_id: str) -> None:
-        self.client, self.channel_id, self.user_id = client, channel_id, user_id
+    def __init__(self, client: discord.Client, channel_id: str, user_id: str, pacing: Pacing) -> None:
+        self.client, self.channel_id, self.user_id, self.pacing = client, channel_id, user_id, pacing
 
     async def deliver(self, messages: list[Message], buttons: discord.ui.View | None = None) -> list[str]:
         channel = self.client.get_channel(int(self.channel_id)) or await self.client.fetch_channel(int(self.channel_id))
@@ -177,6 +192,7 @@ class ChannelTarget(ReplyTarget):
         refs = []
         for index, message in enumerate(messages):
             prefix = f"<@{self.user_id}> here is your answer.\n" if index == 0 else ""
+            await self.pacing.budget(urgent=True)
             sent = await channel.send(  # type: ignore[union-attr]
                 content=(prefix + message.content) or None,
                 embeds=to_embeds(message),
@@ -199,8 +215,9 @@ class WebhookTarget(EditedTarget):
         created_at: datetime,
         original_id: str,
         fallback: ReplyTarget,
+        pacing: Pacing,
     ) -> None:
-        super().__init__(fallback)
+        super().__init__(fallback, pacing, f"webhook:{original_id}")
         self.client, self.application_id, self.token = client, application_id, token
         self.created_at, self.original_id = created_at, original_id
 

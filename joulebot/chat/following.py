@@ -1,44 +1,46 @@
 """Following a chat user's questions to their Results, and the deliveries still owed.
 
 A Delivery (`deliveries.py`) is what a chat is owed: kept in Redis until the reply went out,
-so a restarted bot resumes it. While the answer is made, the front end is told its status
-(queue position, box, the answer so far); if Redis goes away meanwhile, it is told once and
-the wait goes on until Redis is back.
+so a restarted bot resumes it. The process's one `Follower` (queueing) waits on every answer at
+once; each delivery's task turns its events into the status the front end shows (queue position,
+box, the answer so far) and returns the Results. If Redis goes away meanwhile, the user is told
+once and the wait goes on until Redis is back. A status the front end could not show yet (its
+chat's turn, or the bot's budget) is offered again a moment later, unless a newer one came.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import Protocol
 
 from joulebot.chat.deliveries import Delivery, DeliveryBook
 from joulebot.chat.status import status_text
-from joulebot.config import Settings
 from joulebot.exchange import GENERATING, Result
-from joulebot.queueing.client import JobGone, QueueClient, QueueUnavailable
+from joulebot.queueing.client import Progress, QueueUnavailable
+from joulebot.queueing.follower import Delta, Finished, Follower, QueueAway, Status
 
 log = logging.getLogger(__name__)
 
 
 class ProgressHandler(Protocol):
-    """Shows a status text; `urgent` ones are shown even if the last edit was a moment ago."""
+    """Shows a status text (under the answer so far, once there is one); `urgent` ones wait for their
+    turn instead of being skipped. Returns whether it shows now (False: skipped, offer it again)."""
 
-    def __call__(self, text: str, /, partial: str | None = None, *, urgent: bool = False) -> Awaitable[None]: ...
+    def __call__(self, text: str, /, partial: str | None = None, *, urgent: bool = False) -> Awaitable[bool]: ...
 
 
 QUEUE_WENT_AWAY = (
     "⚠️ joulebot's queue went away while your answer was being made. "
     "I will send it here as soon as the queue is back (or tell you if it was lost)."
 )
-QUEUE_RETRY_S = 2.0  # how often a waiting delivery asks whether Redis is back
+AGAIN_S = 1.5  # a status not shown (not the chat's turn, or over the bot's budget) is offered again after this
 
 
 class Following:
-    def __init__(self, settings: Settings, client: QueueClient, deliveries: DeliveryBook) -> None:
-        self.settings, self.client, self.deliveries = settings, client, deliveries
+    def __init__(self, follower: Follower, deliveries: DeliveryBook) -> None:
+        self.follower, self.deliveries = follower, deliveries
 
     async def follow(self, delivery: Delivery, on_status: ProgressHandler) -> list[Result]:
         """Wait for every Result of a delivery, reporting status text as it changes.
@@ -50,40 +52,29 @@ class Following:
         return [await self._follow_one(request_id, on_status) for request_id in delivery.request_ids]
 
     async def _follow_one(self, request_id: str, on_status: ProgressHandler) -> Result:
-        outage = False
-        while True:
-            try:
-                job = await asyncio.to_thread(self.client.job, request_id)
-                while True:
-                    result = await asyncio.to_thread(self.client.poll, job, 1)
-                    if result is not None:
-                        return result
-                    progress = await asyncio.to_thread(self.client.progress, job)
-                    partial = None
-                    if progress.state == GENERATING:
-                        partial = await asyncio.to_thread(self.client.partial, request_id)
-                    await on_status(status_text(progress), partial)
-            except QueueUnavailable as exc:
-                if not outage:
-                    log.warning("%s while following %s; waiting for it to come back", exc, request_id)
+        progress: Progress | None = None
+        answer: str | None = None
+        shown = True
+        async with self.follower.watch(request_id) as watch:
+            while True:
+                event = await watch.next(None if shown else AGAIN_S)
+                if isinstance(event, Finished):
+                    return event.result
+                if isinstance(event, QueueAway):
                     await on_status(QUEUE_WENT_AWAY, urgent=True)
-                outage = True
-                await self._until_queue_returns()
-            except JobGone:
-                if outage:
-                    raise JobGone(
-                        "joulebot's queue restarted without your question, so its answer was lost; please ask again."
-                    ) from None
-                raise
-
-    async def _until_queue_returns(self) -> None:
-        """Sleep until Redis answers; JobGone if that takes longer than a Result would be kept anyway."""
-        deadline = time.monotonic() + self.settings.result_ttl_s
-        while not await asyncio.to_thread(self.client.reachable):
-            if time.monotonic() > deadline:
-                away = self.settings.result_ttl_s
-                raise JobGone(f"joulebot's queue was away for over {away} s; your answer was lost")
-            await asyncio.sleep(QUEUE_RETRY_S)
+                    continue
+                if isinstance(event, Status):
+                    progress = event.progress
+                elif isinstance(event, Delta):
+                    answer = event.answer
+                    if progress is None:
+                        progress = Progress(GENERATING)
+                    elif progress.state != GENERATING:  # its stage is read once a second, its words as they come
+                        progress = replace(progress, state=GENERATING, position=None)
+                if progress is None:
+                    continue
+                partial = answer if progress.state == GENERATING else None
+                shown = await on_status(status_text(progress), partial)
 
     # -- what is owed ---------------------------------------------------------
     def pending(self) -> list[Delivery]:

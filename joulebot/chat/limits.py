@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import redis
+from redis.client import Pipeline
 
 from joulebot.keys import rate_key
 from joulebot.queueing.client import queue_errors
@@ -19,9 +20,24 @@ class RateLimiter:
         self.per_minute = per_minute
 
     def allow(self, user_id: str, cost: int = 1) -> bool:
-        key = rate_key(self.platform, user_id, int(time.time() // 60))
+        """Count `cost` prompts (one round trip); whether they are within the limit."""
         with queue_errors(), self.connection.pipeline() as pipe:
-            pipe.incrby(key, cost)
-            pipe.expire(key, 120)
+            self.count(pipe, user_id, cost)
             used, _ = pipe.execute()
-        return int(used) <= self.per_minute
+        return self.allows(int(used))
+
+    def count(self, pipe: Pipeline, user_id: str, cost: int = 1) -> str:
+        """Count `cost` prompts in the caller's pipeline (its replies: this minute's count so far, then the
+        expiry's); returns the minute's key, for `refund`."""
+        key = rate_key(self.platform, user_id, int(time.time() // 60))
+        pipe.incrby(key, cost)
+        pipe.expire(key, 120)
+        return key
+
+    def allows(self, used: int) -> bool:
+        return used <= self.per_minute
+
+    def refund(self, key: str, cost: int = 1) -> None:
+        """Take back prompts counted for a question that was refused for another reason."""
+        with queue_errors():
+            self.connection.decrby(key, cost)

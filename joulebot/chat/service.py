@@ -5,6 +5,12 @@ prompts, cancelling, and the read-only reports."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
 from joulebot.chat.asking import Asking
 from joulebot.chat.cancelling import Cancelling
 from joulebot.chat.conversations import Conversations
@@ -15,6 +21,10 @@ from joulebot.chat.reports import Reports
 from joulebot.config import Settings
 from joulebot.history import open_history
 from joulebot.queueing.client import QueueClient
+from joulebot.queueing.follower import Follower
+
+T = TypeVar("T")
+DELIVERY_THREADS = 2  # the blocking bits of delivering an answer (a Redis write or two, a history row)
 
 
 class ChatService:
@@ -26,7 +36,15 @@ class ChatService:
         self.deliveries = DeliveryBook(self.client.connection, platform)
         self.preferences = Preferences(settings, platform, self.client, self.history, self.deliveries)
         self.asking = Asking(settings, platform, self.client, self.deliveries, self.preferences)
-        self.following = Following(settings, self.client, self.deliveries)
+        self.follower = Follower(settings)  # one thread and connection for every answer this process waits for
+        self.following = Following(self.follower, self.deliveries)
         self.conversations = Conversations(settings, platform, self.client.connection, self.history)
         self.cancelling = Cancelling(self.client, self.deliveries)
         self.reports = Reports(settings, platform, self.client, self.history, self.preferences)
+        self._delivery_pool = ThreadPoolExecutor(DELIVERY_THREADS, thread_name_prefix="joulebot-delivery")
+
+    async def delivering(self, work: Callable[..., T], *args: object) -> T:
+        """Run a blocking step of delivering an answer on threads of its own: a final answer never
+        waits behind the questions still arriving (they use the event loop's default executor)."""
+        call = functools.partial(work, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._delivery_pool, call)

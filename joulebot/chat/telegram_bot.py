@@ -1,11 +1,11 @@
 """The Telegram bot (python-telegram-bot 22): message it, get the answer and its energy bill.
 
 Every update is handled concurrently; a question is queued, then followed by
-a background task that edits its status message with the answer as it grows (at
-most one call every 1.5 s per chat, never the same text; a long answer streams on
-into new messages, `telegram_stream`) and finally makes those messages show the
-reply. What is owed to whom is kept in Redis, so a restarted bot still delivers
-every answer.
+a background task (the process's one follower waits on every answer) that edits its
+status message with the answer as it grows (at most one call every 1.5 s per chat,
+never the same text, within the bot's budget; a long answer streams on into new
+messages, `telegram_stream`) and finally makes those messages show the reply. What
+is owed to whom is kept in Redis, so a restarted bot still delivers every answer.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from joulebot.chat.cancelling import CANCELLED
 from joulebot.chat.context import Context
 from joulebot.chat.deliveries import Delivery
 from joulebot.chat.help_text import HELP
+from joulebot.chat.pacing import TELEGRAM_PER_S, Pacer, Pacing
 from joulebot.chat.reply import Reply, make_reply
 from joulebot.chat.service import ChatService
 from joulebot.chat.telegram_files import attachments_of, carries_attachment, file_base_url
@@ -53,6 +54,10 @@ QUEUED = "⏳ queued"
 # Telegram's rule for a webhook's secret_token (setWebhook), sent back in X-Telegram-Bot-Api-Secret-Token
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 WEBHOOK_SECRET_RULE = "1-256 characters of A-Z, a-z, 0-9, _ and - (a long random one)"
+# Updates handled at once. Taking a question in costs CPU (its checks, the queue's writes) and ends with a
+# message (its status), which the bot may send about 30 a second: more at once would not take questions in
+# faster, only crowd out the answers being delivered meanwhile.
+CONCURRENT_UPDATES = 16
 GROUP_ADMINS = ("creator", "administrator")  # ChatMember.status of a group's owner and its administrators
 
 
@@ -119,7 +124,7 @@ class TelegramBot:
         self.admins = Settings.id_set(settings.telegram_admins)
         self.allowed = Settings.id_set(settings.telegram_allowed_users)
         self._tasks: set[asyncio.Task] = set()
-        self._paces: dict[str, float] = {}  # chat id -> time of its last status edit
+        self._pacing = Pacing(Pacer(TELEGRAM_PER_S))  # each chat's last call, the bot's budget: finals first
 
     # -- the application ---------------------------------------------------
     def application(self) -> Application:
@@ -131,7 +136,7 @@ class TelegramBot:
             .token(token)
             .base_url(self.settings.telegram_api_base_url)
             .base_file_url(file_base_url(self.settings))
-            .concurrent_updates(True)
+            .concurrent_updates(CONCURRENT_UPDATES)
             .post_init(self._resume)
             .build()
         )
@@ -245,14 +250,14 @@ class TelegramBot:
 
         async def keep(message_ids: list[str]) -> None:  # a restarted bot must edit them, not leave them stale
             delivery.more_message_ids = message_ids[1:]
-            await asyncio.to_thread(self.chat.following.save, delivery)
+            await self.chat.delivering(self.chat.following.save, delivery)
 
         first = [delivery.status_message_id] if delivery.status_message_id is not None else []
         messages = AnswerMessages(
             bot,
             delivery.chat_id,
             [*first, *delivery.more_message_ids],
-            self._paces,
+            self._pacing,
             shown,
             cancel_button(delivery.key),
             keep,
@@ -268,17 +273,16 @@ class TelegramBot:
             reply = make_reply(results, delivery.units, self.settings.public_url)
         stored = [r.exchange_id for r in results if r.exchange_id is not None]
         markup = retry_button(stored[0]) if len(results) == 1 and stored else None
-        await asyncio.to_thread(
-            self.chat.conversations.remember, delivery, results
-        )  # before the user can see it and reply
+        # before the user can see it and reply:
+        await self.chat.delivering(self.chat.conversations.remember, delivery, results)
         if len(messages.ids) > 1:  # the pieces streamed so far: replies to them continue this answer too
-            await asyncio.to_thread(self.chat.conversations.note_messages, delivery, results, list(messages.ids))
+            await self.chat.delivering(self.chat.conversations.note_messages, delivery, results, list(messages.ids))
         streamed = list(messages.ids)
         delivered = await messages.finish(reply_pieces(reply), markup)
         if messages.ids != streamed[: len(messages.ids)]:  # pieces sent (or moved) by the final delivery
-            await asyncio.to_thread(self.chat.conversations.note_messages, delivery, results, list(messages.ids))
+            await self.chat.delivering(self.chat.conversations.note_messages, delivery, results, list(messages.ids))
         if delivered:
-            await asyncio.to_thread(self.chat.following.delivered, delivery)
+            await self.chat.delivering(self.chat.following.delivered, delivery)
         # else: it stays owed in Redis, and the next start of the bot sends it again
 
     async def _send(self, bot, chat_id: str, piece: str, edit_message_id: str | None) -> bool:

@@ -1,10 +1,12 @@
 """The Telegram messages that show one answer: the status message, then, as a long answer
 streams in, the messages it continues in; at the end each shows its piece of the reply.
 
-Telegram allows about one message a second per chat (edits count) and 4096 characters a
-message. While the answer is generated, each progress report makes at most one Bot API
-call, and only when the chat's last call is `STATUS_EDIT_INTERVAL_S` ago; the calls of the
-finished reply wait their turn the same way instead of being skipped. Every message but the
+Telegram allows about one message a second per chat (edits count), about 30 a second per bot,
+and 4096 characters a message. While the answer is generated, each progress report makes at
+most one Bot API call, and only when the chat's last call is `STATUS_EDIT_INTERVAL_S` ago and
+the bot's budget has a free slot (`pacing.py`); else it is skipped (and offered again). The
+calls of the finished reply wait their turn instead (`FINAL_INTERVAL_S` after the chat's last
+call), ahead of every status in the bot's budget. Every message but the
 last is cut where the finished reply will be cut (`partial_pieces`), so once full it is
 left alone; when the answer outgrows the last message, that one is finished first (its
 piece, no status line), then the next is sent as a reply to it.
@@ -22,12 +24,14 @@ from telegram import InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
+from joulebot.chat.pacing import Pacing
 from joulebot.chat.sending import SEND_ATTEMPTS, backoff_s
 from joulebot.chat.telegram_format import partial_pieces, visible_text
 
 log = logging.getLogger(__name__)
 
-STATUS_EDIT_INTERVAL_S = 1.5  # per chat: Telegram allows about one message a second per chat
+STATUS_EDIT_INTERVAL_S = 1.5  # per chat, between status edits: Telegram allows about one message a second
+FINAL_INTERVAL_S = 1.0  # per chat, before a call of the finished reply
 GENERATING = "✍️ generating…"
 
 
@@ -96,9 +100,9 @@ class AnswerMessages:
     """The messages of one answer in one chat, and what each shows.
 
     `message_ids` are the status message and, for an answer resumed after a restart, the messages
-    it had already continued in (their text unknown: each is edited once). `paces` (chat id -> time
-    of its last call) is shared by every answer of the bot; `on_new` is told the message ids each
-    time the answer continues in a new message (to keep them with the delivery).
+    it had already continued in (their text unknown: each is edited once). `pacing` (the time of
+    each chat's last call, the bot's budget) is shared by every answer of the bot; `on_new` is told
+    the message ids each time the answer continues in a new message (to keep them with the delivery).
     """
 
     def __init__(
@@ -106,12 +110,12 @@ class AnswerMessages:
         bot,
         chat_id: str,
         message_ids: list[str],
-        paces: dict[str, float],
+        pacing: Pacing,
         shown_first: str = "",
         cancel: InlineKeyboardMarkup | None = None,
         on_new: Callable[[list[str]], Awaitable[None]] | None = None,
     ) -> None:
-        self.bot, self.chat_id, self.paces = bot, chat_id, paces
+        self.bot, self.chat_id, self.pacing = bot, chat_id, pacing
         self.ids = list(message_ids)
         self.shown: list[str | None] = [shown_first, *[None] * (len(self.ids) - 1)][: len(self.ids)]
         self.cancel, self.on_new = cancel, on_new
@@ -119,11 +123,12 @@ class AnswerMessages:
         self.blocked_until = 0.0  # flood control said to wait until then
 
     # -- while the answer is made ---------------------------------------------------------
-    async def update(self, status: str, partial: str | None = None, *, urgent: bool = False) -> None:
+    async def update(self, status: str, partial: str | None = None, *, urgent: bool = False) -> bool:
         """Show `status`, under the answer so far once there is one (a `ProgressHandler`).
 
-        One Bot API call at most, and none before the chat's turn; an `urgent` status waits for its
-        turn (and out flood control) and is shown whole."""
+        One Bot API call at most, and none before the chat's turn or beyond the bot's budget (then
+        False: offer it again); an `urgent` status waits for its turn (and out flood control) and is
+        shown whole."""
         if partial:
             self.partial = partial
         if self.partial:
@@ -134,8 +139,10 @@ class AnswerMessages:
         buttons = self.cancel if status.startswith("⏳") and not self.partial else None  # no Cancel once it runs
         for _ in range(SEND_ATTEMPTS if urgent else 1):
             step = self._first_difference(wanted)
-            if step is None or not self.ids or not await self._turn(urgent):
-                return
+            if step is None or not self.ids:
+                return True
+            if not await self._turn(urgent) or not await self.pacing.budget(urgent):
+                return False
             try:
                 if step < len(self.ids):
                     await self.bot.edit_message_text(
@@ -160,13 +167,14 @@ class AnswerMessages:
             except BadRequest as exc:
                 if "not modified" not in str(exc).lower():
                     log.info("status edit skipped: %s", exc)
-                    return
+                    return True
                 self.shown[step] = wanted[step]  # it shows that already (a restarted bot did not know)
             except TelegramError as exc:
                 log.info("status edit skipped: %s", exc)
-                return
+                return True
             finally:
-                self.paces[self.chat_id] = time.monotonic()
+                self.pacing.called(self.chat_id)
+        return self._first_difference(wanted) is None
 
     def _first_difference(self, wanted: list[str]) -> int | None:
         """The first message to change (an index past the last: a new one), None if all show what they should."""
@@ -176,14 +184,9 @@ class AnswerMessages:
         return None
 
     async def _turn(self, urgent: bool) -> bool:
-        """Whether this chat may get a call now; an `urgent` caller waits for its turn instead."""
-        ready_at = max(self.paces.get(self.chat_id, -1e9) + STATUS_EDIT_INTERVAL_S, self.blocked_until)
-        delay = ready_at - time.monotonic()
-        if delay > 0:
-            if not urgent:
-                return False
-            await asyncio.sleep(delay)
-        return True
+        """Whether this chat may get a call now (and flood control lets it); an `urgent` caller waits instead."""
+        interval = FINAL_INTERVAL_S if urgent else STATUS_EDIT_INTERVAL_S
+        return await self.pacing.turn(self.chat_id, interval, urgent, self.blocked_until)
 
     # -- the finished reply ------------------------------------------------------------------
     async def finish(self, pieces: list[str], buttons: InlineKeyboardMarkup | None = None) -> bool:
@@ -194,6 +197,7 @@ class AnswerMessages:
             if index < len(self.ids) and self.shown[index] == piece and markup is None:
                 continue  # a full piece streamed as it stays
             await self._turn(urgent=True)
+            await self.pacing.budget(urgent=True)
             existing = index < len(self.ids)
             sent = await send_piece(
                 self.bot,
@@ -203,7 +207,7 @@ class AnswerMessages:
                 markup,
                 reply_to=self.ids[index - 1] if index and not existing else None,
             )
-            self.paces[self.chat_id] = time.monotonic()
+            self.pacing.called(self.chat_id)
             if not sent.done:
                 return False
             if sent.message_id is None:  # dropped (the chat blocked the bot): nothing more to show there
@@ -223,8 +227,9 @@ class AnswerMessages:
         """Delete messages the finished reply does not need (a shorter reply than the stream: an error)."""
         for message_id in message_ids:
             await self._turn(urgent=True)
+            await self.pacing.budget(urgent=True)
             try:
                 await self.bot.delete_message(self.chat_id, int(message_id))
             except TelegramError as exc:  # too old, or already deleted: say so, the reply itself is complete
                 log.info("left-over message %s in chat %s not deleted: %s", message_id, self.chat_id, exc)
-            self.paces[self.chat_id] = time.monotonic()
+            self.pacing.called(self.chat_id)

@@ -23,9 +23,10 @@ from rq.results import Result as RQResult
 from joulebot.categories import classify
 from joulebot.config import Settings, SettingsError
 from joulebot.exchange import GENERATING, Request, Result, Routing
-from joulebot.keys import JOB_FUNCTION, alive_key, box_status_key, partial_answer_key
+from joulebot.keys import JOB_FUNCTION, alive_key, box_status_key
 from joulebot.queueing import connection as conn
 from joulebot.queueing import forgetting
+from joulebot.queueing.answer_stream import read_answer
 from joulebot.queueing.embedded import embedded_worker_alive, ensure_embedded_stack
 from joulebot.queueing.fleet import BoxView, Fleet
 from joulebot.queueing.routing import POLICIES, RoutingRefused, ago, route, same_box
@@ -105,6 +106,30 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What one pipelined read says of a job: its status, its queue, its meta (the worker's stage)."""
+
+    status: JobStatus | None
+    origin: str
+    meta: dict
+
+
+@dataclass
+class Standings:
+    """Where each waiting job stands in its queue and whether each box's worker lives: a few reads
+    per queue, whatever the number of jobs followed."""
+
+    positions: dict[str, dict[str, int]]  # queue -> job id -> 0-based position
+    workers: dict[str, int]
+    box_status: dict[str, str | None]
+    alive: dict[str, bool]
+
+    def where(self, origin: str, job_id: str) -> tuple[int | None, int, str | None]:
+        """(position, workers serving the queue, what its box does) of a waiting job."""
+        return self.positions.get(origin, {}).get(job_id), self.workers.get(origin, 0), self.box_status.get(origin)
 
 
 class QueueClient:
@@ -338,10 +363,18 @@ class QueueClient:
         raise JobError(f"no answer after {timeout_s:.0f} s; it will still be stored in your history")
 
     def _to_result(self, job: Job, outcome: RQResult) -> Result:
+        return self.result_of(job.id, outcome, job)
+
+    def result_of(self, request_id: str, outcome: RQResult, job: Job | None = None) -> Result:
+        """The Result of a job's outcome; JobError with the reason it has none."""
         if outcome.type == RQResult.Type.SUCCESSFUL:
             return Result.model_validate(outcome.return_value)
         try:
-            job.refresh()  # the reason joulebot wrote, if any
+            with queue_errors(self.settings):
+                if job is None:
+                    job = Job.fetch(request_id, connection=self.connection, serializer=self.queue.serializer)
+                else:
+                    job.refresh()  # the reason joulebot wrote, if any
         except NoSuchJobError:  # expired or evicted just before its failed result
             raise JobGone(EXPIRED) from None
         timed_out = "JobTimeoutException" in (outcome.exc_string or "")  # RQ's death penalty ended it
@@ -353,12 +386,85 @@ class QueueClient:
         last_line = exc.splitlines()[-1] if exc else "unknown error"
         raise JobError(f"the worker failed: {last_line.split(':')[0]} (see the worker log)")
 
+    # --- following many jobs at once (the follower's reads) ---------------------------------------
+    def job_states(self, request_ids: list[str]) -> dict[str, JobState]:
+        """Every job's status, queue and meta in one round trip; a job Redis no longer has is left out."""
+        with queue_errors(self.settings), self.connection.pipeline(transaction=False) as pipe:
+            for request_id in request_ids:
+                pipe.hmget(Job.key_for(request_id), ["status", "origin", "meta"])
+            rows = pipe.execute()
+        found = {}
+        for request_id, (status, origin, meta) in zip(request_ids, rows, strict=True):
+            if status is None and origin is None:
+                continue
+            try:
+                decoded = self.queue.serializer.loads(meta) if meta else {}
+            except ValueError:
+                decoded = {}
+            found[request_id] = JobState(
+                JobStatus(status.decode()) if status else None, origin.decode() if origin else "", decoded
+            )
+        return found
+
+    def standings(self, waiting: set[str], running: set[str]) -> Standings:
+        """Positions, workers and box status of the queues with waiting jobs; the liveness of the
+        workers of those with running ones: one round trip."""
+        queues = sorted(waiting)
+        boxes = sorted(running)
+        with queue_errors(self.settings), self.connection.pipeline(transaction=False) as pipe:
+            for name in queues:
+                pipe.lrange(self._queue(name).key, 0, -1)
+                pipe.get(box_status_key(name))
+            for name in boxes:
+                pipe.exists(alive_key(name))
+            replies = pipe.execute()
+            workers = {name: Worker.count(queue=self._queue(name)) for name in queues}
+        positions, box_status = {}, {}
+        for index, name in enumerate(queues):
+            ids, status = replies[2 * index], replies[2 * index + 1]
+            positions[name] = {(i.decode() if isinstance(i, bytes) else i): n for n, i in enumerate(ids)}
+            box_status[name] = status.decode() if isinstance(status, bytes) else status
+        alive = {name: bool(flag) for name, flag in zip(boxes, replies[2 * len(queues) :], strict=True)}
+        return Standings(positions, workers, box_status, alive)
+
+    def routings(self, request_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        """(box, why it was chosen) of each request, in one round trip; (None, None) on the one configured
+        queue, or for a job Redis no longer has."""
+        with queue_errors(self.settings):
+            jobs = Job.fetch_many(request_ids, connection=self.connection, serializer=self.queue.serializer)
+        found: dict[str, tuple[str | None, str | None]] = {}
+        for request_id, job in zip(request_ids, jobs, strict=True):
+            routing = _routing_of(job) if job is not None else None
+            found[request_id] = (routing.box, routing.reason) if routing else (None, None)
+        return found
+
+    def no_answer_from(self, request_id: str) -> None:
+        """A job cancelled, stopped, or running on a box whose worker died: JobError with the reason,
+        unless its Result came meanwhile (then it is in its stream)."""
+        job = self.job(request_id)
+        with queue_errors(self.settings):
+            if not self._has_result(job):
+                self._check_worker(job)
+
+    def rescue(self, waiting: list[str]) -> None:
+        """Waiting jobs no worker would run: an embedded worker that exited is started again (once,
+        then JobError); a job on a box that stopped moves to another live box, or fails with the reason."""
+        with queue_errors(self.settings):
+            if self.settings.embedded_redis:
+                self._check_embedded_worker()
+            if self.fleet is None:
+                return
+            dead = {v.profile.queue for v in self.boxes() if not v.live}
+            if not dead:
+                return
+            for job in Job.fetch_many(waiting, connection=self.connection, serializer=self.queue.serializer):
+                if job is not None and job.origin in dead:
+                    self._move_if_box_died(job)
+
     def partial(self, request_id: str) -> str | None:
         """The answer so far, while the worker generates it (None before the first words)."""
-        raw = self.connection.get(partial_answer_key(request_id))
-        if isinstance(raw, bytes):
-            return raw.decode("utf-8", errors="replace") or None
-        return raw or None
+        with queue_errors(self.settings):
+            return read_answer(self.connection, request_id)
 
     def forget(self, request_ids: list[str], platform: str, user_id: str) -> None:
         """Delete what Redis keeps of these requests' words and the user's Results still waiting for

@@ -4,7 +4,7 @@ Where the words of a question and its answer sit in Redis:
 - the RQ job's hash (`rq:job:<id>`): the Request (prompt, earlier turns, system prompt);
 - its Results (`rq:results:<id>`): the Result, prompt and answer, kept `RESULT_TTL_S` for
   front ends to collect;
-- the answer so far (`joulebot:partial:<id>`), kept a minute past the job timeout;
+- the answer so far (`joulebot:answer-stream:<id>`), kept a minute past the job timeout;
 - Results waiting for the history database (`joulebot:history-outbox:<queue>`).
 The deliveries, conversation pointers, RQ's queues and registries hold ids, never words.
 
@@ -27,7 +27,7 @@ from rq.results import Result as RQResult
 from rq.serializers import JSONSerializer
 
 from joulebot.config import Settings
-from joulebot.keys import history_outbox_key, partial_answer_key
+from joulebot.keys import answer_stream_key, history_outbox_key
 from joulebot.queueing import connection as conn
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def forget_requests(connection: redis.Redis, request_ids: list[str]) -> None:
         for request_id, job in zip(request_ids, jobs, strict=True):
             if job is not None:
                 job.delete(pipeline=pipe)
-            pipe.delete(RQResult.get_key(request_id), partial_answer_key(request_id))  # also when the job expired
+            pipe.delete(RQResult.get_key(request_id), answer_stream_key(request_id))  # also when the job expired
         pipe.execute()
 
 

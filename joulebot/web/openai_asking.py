@@ -15,6 +15,8 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from joulebot.attachments.images import image_limits, read_images
+from joulebot.attachments.parts import Attached, AttachmentError, default_question
 from joulebot.chat.asking import InputError, build_request
 from joulebot.chat.background import spawn
 from joulebot.chat.deliveries import Delivery, DeliveryBook
@@ -70,10 +72,12 @@ def _refuse_if_busy(api: ApiQueue, user: str) -> None:
 
 def _question(api: ApiQueue, user: str, body: ChatBody) -> Request:
     """The Request of the body's last message, checked as a chat message is, with its conversation."""
-    system, turns, question = conversation(body)
+    asked = conversation(body)
     most = api.settings.max_prompt_chars
-    if system is not None and len(system) > most:  # as a chat's /system: it is sent with every turn
-        raise ApiError(400, f"the system prompt has {len(system)} characters; the maximum is {most}", param="messages")
+    if asked.system is not None and len(asked.system) > most:  # as a chat's /system: sent with every turn
+        message = f"the system prompt has {len(asked.system)} characters; the maximum is {most}"
+        raise ApiError(400, message, param="messages")
+    attached = _attached(api, asked.images)
     chosen = sampling(body)
     catalog = catalog_for_front_end(api.settings, api.client.connection)
     try:
@@ -83,20 +87,31 @@ def _question(api: ApiQueue, user: str, body: ChatBody) -> Request:
     except ModelUnavailable as exc:
         raise ApiError(503, str(exc), param="model", code="model_unavailable") from None
     try:
+        question = asked.question if asked.question.strip() or not attached.images else default_question(attached)
         request = build_request(
-            api.settings, catalog, platform=PLATFORM, user_id=user, prompt=question, model=entry.name
+            api.settings, catalog, platform=PLATFORM, user_id=user, prompt=question, model=entry.name, attached=attached
         )
     except InputError as exc:
         raise ApiError(400, str(exc), param="messages", code="invalid_prompt") from None
     update = {
-        "system": system,
-        "turns": turns,
+        "system": asked.system,
+        "turns": asked.turns,
         "conversation_id": uuid.uuid4().hex,
-        "turn": 1 + sum(t.role == "user" for t in turns),
+        "turn": 1 + sum(t.role == "user" for t in asked.turns),
         "max_tokens": answer_tokens(body, api.settings.max_tokens),
         "sampling": chosen,
     }
     return request.model_copy(update=update)
+
+
+def _attached(api: ApiQueue, images: list[tuple[str, bytes]]) -> Attached:
+    """The question's images read and normalised as a chat's are (MAX_IMAGES, MAX_IMAGE_BYTES, …)."""
+    if not images:
+        return Attached()
+    try:
+        return Attached(images=read_images(images, image_limits(api.settings)))
+    except AttachmentError as exc:
+        raise ApiError(400, str(exc), param="messages", code="invalid_image") from None
 
 
 def prepare(api: ApiQueue, user: str, body: ChatBody, box: str | None) -> Request:

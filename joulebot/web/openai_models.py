@@ -66,6 +66,7 @@ def _card(entry: ModelEntry, boxes: list[str], means: Means) -> dict[str, Any]:
             "parameters_b": entry.parameters_b,
             "runner": entry.runner,
             "context_tokens": entry.context_tokens,
+            "vision": entry.vision,  # takes images (image_url parts)
             "boxes": measured,
         },
     }

@@ -5,7 +5,9 @@ Fields joulebot does not know are ignored, as OpenAI-compatible servers do."""
 
 from __future__ import annotations
 
+import base64
 import json
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -18,18 +20,25 @@ SEED_MAX = 2**32 - 1  # llama.cpp's seed is 32 bits
 TOKENS_MAX = 2**31 - 1
 
 
-class TextPart(BaseModel):
+class ImageUrl(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    url: str
+
+
+class ContentPart(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     type: str
     text: str | None = None
+    image_url: ImageUrl | None = None
 
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[TextPart] | None = None
+    content: str | list[ContentPart] | None = None
 
 
 class StreamOptions(BaseModel):
@@ -98,34 +107,61 @@ def _refuse_unsupported(body: ChatBody) -> None:
         raise unsupported("logprobs" if body.logprobs else "top_logprobs", "log-probabilities")
 
 
-def _text(message: Message, index: int) -> str:
-    """The message's text; NUL characters dropped (no database stores them in text)."""
+def _data_url(url: str, param: str) -> bytes:
+    """The bytes of a `data:` URL (base64); joulebot fetches nothing from elsewhere."""
+    head, comma, data = url.partition(",")
+    if not (url.startswith("data:") and comma and head.endswith(";base64")):
+        raise ApiError(400, f"{param}: only base64 data: URLs (joulebot fetches no image)", param=param)
+    try:
+        return base64.b64decode(data, validate=True)
+    except ValueError:
+        raise ApiError(400, f"{param}: the data: URL is not valid base64", param=param) from None
+
+
+def _content(message: Message, index: int) -> tuple[str, list[tuple[str, bytes]]]:
+    """The message's text (NUL characters dropped: no database stores them in text) and its images."""
     if message.content is None or isinstance(message.content, str):
-        return (message.content or "").replace("\x00", "")
-    parts = []
-    for part in message.content:
-        if part.type != "text":
-            raise unsupported(f"messages[{index}].content", f"a {part.type!r} part (only text)")
-        parts.append(part.text or "")
-    return "\n".join(parts).replace("\x00", "")
+        return (message.content or "").replace("\x00", ""), []
+    texts: list[str] = []
+    images: list[tuple[str, bytes]] = []
+    for number, part in enumerate(message.content):
+        param = f"messages[{index}].content[{number}]"
+        if part.type == "text":
+            texts.append(part.text or "")
+        elif part.type == "image_url" and part.image_url is not None:
+            images.append((f"image-{len(images) + 1}", _data_url(part.image_url.url, param)))
+        else:
+            raise unsupported(param, f"a {part.type!r} part (text and image_url only)")
+    return "\n".join(texts).replace("\x00", ""), images
 
 
-def conversation(body: ChatBody) -> tuple[str | None, list[Turn], str]:
-    """(system prompt, earlier turns oldest first, the question) from the messages: every system (or
-    developer) message joins the system prompt; the last message is the question and must be the user's."""
+@dataclass
+class Conversation:
+    system: str | None
+    turns: list[Turn]  # earlier turns, oldest first: their text (as a chat's, earlier images are not sent again)
+    question: str
+    images: list[tuple[str, bytes]]  # (name, bytes) of the question's images, not read yet
+
+
+def conversation(body: ChatBody) -> Conversation:
+    """The messages as joulebot asks: every system (or developer) message joins the system prompt; the
+    last message is the question (with its images) and must be the user's."""
     system: list[str] = []
     turns: list[Turn] = []
+    images: list[tuple[str, bytes]] = []
     for index, message in enumerate(body.messages):
         if message.role in ("tool", "function"):
             raise unsupported(f"messages[{index}].role", f"a {message.role!r} message")
-        text = _text(message, index)
+        text, attached = _content(message, index)
         if message.role in ("system", "developer"):
             system.append(text)
         else:
             turns.append(Turn(role=message.role, content=text))  # type: ignore[arg-type]
+            images = attached  # the last turn's: the question's
     if not turns or turns[-1].role != "user":
         raise ApiError(400, "the last message (after any system ones) must be the user's", param="messages")
-    return "\n\n".join(s for s in system if s.strip()) or None, turns[:-1], turns[-1].content
+    prompt = "\n\n".join(s for s in system if s.strip()) or None
+    return Conversation(prompt, turns[:-1], turns[-1].content, images)
 
 
 def sampling(body: ChatBody) -> Sampling | None:

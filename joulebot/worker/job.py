@@ -23,8 +23,9 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
 from joulebot.exchange import GENERATING, Request
-from joulebot.keys import box_status_key, partial_answer_key
+from joulebot.keys import box_status_key
 from joulebot.models import ModelUnavailable, RunnerError, UnknownModelError
+from joulebot.queueing.answer_stream import AnswerStream
 from joulebot.worker.station import Station
 
 _serving: ContextVar[Station | None] = ContextVar("joulebot_station", default=None)
@@ -94,17 +95,12 @@ def _set_error(message: str) -> None:
 
 
 def _publisher(station: Station, request: Request):
-    """Writes the answer so far where the front ends read it; a Redis hiccup only skips one update."""
+    """Pushes the answer so far to its stream, where the front ends follow it."""
     job = get_current_job()
     if job is None or not request.stream:
         return None
-    key, ttl = partial_answer_key(request.id), station.settings.job_timeout_s + 60
-
-    def publish(text: str) -> None:
-        with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
-            job.connection.set(key, text, ex=ttl)
-
-    return publish
+    stream = AnswerStream(job.connection, request.id, request.max_tokens, station.settings.job_timeout_s + 60)
+    return stream.publish
 
 
 def _time_limit(station: Station) -> float:

@@ -7,7 +7,8 @@ user="${POSTGRES_USER:-postgres}"
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
     password_file="$(mktemp)"
     printf '%s\n' "$POSTGRES_PASSWORD" > "$password_file"
-    initdb --username="$user" --pwfile="$password_file" --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+    initdb --username="$user" --pwfile="$password_file" --auth-local=trust --auth-host=scram-sha-256 \
+        --encoding=UTF8 --locale=C.UTF-8 >/dev/null  # as the official image (a SQL_ASCII database returns bytes)
     rm -f "$password_file"
     echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
     pg_ctl -o "-c listen_addresses=''" -w start >/dev/null

@@ -6,6 +6,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 
 from .servers import LocalServer, send_json
@@ -24,6 +25,7 @@ class OllamaStandIn(LocalServer):
         self.pullable = {"mistral:7b": "7.2B"}
         self.vision: set[str] = set()  # tags whose /api/show capabilities include "vision"
         self.answer = ["<think>The user wants a capital.</think>", "Paris", " is the capital", " of France."]
+        self.answer_for: Callable[[dict], list[str]] | None = None  # chat: the chunks for a request body instead
         self.break_after: int | None = None  # chat: close the connection after this many chunks
         self.hung_up = threading.Event()  # chat: the client closed the connection before the answer's end
         self.chunk_delay_s = 0.0  # chat: pause before each streamed chunk (a model that takes its time)
@@ -149,7 +151,7 @@ class OllamaStandIn(LocalServer):
                             "message": {"role": "assistant", "content": piece},
                             "done": False,
                         }
-                        for piece in standin.answer
+                        for piece in (standin.answer_for(body) if standin.answer_for else standin.answer)
                     ]
                     lines.append(
                         {
@@ -162,12 +164,13 @@ class OllamaStandIn(LocalServer):
                             "load_duration": reload_ns,
                             "prompt_eval_count": 14,
                             "prompt_eval_duration": standin.prompt_eval_ns,
-                            "eval_count": len(standin.answer) + 6,
+                            "eval_count": len(lines) + 6,
                             "eval_duration": standin.eval_ns,
                         }
                     )
-                    step = standin.eval_ns / 1e9 / len(standin.answer)  # each piece one step of generating
-                    delays = [standin.prompt_eval_ns / 1e9 + step, *[step] * (len(standin.answer) - 1)]
+                    pieces = len(lines) - 1  # each piece one step of generating
+                    step = standin.eval_ns / 1e9 / pieces
+                    delays = [standin.prompt_eval_ns / 1e9 + step, *[step] * (pieces - 1)]
                     self._stream(lines, standin.break_after, delays if standin.timed else [])
                 else:
                     self._json(404, {"error": "not found"})
