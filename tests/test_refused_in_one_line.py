@@ -69,7 +69,7 @@ def env_of(settings: Settings) -> dict[str, str]:
     )
 
 
-# -- item 4: losing Redis while an answer is pending ------------------------------------------------
+# -- losing Redis while an answer is pending ------------------------------------------------
 
 
 def test_cli_losing_redis_while_waiting_is_one_line_not_a_traceback(queue_settings):
@@ -174,7 +174,7 @@ def test_discord_user_is_told_when_redis_goes_away_and_gets_the_answer_when_it_i
     assert final["embeds"] and "⚡" in (final["embeds"][-1].footer.text or "")
 
 
-# -- item 5: settings and input validated at the edge ------------------------------------------------
+# -- settings and input validated at the edge ------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -504,10 +504,12 @@ def test_flags_keep_both_spellings_and_their_defaults():
         "continue_last": True,
         "system": None,
         "no_stream": True,
+        "images": None,
+        "files": None,
     }
 
 
-# -- item 6: privacy ---------------------------------------------------------------------------------
+# -- privacy ---------------------------------------------------------------------------------
 
 
 def mode(path) -> int:
