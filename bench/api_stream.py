@@ -10,7 +10,7 @@ includes everything a deployment adds: the request, the queue, the worker's star
 the answer's publication and its following. What the publishing costs the metered box is
 `bench/stream_cost.py`'s figure.
 
-    python bench/api_stream.py --n 5 [--stream-interval 0.5]
+    python bench/api_stream.py --n 5 [--api-stream-interval 0.05]
 """
 
 from __future__ import annotations
@@ -123,7 +123,12 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--pieces", type=int, default=60, help="the Ollama stand-in's pieces per answer")
     parser.add_argument("--piece-ms", type=float, default=30.0, help="the stand-in's time between pieces")
-    parser.add_argument("--stream-interval", type=float, default=None, help="STREAM_INTERVAL_S of the worker")
+    parser.add_argument(
+        "--api-stream-interval",
+        type=float,
+        default=None,
+        help="API_STREAM_INTERVAL_S (how often a streamed API answer is published)",
+    )
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="api-stream-"))
@@ -143,8 +148,8 @@ def main() -> None:
         METERS="estimate",
         MAX_PROMPTS_PER_MINUTE="1000",
     )
-    if args.stream_interval is not None:
-        env["STREAM_INTERVAL_S"] = str(args.stream_interval)
+    if args.api_stream_interval is not None:
+        env["API_STREAM_INTERVAL_S"] = str(args.api_stream_interval)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     processes = [start(env, "worker"), start(env, "web", "--port", str(port))]
@@ -155,8 +160,9 @@ def main() -> None:
         key = made.stdout.strip()
         wait_for(lambda: answered(base, key), "the worker and joulebot web")
         runners: dict[str, Runner] = {"llama3": OllamaRunner(ollama.url), "smollm2-135m": LlamaCppRunner(threads=1)}
-        interval = env.get("STREAM_INTERVAL_S", "0.5 (default)")
-        print(f"{args.n} answers per path, max {args.max_tokens} tokens, worker STREAM_INTERVAL_S={interval}")
+        interval = env.get("API_STREAM_INTERVAL_S", "0.05 (default)")
+        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"{args.n} answers per path, max {args.max_tokens} tokens, API_STREAM_INTERVAL_S={interval}, load {load}")
         for model, runner in runners.items():
             arrivals_raw(runner, model, args.max_tokens)  # loaded and warm, as the worker's model is
             arrivals_api(base, key, model, args.max_tokens)

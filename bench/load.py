@@ -106,9 +106,9 @@ def send_all(settings: Settings, users: int, per_user: int, threads: int = 16) -
     return report
 
 
-def serve(settings: Settings, report: LoadReport, timeout_s: float = 600) -> None:
-    """One real worker answers everything; returns when the queue is empty."""
-    env = {
+def worker_env(settings: Settings) -> dict[str, str]:
+    """The environment of a `joulebot worker` serving these settings' queue."""
+    return {
         k: str(v)
         for k, v in {
             "REDIS_URL": settings.redis_url,
@@ -120,10 +120,14 @@ def serve(settings: Settings, report: LoadReport, timeout_s: float = 600) -> Non
             "JOULEBOT_DATA_DIR": settings.data_dir,
         }.items()
     }
+
+
+def serve(settings: Settings, report: LoadReport, timeout_s: float = 600) -> None:
+    """One real worker answers everything; returns when the queue is empty."""
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "joulebot", "worker", "--burst"],
-        env={**os.environ, **env},
+        env={**os.environ, **worker_env(settings)},
         check=True,
         timeout=timeout_s,
         capture_output=True,
@@ -283,16 +287,15 @@ def main() -> None:
     raw_rate, jb_rate = statistics.median(raw_rates), statistics.median(jb_rates)
     runner_rate = statistics.median(runner_rates)
     print(f"\n{args.users} users × {args.per_user} prompts, {args.rounds} rounds interleaved (medians):")
-    print(f"  enqueue p50: joulebot {jb_p50:.1f} ms vs raw RQ {raw_p50:.1f} ms = {jb_p50 / raw_p50:.2f}×")
-    print(f"  enqueue p99: joulebot {jb_p99:.1f} ms vs raw RQ {raw_p99:.1f} ms = {jb_p99 / raw_p99:.2f}× (goal ≤ 2×)")
+    print(f"  enqueue p50: joulebot {jb_p50:.1f} ms vs raw RQ {raw_p50:.1f} ms = {jb_p50 / raw_p50:.2f}× (goal ≤ 1.5×)")
+    print(f"  enqueue p99: joulebot {jb_p99:.1f} ms vs raw RQ {raw_p99:.1f} ms = {jb_p99 / raw_p99:.2f}× (goal ≤ 1.5×)")
     print(
         f"  throughput: joulebot {jb_rate:.0f} answers/s (Ollama stand-in, estimate meter, SQLite history)"
-        f" vs raw RQ {raw_rate:.0f} jobs/s (trivial job) = {jb_rate / raw_rate:.2f}× (goal ≥ 0.8×)"
+        f" vs raw RQ running the same Ollama chat {runner_rate:.0f} answers/s = {jb_rate / runner_rate:.2f}×"
+        " (goal ≥ 0.95×)"
     )
-    print(
-        f"  throughput: joulebot {jb_rate:.0f} answers/s vs raw RQ running the same Ollama chat"
-        f" {runner_rate:.0f} answers/s = {jb_rate / runner_rate:.2f}× (what joulebot adds around the model)"
-    )
+    print(f"  (raw RQ running a trivial job: {raw_rate:.0f} jobs/s, {jb_rate / raw_rate:.2f}×; no longer a goal)")
+    print(f"load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

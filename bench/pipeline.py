@@ -127,6 +127,7 @@ def seed_history(url: str, exchanges: int) -> None:
                     "box": "testbox" if i % 7 else "otherbox",
                     "turn": 2 if i % 10 == 9 else 1,  # a tenth continue a conversation
                     "correct": (None, True, False)[i % 3],  # two thirds scored
+                    "image_count": 1 if i % 8 == 7 else 0,  # an eighth read an image: a basis of their own
                 }
             )
             if len(batch) == 5000:
@@ -277,11 +278,12 @@ def bench_stats(url: str, label: str) -> None:
         "category_stats (joulebot stats)": store.category_stats,
         "category_stats, later turns": lambda: store.category_stats(continued=True),
         "category_stats, one box": lambda: store.category_stats(box="otherbox"),
+        "category_stats, with images": lambda: store.category_stats(images=True),
         "model_stats (/stats)": store.model_stats,
         "greener_hint SQL (every footer)": lambda: store.greener_hint(
             "code", "mistral", list(MODELS), box="testbox", source="estimate"
         ),
-        "box_means (routing)": lambda: store.box_means("testbox"),
+        "box_means (routing)": lambda: store.box_means("testbox", dict.fromkeys(MODELS, "")),
         f"one campaign run ({RUN_SIZE} answers)": lambda: store.category_stats(RUN_PREFIX % 42),
     }
     for name, query in queries.items():

@@ -4,12 +4,13 @@ The worker pushes the answer so far to a Redis stream (at most every STREAM_INTE
 inside the measured window, so its cost lands on the box's energy bill. This runs the
 same generation (SmolLM2 through llama.cpp, fixed seed: the same tokens every time)
 with and without publishing, interleaved, each in the box's measured window, against a
-real Redis, and prints both energies, their ratio, and the time the publishing itself
-took (all of the sink's work: building the text from tokens, dropping reasoning, the Redis
-XADD) and this process's CPU time with and without. On a shared machine the energy of
-the whole box is noisy (other processes' load lands in it); the CPU time of the
-generating process and the sink's own time are the sensitive figures. Run from the
-repository root:
+real Redis, and prints both energies, their ratio, this process's CPU time with and
+without, and what the publishing itself took: on the generating thread (the sink's work:
+building the text from tokens, dropping reasoning, handing it over) and on the stream's
+own thread (the Redis XADD: its wall time, and the CPU time of that thread). On a shared
+machine the energy of the whole box is noisy (other processes' load lands in it); the CPU
+time of the generating process and the publishing's own times are the sensitive figures.
+Run from the repository root:
 
     python bench/stream_cost.py --n 8 [--threads 1] [--interval 0.05]
 """
@@ -20,6 +21,7 @@ import argparse
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 
 import redis
 
@@ -60,20 +62,31 @@ def main() -> None:
     box.measure_idle(settings.idle_baseline_s)
     connection = redis.Redis.from_url(args.redis)
     streams: list[AnswerStream] = []
-    publishing = {"seconds": 0.0, "count": 0}
+    publishing = {"seconds": 0.0, "cpu_s": 0.0, "count": 0, "write_s": 0.0, "write_cpu_s": 0.0, "writes": 0}
+
+    def clocked(call: Callable[[], None], wall: str, cpu: str, count: str) -> None:
+        """`call()`, its wall and its thread's CPU time added to `publishing`."""
+        t0, cpu0 = time.perf_counter(), time.thread_time()
+        call()
+        publishing[cpu] += time.thread_time() - cpu0
+        publishing[wall] += time.perf_counter() - t0
+        publishing[count] += 1
 
     class TimedSink(TextSink):
         """The worker's sink, timing everything it does (the runner's cheap `due()` checks aside)."""
 
         def put(self, text: str) -> None:
-            t0 = time.perf_counter()
-            super().put(text)
-            publishing["seconds"] += time.perf_counter() - t0
-            publishing["count"] += 1
+            clocked(lambda: super(TimedSink, self).put(text), "seconds", "cpu_s", "count")
+
+    class TimedStream(AnswerStream):
+        """The worker's stream, timing each write on its thread (wall and that thread's CPU)."""
+
+        def write(self, answer: str) -> None:
+            clocked(lambda: super(TimedStream, self).write(answer), "write_s", "write_cpu_s", "writes")
 
     def publisher() -> TimedSink:
         """The worker's publisher for one answer (a stream of its own), timed."""
-        streams.append(AnswerStream(connection, f"bench-stream-{uuid.uuid4().hex}", args.max_tokens, 60))
+        streams.append(TimedStream(connection, f"bench-stream-{uuid.uuid4().hex}", args.max_tokens, 60))
         return TimedSink(streams[-1].publish, args.interval or settings.stream_interval_s)
 
     runner.generate(entry, PROMPT, args.max_tokens)  # warm caches
@@ -87,6 +100,8 @@ def main() -> None:
             sink = publisher() if mode == "on" else None
             cpu0 = time.process_time()
             generation, measured = box.measure(lambda sink=sink: runner.generate(entry, PROMPT, args.max_tokens, sink))
+            if sink is not None:
+                streams[-1].close()  # as the job's end does
             cpu[mode].append(time.process_time() - cpu0)
             tokens.add(generation.completion_tokens)
             source = measured.machine.source if measured.machine.measured else f"estimate ({measured.machine.method})"
@@ -110,10 +125,22 @@ def main() -> None:
     print(f"energy ratio streaming / baseline: {ratio:.4f} ({(ratio - 1) * 100:+.2f} %, within the noise above)")
     cpu_ratio = statistics.fmean(cpu["on"]) / statistics.fmean(cpu["off"])
     print(f"CPU time ratio streaming / baseline: {cpu_ratio:.4f} ({(cpu_ratio - 1) * 100:+.2f} %)")
-    share = publishing["seconds"] / sum(seconds["on"])
+    wall, cpu_on = sum(seconds["on"]), sum(cpu["on"])
+
+    def share(key: str) -> str:
+        return f"{publishing[key] * 1000:.1f} ms = {publishing[key] / wall * 100:.3f} % of the streamed generations'"
+
     print(
-        f"the sink itself: {publishing['count']} publications, {publishing['seconds'] * 1000:.1f} ms in all = "
-        f"{share * 100:.3f} % of the streamed generations' wall time"
+        f"publishing, as a share of the streamed generations' wall time ({wall:.2f} s) and CPU time ({cpu_on:.2f} s):"
+    )
+    print(
+        f"  on the generating thread, {publishing['count']} publications: wall {share('seconds')} wall;"
+        f" CPU {publishing['cpu_s'] * 1000:.1f} ms = {publishing['cpu_s'] / cpu_on * 100:.3f} % of their CPU time"
+    )
+    print(
+        f"  on the stream's thread, {publishing['writes']} writes: wall {share('write_s')} wall (not waited for);"
+        f" CPU {publishing['write_cpu_s'] * 1000:.1f} ms = {publishing['write_cpu_s'] / cpu_on * 100:.3f} %"
+        " of their CPU time"
     )
 
 

@@ -26,6 +26,12 @@ class Turn(BaseModel):
 
     role: Literal["user", "assistant"]
     content: str
+    images: list[ImageInput] = []  # a question's images, shown again (KEEP_IMAGES kept them)
+
+    def message(self) -> dict[str, Any]:
+        """As the model receives it: the images ride on the message as base64, as Ollama takes them."""
+        pictures = {"images": [image.data for image in self.images]} if self.images else {}
+        return {"role": self.role, "content": self.content, **pictures}
 
 
 def _now() -> datetime:
@@ -69,28 +75,38 @@ class Request(BaseModel):
     parent_id: int | None = None  # the exchange this one continues (history id)
     turn: int = 1  # 1 for a first question; the n-th question of its conversation
     told_forgotten: bool = False  # the user was already told that the start no longer fits
+    images_not_kept: int = 0  # images of earlier turns that could not be shown again (not kept: KEEP_IMAGES)
+    told_images_left_out: bool = False  # the user was already told that earlier images were not shown again
     message_ref: str | None = None  # the platform message that will show the answer (replies find it)
     stream: bool = True  # publish the growing answer while it is generated
+    # how often (None: the worker's STREAM_INTERVAL_S, the chats' pace; a token stream asks for less)
+    stream_interval_s: float | None = Field(default=None, gt=0)
     images: list[ImageInput] = []  # normalised by joulebot.attachments; only a vision model gets them
     sampling: Sampling | None = None  # None: the runner's defaults (the API's temperature, top_p, stop, seed)
 
+    def earlier_images(self) -> int:
+        """The images of the earlier turns this request shows the model again (before trimming)."""
+        return sum(len(turn.images) for turn in self.turns)
+
     def without_pixels(self) -> Request:
         """This request as a Result keeps it: each image's name, hash, byte size and dimensions, not
-        the image (Results travel back through Redis and are stored in history)."""
-        if not self.images:
+        the image, its earlier turns' images likewise (Results travel back through Redis and are stored
+        in history)."""
+        if not self.images and not self.earlier_images():
             return self
-        return self.model_copy(update={"images": [image.model_copy(update={"data": ""}) for image in self.images]})
+        turns = [turn.model_copy(update={"images": _unseen(turn.images)}) for turn in self.turns]
+        return self.model_copy(update={"images": _unseen(self.images), "turns": turns})
 
     def messages(self) -> list[dict[str, Any]]:
-        """What the model receives: system prompt, earlier turns, this prompt (chat messages); the
-        images ride on this prompt's message as base64, as Ollama takes them."""
+        """What the model receives: system prompt, earlier turns, this prompt (chat messages), each
+        question with its images."""
         head = [{"role": "system", "content": self.system}] if self.system else []
-        pictures = {"images": [image.data for image in self.images]} if self.images else {}
-        return [
-            *head,
-            *({"role": t.role, "content": t.content} for t in self.turns),
-            {"role": "user", "content": self.prompt, **pictures},
-        ]
+        question = Turn(role="user", content=self.prompt, images=self.images)
+        return [*head, *(turn.message() for turn in self.turns), question.message()]
+
+
+def _unseen(images: list[ImageInput]) -> list[ImageInput]:
+    return [image.model_copy(update={"data": ""}) for image in images]
 
 
 class Result(BaseModel):
@@ -122,13 +138,24 @@ class Result(BaseModel):
     exchange_id: int | None = None  # the history row; None if it could not be stored
     context_turns: int = 0  # earlier turns the model received (after trimming)
     dropped_turns: int = 0  # earlier turns left out because they did not fit the context window
+    context_images: int = 0  # images of earlier turns the model received again (after trimming)
+    dropped_images: int = 0  # images of earlier turns the model did not receive after all
+    dropped_images_because: str = ""  # why: "they no longer fit llava's context window", "llama3 cannot see images"
     history_error: str | None = None
+    # the user's first answer in history, where the grid zone is the default: its footer says, once, which
+    # zone the carbon figures use and how to set the box's own (not looked up otherwise)
+    first_answer: bool = False
     share_token: str | None = None  # unguessable: the answer's private page on the dashboard (PUBLIC_URL/a/TOKEN)
 
     @property
     def routing(self) -> Routing | None:
         """The routing decision this answer followed (it travels inside the Request)."""
         return self.request.routing
+
+    @property
+    def image_count(self) -> int:
+        """The images the model read for this answer: the question's own and those earlier turns carried."""
+        return len(self.request.images) + self.context_images
 
     @property
     def j_per_token(self) -> float | None:

@@ -89,6 +89,12 @@ def commands_key(platform: str, queue_name: str) -> str:
     return f"{PREFIX}:{platform}:commands:{queue_name}"
 
 
+def preferences_version_key(platform: str, owner: str) -> str:
+    """Written anew whenever a user's choices (or a group chat's system prompt: owner `chat:<id>`) change,
+    so that front ends know their copy is old (chat/preference_cache.py)."""
+    return f"{PREFIX}:preferences-version:{platform}:{owner}"
+
+
 def rate_key(platform: str, user_id: str, minute: int) -> str:
     """Prompts one user sent in one calendar minute (expires after two)."""
     return f"{PREFIX}:rate:{platform}:{user_id}:{minute}"
@@ -103,3 +109,9 @@ def shared_conversation_key(platform: str, chat_id: str) -> str:
     """A chat that is one conversation for everyone in it (a Discord thread the bot started):
     JSON with the exchange its next message continues from (none yet: `{}`)."""
     return f"{PREFIX}:shared-conversation:{platform}:{chat_id}"
+
+
+def web_session_key(session_hash: str) -> str:
+    """One web chat session (JSON: whom it asks as, its CSRF token, its units), by the SHA-256 of the
+    cookie's value: what Redis holds cannot be replayed as a cookie. Expires when idle."""
+    return f"{PREFIX}:web-session:{session_hash}"

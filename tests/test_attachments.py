@@ -6,12 +6,16 @@ import base64
 import io
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from imagefiles import animated_gif, jpeg_with_gps, png, png_bomb, truncated_jpeg
 from PIL import Image
 
 from joulebot.attachments.images import ImageLimits, read_image, read_images
-from joulebot.attachments.parts import AttachmentError, images_label
-from joulebot.attachments.text_files import read_text_file, with_files
+from joulebot.attachments.parts import AttachmentError, TextFile, images_label
+from joulebot.attachments.text_files import read_text_file, split_files, with_files
+
+pytestmark = pytest.mark.unit  # nothing here starts a process or opens a socket
 
 LIMITS = ImageLimits(max_images=4, max_bytes=10_000_000, max_pixels=1_048_576)
 
@@ -41,6 +45,17 @@ def test_a_large_image_is_downscaled_to_max_image_pixels_keeping_its_aspect():
     assert decoded(image.data).size == (image.width, image.height)
 
 
+@pytest.mark.parametrize(("size", "enlarged"), [((8, 8), (28, 28)), ((10, 200), (28, 560)), ((27, 100), (28, 103))])
+def test_an_image_smaller_than_one_vision_patch_is_enlarged_keeping_its_aspect(size, enlarged):
+    image = read_image("icon.png", png(*size), LIMITS)
+    assert (image.width, image.height) == enlarged and decoded(image.data).size == enlarged
+
+
+def test_a_strip_downscaled_under_a_small_pixel_budget_keeps_one_patch_across():
+    image = read_image("strip.png", png(2000, 100), ImageLimits(4, 10_000_000, max_pixels=4096))
+    assert image.downscaled and min(image.width, image.height) == 28 and image.width == 560
+
+
 def test_exif_and_its_gps_position_are_stripped():
     raw = jpeg_with_gps()
     assert Image.open(io.BytesIO(raw)).getexif().get_ifd(0x8825)  # the test photo does carry GPS
@@ -53,6 +68,23 @@ def test_exif_and_its_gps_position_are_stripped():
 def test_the_format_comes_from_the_bytes_not_the_name():
     image = read_image("really-a-png.jpg", png(64, 64), LIMITS)
     assert image.source_format == "PNG"
+
+
+def test_a_stored_message_splits_back_into_its_words_and_files():
+    files = [TextFile(name='odd "name".csv', text="a,b\n\n</file>\n1,2"), TextFile(name="b.md", text="# B")]
+    assert split_files(with_files("Compare them.", files)) == ("Compare them.", files)
+    typed = 'I wrote <file name="x">\nthis\n</file> myself'
+    assert split_files(typed) == (typed, [])
+
+
+PIECES = st.sampled_from(["\n", "\n\n", '<file name="', '">', "</file>", "a", '"', " "])
+
+
+@given(st.lists(PIECES, max_size=30).map("".join), st.lists(st.lists(PIECES, max_size=12).map("".join), max_size=3))
+def test_splitting_gives_back_exactly_the_message_that_was_stored(words, texts):
+    message = with_files(words, [TextFile(name=f"f{i}", text=text) for i, text in enumerate(texts)])
+    assert with_files(*split_files(message)) == message
+    assert with_files(*split_files(words)) == words
 
 
 @pytest.mark.parametrize(

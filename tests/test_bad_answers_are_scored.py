@@ -75,6 +75,7 @@ def test_a_query_too_large_for_the_checker_is_wrong_not_a_crash(query, why):
     assert verdict["correct"] is False and why in verdict["note"], verdict
 
 
+@pytest.mark.unit
 def test_a_failing_checker_is_unscored_with_its_reason():
     broken = SqlReference(prompt=OLDER.prompt, queries=["SELECT * FROM people WHERE age > 30"])
     verdict = check(broken, "SELECT name FROM users WHERE age > 30;")

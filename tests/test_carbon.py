@@ -3,6 +3,8 @@ import pytest
 from joulebot.carbon import Embodied, carbon_for, static_intensity
 from joulebot.carbon.sci import SECONDS_PER_YEAR
 
+pytestmark = pytest.mark.unit  # nothing here starts a process or opens a socket
+
 
 def test_static_intensity_known_country_has_source_and_year():
     de = static_intensity("de")

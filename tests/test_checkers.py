@@ -59,12 +59,14 @@ def test_every_shipped_prompt_has_a_reference_that_passes_its_own_checker(reques
     assert failing == []
 
 
+@pytest.mark.unit
 def test_every_sql_reference_query_returns_rows():
     for reference in REFERENCES["sql"].values():
         for query in reference.queries:  # an empty result would make "no rows" a right answer
             assert run_query(query), query
 
 
+@pytest.mark.unit
 def test_the_ollama_standin_answer_is_wrong_for_every_math_prompt():
     assert all(check(r, STANDIN_ANSWER).correct is False for r in REFERENCES["math"].values())
 
@@ -84,10 +86,12 @@ def test_the_ollama_standin_answer_is_wrong_for_every_math_prompt():
         ("x = −3", -3),
     ],
 )
+@pytest.mark.unit
 def test_final_number_extraction(text, value):
     assert value in [pytest.approx(v) for v in final_number(text)]
 
 
+@pytest.mark.unit
 def test_math_checker_right_wrong_and_malformed():
     product = ref("math", "What is 17 times 23?")
     assert check_math(product, "Seventeen times twenty-three equals three hundred ninety-one.").correct is True
@@ -110,6 +114,7 @@ def test_math_checker_right_wrong_and_malformed():
 OLDER = "Write an SQL query that selects all users older than 30."
 
 
+@pytest.mark.unit
 def test_sql_with_prose_around_it_with_and_without_fences():
     older = ref("sql", OLDER)
     prose = "Sure! You can use:\n\nSELECT name, email FROM users WHERE age > 30;\n\nThis returns every user over 30."
@@ -127,6 +132,7 @@ def test_sql_with_prose_around_it_with_and_without_fences():
     assert broken.correct is False and "no such table: people" in broken.note
 
 
+@pytest.mark.unit
 def test_sql_order_counts_only_when_the_prompt_asks_for_one():
     top = ref("sql", "Write a SQL query that returns the top 3 customers by total spend.")
     right = "SELECT customer_id, SUM(amount) AS spend FROM orders GROUP BY customer_id ORDER BY spend DESC LIMIT 3"
@@ -136,6 +142,7 @@ def test_sql_order_counts_only_when_the_prompt_asks_for_one():
     assert check_sql(older, "SELECT * FROM users WHERE age > 30 ORDER BY name DESC").correct is True
 
 
+@pytest.mark.unit
 def test_sql_is_read_only_and_bounded():
     older = ref("sql", OLDER)
     for writes in ("DELETE FROM users", "DROP TABLE users", "UPDATE users SET age = 99"):
@@ -195,6 +202,7 @@ def test_code_script_answers_are_checked_by_what_they_print(bwrap_here):
 # ── translation ────────────────────────────────────────────────────────────────────────────────
 
 
+@pytest.mark.unit
 def test_translation_right_wrong_and_prose():
     german = ref("translation", 'Translate "Where is the train station?" into German.')
     assert check_translation(german, 'In German you say: "Wo ist der Bahnhof?"').correct is True
@@ -218,6 +226,7 @@ PARAPHRASES = [
 ]
 
 
+@pytest.mark.unit
 def test_chrf_threshold_separates_right_from_wrong_on_the_shipped_references():
     """Justifies CHRF_THRESHOLD: paraphrases stay above it; other prompts' answers and the
     untranslated source sentence stay below it. The margins are printed for the record.
@@ -248,6 +257,7 @@ def test_chrf_threshold_separates_right_from_wrong_on_the_shipped_references():
 # ── questions ──────────────────────────────────────────────────────────────────────────────────
 
 
+@pytest.mark.unit
 def test_questions_variants_words_and_every_group():
     continents = ref("questions", "How many continents are there?")
     assert check_question(continents, "There are seven continents.").correct is True
@@ -263,6 +273,7 @@ def test_questions_variants_words_and_every_group():
     assert check_question(reef, "The largest coral reef system, off Queensland, Australia.").correct is True
 
 
+@pytest.mark.unit
 def test_question_prefix_variants_need_a_star():
     bones = QuestionReference(prompt="How many bones?", accept=[["206"]])
     assert check_question(bones, "2060").correct is False
@@ -282,6 +293,7 @@ def test_question_prefix_variants_need_a_star():
         ('{"prompt": "What is 2 + 2?", "answer": 4}', "a second reference"),
     ],
 )
+@pytest.mark.unit
 def test_a_malformed_reference_line_is_refused_with_file_and_line(tmp_path, line, message):
     path = tmp_path / "math.jsonl"
     path.write_text('{"prompt": "What is 2 + 2?", "answer": 4}\n\n' + line + "\n")
@@ -290,6 +302,7 @@ def test_a_malformed_reference_line_is_refused_with_file_and_line(tmp_path, line
     assert str(refused.value).startswith(f"{path}:3: ") and message in str(refused.value)
 
 
+@pytest.mark.unit
 def test_a_code_reference_that_does_not_compile_is_refused(tmp_path):
     path = tmp_path / "code.jsonl"
     bad = {"prompt": "p", "name": "f", "tests": ["assert f(1) =="], "solution": "def f(x):\n    return x"}
@@ -298,6 +311,7 @@ def test_a_code_reference_that_does_not_compile_is_refused(tmp_path):
         load_file(path, "code")
 
 
+@pytest.mark.unit
 def test_a_prompt_without_reference_is_unscored_never_wrong(tmp_path):
     (tmp_path / "math.jsonl").write_text('{"prompt": "What is 2 + 2?", "answer": 4}\n')
     loaded = load_references(tmp_path)
@@ -307,6 +321,7 @@ def test_a_prompt_without_reference_is_unscored_never_wrong(tmp_path):
     assert check(MathReference(prompt="p", answer=1), "   ").correct is False
 
 
+@pytest.mark.unit
 def test_reference_kinds_validate_their_own_shape():
     with pytest.raises(ValueError):
         SqlReference(prompt="p", queries=[])

@@ -19,6 +19,7 @@ from standins import BotApiStandIn, OllamaStandIn
 from telegram_chat import ANSWER, api, bot, ollama  # noqa: F401 (fixtures)
 from telegram_process import TOKEN
 from testenv import run_cli
+from waiting import wait
 
 from joulebot.chat.discord_format import close_fences, render_partial
 from joulebot.chat.reply import Answer, Reply
@@ -39,6 +40,7 @@ def _request(turns: int, chars: int = 300, **extra) -> Request:
     return Request(platform="cli", user_id="u", model="m", prompt="now?", turns=earlier, max_tokens=100, **extra)
 
 
+@pytest.mark.unit
 def test_the_request_gives_the_model_system_earlier_turns_and_the_prompt_as_chat_messages():
     request = _request(1, chars=3, system="Be brief.")
     assert request.messages() == [
@@ -49,18 +51,20 @@ def test_the_request_gives_the_model_system_earlier_turns_and_the_prompt_as_chat
     ]
 
 
+@pytest.mark.unit
 def test_trimming_drops_the_oldest_question_and_answer_first_and_never_the_prompt():
     count = lambda messages: sum(len(m["content"]) for m in messages)  # noqa: E731  (one token per character)
     request = _request(3, chars=100, system="S" * 10)
     everything = count(request.messages())
-    messages, dropped = fit(request, everything + request.max_tokens, count)
+    messages, dropped, *_ = fit(request, everything + request.max_tokens, count)
     assert dropped == 0 and len(messages) == 8
-    messages, dropped = fit(request, everything + request.max_tokens - 1, count)
+    messages, dropped, *_ = fit(request, everything + request.max_tokens - 1, count)
     assert dropped == 2 and messages[0]["role"] == "system" and messages[1]["content"].startswith("q1 ")
-    messages, dropped = fit(request, 50 + request.max_tokens, count)  # nothing earlier fits: the prompt still goes
+    messages, dropped, *_ = fit(request, 50 + request.max_tokens, count)  # nothing earlier fits: the prompt still goes
     assert dropped == 6 and [m["content"] for m in messages] == ["S" * 10, "now?"]
 
 
+@pytest.mark.unit
 def test_trimming_counts_only_what_the_cheap_bound_cannot_settle():
     counted: list[int] = []
 
@@ -71,11 +75,11 @@ def test_trimming_counts_only_what_the_cheap_bound_cannot_settle():
     bound = lambda messages: sum(len(m["content"]) for m in messages)  # noqa: E731  (never below the count)
     request = _request(3, chars=100)
     everything = bound(request.messages())
-    assert fit(request, everything + request.max_tokens, count, bound) == (request.messages(), 0)
+    assert fit(request, everything + request.max_tokens, count, bound)[:2] == (request.messages(), 0)
     assert counted == [], "it fits by the bound: nothing counted"
-    messages, dropped = fit(request, everything // 2 + request.max_tokens, count, bound)
+    messages, dropped, *_ = fit(request, everything // 2 + request.max_tokens, count, bound)
     assert (dropped, len(messages)) == (0, 7) and counted == [7], "over the bound: counted exactly, and it fits"
-    messages, dropped = fit(request, everything // 2 - 1 + request.max_tokens, count, bound)
+    messages, dropped, *_ = fit(request, everything // 2 - 1 + request.max_tokens, count, bound)
     assert dropped == 2 and counted[-2:] == [7, 5], "still too long: the oldest turn goes, counted again"
 
 
@@ -93,6 +97,7 @@ def test_the_embedded_models_byte_bound_is_never_below_its_token_count():
         assert runner.token_bound(entry, messages) >= runner.count_tokens(entry, messages), text
 
 
+@pytest.mark.unit
 def test_the_sink_publishes_at_most_once_per_interval_and_never_the_reasoning():
     now = [0.0]
     seen: list[str] = []
@@ -129,6 +134,7 @@ LONG_ANSWER = (
 )
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("answer", ["Some `code` and <b>tags</b> & more\n```py\nx = 1 < 2\n", LONG_ANSWER])
 def test_every_partial_edit_is_valid_markup_and_a_full_piece_is_already_final(answer):
     final = reply_pieces(Reply([Answer("", answer, "⚡ 1.2 J total")]))
@@ -148,7 +154,7 @@ def test_every_partial_edit_is_valid_markup_and_a_full_piece_is_already_final(an
 
 
 # -- history: conversations, branches, forgetting, statistics ------------------------------------
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=[pytest.param("sqlite", marks=pytest.mark.unit), "postgresql"])
 def store(request, tmp_path):
     sqlite = f"sqlite:///{tmp_path / 'history.sqlite3'}"
     history = HistoryStore.open(sqlite if request.param == "sqlite" else request.getfixturevalue("postgres_url"))
@@ -409,7 +415,7 @@ def test_system_prompts_trimming_cancel_and_retry(bot, api, ollama, embedded):
     assert rows[0].prompt == rows[1].prompt == "And then?" and rows[0].parent_id == rows[1].parent_id
 
     # Cancel: a question waiting behind a slow one is removed; nothing measured or stored
-    ollama.answer = ["slow"] * 6
+    ollama.answer = ["slow"] * 40  # 20 s: far longer than the cancel takes; it speeds up once that is done
     ollama.chunk_delay_s = 0.5
     api.message(622, "A slow one?")
     api.wait_for(lambda m, p: m == "editMessageText" and str(p["chat_id"]) == "622" and "generating" in p["text"])
@@ -429,8 +435,8 @@ def test_system_prompts_trimming_cancel_and_retry(bot, api, ollama, embedded):
     api.wait_for(lambda m, p: m == "answerCallbackQuery" and "Nothing of yours" in p.get("text", ""))
     api.press(621, 1, cancel)
     api.wait_for(lambda m, p: m == "editMessageText" and str(p["chat_id"]) == "621" and p["text"] == CANCELLED)
-    api.wait_for(lambda m, p: m == "editMessageText" and str(p["chat_id"]) == "622" and "⚡" in p["text"], 60)
     ollama.chunk_delay_s = 0.0
+    api.wait_for(lambda m, p: m == "editMessageText" and str(p["chat_id"]) == "622" and "⚡" in p["text"], 60)
     assert "Queued behind it?" not in [r.prompt for r in history.recent("telegram", "621", 10)]
     assert not [c for c in chats(ollama) if c[-1]["content"] == "Queued behind it?"], "the model never saw it"
     api.message(621, "/cancel")
@@ -529,7 +535,12 @@ def test_a_long_answer_streams_on_into_new_messages_and_a_reply_to_any_piece_con
 
     history = HistoryStore.open(embedded.sqlalchemy_url)
     (long_one,) = [r for r in history.recent("telegram", "631", 5) if r.answer == answer]
-    assert {history.answer_at("telegram", "631", str(i)).id for i, _ in pieces} == {long_one.id}
+
+    def noted() -> set[int | None]:  # the last piece is noted once Telegram has given its message id
+        shown = [history.answer_at("telegram", "631", str(i)) for i, _ in pieces]
+        return {e.id if e else None for e in shown}
+
+    wait(lambda: noted() == {long_one.id}, 10, "every piece to lead back to the answer")
     ollama.answer = ["And then it was stored."]
     reply = erin.ask("And then?", reply_to=second)
     assert chats(ollama)[-1] == [

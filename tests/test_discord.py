@@ -11,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from discord_interactions import RecordedInteraction, run
+from waiting import day_start
 
-from joulebot.chat.deliveries import Delivery
 from joulebot.chat.discord_bot import ChannelTarget, DiscordBot, WebhookTarget
 from joulebot.history import HistoryStore
+from joulebot.queueing.deliveries import Delivery
 
 pytestmark = pytest.mark.e2e
 
@@ -50,6 +51,23 @@ def test_refusals_are_ephemeral_and_queue_nothing(bot, embedded):
     refusal = interaction.named("followup")[0]
     assert refusal["ephemeral"] is True and "unknown model 'gpt-17'" in refusal["content"]
     assert bot.chat.deliveries.pending_for("603") == 0
+
+
+def test_a_used_up_energy_budget_is_an_ephemeral_refusal_and_the_footer_shows_the_day(embedded):
+    day_start()  # the day the budget counts must not end mid-test
+    bot = DiscordBot(embedded.model_copy(update={"daily_energy_budget_wh": 0.000001}))  # one answer spends it
+    interaction = run(bot, "ask", RecordedInteraction(605), prompt="What is a joule?")
+    (embed,) = interaction.named("edit")[-1]["embeds"]
+    assert "\n🔋 Today: " in embed.footer.text and " (estimated) of your energy budget; it resets at 00:00 UTC" in (
+        embed.footer.text
+    )
+    refused = run(bot, "ask", RecordedInteraction(605), prompt="And a watt?")
+    assert [n for n, _ in refused.log.calls] == ["defer", "delete", "followup"]
+    refusal = refused.named("followup")[0]
+    assert refusal["ephemeral"] is True and refusal["content"].startswith("Today's energy budget is used: ")
+    assert len(HistoryStore.open(embedded.sqlalchemy_url).recent("discord", "605")) == 1
+    stats = run(bot, "stats", RecordedInteraction(605))
+    assert stats.named("send_message")[0]["content"].startswith("🔋 Today: ")
 
 
 def test_preferences_history_and_forget_are_private(bot, embedded):

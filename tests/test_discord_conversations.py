@@ -28,7 +28,7 @@ from discord_chat import (  # noqa: F401 (fixtures)
     ollama,
     original,
     start,
-    until,
+    wait,
 )
 from standins import DiscordApiStandIn
 
@@ -85,7 +85,7 @@ def test_a_mention_opens_a_thread_that_is_one_conversation(start, api, ollama, e
     assert answer_to(api, asked)["channel_id"] == CHANNEL and asked["id"] not in api.channels
 
     elsewhere = api.say(504, "Capital of Peru?", dm=True)  # the allow-list covers messages too
-    until(lambda: api.replies_to(elsewhere["id"]))
+    wait(lambda: api.replies_to(elsewhere["id"]))
     assert api.replies_to(elsewhere["id"])[0]["content"] == "joulebot does not answer in this channel."
 
     runner.stop()  # a restarted bot knows its threads from the gateway, and where their conversation stands
@@ -122,7 +122,7 @@ def test_reply_chains_and_dms_continue_and_nothing_leaks(start, api, ollama, emb
 
     # a reply without the mention has no text for a bot without the intent: it says what to do
     silent = api.say(511, "And of Portugal?", reply_to=first["id"], ping=False)
-    until(lambda: api.replies_to(silent["id"]))
+    wait(lambda: api.replies_to(silent["id"]))
     assert api.replies_to(silent["id"])[0]["content"] == UNREADABLE
 
 
@@ -152,11 +152,11 @@ def test_cancel_and_retry_buttons_also_after_a_restart(start, api, ollama, embed
     assert {r.turn for r in retried} == {2}
 
     # Cancel: a question waiting behind a slow one leaves the queue; only its asker may cancel it
-    ollama.answer, ollama.chunk_delay_s = ["slow"] * 6, 0.5
+    ollama.answer, ollama.chunk_delay_s = ["slow"] * 40, 0.5  # 20 s: it speeds up once the cancel is done
     slow = api.say(523, "A slow one?", mention=True)
-    until(lambda: any(c[-1]["content"] == "A slow one?" for c in chats(ollama)))
+    wait(lambda: any(c[-1]["content"] == "A slow one?" for c in chats(ollama)))
     waiting = api.say(524, "Queued behind it?", mention=True)
-    until(lambda: api.replies_to(waiting["id"]))
+    wait(lambda: api.replies_to(waiting["id"]))
     status = api.replies_to(waiting["id"])[0]
     assert custom_ids(status) == [CANCEL_ID]
 
@@ -166,10 +166,10 @@ def test_cancel_and_retry_buttons_also_after_a_restart(start, api, ollama, embed
     api.wait_for(ephemeral(api.press(523, status["id"], CANCEL_ID), "Nothing of yours is waiting"))
     _, _, said = api.wait_for(ephemeral(api.press(524, status["id"], CANCEL_ID), "Cancelled 1 waiting question"))
     assert said["flags"] & DiscordApiStandIn.EPHEMERAL
-    until(lambda: api.messages[status["id"]]["content"] == CANCELLED)
+    wait(lambda: api.messages[status["id"]]["content"] == CANCELLED)
     assert api.messages[status["id"]]["components"] == [], "no button under a cancelled question"
-    answer_to(api, slow)
     ollama.chunk_delay_s = 0.0
+    answer_to(api, slow)
     assert rows(embedded, 524) == [] and not [c for c in chats(ollama) if c[-1]["content"] == "Queued behind it?"]
 
     # the buttons are persistent: a restarted bot still answers a press under an older answer
@@ -185,7 +185,7 @@ def test_a_restarted_bot_answers_a_slash_command_in_its_own_reply(start, api, ol
     runner = start(discord_threads=False)
     ollama.answer, ollama.chunk_delay_s = ["slow "] * 8, 0.5
     token = api.command(541, "ask", prompt="A slow one?")
-    until(lambda: any(c[-1]["content"] == "A slow one?" for c in chats(ollama)))
+    wait(lambda: any(c[-1]["content"] == "A slow one?" for c in chats(ollama)))
     runner.stop()  # the answer is still being generated: owed, kept in Redis
     start(discord_threads=False)
     answer = original(api, token)  # the command's own reply shows it, as if the bot had never stopped
@@ -242,20 +242,20 @@ def test_a_reply_to_any_piece_of_a_long_answer_continues_it(start, api, ollama, 
     start(discord_threads=False)
     ollama.answer = [" ".join(f"w{i}" for i in range(1200))]  # 6,089 characters: over one message's 6,000
     asked = api.say(531, "Count in words.", mention=True)
-    until(lambda: api.replies_to(asked["id"]))
+    wait(lambda: api.replies_to(asked["id"]))
     status = api.replies_to(asked["id"])[0]
 
     def pieces() -> list[dict]:
         bot = api.BOT["id"]
         return [m for m in api.in_channel(CHANNEL) if m["author"]["id"] == bot and int(m["id"]) >= int(status["id"])]
 
-    until(lambda: "⚡" in footer(pieces()[-1]))  # the footer comes with the last piece
+    wait(lambda: "⚡" in footer(pieces()[-1]))  # the footer comes with the last piece
     shown = pieces()
     assert len(shown) >= 2 and "w0 " in shown[0]["embeds"][0]["description"]
     assert "w1199" in shown[-1]["embeds"][-1]["description"]
 
     store = HistoryStore.open(embedded.sqlalchemy_url)
-    until(lambda: store.answer_at("discord", CHANNEL, shown[-1]["id"]))  # noted once the last piece is out
+    wait(lambda: store.answer_at("discord", CHANNEL, shown[-1]["id"]))  # noted once the last piece is out
 
     ollama.answer = ["Done."]
     answer_to(api, api.say(531, "Now stop.", reply_to=shown[1]["id"]))  # a reply to the second piece

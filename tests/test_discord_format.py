@@ -1,3 +1,4 @@
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -10,6 +11,8 @@ from joulebot.chat.discord_format import (
     render,
     split_text,
 )
+
+pytestmark = pytest.mark.unit  # nothing here starts a process or opens a socket
 
 answers = st.lists(
     st.tuples(st.text(max_size=300), st.text(max_size=20_000), st.text(min_size=1, max_size=600)),

@@ -216,7 +216,8 @@ def test_the_stack_answers_a_cli_container_and_serves_the_dashboard(stack):
     asked = stack.cli("ask", "--model", "tinyllama", f"{QUESTION} (stack)")
     assert "Paris is the capital of France." in asked.stdout, asked.stdout + asked.stderr
     energy = _energy_line(asked)
-    assert energy.endswith("measured at the wall by mcp39f511n") and "80.0 W avg" in energy  # the passed-through meter
+    assert "📏 measured at the wall by mcp39f511n" in asked.stdout.splitlines()  # the passed-through meter
+    assert "80.0 W avg" in energy
 
     page = httpx.get(f"http://127.0.0.1:{stack.port('WEB_PUBLISH')}/", timeout=30)
     assert page.status_code == 200 and "tinyllama" in page.text

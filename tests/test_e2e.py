@@ -42,17 +42,20 @@ def test_ask_prints_answer_and_footer_that_history_holds(embedded):
 
     (row,) = _history(embedded)
     stored = Result.model_validate(row.result)
-    assert printed_footer == footer(stored)
+    # the one-time line on the grid zone is the answer's, not the exchange's: history's footers leave it out
+    assert not stored.first_answer
+    assert printed_footer == footer(stored.model_copy(update={"first_answer": True}))
     assert stored.answer == answer == row.answer
     assert row.prompt == "What is the capital of France?"
     # the printed figures are the stored columns
-    energy_line, carbon_line, model_line = printed_footer.splitlines()
+    energy_line, carbon_line, model_line, label, zone = printed_footer.splitlines()
     total, band = (float(g) for g in re.match(r"⚡ ([\d.]+) ± ([\d.]+) J total", energy_line).groups())
     assert total == pytest.approx(row.energy_total_j, rel=5e-3)
     assert band == pytest.approx(row.energy_uncertainty_j, rel=0.05)  # the estimate's band, two figures
-    assert "estimated, no meter here" in energy_line
+    assert label == "📏 energy, CO2e and SCI estimated from CPU load (no meter here), not measured"
     assert f"{row.completion_tokens} tokens" in model_line
     assert "(DE, static:" in carbon_line and row.intensity_zone == "DE"
+    assert zone.startswith("🗺️ the CO2e uses DE's grid (381 g/kWh), the default: set GRID_ZONE"), "a fresh install"
     # a fresh home: the idle baseline is measured after this answer, off its path; nothing is guessed
     assert row.energy_attributable_j is None and "above idle" not in energy_line
 
@@ -65,6 +68,7 @@ def test_json_units_and_a_warm_second_call(embedded):
     assert second.returncode == 0, second.stderr
     assert _worker_pid(embedded) == pid, "the second call must reuse the warm worker"
     assert " W avg over " in second.stdout and " J total" not in second.stdout
+    assert "GRID_ZONE" not in second.stdout, "the grid zone is said under the first answer only"
 
     result = Result.model_validate(json.loads(first.stdout))
     row = HistoryStore.open(embedded.sqlalchemy_url).get(result.exchange_id)

@@ -34,6 +34,7 @@ def x86(name: str | None, vendor: str, family: int, model: int, sockets: int = 1
     return "\n\n".join(blocks) + "\n"
 
 
+@pytest.mark.unit
 def test_a_cpu_in_codecarbons_table_is_estimated_from_its_tdp(tmp_path):
     cpuinfo = x86("Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz", "GenuineIntel", 6, 85, sockets=2, threads=40)
     model = published(proc(tmp_path, cpuinfo))
@@ -48,6 +49,7 @@ def test_a_cpu_in_codecarbons_table_is_estimated_from_its_tdp(tmp_path):
     assert tdp_of("Intel(R) Xeon(R) CPU E5-2686 v4 @ 2.30GHz") == ("Intel Xeon E5-2686 v4", 145.0)
 
 
+@pytest.mark.unit
 def test_a_cpu_not_in_the_table_says_so_and_uses_its_family_figures(tmp_path):
     """This project's own VMs: 'AMD EPYC' alone (no model number), family 25 model 1 (Zen 3)."""
     model = published(proc(tmp_path, x86("AMD EPYC", "AuthenticAMD", 25, 1, threads=2, flags="fpu hypervisor")))
@@ -60,6 +62,7 @@ def test_a_cpu_not_in_the_table_says_so_and_uses_its_family_figures(tmp_path):
     )
 
 
+@pytest.mark.unit
 def test_a_machine_with_no_model_name_takes_the_average_and_says_which(tmp_path):
     model = published(proc(tmp_path, "processor\t: 0\n\nprocessor\t: 1\n\nprocessor\t: 2\n", meminfo=None))
     assert model.idle_w == pytest.approx(3 * 0.74)
@@ -69,6 +72,7 @@ def test_a_machine_with_no_model_name_takes_the_average_and_says_which(tmp_path)
     assert CpuInfo.read(tmp_path / "cpuinfo").describe() == "no model name (no vendor or family)"
 
 
+@pytest.mark.unit
 def test_a_virtual_machine_is_not_given_its_hosts_whole_package(tmp_path):
     """A guest sees a few vCPUs of a package it shares: its TDP would bill them the whole package."""
     cpuinfo = x86(
@@ -84,6 +88,7 @@ def test_a_virtual_machine_is_not_given_its_hosts_whole_package(tmp_path):
     assert "GenuineIntel family 6 model 143 has no CCF figures" in unknown.label
 
 
+@pytest.mark.unit
 def test_the_shipped_figures_name_their_sources_and_licences():
     data = resources.files("joulebot.config").joinpath("data")
     tdp = json.loads(data.joinpath("cpu_tdp.json").read_text())
@@ -95,6 +100,7 @@ def test_the_shipped_figures_name_their_sources_and_licences():
     assert all(f["min_w_per_vcpu"] < f["max_w_per_vcpu"] for f in figures["cpu_families"].values())
 
 
+@pytest.mark.unit
 def test_the_estimate_meter_reads_the_proc_it_is_pointed_at(tmp_path, settings):
     root = proc(tmp_path, x86("AMD EPYC 7742 64-Core Processor", "AuthenticAMD", 23, 49, threads=128))
     detection = detect_meters(settings.model_copy(update={"proc_root": root, "meters": "estimate"}))

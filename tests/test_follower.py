@@ -130,6 +130,7 @@ def test_a_cancelled_question_ends_its_watch_with_the_reason(queue):
     assert isinstance(first, Status) and first.progress.state == "queued"
 
 
+@pytest.mark.unit
 def test_a_position_changes_on_screen_by_a_visible_step_or_after_a_while():
     queued = Progress("queued", 400, 1)
     assert visible_move(400, 300) and not visible_move(400, 350)
@@ -143,6 +144,7 @@ def test_a_position_changes_on_screen_by_a_visible_step_or_after_a_while():
     assert worth_showing(Progress("queued", 2, 1), Progress("queued", 1, 1), age_s=0.5), "at the front, every step"
 
 
+@pytest.mark.unit
 def test_finals_go_first_and_statuses_only_take_what_is_free():
     async def scenario() -> list[str]:
         pacer, order = Pacer(per_second=20), []

@@ -26,6 +26,7 @@ from factories import make_result
 from standins import OllamaStandIn, PrivateRedis, free_port
 from testenv import IN_CI, POSTGRES_URL, make_settings, run_cli
 
+from joulebot.chat.forgetting import Forgotten
 from joulebot.chat.service import ChatService
 from joulebot.exchange import Request
 from joulebot.history import HistoryStore
@@ -119,7 +120,9 @@ def test_history_forget_leaves_no_copy_in_redis_its_snapshot_or_the_history_file
     # job hashes always hold the Request)
     assert any(key.startswith(("rq:results:", "rq:job:")) for key in holding(client, prompt, answer))
     snapshot = embedded.data_dir / "redis.rdb"
-    assert any(key.startswith("rq:results:") for key in holding_on_disk(snapshot, tmp_path, answer))
+    assert any(
+        key.startswith(("rq:results:", "rq:job:")) for key in holding_on_disk(snapshot, tmp_path, prompt, answer)
+    )
     assert "history.sqlite3-wal" in files_holding(embedded.data_dir, prompt)
 
     forgot = run_cli(embedded, "history", "--forget", f"cli:{os.getuid()}", timeout=60, **env)
@@ -246,8 +249,19 @@ def test_the_user_is_told_which_questions_are_still_being_answered(tmp_path, sys
     delivery = chat.asking.submit([waiting], None)  # no worker serves this queue: it waits
     try:
         said = chat.preferences.forget("6")
-        assert said.startswith("Deleted the prompts and answers of 1 exchanges.")
-        assert "1 question(s) still being answered will be stored when answered: /forget again then." in said
+        assert said.startswith("Deleted the prompts and answers of 1 exchange.")
+        assert "1 question still being answered will be stored when answered: /forget again then." in said
     finally:
         chat.client.cancel(chat.client.job(waiting.id))
         chat.following.delivered(delivery)
+
+
+@pytest.mark.unit
+def test_what_a_forget_says_counts_right_and_owns_up_to_copies_the_queue_kept():
+    assert Forgotten(1, 0).told(0, "/forget") == (
+        "Deleted the prompts and answers of 1 exchange. Their anonymous energy figures stay in the statistics."
+    )
+    assert Forgotten(3, 2).said() == "3 exchanges and 2 kept images"
+    told = Forgotten(2, 0, queue_left=1).told(1, "forget")
+    assert "its copies of 1 answer stored meanwhile stay until they expire, RESULT_TTL_S" in told
+    assert told.endswith("1 question still being answered will be stored when answered: forget again then.")

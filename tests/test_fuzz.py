@@ -53,6 +53,7 @@ def test_any_message_is_a_request_or_a_clear_refusal(chat, prompt, model):
         assert len(requests) == 1 and requests[0].prompt and len(requests[0].prompt) <= chat.settings.max_prompt_chars
 
 
+@pytest.mark.unit
 @settings(max_examples=150, deadline=None)
 @given(answer=HOSTILE)
 def test_any_model_output_renders_for_both_platforms(answer):

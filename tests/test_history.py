@@ -8,7 +8,7 @@ from joulebot.history import HistoryStore
 from joulebot.history.tables import Exchange, User
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=[pytest.param("sqlite", marks=pytest.mark.unit), "postgresql"])
 def store(request, tmp_path) -> HistoryStore:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'nested' / 'history.sqlite3'}"
@@ -43,6 +43,20 @@ def test_users_see_only_their_own_history_newest_first(store):
     assert [row.prompt for row in store.recent("cli", "alice", limit=2)] == ["alice 2", "alice 1"]
     assert [row.prompt for row in store.recent("cli", "alice", limit=2, offset=2)] == ["alice 0"]
     assert store.recent("cli", "carol") == []
+
+
+def test_a_users_first_answer_is_known_whoever_else_asked_before(store):
+    """A user who only set a preference before has no answer yet; another user's answers do not count;
+    another store (another box) that never asked about a user finds their earlier answers."""
+    store.set_preferences("telegram", "7", model="smollm2-135m")
+    asked = [("cli", "bob"), ("cli", "alice"), ("cli", "alice"), ("telegram", "7")]
+    ids = [store.record(make_result(platform=p, user_id=u, prompt=f"{u} {i}")) for i, (p, u) in enumerate(asked)]
+    firsts = [store.is_first_answer(i, p, u) for i, (p, u) in zip(ids, asked, strict=True)]
+    assert firsts == [True, True, False, True]
+    other = HistoryStore(store.engine.url.render_as_string(hide_password=False))
+    later = other.record(make_result(user_id="bob", prompt="bob again"))
+    assert not other.is_first_answer(later, "cli", "bob")
+    other.engine.dispose()
 
 
 def test_a_request_is_recorded_once(store):

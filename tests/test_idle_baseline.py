@@ -102,6 +102,7 @@ def test_no_baseline_means_no_guess_then_one_measured_when_quiet_never_during_a_
         forget_box(connection, station)
 
 
+@pytest.mark.unit
 def test_a_plain_station_still_measures_before_its_first_job(tmp_path):
     station = Station(make_settings(tmp_path / "data", meters="estimate", idle_baseline_s=0.2))
     station.prepare(lambda _: None)

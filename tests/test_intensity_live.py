@@ -135,12 +135,14 @@ def test_unreachable_server_falls_back(clock):
     assert "connection failed" in value.label()
 
 
+@pytest.mark.unit
 def test_no_token_means_static_without_a_request():
     settings = Settings(_env_file=None, grid_zone="fr")
     value = IntensityProvider.from_settings(settings).current()
     assert value.provenance == "static" and value.zone == "FR"
 
 
+@pytest.mark.unit
 def test_token_is_never_printed_by_settings():
     settings = Settings(_env_file=None, electricity_maps_token=TOKEN)
     assert TOKEN not in repr(settings) and TOKEN not in str(settings.model_dump())

@@ -18,6 +18,7 @@ from joulebot.history.intervals import Basis, Mean, t95, wilson
 PRINTED_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 11: 2.201, 12: 2.179, 30: 2.042, 100: 1.984}
 
 
+@pytest.mark.unit
 def test_t_quantile_matches_the_printed_table():
     for df, printed in PRINTED_T95.items():
         assert round(t95(df), 3) == printed, df
@@ -26,6 +27,7 @@ def test_t_quantile_matches_the_printed_table():
         t95(0)
 
 
+@pytest.mark.unit
 def test_wilson_interval():
     assert wilson(0, 5) == (0.0, pytest.approx(0.4345, abs=1e-4))
     assert wilson(5, 5) == (pytest.approx(0.5655, abs=1e-4), 1.0)
@@ -34,6 +36,7 @@ def test_wilson_interval():
     assert wilson(0, 0) == (0.0, 1.0)
 
 
+@pytest.mark.unit
 def test_wilson_interval_matches_newcombes_worked_examples():
     """Newcombe (1998), Statistics in Medicine 17:857, table II, method 3 (score, no continuity correction)."""
     examples = {
@@ -47,6 +50,7 @@ def test_wilson_interval_matches_newcombes_worked_examples():
         assert (round(got[0], 4), round(got[1], 4)) == (low, high), (correct, n)
 
 
+@pytest.mark.unit
 def test_wilson_interval_agrees_with_scipys_binomial_test():
     from scipy.stats import binomtest
 
@@ -57,6 +61,7 @@ def test_wilson_interval_agrees_with_scipys_binomial_test():
             assert (low, high) == (pytest.approx(expected.low, abs=1e-12), pytest.approx(expected.high, abs=1e-12))
 
 
+@pytest.mark.unit
 def test_mean_and_interval_from_sums_match_the_textbook():
     values = [40.0, 42.0, 47.0, 41.0, 39.5, 44.0]
     mean = Mean.from_sums(len(values), sum(values), sum(v * v for v in values))
@@ -66,6 +71,7 @@ def test_mean_and_interval_from_sums_match_the_textbook():
     assert Mean.from_sums(1, 5.0, 25.0).ci95 is None
 
 
+@pytest.mark.unit
 def test_the_meters_systematic_part_adds_root_sum_square_and_does_not_shrink_with_n():
     values = [40.0, 42.0, 47.0, 41.0, 39.5, 44.0]
     scatter = 2.571 * statistics.stdev(values) / math.sqrt(6)
@@ -75,6 +81,7 @@ def test_the_meters_systematic_part_adds_root_sum_square_and_does_not_shrink_wit
     assert Mean.from_sums(1000, 1000 * 50.0, 1000 * 2500.0, systematic_part=0.5).ci95 == pytest.approx(0.5)
 
 
+@pytest.mark.unit
 def test_the_interval_is_never_narrower_than_the_gums_welch_satterthwaite():
     """GUM G.4: u_c = √(u_A² + u_B²) expanded with t at the effective degrees of freedom. Adding the two
     expanded halves root-sum-square (type B at k = 1.96) is never narrower, for any n or mix."""
@@ -92,6 +99,7 @@ def test_the_interval_is_never_narrower_than_the_gums_welch_satterthwaite():
             assert ours is not None and ours >= t.ppf(0.975, effective) * u_c * (1 - 1e-9), (n, scatter_s)
 
 
+@pytest.mark.unit
 def test_a_cells_systematic_part_scales_with_what_the_meter_read():
     """SCI: only its E × I scales with the meter's band, not the embodied M; energy: all of it."""
     sums = {
@@ -114,6 +122,7 @@ def test_a_cells_systematic_part_scales_with_what_the_meter_read():
     assert sci.ci95 == pytest.approx(math.hypot(sci_scatter, 0.1 * 0.0025), rel=1e-4)
 
 
+@pytest.mark.unit
 def test_a_basis_says_what_it_is():
     assert Basis("b1", "estimate", False).label() == "b1 · estimate (estimated, not a measurement)"
     assert Basis("b1", "mcp39f511n", True).slug == "b1 · mcp39f511n"
@@ -134,7 +143,7 @@ def _fill_for_agreement(store) -> None:
     store.record(make_result(total_j=7.5, model="phi", measured=True, source="rapl+nvml", scope="components"))
 
 
-def test_stats_csv_and_the_table_api_print_the_same_interval_for_a_cell(tmp_path, history_url, system_redis_url):
+def test_stats_csv_and_the_table_api_print_the_same_interval_for_a_cell(tmp_path, served_history_url, system_redis_url):
     """`joulebot stats --csv` (a real process) and `/api/table.json` (the real web app) over one history:
     every cell's mean and ± 95 %, energy and SCI, agree to the printed digit; `joulebot stats`' own table
     shows the same figures rounded."""
@@ -145,8 +154,8 @@ def test_stats_csv_and_the_table_api_print_the_same_interval_for_a_cell(tmp_path
     from joulebot.number_format import sig
     from joulebot.web.app import create_app
 
-    settings = make_settings(tmp_path / "data", database_url=history_url, redis_url=system_redis_url)
-    store = HistoryStore.open(history_url)
+    settings = make_settings(tmp_path / "data", database_url=served_history_url, redis_url=system_redis_url)
+    store = HistoryStore.open(served_history_url)
     _fill_for_agreement(store)
     store.engine.dispose()
 

@@ -36,7 +36,7 @@ def test_types_clean():
     reason="import-linter is installed with the test extras",
 )
 def test_import_contracts_kept():
-    """The layers and the front ends' ban on rq and the worker (contracts in pyproject.toml) hold."""
+    """The layers, the front ends' ban on rq and the worker, and the web's on redis (pyproject.toml) hold."""
     lint = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")
     proc = subprocess.run([lint, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import re
+import select
+import subprocess
+import sys
 import time
 
 import pytest
-from testenv import run_cli
+from testenv import cli_env, run_cli
 
 from joulebot.keys import idle_baseline_key
 from joulebot.metering.mcp39f511n_sim import SimulatedMCP39F511N
@@ -44,13 +49,60 @@ def test_meters_report_names_what_is_found_and_why_not(settings):
     assert "rapl: no RAPL package or dram domain" in proc.stdout
 
 
+def test_joulebot_carbon_says_whether_the_embodied_te_is_the_placeholder(settings):
+    unset = run_cli(settings, "carbon", timeout=60)
+    assert unset.returncode == 0, unset.stderr
+    assert "placeholder default TE 181 kg, a laptop's: set EMBODIED_TE_KG" in unset.stdout
+    assert "zone       DE (the default: set GRID_ZONE to where this box runs)" in unset.stdout
+    own = run_cli(settings, "carbon", EMBODIED_TE_KG="350", GRID_ZONE="fr", timeout=60)
+    assert "configured TE 350 kg" in own.stdout and "placeholder" not in own.stdout
+    assert "zone       FR\n" in own.stdout
+
+
+def on_a_terminal(env: dict[str, str], *args: str, timeout: float = 60) -> tuple[str, str]:
+    """`joulebot ARGS` with its stderr on a pseudo-terminal (as in a terminal window) and its stdout piped:
+    (what the terminal showed, stdout)."""
+    terminal, child_side = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "joulebot", *args], stdout=subprocess.PIPE, stderr=child_side, env=env
+    )
+    os.close(child_side)
+    shown, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([terminal], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(terminal, 4096)
+            except OSError:  # the child closed its side
+                break
+            shown += chunk
+        elif proc.poll() is not None:
+            break
+    os.close(terminal)
+    stdout, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, shown
+    return shown.decode(errors="replace"), stdout.decode()
+
+
+def test_meters_shows_the_idle_measurement_going_on_a_terminal_only(settings):
+    """The idle power takes seconds to measure: a terminal sees the seconds go by; a pipe gets the report alone."""
+    env = cli_env(settings, SYSFS_ROOT=str(settings.data_dir), IDLE_BASELINE_S="1.5", TERM="xterm")
+    shown, report = on_a_terminal(env, "meters")
+    assert "machine figure: the estimate (no meter found)" in report
+    progress = re.findall(r"measuring idle power: (\d+\.\d)/1\.6 s", shown)
+    assert len(set(progress)) >= 3, shown  # it moves
+    assert [float(t) for t in progress] == sorted(float(t) for t in progress)
+    piped = run_cli(settings, "meters", SYSFS_ROOT=str(settings.data_dir), IDLE_BASELINE_S="1.5")
+    assert piped.returncode == 0 and piped.stderr == "", piped.stderr
+    assert "machine figure: the estimate (no meter found)" in piped.stdout
+
+
 @pytest.mark.e2e
 def test_an_answer_measured_at_the_wall(embedded):
     with SimulatedMCP39F511N(power_w=lambda t: 95.0) as sim:
         first = run_cli(embedded, "ask", "Say hi.", MCP39F511N_PORT=sim.port, METER_INTERVAL_S="0.02")
         assert first.returncode == 0, first.stderr
         energy_line = next(line for line in first.stdout.splitlines() if line.startswith("⚡"))
-        assert energy_line.endswith("measured at the wall by mcp39f511n")
+        assert "📏 measured at the wall by mcp39f511n" in first.stdout.splitlines()
         assert "95.0 W avg" in energy_line and "above idle" not in energy_line  # a fresh box: total only
 
         connection = conn.connect(embedded)  # the worker measures idle once no job runs, and keeps it

@@ -9,6 +9,8 @@ from joulebot.metering.answer_energy import MeasurementBox
 from joulebot.metering.detect import MeterConfigError, detect_meters
 from joulebot.metering.estimate import TICK_S, EstimateMeter
 
+pytestmark = pytest.mark.unit  # nothing here starts a process or opens a socket
+
 
 def _spin(seconds: float) -> int:
     end, n = time.perf_counter() + seconds, 0

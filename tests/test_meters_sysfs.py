@@ -45,6 +45,7 @@ class RaplTree:
         return int((self.zones[name] / "energy_uj").read_text())
 
 
+@pytest.mark.unit
 def test_rapl_sums_package_and_dram_only(tmp_path):
     tree = RaplTree(tmp_path)
     meter = RaplMeter(tmp_path)
@@ -60,9 +61,12 @@ def test_rapl_sums_package_and_dram_only(tmp_path):
     assert reading.method == "package-0 + dram counters"
     # ±10 % assumed accuracy, plus one 1 ms update of the window's mean power at each edge
     assert reading.uncertainty_j == pytest.approx(1.45 + min(reading.seconds, 0.001) * 14.5 / reading.seconds)
-    assert reading.update_s == 0.001 and reading.short_window  # a few ms: under ten of RAPL's updates
+    assert reading.update_s == 0.001
+    # a window under ten of RAPL's updates is flagged short (a loaded machine can stretch this one past 10 ms)
+    assert reading.short_window == (reading.seconds < 0.010)
 
 
+@pytest.mark.unit
 def test_rapl_counter_wrap_is_added_back(tmp_path):
     tree = RaplTree(tmp_path, max_uj=50_000_000)
     tree.set("package-0", 49_000_000)
@@ -71,6 +75,7 @@ def test_rapl_counter_wrap_is_added_back(tmp_path):
     assert window.stop().joules == pytest.approx(3.0)
 
 
+@pytest.mark.unit
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_rapl_permission_error_says_how_to_grant_access(tmp_path):
     tree = RaplTree(tmp_path)
@@ -79,6 +84,7 @@ def test_rapl_permission_error_says_how_to_grant_access(tmp_path):
         RaplMeter(tmp_path)
 
 
+@pytest.mark.unit
 def test_rapl_absent_without_zones(tmp_path):
     with pytest.raises(MeterAbsent, match="no RAPL package or dram domain"):
         RaplMeter(tmp_path)
@@ -93,6 +99,7 @@ def _hwmon(root: Path, chip: str, name: str, sensors: dict[str, int]) -> None:
         (path / f"temp{i}_label").write_text(label + "\n")
 
 
+@pytest.mark.unit
 def test_hwmon_temperatures(tmp_path):
     _hwmon(tmp_path, "hwmon0", "coretemp", {"Package id 0": 71_000, "Core 0": 65_500})
     _hwmon(tmp_path, "hwmon1", "nvme", {"Composite": 38_850})
@@ -104,6 +111,7 @@ def test_hwmon_temperatures(tmp_path):
     assert hwmon_temperatures(tmp_path / "empty") == {}
 
 
+@pytest.mark.unit
 def test_cool_down_waits_while_hot_and_says_so(tmp_path):
     _hwmon(tmp_path, "hwmon0", "coretemp", {"Package id 0": 82_000})
     sensor = tmp_path / "class" / "hwmon" / "hwmon0" / "temp1_input"
@@ -126,10 +134,12 @@ def _spin(seconds: float) -> None:
         pass
 
 
+@pytest.mark.unit
 def test_box_prefers_the_wall_meter_and_falls_back_honestly(tmp_path):
     tree = RaplTree(tmp_path)
     with SimulatedMCP39F511N(power_w=150.0) as sim:
-        wall = McpMeter(sim.port, interval_s=0.05, retries=0, timeout_s=0.2)
+        # a loaded machine may answer a read late: the wall meter waits for it as a real one is set up to
+        wall = McpMeter(sim.port, interval_s=0.05, retries=1, timeout_s=1.0)
         box = MeasurementBox([wall, RaplMeter(tmp_path), EstimateMeter.configured(5, 10)], tmp_path)
         idle = box.measure_idle(0.3)
         assert idle.source == "mcp39f511n" and idle.watts == pytest.approx(150.0)
@@ -139,12 +149,12 @@ def test_box_prefers_the_wall_meter_and_falls_back_honestly(tmp_path):
 
         # the work sleeps, as a model's C code or another process leaves the GIL free: a Python loop
         # holding it starves the sampler's thread on a slow machine, and the meter then (rightly) refuses
-        def work():
+        def work():  # long enough that a sampler held up for a moment by a loaded machine still sees half
             tree.set("package-0", tree.get("package-0") + 4_000_000)
-            time.sleep(0.3)
+            time.sleep(0.6)
 
         _, energy = box.measure(work)
-        assert energy.machine.source == "mcp39f511n" and energy.measured
+        assert energy.machine.source == "mcp39f511n" and energy.measured, source_label(energy)
         assert energy.total_j == pytest.approx(150.0 * energy.seconds, rel=1e-3)
         assert {r.source for r in energy.components} == {"rapl", "estimate"}
         assert source_label(energy) == "measured at the wall by mcp39f511n"
@@ -163,6 +173,7 @@ def test_box_prefers_the_wall_meter_and_falls_back_honestly(tmp_path):
     assert energy.attributable_j is not None  # against RAPL's own idle, not the wall's
 
 
+@pytest.mark.unit
 def test_box_without_hardware_uses_the_estimate_and_says_why_when_a_meter_failed(tmp_path):
     with SimulatedMCP39F511N(power_w=80.0) as sim:
         meters = [McpMeter(sim.port, interval_s=0.05, retries=0, timeout_s=0.2), EstimateMeter.configured(5, 10)]
@@ -252,6 +263,7 @@ def test_a_job_that_times_out_while_the_box_cools_leaves_no_cooling_status(embed
     assert client.connection.get(status) is None
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("meters", ["auto", "mcp39f511n,estimate"])
 def test_a_wall_meter_with_a_range_it_cannot_scale_is_not_used_and_every_figure_says_so(tmp_path, meters):
     from joulebot.config import Settings

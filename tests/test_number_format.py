@@ -1,9 +1,12 @@
 import math
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from joulebot.number_format import grams, plus_minus, sig
+
+pytestmark = pytest.mark.unit  # nothing here starts a process or opens a socket
 
 
 def test_sig_figures_without_scientific_notation():

@@ -19,6 +19,8 @@ from joulebot.metering.base import MeterAbsent
 from joulebot.metering.doctor import read_for
 from joulebot.metering.nvml import NvmlMeter
 
+pytestmark = pytest.mark.unit  # nothing here starts a process or opens a socket
+
 
 class NVMLError(Exception):
     pass

@@ -165,6 +165,7 @@ def test_inventory_and_pull_progress(ollama):
         runner.pull("nosuchmodel:1b", lambda *a: None)
 
 
+@pytest.mark.unit
 def test_catalog_merges_the_server_and_enforces_the_size_limit():
     served = [
         OllamaModel(tag="llama3:8b", parameters_b=8.0),
@@ -190,6 +191,7 @@ def test_catalog_merges_the_server_and_enforces_the_size_limit():
     assert "gemma" not in {e.name for e in strict.available()} and "llama3" in {e.name for e in strict.available()}
 
 
+@pytest.mark.unit
 def test_catalog_without_a_server_offers_the_embedded_model_and_says_why_not_the_rest():
     catalog = build_catalog(9.0, None, "the Ollama server at http://box:11434 is not reachable")
     assert [e.name for e in catalog.available()] == ["smollm2-135m"]
@@ -197,11 +199,13 @@ def test_catalog_without_a_server_offers_the_embedded_model_and_says_why_not_the
         catalog.resolve("tinyllama")
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("text", "billions"), [("8.0B", 8.0), ("135M", 0.135), ("1.6b", 1.6), ("", None), ("x", None)])
 def test_parameter_size(text, billions):
     assert parse_parameter_size(text) == (pytest.approx(billions) if billions else None)
 
 
+@pytest.mark.unit
 def test_split_reasoning():
     assert split_reasoning("<think>a\nb</think>\n\nAnswer.") == ("Answer.", "a\nb")
     assert split_reasoning("No thinking here.") == ("No thinking here.", "")
@@ -292,6 +296,7 @@ def test_a_model_is_warmed_up_after_a_load_and_a_reload_inside_the_window_is_sai
     assert sum(s.answers for s in station.history.category_stats()) == 2, "the reloaded answer is kept out of stats"
 
 
+@pytest.mark.unit
 def test_generation_settings_replace_a_models_own_by_any_of_its_names():
     """GENERATION_SETTINGS (JSON) over the catalog's; the llama.cpp runner fills in its own defaults."""
     shipped = current_catalog(Settings(_env_file=None, ollama_host="")).resolve("smollm2-135m")

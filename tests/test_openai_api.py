@@ -13,10 +13,8 @@ import os
 import re
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -24,120 +22,25 @@ import openai
 import pytest
 import redis
 from imagefiles import png
-from standins import OllamaStandIn, PrivateRedis, free_port
-from testenv import CONFIG_VARS
+from standins import OllamaStandIn, free_port
+from waiting import day_start, minute_start
+from webstack import Stack, running_stack, start_web, stop
 
-from joulebot.history import HistoryStore
-from joulebot.queueing.fleet import Fleet
+from joulebot.history.api_keys import create_key
+from joulebot.keys import deliveries_key, user_deliveries_key
 
 ROOT = Path(__file__).resolve().parent.parent
 ANSWER = "Paris is the capital of France."
 LIMITS = {"MAX_PROMPTS_PER_MINUTE": "4", "MAX_PENDING_PER_USER": "2", "JOB_TIMEOUT_S": "20"}
 
 
-@dataclass
-class Stack:
-    root: Path
-    redis: PrivateRedis
-    ollama: OllamaStandIn
-    database_url: str
-    worker: subprocess.Popen
-    web: subprocess.Popen
-    base: str  # http://127.0.0.1:PORT
-    box: str
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in (*CONFIG_VARS, "API_OPEN")}
-        env.update(
-            REDIS_URL=self.redis.url,
-            DATABASE_URL=self.database_url,
-            QUEUE_NAME=self.box,
-            BOX_NAME=self.box,
-            OLLAMA_HOST=self.ollama.url,
-            JOULEBOT_DATA_DIR=str(self.root / "data"),
-            METERS="estimate",
-            IDLE_BASELINE_S="0.2",
-            IDLE_SETTLE_S="0.1",
-            **LIMITS,
-        )
-        env.update(extra)
-        return env
-
-    def cli(self, *args: str, **extra: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "joulebot", *args]
-        return subprocess.run(command, env=self.env(**extra), capture_output=True, text=True, timeout=120)
-
-    def key(self, name: str) -> str:
-        made = self.cli("keys", "create", name)
-        assert made.returncode == 0, made.stderr
-        return made.stdout.strip()
-
-    def sdk(self, key: str) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.base}/v1", api_key=key, max_retries=0, timeout=120)
-
-    def async_sdk(self, key: str) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(base_url=f"{self.base}/v1", api_key=key, max_retries=0, timeout=120)
-
-    def history(self) -> HistoryStore:
-        return HistoryStore(self.database_url)
-
-
-def start_web(env: dict[str, str], port: int) -> subprocess.Popen:
-    command = [sys.executable, "-m", "joulebot", "web", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, process.communicate()[1]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/boxes", timeout=5).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "joulebot web did not start"
-        time.sleep(0.2)
-
-
-def stop(process: subprocess.Popen, grace_s: float = 15) -> str:
-    if process.poll() is None:
-        process.terminate()
-    try:
-        return process.communicate(timeout=grace_s)[1] or ""
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return process.communicate()[1] or ""
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("openai")
-    (root / "redis").mkdir()
-    server = PrivateRedis(root / "redis")
-    server.start()
     ollama = OllamaStandIn({"llama3:8b": "8.0B", "tinyllama:1.1b": "1.1B", "llava:7b": "7.2B"})
     ollama.vision = {"llava:7b"}
     ollama.answer = ["Paris", " is the capital", " of France."]
-    box = f"api-box-{os.getpid()}"
-    stack = Stack(root, server, ollama, f"sqlite:///{root / 'history.sqlite3'}", None, None, "", box)  # type: ignore[arg-type]
-    stack.worker = subprocess.Popen(
-        [sys.executable, "-m", "joulebot", "worker"],
-        env=stack.env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    port = free_port()
-    stack.web, stack.base = start_web(stack.env(), port), f"http://127.0.0.1:{port}"
-    fleet = Fleet(redis.Redis.from_url(server.url), 30)
-    deadline = time.monotonic() + 120
-    while box not in {v.name for v in fleet.live()}:  # warm: the box announced itself, it takes jobs
-        assert stack.worker.poll() is None, stack.worker.communicate()[1]
-        assert time.monotonic() < deadline, "the worker did not start"
-        time.sleep(0.2)
-    yield stack
-    stop(stack.web)
-    stop(stack.worker)
-    ollama.close()
-    server.kill()
+    with running_stack(tmp_path_factory.mktemp("openai"), ollama, f"api-box-{os.getpid()}", LIMITS) as stack:
+        yield stack
 
 
 def _ask(client: openai.OpenAI, prompt: str = "What is the capital of France?", **more):
@@ -152,6 +55,7 @@ def _check_bill(usage: dict, box: str) -> None:
     # the Ollama stand-in reports 761 ms of work inside a window of a few: the bill says why it is not split
     assert energy["phases"]["timing"].startswith("Ollama") and "do not fit" in energy["phases"]["error"]
     assert carbon["co2e_g"] > 0 and carbon["zone"] == "DE" and carbon["provenance"] == "static"
+    assert carbon["zone_default"] is True  # no GRID_ZONE here
     assert carbon["caveat"] == "from estimated energy" and "static" in carbon["intensity_label"]
     assert sci["g_per_answer"] > carbon["co2e_g"] and sci["caveat"] == "from estimated energy"
 
@@ -261,15 +165,9 @@ def test_refusals_come_in_openais_shape_with_their_status(stack):
     assert stack.history().recent("api", "refused") == []
 
 
-def _minute_start() -> None:
-    """Limits count calendar minutes: begin a burst well inside one."""
-    if time.time() % 60 > 45:
-        time.sleep(61 - time.time() % 60)
-
-
 def test_rate_and_pending_limits_answer_429_with_retry_after(stack):
     client = stack.sdk(stack.key("rate"))
-    _minute_start()
+    minute_start(15)
     for _ in range(4):  # MAX_PROMPTS_PER_MINUTE
         _ask(client)
     with pytest.raises(openai.RateLimitError) as limited:
@@ -288,7 +186,11 @@ def test_rate_and_pending_limits_answer_429_with_retry_after(stack):
                 asyncio.ensure_future(client.chat.completions.create(model="llama3", messages=question))
                 for _ in range(2)
             ]
-            await asyncio.sleep(1.0)
+            owed = redis.Redis.from_url(stack.redis.url)
+            deadline = time.monotonic() + 60
+            while owed.scard(user_deliveries_key("api", "pending")) < 2:  # both taken: the third finds them
+                assert time.monotonic() < deadline, "the two questions were never queued"
+                await asyncio.sleep(0.05)
             with pytest.raises(openai.RateLimitError) as busy:
                 await client.chat.completions.create(model="llama3", messages=[{"role": "user", "content": "Hi"}])
             answers = await asyncio.gather(*waiting)
@@ -321,7 +223,11 @@ def test_a_client_that_hangs_up_mid_stream_leaves_the_answer_to_finish_and_be_st
     body = {"model": "llama3", "messages": [{"role": "user", "content": "Capital?"}], "stream": True}
     try:
         with httpx.stream(
-            "POST", f"{stack.base}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"}
+            "POST",
+            f"{stack.base}/v1/chat/completions",
+            json=body,
+            headers={"authorization": f"Bearer {key}"},
+            timeout=60,  # the stack's first answer may wait for its worker (httpx's default is 5 s)
         ) as response:
             for line in response.iter_lines():
                 if line.startswith("data: ") and '"content": "Paris' in line:
@@ -337,10 +243,25 @@ def test_a_client_that_hangs_up_mid_stream_leaves_the_answer_to_finish_and_be_st
     assert stored.answer == ANSWER  # whole, measured
     connection = redis.Redis.from_url(stack.redis.url)
     deadline = time.monotonic() + 30
-    while connection.scard("joulebot:deliveries:api:user:gone"):  # nothing left owed or followed for it
+    while connection.scard(user_deliveries_key("api", "gone")):  # nothing left owed or followed for it
         assert time.monotonic() < deadline, "the delivery was not cleared"
         time.sleep(0.2)
-    assert not [d for d in connection.hvals("joulebot:deliveries:api") if b'"gone"' in d]
+    assert not [d for d in connection.hvals(deliveries_key("api")) if b'"gone"' in d]
+
+
+def test_a_streamed_answer_comes_as_the_model_makes_it_and_a_whole_one_is_not_published(stack):
+    client = stack.sdk(stack.key("pieces"))
+    connection = redis.Redis.from_url(stack.redis.url)
+    stack.ollama.chunk_delay_s = 0.3
+    try:
+        chunks = [c.choices[0].delta.content for c in _ask(client, stream=True) if c.choices]
+        whole = _ask(client)
+    finally:
+        stack.ollama.chunk_delay_s = 0.0
+    assert [c for c in chunks if c] == stack.ollama.answer, "each piece the model made, as it made it"
+    request_id = whole.id.removeprefix("chatcmpl-")
+    assert whole.choices[0].message.content == ANSWER
+    assert not connection.exists(f"joulebot:answer-stream:{request_id}"), "nobody reads it grow: not written"
 
 
 def test_keys_are_shown_once_kept_as_a_hash_revoked_at_once_and_forgotten(stack):
@@ -419,6 +340,11 @@ def test_an_image_part_reaches_a_vision_model_and_a_blind_model_says_so(stack):
     assert len(chat["messages"][-1]["images"]) == 1 and chat["messages"][-1]["content"] == "What colour?"
     alone = client.chat.completions.create(model="llava", messages=[{"role": "user", "content": [picture]}])
     assert alone.model_dump()["joulebot"]["exchange_id"] and stack.history().recent("api", "seer")[0].prompt
+    follow_up = [*asked, {"role": "assistant", "content": ANSWER}, {"role": "user", "content": "And its shape?"}]
+    client.chat.completions.create(model="llava", messages=follow_up)
+    earlier, _, question = [body for _, path, body in stack.ollama.requests if path == "/api/chat"][-1]["messages"]
+    assert earlier["images"] == chat["messages"][-1]["images"] and "images" not in question, "shown again"
+    assert stack.history().recent("api", "seer")[0].image_count == 1
     for model, part, words in (
         ("llama3", picture, "llama3 cannot see images; the models here that can: llava"),
         ("llava", {"type": "image_url", "image_url": {"url": "https://example.org/cat.png"}}, "only base64 data:"),
@@ -428,6 +354,45 @@ def test_an_image_part_reaches_a_vision_model_and_a_blind_model_says_so(stack):
         with pytest.raises(openai.BadRequestError) as refused:
             client.chat.completions.create(model=model, messages=[{"role": "user", "content": [part]}])
         assert words in refused.value.body["message"], refused.value.body
+
+
+def test_without_kept_images_images_of_is_refused_in_one_line_and_a_later_turn_says_so(stack):
+    client = stack.sdk(stack.key("unkept"))  # KEEP_IMAGES is off here
+    url = "data:image/png;base64," + base64.b64encode(png(64, 48)).decode()
+    asked = [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "What colour?"}, {"type": "image_url", "image_url": {"url": url}}],
+        }
+    ]
+    exchange = client.chat.completions.create(model="llava", messages=asked).model_dump()["joulebot"]["exchange_id"]
+    before = len(stack.ollama.requests)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(
+            model="llava",
+            messages=[{"role": "user", "content": "What colour, again?"}],
+            extra_body={"joulebot": {"images_of": exchange}},
+        )
+    assert refused.value.body["message"] == (
+        f"joulebot.images_of: answer #{exchange}'s image cannot be shown again (images are not kept here): "
+        "send it again"
+    )
+    assert refused.value.body["param"] == "joulebot.images_of" and len(stack.ollama.requests) == before
+    follow = client.chat.completions.create(
+        model="llava",
+        messages=[{"role": "user", "content": "And its shape?"}],
+        extra_body={"joulebot": {"parent_id": exchange}},
+    )
+    earlier, _, _ = [body for _, path, body in stack.ollama.requests if path == "/api/chat"][-1]["messages"]
+    assert "images" not in earlier
+    footer = follow.model_dump()["joulebot"]["footer"]
+    assert "🖼 1 earlier image not shown again: not kept (KEEP_IMAGES)" in footer.splitlines(), footer
+    again = client.chat.completions.create(
+        model="llava",
+        messages=[{"role": "user", "content": "And its size?"}],
+        extra_body={"joulebot": {"parent_id": follow.model_dump()["joulebot"]["exchange_id"]}},
+    )
+    assert "not kept (KEEP_IMAGES)" not in again.model_dump()["joulebot"]["footer"], "said once"
 
 
 def test_models_list_the_catalog_with_its_boxes_and_what_each_measured(stack):
@@ -442,7 +407,7 @@ def test_models_list_the_catalog_with_its_boxes_and_what_each_measured(stack):
     assert box["box"] == stack.box
     [energy] = box["energy_per_answer"]
     assert energy["source"] == "estimate" and energy["measured"] is False and energy["answers"] >= 1
-    assert energy["mean_j"] > 0
+    assert energy["mean_j"] > 0 and energy["generation_settings"] == ""  # the Ollama server's own defaults
     assert client.models.retrieve("llama3:8b").id == "llama3"  # the Ollama tag is an alias
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("gpt-4o")
@@ -488,6 +453,39 @@ def test_api_open_answers_without_a_key_and_says_so_loudly_at_start(stack):
     assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"] == ANSWER
     assert "WARNING" in output and "API_OPEN=true: /v1 answers anyone" in output
     assert stack.history().recent("api", "_open")
+
+
+def test_a_used_up_energy_budget_answers_429_with_what_was_used_and_when_it_resets(stack):
+    day_start()  # the day the budget counts must not end mid-test
+    port = free_port()
+    web = start_web(stack.env(DAILY_ENERGY_BUDGET_WH="0.000001"), port)  # 3.6 mJ: one answer spends it
+    try:
+        key, other = stack.key("frugal"), stack.key("frugal-too")
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0, timeout=120)
+        assert _ask(client).choices[0].message.content == ANSWER  # nothing used yet
+        refused = httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            headers={"authorization": f"Bearer {key}"},
+            json={"model": "llama3", "messages": [{"role": "user", "content": "Capital?"}], "stream": True},
+            timeout=30,
+        )
+        with pytest.raises(openai.RateLimitError) as sdk_refused:
+            _ask(client)
+        another = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=other, max_retries=0, timeout=120)
+        assert _ask(another).choices[0].message.content == ANSWER  # a key's budget is its own
+    finally:
+        stop(web)
+    assert refused.status_code == 429 and refused.headers["content-type"] == "application/json"
+    error = refused.json()["error"]
+    assert error["type"] == "rate_limit_error" and error["code"] == "energy_budget_exceeded"
+    assert re.fullmatch(
+        r"Today's energy budget is used: [\d.]+ of 0\.00000100 Wh \(estimated\); "
+        r"it resets at 00:00 UTC \(in (\d+ h )?\d+ min\)\.",
+        error["message"],
+    ), error["message"]
+    assert 1 <= int(refused.headers["retry-after"]) <= 86_400
+    assert sdk_refused.value.body["code"] == "energy_budget_exceeded"
+    assert len(stack.history().recent("api", "frugal")) == 1, "the refused questions were never queued"
 
 
 def _readme_curl_examples() -> list[str]:
@@ -539,3 +537,52 @@ def test_smollm2_answers_through_the_api_with_an_honest_bill(stack):
     row = stack.history().get(extra["exchange_id"])
     assert row.model == "smollm2-135m" and row.answer.strip() == text.strip()
     assert row.sampling == {"temperature": 0.2, "seed": 3}
+
+
+def test_open_streams_are_followed_together_not_polled_one_by_one(stack):
+    """The web process follows every answer it owes with its one follower (one XREAD BLOCK waits on
+    all of them): a dozen streams waiting in the queue cost its Redis a command or two a second each
+    (each job's state, read once a second for all of them in one round trip), where following each
+    by polling it every tenth of a second costs dozens."""
+    history = stack.history()
+    keys = [create_key(history.engine, f"crowd{n}") for n in range(6)]  # 2 pending answers each
+    body = {"model": "llama3", "messages": [{"role": "user", "content": "Capital?"}], "stream": True}
+    connection = redis.Redis.from_url(stack.redis.url)
+    window_s = 4.0
+
+    async def crowd() -> tuple[int, list[str]]:
+        async with httpx.AsyncClient(base_url=stack.base, timeout=120) as client:
+            started = asyncio.Event()
+            waiting = 0
+
+            async def stream(key: str) -> str:
+                nonlocal waiting
+                text = ""
+                headers = {"authorization": f"Bearer {key}"}
+                async with client.stream("POST", "/v1/chat/completions", json=body, headers=headers) as response:
+                    assert response.status_code == 200, await response.aread()
+                    waiting += 1  # queued: the first event came
+                    if waiting == 12:
+                        started.set()
+                    async for line in response.aiter_lines():
+                        if line.startswith("data: {"):
+                            text += json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+                return text
+
+            tasks = [asyncio.create_task(stream(key)) for key in keys for _ in range(2)]
+            await asyncio.wait_for(started.wait(), 60)
+            connection.config_resetstat()
+            await asyncio.sleep(window_s)
+            commands = sum(stat["calls"] for stat in connection.info("commandstats").values())
+            stack.ollama.chunk_delay_s = 0.0
+            return commands, await asyncio.gather(*tasks)
+
+    stack.ollama.chunk_delay_s = 1.0  # the first answer takes seconds; the others wait behind it
+    try:
+        commands, answers = asyncio.run(crowd())
+    finally:
+        stack.ollama.chunk_delay_s = 0.0
+    assert answers == [ANSWER] * 12, "each stream got its own whole answer"
+    # every process's commands, the worker's too: the follower reads each job's state once a second
+    per_answer_per_s = commands / 12 / window_s
+    assert per_answer_per_s < 10, f"{commands} Redis commands in {window_s} s while 12 answers waited"

@@ -55,6 +55,7 @@ def step_at_first_token(sim: SimulatedMCP39F511N, meter: McpMeter, seconds: floa
     ("seconds", "first_token_s", "timing_off_s", "accumulation_n"),
     [(1.0, 0.3, 0.0, 1), (2.0, 1.2, 0.0, 1), (0.5, 0.25, 0.01, 1), (2.0, 0.8, 0.0, None)],
 )
+@pytest.mark.unit
 def test_a_power_step_at_the_first_token_is_split_within_its_band(seconds, first_token_s, timing_off_s, accumulation_n):
     """The wall meter averages over 40 ms (N = 1, set) or 320 ms (N = 4, as found): each phase's figure
     lies within its stated band of the simulator's exact energy, also where the runner's timing is off
@@ -86,6 +87,7 @@ def chip_reads(period: float, phase: float, steps: list[tuple[float, float]], re
     return [(t, shown(t)) for t in read_at]
 
 
+@pytest.mark.unit
 def test_the_split_band_is_tight_where_the_meter_was_read_on_time():
     """Reads every 10 ms of a 40 ms average (what the sampler does when nothing holds it up): the split
     point is attributed like an edge, so each phase is within a few percent and its band stays narrow."""
@@ -102,6 +104,7 @@ def test_the_split_band_is_tight_where_the_meter_was_read_on_time():
     assert abs(split.prefill_j - prefill_truth) < 0.01 * prefill_truth, "the step at the split point is attributed"
 
 
+@pytest.mark.unit
 def test_the_box_splits_the_machine_figure_by_the_runner_timing():
     """Through MeasurementBox: the wall meter's figure is split (not the estimate beside it), decode put at
     the window's end, the runner's unaccounted time as the split point's band, both parts adding up."""
@@ -119,6 +122,7 @@ def test_the_box_splits_the_machine_figure_by_the_runner_timing():
     assert 0 < p.prefill_share < 1
 
 
+@pytest.mark.unit
 def test_a_window_too_short_to_split_says_so():
     with SimulatedMCP39F511N(power_w=IDLE_W) as sim:
         box = MeasurementBox([McpMeter(sim.port, timeout_s=0.3), EstimateMeter.configured(5.0, 10.0)])
@@ -128,6 +132,7 @@ def test_a_window_too_short_to_split_says_so():
     assert energy.phases.error.startswith("too short to split:") and "mcp39f511n's 40 ms updates" in energy.phases.error
 
 
+@pytest.mark.unit
 def test_what_cannot_be_split_says_why_instead_of_guessing():
     counter = CounterWindow(lambda: [0.0], [None], "rapl", "cpu", "package-0", accuracy=0.1, update_s=0.001)
     counter.stop()
@@ -142,6 +147,7 @@ def test_what_cannot_be_split_says_why_instead_of_guessing():
         place(PhaseTiming(0.2, 0.0, "r"), 0.5)
 
 
+@pytest.mark.unit
 def test_a_later_turn_footer_says_what_reading_the_context_cost():
     result = make_result(total_j=7.5)
     result.request.turn, result.prompt_tokens = 4, 1210
@@ -258,8 +264,10 @@ def test_statistics_give_j_per_prompt_token_and_per_output_token_per_model_box_a
     try:
         for key, column in (("j_prompt_token", 0), ("j_output_token", 1)):
             got = {
-                (s.basis.box, s.basis.source, s.basis.measured): s.cells[("smollm2-135m", "math")]
+                (s.basis.box, s.basis.source, s.basis.measured): mean
                 for s in view.table(METRICS[key])
+                for (row, category), mean in s.cells.items()
+                if row.model == "smollm2-135m" and category == "math"
             }
             assert got.keys() == expected.keys(), "one cell per box and meter, never averaged across them"
             for basis, values in expected.items():

@@ -12,7 +12,7 @@ import pytest
 import redis
 from standins import PrivateRedis, free_port
 from testenv import make_settings, run_cli
-from workers import wait_for
+from waiting import wait
 
 from joulebot.chat.asking import InputError
 from joulebot.chat.service import ChatService
@@ -30,7 +30,7 @@ def _misconf(server: redis.Redis, root: Path) -> None:
     server.config_set("save", "3600 1")
     server.config_set("stop-writes-on-bgsave-error", "yes")
     server.bgsave()
-    wait_for(lambda: server.info("persistence")["rdb_last_bgsave_status"] == "err", 20, "the snapshot to fail")
+    wait(lambda: server.info("persistence")["rdb_last_bgsave_status"] == "err", 20, "the snapshot to fail")
 
 
 def _oom(server: redis.Redis, root: Path) -> None:

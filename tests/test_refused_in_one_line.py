@@ -241,6 +241,7 @@ def test_prompts_refused_before_queueing(queue_settings):
     assert queue_for(settings).count == 0, "nothing was queued"
 
 
+@pytest.mark.unit
 def test_the_embedded_model_counts_long_prompts_with_its_own_tokenizer(settings):
     catalog = build_catalog(9.0)
 
@@ -347,6 +348,7 @@ def numeric_options(parser: argparse.ArgumentParser, command: str = "joulebot") 
             yield f"{command} {action.option_strings[0] if action.option_strings else action.dest}", action.type
 
 
+@pytest.mark.unit
 def test_every_number_on_the_command_line_is_bounded_at_both_ends():
     from joulebot.cli.parser import Range, build_parser
 
@@ -365,13 +367,14 @@ def commands(parser: argparse.ArgumentParser) -> list[str]:
     return [name for group in groups for name in group.choices]
 
 
+@pytest.mark.unit
 def test_the_help_opens_with_the_whole_tool_and_names_every_command():
     from joulebot.cli.parser import build_parser
 
     parser = build_parser()
     summary, listed = parser.format_help().split("\ncommands:\n")
     names = commands(parser)
-    assert len(names) == 17  # keys and health included
+    assert len(names) == 18  # keys, health and budgets included
     assert "what each answer cost" in summary
     for name in names:
         assert re.search(rf"(?<![\w-]){name}(?![\w-])", summary.split("options:")[0]), f"the summary misses {name}"
@@ -425,14 +428,16 @@ HELP = {
         "--continue, -c",
         "--system",
         "--no-stream",
+        "--verbose, -v",
         "what to ask",
     ],
-    "compare": ["model_a", "model_b", "prompt", "--units {joules,watts}", "--json", "--box"],
+    "compare": ["model_a", "model_b", "prompt", "--units {joules,watts}", "--json", "--box", "--verbose, -v"],
     "boxes": ["--json"],
     "models": ["pull", "List the models"],
     "models pull": ["name", "catalog name, alias or Ollama tag"],
     "carbon": ["grid zone"],
     "history": [
+        "--verbose, -v",
         "--limit LIMIT, -n",
         "--page PAGE, -p",
         "between 1 and 10000; default: 10",
@@ -468,6 +473,7 @@ HELP = {
 }
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("command", list(HELP))
 def test_every_command_has_help_naming_its_options(capsys, command):
     from joulebot.cli.parser import build_parser
@@ -480,6 +486,7 @@ def test_every_command_has_help_naming_its_options(capsys, command):
         assert word in shown, word
 
 
+@pytest.mark.unit
 def test_flags_keep_both_spellings_and_their_defaults():
     from joulebot.cli.bench import bench
     from joulebot.cli.parser import build_parser
@@ -493,7 +500,7 @@ def test_flags_keep_both_spellings_and_their_defaults():
     assert parse("bench", "--models", "a", "--rescore", "--no-rescore")["rescore"] is False
     assert parse("worker", "--burst")["burst"] is True and parse("worker", "--no-burst")["burst"] is False
     assert parse("bench", "--models", "a")["handler"].load() is bench and parse("worker")["handler"].load() is worker
-    asked = parse("ask", "-m", "smollm2", "-c", "--no-stream", "--json", "--units", "watts", "hi")
+    asked = parse("ask", "-m", "smollm2", "-c", "--no-stream", "--json", "--units", "watts", "-v", "hi")
     assert asked | {"handler": None} == {
         "handler": None,
         "prompt": "hi",
@@ -506,7 +513,9 @@ def test_flags_keep_both_spellings_and_their_defaults():
         "no_stream": True,
         "images": None,
         "files": None,
+        "verbose": True,
     }
+    assert parse("history", "--verbose")["verbose"] is True and parse("compare", "a", "b", "hi")["verbose"] is False
 
 
 # -- privacy ---------------------------------------------------------------------------------
@@ -614,6 +623,7 @@ def test_history_in_a_telegram_group_goes_to_the_private_chat(tmp_path, system_r
         ("carbon", "carbon"),
         ("history", "history"),
         ("stats", "stats"),
+        ("budgets", "budgets"),
         ("bench --models a", "bench"),
         ("worker", "worker"),
         ("stop", "stop"),
@@ -626,6 +636,7 @@ def test_history_in_a_telegram_group_goes_to_the_private_chat(tmp_path, system_r
         ("health worker", "health"),
     ],
 )
+@pytest.mark.unit
 def test_every_command_calls_its_function_with_exactly_its_parameters(line, function):
     import inspect
 

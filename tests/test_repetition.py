@@ -1,9 +1,12 @@
 """The loop detector the runners ask while an answer grows (joulebot/models/repetition.py)."""
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from joulebot.models.repetition import MIN_SPAN_CHARS, looping
+
+pytestmark = pytest.mark.unit  # nothing here starts a process or opens a socket
 
 # SmolLM2-135M with llama.cpp's default sampling, asked "What is the capital of France?"
 FRANCE_LOOP = (

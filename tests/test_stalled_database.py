@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy
 from faultproxy import FaultProxy
 from testenv import POSTGRES_URL, make_settings, run_cli
-from workers import ask, serving, start_worker, stop, wait_for, worker_settings
+from waiting import wait
+from workers import ask, serving, start_worker, stop, worker_settings
 
 from joulebot.history import HistoryStore
 from joulebot.history.engine import make_engine
@@ -38,7 +39,7 @@ def test_a_stalled_database_is_stored_later_within_the_job_timeout(
     limits = {"JOB_TIMEOUT_S": "30", "HISTORY_TIMEOUT_S": "3"}  # the asker sets the job's limit, the worker its own
     settings = worker_settings(tmp_path, private_redis, ollama, database_url=url)
     worker = start_worker(processes, settings, **limits)
-    wait_for(lambda: serving(settings), what="the worker")
+    wait(lambda: serving(settings), what="the worker")
     assert ask(settings, "Say one.", **limits).returncode == 0
     proxy.black_hole()
     for prompt in ("Say two.", "Say three."):

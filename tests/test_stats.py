@@ -90,12 +90,14 @@ def test_an_older_schema_with_exchanges_is_brought_up_to_conversations(url):
     store.engine.dispose()
 
 
+@pytest.mark.unit
 def test_prompt_sets_are_shipped_fifty_each():
     for category in CATEGORIES:
         prompts = prompt_set(category)
         assert len(prompts) == 50 and len(set(prompts)) == 50
 
 
+@pytest.mark.unit
 def test_classifier_accuracy_on_shipped_and_held_out_prompts():
     overall, per_category = accuracy()
     rows = [line.split("\t", 1) for line in HELD_OUT.read_text().splitlines() if line.strip()]
@@ -146,6 +148,7 @@ def test_category_statistics_with_spread_and_the_greener_hint(url):
     store.engine.dispose()
 
 
+@pytest.mark.unit
 def test_no_greener_hint_without_scores_and_none_across_meters(tmp_path):
     store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     for energy in (40.0, 60.0, 50.0, 45.0, 55.0):
@@ -191,6 +194,7 @@ def test_answers_made_with_other_generation_settings_are_never_pooled(url):
     store.engine.dispose()
 
 
+@pytest.mark.unit
 def test_unscored_answers_are_neither_right_nor_wrong(tmp_path):
     store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     right = store.record(make_result(total_j=10.0))
@@ -202,6 +206,7 @@ def test_unscored_answers_are_neither_right_nor_wrong(tmp_path):
     assert only.j_per_correct == pytest.approx(10.0), "energy per correct counts the scored answers only"
 
 
+@pytest.mark.unit
 def test_measured_and_estimated_answers_are_never_averaged_together(tmp_path):
     store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     for energy in (40.0, 60.0, 50.0, 45.0, 55.0):  # five estimates of mistral
@@ -221,6 +226,7 @@ def test_measured_and_estimated_answers_are_never_averaged_together(tmp_path):
     assert single.ci95_total_j is None, "one answer: no scatter to estimate, so no interval of the mean"
 
 
+@pytest.mark.unit
 def test_a_cell_of_three_answers_says_how_little_it_knows(tmp_path):
     from joulebot.tables import with_band
 
@@ -287,6 +293,7 @@ def test_constant_series_has_zero_spread_not_a_math_error(url):
     store.engine.dispose()
 
 
+@pytest.mark.unit
 def test_the_hint_follows_its_own_writes_without_reading_again_and_others_after_a_refresh(tmp_path):
     url = f"sqlite:///{tmp_path / 'h.sqlite3'}"
     store, other = HistoryStore.open(url), HistoryStore(url)
@@ -330,6 +337,7 @@ def test_the_hint_follows_its_own_writes_without_reading_again_and_others_after_
     other.engine.dispose()
 
 
+@pytest.mark.unit
 def test_retention_removes_old_words_and_keeps_figures(tmp_path):
     store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     old = make_result(prompt="old secret")

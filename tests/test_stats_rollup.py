@@ -19,11 +19,13 @@ import sqlalchemy
 from alembic import command
 from factories import NOW, make_result
 
+from joulebot.attachments.parts import ImageInput
 from joulebot.history import HistoryStore, rollup
 from joulebot.history.engine import alembic_config
 from joulebot.history.tables import Exchange
 
 MODELS = ("mistral", "tinyllama", "qwen")
+MADE_NOW = dict.fromkeys(MODELS, "")  # each model's generation settings now: those its answers were made with
 CATEGORIES = ("code", "math", "translation")
 RUN = "bench-r1-"  # one benchmark run's request ids start so
 
@@ -35,7 +37,7 @@ def store(history_url) -> Any:
     opened.engine.dispose()
 
 
-def _answer(store: HistoryStore, i: int, request_id: str, model: str | None = None) -> int:
+def _answer(store: HistoryStore, i: int, request_id: str, model: str | None = None, images: bool = True) -> int:
     """The i-th answer of a varied history (every case the statistics tell apart or leave out)."""
     measured = i % 5 == 0
     result = make_result(
@@ -57,6 +59,13 @@ def _answer(store: HistoryStore, i: int, request_id: str, model: str | None = No
         result.energy.includes_reload = True
     if i % 13 == 12:  # stored before answers had bands
         result.energy.uncertainty_j = None
+    if images and i % 7 == 6:  # the question had an image (and a later turn's conversation carried one more)
+        shown = ImageInput(
+            name="p.png", data="", media_type="image/png", width=8, height=8, size_bytes=9, sha256="0" * 64,
+            source_format="PNG",
+        )  # fmt: skip
+        result.request.images = [shown]
+        result.context_images = 0 if result.request.turn == 1 else 1
     if i % 19 == 18:  # no carbon figures
         result.carbon.operational_g = result.carbon.sci_g = None
     if i % 10 == 3:
@@ -74,8 +83,8 @@ def _score(store: HistoryStore, ids: list[int], shift: int = 0) -> None:
         store.set_score(exchange_id, correct, None if correct is None else float(correct), "test")
 
 
-def varied_history(store: HistoryStore, n: int = 96) -> list[int]:
-    ids = [_answer(store, i, f"{RUN}{i:03d}" if i < n // 3 else f"chat-{i:03d}") for i in range(n)]
+def varied_history(store: HistoryStore, n: int = 96, images: bool = True) -> list[int]:
+    ids = [_answer(store, i, f"{RUN}{i:03d}" if i < n // 3 else f"chat-{i:03d}", images=images) for i in range(n)]
     _score(store, ids)
     assert store.clear_scores(RUN) == n // 3  # the run is checked again with changed references
     _score(store, ids[: n // 3], shift=1)
@@ -100,7 +109,7 @@ def assert_rollup_is_the_rows(store: HistoryStore) -> None:
 
 def _same_stats(got: list, expected: list) -> None:
     def key(s: Any) -> tuple:
-        return (s.model, s.category, s.box, s.energy_source, s.measured)
+        return (s.model, s.category, s.box, s.energy_source, s.measured, s.with_images)
 
     got, expected = sorted(got, key=key), sorted(expected, key=key)
     assert [key(s) for s in got] == [key(s) for s in expected]
@@ -114,19 +123,22 @@ def test_the_rollup_equals_the_sums_over_the_rows_after_every_kind_of_write(stor
     varied_history(store)
     assert_rollup_is_the_rows(store)
     # one statistics definition, two sources: the rollup and the rows themselves
-    for by_category, box, continued in [
-        (True, None, False),
-        (True, None, True),
-        (True, "box-a", False),
-        (False, None, False),
+    for by_category, box, continued, images in [
+        (True, None, False, False),
+        (True, None, True, False),
+        (True, "box-a", False, False),
+        (False, None, False, False),
+        (True, None, False, True),
+        (True, None, True, True),
+        (False, None, False, None),
     ]:
         _same_stats(
-            store._aggregate(None, by_category, box, continued),
-            store._aggregate(None, by_category, box, continued, from_rows=True),
+            store._aggregate(None, by_category, box, continued, images=images),
+            store._aggregate(None, by_category, box, continued, from_rows=True, images=images),
         )
-    before = (store.category_stats(), store.model_stats(), store.box_means("box-a"))
+    before = (store.category_stats(), store.model_stats(), store.box_means("box-a", MADE_NOW))
     assert store.forget("cli", "user1") and store.scrub_older_than(30) > 0  # words go, figures stay
-    assert (store.category_stats(), store.model_stats(), store.box_means("box-a")) == before
+    assert (store.category_stats(), store.model_stats(), store.box_means("box-a", MADE_NOW)) == before
     assert_rollup_is_the_rows(store)
 
 
@@ -139,31 +151,26 @@ def test_statistics_equal_pythons_arithmetic_over_the_rows(store):
     """The same figures from the rows loaded into Python: what the old per-row code computed."""
     varied_history(store)
     rows = [r for r in _rows(store) if r.energy_total_j is not None]
-    groups: dict[tuple, list] = {}
-    for r in rows:
+    assert any(r.image_count and r.turn == 1 for r in rows) and any(r.image_count and r.turn > 1 for r in rows)
+    for images in (False, True):  # the answers that read images: a basis of their own
+        groups: dict[tuple, list] = {}
+        for r in rows:
+            if r.turn == 1 and not r.energy_includes_reload and (r.image_count > 0) == images:
+                groups.setdefault((r.model, r.category, r.box, r.energy_source, r.energy_measured), []).append(r)
+        stats = store.category_stats(images=images)
+        assert [(s.model, s.category, s.box, s.energy_source, s.measured) for s in stats] == sorted(groups)
+        for s in stats:
+            _same_as_python(s, groups[(s.model, s.category, s.box, s.energy_source, s.measured)])
+        assert sum(s.answers for s in store.category_stats(continued=True, images=images)) == sum(
+            1 for r in rows if r.turn > 1 and not r.energy_includes_reload and (r.image_count > 0) == images
+        )
+    text = [r for r in rows if not r.image_count]
+    groups = {}
+    for r in text:
         if r.turn == 1 and not r.energy_includes_reload:
             groups.setdefault((r.model, r.category, r.box, r.energy_source, r.energy_measured), []).append(r)
-    stats = store.category_stats()
-    assert [(s.model, s.category, s.box, s.energy_source, s.measured) for s in stats] == sorted(groups)
-    for s in stats:
-        group = groups[(s.model, s.category, s.box, s.energy_source, s.measured)]
-        energies = [r.energy_total_j for r in group]
-        scored = [r for r in group if r.correct is not None]
-        right = [r for r in scored if r.correct]
-        sci = [r.sci_g for r in group if r.sci_g is not None]
-        attributable = [r.energy_attributable_j for r in group if r.energy_attributable_j is not None]
-        assert s.answers == len(group) and s.scored == len(scored) and s.correct == len(right)
-        assert s.mean_total_j == pytest.approx(statistics.fmean(energies), rel=1e-12)
-        assert s.stdev_total_j == pytest.approx(statistics.stdev(energies) if len(energies) > 1 else 0.0, rel=1e-9)
-        assert s.mean_sci_g == (pytest.approx(statistics.fmean(sci), rel=1e-12) if sci else None)
-        assert s.mean_attributable_j == (pytest.approx(statistics.fmean(attributable)) if attributable else None)
-        assert s.j_per_token == pytest.approx(sum(energies) / sum(r.completion_tokens for r in group))
-        assert s.j_per_correct == (pytest.approx(sum(r.energy_total_j for r in scored) / len(right)) if right else None)
-    assert sum(s.answers for s in store.category_stats(continued=True)) == sum(
-        1 for r in rows if r.turn > 1 and not r.energy_includes_reload
-    )
-    means = {(m["model"], m["category"]): m for m in store.box_means("box-b")}
-    box_rows = [r for r in rows if r.box == "box-b"]  # routing: every answer with a figure, reloads and turns too
+    means = {(m["model"], m["category"]): m for m in store.box_means("box-b", MADE_NOW)}
+    box_rows = [r for r in text if r.box == "box-b"]  # routing: every text answer with a figure, reloads and turns too
     assert means.keys() == {(r.model, r.category) for r in box_rows}
     for (model, category), got in means.items():
         mine = [r for r in box_rows if (r.model, r.category) == (model, category)]
@@ -179,6 +186,22 @@ def test_statistics_equal_pythons_arithmetic_over_the_rows(store):
         )
 
 
+def _same_as_python(s: Any, group: list) -> None:
+    """One statistics row against Python's arithmetic over its answers."""
+    energies = [r.energy_total_j for r in group]
+    scored = [r for r in group if r.correct is not None]
+    right = [r for r in scored if r.correct]
+    sci = [r.sci_g for r in group if r.sci_g is not None]
+    attributable = [r.energy_attributable_j for r in group if r.energy_attributable_j is not None]
+    assert s.answers == len(group) and s.scored == len(scored) and s.correct == len(right)
+    assert s.mean_total_j == pytest.approx(statistics.fmean(energies), rel=1e-12)
+    assert s.stdev_total_j == pytest.approx(statistics.stdev(energies) if len(energies) > 1 else 0.0, rel=1e-9)
+    assert s.mean_sci_g == (pytest.approx(statistics.fmean(sci), rel=1e-12) if sci else None)
+    assert s.mean_attributable_j == (pytest.approx(statistics.fmean(attributable)) if attributable else None)
+    assert s.j_per_token == pytest.approx(sum(energies) / sum(r.completion_tokens for r in group))
+    assert s.j_per_correct == (pytest.approx(sum(r.energy_total_j for r in scored) / len(right)) if right else None)
+
+
 def test_one_runs_statistics_come_from_its_own_rows_through_an_index(store):
     varied_history(store, n=60)
     run = store.category_stats(RUN)
@@ -189,6 +212,7 @@ def test_one_runs_statistics_come_from_its_own_rows_through_an_index(store):
         and r.energy_total_j is not None
         and r.turn == 1
         and not r.energy_includes_reload
+        and not r.image_count
     )
     assert sum(s.answers for s in run) < sum(s.answers for s in store.category_stats())
     unchecked = {r.request_id for r in _rows(store) if r.request_id.startswith(RUN) and r.score_note is None}
@@ -253,7 +277,7 @@ def test_two_writers_at_once_lose_no_update(store, history_url):
 
 
 def test_the_migration_fills_the_rollup_from_existing_rows_and_goes_back(store, history_url):
-    varied_history(store, n=48)
+    varied_history(store, n=48, images=False)  # going below 0024 forgets which questions had images
     kept = _keyed(store, sqlalchemy.select(rollup.STATS_ROLLUP))
     stats = store.category_stats()
     config = alembic_config()
@@ -273,6 +297,7 @@ def test_the_migration_fills_the_rollup_from_existing_rows_and_goes_back(store, 
     reopened.engine.dispose()
 
 
+@pytest.mark.unit
 def test_statistics_read_the_rollup_not_the_rows(tmp_path):
     """`joulebot stats`, /stats, the hint and routing's means read `stats_rollup` only (SQLite's own plans)."""
     store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.sqlite3'}")
@@ -287,7 +312,7 @@ def test_statistics_read_the_rollup_not_the_rows(tmp_path):
     store.greener_hint("questions", "smollm2-135m", ["tinyllama"], box="testbox", source="estimate")
     store.category_stats()
     store.model_stats()
-    store.box_means("testbox")
+    store.box_means("testbox", {"smollm2-135m": ""})
     sqlalchemy.event.remove(store.engine, "before_cursor_execute", capture)
     assert len(sent) == 4  # one aggregate each
     with store.engine.connect() as connection:
@@ -333,12 +358,13 @@ def test_the_dashboard_and_metrics_read_sums_that_agree_with_the_rows(store, his
             for row in rows:
                 value = _per_answer(row, metric.key)
                 if value is not None:
-                    basis = (row["box"], row["energy_source"], bool(row["energy_measured"]))
-                    expected.setdefault((*basis, row["model"], row["category"]), []).append(value)
+                    basis = (row["box"], row["energy_source"], bool(row["energy_measured"]), row["image_count"] > 0)
+                    kind = (row["model"], row["generation_settings"], row["category"])
+                    expected.setdefault((*basis, *kind), []).append(value)
             got = {
-                (s.basis.box, s.basis.source, s.basis.measured, *cell): mean
+                (s.basis.box, s.basis.source, s.basis.measured, s.basis.images, row.model, row.settings, category): mean
                 for s in view.table(metric)
-                for cell, mean in s.cells.items()
+                for (row, category), mean in s.cells.items()
             }
             assert got.keys() == expected.keys(), metric.key
             for key, values in expected.items():
@@ -348,23 +374,24 @@ def test_the_dashboard_and_metrics_read_sums_that_agree_with_the_rows(store, his
         counted: dict[tuple, list[float]] = {}
         for row in rows:
             key = (row["model"], row["box"], row["category"], row["energy_source"], bool(row["energy_measured"]))
-            figures = counted.setdefault(key, [0, 0.0, 0])
+            figures = counted.setdefault((*key, row["generation_settings"]), [0, 0.0, 0])
             figures[0] += 1
             figures[1] += row["energy_total_j"] or 0.0
             figures[2] += row["meter_failures"]
-        totals = {(m, b, c, s, bool(x)): [n, j, f] for m, b, c, s, x, n, j, f in view.totals()}
+        totals = {(m, b, c, s, bool(x), g): [n, j, f] for m, b, c, s, x, g, n, j, f in view.totals()}
         assert totals.keys() == counted.keys()
         for key, (n, joules, failures) in counted.items():
             assert totals[key][0] == n and totals[key][2] == failures, key
             assert totals[key][1] == pytest.approx(joules, rel=1e-9, abs=1e-9), key
         assert sum(f for *_, f in view.totals()) > 0, "an answer without a figure had a failed meter"
 
-        for model, box, source, *counts in view.energy_buckets():
+        for model, box, source, settings, images, *counts in view.energy_buckets():
             *at_most, count, total = counts
             mine = [
                 row["energy_total_j"]
                 for row in rows
-                if (row["model"], row["box"], row["energy_source"]) == (model, box, source)
+                if (row["model"], row["box"], row["energy_source"], row["generation_settings"], row["image_count"] > 0)
+                == (model, box, source, settings, bool(images))
                 and row["energy_total_j"] is not None
             ]
             assert int(count) == len(mine) and float(total) == pytest.approx(sum(mine), rel=1e-9)
@@ -373,6 +400,7 @@ def test_the_dashboard_and_metrics_read_sums_that_agree_with_the_rows(store, his
         view.close()
 
 
+@pytest.mark.unit
 def test_the_dashboard_reads_no_exchange_rows_but_the_unmeasured_few(tmp_path):
     """SQLite's own plans: the table and /metrics read `stats_rollup`; the answers without a total
     energy are found through their partial index, a box's latest answer by one index probe: the

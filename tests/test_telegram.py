@@ -26,11 +26,21 @@ def test_a_message_gets_a_status_then_the_answer_with_its_footer(bot, api, embed
     assert method == "sendMessage" and status["text"].startswith("⏳ queued")
     assert final["message_id"] == status.get("message_id", final["message_id"])
     assert final["parse_mode"] == "HTML"
-    assert "J total" in final["text"] and "estimated, no meter here" in final["text"]
+    assert "J total" in final["text"] and "estimated from CPU load (no meter here)" in final["text"]
+    assert final["text"].count("estimated") == 1, "one label for the whole bill"
     edits = [p["text"] for m, p in calls if m == "editMessageText"]
     assert len(edits) == len(set(edits)), "no edit repeats the text already shown"
     (row,) = HistoryStore.open(embedded.sqlalchemy_url).recent("telegram", "501")
     assert row.prompt == "What is the capital of France?" and row.answer.split()[0] in final["text"]
+    assert "GRID_ZONE" in final["text"], "a user's first answer says which grid its CO2e used"
+
+    api.message(501, "Name a planet.")  # the same user again: said once is enough
+
+    def answers() -> dict[int, str]:
+        return {p["message_id"]: p["text"] for m, p in api.to_chat(501) if m == "editMessageText" and "⚡" in p["text"]}
+
+    api.wait_for(lambda m, p: len(answers()) == 2)
+    assert "GRID_ZONE" not in answers()[max(answers())]
 
 
 def test_commands_preferences_history_and_forget(bot, api, embedded):

@@ -1,9 +1,12 @@
 from html.parser import HTMLParser
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from joulebot.chat.telegram_format import LIMIT, partial_pieces, split_html, to_html, utf16_len, visible_text
+
+pytestmark = pytest.mark.unit  # nothing here starts a process or opens a socket
 
 
 class Balance(HTMLParser):

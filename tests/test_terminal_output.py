@@ -65,6 +65,7 @@ def test_history_prints_prompts_and_footers_without_escape_sequences_or_markup(s
     assert_plain(proc.stdout)
 
 
+@pytest.mark.unit
 def test_a_growing_answer_printed_piece_by_piece_shows_what_the_whole_would():
     """However the text is cut while it streams, the pieces printed add up to the whole text cleaned:
     a sequence cut in two is held back until it is whole, never shown as its printable tail."""

@@ -131,6 +131,7 @@ def test_plain_values_of_every_shape_compare_as_in_python():
     assert verdict.correct is False and verdict.note.startswith("0/3 tests pass"), verdict.note
 
 
+@pytest.mark.unit
 def test_a_reference_assert_comparing_two_computed_values_is_refused():
     """Both sides would be computed where the answer's code could change them (say, by replacing `sorted`)."""
     with pytest.raises(ValueError, match="compare with a literal"):

@@ -34,6 +34,7 @@ def ollama():
     server.close()
 
 
+@pytest.mark.unit
 def test_the_catalog_lists_the_common_small_vision_models_and_smollm2_cannot_see():
     entries = {e.name: e for e in static_entries()}
     for name in ("llava", "moondream", "gemma3-4b", "qwen2.5vl-3b", "qwen2.5vl-7b", "minicpm-v", "llama3.2-vision"):
@@ -97,6 +98,7 @@ def _box(name: str, g_per_kwh: float, vision: bool) -> BoxView:
     return view
 
 
+@pytest.mark.unit
 def test_a_question_with_images_is_routed_only_to_boxes_where_the_model_sees():
     clean_blind, dirty_seeing = _box("clean", 20, vision=False), _box("dirty", 400, vision=True)
     assert route([clean_blind, dirty_seeing], "gemma3-4b", None, "greenest").box == "clean"
@@ -106,6 +108,7 @@ def test_a_question_with_images_is_routed_only_to_boxes_where_the_model_sees():
     assert "no live box offers gemma3-4b with images" in str(refused.value)
 
 
+@pytest.mark.unit
 def test_the_footer_says_what_was_looked_at():
     from factories import make_result
 
@@ -115,7 +118,42 @@ def test_the_footer_says_what_was_looked_at():
     assert "🖼" not in footer(plain)
     image = read_image("cat.png", png(768, 512), LIMITS)
     seen = plain.model_copy(update={"request": plain.request.model_copy(update={"images": [image, image]})})
-    assert footer(seen).splitlines()[3] == "🖼 2 images, 768×512, 768×512"
+    assert "🖼 2 images, 768×512, 768×512" in footer(seen).splitlines()
+
+
+def test_a_vision_answer_says_what_reading_the_image_and_the_prompt_cost(ollama, settings):
+    """Through the station and the real Ollama client, the stand-in taking its reported durations for
+    real: the footer's image line carries the prefill's share of the answer's energy."""
+    from joulebot.chat.footer import footer
+    from joulebot.number_format import plus_minus, sig
+    from joulebot.worker.station import Station
+
+    station = Station(settings.model_copy(update={"ollama_host": ollama.url, "meters": "estimate"}))
+    ollama.timed, ollama.prompt_eval_ns, ollama.eval_ns = True, 400_000_000, 300_000_000
+    image = read_image("cat.png", png(768, 512), LIMITS)
+    result = station.run(Request(platform="cli", user_id="u", model="llava", prompt="What colour?", images=[image]))
+    phases = result.energy.phases
+    assert phases.error is None and phases.prefill_j > 0 and phases.decode_j > 0
+    cost = f"{sig(phases.prefill_j, 2)}{plus_minus(phases.prefill_uncertainty_j)} J"
+    (line,) = [line for line in footer(result).splitlines() if line.startswith("🖼")]
+    share = f"{phases.prefill_share * 100:.0f} %"
+    assert line == f"🖼 1 image, 768×512 · reading the image and the prompt: {cost} ({share})"
+
+
+def test_a_later_turn_that_read_images_says_the_cost_once_on_the_images_line():
+    from factories import make_result
+
+    from joulebot.chat.footer import footer
+    from joulebot.metering.reading import Phases
+
+    result = make_result(total_j=7.5)
+    result.request.turn, result.prompt_tokens, result.context_images = 3, 1210, 2
+    result.energy.phases = Phases(timing="t", split_s=2.0, prefill_j=3.1, prefill_uncertainty_j=0.42, decode_j=4.4)
+    lines = footer(result).splitlines()
+    assert "🖼 2 earlier images of this conversation · reading the images and the prompt: 3.1 ± 0.42 J (41 %)" in lines
+    assert "🧵 turn 3 · 1,210 context tokens" in lines, "said once, on the images' line"
+    result.request.images = [read_image("cat.png", png(768, 512), LIMITS)]
+    assert "🖼 1 image, 768×512 + 2 earlier images of this conversation · reading the images" in footer(result)
 
 
 def test_history_keeps_each_images_hash_size_and_dimensions_and_stats_keep_them_apart(history_url):

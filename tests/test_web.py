@@ -67,13 +67,15 @@ def queue_name() -> str:
 
 
 @pytest.fixture
-def web_settings(tmp_path, history_url, system_redis_url, queue_name):
-    return make_settings(tmp_path / "data", database_url=history_url, redis_url=system_redis_url, queue_name=queue_name)
+def web_settings(tmp_path, served_history_url, system_redis_url, queue_name):
+    return make_settings(
+        tmp_path / "data", database_url=served_history_url, redis_url=system_redis_url, queue_name=queue_name
+    )
 
 
 @pytest.fixture
-def filled(history_url):
-    store = HistoryStore.open(history_url)
+def filled(served_history_url):
+    store = HistoryStore.open(served_history_url)
     yield fill(store)
     store.engine.dispose()
 
@@ -119,7 +121,7 @@ def test_the_table_shows_means_with_confidence_intervals_per_box_and_source(clie
     half = math.hypot(scatter, mean)  # and the estimate's ±100 %, the same on every answer
     cell = _cell(html, "smollm2-135m", "math")
     assert f"{mean:.1f} J" in cell and f"± {half:.1f} J" in cell and "n = 4" in cell  # 42.5 ± 42.8
-    assert "estimated by estimate, not a measurement" in html
+    assert "estimated from CPU load, not a measurement" in html
     assert "measured at the wall by mcp39f511n" in html
     assert "measured by rapl+nvml, not the whole machine" in html
     # the GPU box's tinyllama figures are their own table, never averaged with the estimates
@@ -189,7 +191,8 @@ def test_the_model_page_draws_distributions_and_days_per_box_and_source(client, 
     counts = [int(n) for n in re.findall(r'class="bar"[^>]*><title>(\d+)</title>', html)]
     assert sum(counts) == 4 * 3  # J/answer and J/token, on two bases of three answers each
     assert html.count('class="box"') == 4 and 'class="day"' in html
-    assert "measured by rapl+nvml, not the whole machine" in html and "estimated by estimate" in html
+    assert "measured by rapl+nvml, not the whole machine" in html and "estimated from CPU load" in html
+    assert "estimated by estimate" not in html
     data = client.get("/api/models/tinyllama.json").json()
     j_answer = [d for d in data["distributions"] if d["metric"] == "j_answer"]
     per_answer = {(d["box"], d["source"]): sorted(d["values"]) for d in j_answer}
@@ -201,7 +204,7 @@ def test_the_model_page_draws_distributions_and_days_per_box_and_source(client, 
     assert gpu_day[0]["date"] == "2026-11-26" and gpu_day[0]["n"] == 3 and gpu_day[0]["mean"] == pytest.approx(310.0)
 
 
-def test_the_private_link_shows_the_words_until_forget(client, filled, history_url):
+def test_the_private_link_shows_the_words_until_forget(client, filled, served_history_url):
     token = filled.measured.share_token
     html = client.get(f"/a/{token}").text
     assert SECRET_PROMPT in html and SECRET_ANSWER in html and 'class="trace"' in html
@@ -230,10 +233,10 @@ def test_boxes_show_queue_state_length_and_history(client, live_queue, queue_nam
 
 def test_metrics_are_prometheus_exposition_from_history_and_redis(client, filled, live_queue, queue_name):
     text = client.get("/metrics").text
-    labels = 'box="testbox",measured="false",model="smollm2-135m",source="estimate",task="math"'
+    labels = 'box="testbox",generation_settings="",measured="false",model="smollm2-135m",source="estimate",task="math"'
     assert f"joulebot_answers_total{{{labels}}} 4.0" in text
     assert f"joulebot_energy_joules_total{{{labels}}} 170.0" in text
-    gpu = 'box="gpubox",{}model="tinyllama",source="rapl+nvml"'
+    gpu = 'box="gpubox",generation_settings="",images="false",{}model="tinyllama",source="rapl+nvml"'
     assert "joulebot_energy_per_answer_joules_bucket{" + gpu.format('le="250.0",') + "} 0.0" in text
     assert "joulebot_energy_per_answer_joules_bucket{" + gpu.format('le="500.0",') + "} 3.0" in text
     assert "joulebot_energy_per_answer_joules_count{" + gpu.format("") + "} 3.0" in text
@@ -347,10 +350,10 @@ def test_every_response_carries_the_browser_security_headers(client, filled, tmp
         assert response.status_code == 503 and response.headers["x-frame-options"] == "DENY"
 
 
-def test_an_empty_history_says_how_to_get_data(tmp_path, history_url, system_redis_url):
-    if history_url.startswith("postgresql"):
-        HistoryStore.open(history_url).engine.dispose()  # migrated, no rows
-    settings = make_settings(tmp_path / "d", database_url=history_url, redis_url=system_redis_url)
+def test_an_empty_history_says_how_to_get_data(tmp_path, served_history_url, system_redis_url):
+    if served_history_url.startswith("postgresql"):
+        HistoryStore.open(served_history_url).engine.dispose()  # migrated, no rows
+    settings = make_settings(tmp_path / "d", database_url=served_history_url, redis_url=system_redis_url)
     with TestClient(create_app(settings)) as client:
         for route in ("/", "/answers", "/models", "/boxes"):
             response = client.get(route)
@@ -359,11 +362,11 @@ def test_an_empty_history_says_how_to_get_data(tmp_path, history_url, system_red
         assert client.get("/api/table.json").json()["rows"] == []
         assert client.get("/api/answers.json").json()["answers"] == []
         assert "joulebot_history_up 1.0" in client.get("/metrics").text
-    if history_url.startswith("sqlite"):
+    if served_history_url.startswith("sqlite"):
         assert not (tmp_path / "history.sqlite3").exists()  # read-only: a missing file is not created
 
 
-def test_the_app_keeps_serving_with_the_database_or_redis_down(tmp_path, filled, history_url):
+def test_the_app_keeps_serving_with_the_database_or_redis_down(tmp_path, filled, served_history_url):
     nowhere = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
     settings = make_settings(tmp_path / "d", database_url=nowhere, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     with TestClient(create_app(settings)) as client:
@@ -377,29 +380,31 @@ def test_the_app_keeps_serving_with_the_database_or_redis_down(tmp_path, filled,
         assert "not reachable" in client.get("/api/table.json").json()["error"]
         text = client.get("/metrics").text
         assert "joulebot_history_up 0.0" in text and "joulebot_redis_up 0.0" in text
-    settings = make_settings(tmp_path / "e", database_url=history_url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    settings = make_settings(
+        tmp_path / "e", database_url=served_history_url, redis_url=f"redis://127.0.0.1:{free_port()}/0"
+    )
     with TestClient(create_app(settings)) as client:  # Redis alone down: history pages whole, boxes with a banner
         assert "Redis" not in client.get("/").text and "n = 4" in client.get("/?metric=j_answer").text
         boxes = client.get("/boxes").text
         assert "Redis is not reachable" in boxes and "wallbox" in boxes
-    with TestClient(create_app(make_settings(tmp_path / "f", database_url=history_url))) as client:
+    with TestClient(create_app(make_settings(tmp_path / "f", database_url=served_history_url))) as client:
         assert "The embedded Redis is not running" in client.get("/boxes").text  # and nothing started it
     assert not (tmp_path / "f" / "redis.sock").exists()
 
 
-def test_the_dashboard_writes_nothing(tmp_path, filled, history_url, system_redis_url, queue_name):
+def test_the_dashboard_writes_nothing(tmp_path, filled, served_history_url, system_redis_url, queue_name):
     """The PostgreSQL session is read-only; the SQLite file is opened read-only."""
-    settings = make_settings(tmp_path / "d", database_url=history_url, redis_url=system_redis_url)
+    settings = make_settings(tmp_path / "d", database_url=served_history_url, redis_url=system_redis_url)
     app = create_app(settings)
     with TestClient(app) as client:
         client.get("/")
     from joulebot.web.history_view import HistoryView
 
-    view = HistoryView(history_url)
+    view = HistoryView(served_history_url)
     with pytest.raises(sqlalchemy.exc.DBAPIError), view.engine.begin() as connection:
         connection.execute(sqlalchemy.text("DELETE FROM exchanges"))
     view.close()
-    assert HistoryStore(history_url).get(filled.measured_id) is not None
+    assert HistoryStore(served_history_url).get(filled.measured_id) is not None
 
 
 def test_an_older_history_is_migrated_and_shown(tmp_path):
@@ -429,6 +434,7 @@ def test_an_older_history_is_migrated_and_shown(tmp_path):
         assert client.get("/api/answers/1.json").json()["meter_failures"] == 0
 
 
+@pytest.mark.unit
 def test_the_footer_links_to_the_private_page_when_public_url_is_set():
     result = make_result().model_copy(update={"share_token": "tok123", "exchange_id": 7})
     assert footer(result, public_url="https://joule.example/").endswith("🔗 https://joule.example/a/tok123")
@@ -436,8 +442,10 @@ def test_the_footer_links_to_the_private_page_when_public_url_is_set():
     assert "🔗" not in footer(result.model_copy(update={"exchange_id": None}), public_url="https://joule.example")
 
 
-def test_joulebot_web_serves_over_uvicorn_and_refuses_a_busy_port(tmp_path, filled, history_url, system_redis_url):
-    settings = make_settings(tmp_path / "d", database_url=history_url, redis_url=system_redis_url)
+def test_joulebot_web_serves_over_uvicorn_and_refuses_a_busy_port(
+    tmp_path, filled, served_history_url, system_redis_url
+):
+    settings = make_settings(tmp_path / "d", database_url=served_history_url, redis_url=system_redis_url)
     port = free_port()
     env = cli_env(settings, WEB_PORT=str(port))
     process = subprocess.Popen([sys.executable, "-m", "joulebot", "web"], env=env, stderr=subprocess.PIPE, text=True)

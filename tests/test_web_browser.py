@@ -3,7 +3,6 @@ chromedriver (nothing fetched from a browser vendor), against uvicorn serving a 
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 import uuid
@@ -12,40 +11,19 @@ from collections.abc import Iterator
 import pytest
 import redis
 import uvicorn
+from browsers import chromium, csp_refusals, wait_until
 from standins import free_port
-from testenv import IN_CI, make_settings
+from testenv import make_settings
 from webdata import SECRET_PROMPT, announced_box, fill
 
 from joulebot.history import HistoryStore
 from joulebot.web.app import create_app
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-
 
 @pytest.fixture
 def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator:
-    if not (CHROMIUM and CHROMEDRIVER):
-        message = "chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download a browser or a driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1280,1400",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console: CSP violations show there
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.set_page_load_timeout(60)
+    monkeypatch.setenv("SE_OFFLINE", "true")
+    driver = chromium()
     yield driver
     driver.quit()
 
@@ -80,7 +58,8 @@ def test_table_and_answer_pages_render_cells_and_charts(browser, served, tmp_pat
     cell = browser.find_element(By.CSS_SELECTOR, 'td.cell[data-model="smollm2-135m"][data-category="math"]')
     assert "n = 4" in cell.text and "42.5 J" in cell.text and "±" in cell.text
     headings = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "section.population h2")]
-    assert any("estimated by estimate, not a measurement" in h for h in headings)
+    assert any("estimated from CPU load, not a measurement" in h for h in headings)
+    assert not any("estimated by estimate" in h for h in headings)
     assert any("measured at the wall by mcp39f511n" in h for h in headings)
     heatmaps = browser.find_elements(By.CSS_SELECTOR, "figure.heatmap svg")
     assert len(heatmaps) == 3 and all(svg.size["width"] > 100 for svg in heatmaps)
@@ -98,14 +77,32 @@ def test_table_and_answer_pages_render_cells_and_charts(browser, served, tmp_pat
     assert "SCI = (E × I + M) per R" in browser.find_element(By.CSS_SELECTOR, "ol.arithmetic").text
     assert SECRET_PROMPT not in browser.page_source
     assert browser.save_screenshot(str(tmp_path / "answer.png")) and (tmp_path / "answer.png").stat().st_size > 10_000
-    refused = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
-    assert not refused  # the security headers let the pages use everything they load
+    assert not csp_refusals(browser)  # the security headers let the pages use everything they load
+
+
+def test_each_table_and_its_heatmap_write_every_figure_in_one_unit(browser, served):
+    """The SCI table: a section's means and bands all in g or all in mg, and its heatmap writes each cell as
+    the table does (unit and all), not a bare number in another unit."""
+    from selenium.webdriver.common.by import By
+
+    base, _, _ = served
+    browser.get(f"{base}/?metric=sci")
+    sections = browser.find_elements(By.CSS_SELECTOR, "section.population")
+    assert len(sections) == 3
+    units = set()
+    for section in sections:
+        means = [e.text for e in section.find_elements(By.CSS_SELECTOR, "td.cell .mean")]
+        bands = [e.text.removeprefix("± ") for e in section.find_elements(By.CSS_SELECTOR, "td.cell .ci")]
+        written = {text.split()[-1] for text in means + bands if text != "? (n = 1)"}
+        assert len(written) == 1 and written <= {"g", "mg"}, (means, bands)
+        units |= written
+        cells = [t.text for t in section.find_elements(By.CSS_SELECTOR, "figure.heatmap svg text")]
+        assert [t for t in cells if t in means] == means and not [t for t in cells if t[0].isdigit() and t not in means]
+    assert units == {"g", "mg"}, "the filled history has both sizes: each table chose its own"
 
 
 def test_the_boxes_page_refreshes_itself(browser, served, system_redis_url):
-    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     base, _, queue = served
     connection = redis.Redis.from_url(system_redis_url)
@@ -120,9 +117,8 @@ def test_the_boxes_page_refreshes_itself(browser, served, system_redis_url):
                 return mine[0].find_element(By.CSS_SELECTOR, "td.state").text if mine else ""
 
             # the rows are swapped in under the reader's feet every 5 s: a stale element just means "look again"
-            wait = WebDriverWait(browser, 20, poll_frequency=0.5, ignored_exceptions=[StaleElementReferenceException])
-            wait.until(lambda d: state_of_queue(d) == "idle")
+            wait_until(browser, lambda d: state_of_queue(d) == "idle", 20, 0.5)
             with announced_box(connection, box, queue, "cooling down: 70 °C > 55 °C"):
-                wait.until(lambda d: state_of_queue(d).startswith("cooling down"))
+                wait_until(browser, lambda d: state_of_queue(d).startswith("cooling down"), 20, 0.5)
     finally:
         connection.close()

@@ -24,7 +24,8 @@ from rq.serializers import JSONSerializer
 from rq.webhook import Webhook
 from standins import HttpStandIn
 from testenv import run_cli
-from workers import ask, serving, start_worker, stop, wait_for, worker_env, worker_settings
+from waiting import wait
+from workers import ask, serving, start_worker, stop, worker_env, worker_settings
 
 from joulebot.config import Settings
 from joulebot.exchange import Request
@@ -37,7 +38,7 @@ def test_an_idle_worker_outlives_every_socket_timeout_and_a_redis_restart(tmp_pa
     settings = worker_settings(tmp_path, private_redis, ollama)
     worker = start_worker(processes, settings)
     try:
-        wait_for(lambda: serving(settings), what="the worker to take its box")
+        wait(lambda: serving(settings), what="the worker to take its box")
         first = ask(settings, "Capital of France?")
         assert first.returncode == 0, first.stderr
         time.sleep(25)  # > redis-py's 5 s socket timeout × its retries: the old worker was gone by now
@@ -48,7 +49,7 @@ def test_an_idle_worker_outlives_every_socket_timeout_and_a_redis_restart(tmp_pa
         private_redis.kill()  # a crash, then the same server back (its append-only file kept the data)
         time.sleep(2)
         private_redis.start()
-        wait_for(lambda: serving(settings), timeout=30, what="the worker to take its box again")
+        wait(lambda: serving(settings), timeout=30, what="the worker to take its box again")
         third = ask(settings, "Capital of France, after a restart?")
         assert third.returncode == 0, third.stderr
         assert "Paris is the capital of France." in third.stdout
@@ -62,7 +63,7 @@ def test_an_idle_worker_outlives_every_socket_timeout_and_a_redis_restart(tmp_pa
 def test_a_worker_that_never_gets_redis_back_exits_non_zero_and_says_why(tmp_path, private_redis, ollama, processes):
     settings = worker_settings(tmp_path, private_redis, ollama)
     worker = start_worker(processes, settings, REDIS_RECONNECT_ATTEMPTS="2", REDIS_RECONNECT_WAIT_S="0.5")
-    wait_for(lambda: serving(settings), what="the worker to take its box")
+    wait(lambda: serving(settings), what="the worker to take its box")
     private_redis.kill()
     _, err = worker.communicate(timeout=60)
     assert worker.returncode == 1, err
@@ -81,8 +82,8 @@ def test_the_worker_runs_only_joulebots_job_function(tmp_path, private_redis, ol
     with_callback = queue.enqueue(JOB_FUNCTION, request.model_dump(mode="json"), on_success=Callback("os.system"))
     worker = start_worker(processes, settings)
     try:
-        wait_for(lambda: foreign.get_status(refresh=True) == "failed", what="the foreign job to fail")
-        wait_for(lambda: with_callback.get_status(refresh=True) == "failed", what="the job with a callback to fail")
+        wait(lambda: foreign.get_status(refresh=True) == "failed", what="the foreign job to fail")
+        wait(lambda: with_callback.get_status(refresh=True) == "failed", what="the job with a callback to fail")
         assert not marker.exists(), "the foreign function ran"
         assert int(connection.get(refused_jobs_key(settings.queue_name))) == 2
         assert "refused" in foreign.latest_result().exc_string
@@ -98,7 +99,7 @@ def test_one_worker_per_box_and_a_dead_holder_is_taken_over(tmp_path, private_re
     settings = worker_settings(tmp_path, private_redis, ollama)
     first = start_worker(processes, settings)
     try:
-        wait_for(lambda: serving(settings), what="the first worker to take its box")
+        wait(lambda: serving(settings), what="the first worker to take its box")
         second = subprocess.run(
             [sys.executable, "-m", "joulebot", "worker"],
             env=worker_env(settings),
@@ -120,7 +121,7 @@ def test_one_worker_per_box_and_a_dead_holder_is_taken_over(tmp_path, private_re
     assert holder["pid"] == first.pid
     successor = start_worker(processes, settings)  # ...but a dead holder on this host is taken over at once
     try:
-        wait_for(
+        wait(
             lambda: (
                 json.loads(redis.Redis.from_url(settings.redis_url).get(box_lock_key(settings.box_name)) or "{}").get(
                     "pid"
@@ -160,11 +161,11 @@ def test_a_redis_restart_mid_answer_still_delivers_the_answer(tmp_path, private_
     settings = worker_settings(tmp_path, private_redis, ollama)
     worker = start_worker(processes, settings)
     try:
-        wait_for(lambda: serving(settings), what="the worker")
+        wait(lambda: serving(settings), what="the worker")
         client = QueueClient(settings)
         request = Request(platform="cli", user_id="u", model="llama3", prompt="Slowly, please.")
         job = client.submit(request)
-        wait_for(lambda: job.get_status(refresh=True) == "started", what="the job to start")
+        wait(lambda: job.get_status(refresh=True) == "started", what="the job to start")
         private_redis.kill()
         time.sleep(2)
         private_redis.start()
@@ -172,7 +173,7 @@ def test_a_redis_restart_mid_answer_still_delivers_the_answer(tmp_path, private_
         assert result.answer == "Paris is the capital of France." and result.exchange_id is not None
         connection = redis.Redis.from_url(settings.redis_url)
         started = StartedJobRegistry(settings.queue_name, connection=connection)
-        wait_for(lambda: started.count == 0, timeout=10, what="the started registry to empty")
+        wait(lambda: started.count == 0, timeout=10, what="the started registry to empty")
         assert worker.poll() is None
     finally:
         err = stop(worker)
@@ -188,7 +189,7 @@ def test_the_embedded_stack_never_runs_two_workers(embedded, monkeypatch, ollama
         monkeypatch.setenv(name, value)  # what the spawned worker reads, as a user's environment would say
     ensure_embedded_stack(settings)
     first_pid = int(pid_path(settings).read_text())
-    wait_for(
+    wait(
         lambda: QueueClient(settings).connection.exists(box_lock_key(settings.box_name)) == 1,
         what="the embedded worker to take its box",
     )
@@ -207,7 +208,7 @@ def test_a_worker_with_metrics_port_serves_its_box_metrics(tmp_path, private_red
     port = free_port()
     worker = start_worker(processes, settings, METRICS_PORT=str(port))
     try:
-        wait_for(lambda: serving(settings), what="the worker")
+        wait(lambda: serving(settings), what="the worker")
         assert ask(settings, "Capital of France?").returncode == 0
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         assert "joulebot_answers_total" in body and f'box="{settings.box_name}"' in body
@@ -229,7 +230,7 @@ def test_sigterm_stops_an_idle_worker_at_once_and_it_takes_no_pubsub_commands(
     settings = worker_settings(tmp_path, private_redis, ollama)
     worker = start_worker(processes, settings)
     connection = redis.Redis.from_url(settings.redis_url)
-    wait_for(lambda: serving(settings), what="the worker")
+    wait(lambda: serving(settings), what="the worker")
     listening = connection.pubsub_channels(PUBSUB_CHANNEL_TEMPLATE % "*")
     assert listening == [], "a listener thread that could hold the exit"
     err = stop(worker)
@@ -249,7 +250,7 @@ def test_sigterm_ends_a_worker_whose_redis_stalls_within_its_bound(tmp_path, pri
             update={"redis_url": proxy.url_for(private_redis.url)}
         )
         worker = start_worker(processes, settings, WORKER_STOP_GRACE_S="2")
-        wait_for(lambda: serving(settings), what="the worker")
+        wait(lambda: serving(settings), what="the worker")
         proxy.black_hole()
         worker.send_signal(signal.SIGTERM)
         _, err = worker.communicate(timeout=120)
@@ -292,7 +293,7 @@ def test_jobs_that_cannot_be_read_are_refused_and_the_worker_serves_on(tmp_path,
         hostile = _hostile_jobs(connection, settings, hook.url)
         worker = start_worker(processes, settings)
         refused = refused_jobs_key(settings.queue_name)
-        wait_for(lambda: int(connection.get(refused) or 0) == len(hostile), what="every hostile job to be refused")
+        wait(lambda: int(connection.get(refused) or 0) == len(hostile), what="every hostile job to be refused")
         queue = Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
         assert StartedJobRegistry(queue=queue).count == 0 and queue.count == 0
         assert connection.llen(queue.intermediate_queue_key) == 0

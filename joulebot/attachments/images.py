@@ -24,6 +24,10 @@ READABLE = ("JPEG", "PNG", "WEBP", "GIF", "BMP")  # formats Pillow may parse fro
 # single pixel is decoded.
 BOMB_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 MAX_ASPECT = 20  # a 1×100,000 strip downscaled would be 0 pixels wide: no model sees that
+# Vision encoders cut images into patches: Qwen2.5-VL's are 28 px (Ollama's runner panics on a side
+# shorter than one), LLaVA's and Gemma's 14 px. A smaller image is enlarged until its short side has
+# one 28 px patch; that wins over MAX_IMAGE_PIXELS (which only a tiny budget and a 1:20 strip meet).
+MIN_SIDE = 28
 JPEG_QUALITY = 90
 
 
@@ -85,9 +89,10 @@ def _check_header(name: str, image: Image.Image) -> None:
 def _normalised(name: str, image: Image.Image, source_format: str, max_pixels: int) -> ImageInput:
     width, height = image.size
     downscaled = width * height > max_pixels
-    if downscaled:
-        scale = (max_pixels / (width * height)) ** 0.5
-        size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    scale = (max_pixels / (width * height)) ** 0.5 if downscaled else 1.0
+    scale = max(scale, MIN_SIDE / min(width, height))
+    if scale != 1.0:
+        size = (max(MIN_SIDE, int(width * scale)), max(MIN_SIDE, int(height * scale)))
         image = image.resize(size, Image.Resampling.LANCZOS)
     alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     out = io.BytesIO()

@@ -43,9 +43,16 @@ class Attached(BaseModel):
     files: list[TextFile] = []
 
 
+def as_stored(images: list[dict] | None) -> list[ImageInput]:
+    """The images history says a question had (`exchanges.images`): what each was, without its pixels."""
+    return [ImageInput.model_validate({**image, "data": ""}) for image in images or []]
+
+
 def default_question(attached: Attached) -> str:
     """What a message that carries attachments but no words asks."""
-    return "Describe this image." if attached.images else "Summarise this file."
+    if attached.images:
+        return "Describe this image." if len(attached.images) == 1 else "Describe these images."
+    return "Summarise this file."
 
 
 def images_label(images: list[ImageInput]) -> str:

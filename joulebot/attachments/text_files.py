@@ -6,9 +6,14 @@ mojibake answers about mojibake, and the bill would be for that.
 
 from __future__ import annotations
 
+import re
+
 from joulebot.attachments.parts import AttachmentError, TextFile
 
 UTF8_MAX_BYTES_PER_CHAR = 4
+FIRST_FILE = '\n\n<file name="'
+# One block `with_files` wrote, ending where the next block or the text ends
+FILE_BLOCK = re.compile(r'\n\n<file name="(?P<name>[^\n]*)">\n(?P<text>.*?)\n</file>(?=\n\n<file name="|\Z)', re.DOTALL)
 
 
 def check_file_size(name: str, size: int, max_chars: int) -> None:
@@ -37,3 +42,20 @@ def with_files(prompt: str, files: list[TextFile]) -> str:
     """The user's message with each file after it, named, so the model can tell them apart."""
     blocks = [f'<file name="{f.name}">\n{f.text.rstrip()}\n</file>' for f in files]
     return "\n\n".join([prompt, *blocks])
+
+
+def split_files(message: str) -> tuple[str, list[TextFile]]:
+    """`with_files` undone: a stored message's own words and the files after them (none: all words).
+
+    A retry asks the stored message again; its files count against MAX_FILE_CHARS, not against the
+    MAX_PROMPT_CHARS of the words typed with them."""
+    start = message.find(FIRST_FILE)
+    while start != -1:
+        files, at = [], start
+        while (block := FILE_BLOCK.match(message, at)) is not None:
+            files.append(TextFile(name=block["name"], text=block["text"]))
+            at = block.end()
+        if files and at == len(message) and with_files(message[:start], files) == message:
+            return message[:start], files
+        start = message.find(FIRST_FILE, start + 1)
+    return message, []

@@ -23,6 +23,7 @@ class Intensity(BaseModel):
     is_estimated: bool | None = None  # live/cached: the API's own isEstimated
     age_s: float | None = None  # cached: seconds since it was fetched
     note: str = ""  # e.g. "unknown zone, world average", "live unavailable: HTTP 401"
+    zone_default: bool = False  # GRID_ZONE (and GRID_LAT/LON) unset: the shipped default, not the box's own
 
     def with_note(self, note: str) -> Intensity:
         return self.model_copy(update={"note": "; ".join(n for n in (self.note, note) if n)})

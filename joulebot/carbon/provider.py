@@ -29,8 +29,10 @@ class IntensityProvider:
         lat: float | None = None,
         lon: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        zone_default: bool = False,
     ) -> None:
         self.zone = zone
+        self.zone_default = zone_default  # every figure says so (Intensity.zone_default)
         self.client = client
         self.cache_ttl_s = cache_ttl_s
         self.max_age_s = max_age_s
@@ -58,9 +60,14 @@ class IntensityProvider:
             settings.intensity_max_age_s,
             settings.grid_lat,
             settings.grid_lon,
+            zone_default=not {"grid_zone", "grid_lat", "grid_lon"} & settings.model_fields_set,
         )
 
     def current(self) -> Intensity:
+        intensity = self._current()
+        return intensity.model_copy(update={"zone_default": True}) if self.zone_default else intensity
+
+    def _current(self) -> Intensity:
         if self.client is None:
             return static_intensity(self.zone)
         now = self.clock()

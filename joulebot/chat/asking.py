@@ -1,6 +1,7 @@
 """A message becomes Requests on the queue: what the user typed is checked and made a Request (or
 a clear refusal) by `build_request`, which every front end uses (the CLI too); a chat message then
-gets the asker's preferences and the limits, its box, and is queued with its delivery.
+gets the asker's preferences and the limits (the daily energy budget among them), its box, and is
+queued with its delivery.
 """
 
 from __future__ import annotations
@@ -8,11 +9,11 @@ from __future__ import annotations
 import unicodedata
 from typing import TYPE_CHECKING
 
+from joulebot.attachments.kept import KeptImages
 from joulebot.attachments.parts import Attached
 from joulebot.attachments.text_files import with_files
+from joulebot.chat import preference_cache
 from joulebot.chat.context import Context
-from joulebot.chat.deliveries import Delivery, DeliveryBook
-from joulebot.chat.limits import RateLimiter
 from joulebot.config import Settings
 from joulebot.exchange import Request, Units
 from joulebot.keys import catalog_key
@@ -20,9 +21,12 @@ from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
 from joulebot.models.tokens import ContextOverflow, check_fits
 from joulebot.queueing.catalog import parsed_catalog
 from joulebot.queueing.client import JobError, NoBox, QueueClient, QueueUnavailable, queue_errors
+from joulebot.queueing.deliveries import Delivery, DeliveryBook
+from joulebot.queueing.rate_limits import RateLimiter
 
-if TYPE_CHECKING:  # preferences raise this module's InputError
-    from joulebot.chat.preferences import Preferences
+if TYPE_CHECKING:  # preferences and budgets raise this module's InputError
+    from joulebot.chat.budgets import EnergyBudgets
+    from joulebot.chat.preferences import Choices, Preferences
 
 # Letters that render as blank space (Hangul fillers, the braille blank) although they are not format characters.
 BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
@@ -71,11 +75,11 @@ def build_request(
         raise InputError(f"the model name is empty; name one of: {', '.join(e.name for e in catalog.available())}")
     try:
         entry = catalog.resolve(model or settings.default_model)
-        check_fits(entry, text, settings.max_tokens)
+        if attached.images and not entry.vision:
+            raise InputError(catalog.blind(entry))
+        check_fits(entry, text, settings.max_tokens, [(image.width, image.height) for image in attached.images])
     except (UnknownModelError, ModelUnavailable, ContextOverflow) as exc:
         raise InputError(str(exc)) from exc
-    if attached.images and not entry.vision:
-        raise InputError(catalog.blind(entry))
     return Request(
         images=attached.images,
         platform=platform,
@@ -98,10 +102,13 @@ class Asking:
         client: QueueClient,
         deliveries: DeliveryBook,
         preferences: Preferences,
+        budgets: EnergyBudgets,
     ) -> None:
         self.settings, self.platform = settings, platform
         self.client, self.deliveries, self.preferences = client, deliveries, preferences
+        self.budgets = budgets
         self.rate = RateLimiter(client.connection, platform, settings.max_prompts_per_minute)
+        self.kept = KeptImages.of(settings)  # None: images are not kept (KEEP_IMAGES)
 
     def ensure_queue(self) -> None:
         """In embedded mode, (re)start the embedded Redis and worker; they stop when idle."""
@@ -144,25 +151,29 @@ class Asking:
     ) -> tuple[list[Request], str | None]:
         """The Requests (without context) and the system prompt that applies to them.
 
-        What Redis knows (the user's pending answers, this minute's prompts, the published catalog) is
-        read in one round trip; the prompts are counted at once and taken back if the question is
-        refused for another reason."""
+        What Redis knows (the user's pending answers, this minute's prompts, the versions of their choices,
+        the published catalog) is read in one round trip; the prompts are counted at once and taken back if
+        the question is refused for another reason."""
         self.ensure_queue()
         settings, cost = self.settings, len(models)
         with queue_errors(settings), self.client.connection.pipeline(transaction=False) as pipe:
             self.deliveries.count_pending(pipe, user_id)
             minute = self.rate.count(pipe, user_id, cost)
+            replies = preference_cache.read(pipe, self.platform, user_id, system_chat)
             if settings.follows_one_queue:
                 pipe.get(catalog_key(settings.queue_name))
-            pending, used, _, *published = pipe.execute()
+            pending, used, _, *rest = pipe.execute()
+        versions, published = tuple(rest[:replies]), rest[replies:]
         try:
             if int(pending) >= settings.max_pending_per_user:
                 raise InputError(
                     f"You already have {settings.max_pending_per_user} questions waiting; "
                     "please wait for their answers first."
                 )
+            self.budgets.check(self.platform, user_id)  # BudgetSpent, with what was used and when it resets
             catalog = parsed_catalog(published[0]) if published and published[0] else self.preferences.catalog()
-            requests, system = self._build(user_id, chat_id, prompt, models, system_chat, catalog, attached)
+            choices = self.preferences.of(user_id, system_chat, versions)  # read only if they changed
+            requests, system = self._build(user_id, chat_id, prompt, models, choices, catalog, attached)
         except InputError:
             self.rate.refund(minute, cost)
             raise
@@ -178,12 +189,12 @@ class Asking:
         chat_id: str,
         prompt: str,
         models: list[str | None],
-        system_chat: str | None,
+        choices: Choices,
         catalog: Catalog,
         attached: Attached | None,
     ) -> tuple[list[Request], str | None]:
         """The Requests, with the user's preferences, routed; InputError when they cannot be."""
-        default_model, units, box, system = self.preferences.of(user_id, system_chat)  # one read per message
+        default_model, units, box, system = choices
         requests = [
             build_request(
                 self.settings,
@@ -211,6 +222,8 @@ class Asking:
         if len(requests) == 1 and status_message_id is not None:
             requests[0].message_ref = status_message_id  # a reply to this message continues the conversation
         first = requests[0]
+        if self.kept is not None:  # for Retry and the conversation's later turns
+            self.kept.keep(self.platform, first.user_id, first.images)
         delivery = Delivery(
             request_ids=[r.id for r in requests],
             platform=self.platform,

@@ -6,8 +6,8 @@ generation, and half a window would be neither a whole answer's cost nor compara
 
 from __future__ import annotations
 
-from joulebot.chat.deliveries import DeliveryBook
 from joulebot.queueing.client import JobError, QueueClient
+from joulebot.queueing.deliveries import DeliveryBook
 
 CANCELLED = "🚫 Cancelled before it ran: nothing was measured or stored."
 

@@ -15,12 +15,15 @@ from typing import TYPE_CHECKING
 import redis
 from sqlalchemy.exc import SQLAlchemyError
 
+from joulebot.attachments.kept import KeptImages
+from joulebot.attachments.parts import Attached
+from joulebot.attachments.text_files import split_files
 from joulebot.chat.asking import InputError
-from joulebot.chat.context import Context
-from joulebot.chat.deliveries import Delivery
+from joulebot.chat.context import Context, ImagesGone, images_again, kept_images
 from joulebot.config import Settings
 from joulebot.exchange import Result
 from joulebot.keys import conversation_key, shared_conversation_key
+from joulebot.queueing.deliveries import Delivery
 
 if TYPE_CHECKING:
     from joulebot.history.store import HistoryStore
@@ -36,6 +39,8 @@ SHARED_CONVERSATION_TTL_S = (
 class Conversations:
     def __init__(self, settings: Settings, platform: str, connection: redis.Redis, history: HistoryStore) -> None:
         self.settings, self.platform, self.connection, self.history = settings, platform, connection, history
+        self.kept = KeptImages.of(settings)  # earlier questions' images, shown again (None: not kept)
+        self.show_again = kept_images(self.kept, platform, history.owner)
 
     def _pointer(self, chat_id: str, user_id: str) -> str:
         return conversation_key(self.platform, chat_id, user_id)
@@ -65,7 +70,7 @@ class Conversations:
         if not group and self.history.owner(exchange) != user_id:
             return Context()
         thread = self.history.thread(exchange.id)  # type: ignore[arg-type]
-        return Context.after(thread) if thread else Context()
+        return Context.after(thread, self.show_again) if thread else Context()
 
     # -- shared conversations: a chat that is one conversation for everyone in it (a thread the bot started) --
     def _shared(self, chat_id: str) -> str:
@@ -125,19 +130,26 @@ class Conversations:
 
     def retry_context(
         self, user_id: str, chat_id: str, exchange_id: int, group: bool = False
-    ) -> tuple[str, str, Context]:
-        """(prompt, model, context) to ask an answer's question again, with the same context.
+    ) -> tuple[str, str, Context, Attached]:
+        """(prompt, model, context, its images) to ask an answer's question again, with the same context.
 
-        Only the asker (or, in a group, anyone in that group) may retry an answer.
+        Only the asker (or, in a group, anyone in that group) may retry an answer; one whose images
+        were not kept (KEEP_IMAGES) cannot be asked again without them.
         """
         exchange = self.history.get(exchange_id)
         if exchange is None or not exchange.prompt or exchange.chat_id != chat_id:
             raise InputError("That answer can no longer be retried.")
         if not group and self.history.owner(exchange) != user_id:
             raise InputError("That answer can no longer be retried.")
+        try:
+            images = images_again(self.kept, self.show_again, exchange)
+        except ImagesGone as why:
+            message = f"That answer's image cannot be shown again ({why}): send it again to ask about it."
+            raise InputError(message) from None
         thread = self.history.thread(exchange.parent_id) if exchange.parent_id is not None else []
-        context = Context.after(thread) if thread else Context()
+        context = Context.after(thread, self.show_again) if thread else Context()
         context.conversation_id = exchange.conversation_id or context.conversation_id
         context.turn = exchange.turn
         context.fixed_system, context.system = True, exchange.system_prompt
-        return exchange.prompt, exchange.model, context
+        words, files = split_files(exchange.prompt)  # the files again as files: not counted as typed words
+        return words, exchange.model, context, Attached(images=images, files=files)

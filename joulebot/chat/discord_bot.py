@@ -14,6 +14,8 @@ asks for the intent, and then every message of a bot thread and every reply is r
 Each question gets a status message (the deferred reply of a command, or a message of the
 bot) with a Cancel button while it waits; it shows the answer as it grows, then the answer
 with a Retry button. What is owed is kept in Redis, so a restarted bot still delivers it.
+Questions are taken in (checked, queued, their status posted) INTAKE_AT_ONCE at a time, as the
+Telegram bot takes its updates; the others wait their turn, and answers are followed apart.
 """
 
 from __future__ import annotations
@@ -26,12 +28,11 @@ from collections.abc import Awaitable, Callable
 import discord
 import redis
 
-from joulebot.attachments.parts import AttachmentError, default_question
+from joulebot.attachments.parts import Attached, AttachmentError, default_question
 from joulebot.chat.asking import InputError
 from joulebot.chat.background import spawn, text_of
 from joulebot.chat.cancelling import CANCELLED
 from joulebot.chat.context import Context
-from joulebot.chat.deliveries import Delivery
 from joulebot.chat.discord_access import AllowList, GuardedTree, scope_of
 from joulebot.chat.discord_commands import SlashCommands
 from joulebot.chat.discord_files import attachments_of
@@ -47,11 +48,13 @@ from joulebot.chat.discord_targets import (
     token_alive,
 )
 from joulebot.chat.discord_views import CancelView, RetryView, cancel_button, retry_button
-from joulebot.chat.pacing import DISCORD_PER_S, Pacer, Pacing
+from joulebot.chat.pacing import DISCORD_PER_S, INTAKE_AT_ONCE, Pacer, Pacing
 from joulebot.chat.reply import Reply, make_reply
 from joulebot.chat.service import ChatService
+from joulebot.chat.taking_in import TakingIn
 from joulebot.config import Settings
 from joulebot.queueing.client import JobCancelled, JobError, QueueUnavailable
+from joulebot.queueing.deliveries import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,8 @@ class DiscordBot(discord.Client):
         self.pacing = Pacing(Pacer(DISCORD_PER_S))  # each route's last call, the bot's budget: finals first
         self._resumed = False
         self._tasks: set[asyncio.Task] = set()
+        self._intake = asyncio.Semaphore(INTAKE_AT_ONCE)  # questions taken in at once; the rest wait their turn
+        self._taking_in = TakingIn()  # one question of a user at a time: the pending limit holds
 
     # -- start-up ----------------------------------------------------------
     async def setup_hook(self) -> None:
@@ -132,23 +137,25 @@ class DiscordBot(discord.Client):
         user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
         group = interaction.guild_id is not None
         scope = scope_of(interaction.channel, interaction.channel_id)
-        try:
-            attached = await attachments_of([image], self.settings) if image is not None else None
-            requests = await asyncio.to_thread(
-                self.chat.asking.prepare, user_id, channel_id, prompt, models, None, group, scope, attached
-            )
-            show = functools.partial(interaction.edit_original_response, content=QUEUED, view=cancel_button())
-            status = await queued_status(show)
-            delivery = await asyncio.to_thread(
-                self.chat.asking.submit,
-                requests,
-                str(status.id) if status else None,  # none: the answer replaces the "thinking…" reply
-                f"{interaction.application_id}:{interaction.token}",
-            )
-        except (InputError, JobError, AttachmentError) as exc:
-            await interaction.delete_original_response()
-            await interaction.followup.send(str(exc), ephemeral=True)
-            return
+        # its turn to be taken in (meanwhile Discord shows "thinking…"), after the user's previous question
+        async with self._taking_in(user_id), self._intake:
+            try:
+                attached = await attachments_of([image], self.settings) if image is not None else None
+                requests = await asyncio.to_thread(
+                    self.chat.asking.prepare, user_id, channel_id, prompt, models, None, group, scope, attached
+                )
+                show = functools.partial(interaction.edit_original_response, content=QUEUED, view=cancel_button())
+                status = await queued_status(show)
+                delivery = await asyncio.to_thread(
+                    self.chat.asking.submit,
+                    requests,
+                    str(status.id) if status else None,  # none: the answer replaces the "thinking…" reply
+                    f"{interaction.application_id}:{interaction.token}",
+                )
+            except (InputError, JobError, AttachmentError) as exc:
+                await interaction.delete_original_response()
+                await interaction.followup.send(str(exc), ephemeral=True)
+                return
         fallback = ChannelTarget(self, channel_id, user_id, self.pacing)
         await self.follow(delivery, InteractionTarget(interaction, fallback, self.pacing, QUEUED if status else ""))
 
@@ -230,51 +237,59 @@ class DiscordBot(discord.Client):
         group: bool,
         refuse: Callable[[str], Awaitable[None]],
         opens_thread: bool = False,
+        attached: Attached | None = None,
     ) -> None:
         """Answer `source` with a status message replying to it (or opening a thread on it), edited as
-        the answer grows and then replaced by it."""
-        scope = scope_of(source.channel, source.channel.id)
-        try:
-            attached = await attachments_of(source.attachments, self.settings) if source.attachments else None
-            prompt = prompt or (default_question(attached) if attached else "")
-            requests = await asyncio.to_thread(
-                self.chat.asking.prepare,
-                user_id,
-                str(source.channel.id),
-                prompt,
-                models,
-                context,
-                group,
-                scope,
-                attached,
+        the answer grows and then replaced by it. `attached`: what the question carries, if not `source`'s
+        attachments (a retry's kept images)."""
+        async with self._taking_in(user_id), self._intake:  # its turn, after the user's previous question
+            scope = scope_of(source.channel, source.channel.id)
+            try:
+                if attached is None and source.attachments:
+                    attached = await attachments_of(source.attachments, self.settings)
+                prompt = prompt or (default_question(attached) if attached else "")
+                requests = await asyncio.to_thread(
+                    self.chat.asking.prepare,
+                    user_id,
+                    str(source.channel.id),
+                    prompt,
+                    models,
+                    context,
+                    group,
+                    scope,
+                    attached,
+                )
+            except (InputError, AttachmentError) as exc:
+                await refuse(str(exc))
+                return
+            thread = await self.open_thread(source, prompt) if opens_thread else None
+            if thread is not None:  # the conversation lives in the thread: its answers are found there
+                requests = [r.model_copy(update={"chat_id": str(thread.id)}) for r in requests]
+
+            def post() -> Awaitable[discord.Message]:
+                if thread is not None:
+                    return thread.send(QUEUED, view=cancel_button(), allowed_mentions=NO_MENTIONS)
+                return source.reply(QUEUED, view=cancel_button(), mention_author=False, allowed_mentions=NO_MENTIONS)
+
+            try:
+                status = await queued_status(post)
+            except discord.HTTPException as exc:  # no right to post there: nothing is queued
+                log.warning("cannot answer in channel %s: %s", source.channel.id, exc)
+                return
+            try:
+                delivery = await asyncio.to_thread(
+                    self.chat.asking.submit, requests, str(status.id) if status else None
+                )
+            except JobError as exc:
+                await (status.edit(content=f"⚠️ {exc}", view=None) if status else refuse(f"⚠️ {exc}"))
+                return
+            fallback = ChannelTarget(self, delivery.chat_id, user_id, self.pacing)
+            target = (
+                MessageTarget(self, delivery.chat_id, str(status.id), fallback, self.pacing, QUEUED)
+                if status
+                else fallback
             )
-        except (InputError, AttachmentError) as exc:
-            await refuse(str(exc))
-            return
-        thread = await self.open_thread(source, prompt) if opens_thread else None
-        if thread is not None:  # the conversation lives in the thread: its answers are found there
-            requests = [r.model_copy(update={"chat_id": str(thread.id)}) for r in requests]
-
-        def post() -> Awaitable[discord.Message]:
-            if thread is not None:
-                return thread.send(QUEUED, view=cancel_button(), allowed_mentions=NO_MENTIONS)
-            return source.reply(QUEUED, view=cancel_button(), mention_author=False, allowed_mentions=NO_MENTIONS)
-
-        try:
-            status = await queued_status(post)
-        except discord.HTTPException as exc:  # no right to post there: nothing is queued
-            log.warning("cannot answer in channel %s: %s", source.channel.id, exc)
-            return
-        try:
-            delivery = await asyncio.to_thread(self.chat.asking.submit, requests, str(status.id) if status else None)
-        except JobError as exc:
-            await (status.edit(content=f"⚠️ {exc}", view=None) if status else refuse(f"⚠️ {exc}"))
-            return
-        fallback = ChannelTarget(self, delivery.chat_id, user_id, self.pacing)
-        target = (
-            MessageTarget(self, delivery.chat_id, str(status.id), fallback, self.pacing, QUEUED) if status else fallback
-        )
-        await self.follow(delivery, target)
+        await self.follow(delivery, target)  # the intake's turn ends once the question is queued
 
     async def open_thread(self, message: discord.Message, prompt: str) -> discord.Thread | None:
         """A thread on the message that asked, made one conversation; None where the bot may not open one."""
@@ -290,7 +305,8 @@ class DiscordBot(discord.Client):
         results = []
         try:
             results = await self.chat.following.follow(delivery, target.status)
-            reply = make_reply(results, delivery.units, self.chat.settings.public_url)
+            budget = await self.chat.delivering(self.chat.budgets.day_lines, self.chat.platform, delivery.user_id)
+            reply = make_reply(results, delivery.units, self.chat.settings.public_url, budget)
         except JobCancelled:
             reply = Reply([], CANCELLED)
         except JobError as exc:
@@ -335,7 +351,7 @@ class DiscordBot(discord.Client):
         user_id, chat_id = str(interaction.user.id), str(interaction.channel_id)
         group = interaction.guild_id is not None
 
-        def again() -> tuple[str, str, Context]:
+        def again() -> tuple[str, str, Context, Attached]:
             exchange_id = self.chat.conversations.answer_id_at(chat_id, str(message.id))
             return self.chat.conversations.retry_context(
                 user_id, chat_id, -1 if exchange_id is None else exchange_id, group
@@ -345,11 +361,11 @@ class DiscordBot(discord.Client):
             await interaction.followup.send(text, ephemeral=True)
 
         try:
-            prompt, model, context = await asyncio.to_thread(again)
+            prompt, model, context, attached = await asyncio.to_thread(again)
         except InputError as exc:
             await refuse(str(exc))
             return
-        await self.answer_in_channel(message, user_id, prompt, [model], context, group, refuse)
+        await self.answer_in_channel(message, user_id, prompt, [model], context, group, refuse, attached=attached)
 
 
 def run(settings: Settings, sync: bool = False) -> None:

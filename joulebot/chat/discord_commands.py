@@ -202,7 +202,7 @@ class SlashCommands:
         await self.private(interaction, lambda: self.bot.chat.cancelling.cancel(user_id, channel_id))
 
     async def cmd_stats(self, interaction: discord.Interaction) -> None:
-        text = await asyncio.to_thread(self.bot.chat.reports.stats_text)
+        text = await asyncio.to_thread(self.bot.chat.reports.stats_text, str(interaction.user.id))
         await interaction.response.send_message(text[:2000], allowed_mentions=NO_MENTIONS)
 
     async def cmd_boxes(self, interaction: discord.Interaction) -> None:

@@ -15,10 +15,10 @@ from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Protocol
 
-from joulebot.chat.deliveries import Delivery, DeliveryBook
 from joulebot.chat.status import status_text
 from joulebot.exchange import GENERATING, Result
 from joulebot.queueing.client import Progress, QueueUnavailable
+from joulebot.queueing.deliveries import Delivery, DeliveryBook
 from joulebot.queueing.follower import Delta, Finished, Follower, QueueAway, Status
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 TELEGRAM_PER_S = 30.0  # messages a second per bot (Bot API FAQ: "no more than 30 messages per second")
 DISCORD_PER_S = 50.0  # requests a second per bot (Discord's global rate limit)
 STATUS_SHARE = 2 / 3  # of the budget, the most statuses may take
+# Questions a bot takes in at once (checks, the queue's writes, the status message); the rest wait their
+# turn. Each ends with a message, which the bot may send about 30-50 a second: more at once would not take
+# questions in faster, only crowd out the answers being delivered meanwhile.
+INTAKE_AT_ONCE = 16
 
 
 class Pacer:

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
+from joulebot.chat import preference_cache
 from joulebot.chat.asking import InputError
-from joulebot.chat.deliveries import DeliveryBook
 from joulebot.chat.forgetting import forget_user
 from joulebot.config import Settings
 from joulebot.exchange import Units
 from joulebot.models import Catalog, ModelUnavailable, UnknownModelError
 from joulebot.queueing.catalog import catalog_for_front_end
 from joulebot.queueing.client import QueueClient, QueueUnavailable
+from joulebot.queueing.deliveries import DeliveryBook
 
 if TYPE_CHECKING:  # the store is opened by the chat service; `joulebot ask` imports no database
     from joulebot.history.store import HistoryStore
@@ -33,21 +34,31 @@ class Preferences:
     ) -> None:
         self.settings, self.platform, self.client, self.history = settings, platform, client, history
         self.deliveries = deliveries
+        self.cache: preference_cache.PreferenceCache[Choices] = preference_cache.PreferenceCache()
 
     def catalog(self) -> Catalog:
         return catalog_for_front_end(self.settings, self.client.connection)
 
-    def of(self, user_id: str, system_chat: str | None = None) -> Choices:
+    def of(self, user_id: str, system_chat: str | None = None, versions: tuple[object, ...] | None = None) -> Choices:
         """The user's default model, units, pinned box and system prompt (the chat's, given `system_chat`),
-        with the configured defaults where none was chosen: one read."""
+        with the configured defaults where none was chosen: one read, or none where `versions` (read by
+        `preference_cache.read` for this message) vouch for the copy read before."""
+        if versions is not None and (kept := self.cache.get(user_id, system_chat, versions)) is not None:
+            return kept
         model, units, box, system = self.history.asking(self.platform, user_id, system_chat)
         chosen_units = units if units in ("joules", "watts") else self.settings.default_units
-        return Choices(
+        choices = Choices(
             model or self.settings.default_model,
             chosen_units,  # type: ignore[arg-type]
             box,
             system or self.settings.system_prompt or None,
         )
+        if versions is not None:
+            self.cache.put(user_id, system_chat, versions, choices)
+        return choices
+
+    def _changed(self, user_id: str, chat_id: str | None = None) -> None:
+        preference_cache.changed(self.settings, self.client.connection, self.platform, user_id, chat_id)
 
     def units(self, user_id: str) -> Units:
         return self.of(user_id).units
@@ -57,6 +68,7 @@ class Preferences:
         if value not in ("joules", "watts"):
             raise InputError("units are joules (energy) or watts (average power and duration): /units watts")
         self.history.set_preferences(self.platform, user_id, units=value)
+        self._changed(user_id)
         return f"Units set to {value}."
 
     def default_model(self, user_id: str) -> str:
@@ -68,6 +80,7 @@ class Preferences:
         except (UnknownModelError, ModelUnavailable) as exc:
             raise InputError(str(exc)) from None
         self.history.set_preferences(self.platform, user_id, model=entry.name)
+        self._changed(user_id)
         return f"Your default model is now {entry.name} ({entry.size_label()})."
 
     def box_text(self, user_id: str, wanted: str = "") -> str:
@@ -82,11 +95,13 @@ class Preferences:
             return f"Your box: {now}. Live boxes: {', '.join(live) or 'none'}. /box NAME pins one, /box auto unpins."
         if wanted.lower() == "auto":
             self.history.set_preferences(self.platform, user_id, box="")
+            self._changed(user_id)
             return f"Your questions go to the box chosen for each ({self.settings.routing})."
         match = next((name for name in live if name.lower() == wanted.lower()), None)
         if match is None:
             raise InputError(f"no live box named {wanted!r}; live boxes: {', '.join(live) or 'none'}")
         self.history.set_preferences(self.platform, user_id, box=match)
+        self._changed(user_id)
         return f"Your questions now go to {match} (until /box auto)."
 
     def system_command(
@@ -117,24 +132,26 @@ class Preferences:
             return f"No system prompt is set. Set {whose} with: /system You answer briefly."
         if text.lower() == "clear":
             self.history.set_system_prompt(self.platform, user_id, None, where)
+            self._changed(user_id, where)
             return f"Cleared {whose} system prompt."
         if len(text) > self.settings.max_prompt_chars:
             raise InputError(
                 f"the system prompt has {len(text)} characters; the maximum is {self.settings.max_prompt_chars}"
             )
         self.history.set_system_prompt(self.platform, user_id, text.replace("\x00", ""), where)
+        self._changed(user_id, where)
         return f"Set {whose} system prompt. It applies from the next question."
 
     def forget(self, user_id: str) -> str:
         """Everywhere joulebot keeps them (see `forgetting`); questions still being answered are stored
         when answered, and the user is told so."""
         try:
-            n = forget_user(self.history, self.client, self.platform, user_id)
-            waiting = self.deliveries.pending_for(user_id)
+            self.cache.drop(user_id)  # their system prompt too: forgotten here at once, elsewhere by its version
+            forgotten = forget_user(self.history, self.client, self.platform, user_id)
         except QueueUnavailable:
             raise InputError("Nothing was deleted: joulebot's queue is unavailable; try again in a minute.") from None
-        text = f"Deleted the prompts and answers of {n} exchanges. "
-        text += "Their anonymous energy figures stay in the statistics."
-        if waiting:
-            text += f" {waiting} question(s) still being answered will be stored when answered: /forget again then."
-        return text
+        try:
+            waiting = self.deliveries.pending_for(user_id)
+        except QueueUnavailable:  # forgotten all the same: only the note on questions still waiting is lost
+            waiting = 0
+        return forgotten.told(waiting, "/forget")

@@ -33,10 +33,13 @@ class Reply:
         return parts
 
 
-def make_reply(results: list[Result], units: Units, public_url: str = "") -> Reply:
+def make_reply(results: list[Result], units: Units, public_url: str = "", budget: list[str] | None = None) -> Reply:
+    """`budget`: the asker's use of their daily energy budgets (`EnergyBudgets.day_lines`), under the last footer."""
     compare = len(results) > 1
     answers = [
         Answer(f"{tag}: {r.model}" if compare else "", r.answer or "(empty answer)", footer(r, units, public_url))
         for tag, r in zip("AB", results, strict=False)
     ]
+    if budget and answers:
+        answers[-1].footer = "\n".join([answers[-1].footer, *budget])
     return Reply(answers, energy_ratio(results[0], results[1]) if compare else "")

@@ -17,15 +17,22 @@ from joulebot.queueing.fleet import BoxView
 from joulebot.tables import mean_with_band
 
 if TYPE_CHECKING:
+    from joulebot.chat.budgets import EnergyBudgets
     from joulebot.history.store import HistoryStore
 
 
 class Reports:
     def __init__(
-        self, settings: Settings, platform: str, client: QueueClient, history: HistoryStore, preferences: Preferences
+        self,
+        settings: Settings,
+        platform: str,
+        client: QueueClient,
+        history: HistoryStore,
+        preferences: Preferences,
+        budgets: EnergyBudgets,
     ) -> None:
         self.settings, self.platform, self.client, self.history = settings, platform, client, history
-        self.preferences = preferences
+        self.preferences, self.budgets = preferences, budgets
 
     def models_text(self) -> str:
         if not self.settings.follows_one_queue and (views := [v for v in self.client.boxes() if v.live]):
@@ -71,19 +78,20 @@ class Reports:
             lines.append(f"#{row.id} {row.started_at:%Y-%m-%d %H:%M} · {row.model}\n“{prompt}”\n{footer(result)}")
         return "\n\n".join(lines)
 
-    def stats_text(self) -> str:
+    def stats_text(self, user_id: str | None = None) -> str:
         """Per basis (box, energy source, measured or estimated) and task, the models from greenest to
         hungriest (mean energy per answer ± 95 % interval): never ranked across bases. Later turns of
-        conversations (they carry context) are shown apart from first questions."""
-        rows = self.history.category_stats()
-        if not rows:
-            return "No measurements yet."
-        lines = ["Average energy per answer ± 95 % interval (answers), by task, greenest first:"]
-        lines += _ranked(rows)
-        continued = self.history.category_stats(continued=True)
-        if continued:
-            lines.append("Later turns of conversations (they carry the conversation as context, so cost more):")
-            lines += _ranked(continued)
+        conversations (they carry context) and answers that read images are each shown apart. With a
+        `user_id` and a daily energy budget set, the user's use of it on the day comes first."""
+        budget = self.budgets.day_lines(self.platform, user_id) if user_id is not None else []
+        lines = []
+        for (continued, images), title in STATS_SECTIONS.items():
+            rows = self.history.category_stats(continued=continued, images=images)
+            if rows:
+                lines += [title, *_ranked(rows)]
+        if not lines:
+            return "\n".join([*budget, "No measurements yet."])
+        lines = [*budget, *lines]
         return "\n".join(lines)
 
     def boxes_text(self) -> str:
@@ -94,6 +102,15 @@ class Reports:
         if not views:
             return "No measurement box has announced itself yet."
         return "Measurement boxes:\n" + "\n".join(box_lines(views, brief=True))
+
+
+# (later turns, with images) → the title of its part of /stats, in this order
+STATS_SECTIONS = {
+    (False, False): "Average energy per answer ± 95 % interval (answers), by task, greenest first:",
+    (True, False): "Later turns of conversations (they carry the conversation as context, so cost more):",
+    (False, True): "Questions with images (reading an image is work a text question does not cost):",
+    (True, True): "Later turns that read images (the question's own or the conversation's earlier ones):",
+}
 
 
 def _ranked(rows: list) -> list[str]:

@@ -1,7 +1,7 @@
 """The one object a chat bot talks to: the queue client and the history it shares with the parts
 of a chat front end, each a module of its own — asking (a message becomes Requests on the queue),
 following (the Results back, and what is still owed), conversations, preferences and system
-prompts, cancelling, and the read-only reports."""
+prompts, cancelling, the read-only reports, and the daily energy budgets."""
 
 from __future__ import annotations
 
@@ -12,15 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from joulebot.chat.asking import Asking
+from joulebot.chat.budgets import EnergyBudgets
 from joulebot.chat.cancelling import Cancelling
 from joulebot.chat.conversations import Conversations
-from joulebot.chat.deliveries import DeliveryBook
 from joulebot.chat.following import Following
 from joulebot.chat.preferences import Preferences
 from joulebot.chat.reports import Reports
 from joulebot.config import Settings
 from joulebot.history import open_history
 from joulebot.queueing.client import QueueClient
+from joulebot.queueing.deliveries import DeliveryBook
 from joulebot.queueing.follower import Follower
 
 T = TypeVar("T")
@@ -35,12 +36,13 @@ class ChatService:
         self.history = open_history(settings.sqlalchemy_url, settings.redact, settings.history_timeout_s)
         self.deliveries = DeliveryBook(self.client.connection, platform)
         self.preferences = Preferences(settings, platform, self.client, self.history, self.deliveries)
-        self.asking = Asking(settings, platform, self.client, self.deliveries, self.preferences)
+        self.budgets = EnergyBudgets(settings, self.history)
+        self.asking = Asking(settings, platform, self.client, self.deliveries, self.preferences, self.budgets)
         self.follower = Follower(settings)  # one thread and connection for every answer this process waits for
         self.following = Following(self.follower, self.deliveries)
         self.conversations = Conversations(settings, platform, self.client.connection, self.history)
         self.cancelling = Cancelling(self.client, self.deliveries)
-        self.reports = Reports(settings, platform, self.client, self.history, self.preferences)
+        self.reports = Reports(settings, platform, self.client, self.history, self.preferences, self.budgets)
         self._delivery_pool = ThreadPoolExecutor(DELIVERY_THREADS, thread_name_prefix="joulebot-delivery")
 
     async def delivering(self, work: Callable[..., T], *args: object) -> T:

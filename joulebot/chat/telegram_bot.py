@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 import redis
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.constants import ChatType, MessageEntityType, ParseMode
+from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
     Application,
@@ -37,16 +37,18 @@ from joulebot.chat.asking import InputError
 from joulebot.chat.background import spawn, text_of
 from joulebot.chat.cancelling import CANCELLED
 from joulebot.chat.context import Context
-from joulebot.chat.deliveries import Delivery
 from joulebot.chat.help_text import HELP
-from joulebot.chat.pacing import TELEGRAM_PER_S, Pacer, Pacing
+from joulebot.chat.pacing import INTAKE_AT_ONCE, TELEGRAM_PER_S, Pacer, Pacing
 from joulebot.chat.reply import Reply, make_reply
 from joulebot.chat.service import ChatService
+from joulebot.chat.taking_in import TakingIn
 from joulebot.chat.telegram_files import attachments_of, carries_attachment, file_base_url
 from joulebot.chat.telegram_format import split_html, to_html
+from joulebot.chat.telegram_questions import Albums, mentions
 from joulebot.chat.telegram_stream import AnswerMessages, send_piece
 from joulebot.config import Settings, SettingsError
 from joulebot.queueing.client import JobCancelled, JobError
+from joulebot.queueing.deliveries import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +56,6 @@ QUEUED = "⏳ queued"
 # Telegram's rule for a webhook's secret_token (setWebhook), sent back in X-Telegram-Bot-Api-Secret-Token
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 WEBHOOK_SECRET_RULE = "1-256 characters of A-Z, a-z, 0-9, _ and - (a long random one)"
-# Updates handled at once. Taking a question in costs CPU (its checks, the queue's writes) and ends with a
-# message (its status), which the bot may send about 30 a second: more at once would not take questions in
-# faster, only crowd out the answers being delivered meanwhile.
-CONCURRENT_UPDATES = 16
 GROUP_ADMINS = ("creator", "administrator")  # ChatMember.status of a group's owner and its administrators
 
 
@@ -124,7 +122,9 @@ class TelegramBot:
         self.admins = Settings.id_set(settings.telegram_admins)
         self.allowed = Settings.id_set(settings.telegram_allowed_users)
         self._tasks: set[asyncio.Task] = set()
+        self._taking_in = TakingIn()
         self._pacing = Pacing(Pacer(TELEGRAM_PER_S))  # each chat's last call, the bot's budget: finals first
+        self.albums = Albums(self._on_messages, lambda gathering: spawn(self._tasks, gathering, "an album"))
 
     # -- the application ---------------------------------------------------
     def application(self) -> Application:
@@ -136,7 +136,7 @@ class TelegramBot:
             .token(token)
             .base_url(self.settings.telegram_api_base_url)
             .base_file_url(file_base_url(self.settings))
-            .concurrent_updates(CONCURRENT_UPDATES)
+            .concurrent_updates(INTAKE_AT_ONCE)  # an answer is followed by a task of its own
             .post_init(self._resume)
             .build()
         )
@@ -216,30 +216,35 @@ class TelegramBot:
         models: list[str | None],
         context: Context | None = None,
         attached: Attached | None = None,
+        parts: list[Message] | None = None,
     ) -> None:
-        chat_id = str(message.chat_id)
-        group = message.chat.type != ChatType.PRIVATE
-        try:
-            if attached is None and carries_attachment(message):
-                attached = await attachments_of(message, self.settings)
-                prompt = prompt or default_question(attached)  # a photo or file without a caption
-            requests = await asyncio.to_thread(
-                self.chat.asking.prepare, user_id, chat_id, prompt, models, context, group, None, attached
-            )
-        except (InputError, AttachmentError) as exc:
-            await message.reply_text(str(exc))
-            return
-        bot, quote = message.get_bot(), str(message.message_id) if group else None
-        status = await send_piece(bot, chat_id, QUEUED, buttons=cancel_button(requests[0].id), reply_to=quote)
-        if status.done and status.message_id is None:  # the chat refuses the bot's messages: nobody to answer
-            return
-        if not status.done:  # still failing after the retries: the question is queued all the same
-            log.warning("no status message in chat %s; the answer will come as a new message", chat_id)
-        try:
-            delivery = await asyncio.to_thread(self.chat.asking.submit, requests, status.message_id)
-        except JobError as exc:
-            await self._send(bot, chat_id, html.escape(f"⚠️ {exc}", quote=False), status.message_id)
-            return
+        """`parts`: the messages whose photos and documents the question carries (an album's; default:
+        `message`), unless `attached` already says what it carries."""
+        async with self._taking_in(user_id):  # checked and recorded before the user's next question
+            chat_id = str(message.chat_id)
+            group = message.chat.type != ChatType.PRIVATE
+            parts = parts or [message]
+            try:
+                if attached is None and any(carries_attachment(m) for m in parts):
+                    attached = await attachments_of(parts, self.settings)
+                    prompt = prompt or default_question(attached)  # a photo or file without a caption
+                requests = await asyncio.to_thread(
+                    self.chat.asking.prepare, user_id, chat_id, prompt, models, context, group, None, attached
+                )
+            except (InputError, AttachmentError) as exc:
+                await message.reply_text(str(exc))
+                return
+            bot, quote = message.get_bot(), str(message.message_id) if group else None
+            status = await send_piece(bot, chat_id, QUEUED, buttons=cancel_button(requests[0].id), reply_to=quote)
+            if status.done and status.message_id is None:  # the chat refuses the bot's messages: nobody to answer
+                return
+            if not status.done:  # still failing after the retries: the question is queued all the same
+                log.warning("no status message in chat %s; the answer will come as a new message", chat_id)
+            try:
+                delivery = await asyncio.to_thread(self.chat.asking.submit, requests, status.message_id)
+            except JobError as exc:
+                await self._send(bot, chat_id, html.escape(f"⚠️ {exc}", quote=False), status.message_id)
+                return
         self._background(self._follow(bot, delivery, QUEUED if status.message_id else ""))
 
     def _background(self, coroutine) -> None:
@@ -270,7 +275,8 @@ class TelegramBot:
         except JobError as exc:
             reply = Reply([], f"⚠️ {exc}")
         else:
-            reply = make_reply(results, delivery.units, self.settings.public_url)
+            budget = await self.chat.delivering(self.chat.budgets.day_lines, self.chat.platform, delivery.user_id)
+            reply = make_reply(results, delivery.units, self.settings.public_url, budget)
         stored = [r.exchange_id for r in results if r.exchange_id is not None]
         markup = retry_button(stored[0]) if len(results) == 1 and stored else None
         # before the user can see it and reply:
@@ -366,7 +372,8 @@ class TelegramBot:
         await message.reply_text("Your history contains your prompts, so I sent it to you in a private chat.")
 
     async def _cmd_stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._reply(_message(update), self.chat.reports.stats_text)
+        user_id = _user_id(update)
+        await self._reply(_message(update), lambda: self.chat.reports.stats_text(user_id))
 
     async def _cmd_boxes(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._reply(_message(update), self.chat.reports.boxes_text)
@@ -451,31 +458,37 @@ class TelegramBot:
             return
         group = message.chat.type != ChatType.PRIVATE
         try:
-            prompt, model, context = await asyncio.to_thread(
+            prompt, model, context, attached = await asyncio.to_thread(
                 self.chat.conversations.retry_context, user_id, chat_id, int(value) if value.isdigit() else -1, group
             )
         except InputError as exc:
-            await query.answer(str(exc))
+            await query.answer(str(exc)[:200])  # Telegram shows at most 200 characters
             return
         await query.answer("Asking again…")
-        await self._ask(message, user_id, prompt, [model], context)
+        await self._ask(message, user_id, prompt, [model], context, attached)
 
     async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A message to the bot: its text, or a photo or file with its caption (none: a default question)."""
+        """A message to the bot: its text, or a photo or file with its caption (none: a default question);
+        a message of an album is answered with the album's others, as one question (telegram_albums)."""
         message = _message(update)
-        prompt = message.text or message.caption or ""
-        user_id, chat_id = _user_id(update), str(message.chat_id)
+        if message.media_group_id is not None:
+            self.albums.add(message)
+            return
+        await self._on_messages([message])
+
+    async def _on_messages(self, messages: list[Message]) -> None:
+        """One message, or an album's messages together: one question with all their attachments."""
+        message, bot = messages[0], messages[0].get_bot()
+        prompt = "\n\n".join(text for m in messages if (text := m.text or m.caption))
+        user_id, chat_id = str(message.from_user.id if message.from_user else ""), str(message.chat_id)
         group = message.chat.type != ChatType.PRIVATE
-        original = message.reply_to_message
-        replied = original is not None and original.from_user is not None and original.from_user.id == context.bot.id
+        original = next((m.reply_to_message for m in messages if m.reply_to_message is not None), None)
+        replied = original is not None and original.from_user is not None and original.from_user.id == bot.id
         if group:
-            me = context.bot.username or ""
-            parse = message.parse_entities if message.text else message.parse_caption_entities
-            mentions = parse([MessageEntityType.MENTION]).values()
-            mentioned = any(m.lower() == f"@{me}".lower() for m in mentions)
-            if not (mentioned or replied):
+            me = f"@{bot.username or ''}"
+            if not (replied or any(mentions(m, me) for m in messages)):
                 return
-            prompt = prompt.replace(f"@{me}", "").strip()
+            prompt = prompt.replace(me, "").strip()
         reply_to = str(original.message_id) if replied and original is not None else None
         try:
             conversation = await asyncio.to_thread(
@@ -483,4 +496,4 @@ class TelegramBot:
             )
         except (redis.ConnectionError, redis.TimeoutError):
             conversation = None  # prepare() says that the queue is unavailable
-        await self._ask(message, user_id, prompt, [None], conversation)
+        await self._ask(message, user_id, prompt, [None], conversation, parts=messages)

@@ -8,11 +8,12 @@ one line, not 50 MB. Pillow's work runs in a thread, off the bot's event loop.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from telegram import Bot, Message, PhotoSize
 from telegram.error import TelegramError
 
-from joulebot.attachments.images import check_size, image_limits, read_images
+from joulebot.attachments.images import ImageLimits, check_count, check_size, image_limits, read_images
 from joulebot.attachments.parts import Attached, AttachmentError
 from joulebot.attachments.text_files import check_file_size, read_text_file
 from joulebot.config import Settings, SettingsError
@@ -32,9 +33,18 @@ def carries_attachment(message: Message) -> bool:
     return bool(message.photo or message.document)
 
 
-async def attachments_of(message: Message, settings: Settings) -> Attached:
-    """The message's photo or document, downloaded and read; AttachmentError (one line) when refused."""
+async def attachments_of(messages: Sequence[Message], settings: Settings) -> Attached:
+    """The photos and documents of a message (or of an album's messages, together), downloaded and read;
+    AttachmentError (one line) when refused. An album's images count together against MAX_IMAGES,
+    before any is downloaded."""
     limits = image_limits(settings)
+    check_count(sum(bool(m.photo) or _is_image(m.document.mime_type if m.document else None) for m in messages), limits)
+    parts = [await _attachment_of(message, settings, limits) for message in messages]
+    return Attached(images=[i for part in parts for i in part.images], files=[f for part in parts for f in part.files])
+
+
+async def _attachment_of(message: Message, settings: Settings, limits: ImageLimits) -> Attached:
+    """One message's photo or document."""
     bot = message.get_bot()
     if message.photo:
         size = _largest_fitting(message.photo, limits.max_bytes)

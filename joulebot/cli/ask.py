@@ -13,6 +13,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from joulebot.attachments.kept import KeptImages
 from joulebot.chat.asking import InputError, build_request
 from joulebot.chat.footer import energy_ratio, footer
 from joulebot.chat.status import status_text
@@ -174,7 +175,7 @@ def _run(settings: Settings, requests: list[Request], quiet: bool, stream: bool 
 
 def _continuing(settings: Settings, request: Request, continue_last: bool, system: str | None) -> Request:
     """The request with its system prompt and, with --continue, your last conversation before it."""
-    from joulebot.chat.context import Context
+    from joulebot.chat.context import Context, kept_images
 
     context = Context()
     if continue_last:
@@ -183,8 +184,8 @@ def _continuing(settings: Settings, request: Request, continue_last: bool, syste
         thread = store.thread(last[0].id) if last and last[0].id is not None else []
         if not thread:
             say("joulebot: no earlier exchange to continue; this starts a new conversation", stderr=True)
-        else:
-            context = Context.after(thread)
+        else:  # your earlier questions' images, where KEEP_IMAGES kept them
+            context = Context.after(thread, kept_images(KeptImages.of(settings), "cli", lambda _: cli_user()))
     if system is not None and len(system) > settings.max_prompt_chars:
         raise fail(f"the system prompt has {len(system)} characters; the maximum is {settings.max_prompt_chars}", 2)
     return context.apply(request, system if system is not None else (settings.system_prompt or None))
@@ -201,12 +202,15 @@ def ask(
     no_stream: bool,
     images: list[Path] | None = None,
     files: list[Path] | None = None,
+    verbose: bool = False,
 ) -> None:
     """One model, one question: the answer as it is generated, then its footer (or the Result as JSON)."""
     settings = get_settings()
     attached = _attached(settings, images or [], files or [])
     (request,) = _requests(settings, [model], prompt, units, box, attached)
     request = _continuing(settings, request, continue_last, system)
+    if request.images and (kept := KeptImages.of(settings)) is not None:  # for the conversation's later turns
+        kept.keep("cli", cli_user(), request.images)
     stream = not (as_json or no_stream)
     request.stream = stream
     (result,) = _run(settings, [request], quiet=as_json, stream=stream)
@@ -216,10 +220,18 @@ def ask(
     if not stream:
         say(result.answer)
     say()
-    say(footer(result, public_url=settings.public_url))
+    say(footer(result, public_url=settings.public_url, verbose=verbose))
 
 
-def compare(model_a: str, model_b: str, prompt: str, units: Units | None, as_json: bool, box: str | None) -> None:
+def compare(
+    model_a: str,
+    model_b: str,
+    prompt: str,
+    units: Units | None,
+    as_json: bool,
+    box: str | None,
+    verbose: bool = False,
+) -> None:
     """Two models, one question, one after the other on the same box: the ratio compares like with like."""
     settings = get_settings()
     requests = _requests(settings, [model_a, model_b], prompt, units, box)
@@ -231,6 +243,6 @@ def compare(model_a: str, model_b: str, prompt: str, units: Units | None, as_jso
         say(f"── {tag}: {result.model} ──")
         say(result.answer)
         say()
-        say(footer(result, public_url=settings.public_url))
+        say(footer(result, public_url=settings.public_url, verbose=verbose))
         say()
     say(energy_ratio(a, b))

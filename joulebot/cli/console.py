@@ -9,10 +9,14 @@ interprets no markup and no emoji codes here: `[bold]` and `:smile:` in an answe
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
 import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -114,3 +118,23 @@ class Spinner:
     def stop(self) -> None:
         if self.status is not None:
             self.status.stop()
+
+
+@contextlib.contextmanager
+def ticking(tick: Callable[[float], None], period_s: float = 0.1) -> Iterator[None]:
+    """`tick(seconds since the block began)` every `period_s`, on a thread of its own, while the block
+    runs: a waiting line's progress where the work itself cannot report it."""
+    done = threading.Event()
+    start = time.monotonic()
+
+    def run() -> None:
+        while not done.wait(period_s):
+            tick(time.monotonic() - start)
+
+    thread = threading.Thread(target=run, name="joulebot-ticking", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from joulebot.cli.console import err, fail, say
+from joulebot.cli.console import err, fail, say, ticking
 from joulebot.config import get_settings
 
 
 def meters() -> None:
-    """The operator report, after a spinner while the idle power is measured."""
+    """The operator report, after a spinner with the seconds gone while the idle power is measured (on a
+    terminal; piped, stderr stays empty)."""
     from joulebot.metering.detect import MeterConfigError
     from joulebot.metering.doctor import report
 
     settings = get_settings()
+    total = settings.idle_settle_s + settings.idle_baseline_s
     try:
-        with err.status(f"measuring idle power for {settings.idle_baseline_s:g} s"):
+        label = "measuring idle power"
+        with err.status(label) as status, ticking(lambda t: status.update(f"{label}: {min(t, total):.1f}/{total:g} s")):
             text = report(settings)
     except MeterConfigError as exc:
         raise fail(str(exc), 2) from None

@@ -24,7 +24,7 @@ drew (measured or estimated, with its uncertainty), its CO2e at the grid's carbo
 score. This terminal, the Telegram and Discord bots, the dashboard and its OpenAI-compatible API share one
 queue and one history.
 
-To ask: ask, compare. To look back: history, stats, bench. To run a measurement box: worker, stop,
+To ask: ask, compare. To look back: history, stats, budgets, bench. To run a measurement box: worker, stop,
 meters, meter. Around them: boxes, models, carbon, web, keys, telegram, discord, health."""
 
 
@@ -107,6 +107,17 @@ def _units_json_box(parser: Parser) -> None:
     parser.add_argument("--units", choices=get_args(Units), help="joules: energy; watts: average power and duration")
     parser.add_argument("--json", dest="as_json", action="store_true", help="print the whole Result as JSON")
     parser.add_argument("--box", help="run on this box (see `joulebot boxes`)")
+    _verbose(parser)
+
+
+def _verbose(parser: Parser) -> None:
+    """--verbose: the footer's long form."""
+    parser.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="the long footer: how each figure was obtained (the estimate's model, each caveat, the embodied TE)",
+    )
 
 
 def _asking(commands: Any) -> None:
@@ -151,7 +162,7 @@ def _asking(commands: Any) -> None:
 
 
 def _figures(commands: Any) -> None:
-    """history and stats."""
+    """history, stats and budgets."""
     description = "Show your last exchanges, newest first (or export them, or forget a user)."
     p = _command(commands, "history", Handler("history_stats", "history"), description)
     p.add_argument("--limit", "-n", type=Range(int, 1, 10_000), default=10, help="how many per page")
@@ -159,6 +170,7 @@ def _figures(commands: Any) -> None:
     p.add_argument("--json", dest="as_json", action="store_true", help="print the page's Results as JSON")
     p.add_argument("--csv", dest="as_csv", action="store_true", help="all your exchanges as CSV")
     p.add_argument("--forget", help="delete a user's prompts and answers: PLATFORM:USER_ID")
+    _verbose(p)
 
     description = (
         "Which model is greener for which kind of task, per box: mean SCI and energy per answer, and accuracy"
@@ -167,6 +179,13 @@ def _figures(commands: Any) -> None:
     p = _command(commands, "stats", Handler("history_stats", "stats"), description)
     p.add_argument("--csv", dest="as_csv", action="store_true", help="per model, category, box and meter, as CSV")
     p.add_argument("--box", help="only this box (default: one set of tables per box)")
+
+    description = (
+        "Today's use of the daily energy budgets (DAILY_ENERGY_BUDGET_WH, WEB_CHAT_DAILY_WH): the web chat's"
+        " visitors together, and the users whose answers drew the most since 00:00 UTC."
+    )
+    p = _command(commands, "budgets", Handler("history_stats", "budgets"), description)
+    p.add_argument("--top", type=Range(int, 1, 10_000), default=20, help="how many users")
 
 
 def _bench(commands: Any) -> None:

@@ -94,7 +94,8 @@ def carbon() -> None:
     settings = get_settings()
     intensity = IntensityProvider.from_settings(settings).current()
     embodied = Embodied.from_settings(settings)
-    say(f"zone       {intensity.zone}")
+    default = " (the default: set GRID_ZONE to where this box runs)" if intensity.zone_default else ""
+    say(f"zone       {intensity.zone}{default}")
     say(f"intensity  {intensity.g_per_kwh:g} gCO2eq/kWh ({intensity.provenance})")
     say(f"source     {intensity.label()}")
     say(
@@ -126,6 +127,9 @@ def web(host: str | None, port: int | None) -> None:
     say(f"dashboard on http://{host}:{port}/ (read-only; Ctrl-C stops it)", stderr=True)
     keys = "open to anyone who reaches it (API_OPEN)" if settings.api_open else "keys: joulebot keys create NAME"
     say(f"OpenAI-compatible API on http://{host}:{port}/v1 ({keys})", stderr=True)
+    chat = {"keys": "sign in with an API key", "open": "open to anyone, anonymously (WEB_CHAT=open)"}
+    if settings.web_chat in chat:
+        say(f"web chat on http://{host}:{port}/chat ({chat[settings.web_chat]})", stderr=True)
     # no access log: a private answer link's token is in its path, and secrets never reach a log
     # a stop waits for open requests at most GRACE_S: the answers they wait for are made and stored anyway
     app = create_app(settings)

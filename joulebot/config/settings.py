@@ -94,6 +94,10 @@ class Settings(BaseModel):
     max_image_bytes: int = Field(default=10_000_000, gt=0)  # each, as received
     max_image_pixels: int = Field(default=1_048_576, ge=4096)  # each is downscaled to at most this many
     max_file_chars: int = Field(default=20_000, gt=0)  # an attached UTF-8 text file, at most
+    # Keep each image (as the model got it) in the private data directory, so that Retry and later turns of a
+    # conversation can show it again; off: history keeps what each image was, never the image.
+    keep_images: bool = False
+    keep_images_max_mb: float = Field(default=200.0, gt=0)  # all kept images together; the oldest go first
     system_prompt: str = ""  # for everyone who set none of their own (/system); empty: none
     stream_interval_s: float = Field(default=0.5, gt=0)  # how often the worker publishes the answer so far
     # One core left to the rest of the box (the worker's Python, Redis, the bots): llama.cpp's threads
@@ -153,11 +157,23 @@ class Settings(BaseModel):
     # The OpenAI-compatible API (/v1, served by `joulebot web`; its keys: `joulebot keys`).
     api_open: bool = False  # true: no key needed (a private network only; said loudly at start)
     api_max_body_bytes: int = Field(default=1_000_000, ge=1024, le=100_000_000)  # larger request bodies: 413
+    # how often the worker publishes a streamed API answer so far (a token stream; the chats keep STREAM_INTERVAL_S)
+    api_stream_interval_s: float = Field(default=0.05, ge=0.01)
+
+    # The web chat (/chat in `joulebot web`, a client of /v1): off, keys (sign in with an API key) or open
+    # (anonymous visitors, each session a user of platform `web`, held to the limits below as well).
+    web_chat: Literal["off", "keys", "open"] = "off"
+    web_chat_per_ip_per_minute: int = Field(default=10, ge=1)  # anonymous questions from one address
+    web_chat_per_minute: int = Field(default=60, ge=1)  # anonymous questions from everyone together
 
     # Chat front ends (shared limits).
     max_pending_per_user: int = Field(default=3, ge=1)
     max_prompts_per_minute: int = Field(default=10, ge=1)
     conversation_idle_s: float = Field(default=3600.0, ge=0)  # a private chat starts afresh after this silence
+    # Daily energy budgets (Wh per UTC day; None: none): each user of every front end but the terminal, and
+    # the web chat's anonymous visitors (platform `web`) all together.
+    daily_energy_budget_wh: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    web_chat_daily_wh: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     # Telegram.
     telegram_bot_token: SecretStr = SecretStr("")

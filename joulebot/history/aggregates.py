@@ -111,6 +111,12 @@ METRICS = {
 }
 
 
+def settings_note(settings: str, shown: bool) -> str:
+    """' (repeat_penalty=1.1 …)' after a model's name where its answers of other generation settings stand
+    beside these (a row, a chart, a series of their own: never one mean); nothing where they do not."""
+    return f" ({settings or 'settings not recorded'})" if shown else ""
+
+
 class CategoryStats(BaseModel):
     model: str
     category: str
@@ -118,6 +124,7 @@ class CategoryStats(BaseModel):
     energy_source: str  # never averaged across boxes or meters: each pair is its own row
     measured: bool  # False: every figure of this row is an estimate
     generation_settings: str = ""  # the sampling settings of its answers (rows of other settings are apart)
+    with_images: bool = False  # answers that read images: a basis of their own, never pooled with text-only ones
     settings_shown: bool = False  # rows of other settings of this model stand beside it: `label` names them
     answers: int
     mean_total_j: float
@@ -139,7 +146,7 @@ class CategoryStats(BaseModel):
     @property
     def settings_note(self) -> str:
         """' (repeat_penalty=1.1 …)' where rows of other generation settings of this model stand beside it."""
-        return f" ({self.generation_settings or 'settings not recorded'})" if self.settings_shown else ""
+        return settings_note(self.generation_settings, self.settings_shown)
 
     @property
     def label(self) -> str:
@@ -147,7 +154,7 @@ class CategoryStats(BaseModel):
 
     @property
     def basis(self) -> Basis:
-        return Basis(box=self.box, source=self.energy_source, measured=self.measured)
+        return Basis(box=self.box, source=self.energy_source, measured=self.measured, images=self.with_images)
 
 
 def by_basis(stats: list[CategoryStats]) -> dict[Basis, list[CategoryStats]]:
@@ -181,6 +188,7 @@ def _category_stats(sums: dict[str, Any], by_category: bool = True) -> CategoryS
         energy_source=sums["energy_source"],
         measured=bool(sums["energy_measured"]),
         generation_settings=sums["generation_settings"],
+        with_images=bool(sums["with_images"]),
         ci95_total_j=energy.ci95,
         ci95_sci_g=sci.ci95 if sci else None,
         scored=scored,
@@ -206,12 +214,16 @@ class Statistics:
     engine: Engine
 
     def model_stats(self) -> list[CategoryStats]:
-        """Per model and basis (box, energy source, measured or estimated), all categories together
-        (`category` is empty): never averaged across bases."""
-        return sorted(self._aggregate(None, by_category=False), key=lambda s: s.mean_total_j)
+        """Per model and basis (box, energy source, measured or estimated, with images or not), all categories
+        together (`category` is empty): never averaged across bases."""
+        return sorted(self._aggregate(None, by_category=False, images=None), key=lambda s: s.mean_total_j)
 
     def category_stats(
-        self, request_id_prefix: str | None = None, box: str | None = None, continued: bool = False
+        self,
+        request_id_prefix: str | None = None,
+        box: str | None = None,
+        continued: bool = False,
+        images: bool = False,
     ) -> list[CategoryStats]:
         """Per model, task category, box and meter, over every first question with a total energy (or one run's,
 
@@ -219,9 +231,9 @@ class Statistics:
         One aggregate over the running sums of `stats_rollup` (a few hundred rows however long the
         history); one benchmark run's (`request_id_prefix`) straight from its own rows, found through
         the request id's index. `continued=True`: over the later turns of conversations instead (they
-        carry context, cost more).
+        carry context, cost more); `images=True`: over the answers that read images instead.
         """
-        stats = self._aggregate(request_id_prefix, by_category=True, box=box, continued=continued)
+        stats = self._aggregate(request_id_prefix, by_category=True, box=box, continued=continued, images=images)
         return sorted(stats, key=lambda s: (s.model, s.category, s.box, s.energy_source, not s.measured))
 
     def _aggregate(
@@ -231,14 +243,18 @@ class Statistics:
         box: str | None = None,
         continued: bool = False,
         from_rows: bool = False,
+        images: bool | None = False,
     ) -> list[CategoryStats]:
-        """`from_rows`: the same sums from the exchanges instead of the rollup (what the rollup must equal)."""
+        """`from_rows`: the same sums from the exchanges instead of the rollup (what the rollup must equal);
+        `images`: the answers with images, those without (False), or each apart (None)."""
         match: dict[str, Any] = {"turn_kind": rollup.LATER if continued else rollup.FIRST}
         match["energy_includes_reload"] = False  # a reload inside the window is not comparable
         if box is not None:
             match["box"] = box
+        if images is not None:
+            match["with_images"] = images
         group = [*(["category"] if by_category else []), "box", "energy_source", "model", "energy_measured"]
-        group.append("generation_settings")  # answers made with other settings are never pooled
+        group += ["generation_settings", "with_images"]  # answers made with other settings or images: never pooled
         with self.engine.connect() as connection:
             source: FromClause = rollup.STATS_ROLLUP
             if request_id_prefix or from_rows:
@@ -247,13 +263,14 @@ class Statistics:
             rows = connection.execute(rollup.totals(group, match, source)).all()
         return _told_apart([_category_stats(rollup.as_numbers(row), by_category) for row in rows])
 
-    def box_means(self, box: str) -> list[dict]:
+    def box_means(self, box: str, settings: Mapping[str, str]) -> list[dict]:
         """One box's mean total energy and answer time per model and task (what routing expects): every
-        answer with a total energy, later turns and reloads included."""
+        text-only answer with a total energy, later turns and reloads included, made with the model's
+        generation settings now (`settings`: model → its settings' tag; a model not in it is not offered here
+        now). Answers of its other settings are other answers: never pooled into what it is expected to cost."""
+        query = rollup.totals(["model", "category", "generation_settings"], {"box": box, "with_images": False})
         with self.engine.connect() as connection:
-            rows = [
-                rollup.as_numbers(r) for r in connection.execute(rollup.totals(["model", "category"], {"box": box}))
-            ]
+            rows = [rollup.as_numbers(r) for r in connection.execute(query)]
         return [
             {
                 "model": r["model"],
@@ -263,6 +280,7 @@ class Statistics:
                 "mean_seconds": r["seconds"] / r["answers"],
             }
             for r in rows
+            if settings.get(r["model"]) == r["generation_settings"]
         ]
 
     def boxes(self) -> list[str]:

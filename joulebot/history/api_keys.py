@@ -95,5 +95,10 @@ def revoke_key(engine: Engine, name: str) -> bool:
 
 def key_owner(connection: Connection, key: str) -> str | None:
     """The name of the working key `key` is, or None."""
-    found = sa.select(K.name).where(K.key_hash == key_hash(key), K.revoked_at.is_(None))
+    return owner_of_hash(connection, key_hash(key))
+
+
+def owner_of_hash(connection: Connection, hashed: str) -> str | None:
+    """The name of the working key whose SHA-256 is `hashed` (a web chat session signed in with it), or None."""
+    found = sa.select(K.name).where(K.key_hash == hashed, K.revoked_at.is_(None))
     return connection.execute(found).scalar()

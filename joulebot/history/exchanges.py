@@ -16,6 +16,7 @@ from joulebot.history.users import USERS, Users
 
 EXCHANGES = Exchange.__table__  # type: ignore[attr-defined]
 MESSAGES = ExchangeMessage.__table__  # type: ignore[attr-defined]
+MAX_TURNS = 200  # the longest thread a conversation continues
 
 
 def as_exchanges(connection: Connection, query: Select) -> list[Exchange]:
@@ -82,6 +83,7 @@ def _row(result: Result, user_id: int) -> dict[str, Any]:
         system_prompt=req.system,
         sampling=(req.sampling.model_dump(exclude_defaults=True) or None) if req.sampling else None,
         images=[image.model_dump(exclude={"data"}) for image in req.images] or None,
+        image_count=result.image_count,
         generation_settings=result.generation_settings,
         created_at=now(),
     )
@@ -89,6 +91,8 @@ def _row(result: Result, user_id: int) -> dict[str, Any]:
 
 class Exchanges(Users, GreenerHint):
     """Exchanges and the conversations they make (a part of HistoryStore)."""
+
+    _answered: set[tuple[str, str]]  # (platform, platform user id) known to have answers (is_first_answer)
 
     def record(self, result: Result) -> int:
         """Store one finished exchange; returns its id. The Result's own id fields stay unset.
@@ -110,6 +114,19 @@ class Exchanges(Users, GreenerHint):
         self._user_ids[(req.platform, req.user_id)] = user_id  # committed: known from now on
         self._hint_counts(result)
         return exchange_id
+
+    def is_first_answer(self, exchange_id: int, platform: str, platform_user_id: str) -> bool:
+        """Whether the exchange is its user's first in history: none of theirs is older. One probe of the
+        user_id index, once per user and store: a user this store has asked about before has answers."""
+        who = (platform, platform_user_id)
+        if who in self._answered:
+            return False
+        user = select(EXCHANGES.c.user_id).where(EXCHANGES.c.id == exchange_id).scalar_subquery()
+        earlier = select(EXCHANGES.c.id).where(EXCHANGES.c.user_id == user, EXCHANGES.c.id < exchange_id).limit(1)
+        with self.engine.connect() as connection:
+            first = connection.execute(earlier).first() is None
+        self._answered.add(who)
+        return first
 
     def recent(self, platform: str, platform_user_id: str, limit: int = 10, offset: int = 0) -> list[Exchange]:
         """A user's own exchanges, newest first, one page of `limit` after skipping `offset`."""
@@ -152,21 +169,26 @@ class Exchanges(Users, GreenerHint):
             if new:
                 connection.execute(insert(MESSAGES), new)
 
-    def thread(self, exchange_id: int, max_turns: int = 200) -> list[Exchange]:
+    def thread(self, exchange_id: int, max_turns: int = MAX_TURNS) -> list[Exchange]:
         """An exchange and the ones it continued, oldest first; stops where words were forgotten."""
-        chain: list[Exchange] = []
         with self.engine.connect() as connection:
-            current = _one(connection, exchange_id)
-            while current is not None and current.prompt and len(chain) < max_turns:
-                chain.append(current)
-                current = _one(connection, current.parent_id) if current.parent_id is not None else None
-        return chain[::-1]
+            return thread_of(connection, exchange_id, max_turns)
 
     def request_ids(self, prefix: str) -> set[str]:
         """The request ids starting with `prefix` (a benchmark run's: what it measured already)."""
         where = starting_with(self.engine.dialect.name, EXCHANGES.c.request_id, prefix)
         with self.engine.connect() as connection:
             return set(connection.execute(select(EXCHANGES.c.request_id).where(where)).scalars())
+
+
+def thread_of(connection: Connection, exchange_id: int, max_turns: int = MAX_TURNS) -> list[Exchange]:
+    """An exchange and the ones it continued, oldest first; stops where words were forgotten."""
+    chain: list[Exchange] = []
+    current = _one(connection, exchange_id)
+    while current is not None and current.prompt and len(chain) < max_turns:
+        chain.append(current)
+        current = _one(connection, current.parent_id) if current.parent_id is not None else None
+    return chain[::-1]
 
 
 def _one(connection: Connection, exchange_id: int) -> Exchange | None:

@@ -89,6 +89,7 @@ class GreenerHint:
         read_at, sums = self._hint_sums.get(key, (float("-inf"), {}))
         if time.monotonic() - read_at > self.HINT_REFRESH_S:
             match = {"turn_kind": rollup.FIRST, "category": category, "box": box, "energy_source": source}
+            match["with_images"] = False  # the hint compares answers to text questions
             query = rollup.totals(["model", "generation_settings"], {**match, "energy_includes_reload": False})
             with self.engine.connect() as connection:
                 rows = [rollup.as_numbers(row) for row in connection.execute(query)]
@@ -103,7 +104,7 @@ class GreenerHint:
         """This store's own new answer, into the sums it holds (an answer is scored later: scores forget)."""
         energy = result.energy
         kept = self._hint_sums.get((result.category, result.box, energy.machine.source))
-        if kept is not None and energy.total_j is not None and not energy.includes_reload:
+        if kept is not None and energy.total_j is not None and not energy.includes_reload and not result.image_count:
             key = (result.model, result.generation_settings)
             sums = kept[1].get(key, HintSums())
             kept[1][key] = sums._replace(answers=sums.answers + 1, total_j=sums.total_j + energy.total_j)

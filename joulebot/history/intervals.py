@@ -97,16 +97,18 @@ class Mean:
 @dataclass(frozen=True, order=True)
 class Basis:
     """What makes two figures comparable: the same box, the same energy source (a meter, a sum of
-    meters, or the estimate), and measured vs estimated. Statistics are computed within one basis
-    and never compared across two."""
+    meters, or the estimate), measured vs estimated, and whether the answers read images (reading
+    an image is work a text-only answer never does). Statistics are computed within one basis and
+    never compared across two."""
 
     box: str
     source: str
     measured: bool
+    images: bool = False
 
     @property
     def slug(self) -> str:
-        return f"{self.box} · {self.source}"
+        return f"{self.box} · {self.source}" + (" · with images" if self.images else "")
 
     def label(self) -> str:
         kind = "measured" if self.measured else "estimated, not a measurement"

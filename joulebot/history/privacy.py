@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, select, text, upda
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ColumnElement
 
+from joulebot.history.budgets import carry_forgotten
 from joulebot.history.exchanges import EXCHANGES, MESSAGES, as_exchanges, of_user
 from joulebot.history.tables import Exchange
 from joulebot.history.users import USERS
@@ -38,10 +39,20 @@ CHANGED_TABLES = ("exchanges", "users")  # what a forget changes: the words, the
 
 
 def scrubbed(result: dict) -> dict:
-    """A stored Result without its words (prompt, answer, reasoning, who asked and where); its figures kept."""
+    """A stored Result without its words (prompt, answer, reasoning, who asked and where) and without
+    what names its images; its figures kept."""
     request = dict(result.get("request", {}))
-    request.update(prompt="", user_id="", chat_id=None, system=None, turns=[])
+    images = unnamed(request.get("images"))
+    request.update(prompt="", user_id="", chat_id=None, system=None, turns=[], images=images or [])
     return {**result, "request": request, "answer": "", "reasoning": "", "hint": None}
+
+
+def unnamed(images: list | None) -> list | None:
+    """Images as a forget leaves them: their file names and hashes gone (a hash proves which photo was
+    sent to anyone holding it), their dimensions, byte size and format kept for the statistics."""
+    if not images:
+        return images
+    return [{**image, "name": "", "sha256": ""} for image in images]
 
 
 def _unshow(connection: Connection, where: ColumnElement[bool]) -> None:
@@ -53,11 +64,13 @@ def _unshow(connection: Connection, where: ColumnElement[bool]) -> None:
 def _scrub(connection: Connection, where: ColumnElement[bool], **also: Any) -> list[str]:
     """Remove the words of the exchanges matching `where`; keep their figures. `also`: more columns to
     set (forgetting unlinks the user). Returns their request ids (what else keeps copies by)."""
-    rows = connection.execute(select(X.id, X.request_id, X.result).where(where)).all()
+    rows = connection.execute(select(X.id, X.request_id, X.result, X.images).where(where)).all()
     if rows:
         words_gone = dict(prompt="", answer="", system_prompt=None, chat_id=None, **also)
-        statement = update(EXCHANGES).where(X.id == bindparam("row_id")).values(result=bindparam("kept"), **words_gone)
-        connection.execute(statement, [{"row_id": row.id, "kept": scrubbed(row.result)} for row in rows])
+        kept: dict[str, Any] = {"result": bindparam("kept"), "images": bindparam("images")}
+        statement = update(EXCHANGES).where(X.id == bindparam("row_id")).values(**kept, **words_gone)
+        scrubs = [{"row_id": r.id, "kept": scrubbed(r.result), "images": unnamed(r.images)} for r in rows]
+        connection.execute(statement, scrubs)
     return [row.request_id for row in rows]
 
 
@@ -83,9 +96,10 @@ class Privacy:
 
     engine: Engine
 
-    def forget(self, platform: str, platform_user_id: str) -> list[str]:
+    def forget(self, platform: str, platform_user_id: str, day_start: datetime | None = None) -> list[str]:
         """Delete a user's prompts, answers and system prompt (and the database's old copies of them);
-        their anonymous measurements stay for the statistics.
+        their anonymous measurements stay for the statistics. With `day_start`, the energy of their
+        answers since then stays on their row: forgetting does not reset their daily energy budget.
 
         Returns the request ids of the exchanges scrubbed.
         """
@@ -94,6 +108,8 @@ class Privacy:
             user_id = connection.execute(select(USERS.c.id).where(*who)).scalar()
             if user_id is None:  # nobody by that id: nothing to forget, and no row made for them
                 return []
+            if day_start is not None:
+                carry_forgotten(connection, day_start, user_id, platform, platform_user_id)
             _unshow(connection, X.user_id == user_id)
             request_ids = _scrub(connection, X.user_id == user_id, user_id=None)
             chosen = dict(default_model=None, units=None, box=None, system_prompt=None)

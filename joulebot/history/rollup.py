@@ -55,6 +55,7 @@ EXCHANGES = sa.table(
     sa.column("score_note", sa.String),
     sa.column("sampling", sa.JSON),
     sa.column("images", sa.JSON),
+    sa.column("image_count", sa.Integer),
 )
 X = EXCHANGES.c
 
@@ -70,6 +71,9 @@ KEYS: dict[str, ColumnElement[Any]] = {
     "energy_includes_reload": X.energy_includes_reload,  # a reload inside the window: not comparable
     "turn_kind": sa.case((X.turn == 1, FIRST), (X.turn > 1, LATER), else_=OTHER),
     "generation_settings": X.generation_settings,  # answers of other sampling settings are other answers
+    # answers that read images (the question's own or earlier ones the conversation carried) against text-only
+    # ones: reading an image is work a text-only answer never does, so the two are never averaged together
+    "with_images": X.image_count > 0,
 }
 
 _scored = X.correct.is_not(None)
@@ -77,9 +81,9 @@ _scored = X.correct.is_not(None)
 # settings make them cost: they are in no statistic. (Before migration 0023 there is no such column,
 # and no such answer: the migrations' backfills read every exchange.)
 DEFAULT_SAMPLING = X.sampling.is_(None)
-# Answers to questions with images likewise (migration 0024): reading an image is work a text-only
-# answer never does, so the two are never averaged together.
-IN_STATISTICS = sa.and_(DEFAULT_SAMPLING, X.images.is_(None))
+IN_STATISTICS = DEFAULT_SAMPLING
+# Before migration 0028 answers with images were in no statistic either (they have their own key since)
+TEXT_ONLY = X.images.is_(None)
 
 
 def _sum(value: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -170,6 +174,7 @@ STATS_ROLLUP = sa.Table(
     sa.Column("energy_includes_reload", sa.Boolean, primary_key=True),
     sa.Column("turn_kind", sa.SmallInteger, primary_key=True, autoincrement=False),
     sa.Column("generation_settings", sa.String(128), primary_key=True),
+    sa.Column("with_images", sa.Boolean, primary_key=True),
     *(
         sa.Column(name, sa.BigInteger if name in COUNTS else sa.Float, nullable=False, server_default="0")
         for name in FIGURES

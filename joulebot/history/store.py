@@ -3,8 +3,8 @@
 The store is one object for its callers; each of its responsibilities lives in a module of its own:
 engine.py (the engine and migrations), users.py (users and preferences), exchanges.py (exchanges and
 conversations), privacy.py (forgetting, retention, export), scores.py (the benchmark's verdicts),
-aggregates.py and hint.py (the statistics and the greener-model hint). Every write is a Core
-transaction.
+aggregates.py and hint.py (the statistics and the greener-model hint), budgets.py (the energy the
+daily budgets count). Every write is a Core transaction.
 """
 
 from __future__ import annotations
@@ -16,19 +16,21 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from joulebot.history import bounds
 from joulebot.history.aggregates import Statistics
+from joulebot.history.budgets import Budgets
 from joulebot.history.engine import HistoryUnavailable, make_engine, migrate
 from joulebot.history.exchanges import Exchanges
 from joulebot.history.privacy import Privacy
 from joulebot.history.scores import Scores
 
 
-class HistoryStore(Exchanges, Privacy, Scores, Statistics):
+class HistoryStore(Exchanges, Privacy, Scores, Statistics, Budgets):
     """Queries over one database. `HistoryStore.open(url)` also brings its schema up to date."""
 
     def __init__(self, url: str, timeout_s: float = bounds.DEFAULT_TIMEOUT_S) -> None:
         self.engine = make_engine(url, timeout_s)
         self._hint_sums = {}
         self._user_ids = {}
+        self._answered = set()
 
     @classmethod
     def open(cls, url: str, timeout_s: float = bounds.DEFAULT_TIMEOUT_S) -> HistoryStore:

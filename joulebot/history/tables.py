@@ -31,6 +31,12 @@ class User(SQLModel, table=True):
     system_prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     box: str | None = Field(default=None, max_length=128)  # pinned with /box NAME; None: routing decides
     created_at: datetime = Field(default_factory=now)
+    # the energy of the answers forgotten on the day that began at `forgotten_since` (migration 0027): it still
+    # counts against the user's daily energy budget, so that forgetting does not reset it
+    forgotten_since: datetime | None = None
+    forgotten_j: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
+    forgotten_estimated_j: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
+    forgotten_partial_j: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})  # migration 0029
 
 
 class ChatPreference(SQLModel, table=True):
@@ -58,6 +64,10 @@ class Exchange(SQLModel, table=True):
         ),
         Index("ix_exchanges_started_at", "started_at"),
         Index("ix_exchanges_box_id", "box", "id"),  # a box's latest answer in one probe (migration 0022)
+        # the energy a user's (or a platform's) answers drew since the day began, for the daily budgets on
+        # every question asked: a range of the day's rows (migration 0027)
+        Index("ix_exchanges_user_started", "user_id", "started_at"),
+        Index("ix_exchanges_platform_started", "platform", "started_at"),
         # one benchmark run's rows (request ids starting with its prefix) through an index (migration 0021):
         # LIKE 'prefix%' on PostgreSQL whatever the collation; SQLite takes a range on the unique index
         Index(
@@ -125,8 +135,11 @@ class Exchange(SQLModel, table=True):
     # Such answers cost what their settings make them cost: they stay out of the statistics (rollup.py).
     sampling: dict | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
     # each image the question carried: name, sha256, size_bytes, width, height, source_format (migration
-    # 0024), never the image; None: none. Such answers stay out of the statistics (rollup.py).
+    # 0024), never the image; None: none.
     images: list | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+    # the images the model received with it: the question's own and those earlier turns carried (migration
+    # 0028). Answers with images are a statistics basis of their own (rollup.py).
+    image_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # the sampling settings the answer was made with (Result.generation_settings; migration 0026)
     generation_settings: str = Field(default="", max_length=128, sa_column_kwargs={"server_default": ""})
 

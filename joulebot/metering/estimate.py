@@ -18,7 +18,8 @@ import psutil
 
 from joulebot.metering.base import Meter
 from joulebot.metering.power_figures import PowerModel, configured
-from joulebot.metering.sampling import Account, Sample, SampledWindow, interpolated
+from joulebot.metering.sample_feed import SampleFeed
+from joulebot.metering.sampling import Account, MeterUnavailable, Sample, SampledWindow, interpolated
 
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")  # the CPU time counters' resolution
 
@@ -72,6 +73,8 @@ class EstimateMeter(Meter):
     def __init__(self, model: PowerModel, interval_s: float = 0.05) -> None:
         self.model = model
         self.interval_s = interval_s
+        # one thread reads the counters for every window of this meter (one per answer), not one per window
+        self.feed = SampleFeed(busy_cpu_seconds, interval_s, f"{self.source}-sampler", MeterUnavailable)
 
     @classmethod
     def configured(cls, idle_w: float, w_per_core: float) -> EstimateMeter:
@@ -95,4 +98,5 @@ class EstimateMeter(Meter):
             accuracy=0.0,
             method=self.method,
             measured=False,
+            feed=self.feed,
         )

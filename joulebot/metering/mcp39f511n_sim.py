@@ -305,9 +305,13 @@ class SimulatedMCP39F511N:
 
     # -- life cycle ----------------------------------------------------------
     def _close_fds(self) -> None:
-        for fd in (self._master, self._slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        """Each end once: a "vanish" closes them on the serving thread and `close` comes later; a number
+        closed twice may meanwhile belong to a file another thread opened."""
+        fds, self._master, self._slave = (self._master, self._slave), -1, -1
+        for fd in fds:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     def _shutdown(self) -> None:
         self._running = False

@@ -10,6 +10,12 @@ from pydantic import BaseModel
 Scope = Literal["machine", "cpu", "gpu", "components"]  # components: a sum of cpu/gpu meters
 
 
+def estimated_how(source: str) -> str:
+    """What an estimate was made from, in words: the estimate meter turns the machine's busy CPU time
+    into power through a model ('from CPU load'); any other source is named."""
+    return "from CPU load" if source == "estimate" else f"by {source}"
+
+
 class Reading(BaseModel):
     """One meter's account of one window."""
 

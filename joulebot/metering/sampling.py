@@ -24,6 +24,7 @@ from typing import Protocol
 from joulebot.metering.base import Window
 from joulebot.metering.phases import CannotSplit, PhaseEnergy
 from joulebot.metering.reading import Reading, Scope
+from joulebot.metering.sample_feed import SampleFeed
 
 Sample = tuple[float, float]  # (time.perf_counter() at the middle of the read, watts)
 
@@ -190,8 +191,8 @@ class BlockAverages:
 
 
 class SampledWindow(Window):
-    """Calls `sample()` every `interval_s` on its own thread from start to stop (and on for
-    the integrator's tail). A sample is stamped at the middle of the call. The first failed
+    """Calls `sample()` every `interval_s` on its own thread (or the meter's shared `feed`) from
+    start to stop (and on for the integrator's tail). A sample is stamped at the middle of the call. The first failed
     sample ends sampling; the window's Reading is then unavailable, with the reason.
 
     `accuracy` is the meter's accuracy class (a fraction of the reading); `lsb_w` its
@@ -211,6 +212,7 @@ class SampledWindow(Window):
         update_s: float | None = None,
         method: str = "",
         measured: bool = True,
+        feed: SampleFeed | None = None,
     ) -> None:
         self.sample = sample
         self.measured = measured
@@ -225,8 +227,23 @@ class SampledWindow(Window):
         self._stop = threading.Event()
         self.start = time.perf_counter()
         self.end: float | None = None
+        self.feed = feed
+        if feed is not None:
+            if self._take():  # the read at the start, which a thread of its own takes first
+                feed.open(self)
+            return
         self._thread = threading.Thread(target=self._run, name=f"{source}-sampler", daemon=True)
         self._thread.start()
+
+    def fed(self, stamped_at: float, value: float | None, error: str | None, cpu_s: float) -> bool:
+        """A read of the shared `feed`; False once a read failed (the window's sampling ends there)."""
+        self.thread_cpu_s += cpu_s
+        if error is not None:
+            self.error = error
+            return False
+        if value is not None and stamped_at > self.samples[-1][0]:  # a read begun before this window's own
+            self.samples.append((stamped_at, value))
+        return True
 
     def _take(self) -> bool:
         t0 = time.perf_counter()
@@ -252,8 +269,11 @@ class SampledWindow(Window):
         if self.integrator.tail_s > 0 and self.error is None:
             # what the meter shows now still averages the past: wait for the window's end to come out
             time.sleep(max(0.0, end + self.integrator.tail_s + self.interval_s - time.perf_counter()))
-        self._stop.set()
-        self._thread.join()
+        if self.feed is not None:
+            self.feed.close(self)
+        else:
+            self._stop.set()
+            self._thread.join()
         if self.error is None:
             self._take()  # one more at the end, so the last stretch is not extrapolated
         seconds = end - self.start

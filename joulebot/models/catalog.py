@@ -52,6 +52,10 @@ class ModelEntry(BaseModel):
     # started with it; Ollama gets it as `options.num_ctx` with every request (and the load).
     context_tokens: int = 2048
     vision: bool = False  # takes images (Ollama's `capabilities` says so, or the catalog does)
+    # What one image takes of the context window (models/tokens.py `image_tokens`): a fixed number of tokens,
+    # or one token per square of `image_patch_px` pixels (Qwen2.5-VL); neither: DEFAULT_IMAGE_TOKENS
+    image_tokens: int | None = None
+    image_patch_px: int | None = None
     # How it samples (llama.cpp's arguments, Ollama's `options`); chosen by measurement (docs/generation.md)
     generation: GenerationSettings = GenerationSettings()
 

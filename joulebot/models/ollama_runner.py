@@ -40,11 +40,9 @@ from joulebot.models.runner import (
     TextSink,
     split_reasoning,
 )
+from joulebot.models.tokens import encoded_image_tokens
 
 NS = 1e9
-# An image's share of the context window, on the safe side: LLaVA takes 576 tokens per image,
-# Gemma 3 256, Qwen2.5-VL about 1 per 28×28 patch (1,300 for a megapixel).
-IMAGE_TOKENS = 1024
 
 
 class OllamaRunner(Runner):
@@ -109,11 +107,12 @@ class OllamaRunner(Runner):
 
     def count_tokens(self, entry: ModelEntry, messages: Messages) -> int:
         """An upper estimate (Ollama exposes no tokenizer): 1 token per 3 characters, 4 per message,
-        IMAGE_TOKENS per image.
+        and what each image takes of the model's context (models/tokens.py `image_tokens`).
 
         English averages about 4 characters per token: this keeps trimming on the safe side.
         """
-        return sum(len(m["content"]) // 3 + 4 + IMAGE_TOKENS * len(m.get("images") or ()) for m in messages)
+        images = sum(encoded_image_tokens(entry, data) for m in messages for data in m.get("images") or ())
+        return images + sum(len(m["content"]) // 3 + 4 for m in messages)
 
     def generate(
         self,

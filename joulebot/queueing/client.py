@@ -53,7 +53,6 @@ UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, FileNotFoundError, Con
 @contextlib.contextmanager
 def queue_errors(settings: Settings | None = None) -> Iterator[None]:
     """Translate redis' exceptions into ours for everything said to Redis inside: each is one line."""
-    redis_here = f"the queue's Redis ({conn.describe(settings)})" if settings is not None else "the queue's Redis"
     try:
         yield
     except (redis.ResponseError, redis.AuthenticationError) as exc:
@@ -62,11 +61,17 @@ def queue_errors(settings: Settings | None = None) -> Iterator[None]:
                 "REDIS_URL names a database index this Redis server does not have"
                 " (0–15 on a default server; more only with `databases` in redis.conf)"
             ) from None
-        raise QueueUnavailable(f"{redis_here} {conn.refused(exc)}") from None
+        raise QueueUnavailable(f"{_redis_here(settings)} {conn.refused(exc)}") from None
     except UNREACHABLE as exc:
         if "invalid database" in str(exc).lower():  # redis-py's wording when SELECT fails on connect
             raise SettingsError("REDIS_URL names a database index this Redis server does not have") from None
-        raise QueueUnavailable(f"{redis_here} does not answer") from exc
+        raise QueueUnavailable(f"{_redis_here(settings)} does not answer") from exc
+
+
+def _redis_here(settings: Settings | None) -> str:
+    """The queue's Redis, named for an error (worked out only then: parsing the URL on every call costs
+    the chat's enqueue path several microseconds a command)."""
+    return f"the queue's Redis ({conn.describe(settings)})" if settings is not None else "the queue's Redis"
 
 
 EXPIRED = "this answer expired before it could be delivered; please ask again"

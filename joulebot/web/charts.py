@@ -6,7 +6,7 @@ Each function returns markup ready to embed; every text in it is escaped.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 
 from markupsafe import Markup
@@ -41,8 +41,15 @@ def heat_colour(value: float, low: float, high: float) -> str:
     return f"hsl({hue:.0f}, 70%, 72%)"
 
 
-def heatmap(rows: list[str], columns: list[str], values: dict[tuple[str, str], float], label: str) -> Markup:
-    """A model × category grid coloured by value, the value written in each cell (like the bench's PNG)."""
+def heatmap(
+    rows: list[str],
+    columns: list[str],
+    values: dict[tuple[str, str], float],
+    label: str,
+    fmt: Callable[[float], str] = sig,
+) -> Markup:
+    """A model × category grid coloured by value, the value written in each cell by `fmt` (the table's
+    own, unit and all, beside it; like the bench's PNG)."""
     cell_w, cell_h, left, top = 96, 28, 150, 24
     width, height = left + cell_w * len(columns) + 10, top + cell_h * len(rows) + 10
     present = list(values.values())
@@ -56,7 +63,7 @@ def heatmap(rows: list[str], columns: list[str], values: dict[tuple[str, str], f
             value = values.get((row, column))
             fill = "#eee" if value is None else heat_colour(value, low, high)
             body.append(f'<rect x="{x}" y="{y}" width="{cell_w - 2}" height="{cell_h - 2}" fill="{fill}"/>')
-            body.append(_text(x + cell_w / 2, y + cell_h / 2 + 4, "–" if value is None else sig(value), "middle"))
+            body.append(_text(x + cell_w / 2, y + cell_h / 2 + 4, "–" if value is None else fmt(value), "middle"))
     return _svg(width, height, body, label)
 
 

@@ -26,7 +26,20 @@ from joulebot.web.page import (
 from joulebot.web.rows import answer_json, box_json, box_rows, distributions, table_rows
 
 PAGE_SIZE = 50
-TABLE_FIELDS = ["box", "source", "measured", "model", "category", "metric", "unit", "n", "mean", "ci95"]
+TABLE_FIELDS = [
+    "box",
+    "source",
+    "measured",
+    "with_images",
+    "model",
+    "generation_settings",
+    "category",
+    "metric",
+    "unit",
+    "n",
+    "mean",
+    "ci95",
+]
 
 
 async def _table(request: Request) -> tuple[Metric, list[dict]]:
@@ -87,6 +100,8 @@ def _basis(d: dict) -> dict:
         "box": p.box,
         "source": p.source,
         "measured": p.measured,
+        "with_images": p.images,
+        "generation_settings": d["settings"],
     }
 
 

@@ -1,7 +1,8 @@
 """What the dashboard reads from history: SQL aggregates and single rows, on a read-only connection.
 
 Figures from different boxes, meters, or measured vs estimated are kept apart: every
-aggregate is grouped by a *basis* (box, energy source, measured or estimated). Each mean's ± 95 %
+aggregate is grouped by a *basis* (box, energy source, measured or estimated), and by the
+answers' generation settings (a model's answers of other sampling settings are other answers). Each mean's ± 95 %
 is history's one definition (`Metric.mean`), the same as `joulebot stats` and the bots show.
 Public queries never select a prompt, an answer or a user id; only `by_token` does.
 """
@@ -9,26 +10,31 @@ Public queries never select a prompt, an answer or a user id; only `by_token` do
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import sqlalchemy as sa
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from joulebot.carbon import Intensity
 from joulebot.history import HistoryUnavailable, rollup
-from joulebot.history.aggregates import METRICS, Metric
-from joulebot.history.api_keys import key_owner
+from joulebot.history.aggregates import METRICS, Metric, settings_note
+from joulebot.history.api_keys import key_owner, owner_of_hash
+from joulebot.history.budgets import NOTHING, EnergyUsed, energy_used
 from joulebot.history.intervals import Basis, Mean
 from joulebot.history.tables import Exchange
+from joulebot.metering.reading import estimated_how
 
+T = TypeVar("T")
 EXCHANGES = Exchange.__table__  # type: ignore[attr-defined]
 C = EXCHANGES.c
 R = rollup.STATS_ROLLUP.c
-BASIS = (R.box, R.energy_source, R.energy_measured)
+BASIS = (R.box, R.energy_source, R.energy_measured, R.with_images)
+READ_IMAGES = C.image_count > 0  # an answer's basis, as the rollup's `with_images` key
 
 HOW_TO_GET_DATA = (
     'No answers in history yet. Ask something — joulebot ask "What is the capital of France?" — '
@@ -38,19 +44,33 @@ HOW_TO_GET_DATA = (
 
 def source_label(source: str, measured: bool) -> str:
     if not measured:
-        return f"estimated by {source}, not a measurement"
+        return f"estimated {estimated_how(source)}, not a measurement"
     if source == "mcp39f511n":
         return f"measured at the wall by {source} (whole machine)"
     return f"measured by {source}, not the whole machine"
 
 
+@dataclass(frozen=True, order=True)
+class TableRow:
+    """A table's row: one model's answers made with one set of generation settings."""
+
+    model: str
+    settings: str  # the tag of its generation settings ('' where not recorded)
+    shown: bool = False  # the model has rows of other settings in this table: the label names these
+
+    @property
+    def label(self) -> str:
+        return self.model + settings_note(self.settings, self.shown)
+
+
 @dataclass
 class TableSection:
     basis: Basis
-    models: list[str]
+    rows: list[TableRow]
     categories: list[str]
-    cells: dict[tuple[str, str], Mean] = field(default_factory=dict)
+    cells: dict[tuple[TableRow, str], Mean] = field(default_factory=dict)
     chart: Any = None  # the heatmap, drawn by the page
+    fmt: Any = None  # how the page writes this table's figures (the heatmap's too): one unit for all
 
 
 def _read_only_engine(url: str) -> Engine:
@@ -109,22 +129,19 @@ class HistoryView:
         """Mean ± 95 % CI of `metric` per model and category, one section per basis (from the
         statistics' rollup: a few hundred rows of sums, whatever the size of history)."""
         needs = metric.needs
-        query = sa.select(*BASIS, R.model, R.category, *(sa.func.sum(R[name]) for name in needs))
-        query = query.group_by(*BASIS, R.model, R.category)
+        group = (*BASIS, R.model, R.generation_settings, R.category)  # answers of other settings: other rows
+        query = sa.select(*group, *(sa.func.sum(R[name]) for name in needs)).group_by(*group)
         if box is not None:
             query = query.where(R.box == box)
-        sections: dict[Basis, TableSection] = {}
-        for box_name, source, measured, model, category, *summed in self._rows(query):
+        cells: dict[Basis, dict[tuple[str, str, str], Mean]] = {}
+        for box_name, source, measured, images, model, settings, category, *summed in self._rows(query):
             sums = {name: float(value or 0) for name, value in zip(needs, summed, strict=True)}
-            if not metric.count(sums):
-                continue
-            basis = Basis(box_name, source, bool(measured))
-            section = sections.setdefault(basis, TableSection(basis, [], []))
-            section.cells[(model, category)] = metric.mean(sums)
-        for section in sections.values():
-            section.models = sorted({m for m, _ in section.cells})
-            section.categories = sorted({c for _, c in section.cells})
-        return [sections[b] for b in sorted(sections, key=lambda b: (b.box, not b.measured, b.source))]
+            if metric.count(sums):
+                cells.setdefault(Basis(box_name, source, bool(measured), bool(images)), {})[
+                    (model, settings, category)
+                ] = metric.mean(sums)
+        sections = [_section(basis, cells[basis]) for basis in cells]
+        return sorted(sections, key=lambda s: (s.basis.box, s.basis.images, not s.basis.measured, s.basis.source))
 
     def count(self) -> int:
         return int(self._rows(sa.select(sa.func.count()).select_from(EXCHANGES))[0][0])
@@ -211,66 +228,83 @@ class HistoryView:
             }
         return summaries
 
-    def distribution(self, model: str, metric: Metric, limit: int = 20_000) -> dict[Basis, list[float]]:
-        """One model's per-answer values (the newest `limit`), per basis, for histograms."""
+    def distribution(self, model: str, metric: Metric, limit: int = 20_000) -> dict[tuple[Basis, str], list[float]]:
+        """One model's per-answer values (the newest `limit`), per basis and generation settings, for
+        histograms."""
         query = (
-            sa.select(C.box, C.energy_source, C.energy_measured, metric.column)
+            sa.select(C.box, C.energy_source, C.energy_measured, READ_IMAGES, C.generation_settings, metric.column)
             .where(C.model == model, metric.present, C.sampling.is_(None))  # as the statistics: rollup.py
             .order_by(C.id.desc())
             .limit(limit)
         )
-        values: dict[Basis, list[float]] = {}
-        for box, source, measured, value in self._rows(query):
-            values.setdefault(Basis(box, source, bool(measured)), []).append(float(value))
+        values: dict[tuple[Basis, str], list[float]] = {}
+        for box, source, measured, images, settings, value in self._rows(query):
+            values.setdefault((Basis(box, source, bool(measured), bool(images)), settings), []).append(float(value))
         return values
 
-    def daily(self, model: str, metric: Metric) -> dict[Basis, list[tuple[str, Mean]]]:
-        """One model's mean per day (UTC dates as the database writes them), per basis, oldest first."""
+    def daily(self, model: str, metric: Metric) -> dict[tuple[Basis, str], list[tuple[str, Mean]]]:
+        """One model's mean per day (UTC dates as the database writes them), per basis and generation
+        settings, oldest first."""
         day = sa.func.date(C.started_at)
         sums = _per_answer_sums(metric)
+        group = (C.box, C.energy_source, C.energy_measured, READ_IMAGES, C.generation_settings, day)
         query = (
-            sa.select(C.box, C.energy_source, C.energy_measured, day, *sums.values())
+            sa.select(*group, *sums.values())
             .where(C.model == model, metric.present, C.sampling.is_(None))  # as the statistics: rollup.py
-            .group_by(C.box, C.energy_source, C.energy_measured, day)
+            .group_by(*group)
             .order_by(day)
         )
-        days: dict[Basis, list[tuple[str, Mean]]] = {}
-        for box, source, measured, date, *summed in self._rows(query):
+        days: dict[tuple[Basis, str], list[tuple[str, Mean]]] = {}
+        for box, source, measured, images, settings, date, *summed in self._rows(query):
             mean = metric.mean({name: float(value or 0) for name, value in zip(sums, summed, strict=True)})
-            days.setdefault(Basis(box, source, bool(measured)), []).append((str(date), mean))
+            basis = Basis(box, source, bool(measured), bool(images))
+            days.setdefault((basis, settings), []).append((str(date), mean))
         return days
 
     # -- the API ------------------------------------------------------------------------------------------------
-    def api_key_owner(self, key: str) -> str | None:
-        """The name of the working API key `key` is (None: no such key, or none made yet)."""
+    def read_or(self, reading: Callable[[Connection], T], empty: T) -> T:
+        """`reading` on a connection; `empty` when there is no history yet (HistoryUnavailable otherwise)."""
         try:
             with self.engine.connect() as connection:
-                return key_owner(connection, key)
+                return reading(connection)
         except (DBAPIError, SQLAlchemyError) as exc:
             explained = _explain(exc)
-            if explained.empty:  # no history, or one from before API keys: no key works yet
-                return None
+            if explained.empty:
+                return empty
             raise explained from None
 
-    def model_means(self) -> dict[tuple[str, str], list[tuple[Basis, Mean]]]:
-        """Per (model, box): the mean energy per answer ± 95 % of each basis, over every task."""
+    def api_key_owner(self, key: str, hashed: bool = False) -> str | None:
+        """The name of the working API key `key` is (or, `hashed`, whose SHA-256 it is); None: no such
+        key, or none made yet (no history: no key works yet)."""
+        return self.read_or(lambda c: owner_of_hash(c, key) if hashed else key_owner(c, key), None)
+
+    def energy_used(self, since: datetime, platform: str, platform_user_id: str | None = None) -> EnergyUsed:
+        """What the daily energy budgets count (`history.budgets.energy_used`); nothing without history."""
+        return self.read_or(lambda connection: energy_used(connection, since, platform, platform_user_id), NOTHING)
+
+    def model_means(self) -> dict[tuple[str, str], list[tuple[Basis, str, Mean]]]:
+        """Per (model, box): the mean energy per answer ± 95 % of each basis and generation settings (their
+        tag), over every task."""
         metric = METRICS["j_answer"]
         needs = metric.needs
-        query = sa.select(R.model, *BASIS, *(sa.func.sum(R[name]) for name in needs)).group_by(R.model, *BASIS)
-        means: dict[tuple[str, str], list[tuple[Basis, Mean]]] = {}
-        for model, box, source, measured, *summed in self._rows(query):
+        group = (R.model, *BASIS, R.generation_settings)
+        query = sa.select(*group, *(sa.func.sum(R[name]) for name in needs)).group_by(*group)
+        means: dict[tuple[str, str], list[tuple[Basis, str, Mean]]] = {}
+        for model, box, source, measured, images, settings, *summed in self._rows(query):
             sums = {name: float(value or 0) for name, value in zip(needs, summed, strict=True)}
             if metric.count(sums):
-                means.setdefault((model, box), []).append((Basis(box, source, bool(measured)), metric.mean(sums)))
+                basis = Basis(box, source, bool(measured), bool(images))
+                means.setdefault((model, box), []).append((basis, settings, metric.mean(sums)))
         return means
 
     # -- /metrics ----------------------------------------------------------------------------------------------
     def totals(self, box: str | None = None) -> list[Any]:
-        """(model, box, category, source, measured, answers, joules, meter failures) for the counters: the
-        rollup's sums, plus the answers without a total energy (which it leaves out; a partial index)."""
-        group = (R.model, R.box, R.category, R.energy_source, R.energy_measured)
+        """(model, box, category, source, measured, generation settings, answers, joules, meter failures) for
+        the counters: the rollup's sums, plus the answers without a total energy (which it leaves out; a
+        partial index)."""
+        group = (R.model, R.box, R.category, R.energy_source, R.energy_measured, R.generation_settings)
         summed = sa.select(*group, *(sa.func.sum(R[f]) for f in ("answers", "total_j", "meter_failures")))
-        group_x = (C.model, C.box, C.category, C.energy_source, C.energy_measured)
+        group_x = (C.model, C.box, C.category, C.energy_source, C.energy_measured, C.generation_settings)
         unmeasured = sa.select(*group_x, sa.func.count(), sa.literal(0.0), sa.func.sum(C.meter_failures)).where(
             C.energy_total_j.is_(None)
         )
@@ -288,13 +322,25 @@ class HistoryView:
         return [(*key, *figures) for key, figures in counted.items()]
 
     def energy_buckets(self, box: str | None = None) -> list[Any]:
-        """(model, box, source, count ≤ each of rollup.ENERGY_BUCKETS..., count, sum) of total energy per answer."""
+        """(model, box, source, generation settings, with images, count ≤ each of rollup.ENERGY_BUCKETS...,
+        count, sum) of total energy per answer."""
         sums = [sa.func.sum(R[rollup.bucket(b)]) for b in rollup.ENERGY_BUCKETS]
-        group = (R.model, R.box, R.energy_source)
+        group = (R.model, R.box, R.energy_source, R.generation_settings, R.with_images)
         query = sa.select(*group, *sums, sa.func.sum(R.answers), sa.func.sum(R.total_j)).group_by(*group)
         if box is not None:
             query = query.where(R.box == box)
         return self._rows(query)
+
+
+def _section(basis: Basis, cells: dict[tuple[str, str, str], Mean]) -> TableSection:
+    """One basis' table from its cells by (model, settings, category): a row per model and settings, the
+    settings named where a model has rows of several."""
+    kinds = Counter(model for model, _ in {(m, s) for m, s, _ in cells})
+    section = TableSection(basis, [], sorted({c for _, _, c in cells}))
+    for (model, settings, category), mean in cells.items():
+        section.cells[(TableRow(model, settings, kinds[model] > 1), category)] = mean
+    section.rows = sorted({row for row, _ in section.cells})
+    return section
 
 
 def _per_answer_sums(metric: Metric) -> dict[str, Any]:

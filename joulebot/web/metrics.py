@@ -55,25 +55,27 @@ class JoulebotCollector:
         yield from self._totals(totals)
         histogram = HistogramMetricFamily(
             "joulebot_energy_per_answer_joules",
-            "Total machine energy per answer (J), per model, box and energy source",
-            labels=["model", "box", "source"],
+            "Total machine energy per answer (J), per model, box, energy source, generation settings and whether"
+            " it read images",
+            labels=["model", "box", "source", "generation_settings", "images"],
         )
-        for model, box, source, *counts in buckets:
+        for model, box, source, settings, images, *counts in buckets:
             *cumulative, count, total = counts
             edges = [(floatToGoString(b), int(c or 0)) for b, c in zip(rollup.ENERGY_BUCKETS, cumulative, strict=True)]
-            histogram.add_metric([model, box, source], [*edges, ("+Inf", int(count))], float(total or 0.0))
+            labels = [model, box, source, settings, "true" if images else "false"]
+            histogram.add_metric(labels, [*edges, ("+Inf", int(count))], float(total or 0.0))
         yield histogram
         yield from self._boxes(boxes)
 
     def _totals(self, totals: list[Any]) -> Iterator[Metric]:
-        labels = ["model", "box", "task", "source", "measured"]
+        labels = ["model", "box", "task", "source", "measured", "generation_settings"]
         answers = CounterMetricFamily("joulebot_answers", "Answers stored in history", labels=labels)
         energy = CounterMetricFamily(
             "joulebot_energy_joules", "Total machine energy of the stored answers (J)", labels=labels
         )
         failures: dict[str, float] = {}
-        for model, box, task, source, measured, n, joules, failed in totals:
-            key = [model, box, task, source, "true" if measured else "false"]
+        for model, box, task, source, measured, settings, n, joules, failed in totals:
+            key = [model, box, task, source, "true" if measured else "false", settings]
             answers.add_metric(key, float(n))
             energy.add_metric(key, float(joules))
             failures[box] = failures.get(box, 0.0) + float(failed or 0)

@@ -49,6 +49,7 @@ def carbon_bill(result: Result) -> dict[str, Any]:
         "co2e_g": c.operational_g,
         "intensity_g_per_kwh": c.intensity.g_per_kwh,
         "zone": c.intensity.zone,
+        "zone_default": c.intensity.zone_default,  # GRID_ZONE unset: the shipped default, not the box's grid
         "provenance": c.intensity.provenance,  # live, cached or static
         "intensity_label": c.intensity.label(),
         "caveat": energy_caveat(result.energy).strip(" ()") or None,  # what the CO2e inherits from the energy

@@ -1,5 +1,5 @@
 """Errors of the OpenAI-compatible API, in OpenAI's shape: `{"error": {"message", "type", "param",
-"code"}}` with the status the SDKs map to their exceptions (400, 401, 404, 413, 429, 503, 504). The
+"code"}}` with the status the SDKs map to their exceptions (400, 401, 403, 404, 409, 413, 429, 503, 504). The
 message is one sentence for the client: never a traceback, never a key."""
 
 from __future__ import annotations
@@ -9,8 +9,10 @@ from starlette.responses import JSONResponse
 TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
+    403: "permission_denied_error",
     404: "not_found_error",
     405: "invalid_request_error",
+    409: "conflict_error",
     413: "invalid_request_error",
     429: "rate_limit_error",
     500: "server_error",

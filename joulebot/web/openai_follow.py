@@ -3,56 +3,39 @@
 Each queued answer gets a task of its own (`settle`) that follows it until the worker is done with it
 and then clears its delivery, whether the client is still there or not: a client that hangs up
 mid-stream leaves the answer to finish, be measured and stored, and nothing of it running here. The
-response reads what the task saw (`Watch`): the text so far, then the Result or the error.
-
-`follow` is the one place that knows how the answer so far reaches this process.
+task follows through the web process's one `Follower` (queueing): one thread and one Redis
+connection wait on every answer the process owes, pushed as the worker writes it, however many
+streams are open. The response reads what the task saw (`Followed`): the text so far, then the
+Result or the error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from joulebot.chat.deliveries import Delivery
+from joulebot.chat.status import status_text
 from joulebot.exchange import Result
-from joulebot.queueing.client import JobError, JobTimedOut, QueueClient, QueueUnavailable
+from joulebot.queueing.client import JobCancelled, JobError, JobTimedOut, QueueUnavailable
 from joulebot.queueing.connection import is_up
+from joulebot.queueing.deliveries import Delivery
+from joulebot.queueing.follower import Delta, Finished, QueueAway, Status
 from joulebot.web.openai_asking import QUEUE_AWAY, ApiQueue
 from joulebot.web.openai_errors import ApiError
 
 log = logging.getLogger(__name__)
 
-PARTIAL_EVERY_S = 0.1  # how often the answer so far is read while it grows
-RESULT_EVERY = 3  # the Result is asked for every this many reads of the answer so far
-QUEUE_RETRY_S = 2.0  # how often a task whose Redis went away asks whether it is back
-
-
-async def follow(client: QueueClient, request_id: str, grew: Callable[[str], None]) -> Result:
-    """The Result of a queued request; `grew(text)` with the whole answer so far each time it grew.
-    Reads the partial answer the worker publishes (a key rewritten every STREAM_INTERVAL_S) and
-    the Result, without holding a thread while it waits. JobError (and its kinds) when there is none."""
-    job = await asyncio.to_thread(client.job, request_id)
-    shown = ""
-    tick = 0
-    while True:
-        if tick % RESULT_EVERY == 0 and (result := await asyncio.to_thread(client.poll, job, 0)) is not None:
-            return result
-        text = await asyncio.to_thread(client.partial, request_id)
-        if text and text != shown:
-            shown = text
-            grew(text)
-        tick += 1
-        await asyncio.sleep(PARTIAL_EVERY_S)
+AWAY = QUEUE_AWAY + "; the answer will still be stored in history if it is made"
 
 
 @dataclass
-class Watch:
+class Followed:
     """What the task following an answer saw, for the response that shows it."""
 
     text: str = ""
+    status: str = ""  # where the job stands while it waits or runs (`chat.status`), as every chat shows it
     result: Result | None = None
     error: ApiError | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -61,6 +44,11 @@ class Watch:
     def grew(self, text: str) -> None:
         self.text = text
         self.changed.set()
+
+    def moved(self, status: str) -> None:
+        if status != self.status:
+            self.status = status
+            self.changed.set()
 
     def end(self, result: Result | None = None, error: ApiError | None = None) -> None:
         if not self.finished.is_set():
@@ -72,29 +60,30 @@ class Watch:
 def _error(exc: JobError) -> ApiError:
     if isinstance(exc, JobTimedOut):
         return ApiError(504, str(exc), code="timeout")
+    if isinstance(exc, JobCancelled):
+        return ApiError(409, str(exc), code="cancelled")
     return ApiError(503, str(exc), code="no_answer")
 
 
-async def settle(api: ApiQueue, delivery: Delivery, watch: Watch) -> None:
-    """Follow the delivery's answer to its end (across an outage of Redis, for as long as a Result is
-    kept), tell `watch`, then clear the delivery: the key's pending answers count it no more."""
-    deadline = time.monotonic() + api.settings.result_ttl_s
-    while True:
-        try:
-            watch.end(await follow(api.client, delivery.key, watch.grew))
-            break
-        except QueueUnavailable:
-            away = "; the answer will still be stored in history if it is made"
-            watch.end(error=ApiError(503, QUEUE_AWAY + away, code="queue_unavailable"))
-            if time.monotonic() > deadline:
-                log.warning("gave up following %s: the queue stayed away", delivery.key)
-                return
-            await asyncio.sleep(QUEUE_RETRY_S)
-        except JobError as exc:
-            watch.end(error=_error(exc))
-            break
+async def settle(api: ApiQueue, delivery: Delivery, followed: Followed) -> None:
+    """Follow the delivery's answer to its end, tell `followed`, then clear the delivery: the key's
+    pending answers count it no more. While Redis is away the response ends with a 503 at once; the
+    following goes on (the follower says the answer lost once a Result would have expired)."""
     try:
-        await asyncio.to_thread(api.deliveries.done, delivery)
+        async with api.follower.watch(delivery.key) as watch:
+            async for event in watch:
+                if isinstance(event, Delta):
+                    followed.grew(event.answer)
+                elif isinstance(event, Status):
+                    followed.moved(status_text(event.progress))
+                elif isinstance(event, QueueAway):
+                    followed.end(error=ApiError(503, AWAY, code="queue_unavailable"))
+                elif isinstance(event, Finished):
+                    followed.end(event.result)
+    except JobError as exc:
+        followed.end(error=_error(exc))
+    try:
+        await asyncio.to_thread(api.books[delivery.platform].done, delivery)
     except QueueUnavailable as exc:  # cleared at the next start of the app
         log.warning("could not clear the delivery of %s: %s", delivery.key, exc)
 
@@ -105,7 +94,7 @@ async def resume(api: ApiQueue, spawn: Callable[[Delivery], None]) -> int:
     if not await asyncio.to_thread(is_up, api.client.connection):  # an embedded Redis is not started for this
         return 0
     try:
-        owed = await asyncio.to_thread(api.deliveries.pending)
+        owed = [d for book in api.books.values() for d in await asyncio.to_thread(book.pending)]
     except QueueUnavailable:
         return 0
     for delivery in owed:

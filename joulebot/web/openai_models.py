@@ -1,6 +1,7 @@
 """`GET /v1/models` and `GET /v1/models/{id}`: the fleet's catalog as OpenAI lists models, with
 joulebot's own fields: the size, the boxes offering each model now, and what it measured on each
-(mean energy per answer ± 95 %, per energy source: never averaged across boxes or meters)."""
+(mean energy per answer ± 95 %, per energy source and generation settings: never averaged across boxes,
+meters or settings)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ from joulebot.models import Catalog, ModelEntry, ModelUnavailable, UnknownModelE
 from joulebot.queueing.catalog import catalog_for_front_end
 from joulebot.queueing.client import QueueUnavailable
 from joulebot.web.history_view import HistoryView
-from joulebot.web.openai_api import api_of, api_user
+from joulebot.web.openai_api import api_asker, api_of
 from joulebot.web.openai_asking import ApiQueue
 from joulebot.web.openai_errors import ApiError
 from joulebot.web.page import history_of
 
-Means = dict[tuple[str, str], list[tuple[Basis, Mean]]]
+Means = dict[tuple[str, str], list[tuple[Basis, str, Mean]]]
 
 
 def _offering(api: ApiQueue) -> dict[str, list[str]]:
@@ -47,11 +48,13 @@ def _card(entry: ModelEntry, boxes: list[str], means: Means) -> dict[str, Any]:
                 {
                     "source": basis.source,
                     "measured": basis.measured,  # false: estimated, never a measurement
+                    "with_images": basis.images,  # answers that read images, apart from text-only ones
+                    "generation_settings": settings,  # answers of other settings are other answers
                     "answers": mean.n,
                     "mean_j": mean.mean,
                     "ci95_j": mean.ci95,  # None for a single answer
                 }
-                for basis, mean in means.get((entry.name, box), [])
+                for basis, settings, mean in means.get((entry.name, box), [])
             ],
         }
         for box in boxes
@@ -87,7 +90,7 @@ def _means(history: HistoryView) -> Means:
         return {}
 
 
-def _cards(api: ApiQueue, history: HistoryView) -> list[dict[str, Any]]:
+def cards(api: ApiQueue, history: HistoryView) -> list[dict[str, Any]]:
     catalog, offering = _catalog(api)
     means = _means(history)
     return [_card(e, offering.get(e.name, []), means) for e in catalog.available()]
@@ -103,12 +106,12 @@ def _one(api: ApiQueue, history: HistoryView, name: str) -> dict[str, Any]:
 
 
 async def list_models(request: Request) -> Response:
-    await api_user(request)
-    cards = await run_in_threadpool(_cards, api_of(request), history_of(request))
-    return JSONResponse({"object": "list", "data": cards})
+    await api_asker(request)
+    listed = await run_in_threadpool(cards, api_of(request), history_of(request))
+    return JSONResponse({"object": "list", "data": listed})
 
 
 async def get_model(request: Request) -> Response:
-    await api_user(request)
+    await api_asker(request)
     card = await run_in_threadpool(_one, api_of(request), history_of(request), request.path_params["name"])
     return JSONResponse(card)

@@ -53,6 +53,10 @@ class JoulebotOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     box: str | None = Field(default=None, min_length=1, max_length=128)  # pin a box, as X-Joulebot-Box does
+    # continue from this answer of yours (its history id): its thread is the earlier turns
+    parent_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    # ask with the images of this answer of yours (its history id), kept by KEEP_IMAGES: a retry's
+    images_of: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
 class ChatBody(BaseModel):
@@ -138,9 +142,10 @@ def _content(message: Message, index: int) -> tuple[str, list[tuple[str, bytes]]
 @dataclass
 class Conversation:
     system: str | None
-    turns: list[Turn]  # earlier turns, oldest first: their text (as a chat's, earlier images are not sent again)
+    turns: list[Turn]  # earlier turns, oldest first: their text
     question: str
     images: list[tuple[str, bytes]]  # (name, bytes) of the question's images, not read yet
+    earlier_images: list[list[tuple[str, bytes]]]  # each earlier turn's, likewise (shown to the model again)
 
 
 def conversation(body: ChatBody) -> Conversation:
@@ -148,7 +153,7 @@ def conversation(body: ChatBody) -> Conversation:
     last message is the question (with its images) and must be the user's."""
     system: list[str] = []
     turns: list[Turn] = []
-    images: list[tuple[str, bytes]] = []
+    images: list[list[tuple[str, bytes]]] = []  # each turn's
     for index, message in enumerate(body.messages):
         if message.role in ("tool", "function"):
             raise unsupported(f"messages[{index}].role", f"a {message.role!r} message")
@@ -157,11 +162,11 @@ def conversation(body: ChatBody) -> Conversation:
             system.append(text)
         else:
             turns.append(Turn(role=message.role, content=text))  # type: ignore[arg-type]
-            images = attached  # the last turn's: the question's
+            images.append(attached)
     if not turns or turns[-1].role != "user":
         raise ApiError(400, "the last message (after any system ones) must be the user's", param="messages")
     prompt = "\n\n".join(s for s in system if s.strip()) or None
-    return Conversation(prompt, turns[:-1], turns[-1].content, images)
+    return Conversation(prompt, turns[:-1], turns[-1].content, images[-1], images[:-1])
 
 
 def sampling(body: ChatBody) -> Sampling | None:

@@ -21,7 +21,7 @@ from starlette.templating import Jinja2Templates
 from joulebot.config import Settings
 from joulebot.history import HistoryUnavailable
 from joulebot.history.aggregates import METRICS, Metric
-from joulebot.number_format import grams, sig
+from joulebot.number_format import sig
 from joulebot.web.history_view import HOW_TO_GET_DATA, HistoryView, source_label
 
 HERE = Path(__file__).resolve().parent
@@ -34,8 +34,8 @@ T = TypeVar("T")
 def make_templates(settings: Settings) -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     env = templates.env
-    env.globals.update(public_url=settings.public_url.rstrip("/"), metrics=METRICS)
-    env.filters.update(sig=lambda v: "–" if v is None else sig(v), grams=lambda v: "–" if v is None else grams(v))
+    env.globals.update(public_url=settings.public_url.rstrip("/"), metrics=METRICS, web_chat=settings.web_chat)
+    env.filters["sig"] = lambda v: "–" if v is None else sig(v)
     env.filters["source_label"] = lambda basis: source_label(basis.source, basis.measured)
     env.filters["when"] = lambda v: v.strftime("%Y-%m-%d %H:%M:%S") if isinstance(v, datetime) else (v or "–")
     return templates

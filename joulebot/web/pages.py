@@ -13,7 +13,8 @@ from starlette.responses import Response
 
 from joulebot.carbon.sci import J_PER_KWH
 from joulebot.history.aggregates import Metric
-from joulebot.number_format import grams, sig
+from joulebot.history.intervals import Mean
+from joulebot.number_format import mass_unit, sig
 from joulebot.web import charts
 from joulebot.web.page import (
     Page,
@@ -30,10 +31,12 @@ from joulebot.web.rows import box_rows, distributions
 PAGE_SIZE = 50
 
 
-def _value(metric: Metric, value: float) -> str:
+def _figures(metric: Metric, means: list[Mean]) -> Callable[[float], str]:
+    """How one table writes its figures, means and bands alike: masses all in g or all in mg (whichever
+    reads better for its largest), anything else with its unit."""
     if metric.unit == "g CO2e":
-        return grams(value)
-    return f"{sig(value)} {metric.unit}"
+        return mass_unit(m.mean for m in means)
+    return lambda value: f"{sig(value)} {metric.unit}"
 
 
 async def table(request: Request) -> Response:
@@ -48,20 +51,11 @@ async def table(request: Request) -> Response:
     sections = await run_in_threadpool(page.history, history.table, metric, box, default=[])
     boxes = boxes or sorted({s.basis.box for s in sections})
     for section in sections:
-        means = {key: m.mean for key, m in section.cells.items()}
-        section.chart = charts.heatmap(
-            section.models, section.categories, means, f"{metric.label}, {section.basis.slug}"
-        )
-    return render(
-        request,
-        "table.html",
-        page,
-        metric=metric,
-        sections=sections,
-        boxes=boxes,
-        box=box,
-        fmt=lambda v: _value(metric, v),
-    )
+        section.fmt = _figures(metric, list(section.cells.values()))
+        means = {(row.label, category): m.mean for (row, category), m in section.cells.items()}
+        rows, label = [row.label for row in section.rows], f"{metric.label}, {section.basis.slug}"
+        section.chart = charts.heatmap(rows, section.categories, means, label, section.fmt)
+    return render(request, "table.html", page, metric=metric, sections=sections, boxes=boxes, box=box)
 
 
 async def boxes(request: Request) -> Response:
@@ -83,7 +77,17 @@ async def answers(request: Request) -> Response:
     )
     if model is not None and not rows and number == 1 and not page.banners and not page.empty:
         raise HTTPException(404, f"No model named {model!r} has answers in history.")
-    return render(request, "answers.html", page, rows=rows, number=number, model=model, size=PAGE_SIZE)
+    mass = mass_unit(r[k] for r in rows for k in ("operational_g", "sci_g"))  # one unit down both columns
+    return render(
+        request,
+        "answers.html",
+        page,
+        rows=rows,
+        number=number,
+        model=model,
+        size=PAGE_SIZE,
+        mass=lambda v: "–" if v is None else mass(v),
+    )
 
 
 def _arithmetic(a: dict) -> list[str]:
@@ -92,14 +96,15 @@ def _arithmetic(a: dict) -> list[str]:
         return [f"E unavailable ({a['energy_error'] or 'meter failed'}): no operational emissions, no SCI"]
     kwh = a["energy_total_j"] / J_PER_KWH
     provenance = a["intensity"].label() if a["intensity"] else a["intensity_zone"]
+    mass = mass_unit([a["operational_g"], a["embodied_g"], a["sci_g"]])  # one unit through the sum
     lines = [
         f"E = {sig(a['energy_total_j'])} J total ÷ 3 600 000 J/kWh = {kwh:.3e} kWh ({a['source_label']})",
         f"I = {sig(a['intensity_g_per_kwh'])} gCO2e/kWh ({provenance})",
-        f"E × I = {grams(a['operational_g'])}",
+        f"E × I = {mass(a['operational_g'])}",
     ]
     window = a["seconds"]
-    lines.append(f"M = TE × (TiR ÷ EL) × RS, with TiR = the {sig(window)} s window = {grams(a['embodied_g'])}")
-    lines.append(f"SCI = (E × I + M) per R, R = 1 answer = {grams(a['sci_g'])} per answer")
+    lines.append(f"M = TE × (TiR ÷ EL) × RS, with TiR = the {sig(window)} s window = {mass(a['embodied_g'])}")
+    lines.append(f"SCI = (E × I + M) per R, R = 1 answer = {mass(a['sci_g'])} per answer")
     lines.append(f"model load before the window: {sig(a['load_s'])} s, not included")
     return lines
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from joulebot.config import Settings
-from joulebot.history.aggregates import METRICS, Metric
+from joulebot.history.aggregates import METRICS, Metric, settings_note
+from joulebot.history.intervals import Basis
 from joulebot.queueing.queue_states import RedisUnavailable, read_queues
 from joulebot.web import charts
 from joulebot.web.history_view import HistoryView
@@ -49,18 +50,37 @@ def box_json(row: dict) -> dict[str, Any]:
 
 
 def distributions(history: HistoryView, name: str) -> list[dict]:
-    """A model's histograms (energy per answer, per token) and daily means, one per basis."""
+    """A model's histograms (energy per answer, per token) and daily means, one per basis and generation
+    settings (named where the model has answers of several)."""
     charts_out = []
     for key in ("j_answer", "j_token"):
         metric = METRICS[key]
-        for basis, values in sorted(history.distribution(name, metric).items(), key=lambda kv: kv[0].slug):
-            chart = charts.histogram(values, metric.unit, f"{name}: {metric.label}, {basis.slug}")
-            charts_out.append({"metric": metric, "basis": basis, "chart": chart, "values": values})
+        values_of = history.distribution(name, metric)
+        for (basis, settings), values in _in_order(values_of):
+            what = f"{name}{settings_note(settings, _several(values_of))}: {metric.label}, {basis.slug}"
+            chart = charts.histogram(values, metric.unit, what)
+            charts_out.append(_chart(metric, basis, settings, values_of, chart) | {"values": values})
     metric = METRICS["j_answer"]
-    for basis, days in sorted(history.daily(name, metric).items(), key=lambda kv: kv[0].slug):
-        chart = charts.timeline(days, metric.unit, f"{name}: mean {metric.label} per day, {basis.slug}")
-        charts_out.append({"metric": metric, "basis": basis, "chart": chart, "days": days})
+    days_of = history.daily(name, metric)
+    for (basis, settings), days in _in_order(days_of):
+        what = f"{name}{settings_note(settings, _several(days_of))}: mean {metric.label} per day, {basis.slug}"
+        chart = charts.timeline(days, metric.unit, what)
+        charts_out.append(_chart(metric, basis, settings, days_of, chart) | {"days": days})
     return charts_out
+
+
+def _in_order(by_basis: dict[tuple[Basis, str], Any]) -> list[tuple[tuple[Basis, str], Any]]:
+    return sorted(by_basis.items(), key=lambda kv: (kv[0][0].slug, kv[0][1]))
+
+
+def _several(by_basis: dict[tuple[Basis, str], Any]) -> bool:
+    """Whether the model's answers here were made with more than one set of generation settings."""
+    return len({settings for _, settings in by_basis}) > 1
+
+
+def _chart(metric: Metric, basis: Basis, settings: str, of: dict[tuple[Basis, str], Any], chart: Any) -> dict:
+    note = settings_note(settings, _several(of))
+    return {"metric": metric, "basis": basis, "settings": settings, "settings_note": note, "chart": chart}
 
 
 def table_rows(history: HistoryView, metric: Metric, box: str | None) -> list[dict]:
@@ -69,7 +89,9 @@ def table_rows(history: HistoryView, metric: Metric, box: str | None) -> list[di
             "box": s.basis.box,
             "source": s.basis.source,
             "measured": s.basis.measured,
-            "model": model,
+            "with_images": s.basis.images,
+            "model": row.model,
+            "generation_settings": row.settings,
             "category": category,
             "metric": metric.key,
             "unit": metric.unit,
@@ -78,7 +100,7 @@ def table_rows(history: HistoryView, metric: Metric, box: str | None) -> list[di
             "ci95": mean.ci95,
         }
         for s in history.table(metric, box)
-        for (model, category), mean in sorted(s.cells.items())
+        for (row, category), mean in sorted(s.cells.items())
     ]
 
 

@@ -94,13 +94,12 @@ def _set_error(message: str) -> None:
         job.save_meta()
 
 
-def _publisher(station: Station, request: Request):
-    """Pushes the answer so far to its stream, where the front ends follow it."""
+def _answer_stream(station: Station, request: Request) -> AnswerStream | None:
+    """Where the answer so far is pushed, for the front ends that follow it."""
     job = get_current_job()
     if job is None or not request.stream:
         return None
-    stream = AnswerStream(job.connection, request.id, request.max_tokens, station.settings.job_timeout_s + 60)
-    return stream.publish
+    return AnswerStream(job.connection, request.id, request.max_tokens, station.settings.job_timeout_s + 60)
 
 
 def _time_limit(station: Station) -> float:
@@ -117,8 +116,10 @@ def run_request(payload: dict[str, Any]) -> dict[str, Any]:
     deadline = time.monotonic() + limit  # RQ's death penalty started a moment ago
     request = Request.model_validate(payload)
     stages = _Stages(station)
+    stream = _answer_stream(station, request)
     try:
-        result = station.run(request, stage=stages, publish=_publisher(station, request), deadline=deadline)
+        publish = stream.publish if stream is not None else None
+        result = station.run(request, stage=stages, publish=publish, deadline=deadline)
     except (RunnerError, UnknownModelError, ModelUnavailable) as exc:
         _set_error(str(exc))
         raise
@@ -127,4 +128,6 @@ def run_request(payload: dict[str, Any]) -> dict[str, Any]:
         raise
     finally:
         stages.close()
+        if stream is not None:
+            stream.close()
     return result.model_dump(mode="json")

@@ -98,8 +98,8 @@ class MeasurementWorker(SimpleWorker):
         if reason is not None:  # failed without reading its function again (RQ's bookkeeping would)
             job.retries_left = 0  # a refused job is never retried,
             job.webhooks = []  # and tells nobody that it failed
+            count_refused(self.connection, queue, job.id, reason)  # counted before anyone can see it failed
             self.handle_job_failure(job, queue, exc_string=f"refused: {reason}", execution=execution)
-            count_refused(self.connection, queue, job.id, reason)
             return False
         self.clock.job_started(job.timeout or self.queue_class.DEFAULT_TIMEOUT)
         try:

@@ -162,10 +162,17 @@ class Station:
 
     def refresh_means(self) -> None:
         try:
-            rows = self.history_calls.call(lambda history: history.box_means(self.settings.box_name))
+            settings = self.settings_now()
+            rows = self.history_calls.call(lambda history: history.box_means(self.settings.box_name, settings))
             self.means = [MeanEnergy.model_validate(row) for row in rows]
         except Exception as exc:  # history down: keep the last known means
             log.info("could not read this box's means: %s", type(exc).__name__)
+
+    def settings_now(self) -> dict[str, str]:
+        """Each model offered here and its generation settings now (their tag): the statistics of its
+        answers that describe it now are those of these settings."""
+        available = [e for e in self.catalog.available() if e.runner in self.runners]
+        return {e.name: self.runner_for(e).settings(e).tag() for e in available}
 
     def runner_for(self, entry: ModelEntry) -> Runner:
         return self.runners[entry.runner]
@@ -300,6 +307,9 @@ class Station:
             entry = self.refresh_catalog(max_age_s=0).resolve(request.model)
         if request.images and not entry.vision:  # front ends refuse this first; a stale catalog can let it by
             raise RunnerError(self.catalog.blind(entry))
+        unseen = request.earlier_images() if not entry.vision else 0  # a conversation moved on to a blind model
+        if unseen:
+            request = request.model_copy(update={"turns": [t.model_copy(update={"images": []}) for t in request.turns]})
         runner = self.runner_for(entry)
         if not runner.loaded(entry):  # each stage is a Redis round trip on the answer's path: only the real ones
             stage("loading model")
@@ -309,10 +319,12 @@ class Station:
         warmup = self.warm_model(entry, load_s)  # likewise
         history_up = self.prepare(stage, deadline)
         window = min(runner.context_window(entry), self.settings.max_context_tokens)
-        messages, dropped = fit(  # before the window
+        fitted = fit(  # before the window
             request, window, lambda m: runner.count_tokens(entry, m), lambda m: runner.token_bound(entry, m)
         )
-        sink = TextSink(publish, self.settings.stream_interval_s) if publish and request.stream else None
+        messages = fitted.messages
+        interval = request.stream_interval_s or self.settings.stream_interval_s
+        sink = TextSink(publish, interval) if publish and request.stream else None
         stage(GENERATING)
         started_at = datetime.now(UTC)
         generation, energy = self.box.measure(
@@ -345,8 +357,11 @@ class Station:
             finished_at=datetime.now(UTC),
             category=request.category or classify(request.prompt),
             share_token=secrets.token_urlsafe(16),
-            context_turns=len(request.turns) - dropped,
-            dropped_turns=dropped,
+            context_turns=len(request.turns) - fitted.dropped_turns,
+            dropped_turns=fitted.dropped_turns,
+            context_images=fitted.context_images,
+            dropped_images=unseen + fitted.dropped_images,
+            dropped_images_because=_why_unseen(entry, unseen, fitted.dropped_images),
         )
         self._store(result, history_up, deadline)
         return result
@@ -355,22 +370,27 @@ class Station:
         """Record the exchange and its hint (a few ms: the status stays at "generating" meanwhile); a
         database that fails or does not answer in time leaves the Result in the outbox, and the answer goes
         out saying so. A database that just failed to take what waited is not asked again."""
-        available = [e for e in self.catalog.available() if e.runner in self.runners]
-        made = {e.name: self.runner_for(e).settings(e).tag() for e in available}  # each model's settings now
+        made = self.settings_now()
         made[result.model] = result.generation_settings
         source = result.energy.machine.source
 
-        def record(history: HistoryStore) -> tuple[int, str | None]:
+        def record(history: HistoryStore) -> tuple[int, str | None, bool]:
             exchange_id = history.record(result)
-            hint = history.greener_hint(
-                result.category, result.model, list(made), box=result.box, source=source, settings=made
+            hint = None  # the hint compares answers to text questions: none under an answer that read images
+            if not result.image_count:
+                hint = history.greener_hint(
+                    result.category, result.model, list(made), box=result.box, source=source, settings=made
+                )
+            asked = result.request
+            first = result.carbon.intensity.zone_default and history.is_first_answer(
+                exchange_id, asked.platform, asked.user_id
             )
-            return exchange_id, hint
+            return exchange_id, hint, first
 
         try:
             if not history_up and self.outbox is not None:
                 raise HistoryTimeout("the history database did not take the results that wait")
-            result.exchange_id, result.hint = self._call_history(record, deadline)
+            result.exchange_id, result.hint, result.first_answer = self._call_history(record, deadline)
             self.refresh_means_soon()
         except BaseTimeoutException:  # the job's own time limit: never taken for a history error
             raise
@@ -395,3 +415,10 @@ class Station:
                 return
             if scrubbed:
                 log.info("retention: removed the words of %d exchanges", scrubbed)
+
+
+def _why_unseen(entry: ModelEntry, blind: int, trimmed: int) -> str:
+    """Why earlier images were not shown again (the footer says it once): "" when none was left out."""
+    if blind:
+        return f"{entry.name} cannot see images"
+    return f"they no longer fit {entry.name}'s context window" if trimmed else ""

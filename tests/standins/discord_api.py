@@ -61,6 +61,11 @@ class DiscordApiStandIn(DiscordUsers, LocalServer):
         self.interactions: dict[str, dict] = {}  # token -> {"channel": id, "original": message id}
         self.faults: list[tuple[Callable[[str, str, dict], bool], int, dict]] = []
         self.message_content = False
+        # how long Discord takes to answer a call (method, path below /api/v10, body) -> seconds; the
+        # calls it holds are counted while they are answered (`in_flight`, and the most at once)
+        self.latency: Callable[[str, str, dict], float] = lambda method, path, body: 0.0
+        self.in_flight = self.most_in_flight = 0
+        self.being_answered = 0  # calls read and not yet answered to the end (any latency)
         self.cdn: dict[str, bytes] = {}  # attachment path -> bytes: what users attached, served as Discord's CDN
         self.dispatch: Callable[[str, dict], None] = lambda event, data: None
         self.cond = threading.Condition()
@@ -74,6 +79,16 @@ class DiscordApiStandIn(DiscordUsers, LocalServer):
                 pass
 
             def _serve(self, method: str) -> None:
+                with standin.cond:
+                    standin.being_answered += 1
+                try:
+                    self._answer(method)
+                finally:
+                    with standin.cond:
+                        standin.being_answered -= 1
+                        standin.cond.notify_all()
+
+            def _answer(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw and "json" in (self.headers.get("Content-Type") or "") else {}
@@ -86,7 +101,7 @@ class DiscordApiStandIn(DiscordUsers, LocalServer):
                     self.end_headers()
                     self.wfile.write(data)
                     return
-                status, answer = standin.answer(method, url.path, parse_qs(url.query), body, self.headers)
+                status, answer = standin.answer_in_time(method, url.path, parse_qs(url.query), body, self.headers)
                 if status == DROP:
                     drop_connection(self)
                     return
@@ -258,6 +273,23 @@ class DiscordApiStandIn(DiscordUsers, LocalServer):
         return event
 
     # -- REST ---------------------------------------------------------------------------
+    def answer_in_time(
+        self, method: str, path: str, query: dict, body: dict, headers
+    ) -> tuple[int, dict | list | None]:
+        """`answer`, after the call's latency (other calls are answered meanwhile)."""
+        delay = self.latency(method, path.removeprefix("/api/v10"), body)
+        if not delay:
+            return self.answer(method, path, query, body, headers)
+        with self.cond:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(delay)
+            return self.answer(method, path, query, body, headers)
+        finally:
+            with self.cond:
+                self.in_flight -= 1
+
     def answer(self, method: str, path: str, query: dict, body: dict, headers) -> tuple[int, dict | list | None]:
         path = path.removeprefix("/api/v10")
         with self.cond:
@@ -430,6 +462,12 @@ class DiscordApiStandIn(DiscordUsers, LocalServer):
     # -- what the bot did ---------------------------------------------------------------------
     def wait_for(self, predicate: Callable[[str, str, dict], bool], timeout: float = 60.0) -> tuple[str, str, dict]:
         return first_call(self.cond, self.calls, predicate, timeout, "Discord API")
+
+    def wait_answered(self, timeout: float = 10.0) -> None:
+        """Until every call made so far has had its answer written: a call is recorded (and `wait_for`
+        returns) before it is answered, and a bot stopped in between fails the call it is still making."""
+        with self.cond:
+            self.cond.wait_for(lambda: self.being_answered == 0, timeout)
 
     def in_channel(self, channel_id: str) -> list[dict]:
         """The messages in a channel now, oldest first."""

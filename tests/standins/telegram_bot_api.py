@@ -101,6 +101,7 @@ class BotApiStandIn(LocalServer):
         self.cond = threading.Condition()
         self._ids = itertools.count(1000)
         self._update_ids = itertools.count(1)
+        self._file_numbers = itertools.count()
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -319,11 +320,20 @@ class BotApiStandIn(LocalServer):
 
     def photo(self, user_id: int, sizes: list[tuple[int, int, bytes]], caption: str | None = None, **extra) -> None:
         """A photo as Telegram sends it: one PhotoSize per (width, height, JPEG bytes), smallest first."""
-        photo = [
-            {**self.upload(data, f"photos/file_{i}.jpg"), "width": w, "height": h}
-            for i, (w, h, data) in enumerate(sizes)
+        photo = [  # each size a file of its own, numbered as Telegram numbers a bot's files
+            {**self.upload(data, f"photos/file_{next(self._file_numbers)}.jpg"), "width": w, "height": h}
+            for w, h, data in sizes
         ]
         self._attachment(user_id, caption, photo=photo, **extra)
+
+    def album(
+        self, user_id: int, photos: list[list[tuple[int, int, bytes]]], caption: str | None = None, **extra
+    ) -> None:
+        """An album (a media group): one message per photo, each with the album's `media_group_id`, the
+        caption on the first only (as Telegram's apps send it), pushed together as Telegram delivers them."""
+        group = f"album-{next(self._ids)}"
+        for number, sizes in enumerate(photos):
+            self.photo(user_id, sizes, caption if number == 0 else None, media_group_id=group, **extra)
 
     def document(
         self, user_id: int, data: bytes, file_name: str, mime_type: str, caption: str | None = None, **extra

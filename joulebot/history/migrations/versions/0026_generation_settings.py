@@ -12,7 +12,7 @@ Revises: 0025
 import sqlalchemy as sa
 from alembic import op
 
-from joulebot.history.rollup import IN_STATISTICS, backfill
+from joulebot.history.rollup import DEFAULT_SAMPLING, TEXT_ONLY, backfill
 
 revision = "0026"
 down_revision = "0025"
@@ -54,4 +54,4 @@ def _rollup_keyed_by(keys: list[str]) -> None:
         *(sa.Column(c.name, c.type, nullable=False, server_default="0") for c in figures),
         sa.PrimaryKeyConstraint(*keys),
     )
-    backfill(bind, [c.name for c in figures], IN_STATISTICS, keys)
+    backfill(bind, [c.name for c in figures], sa.and_(DEFAULT_SAMPLING, TEXT_ONLY), keys)

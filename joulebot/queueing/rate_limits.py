@@ -1,4 +1,4 @@
-"""Per-user limits shared by every bot process (counted in Redis)."""
+"""Per-user rate limits shared by every front end process (counted in Redis)."""
 
 from __future__ import annotations
 

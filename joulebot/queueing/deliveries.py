@@ -1,9 +1,10 @@
-"""Answers still owed to chat users, kept in Redis so a restarted bot delivers them.
+"""Answers still owed to the users of a front end, kept in Redis so a restarted bot delivers them.
 
-A bot records a Delivery when it queues a user's request(s) and removes it once
-the reply is sent. On start it resumes every Delivery of its platform: the
-Results wait in Redis (for `RESULT_TTL_S`), not in the bot's memory. Redis not
-answering is `QueueUnavailable`, as everywhere on the client side.
+A front end records a Delivery when it queues a user's request(s) (in the same transaction) and
+removes it once the reply is sent; a bot resumes every Delivery of its platform on start: the
+Results wait in Redis (for `RESULT_TTL_S`), not in its memory. Each front end decides what it owes;
+this is where that is kept, with the rest of what front ends write to Redis. Redis not answering is
+`QueueUnavailable`, as everywhere on the client side.
 """
 
 from __future__ import annotations
@@ -69,6 +70,14 @@ class DeliveryBook:
     def count_pending(self, pipe: Pipeline, user_id: str) -> None:
         """The user's answers still owed, counted in the caller's pipeline."""
         pipe.scard(self._user_set(user_id))
+
+    def pending_of(self, user_id: str) -> list[Delivery]:
+        """One user's answers still owed, oldest first."""
+        with queue_errors():
+            keys = sorted(self.connection.smembers(self._user_set(user_id)))
+            raws = self.connection.hmget(self.hash, keys) if keys else []
+        owed = [Delivery.model_validate_json(raw) for raw in raws if raw]
+        return sorted(owed, key=lambda d: d.created_at)
 
     def pending_for(self, user_id: str) -> int:
         with queue_errors():
