@@ -15,7 +15,7 @@ Each question gets a status message (the deferred reply of a command, or a messa
 bot) with a Cancel button while it waits; it shows the answer as it grows, then the answer
 with a Retry button. What is owed is kept in Redis, so a restarted bot still delivers it.
 Questions are taken in (checked, queued, their status posted) INTAKE_AT_ONCE at a time, as the
-Telegram bot takes its updates; the others wait their turn, and answers are followed apart.
+Telegram bot takes them in; the others wait their turn, and answers are followed apart.
 """
 
 from __future__ import annotations

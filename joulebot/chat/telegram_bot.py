@@ -122,7 +122,8 @@ class TelegramBot:
         self.admins = Settings.id_set(settings.telegram_admins)
         self.allowed = Settings.id_set(settings.telegram_allowed_users)
         self._tasks: set[asyncio.Task] = set()
-        self._taking_in = TakingIn()
+        self._intake = asyncio.Semaphore(INTAKE_AT_ONCE)  # questions taken in at once; the rest wait their turn
+        self._taking_in = TakingIn()  # one question of a user at a time: the pending limit holds
         self._pacing = Pacing(Pacer(TELEGRAM_PER_S))  # each chat's last call, the bot's budget: finals first
         self.albums = Albums(self._on_messages, lambda gathering: spawn(self._tasks, gathering, "an album"))
 
@@ -136,7 +137,9 @@ class TelegramBot:
             .token(token)
             .base_url(self.settings.telegram_api_base_url)
             .base_file_url(file_base_url(self.settings))
-            .concurrent_updates(INTAKE_AT_ONCE)  # an answer is followed by a task of its own
+            # every update at once (python-telegram-bot's 256): a user's own questions waiting their turn
+            # must not hold the slots of everyone else's; intake itself is bounded by `_intake`
+            .concurrent_updates(True)
             .post_init(self._resume)
             .build()
         )
@@ -220,7 +223,7 @@ class TelegramBot:
     ) -> None:
         """`parts`: the messages whose photos and documents the question carries (an album's; default:
         `message`), unless `attached` already says what it carries."""
-        async with self._taking_in(user_id):  # checked and recorded before the user's next question
+        async with self._taking_in(user_id), self._intake:  # checked and recorded before the user's next question
             chat_id = str(message.chat_id)
             group = message.chat.type != ChatType.PRIVATE
             parts = parts or [message]
@@ -469,7 +472,7 @@ class TelegramBot:
 
     async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A message to the bot: its text, or a photo or file with its caption (none: a default question);
-        a message of an album is answered with the album's others, as one question (telegram_albums)."""
+        a message of an album is answered with the album's others, as one question (`telegram_questions.Albums`)."""
         message = _message(update)
         if message.media_group_id is not None:
             self.albums.add(message)
