@@ -17,7 +17,7 @@ from telegram_process import answered
 from testenv import make_settings, run_cli
 from waiting import day_start
 
-from joulebot.chat.budgets import BudgetSpent, BudgetUnknown, EnergyBudgets
+from joulebot.chat.budgets import BudgetSpent, BudgetUnknown, EnergyBudgets, amount
 from joulebot.config import Settings
 from joulebot.history import HistoryStore
 
@@ -59,6 +59,10 @@ def test_history_counts_a_users_answers_since_the_days_start_measured_and_estima
     used = store.energy_used(day, "telegram", "501")
     assert used.joules == pytest.approx(0.75 * WH) and used.wh == pytest.approx(0.75)
     assert used.estimated_j == pytest.approx(0.5 * WH) and used.answers == 3 and used.without_figure == 1
+    assert (
+        amount(used, 1.0)
+        == "0.750 of 1.00 Wh (0.500 Wh of it estimated; 1 answer without an energy figure, not counted)"
+    )
     assert store.energy_used(day, "telegram", "nobody") == (0.0, 0.0, 0, 0, 0.0)
     everyone = store.energy_used(day, "telegram")
     assert everyone.joules == pytest.approx(9.75 * WH) and everyone.answers == 4

@@ -52,7 +52,8 @@ def resets(now: datetime) -> str:
 
 def amount(used: EnergyUsed, budget_wh: float | None = None) -> str:
     """'1.02 of 1.00 Wh' ('1.02 Wh' without a budget), saying how much of it is an estimate and how much
-    component meters measured (not the whole machine), as each answer's footer does."""
+    component meters measured (not the whole machine), as each answer's footer does, and how many
+    answers had no energy figure at all (every meter failed: not counted)."""
     text = f"{sig(used.wh)} of {sig(budget_wh)} Wh" if budget_wh is not None else f"{sig(used.wh)} Wh"
     notes = [
         label if part_j >= used.joules else f"{sig(part_j / 3600.0)} Wh of it {label}"
@@ -62,6 +63,8 @@ def amount(used: EnergyUsed, budget_wh: float | None = None) -> str:
         )
         if part_j > 0
     ]
+    if unknown := used.without_figure:
+        notes.append(f"{unknown} answer{'s' * (unknown > 1)} without an energy figure, not counted")
     return f"{text} ({'; '.join(notes)})" if notes else text
 
 
