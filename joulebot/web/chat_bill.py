@@ -34,7 +34,6 @@ class Bill:
     model: str
     box: str  # which box answered, and why it was chosen
     notes: list[str] = field(default_factory=list)  # an early end, images, the conversation, a hint, a caveat
-    total_j: float | None = None
 
 
 @dataclass
@@ -44,8 +43,7 @@ class ShownTurn:
     prompt: str
     answer: Markup
     model: str
-    bill: Bill | None
-    unreadable: bool = False  # stored, but its bill cannot be read again (a row from an older joulebot)
+    bill: Bill | None  # None: stored, but its bill cannot be read again (a row from an older joulebot)
     images: int = 0  # how many images the question carried (a Retry asks with them again: KEEP_IMAGES)
 
 
@@ -68,7 +66,6 @@ def bill_of(result: Result) -> Bill:
         model=model_line(result),
         box=f"📍 {result.box}: {reason}",
         notes=notes,
-        total_j=result.energy.total_j,
     )
 
 
@@ -90,7 +87,6 @@ def shown_exchange(exchange: Exchange) -> ShownTurn:
         answer=answer_html(exchange.answer),
         model=exchange.model,
         bill=bill_of(result) if result is not None else None,
-        unreadable=result is None,
         images=len(exchange.images or []),
     )
 

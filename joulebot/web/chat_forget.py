@@ -33,7 +33,7 @@ from joulebot.web.chat_pages import chat_page, require_session
 from joulebot.web.chat_sessions import WEB_PLATFORM, Session
 from joulebot.web.history_writer import HistoryWriter
 from joulebot.web.openai_api import api_of
-from joulebot.web.page import Page, check_params, render, settings_of
+from joulebot.web.page import Page, check_params, private, render, settings_of
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ async def confirm(request: Request) -> Response:
     response = render(
         request, "chat_forget.html", Page(), session=session, mode=chat_mode(request), keep_images=keep_images
     )
-    response.headers["cache-control"] = "private, no-store"
+    private(response)
     return response
 
 
@@ -106,5 +106,5 @@ async def forget(request: Request) -> Response:
     except NotForgotten as refused:
         return await chat_page(request, session, status=refused.status, error=refused.line)
     response = await chat_page(request, session, notice=line)
-    response.headers["cache-control"] = "private, no-store"
+    private(response)
     return response

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from joulebot.number_format import plus_minus, sig
-from joulebot.web.history_view import HistoryView
+from joulebot.web.history_view import HistoryView, source_label
 from joulebot.web.openai_asking import ApiQueue
 from joulebot.web.openai_models import cards
 
@@ -21,13 +21,14 @@ class ModelChoice:
 
 
 def _measured(card: dict[str, Any]) -> str:
-    """'0.52 ± 0.1 J per answer on box-a (estimated, 12 answers)' for the first box with figures."""
+    """'0.52 ± 0.1 J total per answer on box-a (estimated from CPU load …, 12 answers)': the first box
+    with figures, its text-only answers first (then the figure of the most answers), and how it was got."""
     for box in card["joulebot"]["boxes"]:
-        for figure in box["energy_per_answer"]:
-            kind = "measured" if figure["measured"] else "estimated"
-            band = plus_minus(figure["ci95_j"])
-            n = figure["answers"]
-            return f"{sig(figure['mean_j'])}{band} J per answer on {box['box']} ({kind}, {n} answer{'s' * (n != 1)})"
+        if figures := box["energy_per_answer"]:
+            figure = min(figures, key=lambda f: (f["with_images"], -f["answers"]))
+            n, how = figure["answers"], source_label(figure["source"], figure["measured"])
+            mean = f"{sig(figure['mean_j'])}{plus_minus(figure['ci95_j'])} J total per answer on {box['box']}"
+            return f"{mean} ({how}, {n} answer{'s' * (n != 1)})"
     return "no answers measured yet"
 
 

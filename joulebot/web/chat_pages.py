@@ -24,7 +24,7 @@ from joulebot.web.chat_sessions import WEB_PLATFORM, Session, Sessions, platform
 from joulebot.web.openai_api import api_of
 from joulebot.web.openai_asking import QUEUE_AWAY
 from joulebot.web.own_history import OwnHistory
-from joulebot.web.page import MAX_ROW_ID, Page, check_params, history_of, int_param, render, settings_of
+from joulebot.web.page import MAX_ROW_ID, Page, check_params, history_of, int_param, private, render, settings_of
 
 NO_ANSWER = "No answer of yours has that number."
 
@@ -113,7 +113,7 @@ async def chat(request: Request) -> Response:
     response = await chat_page(request, session)
     if fresh:
         set_cookie(response, session, secure(request, settings_of(request).public_url))
-    response.headers["cache-control"] = "private, no-store"
+    private(response)
     return response
 
 
@@ -140,7 +140,7 @@ async def turn(request: Request) -> Response:
     session = await require_session(request)
     (exchange,) = await run_in_threadpool(_own, request, session, *_ids(request, "id"))
     response = render(request, "chat_turn_fragment.html", Page(), session=session, t=shown_exchange(exchange))
-    response.headers["cache-control"] = "private, no-store"
+    private(response)
     return response
 
 
@@ -157,7 +157,7 @@ async def conversations(request: Request) -> Response:
     if page.banners:
         raise HTTPException(503, page.banners[0])
     response = render(request, "chat_conversations.html", page, session=session, after=after, **side)
-    response.headers["cache-control"] = "private, no-store"
+    private(response)
     return response
 
 
@@ -170,7 +170,7 @@ async def pair(request: Request) -> Response:
     session = await require_session(request)
     a, b = await run_in_threadpool(_own, request, session, *_ids(request, "a", "b"))
     response = render(request, "chat_pair_fragment.html", Page(), session=session, **pair_context(a, b))
-    response.headers["cache-control"] = "private, no-store"
+    private(response)
     return response
 
 
@@ -179,5 +179,5 @@ async def compare(request: Request) -> Response:
     session = await require_session(request)
     a, b = await run_in_threadpool(_own, request, session, *_ids(request, "a", "b"))
     response = await chat_page(request, session, **pair_context(a, b), model=a.model, compare_with=b.model)
-    response.headers["cache-control"] = "private, no-store"
+    private(response)
     return response

@@ -69,6 +69,11 @@ class Page:
             return default
 
 
+def private(response: Response) -> None:
+    """A page only its reader may see (a session's chat, a private answer): no cache keeps it."""
+    response.headers["cache-control"] = "private, no-store"
+
+
 def render(request: Request, template: str, page: Page, status: int = 200, **context: Any) -> Response:
     templates: Jinja2Templates = request.app.state.templates
     return templates.TemplateResponse(

@@ -23,6 +23,7 @@ from joulebot.web.page import (
     history_of,
     int_param,
     metric_param,
+    private,
     render,
     settings_of,
 )
@@ -143,7 +144,7 @@ async def private_answer(request: Request) -> Response:
     missing = "No answer behind this link (it may be mistyped)."
     token = request.path_params["token"]
     response = await _answer_response(request, history_of(request).by_token, token, missing, True)
-    response.headers["cache-control"] = "private, no-store"
+    private(response)
     response.headers["referrer-policy"] = "no-referrer"  # the token must not leak through a link click
     response.headers["x-robots-tag"] = "noindex"
     return response
