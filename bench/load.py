@@ -241,6 +241,10 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=200)
@@ -295,7 +299,7 @@ def main() -> None:
         " (goal ≥ 0.95×)"
     )
     print(f"  (raw RQ running a trivial job: {raw_rate:.0f} jobs/s, {jb_rate / raw_rate:.2f}×; no longer a goal)")
-    print(f"load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"load average at the end {load_average()}")
 
 
 if __name__ == "__main__":

@@ -116,7 +116,7 @@ def split_enqueue(rounds: int, n: int) -> None:
         QueueClient(settings).queue.delete(delete_jobs=True)
     standin.close()
     whole, raw = best.pop("joulebot: whole enqueue"), best.pop("raw RQ: whole enqueue")
-    print(f"one chat message's enqueue, CPU µs (lowest of {rounds} rounds of {n}), load {load_average()}:")
+    print(f"one chat message's enqueue, CPU µs (lowest of {rounds} rounds of {n}), load {load.load_average()}:")
     print(f"  raw RQ enqueue (a trivial job): {raw:7.1f}")
     print(f"  joulebot prepare + submit:      {whole:7.1f} = {whole / raw:.2f}× raw")
     for label, us in sorted(best.items(), key=lambda item: -item[1]):
@@ -192,7 +192,7 @@ def split_worker(users: int) -> None:
         jb_spans = worker_spans([*command, "joulebot", redis_url, settings.queue_name], env)
         load.deliver_all(settings)
     standin.close()
-    print(f"{users * 5} answers per worker, wall ms per job, load {load_average()}:")
+    print(f"{users * 5} answers per worker, wall ms per job, load {load.load_average()}:")
     totals = {}
     for name, found in (("raw RQ SimpleWorker, the same Ollama chat", raw_spans), ("joulebot worker", jb_spans)):
         each = {label: seconds / max(count, 1) * 1000 for label, (count, seconds) in found.items()}
@@ -203,10 +203,6 @@ def split_worker(users: int) -> None:
                 print(f"    {label:50s} {each[label]:7.3f}")
     raw_total, jb_total = totals.values()
     print(f"  joulebot's jobs per second / raw's: {raw_total / jb_total:.2f}× (+{jb_total - raw_total:.3f} ms a job)")
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ class Cancelling:
     def cancel(self, user_id: str, chat_id: str, request_id: str | None = None, message_ref: str | None = None) -> str:
         """Cancel this user's questions still queued in this chat (or the one given, by its request id
         or by the status message that shows it); say what happened."""
-        owed = [d for d in self.deliveries.pending() if d.user_id == user_id and d.chat_id == chat_id]
+        owed = [d for d in self.deliveries.pending_of(user_id) if d.chat_id == chat_id]
         if request_id is not None:
             owed = [d for d in owed if request_id in d.request_ids]
         if message_ref is not None:

@@ -103,9 +103,10 @@ def budgets(top: int) -> None:
     settings = get_settings()
     store = open_store(settings)
     now = datetime.now(UTC)
+    today = utc_day(now)[0]
     with history_errors():
-        web = store.energy_used(utc_day(now)[0], WEB_CHAT_PLATFORM)
-        heaviest = store.heaviest_users(utc_day(now)[0], top)
+        web = store.energy_used(today, WEB_CHAT_PLATFORM)
+        heaviest = store.heaviest_users(today, top)
     per_user, web_chat = settings.daily_energy_budget_wh, settings.web_chat_daily_wh
     if per_user is None and web_chat is None:
         say(f"No daily energy budget is set (DAILY_ENERGY_BUDGET_WH, WEB_CHAT_DAILY_WH); {resets(now)}.")

@@ -81,7 +81,6 @@ _scored = X.correct.is_not(None)
 # settings make them cost: they are in no statistic. (Before migration 0023 there is no such column,
 # and no such answer: the migrations' backfills read every exchange.)
 DEFAULT_SAMPLING = X.sampling.is_(None)
-IN_STATISTICS = DEFAULT_SAMPLING
 # Before migration 0028 answers with images were in no statistic either (they have their own key since)
 TEXT_ONLY = X.images.is_(None)
 
@@ -229,7 +228,7 @@ def add_one(connection: Connection, exchange_id: int) -> None:
     kind and reused, so SQLAlchemy neither builds nor compiles it again)."""
     dialect = connection.dialect.name
     if dialect not in _ADD_ONE:
-        _ADD_ONE[dialect] = upsert(dialect, sa.and_(X.id == sa.bindparam("exchange_id"), IN_STATISTICS))
+        _ADD_ONE[dialect] = upsert(dialect, sa.and_(X.id == sa.bindparam("exchange_id"), DEFAULT_SAMPLING))
     connection.execute(_ADD_ONE[dialect], {"exchange_id": exchange_id})
 
 
@@ -248,7 +247,7 @@ def backfill(
 def rebuild(connection: Connection) -> None:
     """Compute the whole rollup again from the exchanges (after rows were written around `record`)."""
     connection.execute(sa.delete(STATS_ROLLUP))
-    backfill(connection, where=IN_STATISTICS)
+    backfill(connection, where=DEFAULT_SAMPLING)
 
 
 def totals(group_by: Sequence[str], match: dict[str, Any], source: FromClause = STATS_ROLLUP) -> Select:

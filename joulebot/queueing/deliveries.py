@@ -74,7 +74,7 @@ class DeliveryBook:
     def pending_of(self, user_id: str) -> list[Delivery]:
         """One user's answers still owed, oldest first."""
         with queue_errors():
-            keys = sorted(self.connection.smembers(self._user_set(user_id)))
+            keys = list(self.connection.smembers(self._user_set(user_id)))
             raws = self.connection.hmget(self.hash, keys) if keys else []
         owed = [Delivery.model_validate_json(raw) for raw in raws if raw]
         return sorted(owed, key=lambda d: d.created_at)

@@ -1,6 +1,6 @@
 """exchanges.images: what each image a question carried was (name, hash, byte size, dimensions), never
-the image; NULL for a question without images. Answers with images cost what reading them costs, so
-they stay out of the statistics' sums (rollup.IN_STATISTICS), as answers with their own sampling do.
+the image; NULL for a question without images. Answers with images cost what reading them costs: they
+stayed out of the statistics' sums until revision 0028 gave them a key of their own there.
 No row before this revision has images: the rollup needs no refill.
 
 Revision ID: 0024
