@@ -67,7 +67,8 @@ class SystemRedis:
         answer = self._answer()
         now = f"does not answer ({answer})" if isinstance(answer, Exception) else "answers"
         seen = ", then ".join(self.servers) or "none"
-        return f"system Redis at {self.url}: servers seen {seen}; refused {self.refused} test(s); now {now}"
+        instead = "" if IN_CI or not self.refused else " (they used this run's own redis-server)"
+        return f"system Redis at {self.url}: servers seen {seen}; refused {self.refused} test(s){instead}; now {now}"
 
 
 system_redis = SystemRedis(REDIS_URL)
